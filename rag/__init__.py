@@ -1,0 +1,57 @@
+"""Local, grounded Q&A over a folder of articles, with cited answers.
+
+Example:
+    >>> from rag import RAG
+    >>> rag = RAG.from_config("configs/default.yaml")
+    >>> rag.build("data/articles")
+    >>> print(rag.ask("Who released DeepSeek-R1?").text)
+"""
+
+from .chunking import Chunk, Chunker
+from .citations import Answer, Citation, parse_markers, resolve_citations
+from .config import Config, ConfigError
+from .documents import Document, LoadResult, SkippedFile, load_documents
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .generation import BACKENDS, Generator, GeneratorError, ThinkSplitter, TransformersGenerator, split_reasoning
+from .pipeline import RAG, BuildError, BuildSummary, StreamEvent
+from .prompting import NOT_FOUND, build_prompt
+from .retrieval import DenseRetriever, Passage, Retriever
+from .store import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RAG",
+    "Answer",
+    "BACKENDS",
+    "BuildError",
+    "BuildSummary",
+    "Chunk",
+    "Chunker",
+    "Citation",
+    "Config",
+    "ConfigError",
+    "DenseRetriever",
+    "Document",
+    "Embedder",
+    "Generator",
+    "GeneratorError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IndexStore",
+    "LoadResult",
+    "NOT_FOUND",
+    "Passage",
+    "Retriever",
+    "SentenceTransformerEmbedder",
+    "SkippedFile",
+    "StreamEvent",
+    "ThinkSplitter",
+    "TransformersGenerator",
+    "build_prompt",
+    "load_documents",
+    "parse_markers",
+    "resolve_citations",
+    "split_reasoning",
+]

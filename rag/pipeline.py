@@ -1,0 +1,315 @@
+"""Wire the stages into :class:`RAG`: build an index from articles, answer with citations.
+
+Example:
+    >>> rag = RAG.from_config("configs/default.yaml")   # cheap: models load on first use
+    >>> summary = rag.build("data/articles")
+    >>> answer = rag.ask("Who released DeepSeek-R1?")
+    >>> answer.text, [c.title for c in answer.citations]
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .chunking import Chunker
+from .citations import Answer, attribute_citations, resolve_citations, strip_invalid_markers
+from .config import Config
+from .documents import SkippedFile, load_documents
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .generation import Generator, ThinkSplitter, make_generator
+from .prompting import NOT_FOUND, build_prompt
+from .retrieval import DenseRetriever, Passage
+from .store import IndexStore, LoadedIndex, write_generation
+
+
+class BuildError(RuntimeError):
+    """A build could not produce an index (e.g. no readable articles)."""
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What a build did."""
+
+    index_path: str
+    articles: int
+    chunks: int
+    skipped: list[SkippedFile] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def chunks_per_second(self) -> float:
+        """Chunks indexed per second of the whole build."""
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "index_path": self.index_path,
+            "articles": self.articles,
+            "chunks": self.chunks,
+            "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
+            "seconds": round(self.seconds, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
+            "chunks_per_second": round(self.chunks_per_second, 2),
+        }
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One event of :meth:`RAG.stream_events`.
+
+    ``kind`` is ``"retrieved"`` (``passages`` set), ``"reasoning"`` or ``"answer"`` (``text``
+    is the new piece), or ``"done"`` (``answer`` is the final :class:`Answer`).
+    """
+
+    kind: str
+    text: str = ""
+    passages: list[Passage] = field(default_factory=list)
+    answer: Answer | None = None
+
+
+class RAG:
+    """Grounded question answering over a folder of articles.
+
+    Args:
+        config: the full configuration.
+        embedder: override the configured embedder (tests pass fakes).
+        generator: override the configured generator.
+    """
+
+    def __init__(self, config: Config | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None) -> None:
+        self.config = config or Config()
+        emb = self.config.embedding
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(emb.model, batch_size=emb.batch_size, device=emb.device)
+        self._generator = generator
+        ch = self.config.chunking
+        self.chunker = Chunker(ch.chunk_tokens, ch.overlap_tokens, ch.encoding)
+        self.store = IndexStore(self.config.index.path)
+        self._loaded: LoadedIndex | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None, *, index: str | None = None, overrides: dict[str, Any] | None = None, **kwargs: Any) -> RAG:
+        """Create from a YAML config (None: built-in defaults). Cheap: nothing is loaded.
+
+        Args:
+            path: YAML config file.
+            index: index folder, overriding ``index.path``.
+            overrides: dotted overrides such as ``{"retrieval.top_k": 3}``.
+            **kwargs: passed to :class:`RAG` (``embedder=``, ``generator=``).
+        """
+        all_overrides = dict(overrides or {})
+        if index is not None:
+            all_overrides["index.path"] = str(index)
+        return cls(Config.load(path, all_overrides), **kwargs)
+
+    @property
+    def generator(self) -> Generator:
+        """The generator (created on first use; the model loads on first generation)."""
+        if self._generator is None:
+            self._generator = make_generator(self.config.generation)
+        return self._generator
+
+    # -- building --------------------------------------------------------------------
+    def build(self, articles_dir: str | Path, show_progress: bool = False) -> BuildSummary:
+        """Build (or rebuild) the index from ``articles_dir``.
+
+        Returns:
+            A :class:`BuildSummary`; unreadable files are listed in ``skipped``.
+
+        Raises:
+            FileNotFoundError: the folder does not exist.
+            BuildError: no readable articles were found.
+        """
+        t0 = time.perf_counter()
+        cfg = self.config
+        result = load_documents(articles_dir, max_file_mb=cfg.loader.max_file_mb, extensions=cfg.loader.extensions)
+        if not result.documents:
+            why = "; ".join(f"{s.source}: {s.reason}" for s in result.skipped[:5])
+            raise BuildError(f"no readable articles in {str(articles_dir)!r}" + (f" (skipped: {why})" if why else "") + "; add .txt, .md, .html, .json, .jsonl or .pdf files")
+        chunks = self.chunker.split_all(result.documents)
+        t_embed = time.perf_counter()
+        vectors = self.embedder.encode([c.text for c in chunks], show_progress=show_progress)
+        embed_seconds = time.perf_counter() - t_embed
+        manifest = {
+            "embedder": {"name": self.embedder.name, "dimension": int(vectors.shape[1]), "normalized": True},
+            "chunker": self.chunker.settings,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "articles_dir": str(Path(articles_dir).resolve()),
+            "documents": [
+                {"id": d.id, "source": d.source, "title": d.title, "date": d.date, "url": d.url, "content_hash": d.content_hash, "chars": len(d.text)}
+                for d in result.documents
+            ],
+            "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
+        }
+        write_generation(self.store.root, vectors, chunks, manifest)
+        with self._lock:
+            self._loaded = None  # next question picks up the new generation
+        return BuildSummary(str(self.store.root), len(result.documents), len(chunks), result.skipped, time.perf_counter() - t0, embed_seconds)
+
+    # -- reading ---------------------------------------------------------------------
+    def index(self) -> LoadedIndex:
+        """The current index, reloaded when a build has switched generations since."""
+        with self._lock:
+            current = self.store.current_name()
+            if self._loaded is None or self._loaded.manifest.get("generation") != current:
+                self._loaded = self.store.load(expect_embedder=self.embedder.name, expect_chunker=self.chunker.settings)
+            return self._loaded
+
+    def info(self) -> dict[str, Any]:
+        """Index status: articles, chunks, embedder, chunker, build time, generator."""
+        m = self.store.read_manifest()
+        return {
+            "index_path": str(self.store.root),
+            "articles": len(m.get("documents", [])),
+            "chunks": m.get("chunks"),
+            "embedder": m.get("embedder", {}).get("name"),
+            "dimension": m.get("embedder", {}).get("dimension"),
+            "chunker": m.get("chunker"),
+            "built_at": m.get("built_at"),
+            "generator": f"{self.config.generation.backend}:{self.config.generation.model}",
+        }
+
+    def retrieve(self, query: str, top_k: int | None = None) -> list[Passage]:
+        """Top-k passages for ``query`` from the current index."""
+        k = self.config.retrieval.top_k if top_k is None else top_k
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
+        return DenseRetriever(self.index(), self.embedder).retrieve(query, k)
+
+    # -- answering -------------------------------------------------------------------
+    def ask(self, question: str, *, top_k: int | None = None, temperature: float | None = None, max_new_tokens: int | None = None) -> Answer:
+        """Answer ``question`` from the articles, with citations.
+
+        Raises:
+            ValueError: empty question or bad setting.
+            IndexNotFoundError, IndexMismatchError: no usable index.
+            GeneratorError: the model failed.
+        """
+        answer = None
+        for event in self.stream_events(question, top_k=top_k, temperature=temperature, max_new_tokens=max_new_tokens):
+            if event.kind == "done":
+                answer = event.answer
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, **options: Any) -> Iterator[str]:
+        """Yield the answer text as it is generated (reasoning is not included)."""
+        for event in self.stream_events(question, **options):
+            if event.kind == "answer":
+                yield event.text
+
+    def stream_events(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        temperature: float | None = None,
+        max_new_tokens: int | None = None,
+        query: str | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Retrieve, then stream reasoning and answer pieces, then the final :class:`Answer`.
+
+        Args:
+            question: the question to answer.
+            top_k, temperature, max_new_tokens: per-call overrides of the config.
+            query: text to retrieve with, when it differs from ``question`` (a rewritten
+                follow-up).
+        """
+        question = _check_question(question)
+        gen_cfg = self.config.generation
+        temperature = gen_cfg.temperature if temperature is None else temperature
+        max_new_tokens = gen_cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
+        if not 0.0 <= float(temperature) <= 2.0:
+            raise ValueError(f"temperature must be between 0 and 2, got {temperature!r}")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+        search_text = (query or question).strip()
+        passages = self.retrieve(search_text, top_k)
+        yield StreamEvent("retrieved", passages=passages)
+        if not passages:
+            yield StreamEvent("answer", text=NOT_FOUND)
+            yield StreamEvent("done", answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text))
+            return
+        gen = self.generator
+        prompt = build_prompt(
+            question,
+            passages,
+            count_tokens=gen.count_tokens,
+            context_window=gen.context_window,
+            max_new_tokens=max_new_tokens,
+            use_system_prompt=gen_cfg.use_system_prompt,
+            few_shot=gen_cfg.few_shot,
+        )
+        splitter = ThinkSplitter(starts_in_reasoning=gen.opens_think_in_prompt)
+        reasoning: list[str] = []
+        answer_parts: list[str] = []
+        stream = gen.stream(prompt.messages, max_new_tokens=max_new_tokens, temperature=float(temperature), stop=gen_cfg.stop)
+        try:
+            for raw in stream:
+                for piece in splitter.feed(raw):
+                    (reasoning if piece.kind == "reasoning" else answer_parts).append(piece.text)
+                    yield StreamEvent(piece.kind, text=piece.text)
+                if _repeats_a_line("".join(answer_parts)):
+                    break  # greedy decoding of small models can loop on one line forever
+            else:
+                for piece in splitter.flush():
+                    (reasoning if piece.kind == "reasoning" else answer_parts).append(piece.text)
+                    yield StreamEvent(piece.kind, text=piece.text)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # stops the model if the consumer left early
+        text = strip_invalid_markers(drop_repeated_lines("".join(answer_parts)).strip(), {p.n for p in prompt.passages})
+        added: set[int] = set()
+        cit_cfg = self.config.citations
+        if cit_cfg.attribute and text != NOT_FOUND:
+            text, added = attribute_citations(text, prompt.passages, cit_cfg.min_support)
+        citations = resolve_citations(text, prompt.passages, added=added)
+        draft = ""
+        if cit_cfg.require_support and text != NOT_FOUND and not any(c.support >= cit_cfg.min_support / 2 for c in citations):
+            # Nothing the model said is backed by a passage: decline rather than pass on a guess.
+            draft, text, citations = text, NOT_FOUND, []
+        answer = Answer(
+            question=question,
+            text=text,
+            citations=citations,
+            draft=draft,
+            passages=prompt.passages,
+            reasoning="".join(reasoning).strip(),
+            query=search_text,
+        )
+        yield StreamEvent("done", answer=answer)
+
+
+def _repeats_a_line(text: str) -> bool:
+    """True when a completed non-empty line of ``text`` repeats an earlier one."""
+    lines = [line.strip() for line in text.split("\n")[:-1] if line.strip()]
+    return len(lines) != len(set(lines))
+
+
+def drop_repeated_lines(text: str) -> str:
+    """Remove second and later copies of identical non-empty lines."""
+    seen: set[str] = set()
+    out = []
+    for line in text.split("\n"):
+        key = line.strip()
+        if key and key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+    return "\n".join(out)
+
+
+def _check_question(question: Any) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("question is empty; ask something about the articles, e.g. 'Who released DeepSeek-R1?'")
+    return question.strip()
+
+

@@ -1,0 +1,284 @@
+"""Persist and load the FAISS index with its chunk metadata and manifest.
+
+An index folder holds generations; ``CURRENT`` names the active one::
+
+    index/default/
+      CURRENT                 -> "gen-20250101T120000-ab12cd"
+      gen-.../manifest.json   embedder, dimension, chunker settings, format version, documents
+      gen-.../vectors.faiss   IndexIDMap2(IndexFlatIP) over normalised vectors; ids = chunk rows
+      gen-.../chunks.sqlite   chunk text and metadata, read by row at query time (not all in RAM)
+
+A build writes a complete new generation and then replaces ``CURRENT`` atomically, so a
+crash mid-build leaves the previous index loadable, and readers can notice a new build.
+
+Example:
+    >>> store = IndexStore("index/default")
+    >>> index = store.load(expect_embedder="all-MiniLM-L6-v2", expect_chunker=chunker.settings)
+    >>> hits = index.search(query_vector, k=4)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chunking import Chunk
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+CHUNKS = "chunks.sqlite"
+CURRENT = "CURRENT"
+
+
+class IndexNotFoundError(FileNotFoundError):
+    """No built index at the given path."""
+
+
+class IndexMismatchError(RuntimeError):
+    """The index was built with other settings (embedder, chunker, format) than requested."""
+
+
+class IndexCorruptError(RuntimeError):
+    """The index files are missing or unreadable."""
+
+
+_CHUNK_COLUMNS = ("row", "id", "doc_id", "title", "source", "text", "start", "end_", "url", "date")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_generation(root: str | Path, vectors: np.ndarray, chunks: Sequence[Chunk], manifest: dict[str, Any], rows: Sequence[int] | None = None) -> Path:
+    """Write a complete index generation under ``root`` and make it current atomically.
+
+    Args:
+        root: the index folder (created if missing).
+        vectors: ``(len(chunks), dim)`` float32 normalised vectors.
+        chunks: the chunk records, aligned with ``vectors``.
+        manifest: settings and document list; ``format_version`` and counts are added.
+        rows: FAISS ids for the chunks (default ``0..n-1``).
+
+    Returns:
+        The new generation folder.
+    """
+    import faiss
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if len(vectors) != len(chunks):
+        raise ValueError(f"got {len(vectors)} vectors for {len(chunks)} chunks")
+    row_ids = np.arange(len(chunks), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    tmp = root / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        dim = int(manifest["embedder"]["dimension"])
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        if len(chunks):
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), row_ids)
+        faiss.write_index(index, str(tmp / VECTORS))
+        _write_chunks(tmp / CHUNKS, chunks, row_ids)
+        manifest = {**manifest, "format_version": FORMAT_VERSION, "chunks": len(chunks), "generation": name}
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, ensure_ascii=False, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        for f in (VECTORS, CHUNKS):
+            with open(tmp / f, "rb") as fh:
+                os.fsync(fh.fileno())
+        final = root / name
+        os.rename(tmp, final)
+        _fsync_dir(root)
+        _set_current(root, name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _collect_garbage(root, keep={name})
+    return final
+
+
+def _write_chunks(path: Path, chunks: Sequence[Chunk], rows: np.ndarray) -> None:
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute("CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT, doc_id TEXT, title TEXT, source TEXT, text TEXT, start INTEGER, end_ INTEGER, url TEXT, date TEXT)")
+        con.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+            ((int(r), c.id, c.doc_id, c.title, c.source, c.text, c.start, c.end, c.url, c.date) for r, c in zip(rows, chunks)),
+        )
+        con.execute("CREATE INDEX chunks_doc ON chunks(doc_id)")
+        con.commit()
+    finally:
+        con.close()
+
+
+def _set_current(root: Path, name: str) -> None:
+    tmp = root / f".{CURRENT}.{secrets.token_hex(4)}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / CURRENT)
+    _fsync_dir(root)
+
+
+def _collect_garbage(root: Path, keep: set[str]) -> None:
+    """Remove old generations and leftovers of interrupted builds.
+
+    Readers holding an old generation keep working: FAISS is read into memory and an open
+    SQLite file stays readable after it is unlinked (POSIX).
+    """
+    for entry in root.iterdir():
+        if entry.name in keep:
+            continue
+        if entry.name.startswith(("gen-", ".tmp-gen-")) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(f".{CURRENT}."):
+            entry.unlink(missing_ok=True)
+
+
+class LoadedIndex:
+    """One loaded index generation: FAISS vectors in memory, chunk text read on demand."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], index: Any) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.index = index
+        self._lock = threading.Lock()
+        self._con = sqlite3.connect(f"file:{path / CHUNKS}?mode=ro", uri=True, check_same_thread=False)
+
+    @property
+    def size(self) -> int:
+        """Number of chunks in the index."""
+        return int(self.index.ntotal)
+
+    def search(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[Chunk, float]]]:
+        """Top-``k`` chunks by inner product for each query vector (fewer if the index is smaller)."""
+        if self.size == 0 or k <= 0:
+            return [[] for _ in range(len(query_vectors))]
+        q = np.ascontiguousarray(np.atleast_2d(query_vectors), dtype=np.float32)
+        scores, ids = self.index.search(q, min(k, self.size))
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            valid = [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
+            by_row = self.chunks_by_rows([i for i, _ in valid])
+            results.append([(by_row[i], s) for i, s in valid if i in by_row])
+        return results
+
+    def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, Chunk]:
+        """Fetch chunk records by FAISS id."""
+        if not rows:
+            return {}
+        marks = ",".join("?" * len(rows))
+        with self._lock:
+            cur = self._con.execute(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
+            fetched = cur.fetchall()
+        return {r[0]: Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9]) for r in fetched}
+
+    def iter_chunks(self):
+        """All chunks in row order (streams from disk)."""
+        with self._lock:
+            rows = self._con.execute(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks ORDER BY row").fetchall()
+        for r in rows:
+            yield Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9])
+
+    def close(self) -> None:
+        """Close the SQLite connection."""
+        with self._lock:
+            self._con.close()
+
+
+class IndexStore:
+    """Reads the current generation of an index folder.
+
+    Args:
+        root: the index folder (e.g. ``index/default``).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def current_name(self) -> str | None:
+        """Name of the current generation, or None when nothing is built."""
+        try:
+            return (self.root / CURRENT).read_text(encoding="utf-8").strip() or None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def exists(self) -> bool:
+        """Whether a built index is present."""
+        return self.current_name() is not None
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The current generation's manifest."""
+        name = self.current_name()
+        if name is None:
+            raise IndexNotFoundError(f"no index at {str(self.root)!r}; build one with: rag build ARTICLES_DIR --index {self.root}")
+        try:
+            return json.loads((self.root / name / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise IndexCorruptError(f"index manifest {str(self.root / name / MANIFEST)!r} is unreadable ({exc}); rebuild with: rag build ARTICLES_DIR --index {self.root}") from exc
+
+    def load(self, expect_embedder: str | None = None, expect_chunker: dict | None = None) -> LoadedIndex:
+        """Load the current generation and check it was built with the expected settings.
+
+        Raises:
+            IndexNotFoundError: nothing built at ``root``.
+            IndexMismatchError: built with another embedder, chunker or format version.
+            IndexCorruptError: files missing or unreadable.
+        """
+        import faiss
+
+        manifest = self.read_manifest()
+        check_compatible(manifest, expect_embedder, expect_chunker, self.root)
+        path = self.root / manifest["generation"]
+        try:
+            index = faiss.read_index(str(path / VECTORS))
+        except RuntimeError as exc:
+            raise IndexCorruptError(f"FAISS file {str(path / VECTORS)!r} is unreadable; rebuild with: rag build ARTICLES_DIR --index {self.root} --full") from exc
+        if not (path / CHUNKS).is_file():
+            raise IndexCorruptError(f"chunk store {str(path / CHUNKS)!r} is missing; rebuild with: rag build ARTICLES_DIR --index {self.root} --full")
+        if index.ntotal != manifest.get("chunks", index.ntotal):
+            raise IndexCorruptError(f"index at {str(path)!r} holds {index.ntotal} vectors but its manifest lists {manifest.get('chunks')} chunks; rebuild with --full")
+        return LoadedIndex(path, manifest, index)
+
+
+def check_compatible(manifest: dict[str, Any], expect_embedder: str | None, expect_chunker: dict | None, root: Path | str) -> None:
+    """Raise :class:`IndexMismatchError` when ``manifest`` was built with other settings."""
+    how = f"rebuild it with: rag build ARTICLES_DIR --index {root} --full"
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexMismatchError(f"index at {str(root)!r} has format version {version}, this version of rag reads {FORMAT_VERSION}; {how}")
+    built_with = manifest.get("embedder", {}).get("name")
+    if expect_embedder is not None and built_with != expect_embedder:
+        raise IndexMismatchError(f"index at {str(root)!r} was built with embedder {built_with!r} but the config uses {expect_embedder!r}; {how} (or set embedding.model: {built_with})")
+    if expect_chunker is not None and manifest.get("chunker") != expect_chunker:
+        raise IndexMismatchError(f"index at {str(root)!r} was built with chunker settings {manifest.get('chunker')} but the config asks for {expect_chunker}; {how}")
+
+
+def chunk_to_dict(chunk: Chunk) -> dict[str, Any]:
+    """Plain-dict form of a chunk."""
+    return asdict(chunk)
