@@ -26,8 +26,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,13 @@ MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CHUNKS = "chunks.sqlite"
 CURRENT = "CURRENT"
+
+
+# Extra per-generation artifacts (e.g. a keyword index) written beside the vectors:
+# each writer is called with the temporary generation folder and every chunk of the new
+# generation (in row order, with their row ids) before the generation is made current.
+GenerationWriter = Callable[[Path, Sequence[Chunk], np.ndarray], None]
+GENERATION_WRITERS: list[GenerationWriter] = []
 
 
 class IndexNotFoundError(FileNotFoundError):
@@ -100,6 +106,8 @@ def write_generation(root: str | Path, vectors: np.ndarray, chunks: Sequence[Chu
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), row_ids)
         faiss.write_index(index, str(tmp / VECTORS))
         _write_chunks(tmp / CHUNKS, chunks, row_ids)
+        for writer in GENERATION_WRITERS:
+            writer(tmp, chunks, row_ids)
         manifest = {**manifest, "format_version": FORMAT_VERSION, "chunks": len(chunks), "generation": name}
         with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, ensure_ascii=False, indent=1)
@@ -277,8 +285,3 @@ def check_compatible(manifest: dict[str, Any], expect_embedder: str | None, expe
         raise IndexMismatchError(f"index at {str(root)!r} was built with embedder {built_with!r} but the config uses {expect_embedder!r}; {how} (or set embedding.model: {built_with})")
     if expect_chunker is not None and manifest.get("chunker") != expect_chunker:
         raise IndexMismatchError(f"index at {str(root)!r} was built with chunker settings {manifest.get('chunker')} but the config asks for {expect_chunker}; {how}")
-
-
-def chunk_to_dict(chunk: Chunk) -> dict[str, Any]:
-    """Plain-dict form of a chunk."""
-    return asdict(chunk)
