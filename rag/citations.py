@@ -153,9 +153,10 @@ def attribute_citations(text: str, passages: Sequence[Passage], min_support: flo
     """Give each uncited or miscited answer sentence the passage that supports it best.
 
     Small models often omit markers or cite the wrong number. A sentence keeps its markers
-    when one of the cited passages supports it (``lexical_support >= min_support / 2``);
-    otherwise, when some passage supports it with at least ``min_support``, its markers are
-    replaced by that passage's number. Unsupported sentences are left as they are.
+    when a cited passage supports it nearly as well as the best passage (within 0.25 of
+    the best ``lexical_support`` and at least ``min_support / 2``); otherwise, when some
+    passage supports it with at least ``min_support``, its markers are replaced by that
+    passage's number. Unsupported sentences are left as they are.
 
     Returns:
         The answer text with markers placed, and the numbers of passages whose markers were added.
@@ -178,10 +179,12 @@ def attribute_citations(text: str, passages: Sequence[Passage], min_support: flo
             continue
         support = {n: len(words & pw) / len(words) for n, pw in words_by_n.items()}
         cited = [n for n in parse_markers(sentence) if n in support]
-        if any(support[n] >= min_support / 2 for n in cited):
+        best = max(support, key=lambda n: (support[n], -n))
+        # Keep the model's markers when a cited passage supports the sentence about as well
+        # as the best passage does (a date shared by two articles is no reason to move it).
+        if any(support[n] >= max(min_support / 2, support[best] - 0.25) for n in cited):
             out.append(sentence)
             continue
-        best = max(support, key=lambda n: (support[n], -n))
         if support[best] < min_support:
             out.append(sentence)
             continue

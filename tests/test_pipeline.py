@@ -1,0 +1,163 @@
+"""Tests for rag/pipeline.py: RAG.build / ask / stream with fakes, edge cases, and the real models end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import write_articles
+from fakes import FakeEmbedder, FakeGenerator
+from rag import NOT_FOUND, RAG, BuildError, Config, IndexMismatchError, IndexNotFoundError
+
+
+def make_rag(tmp_path, embedder=None, generator=None, **overrides):
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), **overrides})
+    return RAG(cfg, embedder=embedder or FakeEmbedder(), generator=generator or FakeGenerator())
+
+
+def test_build_then_ask_with_fakes(tmp_path, articles_dir):
+    gen = FakeGenerator("Nvidia shares fell about 17 percent [1].")
+    rag = make_rag(tmp_path, generator=gen)
+    summary = rag.build(articles_dir)
+    assert summary.articles == 3 and summary.chunks >= 3 and summary.skipped == []
+    answer = rag.ask("How much did Nvidia shares fall?")
+    assert answer.passages[0].chunk.source == "markets/nvidia.txt"
+    assert answer.text == "Nvidia shares fell about 17 percent [1]."
+    assert [c.source for c in answer.citations] == ["markets/nvidia.txt"]
+    # The prompt numbers the passages and carries the question.
+    prompt = gen.calls[0][-1]["content"]
+    assert '<passage n="1"' in prompt and "How much did Nvidia shares fall?" in prompt
+
+
+def test_from_config_is_cheap(tmp_path):
+    """Constructing RAG must not load any model (the UI and CLI start fast)."""
+    rag = RAG.from_config(None, index=tmp_path / "i")
+    assert rag.embedder._model is None
+    assert rag._generator is None
+
+
+def test_stream_yields_answer_pieces_only(tmp_path, articles_dir):
+    gen = FakeGenerator("<think>secret plan [2]</think>Nvidia fell 17 percent [1].")
+    rag = make_rag(tmp_path, generator=gen)
+    rag.build(articles_dir)
+    pieces = list(rag.stream("How much did Nvidia shares fall?"))
+    assert "".join(pieces) == "Nvidia fell 17 percent [1]."
+    answer = rag.ask("How much did Nvidia shares fall?")
+    assert answer.reasoning == "secret plan [2]"
+    assert "secret" not in answer.text and [c.n for c in answer.citations] == [1]
+
+
+def test_think_opened_by_template_is_split(tmp_path, articles_dir):
+    """R1 templates put <think> in the prompt so only </think> is generated."""
+    gen = FakeGenerator("reasoning here</think>Nvidia fell 17 percent [1].", opens_think=True)
+    rag = make_rag(tmp_path, generator=gen)
+    rag.build(articles_dir)
+    answer = rag.ask("How much did Nvidia shares fall?")
+    assert answer.reasoning == "reasoning here"
+    assert answer.text == "Nvidia fell 17 percent [1]."
+
+
+def test_unsupported_answer_is_replaced_by_not_found(tmp_path, articles_dir):
+    rag = make_rag(tmp_path, generator=FakeGenerator("The 2018 World Cup was won by France."))
+    rag.build(articles_dir)
+    answer = rag.ask("Who won the 2018 World Cup?")
+    assert answer.text == NOT_FOUND and answer.citations == []
+    assert "France" in answer.draft
+
+
+def test_repeating_output_is_cut(tmp_path, articles_dir):
+    rag = make_rag(tmp_path, generator=FakeGenerator("Nvidia fell 17 percent.\n" * 50))
+    rag.build(articles_dir)
+    assert rag.ask("How much did Nvidia shares fall?").text.count("Nvidia fell") == 1
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    """Guards against building an empty index silently."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BuildError, match="no readable articles"):
+        make_rag(tmp_path).build(tmp_path / "empty")
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        make_rag(tmp_path).build(tmp_path / "nope")
+
+
+def test_empty_question_is_rejected(tmp_path, articles_dir):
+    """Guards against sending an empty prompt to the model."""
+    rag = make_rag(tmp_path)
+    rag.build(articles_dir)
+    with pytest.raises(ValueError, match="question is empty"):
+        rag.ask("   ")
+
+
+def test_top_k_larger_than_chunks(tmp_path, articles_dir):
+    """FAISS pads missing hits with -1; they must not become passages."""
+    rag = make_rag(tmp_path, generator=FakeGenerator("Nvidia fell 17 percent [1]."))
+    summary = rag.build(articles_dir)
+    answer = rag.ask("Nvidia", top_k=50)
+    assert len(answer.passages) == summary.chunks
+    assert [p.n for p in answer.passages] == list(range(1, summary.chunks + 1))
+
+
+def test_bad_top_k_named(tmp_path, articles_dir):
+    rag = make_rag(tmp_path)
+    rag.build(articles_dir)
+    with pytest.raises(ValueError, match="top_k must be an integer >= 1, got 0"):
+        rag.ask("q", top_k=0)
+
+
+def test_binary_and_non_utf8_files(tmp_path):
+    """A binary file is skipped with a reason; a Latin-1 file is decoded, not dropped."""
+    folder = write_articles(tmp_path / "a", {"ok.txt": "Title\n\nNvidia fell 17 percent."})
+    (folder / "image.txt").write_bytes(bytes(range(256)) * 20)
+    (folder / "latin.txt").write_bytes("Café société\n\nLe marché a réagi à DeepSeek à Zürich.".encode("latin-1"))
+    rag = make_rag(tmp_path)
+    summary = rag.build(folder)
+    assert summary.articles == 2
+    assert [(s.source, "binary" in s.reason) for s in summary.skipped] == [("image.txt", True)]
+    passages = rag.retrieve("marché Zürich", top_k=1)
+    assert "Zürich" in passages[0].chunk.text and passages[0].chunk.title == "Café société"
+
+
+def test_no_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="rag build"):
+        make_rag(tmp_path).ask("anything")
+
+
+def test_index_built_with_other_settings_refuses_to_load(tmp_path, articles_dir):
+    """Mixing vectors of two embedders or chunkers gives wrong answers; loading must fail clearly."""
+    make_rag(tmp_path).build(articles_dir)
+    other_embedder = make_rag(tmp_path, embedder=FakeEmbedder(name="other-embedder"))
+    with pytest.raises(IndexMismatchError, match="other-embedder.*--full"):
+        other_embedder.ask("Nvidia")
+    other_chunker = make_rag(tmp_path, **{"chunking.chunk_tokens": 64})
+    with pytest.raises(IndexMismatchError, match="chunker settings"):
+        other_chunker.ask("Nvidia")
+
+
+def test_reader_picks_up_new_build_without_restart(tmp_path, articles_dir):
+    reader = make_rag(tmp_path)
+    reader.build(articles_dir)
+    assert reader.retrieve("sourdough", top_k=1)[0].chunk.source == "bread.html"
+    extra = write_articles(tmp_path / "more", {"tea.md": "# Tea\n\nGreen tea is grown in Hangzhou near West Lake."})
+    make_rag(tmp_path).build(extra)
+    assert reader.retrieve("green tea West Lake", top_k=1)[0].chunk.source == "tea.md"
+
+
+@pytest.mark.slow
+def test_end_to_end_real_models(tmp_path, articles_dir, real_embedder, real_generator):
+    """Real packaged embedder and generator, real FAISS index on disk."""
+    rag = make_rag(tmp_path, embedder=real_embedder, generator=real_generator)
+    summary = rag.build(articles_dir)
+    assert (tmp_path / "index" / "CURRENT").is_file()
+    answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
+    assert answer.passages[0].chunk.source == "markets/nvidia.txt"
+    assert answer.passages[0].score > answer.passages[-1].score
+    assert "17" in answer.text, answer.text
+    assert answer.citations, f"no citations in {answer.text!r}"
+    by_n = {p.n: p for p in answer.passages}
+    for c in answer.citations:
+        assert f"[{c.n}]" in answer.text
+        assert by_n[c.n].chunk.source == c.source and c.snippet in by_n[c.n].chunk.text or c.snippet.rstrip(" …") in by_n[c.n].chunk.text
+    assert answer.citations[0].source == "markets/nvidia.txt"
+    assert summary.chunks >= 3
