@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 from pathlib import Path
 
 DEFAULT_CONFIG = "configs/default.yaml"
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (BuildError, ConfigError, GeneratorError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, FileNotFoundError, ValueError, ImportError) as exc:
-        print("error: " + textwrap.fill(str(exc), width=100, subsequent_indent="  "), file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,0 +1,67 @@
+"""Tests for rag/cli.py: help texts, errors, and build/ask through real subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+
+
+def run(*args, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, cwd=cwd or ROOT, env=ENV, timeout=timeout)
+
+
+def test_help_explains_commands():
+    out = run("--help").stdout
+    for word in ("build", "ask", "index", "serve", "offline"):
+        assert word in out
+    ask_help = run("ask", "--help").stdout
+    assert "--top-k" in ask_help and "--json" in ask_help
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    r = run("build", str(tmp_path / "nope"), "--index", str(tmp_path / "i"))
+    assert r.returncode == 1
+    assert "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ask_without_index_says_how_to_build(tmp_path):
+    r = run("ask", "anything", "--index", str(tmp_path / "i"))
+    assert r.returncode == 1 and "rag build" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_config_value_is_named(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("retrieval:\n  top_k: -3\n")
+    r = run("ask", "q", "--config", str(cfg), "--index", str(tmp_path / "i"))
+    assert r.returncode == 1 and "top_k" in r.stderr and "-3" in r.stderr
+
+
+@pytest.mark.slow
+def test_build_and_ask_json_real_models(tmp_path, articles_dir):
+    index = tmp_path / "index"
+    r = run("build", str(articles_dir), "--index", str(index), "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["articles"] == 3 and summary["chunks"] >= 3
+
+    r = run("ask", "When did DeepSeek release R1?", "--index", str(index), "--json", "--top-k", "2")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert set(data) >= {"question", "answer", "reasoning", "citations", "passages"}
+    assert len(data["passages"]) == 2
+    assert data["passages"][0]["source"] == "r1.md"
+    assert set(data["passages"][0]) >= {"n", "title", "source", "score", "text"}
+    for c in data["citations"]:
+        assert set(c) >= {"n", "title", "source", "snippet"}
+        assert c["n"] in {p["n"] for p in data["passages"]}
+
+    r = run("index", "info", "--index", str(index), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["articles"] == 3 and info["embedder"] == "all-MiniLM-L6-v2"
