@@ -84,7 +84,8 @@ class GenerationConfig:
     temperature: float = 0.0
     # Tokens of prompt + answer the model can attend to; None reads it from the model config.
     context_window: int | None = 2048
-    stop: tuple[str, ...] = ()
+    # Small models tend to continue with the prompt's own scaffolding; stop there.
+    stop: tuple[str, ...] = ("Question:", "Passages:", "<passage")
     # Put instructions in the system turn (False: everything in the user turn, as R1 recommends).
     use_system_prompt: bool = True
     # Show the model one worked example of a cited answer first (helps small models cite).

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .chunking import Chunker
-from .citations import Answer, attribute_citations, resolve_citations, strip_invalid_markers
+from .chunking import Chunker, sentence_spans
+from .citations import MARKER, Answer, attribute_citations, resolve_citations, strip_invalid_markers
 from .config import Config
 from .documents import SkippedFile, load_documents
 from .embedding import Embedder, SentenceTransformerEmbedder
@@ -289,22 +289,32 @@ class RAG:
 
 
 def _repeats_a_line(text: str) -> bool:
-    """True when a completed non-empty line of ``text`` repeats an earlier one."""
-    lines = [line.strip() for line in text.split("\n")[:-1] if line.strip()]
-    return len(lines) != len(set(lines))
+    """True when a completed sentence or line of ``text`` repeats an earlier one."""
+    spans = sentence_spans(text)[:-1]  # the last sentence may still be growing
+    seen: set[str] = set()
+    for start, end in spans:
+        key = " ".join(MARKER.sub("", text[start:end]).split()).lower()
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
 
 
 def drop_repeated_lines(text: str) -> str:
-    """Remove second and later copies of identical non-empty lines."""
+    """Remove second and later copies of identical sentences (markers ignored when comparing)."""
     seen: set[str] = set()
-    out = []
-    for line in text.split("\n"):
-        key = line.strip()
-        if key and key in seen:
+    out: list[str] = []
+    last = 0
+    for start, end in sentence_spans(text):
+        key = " ".join(MARKER.sub("", text[start:end]).split()).lower()
+        if key in seen:
+            last = end
             continue
         seen.add(key)
-        out.append(line)
-    return "\n".join(out)
+        out.append(text[last:end])
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _check_question(question: Any) -> str:

@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 rag build data/articles
-rag ask "When did DeepSeek release R1, and under which licence?"
+rag ask "How much market value did Nvidia lose on 27 January 2025?"
