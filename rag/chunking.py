@@ -83,7 +83,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for m in _SENTENCE_END.finditer(text):
         end = m.start()
         # Don't split after common abbreviations ("Mr. Liang", "U.S. rules").
-        word = text[max(start, end - 6):end].rsplit(None, 1)[-1].rstrip(".").lower() if end > start else ""
+        tail = text[max(start, end - 6):end].split()
+        word = tail[-1].rstrip(".").lower() if tail else ""
         if "\n" not in m.group(0) and (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
             continue
         _append_trimmed(text, start, end, spans)
@@ -143,6 +144,11 @@ class Chunker:
                 total += units[j][2]
                 j += 1
             start, end = units[i][0], units[j - 1][1]
+            # Units are counted alone; joined, they can tokenize a little differently. Check
+            # the real count and give back units until the chunk fits (rare).
+            while j - 1 > i and self.count_tokens(doc.text[start:end]) > self.chunk_tokens:
+                j -= 1
+                end = units[j - 1][1]
             chunks.append(self._make_chunk(doc, start, end))
             if j >= n:
                 break
@@ -195,13 +201,27 @@ class Chunker:
             cur_end = we
             cur += c
         pieces.append((cur_start, cur_end, cur))
-        out = []
+        out: list[tuple[int, int, int]] = []
         for s, e, _ in pieces:
             sub: list[tuple[int, int]] = []
             _append_trimmed(text, s, e, sub)
             for ts, te in sub:
-                # Recount: token counts of joined words can differ slightly from their sum.
-                out.append((ts, te, len(enc.encode_ordinary(text[ts:te]))))
+                # Recount: joined words can tokenize differently than their sum, and rare
+                # characters can take several tokens each; halve anything still too long.
+                out.extend(self._fit(text, ts, te))
+        return out
+
+    def _fit(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
+        count = len(get_encoding(self.encoding_name).encode_ordinary(text[start:end]))
+        if count <= self.chunk_tokens or end - start <= 1:
+            return [(start, end, count)]
+        mid = (start + end) // 2
+        out: list[tuple[int, int, int]] = []
+        for s, e in ((start, mid), (mid, end)):
+            trimmed: list[tuple[int, int]] = []
+            _append_trimmed(text, s, e, trimmed)
+            for ts, te in trimmed:
+                out.extend(self._fit(text, ts, te))
         return out
 
     def _make_chunk(self, doc: Document, start: int, end: int) -> Chunk:
