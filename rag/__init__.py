@@ -10,6 +10,7 @@ Example:
 from .chunking import Chunk, Chunker
 from .citations import Answer, Citation, parse_markers, resolve_citations
 from .config import Config, ConfigError
+from .conversation import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from .documents import Document, LoadResult, SkippedFile, load_documents
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .generation import BACKENDS, Generator, GeneratorError, ThinkSplitter, TransformersGenerator, split_reasoning
@@ -43,13 +44,18 @@ __all__ = [
     "LoadResult",
     "NOT_FOUND",
     "Passage",
+    "QueryRewriter",
+    "Rewrite",
     "Retriever",
     "SentenceTransformerEmbedder",
     "SkippedFile",
     "StreamEvent",
     "ThinkSplitter",
     "TransformersGenerator",
+    "Turn",
     "build_prompt",
+    "heuristic_rewrite",
+    "is_follow_up",
     "load_documents",
     "parse_markers",
     "resolve_citations",

@@ -108,6 +108,29 @@ class CitationsConfig:
 
 
 @dataclass(frozen=True)
+class UIConfig:
+    """The web UI (``rag serve``)."""
+
+    # Folders the UI may rebuild the index from (empty: the folder `rag serve` was started in).
+    allowed_roots: tuple[str, ...] = ()
+    # Longer questions are refused with a message.
+    max_question_chars: int = 2000
+    # Follow-up rewriting: auto (ask the model, check it, else rules), heuristic (rules only) or off.
+    rewrite: str = "auto"
+    # Upper limits of the settings sliders.
+    max_top_k: int = 20
+    max_new_tokens_limit: int = 1024
+    # Load the models in the background right after the server starts.
+    warm_up: bool = True
+    # Example questions shown as buttons.
+    examples: tuple[str, ...] = (
+        "How much market value did Nvidia lose on 27 January 2025?",
+        "What did the DeepSeek-V3 technical report say the final training run cost?",
+        "When did DeepSeek release R1, and under which licence?",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one section per stage."""
 
@@ -118,6 +141,7 @@ class Config:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     citations: CitationsConfig = field(default_factory=CitationsConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -244,3 +268,8 @@ def _validate(obj: Any, prefix: str) -> None:
         need(0.0 <= obj.min_support <= 1.0, "min_support", "must be between 0 and 1")
     elif isinstance(obj, LoaderConfig):
         need(obj.max_file_mb > 0, "max_file_mb", "must be > 0")
+    elif isinstance(obj, UIConfig):
+        need(obj.max_question_chars >= 1, "max_question_chars", "must be >= 1")
+        need(obj.rewrite in ("auto", "heuristic", "off"), "rewrite", "must be one of auto, heuristic, off")
+        need(obj.max_top_k >= 1, "max_top_k", "must be >= 1")
+        need(obj.max_new_tokens_limit >= 16, "max_new_tokens_limit", "must be >= 16")
