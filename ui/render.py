@@ -1,0 +1,204 @@
+"""HTML and Markdown the chat UI shows: answers with linked [n] markers, sources, index status.
+
+Article text, titles, file names, dates and model output are untrusted (articles come from
+anywhere, and the model may repeat them), so every such value is escaped here before it
+reaches the page. Marker links point at ``#src-<turn>-<n>`` anchors in the Sources panel.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from rag import NOT_FOUND, Answer, Passage, parse_markers
+
+# Same shape as the markers the pipeline parses: [1], [1, 3], [1][2], [1-3].
+MARKER = re.compile(r"\[(\s*\d+(?:\s*(?:,|;|-|\u2013)\s*\d+)*\s*)\]")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+
+SOURCES_PLACEHOLDER = '<div class="rag-sources-empty">Sources of the answer appear here. Click a marker such as [1] in an answer to jump to its source.</div>'
+
+
+def esc(value: Any) -> str:
+    """HTML-escape any value (None becomes '')."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def md_text(text: str) -> str:
+    """Untrusted text made safe for the chat's Markdown: HTML escaped and Markdown syntax inert."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def source_anchor(turn: int, n: int) -> str:
+    """Element id of passage ``n`` of answer ``turn`` in the Sources panel."""
+    return f"src-{turn}-{n}"
+
+
+def answer_markdown(text: str, turn: int, linkable: set[int]) -> str:
+    """The answer as chat Markdown: text escaped, each [n] with n in ``linkable`` a link to its source.
+
+    ``[1, 3]`` becomes two links, ``[1][3]``; markers naming no linkable passage stay plain text.
+    """
+    out: list[str] = []
+    last = 0
+    for m in MARKER.finditer(text):
+        out.append(md_text(text[last : m.start()]))
+        nums = [n for n in dict.fromkeys(parse_markers(m.group(0))) if n in linkable]
+        if nums:
+            out.append("".join(f"[\\[{n}\\]](#{source_anchor(turn, n)})" for n in nums))
+        else:
+            out.append(md_text(m.group(0)))
+        last = m.end()
+    out.append(md_text(text[last:]))
+    return "".join(out)
+
+
+def searched_for_html(query: str) -> str:
+    """The line under a follow-up that shows what was actually retrieved with."""
+    return f'<span class="rag-query">↳ searched for: <em>{esc(query)}</em></span>'
+
+
+def error_markdown(message: str) -> str:
+    """An error shown as a chat message (escaped; never a traceback)."""
+    return f'<span class="rag-error"><b>Error:</b> {esc(message)}</span>'
+
+
+def _safe_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        scheme = urlparse(url).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
+def _source_item(turn: int, p: Passage, *, support: float | None = None, added: bool = False) -> str:
+    c = p.chunk
+    meta = []
+    if c.date:
+        meta.append(f'<span class="rag-date">{esc(c.date)}</span>')
+    meta.append(f'<span class="rag-file">{esc(c.source)}</span>')
+    meta.append(f'<span class="rag-score">score {p.score:.3f}</span>')
+    if support is not None:
+        meta.append(f'<span class="rag-support">support {support:.2f}{" (marker placed by checker)" if added else ""}</span>')
+    url = _safe_url(c.url)
+    link = f' <a class="rag-url" href="{esc(url)}" target="_blank" rel="noopener noreferrer nofollow">link</a>' if url else ""
+    return (
+        f'<li class="rag-source" id="{source_anchor(turn, p.n)}" data-n="{p.n}">'
+        f'<div class="rag-src-title"><span class="rag-n">[{p.n}]</span> {esc(c.title)}{link}</div>'
+        f'<div class="rag-src-meta">{" · ".join(meta)}</div>'
+        f'<blockquote class="rag-src-text">{esc(c.text)}</blockquote></li>'
+    )
+
+
+def _turn_head(turn: int, question: str, query: str) -> str:
+    searched = f'<div class="rag-turn-query">searched for: <em>{esc(query)}</em></div>' if query and query != question else ""
+    return f'<div class="rag-turn-head"><b>Q{turn}:</b> {esc(question)}</div>{searched}'
+
+
+def retrieved_section(turn: int, question: str, query: str, passages: Sequence[Passage]) -> str:
+    """Sources panel while an answer streams: every retrieved passage, not yet split by citation."""
+    items = "".join(_source_item(turn, p) for p in passages) or "<li>No passages were retrieved.</li>"
+    return (
+        f'<section class="rag-turn" id="turn-{turn}">{_turn_head(turn, question, query)}'
+        f'<h4>Retrieved passages (answer in progress)</h4><ol class="rag-sources">{items}</ol></section>'
+    )
+
+
+def answer_section(turn: int, answer: Answer, query: str) -> str:
+    """Sources panel for a finished answer: cited sources, then the uncited ones collapsed."""
+    by_n = {p.n: p for p in answer.passages}
+    cited_ns = [c.n for c in answer.citations if c.n in by_n]
+    cited = "".join(
+        _source_item(turn, by_n[c.n], support=c.support, added=c.added) for c in answer.citations if c.n in by_n
+    )
+    uncited = [p for p in answer.passages if p.n not in cited_ns]
+    parts = [f'<section class="rag-turn" id="turn-{turn}">{_turn_head(turn, answer.question, query)}']
+    if cited:
+        parts.append(f'<h4>Sources ({len(cited_ns)})</h4><ol class="rag-sources rag-cited">{cited}</ol>')
+    elif answer.text == NOT_FOUND:
+        parts.append('<div class="rag-none">No retrieved passage answers this question.</div>')
+    else:
+        parts.append('<div class="rag-none">The answer cites no passage; check it against the passages below.</div>')
+    if uncited:
+        items = "".join(_source_item(turn, p) for p in uncited)
+        parts.append(
+            f'<details class="rag-uncited"><summary>Retrieved but not cited ({len(uncited)})</summary>'
+            f'<ol class="rag-sources">{items}</ol></details>'
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def sources_panel(sections: Sequence[str]) -> str:
+    """The whole panel: the latest answer's sources open, earlier answers' collapsed below."""
+    if not sections:
+        return SOURCES_PLACEHOLDER
+    latest = sections[-1]
+    earlier = "".join(
+        f'<details class="rag-earlier"><summary>Earlier answer {i + 1}</summary>{s}</details>' for i, s in reversed(list(enumerate(sections[:-1])))
+    )
+    return f'<div class="rag-sources-panel">{latest}{earlier}</div>'
+
+
+def status_html(info: dict[str, Any] | None, error: str | None = None, note: str = "") -> str:
+    """Index status: articles, chunks, embedder, generator, when built."""
+    if info is None:
+        body = f'<div class="rag-status-missing">{esc(error or "No index yet.")}</div>'
+    else:
+        rows = [
+            ("Articles", info.get("articles")),
+            ("Chunks", info.get("chunks")),
+            ("Embedder", info.get("embedder")),
+            ("Generator", info.get("generator")),
+            ("Built", info.get("built_at")),
+            ("Index", info.get("index_path")),
+        ]
+        body = "<table class='rag-status'>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows if v is not None) + "</table>"
+    if note:
+        body += f'<div class="rag-status-note">{esc(note)}</div>'
+    return f'<div id="rag-status-body">{body}</div>'
+
+
+CSS = """
+#sources { max-height: 680px; overflow-y: auto; }
+.rag-sources { padding-left: 0; list-style: none; margin: 4px 0; }
+.rag-source { border-left: 3px solid var(--border-color-primary); padding: 4px 8px; margin: 8px 0; border-radius: 2px; transition: background 0.4s; }
+.rag-source.rag-focus { border-left-color: var(--color-accent); background: var(--color-accent-soft); }
+.rag-src-title { font-weight: 600; }
+.rag-n { color: var(--color-accent); margin-right: 4px; }
+.rag-src-meta { font-size: 0.85em; opacity: 0.8; }
+.rag-src-text { max-height: 11em; overflow-y: auto; white-space: pre-wrap; font-size: 0.88em; margin: 4px 0 0 0; padding: 4px 8px; border-left: 2px solid var(--border-color-primary); }
+.rag-turn-head { margin-bottom: 2px; }
+.rag-turn-query, .rag-query { font-size: 0.88em; opacity: 0.85; }
+.rag-uncited summary, .rag-earlier summary { cursor: pointer; opacity: 0.85; margin-top: 6px; }
+.rag-error { color: var(--error-text-color, #b91c1c); }
+.rag-status { font-size: 0.88em; width: 100%; }
+.rag-status th, .rag-status td { padding: 2px 6px; }
+.rag-status th { text-align: left; font-weight: 600; }
+.rag-status td { word-break: break-all; }
+.rag-sources-empty { opacity: 0.7; font-size: 0.95em; padding: 8px; }
+"""
+
+# Clicking a marker link scrolls its source into view (opening collapsed sections) and
+# highlights it, instead of navigating. Gradio runs this once when the page loads.
+JS = """
+() => {
+  document.addEventListener('click', (ev) => {
+    const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#src-"]') : null;
+    if (!a) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    const el = document.getElementById(a.getAttribute('href').slice(1));
+    if (!el) return;
+    for (let p = el.parentElement; p; p = p.parentElement) { if (p.tagName === 'DETAILS') p.open = true; }
+    document.querySelectorAll('.rag-source.rag-focus').forEach((e) => e.classList.remove('rag-focus'));
+    el.classList.add('rag-focus');
+    el.scrollIntoView({behavior: 'smooth', block: 'center'});
+  }, true);
+}
+"""
