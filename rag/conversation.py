@@ -36,6 +36,8 @@ _NOT_NAMES = frozenset(
     "also then ok okay well yes no not please tell give explain describe list compare according".split()
 )
 _MONTHS = frozenset("january february march april may june july august september october november december".split())
+_WH = frozenset("what when where which who whom whose why how".split())
+_QUESTION_STARTS = _WH | frozenset("did do does is are was were can could should will would has have had may might".split())
 _TOKEN = re.compile(r"[A-Za-z0-9$][\w$.\-\u2019']*[\w%]|[A-Za-z0-9]")
 
 
@@ -177,7 +179,8 @@ def _stem(word: str) -> str:
 def accept_model_rewrite(candidate: str, question: str, history: Sequence[Turn]) -> str | None:
     """Clean up the model's rewrite and return it, or None when it does not look like one.
 
-    Accepted only when it is one line of sensible length, keeps a content word of the
+    Accepted only when it is one line of sensible length, is a question (ends with "?" or
+    starts like one) asking with the follow-up's question word, keeps a content word of the
     follow-up, names something from the conversation that the follow-up did not, and is
     not simply the previous question again.
     """
@@ -187,6 +190,12 @@ def accept_model_rewrite(candidate: str, question: str, history: Sequence[Turn])
         return None
     if MARKER.search(line) or line.lower() == history[-1].standalone.strip().lower():
         return None
+    words = re.findall(r"[a-z']+", line.lower())
+    if not (line.endswith("?") or (words and words[0] in _QUESTION_STARTS)):
+        return None  # small models often answer or copy the last answer instead of asking
+    asked_wh = [w for w in re.findall(r"[a-z']+", question.lower()) if w in _WH]
+    if asked_wh and asked_wh[0] not in words:
+        return None  # "why ...?" must not come back as "when ...?"
     q_words = {_stem(w) for w in content_words(question)}
     c_words = {_stem(w) for w in content_words(line)}
     if q_words and not q_words & c_words:

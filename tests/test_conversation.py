@@ -87,6 +87,8 @@ def test_model_rewrite_is_used_when_it_checks_out():
         "And how much did it cost?",  # echo: names nothing from the conversation
         "What a great question! Let's dive in.",  # chatter: no word of the follow-up
         "What did the DeepSeek-V3 technical report say the final training run cost?",  # the previous question again
+        "The DeepSeek-V3 report said the final training run cost $5.6 million.",  # an answer, not a question
+        "When did DeepSeek-V3 cost the most?",  # asks "when" for a "how much" question
         "",
     ],
 )

@@ -80,9 +80,9 @@ def test_unsafe_urls_are_not_linked():
 
 
 def test_sources_panel_puts_latest_first_and_collapses_earlier():
-    panel = render.sources_panel(["<section>one</section>", "<section>two</section>"])
+    panel = render.sources_panel([("first <q>?", "<section>one</section>"), ("second?", "<section>two</section>")])
     assert panel.index("two") < panel.index("one")
-    assert '<details class="rag-earlier"><summary>Earlier answer 1</summary><section>one' in panel
+    assert '<details class="rag-earlier"><summary>Q1: first &lt;q&gt;?</summary><section>one' in panel
     assert render.sources_panel([]) == render.SOURCES_PLACEHOLDER
 
 
@@ -220,6 +220,37 @@ def test_friendly_error_never_includes_a_traceback():
 
 def test_check_settings_accepts_slider_floats():
     assert check_settings(4.0, "0.5", 128.0, max_top_k=20, max_tokens=1024) == (4, 0.5, 128)
+
+
+class CountingPart:
+    """A model stand-in whose warm_up records how many loads run at once."""
+
+    def __init__(self, state):
+        self.state = state
+        self.name = "part"
+
+    def warm_up(self):
+        with self.state["lock"]:
+            self.state["now"] += 1
+            self.state["max"] = max(self.state["max"], self.state["now"])
+            self.state["loads"] += 1
+        time.sleep(0.05)
+        with self.state["lock"]:
+            self.state["now"] -= 1
+
+
+def test_models_load_once_and_never_at_the_same_time(tmp_path):
+    """Concurrent transformers loads corrupted SmolLM2's tied embeddings: loads must be serial."""
+    state = {"lock": threading.Lock(), "now": 0, "max": 0, "loads": 0}
+    embedder = FakeEmbedder()
+    embedder.warm_up = CountingPart(state).warm_up
+    ui = ChatUI(make_rag(tmp_path, generator=CountingPart(state), embedder=embedder, build=False))
+    threads = [threading.Thread(target=ui.ensure_loaded) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert state["max"] == 1 and state["loads"] == 2
 
 
 # -- rebuild -------------------------------------------------------------------------------

@@ -182,6 +182,8 @@ class ChatUI:
         self.default_folder = default_folder or "data/articles"
         self._rewriter: QueryRewriter | None = None
         self._build_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._loaded = False
         self.rebuilding = False
 
     @property
@@ -230,6 +232,7 @@ class ChatUI:
         session["count"] += 1
         turn = session["count"]
         history: list[Turn] = session["turns"]
+        self.ensure_loaded()
         try:
             rewrite = self.rewriter.rewrite(question, history)
         except Exception:  # never lose the question over a rewrite
@@ -253,7 +256,7 @@ class ChatUI:
                 if event.kind == "retrieved":
                     passage_ns = {p.n for p in event.passages}
                     live = render.retrieved_section(turn, question, query or question, event.passages)
-                    yield chat, session, render.sources_panel([*session["sections"], live]), ""
+                    yield chat, session, render.sources_panel([*session["sections"], (question, live)]), ""
                     continue
                 if event.kind == "reasoning":
                     reasoning.append(event.text)
@@ -280,7 +283,7 @@ class ChatUI:
                 elif event.kind == "done":
                     answer = event.answer
                     continue
-                yield chat, session, render.sources_panel([*session["sections"], *([live] if live else [])]), ""
+                yield chat, session, render.sources_panel([*session["sections"], *([(question, live)] if live else [])]), ""
         except Exception as exc:
             if not isinstance(exc, (IndexNotFoundError, IndexMismatchError, IndexCorruptError, GeneratorError, ValueError, ConfigError)):
                 log.exception("answering %r failed", question)
@@ -308,7 +311,7 @@ class ChatUI:
         else:
             chat[answer_i] = final_msg
         session["turns"] = [*history, Turn(question, answer.text, query or "")]
-        session["sections"] = [*session["sections"], render.answer_section(turn, answer, query or question)]
+        session["sections"] = [*session["sections"], (question, render.answer_section(turn, answer, query or question))]
         yield out()
 
     def clear(self) -> tuple:
@@ -343,6 +346,7 @@ class ChatUI:
                 gen.temperature if temperature is None else temperature,
                 gen.max_new_tokens if max_new_tokens is None else max_new_tokens,
             )
+            self.ensure_loaded()
             turns = [Turn(str(h.get("question", "")), str(h.get("answer", "")), str(h.get("query", ""))) for h in (history or []) if isinstance(h, dict) and h.get("question")]
             rewrite = self.rewriter.rewrite(q, turns)
             query = rewrite.query if rewrite.changed else None
@@ -384,6 +388,7 @@ class ChatUI:
             return render.error_markdown("A rebuild is already running; wait for it to finish."), self.status()
         self.rebuilding = True
         try:
+            self.ensure_loaded()
             if progress is not None:
                 progress(0, desc=f"Reading and embedding {path.name}")
             summary = self.rag.build(path, show_progress=progress is not None)
@@ -399,16 +404,34 @@ class ChatUI:
             msg += f" Skipped {len(summary.skipped)}: " + "; ".join(f"{s.source} ({s.reason})" for s in summary.skipped[:10])
         return f'<span class="rag-ok"><b>Done:</b> {render.esc(msg)}</span>', self.status()
 
-    def warm_up(self) -> None:
-        """Load the embedder and generator now (run in a background thread after start-up)."""
-        for part in (self.rag.embedder, self.rag.generator):
-            load = getattr(part, "warm_up", None)
-            if load is None:
-                continue
+    def ensure_loaded(self) -> None:
+        """Load the embedder, then the generator, once, one after the other.
+
+        Every handler calls this before touching the pipeline, and ``main`` calls it in a
+        background thread right after start-up. Loading two transformers models at the same
+        time in different threads is not safe: we saw SmolLM2 come up with untied, randomly
+        initialised input embeddings (and answer gibberish) when a first question raced the
+        warm-up. Requests that arrive during loading wait here instead.
+        """
+        if self._loaded:
+            return
+        with self._load_lock:
+            if self._loaded:
+                return
             try:
-                load()
-            except Exception as exc:  # shown to the user when they ask; the server stays up
-                log.warning("warm-up of %s failed: %s", getattr(part, "name", part), exc)
+                parts = [self.rag.embedder, self.rag.generator]
+            except Exception as exc:  # e.g. an unknown backend: reported when the model is used
+                log.warning("cannot create the models: %s", exc)
+                parts = [self.rag.embedder]
+            for part in parts:
+                load = getattr(part, "warm_up", None)
+                if load is None:
+                    continue
+                try:
+                    load()
+                except Exception as exc:  # shown to the user when they ask; the server stays up
+                    log.warning("loading %s failed: %s", getattr(part, "name", part), exc)
+            self._loaded = True
 
 
 # -- layout -----------------------------------------------------------------------------
@@ -532,7 +555,7 @@ def main(args: argparse.Namespace) -> int:
     shown_host = f"[{host}]" if ":" in host else host
     print(f"Serving the chat UI on http://{shown_host}:{args.port} (started in {time.perf_counter() - t0:.1f} s; index {args.index or rag.config.index.path}). Ctrl+C stops it.", flush=True)
     if ui.cfg.warm_up:
-        threading.Thread(target=ui.warm_up, name="rag-warm-up", daemon=True).start()
+        threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
     try:
         demo.block_thread()
     except KeyboardInterrupt:

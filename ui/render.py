@@ -134,13 +134,17 @@ def answer_section(turn: int, answer: Answer, query: str) -> str:
     return "".join(parts)
 
 
-def sources_panel(sections: Sequence[str]) -> str:
-    """The whole panel: the latest answer's sources open, earlier answers' collapsed below."""
+def sources_panel(sections: Sequence[tuple[str, str]]) -> str:
+    """The whole panel: the latest answer's sources open, earlier answers' collapsed below.
+
+    Args:
+        sections: ``(question, section HTML)`` per answer, oldest first.
+    """
     if not sections:
         return SOURCES_PLACEHOLDER
-    latest = sections[-1]
+    latest = sections[-1][1]
     earlier = "".join(
-        f'<details class="rag-earlier"><summary>Earlier answer {i + 1}</summary>{s}</details>' for i, s in reversed(list(enumerate(sections[:-1])))
+        f'<details class="rag-earlier"><summary>Q{i + 1}: {esc(q)}</summary>{html_}</details>' for i, (q, html_) in reversed(list(enumerate(sections[:-1])))
     )
     return f'<div class="rag-sources-panel">{latest}{earlier}</div>'
 

@@ -1,0 +1,269 @@
+"""The real app in a real browser: ``rag serve`` as a subprocess on a free loopback port over a
+small real index (packaged MiniLM + SmolLM2), driven by Playwright with Debian's chromium;
+plus gradio_client against the same server, and the failure paths against a server whose
+generator is a test-only backend (tests/ui_launcher.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, write_articles
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+QUESTION = "How much did Nvidia shares fall on 27 January 2025?"
+NVIDIA_TITLE = "Nvidia shares plunge after the DeepSeek launch"
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server did not answer on {url} within {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def start_server(workdir: Path, config: str, index: Path, allowed: Path, launcher: list[str] | None = None) -> Iterator[str]:
+    """Run ``rag serve`` (or the test launcher) until the generator using it is closed."""
+    cfg = workdir / "config.yaml"
+    cfg.write_text(config, encoding="utf-8")
+    port = free_port()
+    log = workdir / "server.log"
+    cmd = [*(launcher or [sys.executable, "-m", "rag.cli"]), "serve", "--config", str(cfg), "--index", str(index), "--port", str(port), "--allowed-root", str(allowed)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAG_UI_AUTH": ""}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_up(url, proc, log)
+        yield url
+        assert proc.poll() is None, f"the server died:\n{log.read_text(errors='replace')[-3000:]}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory, real_embedder) -> Iterator[tuple[str, Path]]:
+    """``rag serve`` over a real index of the three test articles, with the real models."""
+    from rag import RAG, Config
+
+    work = tmp_path_factory.mktemp("ui-real")
+    articles = write_articles(work / "articles")
+    index = work / "index"
+    RAG(Config.load(None, {"index.path": str(index)}), embedder=real_embedder).build(articles)
+    # The shipped configuration, with short answers to keep the test quick on a shared CPU.
+    settings = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text(encoding="utf-8"))
+    settings.setdefault("generation", {})["max_new_tokens"] = 60
+    config = yaml.safe_dump(settings)
+    yield from ((url, work) for url in start_server(work, config, index, work))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing; install Debian's chromium (scripts/setup.sh --test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_chat_in_a_real_browser(real_server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    url, _ = real_server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    chat = page.locator("#chat")
+
+    # 1. type a question
+    box = page.locator("#question textarea")
+    box.fill(QUESTION)
+    box.press("Enter")
+
+    # 2. wait for the streamed answer, recording what the page shows while it streams
+    seen: list[str] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if page.locator("#sources .rag-cited, #sources .rag-none").count():
+            break  # the final answer's sources are shown
+        bot = chat.locator(".bot")
+        if bot.count():
+            text = bot.last.inner_text().strip()
+            if text and (not seen or text != seen[-1]):
+                seen.append(text)
+        time.sleep(0.05)
+    else:
+        pytest.fail("no final answer within 240 s")
+    assert len(seen) >= 2, f"the answer did not stream (saw {seen!r})"
+
+    # 3. the answer text and at least one [n] marker linking to a source
+    answer = chat.locator(".bot").last.inner_text()
+    assert "Nvidia" in answer and "17" in answer, answer
+    assert re.search(r"\[\d\]", answer), answer
+    marker = chat.locator("a[href^='#src-1-']").first
+    expect(marker).to_be_visible()
+
+    # 4. clicking the marker brings its source into view, showing the right article
+    n = marker.get_attribute("href").rsplit("-", 1)[1]
+    marker.click()
+    focused = page.locator(f"#src-1-{n}.rag-focus")
+    expect(focused).to_be_in_viewport()
+    assert NVIDIA_TITLE in focused.locator(".rag-src-title").inner_text()
+    assert "markets/nvidia.txt" in focused.inner_text() and "score" in focused.inner_text()
+    assert page.url.rstrip("/") == url.rstrip("/"), "the marker must not navigate away"
+
+    # 5. a follow-up shows the rewritten query
+    box.fill("Why did its share price fall?")
+    box.press("Enter")
+    shown = page.locator("#chat .rag-query")
+    expect(shown).to_be_visible(timeout=120_000)
+    query = shown.inner_text().split("searched for:", 1)[1].strip()
+    assert query != "Why did its share price fall?" and ("Nvidia" in query or "January" in query), query
+    expect(page.locator("#sources .rag-turn-query").first).to_contain_text(query, timeout=240_000)
+    expect(page.locator("#sources").get_by_text("answer in progress")).to_have_count(0, timeout=240_000)
+    expect(page.locator("#sources .rag-earlier")).to_have_count(1)
+    assert chat.locator(".bot").last.inner_text().strip(), "the follow-up got no answer"
+    # The rewritten query found the article the conversation is about.
+    assert NVIDIA_TITLE in page.locator("#src-2-1").text_content()
+
+    # 6. a screenshot for a human to look at
+    shot = tmp_path / "chat.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("RAG_UI_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["RAG_UI_SCREENSHOT_DIR"]) / "chat.png")
+
+    # Clear starts a fresh conversation.
+    page.locator("#clear").click()
+    expect(chat.locator(".bot")).to_have_count(0)
+    expect(page.locator("#sources .rag-sources-empty")).to_be_visible()
+    page.close()
+
+
+def test_api_against_the_real_server(real_server):
+    """gradio_client: /ask returns the answer with citations as JSON; /chat streams."""
+    from gradio_client import Client
+
+    url, _ = real_server
+    client = Client(url, verbose=False)
+    result = client.predict(QUESTION, api_name="/ask")
+    assert set(result) >= {"question", "answer", "citations", "passages", "query", "reasoning", "rewritten"}
+    assert "17" in result["answer"] and re.search(r"\[\d\]", result["answer"])
+    assert [c["title"] for c in result["citations"]] == [NVIDIA_TITLE]
+    assert {"n", "title", "source", "snippet", "date", "support"} <= set(result["citations"][0])
+    assert result["passages"][0]["score"] > 0
+
+    job = client.submit(QUESTION, api_name="/chat")
+    updates = [out[0][-1]["content"] for out in job if out[0] and out[0][-1]["role"] == "assistant"]
+    assert len(updates) >= 3, "the chat endpoint should stream partial answers"
+    assert "17" in str(job.outputs()[-1][0][-1]["content"])
+
+
+@pytest.fixture(scope="module")
+def failing_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """The test launcher's server: no index yet, a scripted generator that crashes on CRASH."""
+    work = tmp_path_factory.mktemp("ui-fail")
+    allowed = work / "allowed"
+    write_articles(allowed / "articles")
+    write_articles(work / "outside")
+    (allowed / "escape").symlink_to(work / "outside", target_is_directory=True)
+    config = "generation:\n  backend: ui-test\n"
+    launcher = [sys.executable, str(ROOT / "tests" / "ui_launcher.py")]
+    yield from ((url, allowed) for url in start_server(work, config, work / "index", allowed, launcher))
+
+
+def test_failure_paths_show_messages_and_the_server_keeps_answering(failing_server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    url, allowed = failing_server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    box = page.locator("#question textarea")
+
+    def ask(question: str):
+        """Send ``question`` and return the last bot message once it stops changing."""
+        n = page.locator("#chat .bot").count()
+        box.fill(question)
+        box.press("Enter")
+        expect(page.locator("#chat .bot")).not_to_have_count(n, timeout=60_000)
+        last, stable_since = None, time.monotonic()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and time.monotonic() - stable_since < 1.5:
+            text = page.locator("#chat .bot").last.inner_text()
+            if text != last:
+                last, stable_since = text, time.monotonic()
+            time.sleep(0.1)
+        return page.locator("#chat .bot").last
+
+    # An empty index: a message in the chat.
+    expect(ask(QUESTION)).to_contain_text("There is no index yet", timeout=30_000)
+    expect(page.locator("#index-status")).to_contain_text("no index at")
+
+    # Rebuilds outside the allowed roots (directly, via .., via a symlink) are refused.
+    folder = page.locator("#rebuild-folder textarea, #rebuild-folder input").first
+    for typed, message in [("/etc", "outside the allowed folders"), (str(allowed / ".." / "outside"), "outside the allowed folders"),
+                           (str(allowed / "escape"), "through a symbolic link"), (str(allowed / "nope"), "does not exist")]:
+        folder.fill(typed)
+        page.locator("#rebuild").click()
+        expect(page.locator("#rebuild-message")).to_contain_text(f"{typed!r}", timeout=30_000)
+        expect(page.locator("#rebuild-message")).to_contain_text(message)
+
+    # A rebuild inside the roots works, and the status shows it.
+    folder.fill(str(allowed / "articles"))
+    page.locator("#rebuild").click()
+    expect(page.locator("#rebuild-message")).to_contain_text("Indexed 3 articles", timeout=180_000)
+    expect(page.locator("#index-status")).to_contain_text("all-MiniLM-L6-v2")
+
+    # A generator that raises: a message, no traceback.
+    crashed = ask("CRASH the model please")
+    expect(crashed).to_contain_text("Something went wrong while answering (RuntimeError: simulated generator crash)")
+    assert "Traceback" not in page.content()
+
+    # The server still answers; reasoning goes to a collapsed accordion, not the answer.
+    answered = ask(QUESTION)
+    expect(answered).to_contain_text("17 percent")
+    assert "Passage about the Nvidia share price" not in answered.inner_text()
+    reasoning = page.locator("#chat").get_by_text("Reasoning", exact=False).last
+    expect(reasoning).to_be_visible()
+    expect(page.locator("#chat").get_by_text("Passage about the Nvidia share price")).to_have_count(0)
+    reasoning.click()
+    expect(page.locator("#chat").get_by_text("Passage about the Nvidia share price")).to_be_visible()
+    shot = tmp_path / "failures.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("RAG_UI_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["RAG_UI_SCREENSHOT_DIR"]) / "failures.png")
+    page.close()

@@ -1,0 +1,54 @@
+"""Start ``rag serve`` with a test-only generator backend, for the UI failure-path tests.
+
+Usage: python tests/ui_launcher.py serve --config CFG ...   (CFG sets generation.backend: ui-test)
+
+The ``ui-test`` backend is registered here, in the test tree only, so it can never be
+selected in production. It streams a short reasoning part and a cited answer, and raises
+when the question contains CRASH, like a generator that dies mid-request.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag import BACKENDS  # noqa: E402
+from rag.cli import main  # noqa: E402
+
+
+class ScriptedGenerator:
+    """Answers from the Nvidia passage with a <think> part first; raises on CRASH."""
+
+    name = "ui-test"
+    context_window = 2048
+    opens_think_in_prompt = False
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(self, messages, *, max_new_tokens: int = 256, temperature: float = 0.0, stop=()) -> Iterator[str]:
+        prompt = messages[-1]["content"]
+        if "CRASH" in prompt:
+            raise RuntimeError("simulated generator crash")
+        if "Follow-up:" in prompt:  # a rewrite request: echo, so the heuristic is used
+            yield prompt.rsplit("Follow-up:", 1)[1].strip()
+            return
+        m = re.search(r'<passage n="(\d+)" title="Nvidia', prompt)
+        text = (
+            "<think>Passage about the Nvidia share price says it fell 17 percent.</think>"
+            f"On 27 January 2025 the share price of Nvidia fell about 17 percent [{m.group(1) if m else 1}]."
+        )
+        for i in range(0, len(text), 6):
+            time.sleep(0.02)
+            yield text[i : i + 6]
+
+
+BACKENDS["ui-test"] = lambda cfg: ScriptedGenerator()
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
