@@ -154,14 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     pi.set_defaults(func=cmd_index_info)
 
     p = sub.add_parser("serve", help="start the local web UI (Gradio)",
-                       description="Start the chat UI on http://HOST:PORT. It binds to 127.0.0.1 by default. Binding to any other "
-                                   "address requires authentication: set RAG_UI_AUTH=user:password or pass --auth user:password.")
+                       description="Start the chat UI on http://HOST:PORT: streamed answers with [n] markers linking to their "
+                                   "sources, follow-up questions, settings, index status and a rebuild control. It binds to "
+                                   "127.0.0.1 by default, never creates a public share link, and Gradio analytics are off. "
+                                   "Binding to any other address (e.g. --host 0.0.0.0) requires authentication: set "
+                                   "RAG_UI_AUTH=user:password or pass --auth user:password; without it the server refuses to start. "
+                                   "Programs can call the 'ask' API endpoint with gradio_client.")
     common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need --auth or RAG_UI_AUTH)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (default: RAG_UI_AUTH from the environment)")
     p.add_argument("--articles", metavar="DIR", help="build the index from DIR first when none exists")
-    p.add_argument("--allowed-root", action="append", metavar="DIR", help="folders the UI may rebuild from (repeatable; default: the current folder)")
+    p.add_argument("--allowed-root", action="append", metavar="DIR",
+                   help="folder the UI may rebuild the index from (repeatable; default: ui.allowed_roots from the config, else the current folder)")
     p.set_defaults(func=cmd_serve)
     return parser
 

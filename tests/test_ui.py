@@ -470,3 +470,51 @@ def test_api_rebuild_outside_allowed_roots_is_refused(served, tmp_path):
     message, status = client.predict("/etc", api_name="/rebuild")
     assert "outside the allowed folders" in message
     assert "<td>3</td>" in status
+
+
+def test_rag_serve_refuses_public_host_without_auth(tmp_path):
+    """Through the real command line: exit status 2 and a message, no server."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAG_UI_AUTH"}
+    proc = subprocess.run([sys.executable, "-m", "rag.cli", "serve", "--host", "0.0.0.0", "--index", str(tmp_path / "idx")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "without authentication" in proc.stderr and "RAG_UI_AUTH=user:password" in proc.stderr
+
+
+def test_rag_serve_with_auth_requires_the_login(tmp_path):
+    """RAG_UI_AUTH is enforced: the API answers with the login and refuses without it."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from gradio_client import Client
+
+    port = free_port()
+    env = {**os.environ, "RAG_UI_AUTH": "alice:s3cret"}
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--index", str(tmp_path / "idx")],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.3)
+        status = Client(url, auth=("alice", "s3cret"), verbose=False).predict(api_name="/status")
+        assert "no index at" in status
+        with pytest.raises(Exception):
+            Client(url, verbose=False).predict(api_name="/status")
+        with pytest.raises(Exception):
+            Client(url, auth=("alice", "wrong"), verbose=False)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
