@@ -19,7 +19,10 @@ Typical use:
   rag build data/articles                 # index the sample articles into index/default
   rag ask "Who released DeepSeek-R1?"     # answer with numbered citations
   rag ask "..." --json                    # the same, as one JSON object
-  rag index info                          # what the index holds
+  rag build data/articles                 # again later: embeds only new and changed articles
+  rag build data/articles --full          # re-embed everything
+  rag index info                          # what the index holds, size on disk
+  rag index remove old/article.md         # drop one article from the index
 """
 
 
@@ -39,23 +42,27 @@ def _make_rag(args: argparse.Namespace, **overrides):
 
 def cmd_build(args: argparse.Namespace) -> int:
     rag = _make_rag(args)
-    print(f"Building index {rag.store.root} from {args.articles_dir} ...", file=sys.stderr)
-    summary = rag.build(args.articles_dir, show_progress=not args.quiet)
+    how = "from scratch" if args.full else "(only new and changed articles are embedded)"
+    print(f"Building index {rag.store.root} from {args.articles_dir} {how} ...", file=sys.stderr)
+    summary = rag.build(args.articles_dir, show_progress=not args.quiet, full=args.full,
+                        on_message=lambda msg: print(msg, file=sys.stderr))
     if args.json:
         print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    print(f"Indexed {summary.articles} articles as {summary.chunks} chunks into {summary.index_path} "
-          f"in {summary.seconds:.1f} s ({summary.chunks_per_second:.1f} chunks/s; embedding {summary.embed_seconds:.1f} s).")
-    if summary.skipped:
-        print(f"Skipped {len(summary.skipped)} file(s):")
-        for s in summary.skipped:
-            print(f"  {s.source}: {s.reason}")
+    print(summary.describe())
     return 0
 
 
+def _filters(args: argparse.Namespace):
+    from rag.retrieval import MetadataFilter
+
+    flt = MetadataFilter(since=args.since, until=args.until, source=args.source)
+    return flt if flt.active else None
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    rag = _make_rag(args)
-    options = dict(top_k=args.top_k, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
+    rag = _make_rag(args, **{"retrieval.retriever": args.retriever})
+    options = dict(top_k=args.top_k, temperature=args.temperature, max_new_tokens=args.max_new_tokens, filters=_filters(args))
     if args.json:
         answer = rag.ask(args.question, **options)
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
@@ -94,15 +101,145 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+EVAL_DESCRIPTION = """\
+Run every question of QA.jsonl through retrieval (and, unless --retrieval-only, the whole
+pipeline) and report: hit@1/5/10 and MRR@10 over source files, answer containment and
+token F1, citation precision, and abstention precision/recall on answerable:false questions.
+
+QA.jsonl holds one object per line:
+  {"id": "0", "question": "...", "answers": ["accepted answer"],
+   "sources": ["file relative to --articles"], "answerable": true}
+
+The index of --articles is built on first use (cached; see --index) and reused after.
+Examples:
+  rag eval eval/sample-qa.jsonl --articles data/articles --retrieval-only
+  rag eval QA.jsonl --articles DIR --retriever dense,bm25,hybrid --out results.jsonl
+"""
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag import RAG, Config
+    from rag.evaluation import QueryCache, choose_threshold, default_eval_index, ensure_index, evaluate, format_table, load_qa, missing_sources
+    from rag.retrieval import RETRIEVERS
+
+    items = load_qa(args.qa_file)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {args.limit}")
+        items = items[: args.limit]
+    base = Config.load(_config_path(args.config))
+    names = [n.strip() for n in (args.retriever or base.retrieval.retriever).split(",") if n.strip()]
+    unknown = [n for n in names if n not in RETRIEVERS]
+    if unknown or not names:
+        raise ValueError(f"unknown retriever {unknown[0] if unknown else args.retriever!r} in --retriever; choose from {sorted(RETRIEVERS)} (comma-separate several)")
+    index = args.index or str(default_eval_index(args.articles, {"embedding": base.embedding.model, "chunking": base.to_dict()["chunking"]}))
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    first = RAG.from_config(_config_path(args.config), index=index)
+    ensure_index(first, args.articles, rebuild=args.rebuild, progress=not args.quiet, log=log)
+    missing = missing_sources(items, args.articles)
+    if missing:
+        print(f"warning: {len(missing)} gold source(s) are not files under {args.articles}: {', '.join(missing[:5])}"
+              + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
+    embedder = QueryCache(first.embedder)
+    if any(n != "bm25" for n in names):
+        embedder.prime([it.question for it in items])
+    out = open(args.out, "w", encoding="utf-8") if args.out else None
+    summaries = []
+    try:
+        for name in names:
+            # One embedder and generator for all variants: models load once.
+            rag = RAG.from_config(_config_path(args.config), index=index, overrides={"retrieval.retriever": name},
+                                  embedder=embedder, generator=first._generator if args.retrieval_only else first.generator)
+            write = (lambda r: out.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")) if out else None
+            run = evaluate(rag, items, retrieval_only=args.retrieval_only, top_k=args.top_k, max_new_tokens=args.max_new_tokens,
+                           progress=not args.quiet, on_result=write)
+            summary = dict(run.summary)
+            summary["qa_file"] = str(args.qa_file)
+            if args.calibrate is not None:
+                summary["calibration"] = choose_threshold(run.results, args.calibrate)
+            summaries.append(summary)
+            log(f"{name}: done in {summary['seconds']:.1f} s")
+    finally:
+        if out:
+            out.close()
+    if args.out:
+        Path(args.out + ".summary.json").write_text(json.dumps(summaries, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(summaries, ensure_ascii=False, indent=2))
+        return 0
+    mode = "retrieval only; abstention = relevance threshold" if args.retrieval_only else "full pipeline"
+    print(f"{args.qa_file}: {len(items)} questions ({summaries[0]['answerable']} answerable), {mode}\n")
+    print(format_table(summaries))
+    for s in summaries:
+        if s.get("calibration"):
+            c = s["calibration"]
+            print(f"\n{s['retriever']}: suggested min_relevance_{s['retriever']}: {c['threshold']} "
+                  f"(declines {c['declined_answerable']}/{c['answerable']} answerable, {c['declined_unanswerable']}/{c['unanswerable']} unanswerable)")
+    if args.out:
+        print(f"\nPer-question results: {args.out}; summaries: {args.out}.summary.json")
+    return 0
+
+
 def cmd_index_info(args: argparse.Namespace) -> int:
     rag = _make_rag(args)
     info = rag.info()
-    info["size_bytes"] = sum(f.stat().st_size for f in Path(rag.store.root).rglob("*") if f.is_file())
+    manifest = rag.store.read_manifest()
+    sizes = rag.store.size_on_disk()
+    info["size_bytes"] = sizes["current_bytes"]
+    info["size_on_disk_bytes"] = sizes["total_bytes"]  # with the previous generation kept for readers
+    info["duplicates"] = len(manifest.get("duplicates", []))
+    info["near_duplicates"] = len(manifest.get("near_duplicates", []))
+    info["skipped"] = len(manifest.get("skipped", []))
+    info["articles_dir"] = manifest.get("articles_dir")
+    info["generation"] = manifest.get("generation")
+    info["last_build"] = (manifest.get("build") or {}).get("mode")
     if args.json:
+        if args.sources:
+            info["sources"] = [d["source"] for d in manifest.get("documents", [])] + [d["source"] for d in manifest.get("duplicates", [])]
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0
-    for key, value in info.items():
-        print(f"{key:12} {value}")
+    shown = {**info, "size_bytes": f"{_human_bytes(sizes['current_bytes'])} ({_human_bytes(sizes['total_bytes'])} with the previous generation)"}
+    shown.pop("size_on_disk_bytes")
+    shown["size"] = shown.pop("size_bytes")
+    if isinstance(shown.get("chunker"), dict):
+        shown["chunker"] = ", ".join(f"{k}={v}" for k, v in shown["chunker"].items())
+    for key, value in shown.items():
+        print(f"{key:16} {value}")
+    if args.sources:
+        print("sources:")
+        for d in manifest.get("documents", []):
+            print(f"  {d['source']}")
+        for d in manifest.get("duplicates", []):
+            print(f"  {d['source']} (duplicate of {d['duplicate_of']})")
+    return 0
+
+
+def cmd_index_remove(args: argparse.Namespace) -> int:
+    from rag.config import Config
+    from rag.indexing import remove_article
+
+    cfg = Config.load(_config_path(args.config), {"index.path": args.index} if args.index else None)
+    try:
+        result = remove_article(cfg.index.path, args.path, lock_timeout=cfg.indexing.lock_timeout)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"Removed {', '.join(result.removed)} from {result.index_path} ({result.chunks_removed} chunks); "
+          f"it now holds {result.articles} articles as {result.chunks} chunks.")
+    for old, new in result.promoted:
+        print(f"  {new} (an exact copy of {old}) is indexed in its place.")
+    print("The file itself was not touched; the next 'rag build' adds it back if it is still in the folder.")
     return 0
 
 
@@ -126,10 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="build or rebuild the index from a folder of articles",
                        description="Load every .txt, .md, .html, .json, .jsonl and .pdf file under ARTICLES_DIR, chunk and embed it, "
-                                   "and write a FAISS index. Unreadable files are skipped and listed. The previous index stays "
-                                   "usable until the new one is complete.")
+                                   "and write a FAISS index. Against an existing index only new and changed articles are embedded "
+                                   "(a renamed file costs nothing), chunks of changed and deleted ones are dropped, and the summary "
+                                   "lists added, updated, removed, renamed, unchanged and skipped articles. Exact duplicates are "
+                                   "indexed once; near-duplicates are reported (indexing.near_duplicates: keep|drop). Unreadable "
+                                   "files are skipped and listed with the reason; articles are never modified. The previous index "
+                                   "stays usable until the new one is complete, and a killed build leaves it intact. One build runs "
+                                   "per index at a time. If the embedder or chunker settings changed, everything is rebuilt "
+                                   "(or, with indexing.on_settings_change: refuse, the build stops and asks for --full).")
     p.add_argument("articles_dir", metavar="ARTICLES_DIR", help="folder of articles (searched recursively)")
     common(p)
+    p.add_argument("--full", action="store_true", help="rebuild from scratch, re-embedding every article")
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
@@ -144,14 +288,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length limit in tokens (default: generation.max_new_tokens)")
     p.add_argument("--json", action="store_true", help='print one JSON object: {"question", "answer", "reasoning", "citations", "passages"}')
     p.add_argument("--show-reasoning", action="store_true", help="print a reasoning model's <think> part to stderr")
+    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], help="retrieval method (default: retrieval.retriever)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day (undated articles are left out)")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day (undated articles are left out)")
+    p.add_argument("--source", metavar="GLOB", help="only articles whose path under the articles folder matches, e.g. 'news/*.md' (comma-separate several)")
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("index", help="inspect an index", description="Inspect the index.")
+    p = sub.add_parser("eval", help="measure retrieval and answer quality on a QA file",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=EVAL_DESCRIPTION)
+    p.add_argument("qa_file", metavar="QA.jsonl", help="questions, one JSON object per line")
+    p.add_argument("--articles", required=True, metavar="DIR", help="the articles folder the QA sources are relative to")
+    p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
+    p.add_argument("--index", metavar="DIR", help="index of DIR to use or build (default: a cache folder under the temp folder, never index.path)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the index even if one exists")
+    p.add_argument("--retriever", metavar="NAMES", help="dense, bm25, hybrid, or several comma-separated to compare (default: retrieval.retriever)")
+    p.add_argument("--retrieval-only", action="store_true", help="skip generation: retrieval metrics and threshold abstention in seconds")
+    p.add_argument("--out", metavar="FILE", help="write one JSON line per question (and per retriever) here, and the summaries to FILE.summary.json")
+    p.add_argument("--top-k", type=int, metavar="N", help="passages given to the generator (default: retrieval.top_k)")
+    p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length limit (default: generation.max_new_tokens)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    p.add_argument("--calibrate", type=float, metavar="RATE", help="also suggest a relevance threshold per retriever that declines at most RATE (e.g. 0.05) of the answerable questions")
+    p.add_argument("--json", action="store_true", help="print the summaries as JSON instead of a table")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("index", help="inspect an index or remove an article from it", description="Inspect the index, or remove one article from it.")
     isub = p.add_subparsers(dest="index_command", metavar="SUBCOMMAND")
     pi = isub.add_parser("info", help="articles, chunks, embedder, chunker, build time, size on disk")
     common(pi)
     pi.add_argument("--json", action="store_true", help="print as JSON")
+    pi.add_argument("--sources", action="store_true", help="also list every indexed article")
     pi.set_defaults(func=cmd_index_info)
+    pr = isub.add_parser("remove", help="drop one article from the index (its file is not touched)",
+                         description="Drop the article PATH from the index: as listed by 'rag index info --sources' (relative to the "
+                                     "articles folder), or a path to the file. A JSONL file drops all its records. The file is never "
+                                     "modified or deleted, so the next 'rag build' adds it back if it is still in the folder. An exact "
+                                     "duplicate of the article takes its place without re-embedding.")
+    pr.add_argument("path", metavar="PATH")
+    common(pr)
+    pr.add_argument("--json", action="store_true", help="print the result as JSON")
+    pr.set_defaults(func=cmd_index_remove)
 
     p = sub.add_parser("serve", help="start the local web UI (Gradio)",
                        description="Start the chat UI on http://HOST:PORT: streamed answers with [n] markers linking to their "

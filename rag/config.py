@@ -62,6 +62,21 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class IndexingConfig:
+    """How ``rag build`` updates an index from a changing folder."""
+
+    # Articles whose word 3-shingles overlap at least near_duplicate_threshold (Jaccard, via
+    # MinHash) are reported as near-duplicates; keep indexes every copy, drop only the first.
+    near_duplicates: str = "keep"
+    near_duplicate_threshold: float = 0.8
+    # When the embedder or chunker settings differ from the index's: rebuild fully (saying
+    # why) or refuse and ask for --full.
+    on_settings_change: str = "rebuild"
+    # Seconds a build waits for another build of the same index before giving up.
+    lock_timeout: float = 0.0
+
+
+@dataclass(frozen=True)
 class RetrievalConfig:
     """Retrieval settings."""
 
@@ -138,6 +153,7 @@ class Config:
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    indexing: IndexingConfig = field(default_factory=IndexingConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     citations: CitationsConfig = field(default_factory=CitationsConfig)
@@ -268,6 +284,11 @@ def _validate(obj: Any, prefix: str) -> None:
         need(0.0 <= obj.min_support <= 1.0, "min_support", "must be between 0 and 1")
     elif isinstance(obj, LoaderConfig):
         need(obj.max_file_mb > 0, "max_file_mb", "must be > 0")
+    elif isinstance(obj, IndexingConfig):
+        need(obj.near_duplicates in ("keep", "drop"), "near_duplicates", "must be one of keep, drop")
+        need(0.0 < obj.near_duplicate_threshold <= 1.0, "near_duplicate_threshold", "must be in (0, 1]")
+        need(obj.on_settings_change in ("rebuild", "refuse"), "on_settings_change", "must be one of rebuild, refuse")
+        need(obj.lock_timeout >= 0, "lock_timeout", "must be >= 0")
     elif isinstance(obj, UIConfig):
         need(obj.max_question_chars >= 1, "max_question_chars", "must be >= 1")
         need(obj.rewrite in ("auto", "heuristic", "off"), "rewrite", "must be one of auto, heuristic, off")

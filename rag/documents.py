@@ -74,11 +74,16 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def document_id(source: str, chash: str) -> str:
+    """The id of the document with content hash ``chash`` at ``source``."""
+    return hashlib.sha256(f"{source}\0{chash}".encode()).hexdigest()[:16]
+
+
 def make_document(text: str, title: str, source: str, url: str | None = None, date: str | None = None) -> Document:
     """Build a :class:`Document` with a stable id derived from source and content."""
     text = _normalise_text(text)
     chash = content_hash(text)
-    doc_id = hashlib.sha256(f"{source}\0{chash}".encode()).hexdigest()[:16]
+    doc_id = document_id(source, chash)
     title = " ".join((title or "").split()) or Path(source.split("#")[0]).stem
     return Document(id=doc_id, text=text, title=title[:300], source=source, url=url or None, date=date or None, content_hash=chash)
 
@@ -154,7 +159,9 @@ def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tu
             skipped.append(SkippedFile(rel, problem))
             continue
         try:
-            docs.extend(load_file(path, rel, max_file_mb=max_file_mb))
+            found, partial = _load_file_reporting(path, rel, max_file_mb=max_file_mb)
+            docs.extend(found)
+            skipped.extend(partial)
         except UnreadableFile as exc:
             skipped.append(SkippedFile(rel, str(exc)))
         except (OSError, MemoryError, RecursionError, ValueError) as exc:
@@ -168,6 +175,11 @@ def load_file(path: Path, source: str, max_file_mb: float = 20.0) -> list[Docume
     Raises:
         UnreadableFile: with the reason the file was skipped.
     """
+    return _load_file_reporting(path, source, max_file_mb)[0]
+
+
+def _load_file_reporting(path: Path, source: str, max_file_mb: float = 20.0) -> tuple[list[Document], list[SkippedFile]]:
+    """Like :func:`load_file`, also returning the parts of the file that were skipped (bad JSONL lines)."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -184,20 +196,21 @@ def load_file(path: Path, source: str, max_file_mb: float = 20.0) -> list[Docume
         raise UnreadableFile("empty file")
     suffix = path.suffix.lower()
     if suffix == ".pdf":
-        return [_load_pdf(raw, source)]
+        return [_load_pdf(raw, source)], []
     text = decode_bytes(raw)
+    partial: list[SkippedFile] = []
     if suffix in (".html", ".htm"):
         docs = [_load_html(text, source)]
     elif suffix == ".json":
         docs = _load_json(text, source)
     elif suffix == ".jsonl":
-        docs = _load_jsonl(text, source)
+        docs, partial = _load_jsonl(text, source)
     else:
         docs = [_load_plain(text, source, markdown=suffix in (".md", ".markdown"))]
     docs = [d for d in docs if d.text.strip()]
     if not docs:
         raise UnreadableFile("no text found")
-    return docs
+    return docs, partial
 
 
 def decode_bytes(raw: bytes) -> str:
@@ -376,24 +389,25 @@ def _load_json(text: str, source: str) -> list[Document]:
     return [d for d in docs if d is not None]
 
 
-def _load_jsonl(text: str, source: str) -> list[Document]:
+def _load_jsonl(text: str, source: str) -> tuple[list[Document], list[SkippedFile]]:
     docs: list[Document] = []
-    bad = 0
+    bad: list[SkippedFile] = []
     for i, line in enumerate(text.split("\n")):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
-            # A truncated last line or one bad record should not lose the rest of the file.
-            bad += 1
+        except json.JSONDecodeError as exc:
+            # A truncated last line or one bad record should not lose the rest of the file;
+            # the bad line is reported on its own.
+            bad.append(SkippedFile(f"{source}#{i}", f"invalid JSON line {i + 1} at column {exc.colno}: {exc.msg}"))
             continue
         doc = _record_to_document(rec, f"{source}#{i}")
         if doc is not None:
             docs.append(doc)
     if not docs and bad:
-        raise UnreadableFile(f"no valid JSON lines ({bad} invalid)")
-    return docs
+        raise UnreadableFile(f"no valid JSON lines ({len(bad)} invalid; first: {bad[0].reason})")
+    return docs, bad
 
 
 def _load_pdf(raw: bytes, source: str) -> Document:
@@ -426,7 +440,18 @@ def _load_pdf(raw: bytes, source: str) -> Document:
 
 
 def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as text that can be stored as UTF-8.
+
+    A name that is not valid UTF-8 on disk (e.g. Latin-1 bytes from an old archive) decodes
+    with surrogate escapes, which JSON and SQLite refuse; such bytes are shown as ``\\xNN``.
+    Percent signs and non-ASCII letters are kept as they are.
+    """
     try:
-        return path.relative_to(root).as_posix()
+        rel = path.relative_to(root).as_posix()
     except ValueError:
-        return path.as_posix()
+        rel = path.as_posix()
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        rel = os.fsencode(rel).decode("utf-8", errors="backslashreplace")
+    return rel

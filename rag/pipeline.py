@@ -10,8 +10,7 @@ Example:
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,45 +18,12 @@ from typing import Any
 from .chunking import Chunker, sentence_spans
 from .citations import MARKER, Answer, attribute_citations, resolve_citations, strip_invalid_markers
 from .config import Config
-from .documents import SkippedFile, load_documents
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .generation import Generator, ThinkSplitter, make_generator
 from .prompting import NOT_FOUND, build_prompt
 from .retrieval import DenseRetriever, Passage
-from .store import IndexStore, LoadedIndex, write_generation
-
-
-class BuildError(RuntimeError):
-    """A build could not produce an index (e.g. no readable articles)."""
-
-
-@dataclass(frozen=True)
-class BuildSummary:
-    """What a build did."""
-
-    index_path: str
-    articles: int
-    chunks: int
-    skipped: list[SkippedFile] = field(default_factory=list)
-    seconds: float = 0.0
-    embed_seconds: float = 0.0
-
-    @property
-    def chunks_per_second(self) -> float:
-        """Chunks indexed per second of the whole build."""
-        return self.chunks / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {
-            "index_path": self.index_path,
-            "articles": self.articles,
-            "chunks": self.chunks,
-            "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
-            "seconds": round(self.seconds, 3),
-            "embed_seconds": round(self.embed_seconds, 3),
-            "chunks_per_second": round(self.chunks_per_second, 2),
-        }
+from .indexing import BuildError, BuildSummary, IndexBuilder
+from .store import IndexStore, LoadedIndex
 
 
 @dataclass(frozen=True)
@@ -117,41 +83,36 @@ class RAG:
         return self._generator
 
     # -- building --------------------------------------------------------------------
-    def build(self, articles_dir: str | Path, show_progress: bool = False) -> BuildSummary:
-        """Build (or rebuild) the index from ``articles_dir``.
+    def build(self, articles_dir: str | Path, show_progress: bool = False, *, full: bool = False,
+              on_message: Callable[[str], None] | None = None) -> BuildSummary:
+        """Bring the index up to date with ``articles_dir`` (see :mod:`rag.indexing`).
+
+        Only new and changed articles are embedded; chunks of changed and deleted ones are
+        dropped; the rest is kept as it is. Readers keep answering from the previous index
+        until the new one is switched in.
+
+        Args:
+            articles_dir: the folder of articles (never modified).
+            show_progress: show a progress bar while embedding.
+            full: rebuild from scratch, re-embedding everything.
+            on_message: receives notes such as why a full rebuild is needed.
 
         Returns:
-            A :class:`BuildSummary`; unreadable files are listed in ``skipped``.
+            A :class:`BuildSummary` with added/updated/removed/unchanged/skipped counts;
+            unreadable files are listed in ``skipped`` with their reasons.
 
         Raises:
             FileNotFoundError: the folder does not exist.
-            BuildError: no readable articles were found.
+            BuildError: no readable articles were found (the index is left as it was).
+            BuildLockedError: another build of this index is running (names its pid).
+            IndexMismatchError: settings changed and ``indexing.on_settings_change`` is ``refuse``.
         """
-        t0 = time.perf_counter()
         cfg = self.config
-        result = load_documents(articles_dir, max_file_mb=cfg.loader.max_file_mb, extensions=cfg.loader.extensions)
-        if not result.documents:
-            why = "; ".join(f"{s.source}: {s.reason}" for s in result.skipped[:5])
-            raise BuildError(f"no readable articles in {str(articles_dir)!r}" + (f" (skipped: {why})" if why else "") + "; add .txt, .md, .html, .json, .jsonl or .pdf files")
-        chunks = self.chunker.split_all(result.documents)
-        t_embed = time.perf_counter()
-        vectors = self.embedder.encode([c.text for c in chunks], show_progress=show_progress)
-        embed_seconds = time.perf_counter() - t_embed
-        manifest = {
-            "embedder": {"name": self.embedder.name, "dimension": int(vectors.shape[1]), "normalized": True},
-            "chunker": self.chunker.settings,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "articles_dir": str(Path(articles_dir).resolve()),
-            "documents": [
-                {"id": d.id, "source": d.source, "title": d.title, "date": d.date, "url": d.url, "content_hash": d.content_hash, "chars": len(d.text)}
-                for d in result.documents
-            ],
-            "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
-        }
-        write_generation(self.store.root, vectors, chunks, manifest)
+        builder = IndexBuilder(self.store.root, self.embedder, self.chunker, cfg.loader, cfg.indexing, on_message)
+        summary = builder.build(articles_dir, full=full, show_progress=show_progress)
         with self._lock:
             self._loaded = None  # next question picks up the new generation
-        return BuildSummary(str(self.store.root), len(result.documents), len(chunks), result.skipped, time.perf_counter() - t0, embed_seconds)
+        return summary
 
     # -- reading ---------------------------------------------------------------------
     def index(self) -> LoadedIndex:

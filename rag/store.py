@@ -10,6 +10,8 @@ An index folder holds generations; ``CURRENT`` names the active one::
 
 A build writes a complete new generation and then replaces ``CURRENT`` atomically, so a
 crash mid-build leaves the previous index loadable, and readers can notice a new build.
+The generation that was current before a build is kept (older ones are deleted), so a reader
+that read ``CURRENT`` just before the switch can still open it.
 
 Example:
     >>> store = IndexStore("index/default")
@@ -76,7 +78,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_generation(root: str | Path, vectors: np.ndarray, chunks: Sequence[Chunk], manifest: dict[str, Any], rows: Sequence[int] | None = None) -> Path:
+def write_generation(
+    root: str | Path,
+    vectors: np.ndarray,
+    chunks: Sequence[Chunk],
+    manifest: dict[str, Any],
+    rows: Sequence[int] | None = None,
+    *,
+    writers: Sequence[GenerationWriter] = (),
+) -> Path:
     """Write a complete index generation under ``root`` and make it current atomically.
 
     Args:
@@ -84,7 +94,9 @@ def write_generation(root: str | Path, vectors: np.ndarray, chunks: Sequence[Chu
         vectors: ``(len(chunks), dim)`` float32 normalised vectors.
         chunks: the chunk records, aligned with ``vectors``.
         manifest: settings and document list; ``format_version`` and counts are added.
-        rows: FAISS ids for the chunks (default ``0..n-1``).
+        rows: FAISS ids for the chunks (default ``0..n-1``), ascending.
+        writers: extra per-generation writers for this build only, called after
+            :data:`GENERATION_WRITERS` with the same arguments.
 
     Returns:
         The new generation folder.
@@ -93,6 +105,7 @@ def write_generation(root: str | Path, vectors: np.ndarray, chunks: Sequence[Chu
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    previous = IndexStore(root).current_name()
     if len(vectors) != len(chunks):
         raise ValueError(f"got {len(vectors)} vectors for {len(chunks)} chunks")
     row_ids = np.arange(len(chunks), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -106,16 +119,17 @@ def write_generation(root: str | Path, vectors: np.ndarray, chunks: Sequence[Chu
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), row_ids)
         faiss.write_index(index, str(tmp / VECTORS))
         _write_chunks(tmp / CHUNKS, chunks, row_ids)
-        for writer in GENERATION_WRITERS:
+        for writer in (*GENERATION_WRITERS, *writers):
             writer(tmp, chunks, row_ids)
         manifest = {**manifest, "format_version": FORMAT_VERSION, "chunks": len(chunks), "generation": name}
         with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, ensure_ascii=False, indent=1)
             fh.flush()
             os.fsync(fh.fileno())
-        for f in (VECTORS, CHUNKS):
-            with open(tmp / f, "rb") as fh:
-                os.fsync(fh.fileno())
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
         final = root / name
         os.rename(tmp, final)
         _fsync_dir(root)
@@ -123,7 +137,7 @@ def write_generation(root: str | Path, vectors: np.ndarray, chunks: Sequence[Chu
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _collect_garbage(root, keep={name})
+    _collect_garbage(root, keep={name, previous} - {None})
     return final
 
 
@@ -154,10 +168,12 @@ def _set_current(root: Path, name: str) -> None:
 
 
 def _collect_garbage(root: Path, keep: set[str]) -> None:
-    """Remove old generations and leftovers of interrupted builds.
+    """Remove generations other than ``keep`` and leftovers of interrupted builds.
 
-    Readers holding an old generation keep working: FAISS is read into memory and an open
-    SQLite file stays readable after it is unlinked (POSIX).
+    ``keep`` holds the new generation and the one current before it: a reader may have read
+    ``CURRENT`` just before the switch and not opened its files yet, and a reader that loaded
+    it may still open its keyword index lazily. Readers of older generations keep working:
+    FAISS is read into memory and an open SQLite file stays readable after it is unlinked.
     """
     for entry in root.iterdir():
         if entry.name in keep:
@@ -206,6 +222,24 @@ class LoadedIndex:
             fetched = cur.fetchall()
         return {r[0]: Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9]) for r in fetched}
 
+    def rows_and_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every FAISS id with its stored vector: ``(ids int64 (n,), vectors float32 (n, dim))``."""
+        import faiss
+
+        n = self.size
+        if n == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.index.d), dtype=np.float32)
+        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        vectors = self.index.index.reconstruct_n(0, n)
+        return ids, np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def iter_rows(self):
+        """``(row, chunk)`` pairs for every chunk, in row order."""
+        with self._lock:
+            rows = self._con.execute(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks ORDER BY row").fetchall()
+        for r in rows:
+            yield r[0], Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9])
+
     def iter_chunks(self):
         """All chunks in row order (streams from disk)."""
         with self._lock:
@@ -239,6 +273,21 @@ class IndexStore:
     def exists(self) -> bool:
         """Whether a built index is present."""
         return self.current_name() is not None
+
+    def size_on_disk(self) -> dict[str, int]:
+        """Bytes used by the current generation and by the whole index folder."""
+        def du(path: Path) -> int:
+            total = 0
+            for f in path.rglob("*"):
+                try:
+                    if f.is_file() and not f.is_symlink():
+                        total += f.stat().st_size
+                except OSError:
+                    pass  # deleted by a concurrent build while we walked
+            return total
+
+        name = self.current_name()
+        return {"current_bytes": du(self.root / name) if name else 0, "total_bytes": du(self.root) if self.root.is_dir() else 0}
 
     def read_manifest(self) -> dict[str, Any]:
         """The current generation's manifest."""
