@@ -78,9 +78,33 @@ class IndexingConfig:
 
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """Retrieval settings."""
+    """Retrieval settings (figures behind the defaults: README "Quality")."""
 
     top_k: int = 4
+    # dense (MiniLM + FAISS), bm25 (keyword) or hybrid (both, reciprocal-rank fusion).
+    retriever: str = "dense"
+    # Hybrid fusion: score = dense_weight / (rrf_k + dense rank) + bm25_weight / (rrf_k + bm25 rank).
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    rrf_k: int = 60
+    # Candidates each retriever contributes to fusion and de-duplication.
+    candidates: int = 50
+    # Near-duplicate removal from the top-k: none, cut (cosine >= dedup_threshold) or mmr.
+    dedup: str = "none"
+    dedup_threshold: float = 0.95
+    mmr_lambda: float = 0.7
+    # Widen each hit by this many neighbouring chunks per side, within neighbour_budget_tokens in all.
+    neighbours: int = 0
+    neighbour_budget_tokens: int = 1200
+    # "Not covered" threshold on the best passage's relevance, per retriever (0 disables):
+    # cosine for dense and hybrid, BM25 / its maximum for the question for bm25.
+    min_relevance_dense: float = 0.0
+    min_relevance_bm25: float = 0.0
+    min_relevance_hybrid: float = 0.0
+
+    def min_relevance_for(self, retriever: str | None = None) -> float:
+        """The relevance threshold of ``retriever`` (default: the configured one)."""
+        return float(getattr(self, f"min_relevance_{retriever or self.retriever}", 0.0))
 
 
 @dataclass(frozen=True)
@@ -276,6 +300,17 @@ def _validate(obj: Any, prefix: str) -> None:
         need(obj.batch_size >= 1, "batch_size", "must be >= 1")
     elif isinstance(obj, RetrievalConfig):
         need(obj.top_k >= 1, "top_k", "must be >= 1")
+        need(obj.retriever in ("dense", "bm25", "hybrid"), "retriever", "must be one of dense, bm25, hybrid")
+        need(obj.dense_weight >= 0, "dense_weight", "must be >= 0")
+        need(obj.bm25_weight >= 0, "bm25_weight", "must be >= 0")
+        need(obj.dense_weight + obj.bm25_weight > 0, "bm25_weight", "and dense_weight must not both be 0")
+        need(obj.rrf_k >= 0, "rrf_k", "must be >= 0")
+        need(obj.candidates >= 1, "candidates", "must be >= 1")
+        need(obj.dedup in ("none", "cut", "mmr"), "dedup", "must be one of none, cut, mmr")
+        need(0.0 < obj.dedup_threshold <= 1.0, "dedup_threshold", "must be in (0, 1]")
+        need(0.0 <= obj.mmr_lambda <= 1.0, "mmr_lambda", "must be between 0 and 1")
+        need(obj.neighbours >= 0, "neighbours", "must be >= 0")
+        need(obj.neighbour_budget_tokens >= 0, "neighbour_budget_tokens", "must be >= 0")
     elif isinstance(obj, GenerationConfig):
         need(obj.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
         need(0.0 <= obj.temperature <= 2.0, "temperature", "must be between 0 and 2")

@@ -21,7 +21,7 @@ from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .generation import Generator, ThinkSplitter, make_generator
 from .prompting import NOT_FOUND, build_prompt
-from .retrieval import DenseRetriever, Passage
+from .retrieval import MetadataFilter, Passage, make_retriever, not_covered_text
 from .indexing import BuildError, BuildSummary, IndexBuilder
 from .store import IndexStore, LoadedIndex
 
@@ -137,15 +137,23 @@ class RAG:
             "generator": f"{self.config.generation.backend}:{self.config.generation.model}",
         }
 
-    def retrieve(self, query: str, top_k: int | None = None) -> list[Passage]:
-        """Top-k passages for ``query`` from the current index."""
+    def retrieve(self, query: str, top_k: int | None = None, *, filters: MetadataFilter | None = None, retriever: str | None = None) -> list[Passage]:
+        """Top-k passages for ``query`` from the current index.
+
+        Args:
+            query: the search text.
+            top_k: passages wanted (default ``retrieval.top_k``).
+            filters: restrict to articles by date range / source glob.
+            retriever: ``dense``, ``bm25`` or ``hybrid`` (default ``retrieval.retriever``).
+        """
         k = self.config.retrieval.top_k if top_k is None else top_k
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
-        return DenseRetriever(self.index(), self.embedder).retrieve(query, k)
+        return make_retriever(self.config.retrieval, self.index(), self.embedder, retriever).retrieve(query, k, filters=filters)
 
     # -- answering -------------------------------------------------------------------
-    def ask(self, question: str, *, top_k: int | None = None, temperature: float | None = None, max_new_tokens: int | None = None) -> Answer:
+    def ask(self, question: str, *, top_k: int | None = None, temperature: float | None = None, max_new_tokens: int | None = None,
+            filters: MetadataFilter | None = None) -> Answer:
         """Answer ``question`` from the articles, with citations.
 
         Raises:
@@ -154,7 +162,7 @@ class RAG:
             GeneratorError: the model failed.
         """
         answer = None
-        for event in self.stream_events(question, top_k=top_k, temperature=temperature, max_new_tokens=max_new_tokens):
+        for event in self.stream_events(question, top_k=top_k, temperature=temperature, max_new_tokens=max_new_tokens, filters=filters):
             if event.kind == "done":
                 answer = event.answer
         assert answer is not None
@@ -174,6 +182,7 @@ class RAG:
         temperature: float | None = None,
         max_new_tokens: int | None = None,
         query: str | None = None,
+        filters: MetadataFilter | None = None,
     ) -> Iterator[StreamEvent]:
         """Retrieve, then stream reasoning and answer pieces, then the final :class:`Answer`.
 
@@ -182,6 +191,7 @@ class RAG:
             top_k, temperature, max_new_tokens: per-call overrides of the config.
             query: text to retrieve with, when it differs from ``question`` (a rewritten
                 follow-up).
+            filters: restrict retrieval to articles by date range / source glob.
         """
         question = _check_question(question)
         gen_cfg = self.config.generation
@@ -192,11 +202,17 @@ class RAG:
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
         search_text = (query or question).strip()
-        passages = self.retrieve(search_text, top_k)
+        passages = self.retrieve(search_text, top_k, filters=filters)
         yield StreamEvent("retrieved", passages=passages)
         if not passages:
             yield StreamEvent("answer", text=NOT_FOUND)
             yield StreamEvent("done", answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text))
+            return
+        if max(p.relevance_or_score for p in passages) < self.config.retrieval.min_relevance_for():
+            # Nothing is relevant enough: say so and name the closest sources, without the generator.
+            text = not_covered_text(passages)
+            yield StreamEvent("answer", text=text)
+            yield StreamEvent("done", answer=Answer(question=question, text=text, passages=passages, query=search_text))
             return
         gen = self.generator
         prompt = build_prompt(

@@ -1,29 +1,70 @@
-"""Retrieve passages for a question.
+"""Retrieve passages for a question: dense, BM25 or both fused, de-duplicated, optionally widened.
 
-The :class:`Retriever` protocol is the seam: dense FAISS, keyword or fake retrievers all fit.
+The :class:`Retriever` protocol is the seam: dense FAISS, keyword, hybrid or fake retrievers
+all fit. :func:`make_retriever` picks one by name from :data:`RETRIEVERS`.
+
+- :class:`DenseRetriever`: cosine top-k over the FAISS index (MiniLM vectors).
+- :class:`BM25Retriever`: Lucene BM25 over the same chunks (:mod:`rag.keyword`).
+- :class:`HybridRetriever`: weighted reciprocal-rank fusion (RRF) of the two:
+  ``score(c) = sum_r w_r / (rrf_k + rank_r(c))`` over the retrievers' top candidates.
+
+Each can drop near-duplicates from its top-k (``dedup="cut"``: a candidate whose vector has
+cosine >= ``dedup_threshold`` with an already chosen one is skipped; ``dedup="mmr"``: maximal
+marginal relevance), widen each hit with neighbouring chunks of the same article up to a token
+budget, and restrict results with a :class:`MetadataFilter` (date range, source glob).
+
+Every :class:`Passage` carries a ``relevance`` on a scale that does not depend on the question:
+cosine similarity for dense and hybrid, ``BM25 / max attainable BM25`` for bm25. The pipeline
+declines without calling the generator when the best relevance is below the configured
+threshold (:meth:`rag.config.RetrievalConfig.min_relevance_for`).
 
 Example:
-    >>> retriever = DenseRetriever(loaded_index, embedder)
-    >>> [(p.n, p.chunk.title, round(p.score, 2)) for p in retriever.retrieve("Who made R1?", k=3)]
+    >>> retriever = make_retriever(config.retrieval, loaded_index, embedder)
+    >>> [(p.n, p.chunk.title, round(p.score, 3)) for p in retriever.retrieve("Who made R1?", k=3)]
+    >>> retriever.retrieve("chip exports", k=3, filters=MetadataFilter(since="2025-01-01", source="news/*"))
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+import datetime as _dt
+import fnmatch
+import re
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
 
 from .chunking import Chunk
 from .embedding import Embedder
-from .store import LoadedIndex
+from .keyword import KeywordIndex, keyword_index_for
+from .store import CHUNKS, LoadedIndex
+
+if TYPE_CHECKING:
+    from .config import RetrievalConfig
+
+NOT_COVERED = "The articles don't cover this question."
 
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrieved chunk with its rank number ``n`` (1-based, as cited) and score."""
+    """A retrieved chunk with its rank number ``n`` (1-based, as cited) and score.
+
+    Attributes:
+        n: rank, as cited in answers ([1], [2], ...).
+        chunk: the chunk (widened with its neighbours when that is switched on).
+        score: the retriever's ranking score (cosine, BM25 or RRF).
+        relevance: a question-independent relevance in about [0, 1] used by the
+            "not covered" threshold; None means use ``score``.
+    """
 
     n: int
     chunk: Chunk
     score: float
+    relevance: float | None = None
 
     @property
     def title(self) -> str:
@@ -37,6 +78,11 @@ class Passage:
     def text(self) -> str:
         return self.chunk.text
 
+    @property
+    def relevance_or_score(self) -> float:
+        """``relevance`` when the retriever set it, else ``score``."""
+        return self.score if self.relevance is None else self.relevance
+
 
 @runtime_checkable
 class Retriever(Protocol):
@@ -45,22 +91,498 @@ class Retriever(Protocol):
     def retrieve(self, query: str, k: int) -> list[Passage]: ...
 
 
-class DenseRetriever:
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _check_date(value: str | None, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    value = str(value).strip()
+    if not _ISO_DATE.match(value):
+        raise ValueError(f"{name} must be a date like 2025-01-31, got {value!r}")
+    try:
+        _dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a real calendar date like 2025-01-31, got {value!r}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class MetadataFilter:
+    """Restrict retrieval to articles by date range and/or source path glob.
+
+    Args:
+        since: keep articles dated on or after this ISO date (``2025-01-01``).
+        until: keep articles dated on or before this ISO date.
+        source: a glob over the article's path relative to the articles folder
+            (``news/*.md``; ``*`` also crosses ``/``). Several globs: separate with commas.
+
+    Articles without a date are excluded as soon as ``since`` or ``until`` is set: their
+    date is unknown, so they cannot be shown to fall in the range.
+
+    Example:
+        >>> MetadataFilter(since="2025-01-01", source="news/*.md").matches("news/a.md", "2025-02-03")
+        True
+    """
+
+    since: str | None = None
+    until: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "since", _check_date(self.since, "since"))
+        object.__setattr__(self, "until", _check_date(self.until, "until"))
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until}); swap them")
+        if self.source is not None and not str(self.source).strip():
+            object.__setattr__(self, "source", None)
+
+    @property
+    def active(self) -> bool:
+        """Whether the filter restricts anything."""
+        return bool(self.since or self.until or self.source)
+
+    def matches(self, source: str, date: str | None) -> bool:
+        """Whether an article at ``source`` dated ``date`` passes the filter."""
+        if self.source:
+            path = source.split("#", 1)[0]
+            if not any(fnmatch.fnmatchcase(path, g.strip()) or fnmatch.fnmatchcase(source, g.strip()) for g in self.source.split(",") if g.strip()):
+                return False
+        if self.since or self.until:
+            day = (date or "")[:10]
+            if not _ISO_DATE.match(day):
+                return False
+            if self.since and day < self.since:
+                return False
+            if self.until and day > self.until:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """A candidate chunk by FAISS row, with its ranking score and relevance."""
+
+    row: int
+    score: float
+    relevance: float
+
+
+class _ChunkTable:
+    """Row, document, offsets, source and date of every chunk (no text), read once per index."""
+
+    def __init__(self, index: LoadedIndex) -> None:
+        con = sqlite3.connect(f"file:{index.path / CHUNKS}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT row, doc_id, start, source, date FROM chunks ORDER BY row").fetchall()
+        finally:
+            con.close()
+        self.rows = np.array([r[0] for r in rows], dtype=np.int64)
+        self.doc_ids = [r[1] for r in rows]
+        self.starts = [int(r[2]) for r in rows]
+        self.sources = [r[3] for r in rows]
+        self.dates = [r[4] for r in rows]
+        self._pos = {int(r): i for i, r in enumerate(self.rows)}
+        # Chunks of one article in text order, for neighbour widening.
+        by_doc: dict[str, list[int]] = {}
+        for i, doc in enumerate(self.doc_ids):
+            by_doc.setdefault(doc, []).append(i)
+        self._order: dict[int, tuple[list[int], int]] = {}
+        for members in by_doc.values():
+            members.sort(key=lambda i: self.starts[i])
+            ordered = [int(self.rows[i]) for i in members]
+            for j, i in enumerate(members):
+                self._order[int(self.rows[i])] = (ordered, j)
+
+    def allowed_rows(self, flt: MetadataFilter) -> np.ndarray:
+        """Rows whose article passes ``flt``."""
+        keep = [i for i in range(len(self.rows)) if flt.matches(self.sources[i], self.dates[i])]
+        return self.rows[keep]
+
+    def neighbours(self, row: int, distance: int) -> tuple[list[int], list[int]]:
+        """Rows of up to ``distance`` chunks before and after ``row`` in the same article (nearest first)."""
+        ordered, j = self._order.get(int(row), ([int(row)], 0))
+        before = [ordered[i] for i in range(j - 1, max(-1, j - 1 - distance), -1)]
+        after = [ordered[i] for i in range(j + 1, min(len(ordered), j + 1 + distance))]
+        return before, after
+
+
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TABLES_LOCK = threading.Lock()
+
+
+def _table_for(index: LoadedIndex) -> _ChunkTable:
+    with _TABLES_LOCK:
+        table = _TABLES.get(index)
+        if table is None:
+            table = _TABLES[index] = _ChunkTable(index)
+        return table
+
+
+def _vectors(index: LoadedIndex, rows: Sequence[int]) -> np.ndarray:
+    """Stored (normalised) vectors of ``rows``, straight from FAISS: no re-embedding."""
+    if not len(rows):
+        return np.zeros((0, index.index.d), dtype=np.float32)
+    return np.asarray(index.index.reconstruct_batch(np.asarray(rows, dtype=np.int64)), dtype=np.float32)
+
+
+def _count_tokens(text: str) -> int:
+    from .chunking import get_encoding
+
+    return len(get_encoding("cl100k_base").encode_ordinary(text))
+
+
+def _merge_span(chunks: Sequence[Chunk]) -> Chunk:
+    """One chunk covering consecutive chunks of an article (they overlap or nearly touch).
+
+    Offsets stay exact; a gap between two chunks (whitespace the chunker trimmed) is filled
+    with as many spaces, so ``text`` keeps the length of the article span it stands for.
+    """
+    ordered = sorted(chunks, key=lambda c: c.start)
+    text, end = ordered[0].text, ordered[0].end
+    for c in ordered[1:]:
+        if c.end <= end:
+            continue
+        if c.start >= end:
+            text += " " * (c.start - end) + c.text
+        else:
+            text += c.text[end - c.start :]
+        end = c.end
+    return replace(ordered[0], text=text, start=ordered[0].start, end=end)
+
+
+class _RankedRetriever:
+    """Shared top-k selection: candidates -> filter -> de-duplication -> top-k -> neighbours.
+
+    Subclasses implement :meth:`_candidates`, returning hits best first.
+    """
+
+    def __init__(
+        self,
+        index: LoadedIndex,
+        *,
+        dedup: str = "none",
+        dedup_threshold: float = 0.95,
+        mmr_lambda: float = 0.7,
+        pool: int = 50,
+        neighbours: int = 0,
+        neighbour_budget_tokens: int = 1200,
+    ) -> None:
+        if dedup not in DEDUP_METHODS:
+            raise ValueError(f"unknown dedup method {dedup!r}; choose from {sorted(DEDUP_METHODS)}")
+        if not 0.0 < dedup_threshold <= 1.0:
+            raise ValueError(f"dedup_threshold must be in (0, 1], got {dedup_threshold}")
+        if not 0.0 <= mmr_lambda <= 1.0:
+            raise ValueError(f"mmr_lambda must be between 0 and 1, got {mmr_lambda}")
+        if pool < 1:
+            raise ValueError(f"candidates must be >= 1, got {pool}")
+        if neighbours < 0:
+            raise ValueError(f"neighbours must be >= 0, got {neighbours}")
+        self.index = index
+        self.dedup = dedup
+        self.dedup_threshold = dedup_threshold
+        self.mmr_lambda = mmr_lambda
+        self.pool = pool
+        self.neighbours = neighbours
+        self.neighbour_budget_tokens = neighbour_budget_tokens
+
+    def _candidates(self, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
+        raise NotImplementedError
+
+    def retrieve(self, query: str, k: int, filters: MetadataFilter | None = None) -> list[Passage]:
+        """Top-``k`` passages for ``query`` (fewer when fewer chunks match).
+
+        Args:
+            query: the search text.
+            k: passages wanted (>= 1).
+            filters: optional date/source restriction.
+
+        Raises:
+            ValueError: ``k`` < 1.
+        """
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"top_k must be >= 1, got {k}")
+        if self.index.size == 0 or not query.strip():
+            return []
+        allowed = None
+        if filters is not None and filters.active:
+            allowed = _table_for(self.index).allowed_rows(filters)
+            if len(allowed) == 0:
+                return []
+        n = k if self.dedup == "none" else max(k, self.pool)
+        hits = self._candidates(query, n, allowed)
+        if self.dedup != "none" and len(hits) > 1:
+            hits = DEDUP_METHODS[self.dedup](self, hits, k)
+        hits = hits[:k]
+        by_row = self.index.chunks_by_rows([h.row for h in hits])
+        hits = [h for h in hits if h.row in by_row]
+        chunks = [by_row[h.row] for h in hits]
+        if self.neighbours > 0:
+            chunks, hits = self._widen(chunks, hits, allowed)
+        return [Passage(n=i + 1, chunk=c, score=float(h.score), relevance=float(h.relevance)) for i, (c, h) in enumerate(zip(chunks, hits))]
+
+    # -- de-duplication ---------------------------------------------------------------
+    def _similarity_cut(self, hits: list[_Hit], k: int) -> list[_Hit]:
+        vecs = _vectors(self.index, [h.row for h in hits])
+        chosen: list[int] = []
+        for i in range(len(hits)):
+            if chosen and float(np.max(vecs[chosen] @ vecs[i])) >= self.dedup_threshold:
+                continue
+            chosen.append(i)
+            if len(chosen) == k:
+                break
+        return [hits[i] for i in chosen]
+
+    def _mmr(self, hits: list[_Hit], k: int) -> list[_Hit]:
+        vecs = _vectors(self.index, [h.row for h in hits])
+        scores = np.array([h.score for h in hits], dtype=np.float64)
+        span = scores.max() - scores.min()
+        rel = (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
+        sims = vecs @ vecs.T
+        chosen: list[int] = [0]
+        left = list(range(1, len(hits)))
+        while left and len(chosen) < k:
+            redundancy = sims[np.ix_(left, chosen)].max(axis=1)
+            mmr = self.mmr_lambda * rel[left] - (1 - self.mmr_lambda) * redundancy
+            pick = left[int(np.argmax(mmr))]
+            chosen.append(pick)
+            left.remove(pick)
+        return [hits[i] for i in chosen]
+
+    # -- neighbour widening -------------------------------------------------------------
+    def _widen(self, chunks: list[Chunk], hits: list[_Hit], allowed: np.ndarray | None) -> tuple[list[Chunk], list[_Hit]]:
+        """Grow each hit (best first) by neighbouring chunks while the token budget lasts."""
+        table = _table_for(self.index)
+        budget = self.neighbour_budget_tokens - sum(_count_tokens(c.text) for c in chunks)
+        allowed_set = None if allowed is None else {int(r) for r in allowed}
+        widened = list(chunks)
+        for i, hit in enumerate(hits):
+            if budget <= 0:
+                break
+            before, after = table.neighbours(hit.row, self.neighbours)
+            wanted = [r for pair in zip(before + [None] * len(after), after + [None] * len(before)) for r in pair if r is not None]
+            wanted = [r for r in dict.fromkeys(wanted) if allowed_set is None or r in allowed_set]
+            extra = self.index.chunks_by_rows(wanted)
+            parts = [chunks[i]]
+            for r in wanted:
+                if r not in extra:
+                    continue
+                candidate = _merge_span(parts + [extra[r]])
+                cost = _count_tokens(candidate.text) - _count_tokens(_merge_span(parts).text)
+                if cost > budget:
+                    continue
+                parts.append(extra[r])
+                budget -= cost
+            widened[i] = _merge_span(parts)
+        # A hit whose span another (better) widened hit already covers adds nothing.
+        out_chunks: list[Chunk] = []
+        out_hits: list[_Hit] = []
+        for c, h in zip(widened, hits):
+            if any(o.doc_id == c.doc_id and o.start <= c.start and c.end <= o.end for o in out_chunks):
+                continue
+            out_chunks.append(c)
+            out_hits.append(h)
+        return out_chunks, out_hits
+
+
+DEDUP_METHODS: dict[str, Callable[[_RankedRetriever, list[_Hit], int], list[_Hit]]] = {
+    "none": lambda self, hits, k: hits,
+    "cut": _RankedRetriever._similarity_cut,
+    "mmr": _RankedRetriever._mmr,
+}
+
+
+def _dense_hits(index: LoadedIndex, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[_Hit]:
+    if allowed is None:
+        return [_Hit(r, s, s) for r, s in _search(index, vector, n)]
+    import faiss
+
+    params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+    scores, ids = index.index.search(np.ascontiguousarray(vector, dtype=np.float32), min(n, len(allowed)), params=params)
+    return [_Hit(int(i), float(s), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def _search(index: LoadedIndex, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+    n = min(n, index.size)
+    if n <= 0:
+        return []
+    scores, ids = index.index.search(np.ascontiguousarray(vector, dtype=np.float32), n)
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+class DenseRetriever(_RankedRetriever):
     """Dense top-k over a FAISS inner-product index of normalised embeddings (cosine).
 
     Args:
         index: a loaded index.
         embedder: the embedder the index was built with.
+        **options: de-duplication and neighbour settings (see :class:`HybridRetriever`).
+
+    Example:
+        >>> DenseRetriever(loaded_index, embedder).retrieve("Who made R1?", k=3)
     """
 
-    def __init__(self, index: LoadedIndex, embedder: Embedder) -> None:
-        self.index = index
+    def __init__(self, index: LoadedIndex, embedder: Embedder, **options) -> None:
+        super().__init__(index, **options)
         self.embedder = embedder
 
-    def retrieve(self, query: str, k: int) -> list[Passage]:
-        """Top-``k`` passages by cosine similarity (fewer when the index holds fewer chunks)."""
-        if k < 1:
-            raise ValueError(f"top_k must be >= 1, got {k}")
+    def _candidates(self, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
+        return _dense_hits(self.index, self.embedder.encode([query]), n, allowed)
+
+
+class BM25Retriever(_RankedRetriever):
+    """Lucene BM25 over the index's chunks; ``relevance`` is BM25 divided by its maximum for the query.
+
+    Args:
+        index: a loaded index (its ``bm25/`` files are loaded, or built once when missing).
+        keyword: an already loaded :class:`~rag.keyword.KeywordIndex` (tests pass one).
+        **options: de-duplication and neighbour settings.
+
+    Example:
+        >>> BM25Retriever(loaded_index).retrieve("H800 GPUs", k=3)
+    """
+
+    def __init__(self, index: LoadedIndex, keyword: KeywordIndex | None = None, **options) -> None:
+        super().__init__(index, **options)
+        self._keyword = keyword
+
+    @property
+    def keyword(self) -> KeywordIndex:
+        if self._keyword is None:
+            self._keyword = keyword_index_for(self.index)
+        return self._keyword
+
+    def _candidates(self, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
+        return _bm25_hits(self.keyword, query, n, allowed)
+
+
+def _bm25_hits(kw: KeywordIndex, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
+    mask = None if allowed is None else np.isin(kw.rows, allowed)
+    scores = kw.scores(query, mask)
+    positive = int(np.count_nonzero(scores > 0))
+    n = min(n, positive)
+    if n <= 0:
+        return []
+    top = np.argpartition(-scores, n - 1)[:n]
+    # Ties broken by row so results are deterministic.
+    top = sorted(top.tolist(), key=lambda i: (-float(scores[i]), int(kw.rows[i])))
+    rel = kw.relevance(query, scores[top])
+    return [_Hit(int(kw.rows[i]), float(scores[i]), float(r)) for i, r in zip(top, rel)]
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None, k: int = 60) -> list[tuple[int, float]]:
+    """Fuse ranked lists of ids: ``score(id) = sum_r weights[r] / (k + rank_r(id))``, ranks from 1.
+
+    Args:
+        rankings: each a list of ids, best first.
+        weights: one weight per ranking (default all 1).
+        k: the RRF constant (60 in Cormack et al. 2009); larger flattens the rank bonus.
+
+    Returns:
+        ``(id, fused score)`` best first; ties keep the order of first appearance.
+    """
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"got {len(weights)} weights for {len(rankings)} rankings")
+    if k < 0:
+        raise ValueError(f"rrf_k must be >= 0, got {k}")
+    fused: dict[int, float] = {}
+    for ranking, w in zip(rankings, weights):
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + w / (k + rank)
+    order = {item: i for i, item in enumerate(fused)}
+    return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+class HybridRetriever(_RankedRetriever):
+    """Dense + BM25, fused with weighted reciprocal-rank fusion.
+
+    Args:
+        index: a loaded index.
+        embedder: the embedder the index was built with.
+        dense_weight: weight of the dense ranking in the fusion.
+        bm25_weight: weight of the BM25 ranking.
+        rrf_k: the RRF constant.
+        candidates: how many candidates each retriever contributes (and the pool de-duplication picks from).
+        keyword: an already loaded keyword index (tests pass one).
+        dedup: ``"none"``, ``"cut"`` (drop near-duplicates above ``dedup_threshold`` cosine) or ``"mmr"``.
+        dedup_threshold: cosine at or above which two chunks count as duplicates.
+        mmr_lambda: MMR trade-off; 1 is pure relevance.
+        neighbours: chunks to add on each side of a hit (0: off).
+        neighbour_budget_tokens: total cl100k tokens all passages may grow to by widening.
+
+    ``relevance`` of a fused passage is its cosine similarity to the query (its vector is
+    read from FAISS when only BM25 found it).
+
+    Example:
+        >>> HybridRetriever(loaded_index, embedder, dense_weight=1.0, bm25_weight=0.5).retrieve("H800 GPUs", k=4)
+    """
+
+    def __init__(self, index: LoadedIndex, embedder: Embedder, *, dense_weight: float = 1.0, bm25_weight: float = 1.0, rrf_k: int = 60,
+                 candidates: int = 50, keyword: KeywordIndex | None = None, **options) -> None:
+        super().__init__(index, pool=candidates, **options)
+        if dense_weight < 0 or bm25_weight < 0 or dense_weight + bm25_weight == 0:
+            raise ValueError(f"dense_weight and bm25_weight must be >= 0 and not both 0, got {dense_weight} and {bm25_weight}")
+        if rrf_k < 0:
+            raise ValueError(f"rrf_k must be >= 0, got {rrf_k}")
+        self.embedder = embedder
+        self.dense_weight = dense_weight
+        self.bm25_weight = bm25_weight
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+        self._keyword = keyword
+
+    @property
+    def keyword(self) -> KeywordIndex:
+        if self._keyword is None:
+            self._keyword = keyword_index_for(self.index)
+        return self._keyword
+
+    def _candidates(self, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
+        depth = max(n, self.candidates)
         vector = self.embedder.encode([query])
-        hits = self.index.search(vector, k)[0]
-        return [Passage(n=i + 1, chunk=chunk, score=score) for i, (chunk, score) in enumerate(hits)]
+        dense = _dense_hits(self.index, vector, depth, allowed)
+        sparse = _bm25_hits(self.keyword, query, depth, allowed)
+        fused = reciprocal_rank_fusion([[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k)[:n]
+        cosine = {h.row: h.score for h in dense}
+        missing = [row for row, _ in fused if row not in cosine]
+        if missing:
+            q = np.asarray(vector, dtype=np.float32).reshape(-1)
+            for row, sim in zip(missing, _vectors(self.index, missing) @ q):
+                cosine[row] = float(sim)
+        return [_Hit(row, score, cosine[row]) for row, score in fused]
+
+
+RETRIEVERS = ("dense", "bm25", "hybrid")
+
+
+def make_retriever(config: RetrievalConfig, index: LoadedIndex, embedder: Embedder, retriever: str | None = None) -> _RankedRetriever:
+    """The retriever named by ``retriever`` (default ``config.retriever``) with the config's settings.
+
+    Raises:
+        ValueError: unknown retriever name.
+    """
+    name = retriever or config.retriever
+    options = dict(dedup=config.dedup, dedup_threshold=config.dedup_threshold, mmr_lambda=config.mmr_lambda,
+                   neighbours=config.neighbours, neighbour_budget_tokens=config.neighbour_budget_tokens)
+    if name == "dense":
+        return DenseRetriever(index, embedder, pool=config.candidates, **options)
+    if name == "bm25":
+        return BM25Retriever(index, pool=config.candidates, **options)
+    if name == "hybrid":
+        return HybridRetriever(index, embedder, dense_weight=config.dense_weight, bm25_weight=config.bm25_weight, rrf_k=config.rrf_k,
+                               candidates=config.candidates, **options)
+    raise ValueError(f"unknown retriever {name!r}; choose from {sorted(RETRIEVERS)}")
+
+
+def not_covered_text(passages: Sequence[Passage], limit: int = 3) -> str:
+    """The reply when no passage is relevant enough: says so and names the closest sources."""
+    seen: dict[str, str] = {}
+    for p in passages:
+        if p.chunk.source not in seen:
+            seen[p.chunk.source] = f"{p.chunk.title} ({p.chunk.source})"
+        if len(seen) == limit:
+            break
+    if not seen:
+        return NOT_COVERED
+    return f"{NOT_COVERED} The closest sources are: " + "; ".join(seen.values()) + "."

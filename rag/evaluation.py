@@ -1,0 +1,430 @@
+"""Measure retrieval and answer quality on a QA set: the engine behind ``rag eval``.
+
+QA sets are JSONL, one object per line (the format of ``../shared/README.md``)::
+
+    {"id": "0", "question": "...", "answers": ["accepted answer", ...],
+     "sources": ["file name relative to the articles folder", ...], "answerable": true}
+
+Metrics (see :func:`summarize`):
+
+- ``hit@k``: share of answerable questions with a passage from a gold source among the
+  first ``k`` retrieved passages; ``mrr@10``: mean of ``1 / rank`` of the first such passage
+  (0 when none in the top 10). A passage's source is its file (``a.jsonl#3`` counts as ``a.jsonl``).
+- ``answer_containment``: share of answerable questions whose answer contains an accepted
+  answer after SQuAD normalisation (lower case, no punctuation, articles or extra spaces);
+  ``token_f1``: SQuAD token F1 against the best accepted answer, averaged. A declined
+  answer scores 0 on both.
+- ``citation_precision``: over all citations in answers to answerable questions, the share
+  whose passage comes from a gold source or contains an accepted answer.
+- ``abstention_precision`` / ``abstention_recall``: of the declined questions, the share that
+  are ``answerable: false``; of the ``answerable: false`` questions, the share declined. With
+  ``retrieval_only`` the decision is the relevance threshold alone (no generator).
+
+Example:
+    >>> items = load_qa("eval/sample-qa.jsonl")
+    >>> run = evaluate(rag, items, retrieval_only=True)
+    >>> run.summary["hit@5"], run.summary["mrr@10"]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import string
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .citations import MARKER
+from .prompting import NOT_FOUND
+from .retrieval import NOT_COVERED, Passage
+
+if TYPE_CHECKING:
+    from .pipeline import RAG
+
+KS = (1, 5, 10)
+DEPTH = 10
+
+
+class QAFormatError(ValueError):
+    """A QA file line is malformed; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """One question of a QA set."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    answerable: bool = True
+
+
+def load_qa(path: str | Path) -> list[QAItem]:
+    """Read a QA JSONL file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        QAFormatError: a line is not a JSON object of the documented shape.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"QA file {str(p)!r} not found; pass a JSONL file with one question per line (format: ../shared/README.md)")
+    items: list[QAItem] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{p}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QAFormatError(f"{where} is not valid JSON ({exc.msg}); each line must be one JSON object") from None
+        if not isinstance(obj, dict):
+            raise QAFormatError(f"{where} must be a JSON object, got {type(obj).__name__}")
+        question = obj.get("question")
+        if not isinstance(question, str) or not question.strip():
+            raise QAFormatError(f"{where} needs a non-empty string 'question', got {question!r}")
+        answers = obj.get("answers", [])
+        sources = obj.get("sources", [])
+        for key, value in (("answers", answers), ("sources", sources)):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise QAFormatError(f"{where}: '{key}' must be a list of strings, got {value!r}")
+        answerable = obj.get("answerable", True)
+        if not isinstance(answerable, bool):
+            raise QAFormatError(f"{where}: 'answerable' must be true or false, got {answerable!r}")
+        qid = str(obj.get("id", lineno))
+        if qid in seen:
+            raise QAFormatError(f"{where}: id {qid!r} is used twice; give every question its own id")
+        seen.add(qid)
+        items.append(QAItem(qid, question.strip(), tuple(answers), tuple(sources), answerable))
+    if not items:
+        raise QAFormatError(f"QA file {str(p)!r} holds no questions")
+    return items
+
+
+# -- answer scoring (SQuAD's official normalisation) --------------------------------------
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014"}
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, drop citation markers, punctuation and articles, collapse spaces."""
+    text = MARKER.sub(" ", text).lower()
+    text = "".join(" " if ch in _PUNCT else ch for ch in text)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def contains_answer(text: str, answers: Iterable[str]) -> bool:
+    """Whether normalised ``text`` contains a normalised accepted answer (as whole words)."""
+    hay = f" {normalize_answer(text)} "
+    return any(norm and f" {norm} " in hay for norm in (normalize_answer(a) for a in answers))
+
+
+def token_f1(text: str, answers: Iterable[str]) -> float:
+    """SQuAD token F1 of ``text`` against the best-matching accepted answer (0 with none)."""
+    pred = normalize_answer(text).split()
+    best = 0.0
+    for answer in answers:
+        gold = normalize_answer(answer).split()
+        common = sum((Counter(pred) & Counter(gold)).values())
+        if not pred or not gold or common == 0:
+            continue
+        precision, recall = common / len(pred), common / len(gold)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def is_abstention(text: str) -> bool:
+    """Whether an answer declines: the generator's "could not find" or the "not covered" reply."""
+    text = text.strip()
+    return text == NOT_FOUND or text.startswith(NOT_COVERED)
+
+
+def source_file(source: str) -> str:
+    """The file part of a passage source (``feed.jsonl#3`` -> ``feed.jsonl``)."""
+    return source.split("#", 1)[0]
+
+
+def retrieval_metrics(ranked_sources: Sequence[str], gold: Iterable[str], ks: Sequence[int] = KS) -> dict[str, float]:
+    """``hit@k`` and ``mrr@10`` for one question from its passages' sources, best first."""
+    gold_set = {source_file(g) for g in gold}
+    first = next((i + 1 for i, s in enumerate(ranked_sources[:DEPTH]) if source_file(s) in gold_set), None)
+    out = {f"hit@{k}": float(first is not None and first <= k) for k in ks}
+    out["mrr@10"] = 1.0 / first if first is not None else 0.0
+    return out
+
+
+# -- running -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QuestionResult:
+    """What happened to one question; :meth:`to_dict` is its line in ``--out``."""
+
+    item: QAItem
+    retriever: str
+    retrieved: list[dict[str, Any]]
+    metrics: dict[str, float]
+    abstained: bool
+    answer: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    top_relevance: float = 0.0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.item.id,
+            "retriever": self.retriever,
+            "question": self.item.question,
+            "answerable": self.item.answerable,
+            "gold_sources": list(self.item.sources),
+            "gold_answers": list(self.item.answers),
+            "retrieved": self.retrieved,
+            "top_relevance": round(self.top_relevance, 4),
+            "answer": self.answer,
+            "citations": self.citations,
+            "abstained": self.abstained,
+            "metrics": {k: round(v, 4) for k, v in self.metrics.items()},
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """Per-question results and the summary of one retriever over one QA set."""
+
+    results: list[QuestionResult]
+    summary: dict[str, Any]
+
+
+def _cited_correct(passage: Passage, item: QAItem) -> bool:
+    gold = {source_file(s) for s in item.sources}
+    return source_file(passage.chunk.source) in gold or contains_answer(passage.chunk.text, item.answers)
+
+
+def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, top_k: int | None = None, max_new_tokens: int | None = None) -> QuestionResult:
+    """Retrieve (top 10 for the metrics) and, unless ``retrieval_only``, answer one question."""
+    t0 = time.perf_counter()
+    cfg = rag.config.retrieval
+    k = cfg.top_k if top_k is None else top_k
+    passages = rag.retrieve(item.question, max(DEPTH, k))
+    metrics = retrieval_metrics([p.chunk.source for p in passages], item.sources) if item.answerable else {}
+    # The passages the pipeline would answer from are the first top_k of the same ranking.
+    top_relevance = max((p.relevance_or_score for p in passages[:k]), default=0.0)
+    threshold = cfg.min_relevance_for()
+    answer_text: str | None = None
+    citations: list[dict[str, Any]] = []
+    if retrieval_only:
+        abstained = not passages or top_relevance < threshold
+    else:
+        answer = rag.ask(item.question, top_k=k, max_new_tokens=max_new_tokens)
+        answer_text = answer.text
+        abstained = is_abstention(answer.text)
+        by_n = {p.n: p for p in answer.passages}
+        for c in answer.citations:
+            p = by_n.get(c.n)
+            citations.append({"n": c.n, "source": c.source, "correct": bool(p is not None and item.answerable and _cited_correct(p, item))})
+        if item.answerable:
+            metrics["answer_containment"] = 0.0 if abstained else float(contains_answer(answer.text, item.answers))
+            metrics["token_f1"] = 0.0 if abstained else token_f1(answer.text, item.answers)
+    retrieved = [{"n": p.n, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4)} for p in passages]
+    return QuestionResult(item, cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance), time.perf_counter() - t0)
+
+
+def evaluate(
+    rag: RAG,
+    items: Sequence[QAItem],
+    *,
+    retrieval_only: bool = False,
+    top_k: int | None = None,
+    max_new_tokens: int | None = None,
+    progress: bool = True,
+    on_result: Callable[[QuestionResult], None] | None = None,
+) -> EvalRun:
+    """Evaluate ``rag`` (its configured retriever) on ``items``.
+
+    Args:
+        rag: a pipeline with a built index.
+        items: the questions.
+        retrieval_only: skip generation (answer metrics are then None).
+        top_k: passages given to the generator (default ``retrieval.top_k``).
+        max_new_tokens: answer length limit (default ``generation.max_new_tokens``).
+        progress: show a progress bar on stderr.
+        on_result: called with each result as soon as it is ready (e.g. to write ``--out``).
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    results = []
+    bar = tqdm(items, desc=f"eval {rag.config.retrieval.retriever}", unit="q", disable=not progress, leave=False)
+    for item in bar:
+        result = evaluate_question(rag, item, retrieval_only=retrieval_only, top_k=top_k, max_new_tokens=max_new_tokens)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    summary = summarize(results, retrieval_only=retrieval_only)
+    summary["retriever"] = rag.config.retrieval.retriever
+    summary["threshold"] = rag.config.retrieval.min_relevance_for()
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return EvalRun(results, summary)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize(results: Sequence[QuestionResult], retrieval_only: bool = False) -> dict[str, Any]:
+    """Aggregate metrics; a metric with nothing to average over is None."""
+    answerable = [r for r in results if r.item.answerable]
+    scored = [r for r in answerable if r.item.sources]
+    unanswerable = [r for r in results if not r.item.answerable]
+    abstained = [r for r in results if r.abstained]
+    out: dict[str, Any] = {
+        "questions": len(results),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "retrieval_only": retrieval_only,
+    }
+    for key in [f"hit@{k}" for k in KS] + ["mrr@10"]:
+        out[key] = _mean([r.metrics[key] for r in scored])
+    if retrieval_only:
+        out["answer_containment"] = out["token_f1"] = out["citation_precision"] = None
+    else:
+        out["answer_containment"] = _mean([r.metrics["answer_containment"] for r in answerable])
+        out["token_f1"] = _mean([r.metrics["token_f1"] for r in answerable])
+        cites = [c["correct"] for r in answerable for c in r.citations]
+        out["citation_precision"] = _mean([float(c) for c in cites])
+    declined_unanswerable = sum(1 for r in abstained if not r.item.answerable)
+    out["abstention_precision"] = declined_unanswerable / len(abstained) if abstained else None
+    out["abstention_recall"] = declined_unanswerable / len(unanswerable) if unanswerable else None
+    out["declined_answerable"] = sum(1 for r in answerable if r.abstained)
+    return out
+
+
+def choose_threshold(results: Sequence[QuestionResult], max_false_decline: float = 0.05) -> dict[str, Any]:
+    """Pick a "not covered" threshold from answerable questions' best relevance.
+
+    The threshold is the highest value that declines at most ``max_false_decline`` of the
+    answerable questions (their ``top_relevance`` quantile), so it is set without looking at
+    the unanswerable questions; how many of those it would decline is reported beside it.
+    """
+    answerable = sorted(r.top_relevance for r in results if r.item.answerable)
+    unanswerable = [r.top_relevance for r in results if not r.item.answerable]
+    if not answerable:
+        return {"threshold": None, "reason": "no answerable questions"}
+    allowed = math.floor(max_false_decline * len(answerable))
+    # Declining exactly `allowed` questions: just above the allowed-th lowest value.
+    threshold = answerable[allowed] if allowed < len(answerable) else answerable[-1]
+    threshold = math.floor(threshold * 1000) / 1000
+    return {
+        "threshold": threshold,
+        "answerable": len(answerable),
+        "declined_answerable": sum(1 for v in answerable if v < threshold),
+        "unanswerable": len(unanswerable),
+        "declined_unanswerable": sum(1 for v in unanswerable if v < threshold),
+    }
+
+
+def format_table(summaries: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of summaries, one row per retriever."""
+    cols = [("retriever", "retriever"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("hit@10", "hit@10"), ("mrr@10", "MRR@10"),
+            ("answer_containment", "contains answer"), ("token_f1", "token F1"), ("citation_precision", "citation P"),
+            ("abstention_precision", "abstain P"), ("abstention_recall", "abstain R")]
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for s in summaries:
+        lines.append("| " + " | ".join(cell(s.get(k)) for k, _ in cols) + " |")
+    return "\n".join(lines)
+
+
+def default_eval_index(articles_dir: str | Path, config_key: dict[str, Any]) -> Path:
+    """A cache folder for the index of ``articles_dir`` under the system temp folder.
+
+    Keyed by the articles folder and the embedder/chunker settings, so evaluating several
+    corpora or configs never overwrites the user's own index (``index.path``).
+    """
+    import hashlib
+    import tempfile
+
+    key = json.dumps({"articles": str(Path(articles_dir).resolve()), **config_key}, sort_keys=True)
+    return Path(tempfile.gettempdir()) / "rag-eval" / (Path(articles_dir).resolve().name + "-" + hashlib.sha256(key.encode()).hexdigest()[:10])
+
+
+def ensure_index(rag: RAG, articles_dir: str | Path, *, rebuild: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> bool:
+    """Make sure ``rag``'s index holds ``articles_dir``: reuse it when it was built from that folder.
+
+    Returns:
+        True when an index was built.
+
+    Raises:
+        FileNotFoundError: ``articles_dir`` is missing.
+        ValueError: the index folder holds an index of another articles folder (and ``rebuild`` is False).
+    """
+    articles = Path(articles_dir)
+    if not articles.is_dir():
+        raise FileNotFoundError(f"articles folder {str(articles)!r} does not exist; pass the folder the QA file's sources are relative to")
+    if rag.store.exists() and not rebuild:
+        built_from = rag.store.read_manifest().get("articles_dir")
+        if built_from and Path(built_from).resolve() != articles.resolve():
+            raise ValueError(f"index {str(rag.store.root)!r} was built from {built_from!r}, not {str(articles.resolve())!r}; "
+                             "pass another --index, or --rebuild to replace it")
+        rag.index()  # fails early with a clear message when it was built with other settings
+        return False
+    log(f"Building index {rag.store.root} from {articles} ...")
+    summary = rag.build(articles, show_progress=progress)
+    log(f"Indexed {summary.articles} articles as {summary.chunks} chunks in {summary.seconds:.1f} s.")
+    return True
+
+
+def missing_sources(items: Sequence[QAItem], articles_dir: str | Path) -> list[str]:
+    """Gold sources named in ``items`` that are not files under ``articles_dir`` (likely typos)."""
+    root = Path(articles_dir)
+    names = sorted({source_file(s) for it in items for s in it.sources})
+    return [n for n in names if not (root / n).is_file()]
+
+
+class QueryCache:
+    """Wraps an embedder so questions encoded ahead in one batch are not encoded again.
+
+    Encoding a hundred questions in one batch takes a fraction of the time of a hundred
+    single calls on a busy CPU, and the vectors are identical.
+
+    Example:
+        >>> cached = QueryCache(rag.embedder); cached.prime([it.question for it in items])
+    """
+
+    def __init__(self, embedder: Any) -> None:
+        self.inner = embedder
+        self.name = embedder.name
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def prime(self, texts: Sequence[str], show_progress: bool = False) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            for text, vec in zip(todo, self.inner.encode(todo, show_progress=show_progress)):
+                self._cache[text] = vec
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False):
+        import numpy as np
+
+        if texts and all(t in self._cache for t in texts):
+            return np.stack([self._cache[t] for t in texts])
+        return self.inner.encode(texts, show_progress=show_progress)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
