@@ -18,7 +18,9 @@ Figures:
 from __future__ import annotations
 
 import argparse
+import html
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -72,6 +74,13 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def content_text(content) -> str:
+    """Message content as text (gradio_client gives [{"type": "text", "text": ...}])."""
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content)
+
+
 def ask(client, question: str) -> tuple[float, float, str, int]:
     """(seconds to first answer text, seconds to the final answer, final answer, streamed updates)."""
     t0 = time.perf_counter()
@@ -84,11 +93,9 @@ def ask(client, question: str) -> tuple[float, float, str, int]:
             updates += 1
             if first is None and str(chat[-1]["content"]).strip():
                 first = time.perf_counter() - t0
-    final = job.outputs()[-1][0][-1]["content"]
-    if isinstance(final, list):  # gradio_client gives message content as [{"type": "text", "text": ...}]
-        final = " ".join(str(part.get("text", "")) for part in final if isinstance(part, dict))
+    final = content_text(job.outputs()[-1][0][-1]["content"])
     total = time.perf_counter() - t0
-    return (first if first is not None else total), total, str(final), updates
+    return (first if first is not None else total), total, final, updates
 
 
 def main() -> int:
@@ -96,6 +103,7 @@ def main() -> int:
     parser.add_argument("--index", help="existing index folder (default: build data/articles into a temporary folder)")
     parser.add_argument("--config", help="YAML config (default: configs/default.yaml)")
     parser.add_argument("--question", default=QUESTION)
+    parser.add_argument("--follow-up", default="Why did its shares fall?", help="follow-up asked after the timed runs ('' to skip)")
     parser.add_argument("--runs", type=int, default=5, help="timed questions (default 5)")
     parser.add_argument("--starts", type=int, default=3, help="server start-ups to time (default 3)")
     args = parser.parse_args()
@@ -127,6 +135,15 @@ def main() -> int:
             firsts.append(f)
             totals.append(t)
             updates.append(u)
+        follow: list[float] = []
+        shown = ""
+        for _ in range(3 if args.follow_up else 0):
+            f, t, _, _ = ask(client, args.follow_up)
+            follow.append(f)
+        if args.follow_up:
+            job = client.submit(args.follow_up, api_name="/chat")
+            messages = job.result()[0]
+            shown = " ".join(content_text(m["content"]) for m in messages if "searched for" in content_text(m["content"]))
     finally:
         stop(proc)
 
@@ -137,6 +154,9 @@ def main() -> int:
     print(f"time to first token: median {ttft:.2f} s  of {[round(x, 2) for x in firsts]}")
     print(f"total answer time:   median {total:.2f} s  of {[round(x, 2) for x in totals]}")
     print(f"first token / total: {ttft / total:.2f}; streamed updates per answer: median {statistics.median(updates):.0f}")
+    if follow:
+        print(f"follow-up {args.follow_up!r} (rewrite first, ui.rewrite from the config): first token median {statistics.median(follow):.2f} s "
+              f"of {[round(x, 2) for x in follow]}; shown: {html.unescape(re.sub(r'<[^>]+>', '', shown)).strip()!r}")
     return 0
 
 

@@ -154,7 +154,7 @@ class UIConfig:
     allowed_roots: tuple[str, ...] = ()
     # Longer questions are refused with a message.
     max_question_chars: int = 2000
-    # Follow-up rewriting: auto (ask the model, check it, else rules), heuristic (rules only) or off.
+    # Follow-up rewriting: auto (rules; the model, checked, when no rule applies), heuristic (rules only) or off.
     rewrite: str = "auto"
     # Upper limits of the settings sliders.
     max_top_k: int = 20

@@ -1,12 +1,12 @@
 """Rewrite a follow-up question into a standalone query for retrieval, using the conversation.
 
 "and how much did it cost?" retrieves nothing useful on its own; "How much did DeepSeek-V3
-cost?" does. :class:`QueryRewriter` first asks the generator (a short few-shot prompt) and
-keeps its answer only when it passes sanity checks; otherwise, and always in ``heuristic``
-mode, a rule-based rewrite resolves "it"/"its" to the subject of the previous query, swaps
-the subject for "what about X?" questions, or appends the previous subject as context.
-Small models such as SmolLM2-135M often echo the follow-up unchanged, so the fallback does
-most of the work with the default model.
+cost?" does. Rules come first: "it"/"its" become the subject of the previous query, and
+"what about X?" asks the previous question of X. When no rule resolves the reference
+("who founded the company?"), ``auto`` mode asks the generator (a short few-shot prompt)
+and keeps its rewrite only when it passes sanity checks; otherwise the previous subject is
+appended as context. Small models such as SmolLM2-135M often echo the follow-up or answer
+it instead, so the rules do most of the work with the default model.
 
 Example:
     >>> rewriter = QueryRewriter(mode="heuristic")
@@ -146,12 +146,17 @@ def subject_of(history: Sequence[Turn]) -> list[str]:
 
 def heuristic_rewrite(question: str, history: Sequence[Turn]) -> str:
     """Rule-based standalone version of ``question`` (returned unchanged when nothing applies)."""
+    return _heuristic(question, history)[0]
+
+
+def _heuristic(question: str, history: Sequence[Turn]) -> tuple[str, bool]:
+    """The rule-based rewrite and whether a rule resolved the reference (False: context appended)."""
     q = question.strip()
     if not history or not is_follow_up(q):
-        return q
+        return q, True
     subject = subject_of(history)
     if not subject:
-        return q
+        return q, False
     previous = history[-1].standalone.strip()
     about = _WHAT_ABOUT.match(q)
     if about:
@@ -161,15 +166,15 @@ def heuristic_rewrite(question: str, history: Sequence[Turn]) -> str:
             # "What about V3?" after "When did DeepSeek release R1?" asks the same of V3.
             target = prev_names[-1]
             idx = previous.rfind(target)
-            return previous[:idx] + x + previous[idx + len(target) :]
+            return previous[:idx] + x + previous[idx + len(target) :], True
     body = _CONTINUATIONS.sub("", q, count=1).strip() or q
     body = body[:1].upper() + body[1:]
     name = " ".join(subject[:2])
     replaced, n_it = re.subn(r"\bit\b(?!['\u2019]s)", name, body, flags=re.IGNORECASE)
     replaced, n_its = re.subn(r"\bits\b", f"{name}'s", replaced, flags=re.IGNORECASE)
     if n_it + n_its and not re.search(r"\b(they|them|their|he|him|his|she|her|this|that|these|those)\b", replaced, re.IGNORECASE):
-        return replaced
-    return f"{body} (context: {', '.join(subject)})"
+        return replaced, True
+    return f"{body} (context: {', '.join(subject)})", False
 
 
 def _stem(word: str) -> str:
@@ -240,12 +245,15 @@ class QueryRewriter:
 
     Args:
         generator: the model asked first in ``auto`` mode (None: heuristic only).
-        mode: ``auto`` (model, checked, else heuristic), ``heuristic`` or ``off``.
+        mode: ``auto`` (rules; the model, checked, when no rule resolves the reference),
+            ``heuristic`` (rules only) or ``off``.
         max_new_tokens: cap on the model's rewrite.
 
     Example:
         >>> QueryRewriter(rag.generator).rewrite("and its licence?", [Turn("When was DeepSeek-R1 released?", "...")])
         Rewrite(query="DeepSeek-R1's licence?", method='heuristic')
+        >>> QueryRewriter(rag.generator).rewrite("who founded the company?", [Turn("When was DeepSeek-R1 released?", "...")])
+        Rewrite(query='Who founded DeepSeek?', method='model')   # when the model's rewrite checks out
     """
 
     def __init__(self, generator: Generator | None = None, *, mode: str = "auto", max_new_tokens: int = 40) -> None:
@@ -265,7 +273,10 @@ class QueryRewriter:
         q = question.strip()
         if self.mode == "off" or not history or not is_follow_up(q):
             return Rewrite(q, "unchanged")
-        if self.mode == "auto" and self.generator is not None:
+        rewritten, resolved = _heuristic(q, history)
+        # The model is only asked when no rule resolved the reference: a rewrite costs a
+        # generation (seconds on a CPU) and small models rarely beat the rules.
+        if self.mode == "auto" and self.generator is not None and not resolved:
             try:
                 pieces = self.generator.stream(rewrite_messages(q, history), max_new_tokens=self.max_new_tokens, temperature=0.0, stop=("\n",))
                 candidate = "".join(pieces)
@@ -274,5 +285,4 @@ class QueryRewriter:
             accepted = accept_model_rewrite(candidate, q, history)
             if accepted:
                 return Rewrite(accepted, "model")
-        rewritten = heuristic_rewrite(q, history)
         return Rewrite(rewritten, "heuristic" if rewritten != q else "unchanged")

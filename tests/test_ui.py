@@ -323,16 +323,15 @@ def test_rebuild_switches_index_and_reports(tmp_path, roots):
 
 
 class SlowEmbedder(FakeEmbedder):
-    """Blocks the first encode() of a build until released, to hold a rebuild mid-way."""
+    """Blocks encode() in the thread named "rebuild" until released, to hold a rebuild mid-way."""
 
     def __init__(self):
         super().__init__()
         self.block = threading.Event()
         self.entered = threading.Event()
-        self.hold = False
 
     def encode(self, texts, show_progress=False):
-        if self.hold and len(texts) > 1:
+        if threading.current_thread().name == "rebuild":
             self.entered.set()
             self.block.wait(30)
         return super().encode(texts, show_progress)
@@ -343,9 +342,10 @@ def test_chat_keeps_working_during_a_rebuild(tmp_path, roots):
     emb = SlowEmbedder()
     rag = make_rag(tmp_path, embedder=emb)
     ui = ChatUI(rag, allowed_roots=[allowed])
-    emb.hold = True
+    # New text, so the (incremental) build has something to embed.
+    write_articles(allowed / "fresh", {"new.md": "# A new article\n\nNvidia shares recovered part of the loss the next day.\n"})
     result = {}
-    t = threading.Thread(target=lambda: result.setdefault("r", ui.rebuild(str(allowed))))
+    t = threading.Thread(target=lambda: result.setdefault("r", ui.rebuild(str(allowed))), name="rebuild")
     t.start()
     assert emb.entered.wait(10)
     try:
