@@ -335,9 +335,9 @@ class _RankedRetriever:
 
     def _mmr(self, hits: list[_Hit], k: int) -> list[_Hit]:
         vecs = _vectors(self.index, [h.row for h in hits])
-        scores = np.array([h.score for h in hits], dtype=np.float64)
-        span = scores.max() - scores.min()
-        rel = (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
+        # Relevance on the question-independent scale (cosine for dense/hybrid), so both MMR
+        # terms are similarities; rank-based RRF scores would make every candidate look alike.
+        rel = np.array([h.relevance for h in hits], dtype=np.float64)
         sims = vecs @ vecs.T
         chosen: list[int] = [0]
         left = list(range(1, len(hits)))

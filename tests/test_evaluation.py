@@ -1,0 +1,219 @@
+"""Tests for rag/evaluation.py and `rag eval`: every metric against a hand-computed value."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag import NOT_FOUND, Config
+from rag.chunking import Chunk
+from rag.citations import Answer, resolve_citations
+from rag.cli import main
+from rag.evaluation import (
+    QAFormatError,
+    choose_threshold,
+    contains_answer,
+    evaluate,
+    format_table,
+    is_abstention,
+    load_qa,
+    missing_sources,
+    normalize_answer,
+    retrieval_metrics,
+    token_f1,
+)
+from rag.retrieval import Passage, not_covered_text
+
+
+# -- pure metric functions ---------------------------------------------------------------------
+def test_retrieval_metrics_hand_computed():
+    assert retrieval_metrics(["b.txt", "a.txt", "c.txt"], ["a.txt"]) == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.5}
+    ranked = [f"x{i}.txt" for i in range(6)] + ["gold.jsonl#4"]
+    assert retrieval_metrics(ranked, ["gold.jsonl"]) == {"hit@1": 0.0, "hit@5": 0.0, "hit@10": 1.0, "mrr@10": pytest.approx(1 / 7)}
+    assert retrieval_metrics([f"x{i}" for i in range(10)] + ["a"], ["a"])["mrr@10"] == 0.0  # rank 11 is past the cut
+
+
+def test_answer_normalisation_containment_and_f1():
+    assert normalize_answer("The  Eiffel-Tower, [1] in Paris!") == "eiffel tower in paris"
+    assert contains_answer("It was built in 1889 [2].", ["1889"])
+    assert not contains_answer("It was built in 18890.", ["1889"])  # whole words only
+    assert contains_answer("Tampa, Florida hosted it", ["tampa florida"])
+    # pred [capital, is, paris] vs gold [paris]: P = 1/3, R = 1, F1 = 2*(1/3)/(4/3) = 0.5
+    assert token_f1("The capital is Paris [1].", ["Paris", "Lyon"]) == pytest.approx(0.5)
+    assert token_f1("", ["Paris"]) == 0.0 and token_f1("Paris", []) == 0.0
+
+
+def test_abstention_detection():
+    assert is_abstention(NOT_FOUND) and is_abstention(not_covered_text([]))
+    assert not is_abstention("Paris [1].")
+
+
+def test_load_qa_errors_name_file_line_and_fix(tmp_path):
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text('{"id": "1", "question": "Q?", "answers": ["a"], "sources": [], "answerable": true}\nnot json\n')
+    with pytest.raises(QAFormatError, match=r"qa.jsonl:2 is not valid JSON"):
+        load_qa(bad)
+    bad.write_text('{"id": "1", "question": "Q?", "answers": "a"}\n')
+    with pytest.raises(QAFormatError, match=r"qa.jsonl:1: 'answers' must be a list of strings"):
+        load_qa(bad)
+    bad.write_text('{"id": "1", "question": "Q?"}\n{"id": "1", "question": "R?"}\n')
+    with pytest.raises(QAFormatError, match="id '1' is used twice"):
+        load_qa(bad)
+    with pytest.raises(FileNotFoundError, match="QA file"):
+        load_qa(tmp_path / "missing.jsonl")
+
+
+# -- evaluate() on a scripted pipeline: every metric by hand ------------------------------------
+def _passage(n: int, source: str, text: str, relevance: float) -> Passage:
+    chunk = Chunk(id=f"{source}-{n}", doc_id=source, title=source, source=source, text=text, start=0, end=len(text))
+    return Passage(n=n, chunk=chunk, score=relevance, relevance=relevance)
+
+
+QA = [
+    {"id": "q1", "question": "Capital of France?", "answers": ["Paris"], "sources": ["a.txt"], "answerable": True},
+    {"id": "q2", "question": "The answer?", "answers": ["42"], "sources": ["d.txt"], "answerable": True},
+    {"id": "q3", "question": "Largest animal?", "answers": ["blue whale"], "sources": ["e.txt"], "answerable": True},
+    {"id": "q4", "question": "Moon cheese?", "answers": [], "sources": [], "answerable": False},
+    {"id": "q5", "question": "Mars pizza?", "answers": [], "sources": [], "answerable": False},
+]
+
+# question -> (retrieved passages best first, answer text)
+SCRIPT = {
+    # gold a.txt at rank 2: hit@1 0, hit@5 1, rr 1/2. Cites [1] (b.txt, holds "Paris": correct) and [2] (gold: correct).
+    "Capital of France?": ([_passage(1, "b.txt", "Paris is large.", 0.9), _passage(2, "a.txt", "France's capital.", 0.7), _passage(3, "c.txt", "x", 0.1)],
+                           "The capital is Paris [1][2]."),
+    # no gold in the top 10: all 0. Cites [1] (x0.txt, no "42": wrong). Answer "41": containment 0, F1 0.
+    "The answer?": ([_passage(i + 1, f"x{i}.txt", "no number here", 0.4 if i == 0 else 0.1) for i in range(10)] + [_passage(11, "d.txt", "42", 0.05)],
+                    "It is 41 [1]."),
+    # gold at rank 1, but the answer declines: abstained answerable question, containment 0.
+    "Largest animal?": ([_passage(1, "e.txt", "The blue whale.", 0.8)], NOT_FOUND),
+    # unanswerable, declined by the threshold reply.
+    "Moon cheese?": ([_passage(1, "m.txt", "moon", 0.2)], "NOT_COVERED"),
+    # unanswerable, answered anyway (with a citation that does not count: not an answerable question).
+    "Mars pizza?": ([_passage(1, "p.txt", "pizza", 0.6)], "Mars has pizza [1]."),
+}
+
+
+class ScriptedRAG:
+    """Just enough of RAG for evaluate(): config, retrieve, ask."""
+
+    def __init__(self):
+        self.config = Config.load(None, {"retrieval.top_k": 2, "retrieval.retriever": "dense", "retrieval.min_relevance_dense": 0.5})
+        self.asked = []
+
+    def retrieve(self, question, top_k=None, **_):
+        return SCRIPT[question][0][:top_k]
+
+    def ask(self, question, *, top_k=None, max_new_tokens=None):
+        self.asked.append(question)
+        passages, text = SCRIPT[question]
+        passages = passages[:top_k]
+        if text == "NOT_COVERED":
+            return Answer(question=question, text=not_covered_text(passages), passages=passages)
+        return Answer(question=question, text=text, citations=resolve_citations(text, passages), passages=passages)
+
+
+@pytest.fixture
+def qa_file(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in QA), encoding="utf-8")
+    return path
+
+
+def test_evaluate_full_metrics_hand_computed(qa_file):
+    run = evaluate(ScriptedRAG(), load_qa(qa_file), progress=False)
+    s = run.summary
+    assert (s["questions"], s["answerable"], s["unanswerable"]) == (5, 3, 2)
+    assert s["hit@1"] == pytest.approx(1 / 3)  # q3 only
+    assert s["hit@5"] == pytest.approx(2 / 3) and s["hit@10"] == pytest.approx(2 / 3)  # q1, q3
+    assert s["mrr@10"] == pytest.approx((0.5 + 0 + 1) / 3)
+    assert s["answer_containment"] == pytest.approx(1 / 3)  # q1
+    assert s["token_f1"] == pytest.approx(0.5 / 3)  # q1's 0.5
+    assert s["citation_precision"] == pytest.approx(2 / 3)  # q1: 2 right, q2: 1 wrong
+    assert s["abstention_precision"] == pytest.approx(1 / 2)  # declined q3 (answerable) and q4
+    assert s["abstention_recall"] == pytest.approx(1 / 2)  # q4 of q4, q5
+    assert s["declined_answerable"] == 1
+    line = run.results[0].to_dict()
+    assert line["retrieved"][1] == {"n": 2, "source": "a.txt", "score": 0.7, "relevance": 0.7}
+    assert line["citations"] == [{"n": 1, "source": "b.txt", "correct": True}, {"n": 2, "source": "a.txt", "correct": True}]
+    assert line["metrics"] == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.5, "answer_containment": 1.0, "token_f1": 0.5}
+    assert line["abstained"] is False and run.results[3].to_dict()["abstained"] is True
+
+
+def test_evaluate_retrieval_only_uses_the_threshold_and_never_asks(qa_file):
+    rag = ScriptedRAG()
+    run = evaluate(rag, load_qa(qa_file), retrieval_only=True, progress=False)
+    assert rag.asked == []
+    s = run.summary
+    assert s["answer_containment"] is None and s["citation_precision"] is None
+    # top-2 best relevance: q1 0.9, q2 0.4, q3 0.8, q4 0.2, q5 0.6; threshold 0.5 declines q2 and q4.
+    assert [r.abstained for r in run.results] == [False, True, False, True, False]
+    assert s["abstention_precision"] == pytest.approx(1 / 2) and s["abstention_recall"] == pytest.approx(1 / 2)
+    assert s["hit@5"] == pytest.approx(2 / 3)  # the top 10 are still retrieved for the metrics
+    # At most 34% of 3 answerable = 1 may be declined: threshold = 2nd lowest answerable relevance, 0.8.
+    assert choose_threshold(run.results, 0.34) == {"threshold": 0.8, "answerable": 3, "declined_answerable": 1, "unanswerable": 2, "declined_unanswerable": 2}
+
+
+def test_format_table_and_missing_sources(qa_file, tmp_path):
+    run = evaluate(ScriptedRAG(), load_qa(qa_file), retrieval_only=True, progress=False)
+    table = format_table([{**run.summary, "retriever": "dense"}])
+    assert table.splitlines()[0].startswith("| retriever | hit@1 | hit@5 |")
+    assert "| dense | 0.333 | 0.667 | 0.667 | 0.500 | - |" in table
+    (tmp_path / "a.txt").write_text("x")
+    assert missing_sources(load_qa(qa_file), tmp_path) == ["d.txt", "e.txt"]
+
+
+# -- rag eval, real path: packaged MiniLM, real index on disk ------------------------------
+@pytest.fixture
+def tiny_qa(tmp_path):
+    path = tmp_path / "tiny.jsonl"
+    rows = [
+        {"id": "1", "question": "By how much did Nvidia shares fall?", "answers": ["17 percent"], "sources": ["markets/nvidia.txt"], "answerable": True},
+        {"id": "2", "question": "At what temperature should sourdough be baked?", "answers": ["230 degrees Celsius"], "sources": ["bread.html"], "answerable": True},
+        {"id": "3", "question": "Who won the 1998 football World Cup?", "answers": [], "sources": [], "answerable": False},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_rag_eval_cli_retrieval_only_compares_retrievers(tmp_path, articles_dir, tiny_qa, capsys):
+    out = tmp_path / "results.jsonl"
+    code = main(["eval", str(tiny_qa), "--articles", str(articles_dir), "--index", str(tmp_path / "idx"), "--retrieval-only",
+                 "--retriever", "dense,bm25,hybrid", "--out", str(out), "--quiet", "--calibrate", "0.5"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| dense | 1.000 |" in printed and "| hybrid | 1.000 |" in printed and "suggested min_relevance_bm25" in printed
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 9 and {line["retriever"] for line in lines} == {"dense", "bm25", "hybrid"}
+    summaries = json.loads((tmp_path / "results.jsonl.summary.json").read_text())
+    assert [s["retriever"] for s in summaries] == ["dense", "bm25", "hybrid"]
+    assert all(s["hit@1"] == 1.0 and s["answerable"] == 2 for s in summaries)
+    # The second run reuses the index instead of rebuilding it.
+    gen = sorted(p.name for p in (tmp_path / "idx").iterdir() if p.name.startswith("gen-"))
+    assert main(["eval", str(tiny_qa), "--articles", str(articles_dir), "--index", str(tmp_path / "idx"), "--retrieval-only", "--quiet", "--json"]) == 0
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir() if p.name.startswith("gen-")) == gen
+    assert json.loads(capsys.readouterr().out)[0]["questions"] == 3
+
+
+@pytest.mark.slow
+def test_rag_eval_cli_with_generation(tmp_path, articles_dir, tiny_qa, capsys):
+    """The whole pipeline on a tiny set: answers, citations and abstention are recorded per question."""
+    out = tmp_path / "full.jsonl"
+    code = main(["eval", str(tiny_qa), "--articles", str(articles_dir), "--index", str(tmp_path / "idx"), "--out", str(out),
+                 "--quiet", "--max-new-tokens", "48", "--limit", "2"])
+    assert code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 2 and all(isinstance(line["answer"], str) and line["answer"] for line in lines)
+    assert all(c["source"] for line in lines for c in line["citations"])
+    summary = json.loads((tmp_path / "full.jsonl.summary.json").read_text())[0]
+    assert summary["answer_containment"] is not None and 0.0 <= summary["answer_containment"] <= 1.0
+    assert summary["hit@1"] == 1.0
+
+
+def test_rag_eval_cli_errors(tmp_path, articles_dir, tiny_qa, capsys):
+    assert main(["eval", str(tiny_qa), "--articles", str(articles_dir), "--retriever", "dense,colbert"]) == 1
+    assert "unknown retriever 'colbert'" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "none.jsonl"), "--articles", str(articles_dir)]) == 1
+    assert "QA file" in capsys.readouterr().err
