@@ -74,6 +74,35 @@ def test_article_fields_are_escaped_in_sources(tmp_path):
     assert 'id="src-1-1"' in html
 
 
+def test_verifier_verdicts_and_notes_are_shown(tmp_path):
+    """When the pipeline marks a citation weak/unsupported or adds notes, the reader sees it."""
+    from types import SimpleNamespace
+
+    rag = make_rag(tmp_path)
+    answer = rag.ask("How much did Nvidia shares fall?")
+    cites = [SimpleNamespace(**{**vars(c), "status": "weak"}) if hasattr(c, "__dict__") else c for c in answer.citations]
+    fake = SimpleNamespace(question=answer.question, text=answer.text, passages=answer.passages, citations=cites)
+    html = render.answer_section(1, fake, answer.question)
+    assert "weakly supported by this passage" in html
+
+    class NotedRAG:
+        def __init__(self, inner):
+            self.inner, self.config = inner, inner.config
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def stream_events(self, *a, **kw):
+            for event in self.inner.stream_events(*a, **kw):
+                if event.kind == "done":
+                    event = SimpleNamespace(kind="done", answer=SimpleNamespace(**{f: getattr(event.answer, f) for f in ("question", "text", "citations", "passages", "reasoning", "draft")}, notes=["extractive answer: <b>model down</b>"]))
+                yield event
+
+    ui = ChatUI(NotedRAG(rag))
+    _, chat, _, _ = run(ui, "How much did Nvidia shares fall?")
+    assert "Note: extractive answer: &lt;b&gt;model down&lt;/b&gt;" in chat[-1]["content"]
+
+
 def test_unsafe_urls_are_not_linked():
     assert render._safe_url("javascript:alert(1)") is None
     assert render._safe_url("https://example.com/a") == "https://example.com/a"

@@ -305,6 +305,8 @@ class ChatUI:
         final = render.answer_markdown(answer.text, turn, {c.n for c in answer.citations})
         if answer.draft:
             final += "\n\n*" + render.md_text("The model's draft was not supported by any retrieved passage, so it is not shown.") + "*"
+        for note in getattr(answer, "notes", None) or []:  # e.g. an extractive fallback or removed sentences
+            final += "\n\n*" + render.md_text(f"Note: {note}") + "*"
         final_msg = {"role": "assistant", "content": final}
         if answer_i is None:
             chat.append(final_msg)

@@ -76,7 +76,11 @@ def _safe_url(url: str | None) -> str | None:
     return url if scheme in ("http", "https") else None
 
 
-def _source_item(turn: int, p: Passage, *, support: float | None = None, added: bool = False) -> str:
+# Verdicts of the citation verifier (Citation.status, when the pipeline sets one).
+_STATUS_LABELS = {"weak": "weakly supported by this passage", "unsupported": "not supported by this passage"}
+
+
+def _source_item(turn: int, p: Passage, *, support: float | None = None, added: bool = False, status: str = "") -> str:
     c = p.chunk
     meta = []
     if c.date:
@@ -85,6 +89,8 @@ def _source_item(turn: int, p: Passage, *, support: float | None = None, added: 
     meta.append(f'<span class="rag-score">score {p.score:.3f}</span>')
     if support is not None:
         meta.append(f'<span class="rag-support">support {support:.2f}{" (marker placed by checker)" if added else ""}</span>')
+    if status in _STATUS_LABELS:
+        meta.append(f'<span class="rag-status-{esc(status)}">{_STATUS_LABELS[status]}</span>')
     url = _safe_url(c.url)
     link = f' <a class="rag-url" href="{esc(url)}" target="_blank" rel="noopener noreferrer nofollow">link</a>' if url else ""
     return (
@@ -114,7 +120,9 @@ def answer_section(turn: int, answer: Answer, query: str) -> str:
     by_n = {p.n: p for p in answer.passages}
     cited_ns = [c.n for c in answer.citations if c.n in by_n]
     cited = "".join(
-        _source_item(turn, by_n[c.n], support=c.support, added=c.added) for c in answer.citations if c.n in by_n
+        _source_item(turn, by_n[c.n], support=c.support, added=c.added, status=getattr(c, "status", "") or "")
+        for c in answer.citations
+        if c.n in by_n
     )
     uncited = [p for p in answer.passages if p.n not in cited_ns]
     parts = [f'<section class="rag-turn" id="turn-{turn}">{_turn_head(turn, answer.question, query)}']
@@ -181,6 +189,7 @@ CSS = """
 .rag-turn-query, .rag-query { font-size: 0.88em; opacity: 0.85; }
 .rag-uncited summary, .rag-earlier summary { cursor: pointer; opacity: 0.85; margin-top: 6px; }
 .rag-error { color: var(--error-text-color, #b91c1c); }
+.rag-status-weak, .rag-status-unsupported { color: var(--error-text-color, #b91c1c); font-weight: 600; }
 .rag-status { font-size: 0.88em; width: 100%; }
 .rag-status th, .rag-status td { padding: 2px 6px; }
 .rag-status th { text-align: left; font-weight: 600; }
