@@ -12,8 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .retrieval import Passage
+
+if TYPE_CHECKING:
+    from .verification import SentenceCheck
 
 MARKER = re.compile(r"\[(\s*\d+(?:\s*(?:,|;|-|\u2013)\s*\d+)*\s*)\]")
 
@@ -36,6 +40,12 @@ class Citation:
     support: float = 0.0
     # True when the marker was placed by attribution rather than written by the model.
     added: bool = False
+    # Verification (rag.verification): embedding similarity of the citing sentence to the
+    # passage, the combined support score (None: not verified), and the verdict:
+    # "supported", "weak" or "unsupported" ("" when not verified).
+    similarity: float = 0.0
+    verified: float | None = None
+    status: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,11 @@ class Answer:
         reasoning: the model's ``<think>`` part, if any (never parsed for citations).
         query: the text used for retrieval (differs from ``question`` after rewriting).
         draft: the model's own text when it was replaced because no passage supported it.
+        checks: per-sentence verification of the answer (see :mod:`rag.verification`).
+        removed: sentences ``citations.mode: strict`` removed as unsupported.
+        out_of_range: citation numbers the model wrote that match no passage (removed from ``text``).
+        extractive: ``text`` is made of passage sentences, not generated (the generator was unavailable).
+        notes: what the pipeline did that a reader should know (budget cut, removals, fallback).
     """
 
     question: str
@@ -59,6 +74,26 @@ class Answer:
     reasoning: str = ""
     query: str = ""
     draft: str = ""
+    checks: list[SentenceCheck] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    out_of_range: list[int] = field(default_factory=list)
+    extractive: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def unsupported_citations(self) -> list[Citation]:
+        """Citations verification found unsupported by their passage."""
+        return [c for c in self.citations if c.status == "unsupported"]
+
+    @property
+    def weak_citations(self) -> list[Citation]:
+        """Citations only weakly supported by their passage (the UI marks them)."""
+        return [c for c in self.citations if c.status == "weak"]
+
+    @property
+    def uncited_sentences(self) -> list[str]:
+        """Answer sentences that state facts but cite nothing."""
+        return [s.text for s in self.checks if s.status == "uncited"]
 
     def to_dict(self) -> dict:
         """The JSON shape printed by ``rag ask --json``."""
@@ -68,10 +103,16 @@ class Answer:
             "reasoning": self.reasoning,
             "query": self.query or self.question,
             "draft": self.draft,
+            "extractive": self.extractive,
+            "notes": list(self.notes),
             "citations": [
-                {"n": c.n, "title": c.title, "source": c.source, "snippet": c.snippet, "url": c.url, "date": c.date, "support": round(c.support, 3), "added": c.added}
+                {"n": c.n, "title": c.title, "source": c.source, "snippet": c.snippet, "url": c.url, "date": c.date, "support": round(c.support, 3), "added": c.added,
+                 "similarity": round(c.similarity, 3), "verified": None if c.verified is None else round(c.verified, 3), "status": c.status}
                 for c in self.citations
             ],
+            "sentences": [s.to_dict() for s in self.checks],
+            "removed": list(self.removed),
+            "out_of_range": list(self.out_of_range),
             "passages": [{"n": p.n, "title": p.chunk.title, "source": p.chunk.source, "score": round(p.score, 4), "text": p.chunk.text, "date": p.chunk.date, "url": p.chunk.url} for p in self.passages],
         }
 

@@ -131,6 +131,23 @@ class GenerationConfig:
     few_shot: bool = True
     # Where dequantised GGUF weights are cached as safetensors (None: ~/.cache/rag/models).
     cache_dir: str | None = None
+    # Reasoning models: tokens the <think> part may use before it is closed and the model is
+    # asked for the final answer (None: no separate budget; max_new_tokens bounds it).
+    max_thinking_tokens: int | None = None
+    # The chat template opens <think> in the prompt. None: read it from the template
+    # (transformers, llama_cpp); the openai backend cannot see the template, so set true there for R1 servers that do.
+    opens_think: bool | None = None
+    # When the generator is unavailable (server down, backend none): extractive answers, or error.
+    fallback: str = "extractive"
+    # openai backend: API root ending in /v1, the environment variable holding the API key
+    # (the key itself never goes in a config file), seconds to connect / between streamed
+    # pieces, and retries (with exponential backoff) before the first token.
+    base_url: str = "http://127.0.0.1:8080/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = 60.0
+    retries: int = 2
+    # llama_cpp backend: CPU threads (None: llama.cpp's default).
+    n_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,13 @@ class CitationsConfig:
     # An answer none of whose sentences any passage supports is replaced by the
     # "could not find" reply (the model's draft is kept in Answer.draft).
     require_support: bool = True
+    # Verification of each cited sentence against its passage (word overlap + embedding
+    # similarity): off, flag (scores and flags in Answer), or strict (also removes
+    # unsupported sentences and says so). `citations: strict` is short for `mode: strict`.
+    mode: str = "flag"
+    # Combined support score at or above which a citation counts as supported, and as weak.
+    supported_threshold: float = 0.5
+    weak_threshold: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -208,6 +232,8 @@ class Config:
             if not isinstance(loaded, dict):
                 raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections, got {type(loaded).__name__}")
             data = loaded
+        if isinstance(data.get("citations"), str):
+            data = {**data, "citations": {"mode": data["citations"]}}  # `citations: strict` shorthand
         for dotted, value in (overrides or {}).items():
             if value is None:
                 continue
@@ -315,8 +341,16 @@ def _validate(obj: Any, prefix: str) -> None:
         need(obj.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
         need(0.0 <= obj.temperature <= 2.0, "temperature", "must be between 0 and 2")
         need(obj.context_window is None or obj.context_window >= 256, "context_window", "must be >= 256 or null")
+        need(obj.max_thinking_tokens is None or obj.max_thinking_tokens >= 1, "max_thinking_tokens", "must be >= 1 or null")
+        need(obj.fallback in ("extractive", "error"), "fallback", "must be one of extractive, error")
+        need(obj.base_url.startswith(("http://", "https://")), "base_url", "must be an http(s) URL such as http://127.0.0.1:8080/v1")
+        need(obj.timeout > 0, "timeout", "must be > 0 seconds")
+        need(obj.retries >= 0, "retries", "must be >= 0")
+        need(obj.n_threads is None or obj.n_threads >= 1, "n_threads", "must be >= 1 or null")
     elif isinstance(obj, CitationsConfig):
         need(0.0 <= obj.min_support <= 1.0, "min_support", "must be between 0 and 1")
+        need(obj.mode in ("off", "flag", "strict"), "mode", "must be one of off, flag, strict")
+        need(0.0 <= obj.weak_threshold <= obj.supported_threshold <= 1.0, "weak_threshold", "must be between 0 and supported_threshold (<= 1)")
     elif isinstance(obj, LoaderConfig):
         need(obj.max_file_mb > 0, "max_file_mb", "must be > 0")
     elif isinstance(obj, IndexingConfig):

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .chunking import Chunker, sentence_spans
-from .citations import MARKER, Answer, attribute_citations, resolve_citations, strip_invalid_markers
+from .citations import MARKER, Answer, attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder
-from .generation import Generator, ThinkSplitter, make_generator
+from .extractive import EXTRACTIVE_HEADER, extractive_answer
+from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .prompting import NOT_FOUND, build_prompt
 from .retrieval import MetadataFilter, Passage, make_retriever, not_covered_text
 from .indexing import BuildError, BuildSummary, IndexBuilder
 from .store import IndexStore, LoadedIndex
+from .verification import CitationVerifier, Verification, remove_unsupported, removal_note
 
 
 @dataclass(frozen=True)
@@ -214,36 +216,50 @@ class RAG:
             yield StreamEvent("answer", text=text)
             yield StreamEvent("done", answer=Answer(question=question, text=text, passages=passages, query=search_text))
             return
-        gen = self.generator
-        prompt = build_prompt(
-            question,
-            passages,
-            count_tokens=gen.count_tokens,
-            context_window=gen.context_window,
-            max_new_tokens=max_new_tokens,
-            use_system_prompt=gen_cfg.use_system_prompt,
-            few_shot=gen_cfg.few_shot,
-        )
-        splitter = ThinkSplitter(starts_in_reasoning=gen.opens_think_in_prompt)
-        reasoning: list[str] = []
-        answer_parts: list[str] = []
-        stream = gen.stream(prompt.messages, max_new_tokens=max_new_tokens, temperature=float(temperature), stop=gen_cfg.stop)
+        yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature))
+
+    def _answer_events(self, question: str, passages: list[Passage], search_text: str, max_new_tokens: int, temperature: float) -> Iterator[StreamEvent]:
+        """Generate the answer from ``passages`` (extractive when the generator is unavailable), then check its citations."""
+        gen_cfg = self.config.generation
+        run: AnswerStream | None = None
+        streamed = False
         try:
-            for raw in stream:
-                for piece in splitter.feed(raw):
-                    (reasoning if piece.kind == "reasoning" else answer_parts).append(piece.text)
-                    yield StreamEvent(piece.kind, text=piece.text)
-                if _repeats_a_line("".join(answer_parts)):
+            gen = self.generator
+            prompt = build_prompt(
+                question,
+                passages,
+                count_tokens=gen.count_tokens,
+                context_window=gen.context_window,
+                # A reasoning model's thinking budget needs room in the context too.
+                max_new_tokens=max_new_tokens + (gen_cfg.max_thinking_tokens or 0),
+                use_system_prompt=gen_cfg.use_system_prompt,
+                few_shot=gen_cfg.few_shot,
+            )
+            run = AnswerStream(gen, prompt.messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=gen_cfg.stop,
+                               max_thinking_tokens=gen_cfg.max_thinking_tokens, opens_think=gen_cfg.opens_think)
+            for piece in run:
+                streamed = streamed or piece.kind == "answer"
+                yield StreamEvent(piece.kind, text=piece.text)
+                if piece.kind == "answer" and _repeats_a_line(run.answer):
                     break  # greedy decoding of small models can loop on one line forever
-            else:
-                for piece in splitter.flush():
-                    (reasoning if piece.kind == "reasoning" else answer_parts).append(piece.text)
-                    yield StreamEvent(piece.kind, text=piece.text)
+        except GeneratorError as exc:
+            if gen_cfg.fallback != "extractive":
+                raise
+            yield from self._extractive_events(question, passages, search_text, f"the generator is unavailable: {exc}", run.reasoning if run else "", streamed)
+            return
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # stops the model if the consumer left early
-        text = strip_invalid_markers(drop_repeated_lines("".join(answer_parts)).strip(), {p.n for p in prompt.passages})
+            if run is not None:
+                run.close()  # stops the model if the consumer left early
+        notes: list[str] = []
+        if run.continued:
+            why = f"the thinking budget of {gen_cfg.max_thinking_tokens} tokens was spent" if run.budget_spent else "the reasoning was cut off"
+            notes.append(f"{why}, so the reasoning was closed and the model was asked for its final answer")
+        if not run.answer and run.reasoning:
+            yield from self._extractive_events(question, prompt.passages, search_text, "the model reasoned but gave no answer", run.reasoning, streamed, notes)
+            return
+        valid = {p.n for p in prompt.passages}
+        out_of_range = list(dict.fromkeys(n for n in parse_markers(run.answer) if n not in valid))
+        text = strip_invalid_markers(drop_repeated_lines(run.answer).strip(), valid)
         added: set[int] = set()
         cit_cfg = self.config.citations
         if cit_cfg.attribute and text != NOT_FOUND:
@@ -253,15 +269,48 @@ class RAG:
         if cit_cfg.require_support and text != NOT_FOUND and not any(c.support >= cit_cfg.min_support / 2 for c in citations):
             # Nothing the model said is backed by a passage: decline rather than pass on a guess.
             draft, text, citations = text, NOT_FOUND, []
+        checks, removed = [], []
+        if cit_cfg.mode != "off" and text != NOT_FOUND:
+            verifier = CitationVerifier(self.embedder, cit_cfg.supported_threshold, cit_cfg.weak_threshold)
+            report = verifier.verify(text, prompt.passages)
+            if cit_cfg.mode == "strict" and report.flagged:
+                kept, removed = remove_unsupported(text, report)
+                notes.append(removal_note(removed))
+                if not parse_markers(kept):
+                    draft, text, citations, report = text, NOT_FOUND, [], Verification()
+                else:
+                    text = kept
+                    report = verifier.verify(text, prompt.passages)
+                    citations = resolve_citations(text, prompt.passages, added=added)
+            checks = report.sentences
+            best = report.by_passage()
+            citations = [replace(c, similarity=best[c.n].similarity, verified=best[c.n].support, status=best[c.n].status) if c.n in best else c for c in citations]
+            if removed and text != NOT_FOUND:
+                text = f"{text}\n\n{removal_note(removed)}"  # strict mode says what it removed
         answer = Answer(
             question=question,
             text=text,
             citations=citations,
             draft=draft,
             passages=prompt.passages,
-            reasoning="".join(reasoning).strip(),
+            reasoning=run.reasoning,
             query=search_text,
+            checks=checks,
+            removed=removed,
+            out_of_range=out_of_range,
+            notes=notes,
         )
+        yield StreamEvent("done", answer=answer)
+
+    def _extractive_events(self, question: str, passages: list[Passage], search_text: str, reason: str, reasoning: str = "",
+                           streamed: bool = False, notes: list[str] | None = None) -> Iterator[StreamEvent]:
+        """The extractive fallback: the best passage sentences, cited, marked as extractive."""
+        body = extractive_answer(question, passages, self.embedder)
+        text = f"{EXTRACTIVE_HEADER}\n\n{body}" if body else NOT_FOUND
+        if not streamed:
+            yield StreamEvent("answer", text=text)
+        answer = Answer(question=question, text=text, citations=resolve_citations(body, passages), passages=list(passages), reasoning=reasoning,
+                        query=search_text, extractive=bool(body), notes=[*(notes or []), f"extractive answer: {reason}"])
         yield StreamEvent("done", answer=answer)
 
 
