@@ -111,7 +111,7 @@ def test_unsafe_urls_are_not_linked():
 def test_sources_panel_puts_latest_first_and_collapses_earlier():
     panel = render.sources_panel([("first <q>?", "<section>one</section>"), ("second?", "<section>two</section>")])
     assert panel.index("two") < panel.index("one")
-    assert '<details class="rag-earlier"><summary>Q1: first &lt;q&gt;?</summary><section>one' in panel
+    assert '<details class="rag-earlier"><summary>Earlier: first &lt;q&gt;?</summary><section>one' in panel
     assert render.sources_panel([]) == render.SOURCES_PLACEHOLDER
 
 

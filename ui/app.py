@@ -47,6 +47,8 @@ from . import render  # noqa: E402
 log = logging.getLogger("rag.ui")
 
 TEMPERATURE_MAX = 2.0
+# Answers whose sources stay in the panel (and turns kept for rewriting) per browser tab.
+MAX_TURNS_KEPT = 20
 
 
 # -- safety checks --------------------------------------------------------------------
@@ -312,8 +314,9 @@ class ChatUI:
             chat.append(final_msg)
         else:
             chat[answer_i] = final_msg
-        session["turns"] = [*history, Turn(question, answer.text, query or "")]
-        session["sections"] = [*session["sections"], (question, render.answer_section(turn, answer, query or question))]
+        # Only the last turns matter for rewriting; the panel keeps a bounded history.
+        session["turns"] = [*history, Turn(question, answer.text, query or "")][-MAX_TURNS_KEPT:]
+        session["sections"] = [*session["sections"], (question, render.answer_section(turn, answer, query or question))][-MAX_TURNS_KEPT:]
         yield out()
 
     def clear(self) -> tuple:

@@ -152,7 +152,7 @@ def sources_panel(sections: Sequence[tuple[str, str]]) -> str:
         return SOURCES_PLACEHOLDER
     latest = sections[-1][1]
     earlier = "".join(
-        f'<details class="rag-earlier"><summary>Q{i + 1}: {esc(q)}</summary>{html_}</details>' for i, (q, html_) in reversed(list(enumerate(sections[:-1])))
+        f'<details class="rag-earlier"><summary>Earlier: {esc(q)}</summary>{html_}</details>' for q, html_ in reversed(sections[:-1])
     )
     return f'<div class="rag-sources-panel">{latest}{earlier}</div>'
 
