@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -123,7 +124,8 @@ def iter_article_files(folder: Path, extensions: tuple[str, ...] = DEFAULT_EXTEN
                     continue
                 is_file = entry.is_file(follow_symlinks=True)
             except OSError as exc:
-                found.append((path, f"cannot stat: {exc.strerror or exc}"))
+                reason = "symlink loop (the link points back to itself)" if exc.errno == errno.ELOOP else f"cannot stat: {exc.strerror or exc}"
+                found.append((path, reason))
                 continue
             if not is_file:
                 if entry.is_symlink():
@@ -228,11 +230,24 @@ def decode_bytes(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    best = from_bytes(raw[:200_000]).best()
+    # UTF-8 with a few bad bytes (a truncated write, one pasted Latin-1 character): keep the
+    # UTF-8 and replace the bad bytes, rather than re-read every character in a legacy code page.
+    as_utf8 = raw.decode("utf-8", errors="replace")
+    bad = as_utf8.count("\ufffd")
+    if 0 < bad <= sum(1 for ch in as_utf8 if ord(ch) > 127) - bad:
+        return as_utf8
+    results = from_bytes(raw[:200_000])
+    best = results.best()
     if best is None or best.encoding is None:
         raise UnreadableFile("binary or undecodable text (no encoding detected)")
+    encoding = best.encoding
+    # On Western European text charset-normalizer often ranks Baltic or Central European
+    # code pages just above cp1252 (è read as č); cp1252 is far more common in articles, so
+    # it wins when it decodes the text about as cleanly.
+    if "cp1252" in best.could_be_from_charset or any(m.encoding == "cp1252" and m.chaos <= best.chaos + 0.05 for m in results):
+        encoding = "cp1252"
     try:
-        return raw.decode(best.encoding, errors="replace")
+        return raw.decode(encoding, errors="replace")
     except LookupError:
         return raw.decode("latin-1")
 

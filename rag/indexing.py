@@ -282,7 +282,9 @@ def find_near_duplicates(order: Sequence[str], signatures: dict[str, np.ndarray]
     if len(order) < 2:
         return {}
     scheme = str(_template().scheme)
-    lsh = MinHashLSH(threshold=min(threshold, 0.99), num_perm=NUM_PERM)
+    # LSH only proposes candidates; a lower bar than the threshold misses fewer true pairs,
+    # and each candidate is then checked against the threshold itself.
+    lsh = MinHashLSH(threshold=max(0.1, min(threshold - 0.1, 0.9)), num_perm=NUM_PERM)
     found: dict[str, tuple[str, float]] = {}
     position = {k: i for i, k in enumerate(order)}
     for key in order:
