@@ -27,6 +27,23 @@ from .retrieval import Passage
 EXTRACTIVE_HEADER = "Extractive answer (no model output): the most relevant sentences from the articles."
 
 
+_HEADER_LINE = re.compile(r"^(#|(date|source|author|url|title|by)\s*:)", re.IGNORECASE)
+
+
+def passage_sentences(p: Passage) -> list[str]:
+    """The passage's sentences, without title, heading and ``Date:``/``Source:`` lines."""
+    out: list[str] = []
+    for s, e in sentence_spans(p.chunk.text):
+        for line in p.chunk.text[s:e].split("\n"):
+            line = " ".join(line.split())
+            if not line or _HEADER_LINE.match(line) or line == p.chunk.title or len(content_words(line)) < 2:
+                continue
+            if not re.search(r"[.!?][\"'\u201d)]*$", line) and len(line.split()) < 8:
+                continue  # a heading or caption, not a sentence
+            out.append(line)
+    return out
+
+
 def rank_sentences(question: str, passages: Sequence[Passage], embedder: Embedder, max_passages: int = 3) -> list[tuple[float, int, str]]:
     """``(score, passage number, sentence)`` for sentences of the first ``max_passages`` passages, best first.
 
@@ -35,10 +52,8 @@ def rank_sentences(question: str, passages: Sequence[Passage], embedder: Embedde
     """
     candidates: list[tuple[int, str]] = []
     for p in list(passages)[:max_passages]:
-        for s, e in sentence_spans(p.chunk.text):
-            sentence = " ".join(p.chunk.text[s:e].split())
-            if len(content_words(sentence)) >= 2 and not sentence.startswith(("Date:", "Source:", "#")):
-                candidates.append((p.n, sentence))
+        for sentence in passage_sentences(p):
+            candidates.append((p.n, sentence))
     if not candidates:
         return []
     vectors = np.asarray(embedder.encode([question] + [s for _, s in candidates]), dtype=np.float32)

@@ -907,7 +907,7 @@ class AnswerStream:
     def _consume(self, stream, splitter: ThinkSplitter) -> Iterator[Piece]:
         budget = self.max_thinking_tokens
         count = self.generator.count_tokens
-        answer_tokens = 0
+        answer_tokens = thinking_tokens = 0  # per request: a second request gets the budget again
         self._open_streams.append(stream)
         try:
             for raw in stream:
@@ -918,12 +918,14 @@ class AnswerStream:
                             self._reasoning.extend(self._answer)
                             self._answer.clear()
                         self._reasoning.append(piece.text)
-                        self.thinking_tokens += count(piece.text)
+                        tokens = count(piece.text)
+                        thinking_tokens += tokens
+                        self.thinking_tokens += tokens
                     else:
                         self._answer.append(piece.text)
                         answer_tokens += count(piece.text)
                     yield piece
-                if budget is not None and splitter.mode == "reasoning" and self.thinking_tokens >= budget:
+                if budget is not None and splitter.mode == "reasoning" and thinking_tokens >= budget:
                     self.budget_spent = True
                     return
                 if budget is not None and answer_tokens >= self.max_new_tokens:
