@@ -57,6 +57,10 @@ class BuildError(RuntimeError):
     """A build could not produce an index (e.g. no readable articles)."""
 
 
+class _VectorsUnavailable(Exception):
+    """The previous generation's vectors cannot be reconstructed, so nothing can be reused."""
+
+
 class BuildLockedError(BuildError):
     """Another build of the same index is running.
 
@@ -422,6 +426,10 @@ class IndexBuilder:
         prev, reason = self._previous(full)
         try:
             return self._update(folder, result.documents, list(result.skipped), prev, reason, show_progress, t0)
+        except _VectorsUnavailable as exc:
+            reason = f"the stored vectors cannot be read back for reuse ({exc})"
+            self.on_message(f"note: {reason}; rebuilding all articles")
+            return self._update(folder, result.documents, list(result.skipped), None, reason, show_progress, t0)
         finally:
             if prev is not None:
                 prev.close()
@@ -522,7 +530,12 @@ class IndexBuilder:
                                  near_list, 0, 0, "unchanged", reason)
 
         # 5. Vectors: reused ones come from the previous generation's FAISS file.
-        old_ids, old_vectors = prev.rows_and_vectors() if prev is not None else (np.zeros(0, np.int64), None)
+        old_ids, old_vectors = np.zeros(0, np.int64), None
+        if prev is not None:
+            try:
+                old_ids, old_vectors = prev.rows_and_vectors()
+            except RuntimeError as exc:  # an index type that cannot reconstruct its vectors
+                raise _VectorsUnavailable(str(exc).strip().splitlines()[-1]) from exc
         position = {int(r): i for i, r in enumerate(old_ids)}
         embed_texts: dict[bytes, str] = {}
         for c in new_chunks:

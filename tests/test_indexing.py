@@ -6,6 +6,7 @@ real packaged embedder, real FAISS files on disk and real ``rag build`` subproce
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -552,3 +553,79 @@ def test_concurrent_build_gets_a_clear_error_naming_the_holder(articles_dir: Pat
         holder.wait()
     # The lock dies with its holder (even on SIGKILL): the next build runs.
     assert rag.build(articles_dir).added == 1
+
+
+def test_unreadable_stored_vectors_fall_back_to_a_full_build(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Guards against an index type that cannot reconstruct vectors breaking updates (it re-embeds instead)."""
+    from rag.store import LoadedIndex
+
+    emb = Counting(FakeEmbedder())
+    rag = make_rag(tmp_path, emb)
+    rag.build(articles_dir)
+    emb.take()
+
+    def no_vectors(self):
+        raise RuntimeError("Error in reconstruct: direct map not initialized")
+
+    monkeypatch.setattr(LoadedIndex, "rows_and_vectors", no_vectors)
+    (articles_dir / "extra.txt").write_text("Extra\n\nA new article about harbours.", encoding="utf-8")
+    messages: list[str] = []
+    s = rag.build(articles_dir, on_message=messages.append)
+    assert s.mode == "full" and "cannot be read back" in s.reason and messages
+    assert len(emb.take()) == s.chunks == 4
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_cli(monkeypatch, tmp_path: Path):
+    """Run ``rag`` in-process with FakeEmbedder standing in for the configured model."""
+    import rag.pipeline as pipeline
+    from rag.cli import main
+
+    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder(name=model))
+    monkeypatch.chdir(tmp_path)
+    return main
+
+
+def test_cli_build_prints_what_changed_and_full_rebuilds(fake_cli, articles_dir: Path, capsys) -> None:
+    assert fake_cli(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Built index idx" in out and "3 added, 0 updated, 0 removed, 0 renamed, 0 unchanged, 0 skipped" in out
+    (articles_dir / "empty.txt").write_text("")
+    (articles_dir / "r1.md").rename(articles_dir / "r1-renamed.md")
+    assert fake_cli(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Updated index idx" in out and "0 added, 0 updated, 0 removed, 1 renamed, 2 unchanged, 1 skipped" in out
+    assert "  empty.txt: empty file" in out
+    assert fake_cli(["build", str(articles_dir), "--index", "idx", "--quiet", "--full", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["mode"] == "full" and summary["reason"] == "--full was requested" and summary["added"] == 3
+    assert summary["skipped"] == [{"source": "empty.txt", "reason": "empty file"}] and summary["skipped_count"] == 1
+
+
+def test_cli_build_reports_a_held_lock(fake_cli, articles_dir: Path, capsys) -> None:
+    with build_lock(Path("idx")):
+        assert fake_cli(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: another build of index 'idx' is running (pid {os.getpid()}" in err
+
+
+def test_cli_index_info_and_remove(fake_cli, articles_dir: Path, capsys) -> None:
+    assert fake_cli(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
+    capsys.readouterr()
+    assert fake_cli(["index", "info", "--index", "idx"]) == 0
+    out = capsys.readouterr().out
+    for field in ("articles         3", "chunker          chunk_tokens=160, overlap_tokens=32", "built_at", "embedder         all-MiniLM-L6-v2", "size             "):
+        assert field in out
+    assert fake_cli(["index", "info", "--index", "idx", "--json", "--sources"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["size_bytes"] > 0 and info["size_on_disk_bytes"] >= info["size_bytes"] and info["articles"] == 3
+    assert info["sources"] == ["bread.html", "markets/nvidia.txt", "r1.md"]
+    assert fake_cli(["index", "remove", "markets/nvidia.txt", "--index", "idx"]) == 0
+    out = capsys.readouterr().out
+    assert "Removed markets/nvidia.txt from idx" in out and "now holds 2 articles" in out
+    assert fake_cli(["index", "remove", "markets/nvidia.txt", "--index", "idx"]) == 1
+    assert "no article 'markets/nvidia.txt'" in capsys.readouterr().err
+    assert (articles_dir / "markets" / "nvidia.txt").is_file()

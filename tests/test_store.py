@@ -1,0 +1,173 @@
+"""Index generations on disk (rag/store.py): atomic switch, kept previous generation, clean-up, read-back."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.chunking import Chunk
+from rag.store import (
+    CHUNKS,
+    CURRENT,
+    MANIFEST,
+    VECTORS,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexStore,
+    write_generation,
+)
+
+SETTINGS = {"chunk_tokens": 160, "overlap_tokens": 32, "encoding": "cl100k_base", "splitter": "sentence-v1"}
+
+
+def chunks_and_vectors(n: int, dim: int = 8, seed: int = 0) -> tuple[list[Chunk], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    chunks = [Chunk(id=f"c{seed}-{i}", doc_id=f"d{i % 3}", title=f"T{i}", source=f"s{i % 3}.txt", text=f"text {seed} {i}", start=0, end=6) for i in range(n)]
+    return chunks, v
+
+
+def manifest(dim: int = 8, name: str = "fake") -> dict:
+    return {"embedder": {"name": name, "dimension": dim, "normalized": True}, "chunker": SETTINGS, "documents": []}
+
+
+def gens(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith("gen-"))
+
+
+def test_write_and_read_back_vectors_rows_and_chunks(tmp_path: Path) -> None:
+    chunks, v = chunks_and_vectors(5)
+    rows = np.array([3, 7, 8, 20, 21], dtype=np.int64)
+    write_generation(tmp_path, v, chunks, manifest(), rows)
+    index = IndexStore(tmp_path).load(expect_embedder="fake", expect_chunker=SETTINGS)
+    ids, vectors = index.rows_and_vectors()
+    order = np.argsort(ids)
+    assert list(ids[order]) == list(rows)
+    np.testing.assert_array_equal(vectors[order], v)
+    assert [(r, c.id) for r, c in index.iter_rows()] == [(int(r), c.id) for r, c in zip(rows, chunks)]
+    hits = index.search(v[2:3], 1)[0]
+    assert hits[0][0].id == chunks[2].id and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert index.manifest["chunks"] == 5 and index.manifest["format_version"] == 1
+
+
+def test_empty_index_reads_back(tmp_path: Path) -> None:
+    """Guards against a zero-chunk generation (every article removed) failing to load."""
+    write_generation(tmp_path, np.zeros((0, 8), np.float32), [], manifest())
+    index = IndexStore(tmp_path).load()
+    ids, vectors = index.rows_and_vectors()
+    assert index.size == 0 and ids.shape == (0,) and vectors.shape == (0, 8)
+    assert index.search(np.ones((1, 8), np.float32), 3) == [[]]
+
+
+def test_previous_generation_is_kept_and_older_ones_deleted(tmp_path: Path) -> None:
+    """Guards against deleting the generation a reader read from CURRENT an instant before the switch."""
+    names = []
+    for seed in range(3):
+        chunks, v = chunks_and_vectors(4, seed=seed)
+        names.append(write_generation(tmp_path, v, chunks, manifest()).name)
+        assert IndexStore(tmp_path).current_name() == names[-1]
+    assert gens(tmp_path) == sorted(names[1:])
+    # The kept previous generation is complete and loadable on its own.
+    assert json.loads((tmp_path / names[1] / MANIFEST).read_text())["chunks"] == 4
+    assert (tmp_path / names[1] / VECTORS).is_file() and (tmp_path / names[1] / CHUNKS).is_file()
+
+
+def test_leftovers_of_killed_builds_are_ignored_then_removed(tmp_path: Path) -> None:
+    chunks, v = chunks_and_vectors(4)
+    first = write_generation(tmp_path, v, chunks, manifest()).name
+    # A build killed while writing leaves a temporary folder; one killed between renaming its
+    # folder and switching CURRENT leaves a complete but unused generation; one killed while
+    # replacing CURRENT leaves a temporary pointer file.
+    (tmp_path / ".tmp-gen-20000101T000000-dead01").mkdir()
+    (tmp_path / ".tmp-gen-20000101T000000-dead01" / VECTORS).write_bytes(b"half a file")
+    orphan = tmp_path / "gen-20000101T000000-dead02"
+    orphan.mkdir()
+    (tmp_path / f".{CURRENT}.dead").write_text("gen-20000101T000000-dead02\n")
+    assert IndexStore(tmp_path).load().manifest["generation"] == first
+    second = write_generation(tmp_path, v, chunks, manifest()).name
+    assert gens(tmp_path) == sorted([first, second])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-") or p.name.startswith(f".{CURRENT}.")]
+
+
+def test_extra_writers_run_inside_the_new_generation(tmp_path: Path) -> None:
+    seen = []
+
+    def writer(folder: Path, chunks, rows) -> None:
+        seen.append((folder.name, len(chunks), list(rows)))
+        (folder / "extra.bin").write_bytes(b"x")
+
+    chunks, v = chunks_and_vectors(3)
+    gen = write_generation(tmp_path, v, chunks, manifest(), writers=[writer])
+    assert seen == [(f".tmp-{gen.name}", 3, [0, 1, 2])]
+    assert (gen / "extra.bin").read_bytes() == b"x"
+
+
+def test_failed_writer_leaves_the_current_generation(tmp_path: Path) -> None:
+    chunks, v = chunks_and_vectors(3)
+    first = write_generation(tmp_path, v, chunks, manifest()).name
+
+    def broken(folder, chunks, rows):
+        raise RuntimeError("writer failed")
+
+    with pytest.raises(RuntimeError, match="writer failed"):
+        write_generation(tmp_path, v, chunks, manifest(), writers=[broken])
+    assert IndexStore(tmp_path).current_name() == first and gens(tmp_path) == [first]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_missing_or_broken_generation_errors_say_how_to_rebuild(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path / "none")
+    with pytest.raises(IndexNotFoundError, match="rag build ARTICLES_DIR"):
+        store.load()
+    chunks, v = chunks_and_vectors(3)
+    gen = write_generation(tmp_path, v, chunks, manifest())
+    (gen / VECTORS).write_bytes(b"garbage")
+    with pytest.raises(IndexCorruptError, match="--full"):
+        IndexStore(tmp_path).load()
+    (tmp_path / CURRENT).write_text("gen-missing\n")
+    with pytest.raises(IndexCorruptError, match="unreadable"):
+        IndexStore(tmp_path).load()
+
+
+def test_settings_mismatch_names_both_and_the_fix(tmp_path: Path) -> None:
+    chunks, v = chunks_and_vectors(3)
+    write_generation(tmp_path, v, chunks, manifest(name="old-model"))
+    with pytest.raises(IndexMismatchError, match="'old-model' but the config uses 'new-model'.*--full"):
+        IndexStore(tmp_path).load(expect_embedder="new-model")
+    with pytest.raises(IndexMismatchError, match="chunker settings"):
+        IndexStore(tmp_path).load(expect_chunker={**SETTINGS, "chunk_tokens": 64})
+
+
+def test_size_on_disk_counts_current_and_all(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    assert store.size_on_disk() == {"current_bytes": 0, "total_bytes": 0}
+    chunks, v = chunks_and_vectors(50)
+    write_generation(tmp_path, v, chunks, manifest())
+    one = store.size_on_disk()
+    cur = tmp_path / store.current_name()
+    assert one["current_bytes"] == sum(f.stat().st_size for f in cur.rglob("*") if f.is_file()) > 50 * 8 * 4
+    write_generation(tmp_path, v, chunks, manifest())
+    two = store.size_on_disk()
+    assert two["total_bytes"] >= 2 * one["current_bytes"] - 64 and two["current_bytes"] == pytest.approx(one["current_bytes"], rel=0.1)
+
+
+def test_current_is_replaced_atomically(tmp_path: Path, monkeypatch) -> None:
+    """Guards against CURRENT being rewritten in place (a reader could see it empty or half-written)."""
+    chunks, v = chunks_and_vectors(3)
+    write_generation(tmp_path, v, chunks, manifest())
+    replaced = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        replaced.append((Path(src).name, Path(dst).name))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    write_generation(tmp_path, v, chunks, manifest())
+    assert any(dst == CURRENT and src.startswith(f".{CURRENT}.") for src, dst in replaced)
