@@ -14,6 +14,7 @@ from .conversation import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_fo
 from .documents import Document, LoadResult, SkippedFile, load_documents
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .generation import BACKENDS, Generator, GeneratorError, ThinkSplitter, TransformersGenerator, split_reasoning
+from .indexing import BuildLockedError, IndexBuilder, NearDuplicate, remove_article
 from .pipeline import RAG, BuildError, BuildSummary, StreamEvent
 from .prompting import NOT_FOUND, build_prompt
 from .retrieval import DenseRetriever, Passage, Retriever
@@ -27,6 +28,10 @@ __all__ = [
     "BACKENDS",
     "BuildError",
     "BuildSummary",
+    "BuildLockedError",
+    "IndexBuilder",
+    "NearDuplicate",
+    "remove_article",
     "Chunk",
     "Chunker",
     "Citation",
