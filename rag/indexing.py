@@ -475,10 +475,11 @@ class IndexBuilder:
             for n in near_list:
                 skipped.append(SkippedFile(n.source, f"near-duplicate of {n.similar_to} (similarity {n.similarity:.2f}); "
                                                      f"set indexing.near_duplicates: keep to index it"))
+            for d, c in duplicates:
+                if c.source in dropped:
+                    skipped.append(SkippedFile(d.source, f"copy of {c.source}, a dropped near-duplicate"))
             canonical = [d for d in canonical if d.source not in dropped]
             duplicates = [(d, c) for d, c in duplicates if c.source not in dropped]
-            for d, c in [(d, c) for d, c in duplicates if c.source in dropped]:
-                skipped.append(SkippedFile(d.source, f"copy of {c.source}, a dropped near-duplicate"))
         skipped.sort(key=lambda s: s.source)
 
         # 3. What changed, over every document of the folder (copies included).

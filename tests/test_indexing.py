@@ -188,12 +188,14 @@ def test_near_duplicates_can_be_dropped(articles_dir: Path, tmp_path: Path) -> N
     rag = make_rag(tmp_path, FakeEmbedder(), **{"indexing.near_duplicates": "drop"})
     rag.build(articles_dir)
     (articles_dir / "syndicated.md").write_text(SYNDICATED, encoding="utf-8")
+    (articles_dir / "syndicated-copy.md").write_text(SYNDICATED, encoding="utf-8")
     s = rag.build(articles_dir)
     assert [n.kept for n in s.near_duplicates] == [False]
-    reason = {x.source: x.reason for x in s.skipped}["syndicated.md"]
-    assert "near-duplicate of r1.md" in reason and "indexing.near_duplicates: keep" in reason
-    assert "syndicated.md" not in {c.source for c in all_chunks(rag)}
-    assert s.embedded_chunks == 0 and s.articles == 3
+    reasons = {x.source: x.reason for x in s.skipped}
+    assert "near-duplicate of r1.md" in reasons["syndicated-copy.md"] and "indexing.near_duplicates: keep" in reasons["syndicated-copy.md"]
+    assert reasons["syndicated.md"] == "copy of syndicated-copy.md, a dropped near-duplicate"
+    assert not {"syndicated.md", "syndicated-copy.md"} & {c.source for c in all_chunks(rag)}
+    assert s.embedded_chunks == 0 and s.articles == 3 and s.duplicates == []
 
 
 def test_near_duplicate_threshold_is_respected() -> None:
