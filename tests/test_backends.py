@@ -1,0 +1,383 @@
+"""Tests for the generation backends in rag/generation.py against real processes.
+
+- ``openai``: a real ``python -m llama_cpp.server`` on the packaged SmolLM2 GGUF, on
+  loopback (started once per session; skipped when the ``llamacpp`` extra is missing, which
+  CI installs): streaming, max tokens, a stop sequence, the API key from the environment,
+  the server killed mid-answer, a wrong port; plus small local HTTP servers that answer
+  with garbage, errors and reasoning deltas.
+- ``llama_cpp``: the same GGUF in process, the same cited answer as transformers greedy,
+  a missing extra named in the ImportError, a real thinking-budget cut-off.
+- ``transformers``: the second start reads the dequantised safetensors cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from fakes import FakeEmbedder
+from rag import RAG, Config
+from rag.generation import (
+    AnswerStream,
+    GeneratorError,
+    LlamaCppGenerator,
+    OpenAIGenerator,
+    TransformersGenerator,
+    packaged_smollm2_gguf,
+)
+
+HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+needs_llama_cpp = pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)")
+
+STORY = [{"role": "user", "content": "Write a short story about a cat named Tom who lives in Paris."}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_llama_server(log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """Start llama.cpp's OpenAI-compatible server on loopback and wait until it answers."""
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port),
+           "--n_ctx", "2048", *extra]
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(f"{base}/models", timeout=2).status_code in (200, 401):
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    pytest.fail(f"llama_cpp.server did not answer within 120 s: {log.read_text(errors='replace')[-2000:]}")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory) -> Iterator[str]:
+    """Base URL of a llama.cpp server on the packaged SmolLM2 GGUF (one per test run)."""
+    if not HAVE_LLAMA_CPP:
+        pytest.skip("llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)")
+    proc, base = start_llama_server(tmp_path_factory.mktemp("llama-server") / "server.log")
+    yield base
+    stop_process(proc)
+
+
+def openai_gen(base: str, **kwargs) -> OpenAIGenerator:
+    return OpenAIGenerator("smollm2", base_url=base, **{"retries": 1, "backoff": 0.05, "timeout": 60, **kwargs})
+
+
+# -- openai against a real llama.cpp server ------------------------------------------------
+@pytest.mark.slow
+def test_openai_streams_and_honours_max_tokens(llama_server):
+    gen = openai_gen(llama_server)
+    pieces = list(gen.stream(STORY, max_new_tokens=12, temperature=0.0))
+    assert 3 <= len(pieces) <= 12, pieces  # one SSE event per token, at most max_new_tokens
+    assert "".join(pieces).strip()
+    # Greedy is deterministic: the same request gives the same text.
+    assert "".join(gen.stream(STORY, max_new_tokens=12, temperature=0.0)) == "".join(pieces)
+
+
+@pytest.mark.slow
+def test_openai_stop_sequence(llama_server):
+    gen = openai_gen(llama_server)
+    full = "".join(gen.stream(STORY, max_new_tokens=40))
+    words = full.split()
+    assert len(words) > 8, full
+    stop = words[6]
+    cut = "".join(gen.stream(STORY, max_new_tokens=40, stop=(stop,)))
+    assert cut == full[: full.find(stop)], (full, stop, cut)
+
+
+@pytest.mark.slow
+def test_openai_temperature_reaches_the_server(llama_server):
+    """At temperature 1.5 the sampled continuations differ from greedy at least once in three tries."""
+    gen = openai_gen(llama_server)
+    greedy = "".join(gen.stream(STORY, max_new_tokens=20))
+    sampled = {"".join(gen.stream(STORY, max_new_tokens=20, temperature=1.5)) for _ in range(3)}
+    assert sampled - {greedy}
+
+
+@pytest.mark.slow
+def test_openai_count_tokens_is_tiktoken_cl100k(llama_server):
+    from rag.chunking import get_encoding
+
+    text = "DeepSeek released R1 on 20 January 2025 under the MIT licence."
+    assert openai_gen(llama_server).count_tokens(text) == len(get_encoding("cl100k_base").encode(text))
+
+
+def test_openai_wrong_port_is_a_clear_error():
+    port = free_port()
+    gen = openai_gen(f"http://127.0.0.1:{port}/v1", retries=2, backoff=0.05)
+    t0 = time.monotonic()
+    with pytest.raises(GeneratorError, match=rf"127\.0\.0\.1:{port}/v1/chat/completions after 3 attempts: ConnectError.*Start the server"):
+        list(gen.stream(STORY))
+    assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_openai_api_key_then_server_killed_mid_answer(tmp_path, monkeypatch):
+    """The key comes from the environment variable only; a server killed mid-answer is a clear
+    error for the backend and an extractive answer for `ask`."""
+    monkeypatch.delenv("RAG_TEST_KEY", raising=False)
+    proc, base = start_llama_server(tmp_path / "server.log", "--api_key", "s3cret")
+    try:
+        gen = openai_gen(base, api_key_env="RAG_TEST_KEY", retries=0)
+        with pytest.raises(GeneratorError, match="HTTP 401.*environment variable RAG_TEST_KEY \\(it is not set\\)"):
+            list(gen.stream(STORY, max_new_tokens=5))
+        monkeypatch.setenv("RAG_TEST_KEY", "s3cret")
+        assert "".join(gen.stream(STORY, max_new_tokens=5)).strip()
+
+        got: list[str] = []
+        with pytest.raises(GeneratorError, match="broke mid-answer after \\d+ characters.*still running"):
+            for i, piece in enumerate(gen.stream(STORY, max_new_tokens=300)):
+                got.append(piece)
+                if i == 3:
+                    os.kill(proc.pid, signal.SIGKILL)
+        assert len(got) >= 4
+    finally:
+        stop_process(proc)
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_ask_falls_back_to_extractive_when_the_server_dies_mid_answer(tmp_path, articles_dir):
+    proc, base = start_llama_server(tmp_path / "server.log")
+    try:
+        cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "openai", "generation.base_url": base,
+                                 "generation.retries": 0, "generation.max_new_tokens": 200, "retrieval.top_k": 1})
+        rag = RAG(cfg, embedder=FakeEmbedder())
+        rag.build(articles_dir)
+        events = []
+        for event in rag.stream_events("By how much did Nvidia's share price fall on 27 January 2025?"):
+            events.append(event)
+            if event.kind == "answer" and sum(e.kind == "answer" for e in events) == 2:
+                os.kill(proc.pid, signal.SIGKILL)
+        answer = events[-1].answer
+        assert answer.extractive and "17 percent" in answer.text
+        assert any("broke mid-answer" in n for n in answer.notes)
+    finally:
+        stop_process(proc)
+
+
+# -- openai against small local servers: garbage, errors, reasoning ------------------------------
+class _Handler(BaseHTTPRequestHandler):
+    respond: Callable[[BaseHTTPRequestHandler, dict], None]
+    requests: list[dict]
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        type(self).requests.append({"body": body, "auth": self.headers.get("authorization")})
+        type(self).respond(self, body)
+
+    def log_message(self, *args):
+        pass
+
+
+def local_server(respond) -> tuple[ThreadingHTTPServer, str, list[dict]]:
+    handler = type("H", (_Handler,), {"respond": staticmethod(respond), "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1", handler.requests
+
+
+def send(handler, status: int, body: str, ctype: str = "application/json") -> None:
+    data = body.encode()
+    handler.send_response(status)
+    handler.send_header("content-type", ctype)
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def sse(events: list) -> str:
+    return "".join(f"data: {json.dumps(e) if not isinstance(e, str) else e}\n\n" for e in events)
+
+
+def delta(**d) -> dict:
+    return {"choices": [{"index": 0, "delta": d}]}
+
+
+@pytest.mark.parametrize(
+    "status, body, ctype, message",
+    [
+        (200, "<html>hello</html>", "text/html", "did not answer like an OpenAI-compatible chat-completions API"),
+        (200, sse(["not json at all"]), "text/event-stream", "sent an event that is not JSON"),
+        (200, sse([{"object": "something else"}]), "text/event-stream", "without 'choices'"),
+        (200, "garbage line\n\n", "text/event-stream", "not server-sent events"),
+        (200, sse([{"error": {"message": "model overloaded"}}]), "text/event-stream", "reported an error: model overloaded"),
+        (404, '{"error": "no such route"}', "application/json", "HTTP 404.*should end in /v1"),
+        (400, '{"error": "bad request"}', "application/json", "rejected the request \\(HTTP 400\\)"),
+    ],
+)
+def test_openai_garbage_and_errors_are_clear(status, body, ctype, message):
+    server, base, _ = local_server(lambda h, b: send(h, status, body, ctype))
+    try:
+        with pytest.raises(GeneratorError, match=message):
+            list(openai_gen(base).stream(STORY))
+    finally:
+        server.shutdown()
+
+
+def test_openai_retries_server_errors_with_backoff_then_succeeds():
+    calls = {"n": 0}
+
+    def respond(h, body):
+        calls["n"] += 1
+        if calls["n"] < 3:
+            send(h, 503, '{"error": "loading model"}')
+        else:
+            send(h, 200, sse([delta(content="Hello"), delta(content=" world"), "[DONE]"]), "text/event-stream")
+
+    server, base, requests = local_server(respond)
+    try:
+        assert "".join(openai_gen(base, retries=2).stream(STORY)) == "Hello world"
+        assert calls["n"] == 3
+        with pytest.raises(GeneratorError, match="after 1 attempt: HTTP 503"):
+            calls["n"] = 0
+            list(openai_gen(base, retries=0).stream(STORY))
+    finally:
+        server.shutdown()
+
+
+def test_openai_request_carries_settings_and_strips_history_reasoning(monkeypatch):
+    server, base, requests = local_server(lambda h, b: send(h, 200, sse([delta(content="ok"), "[DONE]"]), "text/event-stream"))
+    monkeypatch.setenv("RAG_TEST_KEY2", "k-123")
+    try:
+        history = [{"role": "assistant", "content": "<think>old</think>Earlier answer."}, *STORY]
+        "".join(openai_gen(base, api_key_env="RAG_TEST_KEY2").stream(history, max_new_tokens=7, temperature=0.3, stop=("a", "b", "c", "d", "e")))
+        req = requests[0]
+        assert req["auth"] == "Bearer k-123"
+        assert req["body"]["max_tokens"] == 7 and req["body"]["temperature"] == 0.3 and req["body"]["stream"] is True
+        assert req["body"]["stop"] == ["a", "b", "c", "d"]  # OpenAI takes 4; the 5th is applied locally
+        assert req["body"]["messages"][0]["content"] == "Earlier answer."
+    finally:
+        server.shutdown()
+
+
+def test_openai_reasoning_deltas_become_think_tags():
+    """vLLM/DeepSeek send reasoning as delta.reasoning_content: it must not reach the answer."""
+    events = [delta(reasoning_content="Passage 1 says"), delta(reasoning_content=" 17%."), delta(content="It fell 17 percent [1]."), "[DONE]"]
+    server, base, _ = local_server(lambda h, b: send(h, 200, sse(events), "text/event-stream"))
+    try:
+        run = AnswerStream(openai_gen(base), STORY, max_new_tokens=50)
+        list(run)
+        assert run.reasoning == "Passage 1 says 17%." and run.answer == "It fell 17 percent [1]."
+    finally:
+        server.shutdown()
+
+
+# -- llama_cpp ----------------------------------------------------------------------------------
+def test_llama_cpp_missing_names_the_extra(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    with pytest.raises(ImportError, match=r"pip install '\.\[llamacpp\]'"):
+        LlamaCppGenerator("smollm2")
+
+
+def test_llama_cpp_needs_a_gguf(tmp_path):
+    if not HAVE_LLAMA_CPP:
+        pytest.skip("llama-cpp-python is not installed: pip install '.[llamacpp]'")
+    with pytest.raises(GeneratorError, match="needs a .gguf file"):
+        LlamaCppGenerator("some/hub-model").warm_up()
+
+
+@pytest.fixture(scope="session")
+def llama_generator():
+    if not HAVE_LLAMA_CPP:
+        pytest.skip("llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)")
+    gen = LlamaCppGenerator("smollm2")
+    gen.warm_up()
+    return gen
+
+
+@pytest.mark.slow
+def test_llama_cpp_streams_stops_and_counts(llama_generator, real_generator):
+    gen = llama_generator
+    pieces = list(gen.stream(STORY, max_new_tokens=10))
+    assert 3 <= len(pieces) <= 10 and gen.count_tokens("".join(pieces)) <= 11
+    full = "".join(gen.stream(STORY, max_new_tokens=40))
+    stop = full.split()[5]
+    assert "".join(gen.stream(STORY, max_new_tokens=40, stop=(stop,))) == full[: full.find(stop)]
+    # The GGUF's template renders the same prompt as transformers', and tokens are counted alike.
+    assert gen.render(STORY) == real_generator.render(STORY)
+    assert gen.count_tokens(full) == real_generator.count_tokens(full)
+    assert gen.opens_think_in_prompt is False
+
+
+@pytest.mark.slow
+def test_llama_cpp_budget_cut_closes_reasoning_and_answers(llama_generator):
+    """Treat SmolLM2 as if its template opened <think>: it never writes </think>, so the budget
+    must cut it and the continuation after '</think>' must produce a non-empty answer."""
+    run = AnswerStream(llama_generator, STORY, max_new_tokens=20, max_thinking_tokens=8, opens_think=True)
+    list(run)
+    assert run.budget_spent and run.continued
+    assert run.reasoning and run.answer
+    assert run.answer not in run.reasoning
+
+
+@pytest.mark.slow
+def test_llama_cpp_and_transformers_give_the_same_cited_answer(tmp_path, articles_dir, real_embedder, real_generator, llama_generator):
+    """Greedy decoding of the same GGUF through both backends, same prompt: same cited answer.
+
+    (Both see the same prompt text; llama.cpp computes with the Q4_1 weights, transformers
+    with their dequantised float32 copy, so very long answers could in principle drift apart
+    at a near-tie between two tokens. On this question they agree.)
+    """
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index")})
+    answers = []
+    for gen in (real_generator, llama_generator):
+        rag = RAG(cfg, embedder=real_embedder, generator=gen)
+        if not answers:
+            rag.build(articles_dir)
+        answers.append(rag.ask("By how much did Nvidia's share price fall on 27 January 2025?", temperature=0.0))
+    tf, ll = answers
+    assert "17" in tf.text and tf.citations
+    assert ll.text == tf.text
+    assert [(c.n, c.source) for c in ll.citations] == [(c.n, c.source) for c in tf.citations]
+
+
+# -- transformers --------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_transformers_second_start_reads_the_safetensors_cache(real_generator, monkeypatch):
+    """The session fixture already loaded the GGUF once, so its dequantised copy is cached:
+    a fresh generator must load from it without converting the GGUF again."""
+    import rag.generation as generation
+
+    cache = real_generator.gguf_cache_path(packaged_smollm2_gguf())
+    assert (cache / "model.safetensors").is_file() and (cache / "config.json").is_file()
+    monkeypatch.setattr(generation, "_save_dequantised", lambda *a: pytest.fail("the GGUF was converted again"))
+    fresh = TransformersGenerator("smollm2")
+    fresh.warm_up()
+    assert fresh.count_tokens("Hello world") == real_generator.count_tokens("Hello world")
