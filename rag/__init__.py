@@ -13,9 +13,23 @@ from .config import Config, ConfigError
 from .conversation import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from .documents import Document, LoadResult, SkippedFile, load_documents
 from .embedding import Embedder, SentenceTransformerEmbedder
-from .generation import BACKENDS, Generator, GeneratorError, ThinkSplitter, TransformersGenerator, split_reasoning
+from .extractive import extractive_answer
+from .generation import (
+    BACKENDS,
+    AnswerStream,
+    Generator,
+    GeneratorError,
+    LlamaCppGenerator,
+    NullGenerator,
+    OpenAIGenerator,
+    ThinkSplitter,
+    TransformersGenerator,
+    make_generator,
+    split_reasoning,
+)
 from .indexing import BuildLockedError, IndexBuilder, NearDuplicate, remove_article
 from .pipeline import RAG, BuildError, BuildSummary, StreamEvent
+from .verification import CitationVerifier
 from .prompting import NOT_FOUND, build_prompt
 from .retrieval import DenseRetriever, Passage, Retriever
 from .store import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
@@ -25,6 +39,13 @@ __version__ = "0.1.0"
 __all__ = [
     "RAG",
     "Answer",
+    "AnswerStream",
+    "CitationVerifier",
+    "LlamaCppGenerator",
+    "NullGenerator",
+    "OpenAIGenerator",
+    "extractive_answer",
+    "make_generator",
     "BACKENDS",
     "BuildError",
     "BuildSummary",

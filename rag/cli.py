@@ -87,8 +87,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     print()
     if answer is not None and answer.text != "".join(streamed).strip():
         # Citation checking placed markers or declined after the text was streamed.
-        label = "Checked answer" if answer.citations else "No passage supports that; answer"
+        label = "Extractive answer" if answer.extractive else "Checked answer" if answer.citations else "No passage supports that; answer"
         print(f"\n{label}: {answer.text}")
+    if answer is not None and answer.notes:
+        print("\n" + "\n".join(f"Note: {note}" for note in answer.notes), file=sys.stderr)
+    flagged = [s for s in (answer.checks if answer is not None else []) if s.status in ("weak", "unsupported", "uncited")]
+    if flagged:
+        print("\nCitation check (sentences their passages support weakly or not at all):", file=sys.stderr)
+        for s in flagged:
+            print(f"  {s.status} (support {s.support:.2f}): {s.text}", file=sys.stderr)
     if answer is not None:
         print("\nSources:")
         cited = {c.n for c in answer.citations}

@@ -336,3 +336,26 @@ def test_not_found_reply_is_left_alone(tmp_path, articles_dir):
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
     assert answer.text == NOT_FOUND and not answer.extractive and answer.checks == []
+
+
+# -- the DeepSeek-R1 preset --------------------------------------------------------------------
+def test_r1_preset_follows_the_recommended_settings(tmp_path, articles_dir):
+    from conftest import ROOT
+
+    preset = ROOT / "configs" / "deepseek-r1-distill.yaml"
+    cfg = Config.load(preset)
+    gen_cfg = cfg.generation
+    assert (gen_cfg.temperature, gen_cfg.use_system_prompt, gen_cfg.few_shot, gen_cfg.stop) == (0.6, False, False, ())
+    assert gen_cfg.max_thinking_tokens and gen_cfg.max_thinking_tokens >= 256
+    # Same index settings as the default config: one index serves both.
+    default = Config.load(ROOT / "configs" / "default.yaml")
+    assert (cfg.chunking, cfg.embedding.model, cfg.index) == (default.chunking, default.embedding.model, default.index)
+
+    gen = ScriptedReasoner("The Nvidia passage gives the figure.</think>\n\nNvidia shares fell about 17 percent [1].", opens_think=True)
+    rag = RAG(Config.load(preset, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder(), generator=gen)
+    rag.build(articles_dir)
+    answer = rag.ask("How much did Nvidia shares fall?")
+    messages = gen.requests[0]["messages"]
+    assert [m["role"] for m in messages] == ["user"]  # no system prompt, no few-shot turns
+    assert "Cite the passage" in messages[0]["content"] and '<passage n="1"' in messages[0]["content"]
+    assert answer.text == "Nvidia shares fell about 17 percent [1]." and answer.reasoning == "The Nvidia passage gives the figure."
