@@ -12,7 +12,7 @@ from .citations import Answer, Citation, parse_markers, resolve_citations
 from .config import Config, ConfigError
 from .conversation import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from .documents import Document, LoadResult, SkippedFile, load_documents
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
 from .extractive import extractive_answer
 from .generation import (
     BACKENDS,
@@ -74,6 +74,8 @@ __all__ = [
     "Rewrite",
     "Retriever",
     "SentenceTransformerEmbedder",
+    "OnnxEmbedder",
+    "make_embedder",
     "SkippedFile",
     "StreamEvent",
     "ThinkSplitter",

