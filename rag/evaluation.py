@@ -201,6 +201,10 @@ class EvalRun:
     summary: dict[str, Any]
 
 
+def _embedder_name(rag: Any) -> str | None:
+    return getattr(getattr(rag, "embedder", None), "name", None)
+
+
 def _cited_correct(passage: Passage, item: QAItem) -> bool:
     gold = {source_file(s) for s in item.sources}
     return source_file(passage.chunk.source) in gold or contains_answer(passage.chunk.text, item.answers)
@@ -215,7 +219,7 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
     metrics = retrieval_metrics([p.chunk.source for p in passages], item.sources) if item.answerable else {}
     # The passages the pipeline would answer from are the first top_k of the same ranking.
     top_relevance = max((p.relevance_or_score for p in passages[:k]), default=0.0)
-    threshold = cfg.min_relevance_for()
+    threshold = cfg.min_relevance_for(embedder=_embedder_name(rag))
     answer_text: str | None = None
     citations: list[dict[str, Any]] = []
     if retrieval_only:
@@ -268,7 +272,7 @@ def evaluate(
             on_result(result)
     summary = summarize(results, retrieval_only=retrieval_only)
     summary["retriever"] = rag.config.retrieval.retriever
-    summary["threshold"] = rag.config.retrieval.min_relevance_for()
+    summary["threshold"] = rag.config.retrieval.min_relevance_for(embedder=_embedder_name(rag))
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return EvalRun(results, summary)
 

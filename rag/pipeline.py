@@ -210,7 +210,7 @@ class RAG:
             yield StreamEvent("answer", text=NOT_FOUND)
             yield StreamEvent("done", answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text))
             return
-        if max(p.relevance_or_score for p in passages) < self.config.retrieval.min_relevance_for():
+        if max(p.relevance_or_score for p in passages) < self.config.retrieval.min_relevance_for(embedder=self.embedder.name):
             # Nothing is relevant enough: say so and name the closest sources, without the generator.
             text = not_covered_text(passages)
             yield StreamEvent("answer", text=text)

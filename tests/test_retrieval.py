@@ -251,7 +251,12 @@ def test_threshold_is_per_retriever():
     cfg = Config.load(None, {"retrieval.min_relevance_dense": 0.5, "retrieval.min_relevance_bm25": 0.2, "retrieval.retriever": "bm25"})
     assert cfg.retrieval.min_relevance_for() == 0.2
     assert cfg.retrieval.min_relevance_for("dense") == 0.5
-    assert cfg.retrieval.min_relevance_for("hybrid") == 0.0
+    assert cfg.retrieval.min_relevance_for("hybrid") == 0.0  # unset, and no embedder named
+    # Unset thresholds take the calibrated value of the embedder, and none for an uncalibrated one.
+    default = Config().retrieval
+    assert default.min_relevance_for("dense", "all-MiniLM-L6-v2") == 0.46
+    assert default.min_relevance_for("hybrid", "fake-embedder") == 0.0
+    assert default.min_relevance_for("bm25", "fake-embedder") == 0.17
 
 
 def test_passage_relevance_defaults_to_score():
