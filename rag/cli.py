@@ -134,7 +134,7 @@ Examples:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag import RAG, Config
-    from rag.evaluation import QueryCache, choose_threshold, default_eval_index, ensure_index, evaluate, format_table, load_qa, missing_sources
+    from rag.evaluation import QueryCache, choose_threshold, default_eval_index, ensure_index, evaluate, format_table, load_qa, missing_sources, parse_variant
     from rag.retrieval import RETRIEVERS
 
     items = load_qa(args.qa_file)
@@ -144,9 +144,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         items = items[: args.limit]
     base = Config.load(_config_path(args.config))
     names = [n.strip() for n in (args.retriever or base.retrieval.retriever).split(",") if n.strip()]
-    unknown = [n for n in names if n not in RETRIEVERS]
-    if unknown or not names:
-        raise ValueError(f"unknown retriever {unknown[0] if unknown else args.retriever!r} in --retriever; choose from {sorted(RETRIEVERS)} (comma-separate several)")
+    if not names:
+        raise ValueError(f"--retriever {args.retriever!r} names no retriever; choose from {sorted(RETRIEVERS)} (comma-separate several)")
+    variants = {spec: parse_variant(spec) for spec in names}
     index = args.index or str(default_eval_index(args.articles, {"embedding": base.embedding.model, "chunking": base.to_dict()["chunking"]}))
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     first = RAG.from_config(_config_path(args.config), index=index)
@@ -156,24 +156,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"warning: {len(missing)} gold source(s) are not files under {args.articles}: {', '.join(missing[:5])}"
               + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
     embedder = QueryCache(first.embedder)
-    if any(n != "bm25" for n in names):
+    if any(name != "bm25" for name, _ in variants.values()):
         embedder.prime([it.question for it in items])
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     summaries = []
     try:
-        for name in names:
+        for spec, (_, overrides) in variants.items():
             # One embedder and generator for all variants: models load once.
-            rag = RAG.from_config(_config_path(args.config), index=index, overrides={"retrieval.retriever": name},
+            rag = RAG.from_config(_config_path(args.config), index=index, overrides=overrides,
                                   embedder=embedder, generator=first._generator if args.retrieval_only else first.generator)
             write = (lambda r: out.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")) if out else None
             run = evaluate(rag, items, retrieval_only=args.retrieval_only, top_k=args.top_k, max_new_tokens=args.max_new_tokens,
-                           progress=not args.quiet, on_result=write)
+                           progress=not args.quiet, on_result=write, label=spec)
             summary = dict(run.summary)
             summary["qa_file"] = str(args.qa_file)
             if args.calibrate is not None:
                 summary["calibration"] = choose_threshold(run.results, args.calibrate)
             summaries.append(summary)
-            log(f"{name}: done in {summary['seconds']:.1f} s")
+            log(f"{spec}: done in {summary['seconds']:.1f} s")
     finally:
         if out:
             out.close()
@@ -188,7 +188,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for s in summaries:
         if s.get("calibration"):
             c = s["calibration"]
-            print(f"\n{s['retriever']}: suggested min_relevance_{s['retriever']}: {c['threshold']} "
+            print(f"\n{s['retriever']}: suggested min_relevance_{s['settings']['retriever']}: {c['threshold']} "
                   f"(declines {c['declined_answerable']}/{c['answerable']} answerable, {c['declined_unanswerable']}/{c['unanswerable']} unanswerable)")
     if args.out:
         print(f"\nPer-question results: {args.out}; summaries: {args.out}.summary.json")
@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
     p.add_argument("--index", metavar="DIR", help="index of DIR to use or build (default: a cache folder under the temp folder, never index.path)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if one exists")
-    p.add_argument("--retriever", metavar="NAMES", help="dense, bm25, hybrid, or several comma-separated to compare (default: retrieval.retriever)")
+    p.add_argument("--retriever", metavar="NAMES", help="dense, bm25, hybrid, or several comma-separated to compare; a name may carry retrieval "
+                                                      "settings: dense/dedup=none, hybrid/bm25_weight=1/rrf_k=30 (default: retrieval.retriever)")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation: retrieval metrics and threshold abstention in seconds")
     p.add_argument("--out", metavar="FILE", help="write one JSON line per question (and per retriever) here, and the summaries to FILE.summary.json")
     p.add_argument("--top-k", type=int, metavar="N", help="passages given to the generator (default: retrieval.top_k)")

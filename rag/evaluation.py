@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -210,7 +211,8 @@ def _cited_correct(passage: Passage, item: QAItem) -> bool:
     return source_file(passage.chunk.source) in gold or contains_answer(passage.chunk.text, item.answers)
 
 
-def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, top_k: int | None = None, max_new_tokens: int | None = None) -> QuestionResult:
+def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, top_k: int | None = None, max_new_tokens: int | None = None,
+                      label: str | None = None) -> QuestionResult:
     """Retrieve (top 10 for the metrics) and, unless ``retrieval_only``, answer one question."""
     t0 = time.perf_counter()
     cfg = rag.config.retrieval
@@ -236,7 +238,7 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
             metrics["answer_containment"] = 0.0 if abstained else float(contains_answer(answer.text, item.answers))
             metrics["token_f1"] = 0.0 if abstained else token_f1(answer.text, item.answers)
     retrieved = [{"n": p.n, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4)} for p in passages]
-    return QuestionResult(item, cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance), time.perf_counter() - t0)
+    return QuestionResult(item, label or cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance), time.perf_counter() - t0)
 
 
 def evaluate(
@@ -248,6 +250,7 @@ def evaluate(
     max_new_tokens: int | None = None,
     progress: bool = True,
     on_result: Callable[[QuestionResult], None] | None = None,
+    label: str | None = None,
 ) -> EvalRun:
     """Evaluate ``rag`` (its configured retriever) on ``items``.
 
@@ -259,19 +262,22 @@ def evaluate(
         max_new_tokens: answer length limit (default ``generation.max_new_tokens``).
         progress: show a progress bar on stderr.
         on_result: called with each result as soon as it is ready (e.g. to write ``--out``).
+        label: name of this variant in results and summary (default: the retriever's name).
     """
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     results = []
-    bar = tqdm(items, desc=f"eval {rag.config.retrieval.retriever}", unit="q", disable=not progress, leave=False)
+    label = label or rag.config.retrieval.retriever
+    bar = tqdm(items, desc=f"eval {label}", unit="q", disable=not progress, leave=False)
     for item in bar:
-        result = evaluate_question(rag, item, retrieval_only=retrieval_only, top_k=top_k, max_new_tokens=max_new_tokens)
+        result = evaluate_question(rag, item, retrieval_only=retrieval_only, top_k=top_k, max_new_tokens=max_new_tokens, label=label)
         results.append(result)
         if on_result is not None:
             on_result(result)
     summary = summarize(results, retrieval_only=retrieval_only)
-    summary["retriever"] = rag.config.retrieval.retriever
+    summary["retriever"] = label
+    summary["settings"] = {k: v for k, v in dataclasses.asdict(rag.config.retrieval).items()}
     summary["threshold"] = rag.config.retrieval.min_relevance_for(embedder=_embedder_name(rag))
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return EvalRun(results, summary)
@@ -432,3 +438,25 @@ class QueryCache:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """``"hybrid/bm25_weight=1/dedup=none"`` -> ``("hybrid", {"retrieval.bm25_weight": "1", "retrieval.dedup": "none"})``.
+
+    Raises:
+        ValueError: unknown retriever, or a setting that is not ``key=value``.
+    """
+    from .config import RetrievalConfig
+    from .retrieval import RETRIEVERS
+
+    name, *pairs = [part.strip() for part in spec.strip().split("/")]
+    if name not in RETRIEVERS:
+        raise ValueError(f"unknown retriever {name!r} in --retriever; choose from {sorted(RETRIEVERS)}, optionally with settings like hybrid/bm25_weight=1/dedup=none")
+    fields = {f.name for f in dataclasses.fields(RetrievalConfig)}
+    overrides = {"retrieval.retriever": name}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() not in fields:
+            raise ValueError(f"bad setting {pair!r} in --retriever {spec!r}; write retrieval settings as key=value, keys: {sorted(fields)}")
+        overrides[f"retrieval.{key.strip()}"] = None if value.strip() == "null" else value.strip()
+    return name, overrides
