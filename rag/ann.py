@@ -115,7 +115,10 @@ def factory_string(index_type: str, n: int, dim: int, pq_bytes: int = 0) -> str:
             if dim % pq_bytes:
                 divisors = [m for m in range(1, dim + 1) if dim % m == 0 and m <= 128]
                 raise ValueError(f"index.pq_bytes must divide the embedding dimension {dim}, got {pq_bytes}; try one of {divisors}")
-            return f"IDMap2,IVF{ivf_lists(n)},PQ{pq_bytes}np"  # np: skip polysemous training (minutes, unused here)
+            # 8-bit codes need 256 training points per sub-quantiser; small corpora get fewer bits.
+            bits = max(1, min(8, int(math.log2(max(n, 2)))))
+            # np: skip polysemous training (minutes, and unused here).
+            return f"IDMap2,IVF{ivf_lists(n)},PQ{pq_bytes}np" if bits == 8 else f"IDMap2,IVF{ivf_lists(n)},PQ{pq_bytes}x{bits}np"
         return f"IDMap2,IVF{ivf_lists(n)},Flat"
     raise ValueError(f"unknown index type {index_type!r}; choose from {list(INDEX_TYPES)}")
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .chunking import Chunk, Chunker
-from .config import IndexingConfig, LoaderConfig
+from .config import IndexConfig, IndexingConfig, LoaderConfig
 from .documents import Document, SkippedFile, document_id, load_documents
 from .embedding import Embedder
 from .store import IndexCorruptError, IndexMismatchError, IndexStore, LoadedIndex, check_compatible, write_generation
@@ -350,6 +350,8 @@ class IndexBuilder:
         indexing: near-duplicate policy, settings-change policy, lock timeout.
         on_message: called with notes worth showing before the work is done (e.g. why a
             full rebuild is needed).
+        index: the FAISS index type and its recall target (rag/ann.py); a change takes
+            effect at the next build, re-using every stored vector.
 
     Example:
         >>> summary = IndexBuilder("index/default", embedder, Chunker()).build("data/articles")
@@ -364,8 +366,11 @@ class IndexBuilder:
         loader: LoaderConfig | None = None,
         indexing: IndexingConfig | None = None,
         on_message: Callable[[str], None] | None = None,
+        index: IndexConfig | None = None,
     ) -> None:
         self.store = IndexStore(root)
+        cfg = index or IndexConfig()
+        self.index_settings = {"type": cfg.type, "recall_target": cfg.recall_target, "pq_bytes": cfg.pq_bytes}
         self.embedder = embedder
         self.chunker = chunker
         self.loader = loader or LoaderConfig()
@@ -526,7 +531,8 @@ class IndexBuilder:
         dup_records = [{**_meta(d), "duplicate_of": c.source} for d, c in sorted(duplicates, key=lambda p: p[0].source)]
         near_records = [{"source": n.source, "similar_to": n.similar_to, "similarity": round(n.similarity, 4), "kept": n.kept} for n in near_list]
         if prev is not None and not new_chunks and dropped_rows == 0 and not to_write and old.get("duplicates", []) == dup_records \
-                and old.get("near_duplicates", []) == near_records and len(old_docs) == len(canonical):
+                and old.get("near_duplicates", []) == near_records and len(old_docs) == len(canonical) \
+                and {k: v for k, v in (old.get("index") or {}).items() if k != "built"} == self.index_settings:
             return self._summary(len(canonical), prev.size, skipped, t0, 0.0, added, updated, removed, unchanged, renamed, duplicates,
                                  near_list, 0, 0, "unchanged", reason)
 
@@ -582,6 +588,7 @@ class IndexBuilder:
             "near_duplicates": near_records,
             "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
             "indexing": {"near_duplicates": self.indexing.near_duplicates, "near_duplicate_threshold": self.indexing.near_duplicate_threshold},
+            "index": self.index_settings,
             "build": {"mode": mode, "reason": reason, "added": len(added), "updated": len(updated), "removed": len(removed),
                       "renamed": len(renamed), "unchanged": len(unchanged), "embedded_chunks": len(embed_texts), "reused_chunks": reused},
         }

@@ -18,7 +18,7 @@ from typing import Any
 from .chunking import Chunker, sentence_spans
 from .citations import MARKER, Answer, attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
 from .config import Config
-from .embedding import Embedder, make_embedder
+from .embedding import Embedder, SentenceTransformerEmbedder, make_embedder
 from .extractive import EXTRACTIVE_HEADER, extractive_answer
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .prompting import NOT_FOUND, build_prompt
@@ -54,6 +54,9 @@ class RAG:
     def __init__(self, config: Config | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None) -> None:
         self.config = config or Config()
         emb = self.config.embedding
+        if embedder is None and emb.backend == "torch":
+            # Named here (not via make_embedder) so tests can swap the model class on this module.
+            embedder = SentenceTransformerEmbedder(emb.model, batch_size=emb.batch_size, device=emb.device)
         self.embedder: Embedder = embedder or make_embedder(emb)
         self._generator = generator
         ch = self.config.chunking
@@ -110,7 +113,7 @@ class RAG:
             IndexMismatchError: settings changed and ``indexing.on_settings_change`` is ``refuse``.
         """
         cfg = self.config
-        builder = IndexBuilder(self.store.root, self.embedder, self.chunker, cfg.loader, cfg.indexing, on_message)
+        builder = IndexBuilder(self.store.root, self.embedder, self.chunker, cfg.loader, cfg.indexing, on_message, cfg.index)
         summary = builder.build(articles_dir, full=full, show_progress=show_progress)
         with self._lock:
             self._loaded = None  # next question picks up the new generation

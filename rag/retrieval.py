@@ -397,7 +397,10 @@ def _dense_hits(index: LoadedIndex, vector: np.ndarray, n: int, allowed: np.ndar
         return [_Hit(r, s, s) for r, s in _search(index, vector, n)]
     import faiss
 
-    params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+    from .ann import search_parameters
+
+    # Typed parameters: IVF refuses plain SearchParameters, and HNSW/IVF keep their tuned efSearch/nprobe.
+    params = search_parameters(index.index, faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
     scores, ids = index.index.search(np.ascontiguousarray(vector, dtype=np.float32), min(n, len(allowed)), params=params)
     return [_Hit(int(i), float(s), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 

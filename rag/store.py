@@ -5,7 +5,8 @@ An index folder holds generations; ``CURRENT`` names the active one::
     index/default/
       CURRENT                 -> "gen-20250101T120000-ab12cd"
       gen-.../manifest.json   embedder, dimension, chunker settings, format version, documents
-      gen-.../vectors.faiss   IndexIDMap2(IndexFlatIP) over normalised vectors; ids = chunk rows
+      gen-.../vectors.faiss   FAISS index of type index.type (rag/ann.py); ids = chunk rows
+      gen-.../vectors.npy     exact vectors, only beside lossy (PQ) indexes, for incremental builds
       gen-.../chunks.sqlite   chunk text and metadata, read by row at query time (not all in RAM)
 
 A build writes a complete new generation and then replaces ``CURRENT`` atomically, so a
@@ -34,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from .ann import build_index
 from .chunking import Chunk
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
+EXACT_VECTORS = "vectors.npy"
 CHUNKS = "chunks.sqlite"
 CURRENT = "CURRENT"
 
@@ -114,14 +117,19 @@ def write_generation(
     tmp.mkdir()
     try:
         dim = int(manifest["embedder"]["dimension"])
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        if len(chunks):
-            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), row_ids)
-        faiss.write_index(index, str(tmp / VECTORS))
+        # manifest["index"] holds the index.* settings (type, recall_target, pq_bytes); the
+        # index type is resolved here, by corpus size for "auto", and what was built recorded.
+        wanted = {k: v for k, v in (manifest.get("index") or {}).items() if k != "built"}
+        x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(chunks), dim)
+        built = build_index(x, row_ids, str(wanted.get("type", "auto")), pq_bytes=int(wanted.get("pq_bytes", 0)),
+                            recall_target=float(wanted.get("recall_target", 0.95)))
+        faiss.write_index(built.index, str(tmp / VECTORS))
+        if built.info.get("pq_bytes"):
+            np.save(tmp / EXACT_VECTORS, x)  # PQ codes are lossy; incremental builds reuse these
         _write_chunks(tmp / CHUNKS, chunks, row_ids)
         for writer in (*GENERATION_WRITERS, *writers):
             writer(tmp, chunks, row_ids)
-        manifest = {**manifest, "format_version": FORMAT_VERSION, "chunks": len(chunks), "generation": name}
+        manifest = {**manifest, "index": {**wanted, "built": built.info}, "format_version": FORMAT_VERSION, "chunks": len(chunks), "generation": name}
         with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, ensure_ascii=False, indent=1)
             fh.flush()
@@ -230,7 +238,8 @@ class LoadedIndex:
         if n == 0:
             return np.zeros(0, dtype=np.int64), np.zeros((0, self.index.d), dtype=np.float32)
         ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        vectors = self.index.index.reconstruct_n(0, n)
+        exact = self.path / EXACT_VECTORS
+        vectors = np.load(exact) if exact.is_file() else self.index.index.reconstruct_n(0, n)
         return ids, np.ascontiguousarray(vectors, dtype=np.float32)
 
     def iter_rows(self):

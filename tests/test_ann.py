@@ -141,3 +141,84 @@ def test_bad_arguments_name_the_value():
         ann.build_index(clustered(50), None, "hnsw", recall_target=0.0)
     with pytest.raises(ValueError, match="got 3 ids for 50 vectors"):
         ann.build_index(clustered(50), np.arange(3), "flat")
+
+
+# -- through the store: real FAISS files on disk ---------------------------------------
+
+
+def _many_articles(folder, n=80):
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(400)]
+    folder.mkdir()
+    for i in range(n):
+        text = " ".join(rng.choice(words, 60)) + f". Article {i} mentions topic{i % 7}."
+        (folder / f"a{i:03d}.txt").write_text(f"Title {i}\n\n{text}\n", encoding="utf-8")
+    return folder
+
+
+def _rag(tmp_path, embedder, **overrides):
+    from rag import RAG, Config
+    from fakes import FakeGenerator
+
+    cfg = Config.load(None, {"index.path": str(tmp_path / "idx"), "retrieval.retriever": "dense", "retrieval.dedup": "none", **overrides})
+    return RAG(cfg, embedder=embedder, generator=FakeGenerator())
+
+
+@pytest.mark.parametrize("kind, pq", [("hnsw", 0), ("ivf", 0), ("ivf", 8)])
+def test_store_builds_the_configured_type_and_searches_like_flat(tmp_path, kind, pq):
+    from fakes import FakeEmbedder
+
+    folder = _many_articles(tmp_path / "arts")
+    flat = _rag(tmp_path / "f", FakeEmbedder(), **{"index.type": "flat"})
+    flat.build(folder)
+    rag = _rag(tmp_path / "a", FakeEmbedder(), **{"index.type": kind, "index.pq_bytes": pq})
+    rag.build(folder)
+    built = rag.index().manifest["index"]["built"]
+    assert built["type"] == kind and built["factory"].startswith("IDMap2,") and (("PQ8" in built["factory"]) == bool(pq))
+    assert (rag.index().path / "vectors.npy").is_file() == bool(pq)
+    query = "w1 w2 w3 topic3"
+    if not pq:  # exact codes: the same top hits as exact search
+        assert [p.chunk.id for p in rag.retrieve(query, 5)] == [p.chunk.id for p in flat.retrieve(query, 5)]
+    else:
+        assert len(rag.retrieve(query, 5)) == 5
+
+
+def test_filtered_retrieval_on_ivf(tmp_path):
+    """Guards against 'IndexIVF params have incorrect type' when a source filter is set."""
+    from fakes import FakeEmbedder
+    from rag.retrieval import MetadataFilter
+
+    rag = _rag(tmp_path, FakeEmbedder(), **{"index.type": "ivf"})
+    rag.build(_many_articles(tmp_path / "arts"))
+    hits = rag.retrieve("w1 w2 topic3", 3, filters=MetadataFilter(source="a01*"))
+    assert hits and all(p.chunk.source.startswith("a01") for p in hits)
+
+
+def test_changing_the_index_type_rewrites_without_embedding(tmp_path):
+    """A new index.type takes effect at the next build, re-using every stored (exact) vector."""
+    from fakes import FakeEmbedder
+
+    folder = _many_articles(tmp_path / "arts")
+    emb = FakeEmbedder()
+    first = _rag(tmp_path, emb, **{"index.type": "ivf", "index.pq_bytes": 8})
+    first.build(folder)
+    calls = emb.calls
+    second = _rag(tmp_path, emb, **{"index.type": "flat"})
+    summary = second.build(folder)
+    assert emb.calls == calls and summary.mode != "full"  # nothing embedded again
+    assert second.index().manifest["index"]["built"]["type"] == "flat"
+    stored = dict(zip(*second.index().rows_and_vectors()))
+    expect = dict(zip(*first.index().rows_and_vectors()))  # from vectors.npy: exact despite PQ
+    row = next(iter(stored))
+    assert np.allclose(stored[row], expect[row]) and np.allclose(stored[row], emb.vector(second.index().chunks_by_rows([row])[row].text))
+
+
+@pytest.mark.slow
+def test_real_embedder_hnsw_index_on_disk(tmp_path, articles_dir, real_embedder):
+    flat = _rag(tmp_path / "f", real_embedder, **{"index.type": "flat"})
+    flat.build(articles_dir)
+    hnsw = _rag(tmp_path / "h", real_embedder, **{"index.type": "hnsw"})
+    hnsw.build(articles_dir)
+    assert hnsw.index().manifest["index"]["built"]["type"] == "hnsw"
+    q = "How much market value did Nvidia lose?"
+    assert [p.chunk.id for p in hnsw.retrieve(q, 4)] == [p.chunk.id for p in flat.retrieve(q, 4)]
