@@ -31,7 +31,7 @@ from .indexing import BuildLockedError, IndexBuilder, NearDuplicate, remove_arti
 from .pipeline import RAG, BuildError, BuildSummary, StreamEvent
 from .verification import CitationVerifier
 from .prompting import NOT_FOUND, build_prompt
-from .retrieval import DenseRetriever, Passage, Retriever
+from .retrieval import BM25Retriever, DenseRetriever, HybridRetriever, MetadataFilter, Passage, Retriever, make_retriever
 from .store import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
 
 __version__ = "0.1.0"
@@ -58,7 +58,11 @@ __all__ = [
     "Citation",
     "Config",
     "ConfigError",
+    "BM25Retriever",
     "DenseRetriever",
+    "HybridRetriever",
+    "MetadataFilter",
+    "make_retriever",
     "Document",
     "Embedder",
     "Generator",
