@@ -356,7 +356,9 @@ class LlamaCppGenerator:
     Args:
         model: ``smollm2`` (the packaged GGUF) or a ``.gguf`` path.
         context_window: ``n_ctx``; None uses the model's training context.
-        n_threads: CPU threads (None: llama.cpp's default, half the cores; with more threads than free cores llama.cpp slows down sharply).
+        n_threads: CPU threads for generation and prompt processing (None: llama-cpp-python's
+            defaults, half the cores to generate and all of them for the prompt). llama.cpp's
+            OpenMP threads spin while waiting, so on a busy machine fewer threads are faster.
 
     Raises:
         ImportError: llama-cpp-python is missing (names the extra to install).
@@ -386,7 +388,7 @@ class LlamaCppGenerator:
 
             path = resolve_gguf(self.name)
             try:
-                llm = llama_cpp.Llama(model_path=str(path), n_ctx=self._context_window or 0, n_threads=self._n_threads, verbose=False)
+                llm = llama_cpp.Llama(model_path=str(path), n_ctx=self._context_window or 0, n_threads=self._n_threads, n_threads_batch=self._n_threads, verbose=False)
             except (ValueError, RuntimeError, OSError) as exc:
                 raise GeneratorError(f"llama.cpp cannot load {str(path)!r}: {exc}; check that it is a valid GGUF file") from exc
             template = llm.metadata.get("tokenizer.chat_template")
