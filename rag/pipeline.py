@@ -161,10 +161,14 @@ class RAG:
             filters: MetadataFilter | None = None) -> Answer:
         """Answer ``question`` from the articles, with citations.
 
+        Each cited sentence is verified against its passage (``citations.mode``); when the
+        generator is unavailable the answer is extractive (``Answer.extractive``), unless
+        ``generation.fallback`` is ``error``.
+
         Raises:
             ValueError: empty question or bad setting.
             IndexNotFoundError, IndexMismatchError: no usable index.
-            GeneratorError: the model failed.
+            GeneratorError: the model failed and ``generation.fallback`` is ``error``.
         """
         answer = None
         for event in self.stream_events(question, top_k=top_k, temperature=temperature, max_new_tokens=max_new_tokens, filters=filters):
