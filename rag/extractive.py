@@ -68,7 +68,7 @@ def rank_sentences(question: str, passages: Sequence[Passage], embedder: Embedde
 
 
 def extractive_answer(question: str, passages: Sequence[Passage], embedder: Embedder, max_sentences: int = 3, max_passages: int = 3,
-                      min_score: float = 0.2) -> str:
+                      min_score: float = 0.2, relative: float = 0.6) -> str:
     """An answer made of the best-matching passage sentences, each ending with its ``[n]``.
 
     Args:
@@ -77,17 +77,20 @@ def extractive_answer(question: str, passages: Sequence[Passage], embedder: Embe
         embedder: the retrieval embedder.
         max_sentences: most sentences returned.
         max_passages: only sentences from this many top passages are considered.
-        min_score: sentences scoring below this are left out (the best one is always kept).
+        min_score: sentences scoring below this, or below ``relative`` times the best score,
+            are left out (the best one is always kept).
+        relative: share of the best sentence's score the others must reach.
 
     Returns:
         The sentences in order of relevance, or ``""`` when the passages have none.
     """
     ranked = rank_sentences(question, passages, embedder, max_passages)
+    floor = max(min_score, relative * ranked[0][0]) if ranked else min_score
     chosen: list[tuple[int, str]] = []
     seen: set[str] = set()
     for score, n, sentence in ranked:
         key = sentence.lower()
-        if key in seen or (chosen and score < min_score):
+        if key in seen or (chosen and score < floor):
             continue
         seen.add(key)
         chosen.append((n, sentence))
