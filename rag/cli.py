@@ -147,7 +147,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not names:
         raise ValueError(f"--retriever {args.retriever!r} names no retriever; choose from {sorted(RETRIEVERS)} (comma-separate several)")
     variants = {spec: parse_variant(spec) for spec in names}
-    index = args.index or str(default_eval_index(args.articles, {"embedding": base.embedding.model, "chunking": base.to_dict()["chunking"]}))
+    # The embedding backend is part of the key (vectors of two backends differ); torch keeps the old key.
+    backend = {"embedding_backend": base.embedding.backend} if base.embedding.backend != "torch" else {}
+    index = args.index or str(default_eval_index(args.articles, {"embedding": base.embedding.model, "chunking": base.to_dict()["chunking"], **backend}))
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     first = RAG.from_config(_config_path(args.config), index=index)
     ensure_index(first, args.articles, rebuild=args.rebuild, progress=not args.quiet, log=log)
