@@ -1,7 +1,7 @@
 """atheris fuzz targets for the article loaders and the citation parser.
 
 Usage:
-    python fuzz/fuzz_targets.py loaders -max_total_time=30
+    python fuzz/fuzz_targets.py loaders -max_total_time=30 -rss_limit_mb=6144
     python fuzz/fuzz_targets.py citations -atheris_runs=100000
 
 A target fails (and atheris prints the input) when anything other than the documented

@@ -227,12 +227,13 @@ class SentenceTransformerEmbedder:
             return emb.cpu().numpy()
 
         texts = list(texts)
+        prepare = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers < 6 calls it tokenize
         if len(texts) > SMALL_INPUT or self.device != "cpu":
-            return encode_in_batches(texts, self.batch_size, model.preprocess, run, self.dimension, show_progress)
+            return encode_in_batches(texts, self.batch_size, prepare, run, self.dimension, show_progress)
         before = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return encode_in_batches(texts, self.batch_size, model.preprocess, run, self.dimension, show_progress)
+            return encode_in_batches(texts, self.batch_size, prepare, run, self.dimension, show_progress)
         finally:
             torch.set_num_threads(before)
 
