@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .loading import MODEL_LOAD_LOCK
+
 if TYPE_CHECKING:
     from .config import EmbeddingConfig
 
@@ -171,7 +173,7 @@ class SentenceTransformerEmbedder:
         """Load the model now (otherwise it loads on first ``encode``)."""
         if self._model is not None:
             return
-        with self._load_lock:
+        with self._load_lock, MODEL_LOAD_LOCK:
             if self._model is not None:
                 return
             _offline()

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .loading import MODEL_LOAD_LOCK
+
 log = logging.getLogger(__name__)
 
 Message = dict[str, str]
@@ -177,7 +179,7 @@ class TransformersGenerator:
     # -- loading -------------------------------------------------------------------
     def warm_up(self) -> None:
         """Load the model and tokenizer now (otherwise on first use)."""
-        with self._load_lock:
+        with self._load_lock, MODEL_LOAD_LOCK:
             if self._model is not None:
                 return
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
