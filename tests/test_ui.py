@@ -55,6 +55,23 @@ def test_answer_markers_become_links_to_their_sources():
     assert "#src-2-9" not in md and "\\[9\\]" in md  # no such passage: plain text, no dead link
 
 
+def test_weak_markers_carry_a_warning_sign():
+    md = render.answer_markdown("A [1]. B [2].", 1, {1, 2}, weak={2})
+    assert "[\\[1\\]](#src-1-1)." in md  # supported: the plain link, no sign
+    assert f'[\\[2\\]](#src-1-2)[⚠](#src-1-2 "{render.WEAK_MARK_TITLE}")' in md
+
+
+def test_chat_marks_a_weakly_supported_citation(tmp_path):
+    """Through ChatUI and the real citation checker: a loosely matching claim gets the ⚠ sign."""
+    rag = make_rag(tmp_path, generator=FakeGenerator("Shares of Nvidia dropped after the new chip rules [1]."))
+    _, chat, _, sources = run(ChatUI(rag), "How much did Nvidia shares fall?")
+    assert "[⚠](#src-1-1" in texts(chat)[-1]
+    assert "weakly supported by this passage" in sources
+    rag = make_rag(tmp_path / "supported", generator=FakeGenerator("Nvidia shares fell 17% on 27 January 2025 [1]."))
+    _, chat, _, _ = run(ChatUI(rag), "How much did Nvidia shares fall?")
+    assert "(#src-1-1)" in texts(chat)[-1] and "⚠" not in texts(chat)[-1]
+
+
 def test_model_output_cannot_inject_html_or_links():
     md = render.answer_markdown('<img src=x onerror="alert(1)"> see [here](javascript:alert(1)) ![x](http://e/x.png) [1]', 1, {1})
     assert "<img" not in md and "&lt;img" in md

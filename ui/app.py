@@ -304,7 +304,8 @@ class ChatUI:
                 "metadata": {"title": "Reasoning", "status": "done", "duration": round(time.perf_counter() - t_reason, 1)},
             }
         # The citation checker may have placed, moved or dropped markers after streaming.
-        final = render.answer_markdown(answer.text, turn, {c.n for c in answer.citations})
+        weak = {c.n for c in answer.citations if getattr(c, "status", "") in ("weak", "unsupported")}
+        final = render.answer_markdown(answer.text, turn, {c.n for c in answer.citations}, weak)
         if answer.draft:
             final += "\n\n*" + render.md_text("The model's draft was not supported by any retrieved passage, so it is not shown.") + "*"
         for note in getattr(answer, "notes", None) or []:  # e.g. an extractive fallback or removed sentences

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -37,10 +37,12 @@ def source_anchor(turn: int, n: int) -> str:
     return f"src-{turn}-{n}"
 
 
-def answer_markdown(text: str, turn: int, linkable: set[int]) -> str:
+def answer_markdown(text: str, turn: int, linkable: set[int], weak: Collection[int] = ()) -> str:
     """The answer as chat Markdown: text escaped, each [n] with n in ``linkable`` a link to its source.
 
     ``[1, 3]`` becomes two links, ``[1][3]``; markers naming no linkable passage stay plain text.
+    Markers in ``weak`` (citations the checker found weakly or not supported) get a ⚠ after
+    the link, whose hover text says why, so the reader knows which claims to check first.
     """
     out: list[str] = []
     last = 0
@@ -48,7 +50,9 @@ def answer_markdown(text: str, turn: int, linkable: set[int]) -> str:
         out.append(md_text(text[last : m.start()]))
         nums = [n for n in dict.fromkeys(parse_markers(m.group(0))) if n in linkable]
         if nums:
-            out.append("".join(f"[\\[{n}\\]](#{source_anchor(turn, n)})" for n in nums))
+            out.append("".join(
+                f"[\\[{n}\\]](#{source_anchor(turn, n)})" + (f'[⚠](#{source_anchor(turn, n)} "{WEAK_MARK_TITLE}")' if n in weak else "")
+                for n in nums))
         else:
             out.append(md_text(m.group(0)))
         last = m.end()
@@ -77,6 +81,7 @@ def _safe_url(url: str | None) -> str | None:
 
 
 # Verdicts of the citation verifier (Citation.status, when the pipeline sets one).
+WEAK_MARK_TITLE = "this citation is only weakly supported by its passage: check it"
 _STATUS_LABELS = {"weak": "weakly supported by this passage", "unsupported": "not supported by this passage"}
 
 
