@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Set up everything, build the index over the bundled sample articles and answer a sample question.
+# Set up everything, build (or incrementally update) the index over the bundled sample
+# articles, and start the chat UI on http://127.0.0.1:7860 (Ctrl-C stops it).
+# Extra arguments go to `rag serve`, e.g. `bash scripts/run.sh --port 8000`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 rag build data/articles
-rag ask "How much market value did Nvidia lose on 27 January 2025?"
+exec rag serve --articles data/articles --allowed-root data "$@"
