@@ -42,6 +42,16 @@ class StreamEvent:
     answer: Answer | None = None
 
 
+def _index_type(manifest: dict[str, Any]) -> str | None:
+    """The FAISS index type a manifest records, e.g. ``flat (auto)`` or ``hnsw``."""
+    settings = manifest.get("index") or {}
+    built = settings.get("built") or {}
+    if not built.get("type"):
+        return settings.get("type")
+    requested = built.get("requested") or settings.get("type")
+    return built["type"] + (f" ({requested})" if requested and requested != built["type"] else "")
+
+
 class RAG:
     """Grounded question answering over a folder of articles.
 
@@ -138,6 +148,7 @@ class RAG:
             "embedder": m.get("embedder", {}).get("name"),
             "dimension": m.get("embedder", {}).get("dimension"),
             "chunker": m.get("chunker"),
+            "index_type": _index_type(m),
             "built_at": m.get("built_at"),
             "generator": f"{self.config.generation.backend}:{self.config.generation.model}",
         }

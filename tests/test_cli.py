@@ -65,3 +65,4 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["articles"] == 3 and info["embedder"] == "all-MiniLM-L6-v2"
+    assert info["index_type"] == "flat (auto)"  # index.type auto picks exact search for small indexes
