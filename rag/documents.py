@@ -129,20 +129,24 @@ def iter_article_files(folder: Path, extensions: tuple[str, ...] = DEFAULT_EXTEN
                 continue
             if not is_file:
                 if entry.is_symlink():
-                    found.append((path, "broken symlink"))
+                    # A link to a device or pipe (/dev/zero, a FIFO) would read forever: never opened.
+                    found.append((path, "broken symlink" if not os.path.exists(path) else "not a regular file (a link to a device, pipe or socket)"))
                 continue
             if path.suffix.lower() in extensions:
                 found.append((path, None))
     yield from sorted(found, key=lambda item: str(item[0]))
 
 
-def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> LoadResult:
+def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+                   show_progress: bool = False) -> LoadResult:
     """Load every supported article under ``folder``.
 
     Args:
         folder: the articles folder (searched recursively; hidden files are ignored).
-        max_file_mb: files larger than this are skipped with a reason.
+        max_file_mb: files larger than this are skipped with a reason, without being read.
         extensions: file suffixes to load.
+        show_progress: show a progress bar over the files (on stderr, once loading takes
+            more than half a second).
 
     Returns:
         A :class:`LoadResult`; ``skipped`` names each unreadable file and its reason.
@@ -153,9 +157,12 @@ def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tu
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"articles folder {str(root)!r} does not exist or is not a folder; pass a folder of .txt/.md/.html/.json/.jsonl/.pdf files")
+    from tqdm.auto import tqdm
+
     docs: list[Document] = []
     skipped: list[SkippedFile] = []
-    for path, problem in iter_article_files(root, tuple(e.lower() for e in extensions)):
+    candidates = list(iter_article_files(root, tuple(e.lower() for e in extensions)))
+    for path, problem in tqdm(candidates, desc="Reading articles", unit="file", disable=not show_progress, delay=0.5):
         rel = _relative(path, root)
         if problem:
             skipped.append(SkippedFile(rel, problem))
@@ -182,20 +189,27 @@ def load_file(path: Path, source: str, max_file_mb: float = 20.0) -> list[Docume
 
 def _load_file_reporting(path: Path, source: str, max_file_mb: float = 20.0) -> tuple[list[Document], list[SkippedFile]]:
     """Like :func:`load_file`, also returning the parts of the file that were skipped (bad JSONL lines)."""
+    limit = int(max_file_mb * 1024 * 1024)
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise UnreadableFile(f"cannot stat: {exc.strerror or exc}") from exc
-    if size > max_file_mb * 1024 * 1024:
-        raise UnreadableFile(f"file is {size / 1e6:.1f} MB, over the {max_file_mb:g} MB limit (raise loader.max_file_mb to include it)")
+    if size > limit:
+        raise UnreadableFile(_too_big(size, max_file_mb))
     try:
-        raw = path.read_bytes()
+        # At most limit + 1 bytes: a file that grew after the stat is still never read whole.
+        with open(path, "rb") as fh:
+            raw = fh.read(limit + 1)
     except PermissionError as exc:
         raise UnreadableFile("permission denied") from exc
     except OSError as exc:
         raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
-    if not raw.strip():
+    if len(raw) > limit:
+        raise UnreadableFile(_too_big(max(len(raw), path.stat().st_size), max_file_mb))
+    if not raw:
         raise UnreadableFile("empty file")
+    if not raw.strip():
+        raise UnreadableFile(WHITESPACE_ONLY)
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         return [_load_pdf(raw, source)], []
@@ -209,10 +223,27 @@ def _load_file_reporting(path: Path, source: str, max_file_mb: float = 20.0) -> 
         docs, partial = _load_jsonl(text, source)
     else:
         docs = [_load_plain(text, source, markdown=suffix in (".md", ".markdown"))]
-    docs = [d for d in docs if d.text.strip()]
-    if not docs:
-        raise UnreadableFile("no text found")
+    if not any(has_text(d.text) for d in docs):
+        raise UnreadableFile(WHITESPACE_ONLY if not has_text(text) else "no text found")
+    if len(docs) > 1:
+        # A record of a JSON list or JSONL file without text is reported, not silently lost.
+        partial += [SkippedFile(d.source, "record has no text (only whitespace)") for d in docs if not has_text(d.text)]
+        partial.sort(key=lambda s: s.source)
+    docs = [d for d in docs if has_text(d.text)]
     return docs, partial
+
+
+WHITESPACE_ONLY = "empty file (only whitespace)"
+
+
+def has_text(text: str) -> bool:
+    """Whether ``text`` holds anything visible: not only whitespace, control or format characters (zero-width spaces, BOMs)."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp") for ch in text)
+
+
+def _too_big(size: int, max_file_mb: float) -> str:
+    return (f"file is {size / 2**20:,.1f} MB ({size:,} bytes), over the {max_file_mb:g} MB limit; "
+            f"raise loader.max_file_mb to include it")
 
 
 def decode_bytes(raw: bytes) -> str:

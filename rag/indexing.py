@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,7 +44,7 @@ from .chunking import Chunk, Chunker
 from .config import IndexConfig, IndexingConfig, LoaderConfig
 from .documents import Document, SkippedFile, document_id, load_documents
 from .embedding import Embedder
-from .store import IndexCorruptError, IndexMismatchError, IndexStore, LoadedIndex, check_compatible, write_generation
+from .store import IndexCorruptError, IndexMismatchError, IndexStore, LoadedIndex, check_compatible, is_disk_full, write_generation
 
 LOCK_FILE = ".build.lock"
 OWNER_FILE = ".build.owner"
@@ -59,6 +60,41 @@ class BuildError(RuntimeError):
 
 class _VectorsUnavailable(Exception):
     """The previous generation's vectors cannot be reconstructed, so nothing can be reused."""
+
+
+class DiskFullError(BuildError):
+    """The disk (or quota) holding the index filled up while a build wrote it.
+
+    The unfinished generation is removed and the previous one stays current; the message
+    names the index folder, the free space and the command to run again.
+    """
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
+def disk_full_error(root: Path, exc: BaseException, rerun: str) -> DiskFullError:
+    """A :class:`DiskFullError` for ``exc`` raised while writing the index at ``root``."""
+    where = getattr(exc, "filename", None)
+    m = re.search(r"write error in (\S+?):", str(exc))
+    where = where or (m.group(1) if m else None)
+    store = IndexStore(root)
+    try:
+        current = store.current_name()
+        held = store.size_on_disk()["current_bytes"] if current else 0
+        free = shutil.disk_usage(root).free
+    except OSError:
+        current, held, free = None, 0, None
+    kept = (f"The previous index ({current}) is unchanged and still answers questions"
+            if current else "No index was there before, so there is still none")
+    space = (f" (the current index takes {_mb(held)}; {_mb(free)} free now)" if current and free is not None
+             else f" ({_mb(free)} free now)" if free is not None else "")
+    return DiskFullError(
+        f"no space left on the disk holding index {str(root)!r}"
+        + (f" while writing {where}" if where else "")
+        + f": the build was abandoned and its unfinished files removed. {kept}. "
+        f"Free some disk space{space}, or point --index at another disk, and run the build again: {rerun}")
 
 
 class BuildLockedError(BuildError):
@@ -274,7 +310,8 @@ def minhash_signature(text: str) -> np.ndarray | None:
     return np.asarray(m.hashvalues).copy()
 
 
-def find_near_duplicates(order: Sequence[str], signatures: dict[str, np.ndarray], threshold: float) -> dict[str, tuple[str, float]]:
+def find_near_duplicates(order: Sequence[str], signatures: dict[str, np.ndarray], threshold: float,
+                         show_progress: bool = False) -> dict[str, tuple[str, float]]:
     """Map each key of ``order`` that nearly duplicates an earlier key to ``(earlier, similarity)``.
 
     Candidates come from MinHash LSH; a pair counts when the estimated Jaccard similarity is
@@ -282,6 +319,7 @@ def find_near_duplicates(order: Sequence[str], signatures: dict[str, np.ndarray]
     compared against, so a chain of small edits is reported against its first version.
     """
     from datasketch import LeanMinHash, MinHashLSH
+    from tqdm.auto import tqdm
 
     if len(order) < 2:
         return {}
@@ -291,7 +329,7 @@ def find_near_duplicates(order: Sequence[str], signatures: dict[str, np.ndarray]
     lsh = MinHashLSH(threshold=max(0.1, min(threshold - 0.1, 0.9)), num_perm=NUM_PERM)
     found: dict[str, tuple[str, float]] = {}
     position = {k: i for i, k in enumerate(order)}
-    for key in order:
+    for key in tqdm(order, desc="Near-duplicates: comparing", unit="doc", disable=not show_progress, delay=0.5):
         sig = signatures.get(key)
         if sig is None:
             continue
@@ -390,10 +428,18 @@ class IndexBuilder:
             BuildError: no readable articles (the index is left as it was).
             BuildLockedError: another build of this index is running.
             IndexMismatchError: settings changed and ``indexing.on_settings_change`` is ``refuse``.
+            DiskFullError: the disk filled up while writing (the previous index stays current).
         """
         t0 = time.perf_counter()
-        with build_lock(self.store.root, self.indexing.lock_timeout):
-            return self._build(Path(articles_dir), full, show_progress, t0)
+        try:
+            with build_lock(self.store.root, self.indexing.lock_timeout):
+                return self._build(Path(articles_dir), full, show_progress, t0)
+        except BuildError:
+            raise
+        except Exception as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.store.root, exc, f"rag build {articles_dir} --index {self.store.root}") from exc
+            raise
 
     # -- steps -------------------------------------------------------------------------
     def _previous(self, full: bool) -> tuple[LoadedIndex | None, str]:
@@ -423,7 +469,7 @@ class IndexBuilder:
             return None, reason
 
     def _build(self, folder: Path, full: bool, show_progress: bool, t0: float) -> BuildSummary:
-        result = load_documents(folder, max_file_mb=self.loader.max_file_mb, extensions=self.loader.extensions)
+        result = load_documents(folder, max_file_mb=self.loader.max_file_mb, extensions=self.loader.extensions, show_progress=show_progress)
         if not result.documents:
             why = "; ".join(f"{s.source}: {s.reason}" for s in result.skipped[:5])
             raise BuildError(f"no readable articles in {str(folder)!r}" + (f" (skipped: {why})" if why else "")
@@ -461,9 +507,11 @@ class IndexBuilder:
 
         # 2. Near-duplicates among the canonical documents; documents already indexed come
         #    first, so a new syndicated copy is the one reported (and dropped, if so set).
+        from tqdm.auto import tqdm
+
         old_sigs = _read_signatures(prev.path) if prev is not None else {}
         signatures: dict[str, np.ndarray] = {}
-        for d in canonical:
+        for d in tqdm(canonical, desc="Near-duplicates: hashing", unit="doc", disable=not show_progress, delay=0.5):
             sig = old_sigs.get(d.content_hash)
             if sig is None:
                 sig = minhash_signature(d.text)
@@ -471,7 +519,7 @@ class IndexBuilder:
                 signatures[d.content_hash] = sig
         order = sorted(canonical, key=lambda d: (d.source not in old_docs, d.source))
         by_chash = {d.content_hash: d for d in canonical}
-        near = find_near_duplicates([d.content_hash for d in order], signatures, self.indexing.near_duplicate_threshold)
+        near = find_near_duplicates([d.content_hash for d in order], signatures, self.indexing.near_duplicate_threshold, show_progress)
         keep_near = self.indexing.near_duplicates == "keep"
         near_list = [NearDuplicate(by_chash[h].source, by_chash[other].source, sim, keep_near) for h, (other, sim) in near.items()]
         near_list.sort(key=lambda n: n.source)
@@ -497,14 +545,17 @@ class IndexBuilder:
         removed_by_hash: dict[str, list[str]] = {}
         for s in removed:
             removed_by_hash.setdefault(old_all[s].get("content_hash", ""), []).append(s)
+        for names in removed_by_hash.values():
+            names.reverse()  # pop() from the end takes them in sorted order without quadratic pop(0)
         renamed: list[tuple[str, str]] = []
-        for s in list(added):
+        for s in added:
             candidates = removed_by_hash.get(new_all[s].content_hash)
             if candidates:
-                old_name = candidates.pop(0)
-                renamed.append((old_name, s))
-                added.remove(s)
-                removed.remove(old_name)
+                renamed.append((candidates.pop(), s))
+        if renamed:  # sets: list.remove per rename is quadratic when a whole folder moves
+            moved_to, moved_from = {b for _, b in renamed}, {a for a, _ in renamed}
+            added = [s for s in added if s not in moved_to]
+            removed = [s for s in removed if s not in moved_from]
 
         # 4. Chunk rows: canonical documents unchanged in place keep theirs; the rest are
         #    chunked, reusing stored vectors for chunk texts already embedded.
@@ -523,7 +574,8 @@ class IndexBuilder:
                 if to_write:
                     reuse.setdefault(_text_key(chunk.text), row)
         dropped_rows = (prev.size if prev is not None else 0) - len(kept_rows)
-        new_chunks = [c for d in to_write for c in self.chunker.split(d)]
+        new_chunks = [c for d in tqdm(to_write, desc="Chunking", unit="doc", disable=not show_progress, delay=0.5)
+                      for c in self.chunker.split(d)]
         for c in new_chunks:
             chunk_counts[c.doc_id] = chunk_counts.get(c.doc_id, 0) + 1
 
@@ -593,7 +645,7 @@ class IndexBuilder:
                       "renamed": len(renamed), "unchanged": len(unchanged), "embedded_chunks": len(embed_texts), "reused_chunks": reused},
         }
         sig_writer = _signature_writer({d.content_hash: signatures[d.content_hash] for d in canonical if d.content_hash in signatures})
-        write_generation(self.store.root, vectors, chunks, manifest, rows, writers=[sig_writer])
+        write_generation(self.store.root, vectors, chunks, manifest, rows, writers=[sig_writer], show_progress=show_progress)
         return self._summary(len(canonical), len(chunks), skipped, t0, embed_seconds, added, updated, removed, unchanged, renamed, duplicates,
                              near_list, len(embed_texts), reused, mode, reason)
 
@@ -695,8 +747,19 @@ def remove_article(root: str | Path, path: str, *, lock_timeout: float = 0.0) ->
         IndexNotFoundError: nothing built at ``root``.
         KeyError: no such article in the index (the message suggests close names).
         BuildLockedError: a build of this index is running.
+        DiskFullError: the disk filled up while writing (the index stays as it was).
     """
-    store = IndexStore(root)
+    try:
+        return _remove_article(IndexStore(root), path, lock_timeout)
+    except (BuildError, KeyError):
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(Path(root), exc, f"rag index remove {path} --index {root}") from exc
+        raise
+
+
+def _remove_article(store: IndexStore, path: str, lock_timeout: float) -> RemoveSummary:
     with build_lock(store.root, lock_timeout):
         manifest = store.read_manifest()
         source = _source_for(path, manifest)

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -89,8 +90,14 @@ def write_generation(
     rows: Sequence[int] | None = None,
     *,
     writers: Sequence[GenerationWriter] = (),
+    show_progress: bool = False,
 ) -> Path:
     """Write a complete index generation under ``root`` and make it current atomically.
+
+    Leftovers of an interrupted earlier write are removed first, so their space is free
+    for this one. If writing fails (e.g. the disk is full), the unfinished generation is
+    removed, ``CURRENT`` still names the previous generation, and the error is re-raised
+    (:func:`is_disk_full` tells a full disk apart).
 
     Args:
         root: the index folder (created if missing).
@@ -100,21 +107,27 @@ def write_generation(
         rows: FAISS ids for the chunks (default ``0..n-1``), ascending.
         writers: extra per-generation writers for this build only, called after
             :data:`GENERATION_WRITERS` with the same arguments.
+        show_progress: show the writing steps as a progress bar (when they take over half a second).
 
     Returns:
         The new generation folder.
     """
     import faiss
+    from tqdm.auto import tqdm
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     previous = IndexStore(root).current_name()
+    _remove_leftovers(root, previous)
     if len(vectors) != len(chunks):
         raise ValueError(f"got {len(vectors)} vectors for {len(chunks)} chunks")
     row_ids = np.arange(len(chunks), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
     tmp = root / f".tmp-{name}"
+    final = root / name
     tmp.mkdir()
+    extra = (*GENERATION_WRITERS, *writers)
+    bar = tqdm(total=4 + len(extra), desc="Writing index", unit="step", disable=not show_progress, delay=0.5)
     try:
         dim = int(manifest["embedder"]["dimension"])
         # manifest["index"] holds the index.* settings (type, recall_target, pq_bytes); the
@@ -123,12 +136,16 @@ def write_generation(
         x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(chunks), dim)
         built = build_index(x, row_ids, str(wanted.get("type", "auto")), pq_bytes=int(wanted.get("pq_bytes", 0)),
                             recall_target=float(wanted.get("recall_target", 0.95)))
+        bar.update()
         faiss.write_index(built.index, str(tmp / VECTORS))
         if built.info.get("pq_bytes"):
             np.save(tmp / EXACT_VECTORS, x)  # PQ codes are lossy; incremental builds reuse these
+        bar.update()
         _write_chunks(tmp / CHUNKS, chunks, row_ids)
-        for writer in (*GENERATION_WRITERS, *writers):
+        bar.update()
+        for writer in extra:
             writer(tmp, chunks, row_ids)
+            bar.update()
         manifest = {**manifest, "index": {**wanted, "built": built.info}, "format_version": FORMAT_VERSION, "chunks": len(chunks), "generation": name}
         with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, ensure_ascii=False, indent=1)
@@ -138,15 +155,62 @@ def write_generation(
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-        final = root / name
         os.rename(tmp, final)
         _fsync_dir(root)
         _set_current(root, name)
+        bar.update()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            if IndexStore(root).current_name() != name:
+                # Renamed but never made current (e.g. no space left for the CURRENT pointer): a
+                # complete generation no reader will open, taking the space the next build needs.
+                shutil.rmtree(final, ignore_errors=True)
+            _remove_leftovers(root, previous)
+        except OSError:
+            pass  # the original error matters more; the next write cleans up
         raise
+    finally:
+        bar.close()
     _collect_garbage(root, keep={name, previous} - {None})
     return final
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) means the disk or quota is full.
+
+    Writers report it differently: ``OSError`` with ``ENOSPC``/``EDQUOT`` (files, NumPy,
+    bm25s), ``sqlite3.OperationalError`` "database or disk is full" (``SQLITE_FULL``), and
+    FAISS a ``RuntimeError`` whose text ends in "(No space left on device)".
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if isinstance(e, sqlite3.Error) and (getattr(e, "sqlite_errorcode", None) == 13 or "disk is full" in str(e)):
+            return True
+        if isinstance(e, RuntimeError) and ("No space left on device" in str(e) or "Disk quota exceeded" in str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _remove_leftovers(root: Path, current: str | None) -> None:
+    """Remove what interrupted writes left behind: temporary generation folders and pointer
+    files, and generations newer than the current one that were never made current.
+
+    Runs under the build lock, before and after a write, so no other writer owns them;
+    older generations are left to :func:`_collect_garbage` (a reader may still use them).
+    """
+    for entry in root.iterdir():
+        if entry.name.startswith(".tmp-gen-") and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(f".{CURRENT}."):
+            entry.unlink(missing_ok=True)
+        elif current and entry.name.startswith("gen-") and entry.name[4:19] > current[4:19] and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _write_chunks(path: Path, chunks: Sequence[Chunk], rows: np.ndarray) -> None:
@@ -200,7 +264,29 @@ class LoadedIndex:
         self.manifest = manifest
         self.index = index
         self._lock = threading.Lock()
-        self._con = sqlite3.connect(f"file:{path / CHUNKS}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            self._con = sqlite3.connect(f"file:{path / CHUNKS}?mode=ro", uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from exc
+        try:
+            self._query("SELECT max(row) FROM chunks")  # reads the header and schema: catches a garbled file now
+        except IndexCorruptError:
+            self._con.close()
+            raise
+
+    def _damaged(self, exc: BaseException) -> IndexCorruptError:
+        return IndexCorruptError(f"chunk store {str(self.path / CHUNKS)!r} is unreadable ({exc}); "
+                                 f"rebuild with: rag build ARTICLES_DIR --index {self.path.parent} --full")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of a read on the chunk store; a damaged file raises :class:`IndexCorruptError`."""
+        with self._lock:
+            try:
+                return self._con.execute(sql, params).fetchall()
+            except sqlite3.ProgrammingError:
+                raise  # e.g. used after close(): a bug here, not a damaged file
+            except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image is malformed"
+                raise self._damaged(exc) from exc
 
     @property
     def size(self) -> int:
@@ -225,9 +311,7 @@ class LoadedIndex:
         if not rows:
             return {}
         marks = ",".join("?" * len(rows))
-        with self._lock:
-            cur = self._con.execute(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
-            fetched = cur.fetchall()
+        fetched = self._query(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
         return {r[0]: Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9]) for r in fetched}
 
     def rows_and_vectors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -244,15 +328,13 @@ class LoadedIndex:
 
     def iter_rows(self):
         """``(row, chunk)`` pairs for every chunk, in row order."""
-        with self._lock:
-            rows = self._con.execute(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks ORDER BY row").fetchall()
+        rows = self._query(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks ORDER BY row")
         for r in rows:
             yield r[0], Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9])
 
     def iter_chunks(self):
         """All chunks in row order (streams from disk)."""
-        with self._lock:
-            rows = self._con.execute(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks ORDER BY row").fetchall()
+        rows = self._query(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks ORDER BY row")
         for r in rows:
             yield Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9])
 
