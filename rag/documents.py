@@ -197,9 +197,12 @@ def _load_file_reporting(path: Path, source: str, max_file_mb: float = 20.0) -> 
     if size > limit:
         raise UnreadableFile(_too_big(size, max_file_mb))
     try:
-        # At most limit + 1 bytes: a file that grew after the stat is still never read whole.
+        # Sized by the stat (read(n) allocates n bytes up front, so read(limit + 1) would cost
+        # 20 MB per tiny file), and never more than limit + 1 bytes when the file has grown since.
         with open(path, "rb") as fh:
-            raw = fh.read(limit + 1)
+            raw = fh.read(size + 1)
+            if len(raw) > size:
+                raw += fh.read(limit + 1 - len(raw))
     except PermissionError as exc:
         raise UnreadableFile("permission denied") from exc
     except OSError as exc:
