@@ -219,6 +219,12 @@ class UIConfig:
     max_new_tokens_limit: int = 1024
     # Load the models in the background right after the server starts.
     warm_up: bool = True
+    # Questions answered at the same time; the others wait in line. The local generators
+    # (transformers, llama_cpp) generate one answer at a time anyway: raise it only for an
+    # openai server that serves requests in parallel (vLLM, llama.cpp with --parallel).
+    generation_concurrency: int = 1
+    # Questions that may wait for a free slot; past this, new ones get a "busy" message at once.
+    max_queue: int = 32
     # Example questions shown as buttons.
     examples: tuple[str, ...] = (
         "How much market value did Nvidia lose on 27 January 2025?",
@@ -402,3 +408,5 @@ def _validate(obj: Any, prefix: str) -> None:
         need(obj.rewrite in ("auto", "heuristic", "off"), "rewrite", "must be one of auto, heuristic, off")
         need(obj.max_top_k >= 1, "max_top_k", "must be >= 1")
         need(obj.max_new_tokens_limit >= 16, "max_new_tokens_limit", "must be >= 16")
+        need(obj.generation_concurrency >= 1, "generation_concurrency", "must be >= 1")
+        need(obj.max_queue >= 0, "max_queue", "must be >= 0 (0: answer only generation_concurrency questions at once, refuse the rest)")

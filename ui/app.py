@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,149 @@ log = logging.getLogger("rag.ui")
 TEMPERATURE_MAX = 2.0
 # Answers whose sources stay in the panel (and turns kept for rewriting) per browser tab.
 MAX_TURNS_KEPT = 20
+# Characters of a refused, over-long question echoed back into the chat.
+ECHO_CHARS = 200
+# Seconds between updates of a waiting question's place in line (also lets Gradio cancel it).
+QUEUE_POLL_S = 1.0
+
+
+# -- the line in front of the generator -----------------------------------------------
+class QueueFull(Exception):
+    """The line in front of the generator is full; the message is meant for the user."""
+
+
+class Place:
+    """One request's place in an :class:`AnswerQueue` (a context manager that leaves the line)."""
+
+    def __init__(self, queue: AnswerQueue, admitted: bool) -> None:
+        self._queue = queue
+        self.admitted = admitted
+        self._left = False
+
+    @property
+    def ahead(self) -> int:
+        """Requests in line before this one (0 once admitted)."""
+        return self._queue._ahead(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until it is this request's turn, or ``timeout`` seconds; True when admitted."""
+        return self._queue._wait(self, timeout)
+
+    def leave(self) -> None:
+        """Give up the place (or the slot, once admitted). Safe to call twice."""
+        self._queue._leave(self)
+
+    def __enter__(self) -> Place:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.leave()
+
+
+class AnswerQueue:
+    """A first-come, first-served line in front of the generator.
+
+    At most ``concurrency`` answers run at once and up to ``max_waiting`` more wait in line;
+    past that, :meth:`join` refuses at once with a readable message, so an overloaded server
+    says it is busy instead of leaving requests hanging.
+
+    Args:
+        concurrency: answers computed at the same time (``ui.generation_concurrency``).
+        max_waiting: requests that may wait for a slot (``ui.max_queue``).
+
+    Example:
+        >>> line = AnswerQueue(concurrency=1, max_waiting=16)
+        >>> with line.join() as place:   # raises QueueFull when 16 are already waiting
+        ...     place.wait()             # blocks until it is this request's turn
+        ...     answer = rag.ask(question)
+    """
+
+    def __init__(self, concurrency: int = 1, max_waiting: int = 32) -> None:
+        if concurrency < 1:
+            raise ValueError(f"ui.generation_concurrency must be >= 1, got {concurrency}")
+        if max_waiting < 0:
+            raise ValueError(f"ui.max_queue must be >= 0, got {max_waiting}")
+        self.concurrency = concurrency
+        self.max_waiting = max_waiting
+        self._cond = threading.Condition()
+        self._line: deque[Place] = deque()
+        self.running = 0
+        self.admitted_total = 0
+        self.refused_total = 0
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting in line now."""
+        with self._cond:
+            return len(self._line)
+
+    def busy_message(self) -> str:
+        """What a refused request is told (call with the lock held or accept a racy count)."""
+        if self.max_waiting == 0:
+            return (f"The server is busy: it is answering {self.running} question{'s' * (self.running != 1)} and keeps no line "
+                    f"(ui.max_queue = 0). Try again in a moment.")
+        n = len(self._line)
+        return f"The server is busy: {n} question{'s are' if n != 1 else ' is'} waiting (ui.max_queue = {self.max_waiting}). Try again in a moment."
+
+    def join(self) -> Place:
+        """Take a slot now if one is free and nobody waits, else a place in line.
+
+        Raises:
+            QueueFull: ``max_waiting`` requests are already waiting.
+        """
+        with self._cond:
+            if self.running < self.concurrency and not self._line:
+                self.running += 1
+                self.admitted_total += 1
+                return Place(self, admitted=True)
+            if len(self._line) >= self.max_waiting:
+                self.refused_total += 1
+                raise QueueFull(self.busy_message())
+            place = Place(self, admitted=False)
+            self._line.append(place)
+            return place
+
+    def _ahead(self, place: Place) -> int:
+        with self._cond:
+            if place.admitted or place._left:
+                return 0
+            for i, other in enumerate(self._line):
+                if other is place:
+                    return i
+            return 0
+
+    def _wait(self, place: Place, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not place.admitted:
+                if place._left:
+                    return False
+                if self.running < self.concurrency and self._line and self._line[0] is place:
+                    self._line.popleft()
+                    self.running += 1
+                    self.admitted_total += 1
+                    place.admitted = True
+                    self._cond.notify_all()  # the next in line may be admitted too (concurrency > 1)
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def _leave(self, place: Place) -> None:
+        with self._cond:
+            if place._left:
+                return
+            place._left = True
+            if place.admitted:
+                self.running -= 1
+            else:
+                try:
+                    self._line.remove(place)
+                except ValueError:
+                    pass
+            self._cond.notify_all()
 
 
 # -- safety checks --------------------------------------------------------------------
@@ -159,6 +303,12 @@ def friendly_error(exc: BaseException) -> str:
     return f"Something went wrong while answering ({type(exc).__name__}{': ' + text if text else ''}). The server is still running; details are in its log."
 
 
+def waiting_message(ahead: int) -> dict[str, str]:
+    """The chat line shown while a question waits in line."""
+    note = f"Waiting for the model: {ahead} question{'s' * (ahead != 1)} ahead of yours…" if ahead else "Waiting for the model: yours is next…"
+    return {"role": "assistant", "content": "*" + render.md_text(note) + "*"}
+
+
 def new_session() -> dict[str, Any]:
     """Per-browser-tab conversation state."""
     return {"turns": [], "sections": [], "count": 0}
@@ -187,6 +337,9 @@ class ChatUI:
         self._load_lock = threading.Lock()
         self._loaded = False
         self.rebuilding = False
+        self.queue = AnswerQueue(self.cfg.generation_concurrency, self.cfg.max_queue)
+        # Set once an index has been seen, so a later "no index" can say it went missing.
+        self._index_seen = False
 
     @property
     def rewriter(self) -> QueryRewriter:
@@ -206,6 +359,13 @@ class ChatUI:
             raise ValueError(f"the question is {len(q)} characters long; the limit is {self.cfg.max_question_chars} (ui.max_question_chars)")
         return q
 
+    def explain(self, exc: BaseException) -> str:
+        """Like :func:`friendly_error`, but says so when an index seen earlier has gone."""
+        if isinstance(exc, IndexNotFoundError) and self._index_seen:
+            return (f"The index is missing: {exc}. It was there earlier, so it was deleted or moved while the app was running. "
+                    "Or use 'Rebuild index from folder' in the side panel.")
+        return friendly_error(exc)
+
     # -- chat ------------------------------------------------------------------------
     def respond(self, message: str, chat: list | None, session: dict | None, top_k: Any, temperature: Any, max_new_tokens: Any) -> Iterator[tuple]:
         """Answer ``message`` in the conversation, streaming.
@@ -222,7 +382,10 @@ class ChatUI:
         if not isinstance(message, str) or not message.strip():
             yield out()
             return
-        chat.append({"role": "user", "content": render.md_text(message.strip())})
+        shown = message.strip()
+        if len(shown) > self.cfg.max_question_chars:  # a refused question is not sent back whole
+            shown = f"{shown[:ECHO_CHARS]} … ({len(shown)} characters)"
+        chat.append({"role": "user", "content": render.md_text(shown)})
         try:
             question = self.check_question(message)
             k, temp, n_tokens = self.settings(top_k, temperature, max_new_tokens)
@@ -230,7 +393,27 @@ class ChatUI:
             chat.append({"role": "assistant", "content": render.error_markdown(str(exc))})
             yield out()
             return
-        yield out()
+        try:
+            place = self.queue.join()
+        except QueueFull as exc:
+            chat.append({"role": "assistant", "content": render.error_markdown(str(exc))})
+            yield out()
+            return
+        # Leaves the line (or frees the slot) when the answer ends, fails or is cancelled:
+        # Gradio closes this generator when the browser goes away.
+        with place:
+            yield out()
+            if not place.wait(0):
+                chat.append(waiting_message(place.ahead))
+                yield out()
+                while not place.wait(QUEUE_POLL_S):
+                    chat[-1] = waiting_message(place.ahead)
+                    yield out()
+                chat.pop()
+            yield from self._answer(question, chat, session, k, temp, n_tokens, out)
+
+    def _answer(self, question: str, chat: list, session: dict, k: int, temp: float, n_tokens: int, out) -> Iterator[tuple]:
+        """The body of :meth:`respond` once the question has its slot."""
         session["count"] += 1
         turn = session["count"]
         history: list[Turn] = session["turns"]
@@ -256,6 +439,7 @@ class ChatUI:
         try:
             for event in self.rag.stream_events(question, top_k=k, temperature=temp, max_new_tokens=n_tokens, query=query):
                 if event.kind == "retrieved":
+                    self._index_seen = True
                     passage_ns = {p.n for p in event.passages}
                     live = render.retrieved_section(turn, question, query or question, event.passages)
                     yield chat, session, render.sources_panel([*session["sections"], (question, live)]), ""
@@ -289,7 +473,7 @@ class ChatUI:
         except Exception as exc:
             if not isinstance(exc, (IndexNotFoundError, IndexMismatchError, IndexCorruptError, GeneratorError, ValueError, ConfigError)):
                 log.exception("answering %r failed", question)
-            chat.append({"role": "assistant", "content": render.error_markdown(friendly_error(exc))})
+            chat.append({"role": "assistant", "content": render.error_markdown(self.explain(exc))})
             yield out()
             return
         if answer is None:  # the pipeline ended without a final answer
@@ -352,20 +536,27 @@ class ChatUI:
                 gen.temperature if temperature is None else temperature,
                 gen.max_new_tokens if max_new_tokens is None else max_new_tokens,
             )
-            self.ensure_loaded()
-            turns = [Turn(str(h.get("question", "")), str(h.get("answer", "")), str(h.get("query", ""))) for h in (history or []) if isinstance(h, dict) and h.get("question")]
-            rewrite = self.rewriter.rewrite(q, turns)
-            query = rewrite.query if rewrite.changed else None
-            answer = None
-            for event in self.rag.stream_events(q, top_k=k, temperature=t, max_new_tokens=n, query=query):
-                if event.kind == "done":
-                    answer = event.answer
-            if answer is None:
-                raise RuntimeError("the pipeline returned no answer")
+            with self.queue.join() as place:
+                place.wait()
+                return self._ask(q, k, t, n, history)
         except Exception as exc:
-            if not isinstance(exc, (IndexNotFoundError, IndexMismatchError, IndexCorruptError, GeneratorError, ValueError, ConfigError)):
+            if not isinstance(exc, (IndexNotFoundError, IndexMismatchError, IndexCorruptError, GeneratorError, ValueError, ConfigError, QueueFull)):
                 log.exception("API ask %r failed", question)
-            raise gr.Error(friendly_error(exc), print_exception=False) from None
+            raise gr.Error(self.explain(exc), print_exception=False) from None
+
+    def _ask(self, q: str, k: int, t: float, n: int, history: list[dict] | None) -> dict:
+        """The body of :meth:`ask` once the question has its slot."""
+        self.ensure_loaded()
+        turns = [Turn(str(h.get("question", "")), str(h.get("answer", "")), str(h.get("query", ""))) for h in (history or []) if isinstance(h, dict) and h.get("question")]
+        rewrite = self.rewriter.rewrite(q, turns)
+        query = rewrite.query if rewrite.changed else None
+        answer = None
+        for event in self.rag.stream_events(q, top_k=k, temperature=t, max_new_tokens=n, query=query):
+            if event.kind == "done":
+                answer = event.answer
+        if answer is None:
+            raise RuntimeError("the pipeline returned no answer")
+        self._index_seen = True
         return {**answer.to_dict(), "rewritten": query is not None, "not_found": answer.text == NOT_FOUND}
 
     # -- index --------------------------------------------------------------------------
@@ -373,9 +564,11 @@ class ChatUI:
         """Index status HTML."""
         note = "Rebuilding… chat keeps using the current index until the new one is ready." if self.rebuilding else ""
         try:
-            return render.status_html(self.rag.info(), note=note)
+            info = self.rag.info()
         except Exception as exc:
-            return render.status_html(None, error=friendly_error(exc), note=note)
+            return render.status_html(None, error=self.explain(exc), note=note)
+        self._index_seen = True
+        return render.status_html(info, note=note)
 
     def rebuild(self, folder: str, progress: gr.Progress | None = None) -> tuple[str, str]:
         """Rebuild the index from ``folder`` (checked against the allowed roots).
@@ -397,7 +590,11 @@ class ChatUI:
             self.ensure_loaded()
             if progress is not None:
                 progress(0, desc=f"Reading and embedding {path.name}")
-            summary = self.rag.build(path, show_progress=progress is not None)
+            try:
+                summary = self.rag.build(path, show_progress=progress is not None)
+            except IndexCorruptError as exc:  # the current index is damaged past reuse: start over
+                log.warning("the current index cannot be reused (%s); rebuilding everything", exc)
+                summary = self.rag.build(path, show_progress=progress is not None, full=True)
         except Exception as exc:
             if not isinstance(exc, (BuildError, FileNotFoundError, ValueError, ConfigError)):
                 log.exception("rebuild from %s failed", path)
@@ -482,7 +679,10 @@ def build_app(ui: ChatUI) -> gr.Blocks:
                 gr.Markdown("### Sources")
                 sources = gr.HTML(render.SOURCES_PLACEHOLDER, elem_id="sources")
 
-        chat_io = dict(outputs=[chatbot, session, sources, box], concurrency_id="chat", concurrency_limit=1, show_progress="minimal")
+        # No Gradio limit on answering events: every request reaches ui.queue, which runs
+        # ui.generation_concurrency at once, keeps ui.max_queue waiting and says "busy" past
+        # that (Gradio's own queue would keep them waiting silently, or fail opaquely).
+        chat_io = dict(outputs=[chatbot, session, sources, box], concurrency_limit=None, show_progress="minimal")
         settings_in = [top_k, temperature, max_tokens]
         box.submit(ui.respond, inputs=[box, chatbot, session, *settings_in], api_name="chat", **chat_io)
         send.click(ui.respond, inputs=[box, chatbot, session, *settings_in], api_visibility="private", **chat_io)
@@ -498,11 +698,16 @@ def build_app(ui: ChatUI) -> gr.Blocks:
         rebuild_btn.click(rebuild, inputs=[folder], outputs=[rebuild_msg, status], api_name="rebuild", concurrency_id="rebuild", concurrency_limit=1)
         refresh.click(ui.status, outputs=[status], api_name="status", queue=False)
         demo.load(ui.status, outputs=[status], api_visibility="private", queue=False)
-        gr.api(ui.ask, api_name="ask", concurrency_id="chat", concurrency_limit=1)
+        gr.api(ui.ask, api_name="ask", concurrency_limit=None)
     return demo
 
 
 # -- entry point ---------------------------------------------------------------------------
+def launch_threads(cfg: Any) -> int:
+    """Gradio worker threads: each running or waiting question holds one, plus room for the rest."""
+    return max(40, cfg.generation_concurrency + cfg.max_queue + 8)
+
+
 def main(args: argparse.Namespace) -> int:
     """Start the UI as ``rag serve`` asks (see ``rag serve --help``). Returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -554,6 +759,7 @@ def main(args: argparse.Namespace) -> int:
             footer_links=["api"],
             enable_monitoring=False,
             mcp_server=False,
+            max_threads=launch_threads(ui.cfg),
         )
     except OSError as exc:
         print(f"error: cannot listen on {host}:{args.port} ({exc}); pick another port with --port", file=sys.stderr)

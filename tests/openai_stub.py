@@ -1,0 +1,98 @@
+"""A scripted OpenAI-compatible chat-completions server, for the fault and queue tests only.
+
+    python tests/openai_stub.py PORT [--hold FILE]
+
+It answers ``POST /v1/chat/completions`` (streamed as server-sent events) with the first
+sentence of the first passage in the prompt, cited ``[n]``, a few characters per event
+0.05 s apart, like a slow local model. Words in the question script faults:
+
+    DIE    stream a few pieces, then the whole process exits at once (``os._exit``),
+           as a server that crashes or is killed mid-answer
+    HOLD   wait until the file given by ``--hold`` exists before answering (a busy model)
+
+Each request is logged to stdout as ``request N: <question>`` for the tests to follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+PASSAGE = re.compile(r'<passage n="(\d+)"[^>]*>\n(.*?)\n</passage>', re.S)
+QUESTION = re.compile(r"Question: (.*?)\nAnswer", re.S)
+
+
+def answer_for(prompt: str) -> str:
+    m = PASSAGE.search(prompt)
+    if not m:
+        return "I could not find the answer in the articles."
+    first = re.split(r"(?<=[.!?])\s", m.group(2).strip(), maxsplit=1)[0].rstrip(".")
+    return f"{first} [{m.group(1)}]."
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    hold: Path | None = None
+    count = 0
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # /v1/models, so a test can wait for the server to be up
+        body = json.dumps({"object": "list", "data": [{"id": "stub", "object": "model"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        prompt = payload["messages"][-1]["content"]
+        q = QUESTION.search(prompt)
+        question = q.group(1) if q else prompt[-200:]
+        Handler.count += 1
+        print(f"request {Handler.count}: {question}", flush=True)
+        if "HOLD" in question and self.hold is not None:
+            while not self.hold.exists():
+                time.sleep(0.05)
+        text = answer_for(prompt)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for i in range(0, len(text), 4):
+            if "DIE" in question and i >= 12:
+                print("dying mid-answer", flush=True)
+                os._exit(3)
+            event = {"choices": [{"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("port", type=int)
+    parser.add_argument("--hold", type=Path, help="HOLD questions wait until this file exists")
+    args = parser.parse_args(argv)
+    Handler.hold = args.hold
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print(f"listening on {args.port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
