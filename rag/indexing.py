@@ -71,7 +71,7 @@ class DiskFullError(BuildError):
 
 
 def _mb(n: float) -> str:
-    return f"{n / 2**20:,.1f} MB"
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 1024:,.0f} KB"
 
 
 def disk_full_error(root: Path, exc: BaseException, rerun: str) -> DiskFullError:
