@@ -27,7 +27,7 @@ from .generation import (
     make_generator,
     split_reasoning,
 )
-from .indexing import BuildLockedError, IndexBuilder, NearDuplicate, remove_article
+from .indexing import BuildLockedError, DiskFullError, IndexBuilder, NearDuplicate, remove_article
 from .pipeline import RAG, BuildError, BuildSummary, StreamEvent
 from .verification import CitationVerifier
 from .prompting import NOT_FOUND, build_prompt
@@ -50,6 +50,7 @@ __all__ = [
     "BuildError",
     "BuildSummary",
     "BuildLockedError",
+    "DiskFullError",
     "IndexBuilder",
     "NearDuplicate",
     "remove_article",
