@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "lists added, updated, removed, renamed, unchanged and skipped articles. Exact duplicates are "
                                    "indexed once; near-duplicates are reported (indexing.near_duplicates: keep|drop). Unreadable "
                                    "files are skipped and listed with the reason; articles are never modified. The previous index "
-                                   "stays usable until the new one is complete, and a killed build leaves it intact. One build runs "
+                                   "stays usable until the new one is complete; a killed build or a full disk leaves it intact. One build runs "
                                    "per index at a time. If the embedder or chunker settings changed, everything is rebuilt "
                                    "(or, with indexing.on_settings_change: refuse, the build stops and asks for --full).")
     p.add_argument("articles_dir", metavar="ARTICLES_DIR", help="folder of articles (searched recursively)")
