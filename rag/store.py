@@ -386,8 +386,11 @@ class IndexStore:
         if name is None:
             raise IndexNotFoundError(f"no index at {str(self.root)!r}; build one with: rag build ARTICLES_DIR --index {self.root}")
         try:
-            return json.loads((self.root / name / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            manifest = json.loads((self.root / name / MANIFEST).read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError(f"expected a JSON object, got {type(manifest).__name__}")
+            return manifest
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, not an object
             raise IndexCorruptError(f"index manifest {str(self.root / name / MANIFEST)!r} is unreadable ({exc}); rebuild with: rag build ARTICLES_DIR --index {self.root}") from exc
 
     def load(self, expect_embedder: str | None = None, expect_chunker: dict | None = None) -> LoadedIndex:

@@ -63,22 +63,28 @@ class Handler(BaseHTTPRequestHandler):
             while not self.hold.exists():
                 time.sleep(0.05)
         text = answer_for(prompt)
+        # Chunked, as uvicorn (llama_cpp.server, vLLM) sends it: a server that dies leaves the
+        # body incomplete, which the client can tell from a finished one.
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+
+        def chunk(data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
         for i in range(0, len(text), 4):
             if "DIE" in question and i >= 12:
                 print("dying mid-answer", flush=True)
                 os._exit(3)
             event = {"choices": [{"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}]}
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-            self.wfile.flush()
+            chunk(f"data: {json.dumps(event)}\n\n".encode())
             time.sleep(0.05)
-        self.wfile.write(b"data: [DONE]\n\n")
+        chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
-        self.close_connection = True
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,274 @@
+"""Faults while the app runs: the index deleted or damaged, the model server dying mid-answer.
+
+Each case checks the three things a user needs: a clear message (what broke, where, how to
+fix it), no crash (the app keeps serving), and recovery (after a rebuild, or once the model
+server is back, answers work again).
+
+In-process cases drive :class:`ui.app.ChatUI` with the fake embedder; the model server cases
+use real processes on loopback: the packaged SmolLM2 under ``python -m llama_cpp.server``,
+and tests/openai_stub.py, which dies mid-answer on cue. One test runs every fault against a
+real ``rag serve`` with the real embedder, through its HTTP API.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from conftest import ROOT, write_articles
+from fakes import FakeEmbedder
+
+from rag import RAG, Config
+from ui.app import ChatUI
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_load  # noqa: E402
+from test_ui_load import start_stub, stop, stub_config, wait_for  # noqa: E402
+
+NVIDIA_Q = "How much did the Nvidia share price fall on 27 January 2025?"
+
+
+def nvidia_reply(messages) -> str:
+    m = re.search(r'<passage n="(\d+)" title="Nvidia', messages[-1]["content"])
+    return f"On 27 January 2025 the share price of Nvidia fell about 17 percent [{m.group(1) if m else 1}]."
+
+
+def make_ui(tmp_path: Path, **overrides) -> tuple[ChatUI, Path]:
+    """A ChatUI over a built index of the test articles; returns it and the articles folder."""
+    from fakes import FakeGenerator
+
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic", **overrides})
+    generator = None if cfg.generation.backend != "transformers" else FakeGenerator(nvidia_reply)
+    rag = RAG(cfg, embedder=FakeEmbedder(), generator=generator)
+    articles = write_articles(tmp_path / "articles")
+    rag.build(articles)
+    return ChatUI(rag, allowed_roots=[tmp_path]), articles
+
+
+def ask(ui: ChatUI, question: str = NVIDIA_Q, max_new_tokens: int = 64) -> str:
+    """The last chat message after answering ``question`` in a fresh conversation (HTML entities decoded)."""
+    return html.unescape(list(ui.respond(question, None, None, 3, 0.0, max_new_tokens))[-1][0][-1]["content"])
+
+
+def current_generation(index: Path) -> Path:
+    return index / (index / "CURRENT").read_text().strip()
+
+
+def garble(path: Path) -> None:
+    """Overwrite a file in place with bytes that are no valid anything (same size, same inode)."""
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.write((b"\x00garbage\xff" * (size // 9 + 1))[:size])
+
+
+# -- the index deleted or damaged while the app runs -------------------------------------------
+def test_deleted_index_is_reported_and_a_rebuild_recovers(tmp_path):
+    ui, articles = make_ui(tmp_path)
+    assert "17 percent" in ask(ui)
+    shutil.rmtree(tmp_path / "index")
+    msg = ask(ui)
+    assert f"no index at '{tmp_path / 'index'}'" in msg
+    assert "deleted or moved while the app was running" in msg and "Rebuild index from folder" in msg
+    assert "Traceback" not in msg
+    assert "deleted or moved" in ui.status()
+    with pytest.raises(gr.Error, match="The index is missing"):
+        ui.ask(NVIDIA_Q)
+    done, status = ui.rebuild(str(articles))
+    assert "Indexed 3 articles" in done and "<td>3</td>" in status
+    assert "17 percent" in ask(ui)
+
+
+def test_garbled_chunk_store_is_reported_and_a_rebuild_recovers(tmp_path):
+    """The SQLite chunk store overwritten while open: a named error, not 'file is not a database'."""
+    ui, articles = make_ui(tmp_path)
+    assert "17 percent" in ask(ui)
+    chunks = current_generation(tmp_path / "index") / "chunks.sqlite"
+    garble(chunks)
+    msg = ask(ui)
+    assert "The index cannot be used: chunk store" in msg and str(chunks) in msg and "is unreadable" in msg
+    assert "rag build ARTICLES_DIR" in msg and "Rebuild index from folder" in msg
+    assert "Something went wrong" not in msg
+    done, _ = ui.rebuild(str(articles))
+    assert "Indexed 3 articles" in done, done
+    assert "17 percent" in ask(ui)
+
+
+@pytest.mark.parametrize("damage", ["truncate vectors.faiss", "garble manifest.json", "garble chunks.sqlite"])
+def test_damaged_index_found_at_start_is_reported_and_a_rebuild_recovers(tmp_path, damage):
+    """Damage a running app has not read yet (or holds in memory) shows on the next start.
+
+    A loaded FAISS index lives in memory, so the running app keeps answering from it; a new
+    process (here a new RAG over the same folder) must say which file is damaged and how to fix it.
+    """
+    ui, articles = make_ui(tmp_path)
+    assert "17 percent" in ask(ui)
+    gen = current_generation(tmp_path / "index")
+    action, name = damage.split()
+    if action == "truncate":
+        with open(gen / name, "r+b") as fh:
+            fh.truncate((gen / name).stat().st_size // 2)
+    else:
+        garble(gen / name)
+    fresh = ChatUI(RAG(ui.rag.config, embedder=FakeEmbedder(), generator=ui.rag.generator), allowed_roots=[tmp_path])
+    msg = ask(fresh)
+    assert "The index cannot be used" in msg and str(gen / name) in msg and "rebuild" in msg, msg
+    done, _ = fresh.rebuild(str(articles))
+    assert "Indexed 3 articles" in done, done
+    assert "17 percent" in ask(fresh)
+
+
+# -- the model server dying mid-answer --------------------------------------------------------
+@pytest.fixture
+def stub(tmp_path):
+    proc, port, log = start_stub(tmp_path)
+    yield {"proc": proc, "port": port, "log": log}
+    stop(proc)
+
+
+@pytest.mark.parametrize("fallback", ["extractive", "error"])
+def test_model_server_dying_mid_answer_is_reported_and_the_next_question_works(tmp_path, stub, fallback):
+    ui, _ = make_ui(tmp_path, **{"generation.backend": "openai", "generation.model": "stub", "generation.retries": 0,
+                                 "generation.base_url": f"http://127.0.0.1:{stub['port']}/v1", "generation.fallback": fallback})
+    steps = [html.unescape(s[0][-1]["content"]) for s in ui.respond("DIE " + NVIDIA_Q, None, None, 3, 0.0, 64)]
+    assert any(s and "Nvid" in s and "Error" not in s for s in steps[:-1]), "some of the answer should have streamed first"
+    stub["proc"].wait(10)
+    final = steps[-1]
+    if fallback == "extractive":
+        assert final.startswith("Extractive answer \\(no model output\\)") and "17 percent" in final
+        assert "the generator is unavailable: the connection to" in final and "broke mid-answer after 12 characters" in final
+    else:
+        assert "The model failed to answer: the connection to" in final and "broke mid-answer after 12 characters" in final
+        assert "is the server still running?" in final
+        with pytest.raises(gr.Error, match="The model failed to answer: cannot get an answer from the OpenAI-compatible server"):
+            ui.ask(NVIDIA_Q)  # while it is down
+    # The server comes back on the same port; the app was never restarted.
+    stub["proc"], _, _ = start_stub_on(tmp_path, stub["port"])
+    answer = ask(ui)
+    assert "17 percent" in answer and "Extractive" not in answer and "Error" not in answer
+
+
+def start_stub_on(tmp_path: Path, port: int):
+    """Restart the stub on a given port (the app's configured base_url)."""
+    import urllib.request
+
+    log = tmp_path / f"stub-{port}-again.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "openai_stub.py"), str(port)], stdout=fh, stderr=subprocess.STDOUT)
+    wait_for(lambda: _up(f"http://127.0.0.1:{port}/v1/models"), 20, "stub did not restart")
+    return proc, port, log
+
+
+def _up(url: str) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=1).read()
+        return True
+    except OSError:
+        return False
+
+
+def start_llama_server(port: int, log: Path) -> subprocess.Popen:
+    from rag.generation import resolve_gguf
+
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf("smollm2")), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"]
+    with open(log, "a") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not _up(f"http://127.0.0.1:{port}/v1/models"):
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert time.monotonic() < deadline, "llama_cpp.server did not start"
+        time.sleep(0.1)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed (pip install -e '.[llamacpp]')")
+def test_real_llama_server_killed_mid_answer(tmp_path, real_embedder):
+    """The packaged SmolLM2 behind llama.cpp's OpenAI-compatible server, SIGKILLed as the answer streams."""
+    port = bench_load.free_port()
+    log = tmp_path / "llama.log"
+    server = start_llama_server(port, log)
+    try:
+        cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic", "retrieval.top_k": 2,
+                                 "generation.backend": "openai", "generation.model": "smollm2", "generation.retries": 0,
+                                 "generation.few_shot": False, "generation.base_url": f"http://127.0.0.1:{port}/v1"})
+        rag = RAG(cfg, embedder=real_embedder)
+        rag.build(write_articles(tmp_path / "articles"))
+        ui = ChatUI(rag)
+        killed_after = None
+        for step in ui.respond(NVIDIA_Q, None, None, 2, 0.0, 48):
+            last = step[0][-1]
+            if killed_after is None and len(step[0]) >= 2 and last["role"] == "assistant" and last["content"] and "Error" not in last["content"]:
+                killed_after = last["content"]
+                server.kill()
+        assert killed_after is not None, "no answer text streamed before the end"
+        final = html.unescape(step[0][-1]["content"])
+        assert server.wait(10) != 0
+        assert final.startswith("Extractive answer \\(no model output\\)"), final
+        assert "broke mid-answer after" in final and "is the server still running?" in final
+        server = start_llama_server(port, log)
+        again = ask(ui, max_new_tokens=24)
+        assert "Extractive" not in again and "Error" not in again and re.search(r"\(#src-1-\d\)", again), again
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+# -- all of it against a real `rag serve` --------------------------------------------------------
+@pytest.mark.slow
+def test_rag_serve_survives_every_fault_and_recovers(tmp_path):
+    """Through the real server's API: index deleted, chunk store garbled, model server killed mid-answer."""
+    from gradio_client import Client
+
+    stub_proc, port, _ = start_stub(tmp_path)
+    articles = bench_load.write_articles(tmp_path / "data" / "articles")
+    index = tmp_path / "index"
+    server = bench_load.Server(stub_config(tmp_path, port), index, articles, tmp_path / "server.log")
+    try:
+        server.wait_up()
+        client = Client(server.url, verbose=False)
+        assert "17 percent" in client.predict(NVIDIA_Q, api_name="/ask")["answer"]
+
+        # a. the index folder deleted
+        shutil.rmtree(index)
+        with pytest.raises(Exception, match="The index is missing: no index at .*deleted or moved while the app was running"):
+            client.predict(NVIDIA_Q, api_name="/ask")
+        chat, _, _ = client.predict(NVIDIA_Q, api_name="/chat")
+        assert "deleted or moved while the app was running" in str(chat[-1]["content"])
+        done, status = client.predict(str(articles), api_name="/rebuild")
+        assert "Indexed 5 articles" in done, done
+        assert "17 percent" in client.predict(NVIDIA_Q, api_name="/ask")["answer"]
+
+        # b. the chunk store garbled
+        chunks = current_generation(index) / "chunks.sqlite"
+        garble(chunks)
+        with pytest.raises(Exception, match=f"The index cannot be used: chunk store '{re.escape(str(chunks))}' is unreadable"):
+            client.predict(NVIDIA_Q, api_name="/ask")
+        done, _ = client.predict(str(articles), api_name="/rebuild")
+        assert "Indexed 5 articles" in done, done
+        assert "17 percent" in client.predict(NVIDIA_Q, api_name="/ask")["answer"]
+
+        # c. the model server dies mid-answer
+        chat, _, _ = client.predict("DIE " + NVIDIA_Q, api_name="/chat")
+        final = str(chat[-1]["content"])
+        assert "Extractive answer" in final and "broke mid-answer after 12 characters" in final, final
+        assert stub_proc.wait(10) == 3
+        stub_proc, _, _ = start_stub_on(tmp_path, port)
+        result = client.predict(NVIDIA_Q, api_name="/ask")
+        assert "17 percent" in result["answer"] and result["extractive"] is False
+        assert server.proc.poll() is None, "the server must survive every fault"
+        assert "Traceback" not in json.dumps(result)
+    finally:
+        server.stop()
+        stop(stub_proc)
