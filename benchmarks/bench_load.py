@@ -175,6 +175,8 @@ class LoadResult:
     mixups: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     wall_s: float = 0.0
+    # (seconds since start, server RSS in MB) every few seconds, when the server pid is given
+    rss: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def lost(self) -> int:
@@ -188,7 +190,7 @@ class LoadResult:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q) - 1]
 
     def summary(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k not in ("latencies", "errors", "mixups")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("latencies", "errors", "mixups", "rss")}
         return {**d, "errors": len(self.errors), "mixups": len(self.mixups), "lost": self.lost,
                 "p50_s": round(self.percentile(50), 2), "p95_s": round(self.percentile(95), 2),
                 "max_s": round(max(self.latencies), 2) if self.latencies else None,
@@ -214,8 +216,12 @@ def check_answer(result: dict, asked: str, source: str) -> str | None:
 BUSY = "The server is busy"
 
 
-def run_load(url: str, clients: int, seconds: float, questions: list[tuple[str, str]] = QUESTIONS, drain_s: float = DRAIN_S) -> LoadResult:
-    """``clients`` threads ask ``questions`` through /ask for ``seconds``; every request is accounted for."""
+def run_load(url: str, clients: int, seconds: float, questions: list[tuple[str, str]] = QUESTIONS, drain_s: float = DRAIN_S,
+             pid: int | None = None, sample_s: float = 10.0) -> LoadResult:
+    """``clients`` threads ask ``questions`` through /ask for ``seconds``; every request is accounted for.
+
+    With ``pid``, the server's RSS is sampled every ``sample_s`` seconds into ``result.rss``.
+    """
     from gradio_client import Client
 
     result = LoadResult(clients=clients, seconds=seconds)
@@ -268,8 +274,20 @@ def run_load(url: str, clients: int, seconds: float, questions: list[tuple[str, 
     for t in threads:
         t.start()
     start.wait()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(sample_s):
+            try:
+                result.rss.append((round(time.monotonic() - t0[0], 1), round(rss_mb(pid), 1)))
+            except (OSError, RuntimeError):
+                return
+
+    if pid is not None:
+        threading.Thread(target=sample, name="load-rss", daemon=True).start()
     for t in threads:
         t.join(max(0.1, deadline[0] + drain_s - time.monotonic()))
+    done.set()
     result.wall_s = time.monotonic() - t0[0]
     return result
 
@@ -297,7 +315,7 @@ def main() -> int:
             if warm.errors or warm.mixups:
                 raise SystemExit(f"warm-up failed: {warm.errors or warm.mixups}\n{server.log()[-3000:]}")
             before = server.rss_mb()
-            res = run_load(server.url, args.clients, args.seconds)
+            res = run_load(server.url, args.clients, args.seconds, pid=server.proc.pid)
             time.sleep(1.0)
             after = server.rss_mb()
         finally:
@@ -310,6 +328,8 @@ def main() -> int:
     print(f"requests {s['requests']}, answered {s['answered']}, busy {s['busy']}, errors {s['errors']}, mix-ups {s['mixups']}, lost {s['lost']}")
     print(f"latency p50 {s['p50_s']:.2f} s, p95 {s['p95_s']:.2f} s, max {s['max_s']} s; throughput {s['throughput_per_min']} answers/min")
     print(f"server RSS {before:.0f} MB after warm-up -> {after:.0f} MB after the run (growth {after - before:+.0f} MB)")
+    if res.rss:
+        print("server RSS during the run (s: MB): " + ", ".join(f"{t:.0f}: {m:.0f}" for t, m in res.rss))
     for line in (res.errors + res.mixups)[:10]:
         print("  ", line)
     if args.json:

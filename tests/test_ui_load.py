@@ -236,6 +236,54 @@ def test_busy_and_oversized_questions_through_the_api(tmp_path):
         demo.close()
 
 
+@pytest.mark.browser
+def test_the_browser_shows_waiting_and_busy_messages(tmp_path):
+    """What the user sees: the second tab waits with its place shown, the third is told the server is busy."""
+    from playwright.sync_api import expect, sync_playwright
+
+    gate = Gate()
+    ui = make_ui(tmp_path, gate, max_queue=1)
+    demo = build_app(ui).queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            try:
+                pages = [browser.new_page() for _ in range(3)]
+                for page in pages:
+                    page.goto(f"http://127.0.0.1:{port}/")
+                    page.locator("#question textarea").wait_for()
+
+                def ask_in(page) -> None:
+                    box = page.locator("#question textarea")
+                    box.fill(NVIDIA_Q)
+                    box.press("Enter")
+
+                ask_in(pages[0])
+                assert gate.entered.acquire(timeout=20)
+                ask_in(pages[1])
+                expect(pages[1].locator("#chat")).to_contain_text("Waiting for the model: yours is next…", timeout=20_000)
+                ask_in(pages[2])
+                expect(pages[2].locator("#chat")).to_contain_text(
+                    "The server is busy: 1 question is waiting (ui.max_queue = 1). Try again in a moment.", timeout=20_000)
+                # The waiting tab is closed: its place is freed, so the busy tab gets in line on its next try.
+                pages[1].close()
+                wait_for(lambda: ui.queue.waiting == 0, 20, "a closed tab kept its place in line")
+                ask_in(pages[2])
+                expect(pages[2].locator("#chat")).to_contain_text("Waiting for the model: yours is next…", timeout=20_000)
+                gate.release.set()
+                for page in (pages[0], pages[2]):
+                    expect(page.locator("#chat")).to_contain_text("17 percent", timeout=30_000)
+                expect(pages[2].locator("#chat")).not_to_contain_text("Waiting for the model")
+                wait_for(lambda: ui.queue.running == 0 and ui.queue.waiting == 0, 20, "the line should be empty at the end")
+            finally:
+                browser.close()
+    finally:
+        gate.release.set()
+        demo.close()
+
+
 # -- through `rag serve` --------------------------------------------------------------------
 def start_stub(tmp_path: Path, hold: Path | None = None) -> tuple[subprocess.Popen, int, Path]:
     """tests/openai_stub.py on a free port; returns (process, port, log path)."""
@@ -332,7 +380,7 @@ def test_twenty_clients_get_their_own_answers_and_memory_stays_bounded(tmp_path)
         warm = bench_load.run_load(server.url, 1, 0.1)
         assert warm.answered == 1 and not warm.errors and not warm.mixups, (warm.errors, warm.mixups, server.log()[-3000:])
         before = server.rss_mb()
-        res = bench_load.run_load(server.url, 20, LOAD_SECONDS, drain_s=240)
+        res = bench_load.run_load(server.url, 20, LOAD_SECONDS, drain_s=240, pid=server.proc.pid, sample_s=5)
         after = server.rss_mb()
         alive = server.proc.poll() is None
     finally:
@@ -340,7 +388,7 @@ def test_twenty_clients_get_their_own_answers_and_memory_stays_bounded(tmp_path)
     s = res.summary()
     print(f"\nload: {s['clients']} clients, {LOAD_SECONDS:.0f} s: {s['requests']} requests, {s['answered']} answered, "
           f"{s['busy']} busy, {s['errors']} errors, {s['mixups']} mix-ups, {s['lost']} lost; "
-          f"p50 {s['p50_s']} s, p95 {s['p95_s']} s; RSS {before:.0f} -> {after:.0f} MB")
+          f"p50 {s['p50_s']} s, p95 {s['p95_s']} s; RSS {before:.0f} -> {after:.0f} MB (samples {res.rss})")
     assert alive, "the server died under load"
     assert res.errors == [], res.errors[:5]
     assert res.mixups == [], res.mixups[:5]
