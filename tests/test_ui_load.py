@@ -358,6 +358,13 @@ def test_rag_serve_says_busy_past_max_queue(tmp_path):
         final = second.result(timeout=60)[0]
         assert "17 percent" in str(final[-1]["content"]) and "Waiting" not in str(final)
         assert "17 percent" in client.predict(NVIDIA_Q, api_name="/ask")["answer"], "the server answers again once the line is free"
+        huge = "Why? " * 200_000  # 1 MB
+        t0 = time.perf_counter()
+        with pytest.raises(Exception, match=r"the question is 999999 characters long; the limit is 2000 \(ui.max_question_chars\)"):
+            client.predict(huge, api_name="/ask")
+        chat, _, _ = client.predict(huge, api_name="/chat")
+        assert "the limit is 2000 (ui.max_question_chars)" in str(chat[-1]["content"]) and len(str(chat)) < 5000
+        assert time.perf_counter() - t0 < 10, "a 1 MB question must be refused quickly"
     finally:
         hold.touch()
         server.stop()

@@ -765,7 +765,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {host}:{args.port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"Serving the chat UI on http://{shown_host}:{args.port} (started in {time.perf_counter() - t0:.1f} s; index {args.index or rag.config.index.path}). Ctrl+C stops it.", flush=True)
+    print(f"Serving the chat UI on http://{shown_host}:{args.port} (started in {time.perf_counter() - t0:.1f} s; index {args.index or rag.config.index.path}; "
+          f"answering {ui.cfg.generation_concurrency} question{'s' * (ui.cfg.generation_concurrency != 1)} at a time, up to {ui.cfg.max_queue} waiting). Ctrl+C stops it.", flush=True)
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
     try:
