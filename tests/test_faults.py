@@ -130,7 +130,9 @@ def test_damaged_index_found_at_start_is_reported_and_a_rebuild_recovers(tmp_pat
 @pytest.fixture
 def stub(tmp_path):
     proc, port, log = start_stub(tmp_path)
-    yield {"proc": proc, "port": port, "log": log}
+    state = {"proc": proc, "port": port, "log": log}
+    yield state
+    stop(state["proc"])  # the test may have restarted it
     stop(proc)
 
 
