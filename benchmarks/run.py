@@ -75,12 +75,13 @@ QUICK = {
     "answer_warmup": False, "pq_bytes": 16,
 }
 FULL = {
-    "ingest_source": "squad", "ingest_articles": 12, "ingest_runs": 3, "embed_chunks": 256, "embed_runs": 3, "quality_questions": 0, "quality_extra_articles": 0,
+    "ingest_source": "squad", "ingest_articles": 12, "ingest_runs": 3, "embed_chunks": 192, "embed_runs": 3, "quality_questions": 0, "quality_extra_articles": 0,
     "ann_sizes": (10_000, 100_000, 1_000_000), "ann_queries": 200, "e2e_queries": 50, "answer_runs": 3, "answer_tokens": 48, "answer_top_k": 0,
     "answer_warmup": True, "pq_bytes": 48,
 }
-# HNSW's build on 1M vectors takes far longer than the suite's budget on two cores; the full
-# run skips it there (its latency is flat in n; see the 10k/100k rows).
+# HNSW's build on 1M vectors took 253 s on two idle cores (and reached recall@10 0.81 at
+# efSearch 128 on these corpora), too much for the suite's 15 minutes; the full run skips it
+# above this size unless --hnsw-max says otherwise.
 HNSW_MAX_BENCH = 200_000
 
 
@@ -288,8 +289,8 @@ def section_ann(p: dict[str, Any], keep: dict[str, Any]) -> dict[str, Any]:
         kinds = [("flat", 0), ("hnsw", 0), ("ivf", 0), ("ivf", p["pq_bytes"])]
         for kind, pq in kinds:
             label = f"ivf+pq{pq}" if pq else kind
-            if kind == "hnsw" and n > HNSW_MAX_BENCH:
-                rows.append({"n": n, "type": label, "skipped": f"hnsw build on {n:,} vectors exceeds the suite's time budget on 2 cores"})
+            if kind == "hnsw" and n > p["hnsw_max"]:
+                rows.append({"n": n, "type": label, "skipped": f"hnsw build on {n:,} vectors (~250 s) exceeds the suite's time budget; --hnsw-max {n} runs it"})
                 continue
             built = ann.build_index(x, None, kind, pq_bytes=pq)
             index = built.index
@@ -307,7 +308,7 @@ def section_ann(p: dict[str, Any], keep: dict[str, Any]) -> dict[str, Any]:
             log(f"ann: {n:,} {label}: p50 {row['p50_ms']:.3f} ms, p95 {row['p95_ms']:.3f} ms, recall@10 {row['recall@10']:.3f}, "
                 f"{row['bytes_per_chunk']:.0f} B/chunk, build {row['build_s']:.1f} s")
             if n == keep.get("e2e_n") and kind == ann.resolve_type("auto", n) and not pq:
-                keep["e2e_index"] = (built, x)
+                keep["e2e_index"] = (built, x, row["recall@10"])
             del index, built
             gc.collect()
         del x
@@ -334,7 +335,7 @@ def section_e2e(p: dict[str, Any], embedders: dict[str, Any], keep: dict[str, An
 
     if "e2e_index" not in keep:
         return {"skipped": "no index from the ann section (run ann and e2e together)"}
-    built, x = keep.pop("e2e_index")
+    built, x, recall = keep.pop("e2e_index")
     n = len(x)
     root = work / "e2e-index"
     chunks = [Chunk(id=f"c{i:07d}", doc_id=f"d{i // 50}", title=f"Synthetic article {i // 50}", source=f"synthetic/{i // 50:06d}.txt",
@@ -384,12 +385,24 @@ def section_e2e(p: dict[str, Any], embedders: dict[str, Any], keep: dict[str, An
         index.close()
     import resource
 
-    return {"n": n, "index": built.info.get("type"), "write_s": round(write_s, 1), "queries": len(questions), "backends": rows,
+    return {"n": n, "index": built.info.get("type"), "recall@10": recall, "write_s": round(write_s, 1), "queries": len(questions), "backends": rows,
             "sqlite_bytes": (root / store.IndexStore(root).current_name() / store.CHUNKS).stat().st_size,
             "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 # -- answer latency ----------------------------------------------------------------------------
+
+
+def _forget_prompt(gen: Any) -> None:
+    """Drop llama.cpp's cached prompt, so the next one is evaluated whole.
+
+    llama-cpp-python reuses the longest prefix shared with the previous prompt; two prompts
+    over the same passages differ only in the question at the end, so without this the second
+    one's first token comes ~10x sooner than a new question's would.
+    """
+    llm = getattr(gen, "_llm", None)
+    if llm is not None and hasattr(llm, "reset"):
+        llm.reset()
 
 
 def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -424,8 +437,9 @@ def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> 
         runs = []
         g = rag.config.generation
         for i in range(p["answer_runs"]):
-            # Each question is new to the model (no prompt-prefix cache can help, llama.cpp's included).
+            # Each question is new to the model: no prompt-prefix cache helps (llama.cpp's is dropped).
             q = f"{question} (take {i}a)"
+            _forget_prompt(gen)
             t0 = time.perf_counter()
             passages = rag.retrieve(q)
             t1 = time.perf_counter()
@@ -440,6 +454,7 @@ def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> 
                 text += piece
             n_tokens = gen.count_tokens(text) if text else 0
             # The whole pipeline, as the UI sees it: the first streamed answer text.
+            _forget_prompt(gen)
             t3 = time.perf_counter()
             t_first = None
             for ev in rag.stream_events(f"{question} (take {i}b)", max_new_tokens=p["answer_tokens"]):
@@ -468,7 +483,11 @@ def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> 
 
 
 def markdown(res: dict[str, Any]) -> str:
-    out = [f"# Benchmark results ({res['mode']})", "", f"{res['machine']}; {res['started']}; {res['seconds']:.0f} s in all.", ""]
+    load = ""
+    if "load_average_start" in res:
+        load = f" Load average (1/5/15 min) {' / '.join(map(str, res['load_average_start']))} at the start, " \
+               f"{' / '.join(map(str, res.get('load_average_end', ['-'])))} at the end."
+    out = [f"# Benchmark results ({res['mode']})", "", f"{res['machine']}; {res['started']}; {res['seconds']:.0f} s in all.{load}", ""]
     ing = res.get("ingest")
     if ing and "chunks" in ing:
         out += ["## Ingestion (full build vs raw `SentenceTransformer.encode` on the same chunks)", "",
@@ -505,14 +524,16 @@ def markdown(res: dict[str, Any]) -> str:
         out.append("")
     e = res.get("e2e")
     if e and "backends" in e:
-        out += [f"## End-to-end dense retrieval at {e['n']:,} chunks ({e['index']} index, chunk records in SQLite)", "",
+        rec = f", recall@10 {e['recall@10']} vs exact" if e.get("recall@10") is not None else ""
+        out += [f"## End-to-end dense retrieval at {e['n']:,} chunks ({e['index']} index{rec}, chunk records in SQLite)", "",
                 "| embedder | p50 ms | p95 ms | embed p50 ms | search p50 ms | fetch p50 ms |", "|---|---|---|---|---|---|"]
         out += [f"| {k} | {r['p50_ms']} | {r['p95_ms']} | {r['embed_p50_ms']} | {r['search_p50_ms']} | {r['fetch_p50_ms']} |" for k, r in e["backends"].items()]
         out += ["", f"Chunk store on disk: {e['sqlite_bytes'] / e['n']:.0f} bytes per chunk (not in RAM); peak RSS of the suite {e['max_rss_mb']} MB.", ""]
     ans = res.get("answer")
     if ans and "backends" in ans:
         out += ["## Answer latency (default model, greedy)", "",
-                "TTFT = retrieval + prompt assembly + the generator's first token, on a question new to the model; "
+                "TTFT = retrieval + prompt assembly + the generator's first token, on a question new to the model "
+                "(llama.cpp's cached prompt prefix is dropped before each); "
                 "the last column is the first answer text out of `RAG.stream_events` (after its stop-string and citation checks).", "",
                 "| backend | load s | TTFT s | of which generator s | retrieval ms | prompt ms | retrieval+prompt share of TTFT | tokens/s | first text via stream_events s |",
                 "|---|---|---|---|---|---|---|---|---|"]
@@ -579,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="output folder (default benchmarks/, or benchmarks/quick/ with --quick)")
     ap.add_argument("--profile", action="store_true", help="write a pyinstrument profile of the ingest build to OUT/profile_build.txt")
     ap.add_argument("--sizes", help="ann corpus sizes, comma-separated (e.g. 10000,100000)")
+    ap.add_argument("--hnsw-max", type=int, default=HNSW_MAX_BENCH, help=f"largest ann corpus hnsw is built on (default {HNSW_MAX_BENCH:,})")
     args = ap.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     bad = [s for s in sections if s not in SECTIONS]
@@ -587,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     params = dict(QUICK if args.quick else FULL)
     if args.sizes:
         params["ann_sizes"] = tuple(int(s) for s in args.sizes.split(","))
+    params["hnsw_max"] = args.hnsw_max
     out = args.out or (Path(__file__).resolve().parent / ("quick" if args.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -596,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     res: dict[str, Any] = {"mode": "quick" if args.quick else "full", "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                           "load_average_start": [round(v, 2) for v in os.getloadavg()],
                            "sections": sections, "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}
     embedders = {b: make_embedder(EmbeddingConfig(backend=b)) for b in _available_backends()}
     keep: dict[str, Any] = {"e2e_n": max((n for n in params["ann_sizes"] if n <= 100_000), default=None)}
@@ -619,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
             res["seconds"] = time.perf_counter() - t_start
             (out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8")  # partial results survive a crash
     res["seconds"] = round(time.perf_counter() - t_start, 1)
+    res["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8")
     (out / "results.md").write_text(markdown(res) + "\n", encoding="utf-8")
     plotted = plot(res, out / "results.png")

@@ -64,7 +64,7 @@ class IndexConfig:
     """Where the index lives and how its vectors are searched (rag/ann.py)."""
 
     path: str = "index/default"
-    # auto (flat below 50k chunks, hnsw up to 2M, ivf beyond), flat (exact), hnsw or ivf.
+    # auto (flat below 50k chunks, ivf from there; see rag/ann.py), flat (exact), hnsw or ivf.
     type: str = "auto"
     # Approximate types are tuned at build time to reach this recall@10 against exact search.
     recall_target: float = 0.95

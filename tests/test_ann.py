@@ -26,12 +26,13 @@ def brute_force(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
 
 
 def test_auto_picks_by_corpus_size():
+    """auto: exact search below 50k chunks, ivf from there on (see the rag/ann.py docstring for why not hnsw)."""
     assert ann.resolve_type("auto", 0) == "flat"
     assert ann.resolve_type("auto", ann.AUTO_FLAT_MAX - 1) == "flat"
-    assert ann.resolve_type("auto", ann.AUTO_FLAT_MAX) == "hnsw"
-    assert ann.resolve_type("auto", ann.AUTO_HNSW_MAX) == "hnsw"
-    assert ann.resolve_type("auto", ann.AUTO_HNSW_MAX + 1) == "ivf"
+    assert ann.resolve_type("auto", ann.AUTO_FLAT_MAX) == "ivf"
+    assert ann.resolve_type("auto", 10_000_000) == "ivf"
     assert ann.resolve_type("ivf", 10) == "ivf"
+    assert ann.resolve_type("hnsw", 10_000_000) == "hnsw"
 
 
 def test_unknown_type_lists_the_valid_ones():
@@ -68,6 +69,28 @@ def test_tuned_parameter_is_saved_in_the_faiss_file():
         name, value = ann.search_param(built.index)
         again = faiss.deserialize_index(faiss.serialize_index(built.index))
         assert ann.search_param(again) == (name, value) == (name, built.info[name])
+
+
+def test_hnsw_searches_with_a_margin_over_what_its_probes_needed(monkeypatch):
+    """Guards against hnsw missing the target on real queries: probes overrate graph search, so efSearch is doubled."""
+    x = clustered(3000)
+    doubled = ann.build_index(x, None, "hnsw", recall_target=0.9).info
+    monkeypatch.setattr(ann, "HNSW_EF_FACTOR", 1)
+    plain = ann.build_index(x, None, "hnsw", recall_target=0.9).info
+    assert doubled["ef_search"] == 2 * plain["ef_search"] and doubled["tuned_recall"] >= plain["tuned_recall"]
+
+
+def test_memory_bytes_is_the_serialised_size():
+    """Guards against memory_bytes holding a serialised copy: it counts bytes as FAISS writes them, same total."""
+    for kind in ("flat", "ivf"):
+        index = ann.build_index(clustered(2000), None, kind).index
+        assert ann.memory_bytes(index) == faiss.serialize_index(index).nbytes
+
+
+def test_exact_neighbours_match_brute_force_with_ids():
+    x, q = clustered(800), clustered(15, seed=3)
+    ids = np.arange(800, dtype=np.int64) * 3 + 5
+    assert (ann.exact_neighbours(x, ids, q, 10) == ids[brute_force(x, q, 10)]).all()
 
 
 def test_higher_recall_target_never_lowers_the_search_parameter():
