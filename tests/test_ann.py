@@ -109,6 +109,20 @@ def test_ivf_pq_uses_less_memory_than_flat_and_reports_recall():
     assert 0.0 < pq.info["tuned_recall"] <= 1.0 and "recall_met" in pq.info
 
 
+def test_tuning_stops_when_recall_stops_rising(monkeypatch):
+    """Guards against PQ builds scanning every list while tuning: when recall is capped below the goal, wider searches are futile."""
+    calls = []
+
+    def capped(found, truth):
+        calls.append(1)
+        return 0.5  # like PQ codes: no nprobe reaches the goal
+
+    monkeypatch.setattr(ann, "recall_at_k", capped)
+    built = ann.build_index(clustered(4000), None, "ivf", recall_target=0.95)
+    assert len(calls) == 3  # a first step, then two that add nothing
+    assert built.info["nprobe"] == 1 and not built.info["recall_met"] and built.info["nlist"] > 64
+
+
 def test_pq_bytes_must_divide_the_dimension():
     with pytest.raises(ValueError, match=r"pq_bytes must divide the embedding dimension 32, got 7; try one of \[1, 2, 4, 8, 16, 32\]"):
         ann.build_index(clustered(100), None, "ivf", pq_bytes=7)
