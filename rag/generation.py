@@ -621,6 +621,9 @@ class OpenAIGenerator:
         received = 0
         in_reasoning = False
         saw_event = False
+        # A stream is complete only with "[DONE]" or a finish_reason. A proxy or server that
+        # closes the connection cleanly mid-answer leaves neither, and the text is cut off.
+        finished = False
         try:
             if "text/event-stream" not in ctype:
                 # Some servers ignore "stream": answer with one JSON object, or with garbage.
@@ -635,9 +638,11 @@ class OpenAIGenerator:
                     raise GeneratorError(f"the server at {self.url} sent a line that is not server-sent events: {line[:200]!r}; is generation.base_url an OpenAI-compatible API?")
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    finished = True
                     break
                 saw_event = True
-                reasoning, content = self._parse_event(data)
+                reasoning, content, finish_reason = self._parse_event(data)
+                finished = finished or bool(finish_reason)
                 if reasoning:
                     if not in_reasoning:
                         in_reasoning = True
@@ -658,8 +663,14 @@ class OpenAIGenerator:
             yield THINK_CLOSE
         if not saw_event:
             raise GeneratorError(f"the server at {self.url} ended the stream without any answer event; check the server log")
+        if not finished:
+            raise GeneratorError(
+                f"the server at {self.url} closed the stream after {received} characters without finishing the answer "
+                "(no finish_reason and no [DONE]), so it is probably cut off; check the server log"
+            )
 
-    def _parse_event(self, data: str) -> tuple[str, str]:
+    def _parse_event(self, data: str) -> tuple[str, str, str]:
+        """(reasoning, content, finish_reason) of one streamed chat-completions event."""
         try:
             event = json.loads(data)
         except json.JSONDecodeError:
@@ -673,12 +684,13 @@ class OpenAIGenerator:
         if not isinstance(choices, list):
             raise GeneratorError(f"the server at {self.url} sent an event without 'choices' (not chat-completions streaming?): {data[:200]!r}")
         if not choices:
-            return "", ""  # e.g. a final usage-only event
+            return "", "", ""  # e.g. a final usage-only event
         delta = choices[0].get("delta") or choices[0].get("message") or {}
         if not isinstance(delta, dict):
             raise GeneratorError(f"the server at {self.url} sent a malformed delta: {data[:200]!r}")
         reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-        return (reasoning if isinstance(reasoning, str) else ""), (delta.get("content") or "")
+        finish_reason = choices[0].get("finish_reason") or ""
+        return (reasoning if isinstance(reasoning, str) else ""), (delta.get("content") or ""), str(finish_reason)
 
     def _whole_response(self, body: str) -> Iterator[str]:
         try:

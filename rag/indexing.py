@@ -81,7 +81,7 @@ def disk_full_error(root: Path, exc: BaseException, rerun: str) -> DiskFullError
     where = where or (m.group(1) if m else None)
     store = IndexStore(root)
     try:
-        current = store.current_name()
+        current = store.current_name_or_none()
         held = store.size_on_disk()["current_bytes"] if current else 0
         free = shutil.disk_usage(root).free
     except OSError:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -45,6 +46,8 @@ VECTORS = "vectors.faiss"
 EXACT_VECTORS = "vectors.npy"
 CHUNKS = "chunks.sqlite"
 CURRENT = "CURRENT"
+# What build writes into CURRENT: gen-<UTC timestamp>-<hex>; also accepts older names of that shape.
+GENERATION_NAME = re.compile(r"gen-[A-Za-z0-9_.-]+")
 
 
 # Extra per-generation artifacts (e.g. a keyword index) written beside the vectors:
@@ -117,7 +120,7 @@ def write_generation(
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    previous = IndexStore(root).current_name()
+    previous = IndexStore(root).current_name_or_none()
     _remove_leftovers(root, previous)
     if len(vectors) != len(chunks):
         raise ValueError(f"got {len(vectors)} vectors for {len(chunks)} chunks")
@@ -162,7 +165,7 @@ def write_generation(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            if IndexStore(root).current_name() != name:
+            if IndexStore(root).current_name_or_none() != name:
                 # Renamed but never made current (e.g. no space left for the CURRENT pointer): a
                 # complete generation no reader will open, taking the space the next build needs.
                 shutil.rmtree(final, ignore_errors=True)
@@ -355,15 +358,44 @@ class IndexStore:
         self.root = Path(root)
 
     def current_name(self) -> str | None:
-        """Name of the current generation, or None when nothing is built."""
+        """Name of the current generation, or None when nothing is built.
+
+        Raises:
+            IndexCorruptError: ``CURRENT`` holds something other than a generation name
+                (garbled bytes, a path); a rebuild replaces it.
+        """
+        path = self.root / CURRENT
         try:
-            return (self.root / CURRENT).read_text(encoding="utf-8").strip() or None
+            raw = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            name = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            name = None
+        if name == "":
+            return None
+        # Only a plain generation name: a path in CURRENT would make readers open files elsewhere.
+        if name is None or not GENERATION_NAME.fullmatch(name):
+            raise IndexCorruptError(
+                f"index pointer {str(path)!r} is damaged (it holds {raw[:60]!r}, not a generation name); "
+                f"rebuild with: rag build ARTICLES_DIR --index {self.root} --full"
+            )
+        return name
+
+    def current_name_or_none(self) -> str | None:
+        """:meth:`current_name`, with a damaged ``CURRENT`` read as nothing built (for writers, which replace it)."""
+        try:
+            return self.current_name()
+        except IndexCorruptError:
             return None
 
     def exists(self) -> bool:
-        """Whether a built index is present."""
-        return self.current_name() is not None
+        """Whether a built index is present (a damaged one counts: loading it says what is wrong)."""
+        try:
+            return self.current_name() is not None
+        except IndexCorruptError:
+            return True
 
     def size_on_disk(self) -> dict[str, int]:
         """Bytes used by the current generation and by the whole index folder."""
@@ -377,7 +409,7 @@ class IndexStore:
                     pass  # deleted by a concurrent build while we walked
             return total
 
-        name = self.current_name()
+        name = self.current_name_or_none()
         return {"current_bytes": du(self.root / name) if name else 0, "total_bytes": du(self.root) if self.root.is_dir() else 0}
 
     def read_manifest(self) -> dict[str, Any]:

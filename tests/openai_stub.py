@@ -9,6 +9,8 @@ sentence of the first passage in the prompt, cited ``[n]``, a few characters per
     DIE    stream a few pieces, then the whole process exits at once (``os._exit``),
            as a server that crashes or is killed mid-answer
     HOLD   wait until the file given by ``--hold`` exists before answering (a busy model)
+    CUT    stream a few pieces, then end the response cleanly without ``[DONE]`` or a
+           finish_reason (a proxy that drops the rest of an answer)
 
 Each request is logged to stdout as ``request N: <question>`` for the tests to follow.
 """
@@ -79,10 +81,14 @@ class Handler(BaseHTTPRequestHandler):
             if "DIE" in question and i >= 12:
                 print("dying mid-answer", flush=True)
                 os._exit(3)
+            if "CUT" in question and i >= 12:
+                print("cutting the answer short", flush=True)
+                break
             event = {"choices": [{"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}]}
             chunk(f"data: {json.dumps(event)}\n\n".encode())
             time.sleep(0.05)
-        chunk(b"data: [DONE]\n\n")
+        else:
+            chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 

@@ -250,6 +250,22 @@ def test_openai_garbage_and_errors_are_clear(status, body, ctype, message):
         server.shutdown()
 
 
+def test_openai_stream_closed_without_finishing_is_an_error_not_a_short_answer():
+    """A connection closed cleanly mid-answer (no [DONE], no finish_reason) must not pass as a complete answer."""
+    cut = [delta(content="Nvidia fell"), delta(content=" 17")]
+    finished = [delta(content="Nvidia fell"), {"choices": [{"index": 0, "delta": {"content": " 17 percent."}, "finish_reason": "stop"}]}]
+    for events, outcome in ((cut, None), (finished, "Nvidia fell 17 percent."), ([*cut, "[DONE]"], "Nvidia fell 17")):
+        server, base, _ = local_server(lambda h, b, events=events: send(h, 200, sse(events), "text/event-stream"))
+        try:
+            if outcome is None:
+                with pytest.raises(GeneratorError, match=r"closed the stream after 14 characters without finishing the answer.*cut off"):
+                    list(openai_gen(base).stream(STORY))
+            else:
+                assert "".join(openai_gen(base).stream(STORY)) == outcome
+        finally:
+            server.shutdown()
+
+
 def test_openai_retries_server_errors_with_backoff_then_succeeds():
     calls = {"n": 0}
 

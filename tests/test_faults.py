@@ -158,6 +158,17 @@ def test_model_server_dying_mid_answer_is_reported_and_the_next_question_works(t
     assert "17 percent" in answer and "Extractive" not in answer and "Error" not in answer
 
 
+def test_answer_cut_off_by_the_server_is_not_shown_as_complete(tmp_path, stub):
+    """A stream that ends cleanly without [DONE] or a finish_reason is a cut-off answer: reported, extractive instead."""
+    ui, _ = make_ui(tmp_path, **{"generation.backend": "openai", "generation.model": "stub", "generation.retries": 0,
+                                 "generation.base_url": f"http://127.0.0.1:{stub['port']}/v1"})
+    final = html.unescape(list(ui.respond("CUT " + NVIDIA_Q, None, None, 3, 0.0, 64))[-1][0][-1]["content"])
+    assert final.startswith("Extractive answer \\(no model output\\)") and "17 percent" in final, final
+    assert "closed the stream after 12 characters without finishing the answer" in final, final
+    assert "cutting the answer short" in stub["log"].read_text()
+    assert "17 percent" in ask(ui) and "Extractive" not in ask(ui)
+
+
 def start_stub_on(tmp_path: Path, port: int):
     """Restart the stub on a given port (the app's configured base_url)."""
     import urllib.request

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -311,15 +310,19 @@ def tiny_folder(root: Path, n: int) -> tuple[int, int]:
     return n - copies, copies
 
 
+# Peak RSS from /proc/self/status VmHWM, the high-water mark of this process's own memory.
+# Not getrusage's ru_maxrss: Linux carries the parent's high-water mark across fork/vfork
+# + exec, so under a full pytest run (models loaded, ~2.5 GB) it reported the parent's size.
 RUNNER = """
-import resource, sys
+import sys
 sys.path.insert(0, sys.argv[1])
 from fakes import FakeEmbedder
 import rag.pipeline as pipeline
 pipeline.SentenceTransformerEmbedder = lambda model, **kw: FakeEmbedder(name=model)
 from rag.cli import main
 code = main(sys.argv[2:])
-print(f"peak_rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(f"peak_rss_kb={peak_kb}", file=sys.stderr)
 sys.exit(code)
 """
 

@@ -171,3 +171,19 @@ def test_current_is_replaced_atomically(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(os, "replace", spy)
     write_generation(tmp_path, v, chunks, manifest())
     assert any(dst == CURRENT and src.startswith(f".{CURRENT}.") for src, dst in replaced)
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbled", b"../../elsewhere\n", b"/etc\n", b"gen-1/../../x\n"])
+def test_damaged_current_pointer_is_a_clear_error_and_a_build_replaces_it(tmp_path: Path, content: bytes) -> None:
+    """Guards against a garbled CURRENT raising a raw UnicodeDecodeError, or a path in it sending readers elsewhere."""
+    chunks, v = chunks_and_vectors(4)
+    write_generation(tmp_path, v, chunks, manifest())
+    (tmp_path / CURRENT).write_bytes(content)
+    store = IndexStore(tmp_path)
+    assert store.exists()  # damaged, not absent: loading says what is wrong
+    for read in (store.load, store.read_manifest):
+        with pytest.raises(IndexCorruptError, match=rf"index pointer .*{CURRENT}.* is damaged .*rag build ARTICLES_DIR --index .* --full"):
+            read()
+    assert store.size_on_disk()["current_bytes"] == 0
+    new = write_generation(tmp_path, v, chunks, manifest())
+    assert store.current_name() == new.name and store.load().size == 4
