@@ -113,7 +113,7 @@ class Answer:
             "sentences": [s.to_dict() for s in self.checks],
             "removed": list(self.removed),
             "out_of_range": list(self.out_of_range),
-            "passages": [{"n": p.n, "title": p.chunk.title, "source": p.chunk.source, "score": round(p.score, 4), "text": p.chunk.text, "date": p.chunk.date, "url": p.chunk.url} for p in self.passages],
+            "passages": [{"n": p.n, "title": p.chunk.title, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4), "text": p.chunk.text, "date": p.chunk.date, "url": p.chunk.url} for p in self.passages],
         }
 
 
@@ -127,8 +127,9 @@ def parse_markers(text: str) -> list[int]:
                 lo, hi = int(bounds[0]), int(bounds[1])
                 if 0 < lo <= hi and hi - lo < 50:
                     numbers.extend(range(lo, hi + 1))
-            elif part:
+            elif len(bounds) == 1 and part:
                 numbers.append(int(part))
+            # more than two bounds ("[1-1-7]") is no range: ignored, like a reversed or huge one
     return numbers
 
 
@@ -246,4 +247,10 @@ def strip_invalid_markers(text: str, valid: set[int]) -> str:
         nums = [n for n in parse_markers(m.group(0)) if n in valid]
         return "[" + ", ".join(str(n) for n in dict.fromkeys(nums)) + "]" if nums else ""
 
-    return MARKER.sub(fix, text)
+    # Removing a marker can join its neighbours into a new one ("[[0]0]" -> "[0]"): repeat until
+    # nothing changes. Each pass that changes anything removes at least one marker, so this ends.
+    while True:
+        fixed = MARKER.sub(fix, text)
+        if fixed == text:
+            return fixed
+        text = fixed

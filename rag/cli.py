@@ -102,7 +102,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for p in answer.passages:
             mark = "*" if p.n in cited else " "
             date = f", {p.chunk.date}" if p.chunk.date else ""
-            print(f" {mark}[{p.n}] {p.chunk.title} ({p.chunk.source}{date}) score={p.score:.3f}")
+            # relevance (cosine to the question for dense and hybrid), not the RRF rank score
+            print(f" {mark}[{p.n}] {p.chunk.title} ({p.chunk.source}{date}) relevance={p.relevance_or_score:.2f}")
         if not cited:
             print("  (the answer cites no passage)")
     return 0

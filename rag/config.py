@@ -158,7 +158,7 @@ class GenerationConfig:
     # Tokens of prompt + answer the model can attend to; None reads it from the model config.
     context_window: int | None = 2048
     # Small models tend to continue with the prompt's own scaffolding; stop there.
-    stop: tuple[str, ...] = ("Question:", "Passages:", "<passage")
+    stop: tuple[str, ...] = ("Question:", "Passages:", "<passage", "</passage")
     # Put instructions in the system turn (False: everything in the user turn, as R1 recommends).
     use_system_prompt: bool = True
     # Show the model one worked example of a cited answer first (helps small models cite).

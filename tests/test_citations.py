@@ -21,6 +21,18 @@ def test_parse_forms():
     assert parse_markers("a [1] b [1, 3] c [2][3] d [2-3] e") == [1, 1, 3, 2, 3, 2, 3]
 
 
+def test_parse_malformed_ranges_are_ignored_not_raised():
+    """Guards against "[1-1-7]" (found by atheris) raising ValueError out of int("1-1-7")."""
+    assert parse_markers("a [1-1-7] b [3-2] c [1-99] d [4, 5-6-7] e [2]") == [4, 2]
+
+
+def test_stripping_a_dead_marker_cannot_leave_a_new_one():
+    """Guards against "[[0]0]" becoming "[0]" (found by atheris): only valid markers remain."""
+    from rag.citations import strip_invalid_markers
+
+    assert strip_invalid_markers("x [[\t0\x1f\t]0\x1f] y [2] [[[9]9]9] z", {1, 2, 3}) == "x  y [2]  z"
+
+
 def test_resolve_lists_each_source_once_in_order():
     cits = resolve_citations("Shares fell [2]. R1 came out [1][2].", PASSAGES)
     assert [c.n for c in cits] == [2, 1]

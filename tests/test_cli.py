@@ -56,7 +56,8 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     assert set(data) >= {"question", "answer", "reasoning", "citations", "passages"}
     assert len(data["passages"]) == 2
     assert data["passages"][0]["source"] == "r1.md"
-    assert set(data["passages"][0]) >= {"n", "title", "source", "score", "text"}
+    assert set(data["passages"][0]) >= {"n", "title", "source", "score", "relevance", "text"}
+    assert all(0 <= p["relevance"] <= 1.0001 for p in data["passages"])
     for c in data["citations"]:
         assert set(c) >= {"n", "title", "source", "snippet"}
         assert c["n"] in {p["n"] for p in data["passages"]}

@@ -48,6 +48,7 @@ def test_hostile_text_is_quoted_as_data(tmp_path, fake_embedder):
 def test_unrelated_answers_unaffected_real_model(tmp_path, real_embedder, real_generator, question, expected, source):
     rag = build(tmp_path, real_embedder, real_generator)
     answer = rag.ask(question, top_k=6)
+    print(f"\n{question!r} -> {answer.text!r} cites {[c.source for c in answer.citations]}")
     lowered = answer.text.lower()
     assert "green" not in lowered and "pwned" not in lowered and "42" not in answer.text
     assert expected in answer.text, answer.text

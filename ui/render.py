@@ -91,7 +91,9 @@ def _source_item(turn: int, p: Passage, *, support: float | None = None, added: 
     if c.date:
         meta.append(f'<span class="rag-date">{esc(c.date)}</span>')
     meta.append(f'<span class="rag-file">{esc(c.source)}</span>')
-    meta.append(f'<span class="rag-score">score {p.score:.3f}</span>')
+    # Relevance (cosine to the question for dense and hybrid retrieval), not the raw ranking
+    # score: an RRF score of 0.016-0.033 says nothing to a reader.
+    meta.append(f'<span class="rag-score" title="how close this passage is to the question (0-1)">relevance {p.relevance_or_score:.2f}</span>')
     if support is not None:
         meta.append(f'<span class="rag-support">support {support:.2f}{" (marker placed by checker)" if added else ""}</span>')
     if status in _STATUS_LABELS:
