@@ -262,8 +262,13 @@ def build_lock(root: str | Path, timeout: float = 0.0) -> Iterator[None]:
     try:
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         tmp = root / f"{OWNER_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(owner), encoding="utf-8")
-        os.replace(tmp, root / OWNER_FILE)
+        try:
+            tmp.write_text(json.dumps(owner), encoding="utf-8")
+            os.replace(tmp, root / OWNER_FILE)
+        except OSError:
+            # The holder's details only make a contender's message nicer; the lock itself holds.
+            # On a full disk, leave no half-written file: the build reports the disk when it writes.
+            tmp.unlink(missing_ok=True)
         yield
     finally:
         try:

@@ -210,6 +210,23 @@ def test_leftovers_of_an_interrupted_write_are_removed_before_writing(articles_d
     assert current in during and not [n for n in during if "dead" in n], during
 
 
+def test_full_disk_when_taking_the_build_lock_leaves_no_owner_file(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Guards against a 0-byte ``.build.owner.<pid>`` left behind when the holder's details cannot be written."""
+    real_write_text = Path.write_text
+
+    def write_text(self, data, *args, **kwargs):
+        if self.name.startswith(".build.owner."):
+            real_write_text(self, "")  # created, then the disk is full
+            raise enospc(self)
+        return real_write_text(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    index = tmp_path / "index"
+    summary = make_rag(index).build(articles_dir)  # the lock holds without its details
+    assert summary.added == 3
+    assert not [p.name for p in index.iterdir() if p.name.startswith(".build.owner")]
+
+
 def test_cli_reports_a_full_disk_without_a_traceback(articles_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     import rag.pipeline as pipeline
     from rag.cli import main
