@@ -62,7 +62,8 @@ def test_quick_suite_runs_and_writes_results(tmp_path):
     assert {r["type"] for r in res["ann"]["rows"]} >= {"flat", "hnsw", "ivf"}
     assert all(0.0 <= r["recall@10"] <= 1.0 and r["p50_ms"] > 0 for r in res["ann"]["rows"] if "p50_ms" in r)
     assert res["e2e"]["backends"]["torch"]["p50_ms"] > 0
-    assert res["quality"]["backends"]["torch"]["hit@5"] is not None or "skipped" in res["quality"]
+    # Without ../shared the quality section is skipped (and says why) instead of measured.
+    assert "skipped" in res["quality"] or res["quality"]["backends"]["torch"]["hit@5"] is not None
     assert any("ttft_s" in r for r in res["answer"]["backends"].values())
     md = (out / "results.md").read_text(encoding="utf-8")
     assert "## Ingestion" in md and "## Index types" in md and "## Answer latency" in md
