@@ -369,14 +369,11 @@ class IndexStore:
             raw = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        try:
-            name = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            name = None
-        if name == "":
+        name = raw.decode("utf-8", "replace").strip()  # garbled bytes become U+FFFD, which no name matches
+        if not name:
             return None
         # Only a plain generation name: a path in CURRENT would make readers open files elsewhere.
-        if name is None or not GENERATION_NAME.fullmatch(name):
+        if not GENERATION_NAME.fullmatch(name):
             raise IndexCorruptError(
                 f"index pointer {str(path)!r} is damaged (it holds {raw[:60]!r}, not a generation name); "
                 f"rebuild with: rag build ARTICLES_DIR --index {self.root} --full"
