@@ -62,6 +62,13 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
         assert set(c) >= {"n", "title", "source", "snippet"}
         assert c["n"] in {p["n"] for p in data["passages"]}
 
+    # The plain listing shows each passage's relevance (not the RRF rank score), as --json has it.
+    r = run("ask", "When did DeepSeek release R1?", "--index", str(index), "--top-k", "2")
+    assert r.returncode == 0, r.stderr
+    sources = r.stdout.split("\nSources:\n", 1)[1]
+    for p in data["passages"]:
+        assert f"[{p['n']}] {p['title']} ({p['source']}" in sources and f"relevance={p['relevance']:.2f}" in sources, sources
+
     r = run("index", "info", "--index", str(index), "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
