@@ -349,7 +349,7 @@ QUESTIONS = [
 def section_e2e(p: dict[str, Any], embedders: dict[str, Any], keep: dict[str, Any], work: Path) -> dict[str, Any]:
     import rag.store as store
     from rag import RAG, Config
-    from rag.chunking import Chunk
+    from rag.records import Chunk
 
     if "e2e_index" not in keep:
         return {"skipped": "no index from the ann section (run ann and e2e together)"}

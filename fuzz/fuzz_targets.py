@@ -17,11 +17,11 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from rag.chunking import Chunk
+    from rag.records import Chunk
     from rag.citations import attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
     from rag.documents import UnreadableFile, load_file
     from rag.prompting import quote_passage_text
-    from rag.retrieval import Passage
+    from rag.records import Passage
 
 SUFFIXES = [".txt", ".md", ".html", ".json", ".jsonl", ".pdf"]
 _TMP = Path(tempfile.mkdtemp(prefix="rag-fuzz-"))

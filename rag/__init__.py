@@ -7,11 +7,11 @@ Example:
     >>> print(rag.ask("Who released DeepSeek-R1?").text)
 """
 
-from .chunking import Chunk, Chunker
-from .citations import Answer, Citation, parse_markers, resolve_citations
+from .chunking import Chunker
+from .citations import parse_markers, resolve_citations
 from .config import Config, ConfigError
 from .conversation import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
-from .documents import Document, LoadResult, SkippedFile, load_documents
+from .documents import LoadResult, SkippedFile, load_documents
 from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
 from .extractive import extractive_answer
 from .generation import (
@@ -31,7 +31,8 @@ from .indexing import BuildLockedError, DiskFullError, IndexBuilder, NearDuplica
 from .pipeline import RAG, BuildError, BuildSummary, StreamEvent
 from .verification import CitationVerifier
 from .prompting import NOT_FOUND, build_prompt
-from .retrieval import BM25Retriever, DenseRetriever, HybridRetriever, MetadataFilter, Passage, Retriever, make_retriever
+from .records import Answer, Chunk, Citation, CitationCheck, Document, Passage, SentenceCheck, Verification
+from .retrieval import BM25Retriever, DenseRetriever, HybridRetriever, MetadataFilter, Retriever, make_retriever
 from .store import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
 
 __version__ = "0.1.0"
@@ -40,7 +41,10 @@ __all__ = [
     "RAG",
     "Answer",
     "AnswerStream",
+    "CitationCheck",
     "CitationVerifier",
+    "SentenceCheck",
+    "Verification",
     "LlamaCppGenerator",
     "NullGenerator",
     "OpenAIGenerator",

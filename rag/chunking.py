@@ -16,37 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
-from .documents import Document
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A span of a document that is embedded and retrieved as a unit.
-
-    Attributes:
-        id: stable hash of the document id and the offsets.
-        doc_id: the :class:`Document` id.
-        title: the document's title.
-        source: the document's source path.
-        text: ``document.text[start:end]``.
-        start: character offset of the chunk in the document text.
-        end: character offset one past the chunk's end.
-        url: the document's url, when known.
-        date: the document's date, when known.
-    """
-
-    id: str
-    doc_id: str
-    title: str
-    source: str
-    text: str
-    start: int
-    end: int
-    url: str | None = None
-    date: str | None = None
+from .records import Chunk, Document
+from .text import _append_trimmed, sentence_spans
 
 
 @lru_cache(maxsize=4)
@@ -77,35 +50,8 @@ def _longest_token(name: str) -> int:
 # Sentence ends: ., ! or ? (optionally followed by closing quotes/brackets) then whitespace,
 # or a blank line. pysbd was measured at well under 1 MB/s on the SQuAD corpus, too slow for
 # ingestion at the encoder's rate; this regex keeps exact offsets at tens of MB/s.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+|\n\s*\n")
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "inc", "ltd", "co", "corp", "vs", "etc", "e.g", "i.e", "u.s", "st", "no", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
 _WORD = re.compile(r"\S+\s*")
 
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Return ``(start, end)`` spans of sentences in ``text``, whitespace excluded."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _SENTENCE_END.finditer(text):
-        end = m.start()
-        # Don't split after common abbreviations ("Mr. Liang", "U.S. rules").
-        tail = text[max(start, end - 6):end].split()
-        word = tail[-1].rstrip(".").lower() if tail else ""
-        if "\n" not in m.group(0) and (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
-            continue
-        _append_trimmed(text, start, end, spans)
-        start = m.end()
-    _append_trimmed(text, start, len(text), spans)
-    return spans
-
-
-def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        spans.append((start, end))
 
 
 class Chunker:

@@ -11,110 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from .retrieval import Passage
+from .records import Citation, Passage
+from .text import MARKER, content_words, sentence_spans
 
-if TYPE_CHECKING:
-    from .verification import SentenceCheck
-
-MARKER = re.compile(r"\[(\s*\d+(?:\s*(?:,|;|-|\u2013)\s*\d+)*\s*)\]")
-
-
-@dataclass(frozen=True)
-class Citation:
-    """A passage the answer cites, listed once however often it is cited."""
-
-    n: int
-    title: str
-    source: str
-    snippet: str
-    score: float
-    chunk_id: str
-    start: int
-    end: int
-    url: str | None = None
-    date: str | None = None
-    # Share of the citing sentences' content words found in the passage (0..1).
-    support: float = 0.0
-    # True when the marker was placed by attribution rather than written by the model.
-    added: bool = False
-    # Verification (rag.verification): embedding similarity of the citing sentence to the
-    # passage, the combined support score (None: not verified), and the verdict:
-    # "supported", "weak" or "unsupported" ("" when not verified).
-    similarity: float = 0.0
-    verified: float | None = None
-    status: str = ""
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An answer with its evidence.
-
-    Attributes:
-        question: the question as asked.
-        text: the answer, without any reasoning.
-        citations: each cited passage once, in order of first citation.
-        passages: every passage given to the generator, numbered as cited.
-        reasoning: the model's ``<think>`` part, if any (never parsed for citations).
-        query: the text used for retrieval (differs from ``question`` after rewriting).
-        draft: the model's own text when it was replaced because no passage supported it.
-        checks: per-sentence verification of the answer (see :mod:`rag.verification`).
-        removed: sentences ``citations.mode: strict`` removed as unsupported.
-        out_of_range: citation numbers the model wrote that match no passage (removed from ``text``).
-        extractive: ``text`` is made of passage sentences, not generated (the generator was unavailable).
-        notes: what the pipeline did that a reader should know (budget cut, removals, fallback).
-    """
-
-    question: str
-    text: str
-    citations: list[Citation] = field(default_factory=list)
-    passages: list[Passage] = field(default_factory=list)
-    reasoning: str = ""
-    query: str = ""
-    draft: str = ""
-    checks: list[SentenceCheck] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    out_of_range: list[int] = field(default_factory=list)
-    extractive: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def unsupported_citations(self) -> list[Citation]:
-        """Citations verification found unsupported by their passage."""
-        return [c for c in self.citations if c.status == "unsupported"]
-
-    @property
-    def weak_citations(self) -> list[Citation]:
-        """Citations only weakly supported by their passage (the UI marks them)."""
-        return [c for c in self.citations if c.status == "weak"]
-
-    @property
-    def uncited_sentences(self) -> list[str]:
-        """Answer sentences that state facts but cite nothing."""
-        return [s.text for s in self.checks if s.status == "uncited"]
-
-    def to_dict(self) -> dict:
-        """The JSON shape printed by ``rag ask --json``."""
-        return {
-            "question": self.question,
-            "answer": self.text,
-            "reasoning": self.reasoning,
-            "query": self.query or self.question,
-            "draft": self.draft,
-            "extractive": self.extractive,
-            "notes": list(self.notes),
-            "citations": [
-                {"n": c.n, "title": c.title, "source": c.source, "snippet": c.snippet, "url": c.url, "date": c.date, "support": round(c.support, 3), "added": c.added,
-                 "similarity": round(c.similarity, 3), "verified": None if c.verified is None else round(c.verified, 3), "status": c.status}
-                for c in self.citations
-            ],
-            "sentences": [s.to_dict() for s in self.checks],
-            "removed": list(self.removed),
-            "out_of_range": list(self.out_of_range),
-            "passages": [{"n": p.n, "title": p.chunk.title, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4), "text": p.chunk.text, "date": p.chunk.date, "url": p.chunk.url} for p in self.passages],
-        }
 
 
 def parse_markers(text: str) -> list[int]:
@@ -162,21 +62,6 @@ def resolve_citations(text: str, passages: Sequence[Passage], snippet_chars: int
     return out
 
 
-_STOPWORDS = frozenset(
-    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that these those "
-    "which who whom what when where why how than then there their they them he she his her we our you your i not no do does did "
-    "has have had will would can could should may might about into over after before also such so very more most other some any "
-    "each answer question passage passages according".split()
-)
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-cased words and numbers of ``text`` minus stopwords and citation markers."""
-    text = MARKER.sub(" ", text.lower())
-    return {w for w in _TOKEN.findall(text) if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())}
-
-
 def lexical_support(sentence: str, passage_text: str) -> float:
     """Share of the sentence's content words that occur in the passage (0 when it has none)."""
     words = content_words(sentence)
@@ -186,8 +71,6 @@ def lexical_support(sentence: str, passage_text: str) -> float:
 
 
 def _sentences(text: str) -> list[str]:
-    from .chunking import sentence_spans
-
     return [text[s:e] for s, e in sentence_spans(text)]
 
 
@@ -203,7 +86,6 @@ def attribute_citations(text: str, passages: Sequence[Passage], min_support: flo
     Returns:
         The answer text with markers placed, and the numbers of passages whose markers were added.
     """
-    from .chunking import sentence_spans
 
     if not passages:
         return text, set()

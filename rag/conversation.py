@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .citations import MARKER, content_words
+from .text import MARKER, content_words
 from .generation import Generator
 
 REWRITE_MODES = ("auto", "heuristic", "off")

@@ -24,30 +24,9 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
+from .records import Document
+
 DEFAULT_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf")
-
-
-@dataclass(frozen=True)
-class Document:
-    """One article.
-
-    Attributes:
-        id: stable hash of source and content, so rebuilding gives the same id.
-        text: the article's text, as chunk offsets refer to it.
-        title: the article's title.
-        source: path relative to the articles folder (``file.jsonl#3`` for a JSONL record).
-        url: where the article came from, when known.
-        date: publication date as written in the article (ISO ``YYYY-MM-DD`` when parseable).
-        content_hash: hash of ``text`` alone (same text under two names gives the same hash).
-    """
-
-    id: str
-    text: str
-    title: str
-    source: str
-    url: str | None = None
-    date: str | None = None
-    content_hash: str = ""
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 from .citations import MARKER
 from .prompting import NOT_FOUND
-from .retrieval import NOT_COVERED, Passage
+from .records import Passage
+from .retrieval import NOT_COVERED
 
 if TYPE_CHECKING:
     from .pipeline import RAG

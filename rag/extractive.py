@@ -18,10 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .chunking import sentence_spans
-from .citations import content_words
+from .text import content_words, sentence_spans
 from .embedding import Embedder
-from .retrieval import Passage
+from .records import Passage
 
 # Said in front of an extractive answer, so no reader takes it for a generated one.
 EXTRACTIVE_HEADER = "Extractive answer (no model output): the most relevant sentences from the articles."

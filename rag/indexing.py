@@ -40,9 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from .chunking import Chunk, Chunker
+from .chunking import Chunker
 from .config import IndexConfig, IndexingConfig, LoaderConfig
-from .documents import Document, SkippedFile, document_id, load_documents
+from .documents import SkippedFile, document_id, load_documents
+from .records import Chunk, Document
 from .embedding import Embedder
 from .store import IndexCorruptError, IndexMismatchError, IndexStore, LoadedIndex, check_compatible, is_disk_full, write_generation
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .chunking import Chunk
+from .records import Chunk
 from .store import GENERATION_WRITERS
 
 if TYPE_CHECKING:

@@ -15,17 +15,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .chunking import Chunker, sentence_spans
-from .citations import MARKER, Answer, attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
+from .chunking import Chunker
+from .citations import attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder, make_embedder
 from .extractive import EXTRACTIVE_HEADER, extractive_answer
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .prompting import NOT_FOUND, build_prompt
-from .retrieval import MetadataFilter, Passage, make_retriever, not_covered_text
+from .records import Answer, Passage
+from .retrieval import MetadataFilter, make_retriever, not_covered_text
+from .text import MARKER, sentence_spans
 from .indexing import BuildError, BuildSummary, IndexBuilder
 from .store import IndexStore, LoadedIndex
-from .verification import CitationVerifier, Verification, remove_unsupported, removal_note
+from .records import Verification
+from .verification import CitationVerifier, remove_unsupported, removal_note
 
 
 @dataclass(frozen=True)

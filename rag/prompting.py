@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .retrieval import Passage
+from .records import Passage
 
 NOT_FOUND = "I could not find the answer in the articles."
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from .chunking import Chunk
+from .records import Chunk, Passage
 from .embedding import Embedder
 from .keyword import KeywordIndex, keyword_index_for
 from .store import CHUNKS, LoadedIndex
@@ -47,41 +47,6 @@ if TYPE_CHECKING:
     from .config import RetrievalConfig
 
 NOT_COVERED = "The articles don't cover this question."
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved chunk with its rank number ``n`` (1-based, as cited) and score.
-
-    Attributes:
-        n: rank, as cited in answers ([1], [2], ...).
-        chunk: the chunk (widened with its neighbours when that is switched on).
-        score: the retriever's ranking score (cosine, BM25 or RRF).
-        relevance: a question-independent relevance in about [0, 1] used by the
-            "not covered" threshold; None means use ``score``.
-    """
-
-    n: int
-    chunk: Chunk
-    score: float
-    relevance: float | None = None
-
-    @property
-    def title(self) -> str:
-        return self.chunk.title
-
-    @property
-    def source(self) -> str:
-        return self.chunk.source
-
-    @property
-    def text(self) -> str:
-        return self.chunk.text
-
-    @property
-    def relevance_or_score(self) -> float:
-        """``relevance`` when the retriever set it, else ``score``."""
-        return self.score if self.relevance is None else self.relevance
 
 
 @runtime_checkable

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from .ann import build_index, prepare_for_queries
-from .chunking import Chunk
+from .records import Chunk
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

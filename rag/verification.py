@@ -31,106 +31,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+
 
 import numpy as np
 
-from .chunking import sentence_spans
-from .citations import MARKER, content_words, lexical_support, parse_markers
+from .citations import lexical_support, parse_markers
+from .records import CitationCheck, SentenceCheck, Verification
+from .text import MARKER, content_words, sentence_spans
 from .embedding import Embedder
 from .prompting import NOT_FOUND
-from .retrieval import Passage
+from .records import Passage
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-
-
-@dataclass(frozen=True)
-class CitationCheck:
-    """How well passage ``n`` supports one sentence that cites it.
-
-    Attributes:
-        n: the cited passage number.
-        lexical: share of the sentence's content words found in the passage (0..1).
-        similarity: best embedding cosine of the sentence to the passage or one of its sentences.
-        support: the combined score, ``(lexical + max(similarity, 0)) / 2``.
-        status: ``supported``, ``weak``, ``unsupported`` or ``out_of_range`` (no passage n).
-        missing_numbers: numbers in the sentence that the passage does not contain.
-    """
-
-    n: int
-    lexical: float
-    similarity: float
-    support: float
-    status: str
-    missing_numbers: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {"n": self.n, "lexical": round(self.lexical, 3), "similarity": round(self.similarity, 3), "support": round(self.support, 3),
-                "status": self.status, "missing_numbers": list(self.missing_numbers)}
-
-
-@dataclass(frozen=True)
-class SentenceCheck:
-    """One answer sentence with the checks of the passages it cites.
-
-    Attributes:
-        text: the sentence as it appears in the answer (markers included).
-        start, end: its offsets in the answer text.
-        citations: one :class:`CitationCheck` per distinct cited number, in order.
-        factual: the sentence states something checkable (3+ content words or a number).
-    """
-
-    text: str
-    start: int
-    end: int
-    citations: tuple[CitationCheck, ...] = ()
-    factual: bool = False
-
-    @property
-    def status(self) -> str:
-        """``supported``/``weak`` (best cited passage), ``unsupported``, ``uncited`` or ``plain`` (nothing to check)."""
-        if self.citations:
-            statuses = {c.status for c in self.citations}
-            for best in ("supported", "weak"):
-                if best in statuses:
-                    return best
-            return "unsupported"
-        return "uncited" if self.factual else "plain"
-
-    @property
-    def support(self) -> float:
-        """The best support score among the cited passages (0 when none)."""
-        return max((c.support for c in self.citations), default=0.0)
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "status": self.status, "support": round(self.support, 3), "factual": self.factual,
-                "citations": [c.to_dict() for c in self.citations]}
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The checks of a whole answer."""
-
-    sentences: list[SentenceCheck] = field(default_factory=list)
-
-    def by_passage(self) -> dict[int, CitationCheck]:
-        """For each cited, existing passage, its best check over the sentences citing it."""
-        best: dict[int, CitationCheck] = {}
-        for s in self.sentences:
-            for c in s.citations:
-                if c.status != "out_of_range" and (c.n not in best or c.support > best[c.n].support):
-                    best[c.n] = c
-        return best
-
-    @property
-    def out_of_range(self) -> list[int]:
-        """Cited numbers that match no passage, in order of first appearance."""
-        return list(dict.fromkeys(c.n for s in self.sentences for c in s.citations if c.status == "out_of_range"))
-
-    @property
-    def flagged(self) -> list[SentenceCheck]:
-        """Sentences that are unsupported or uncited."""
-        return [s for s in self.sentences if s.status in ("unsupported", "uncited")]
 
 
 def is_factual(sentence: str) -> bool:

@@ -3,7 +3,8 @@
 import pytest
 
 from rag import Chunker
-from rag.chunking import get_encoding, sentence_spans
+from rag.chunking import get_encoding
+from rag.text import sentence_spans
 from rag.documents import make_document
 
 TEXT = " ".join(f"Sentence number {i} talks about DeepSeek and Nvidia in some detail." for i in range(60))

@@ -1,9 +1,9 @@
 """Tests for rag/citations.py: marker parsing, resolution, attribution."""
 
 from rag import parse_markers, resolve_citations
-from rag.chunking import Chunk
+from rag.records import Chunk
 from rag.citations import attribute_citations, lexical_support, strip_invalid_markers
-from rag.retrieval import Passage
+from rag.records import Passage
 
 
 def passage(n, text, title=None):

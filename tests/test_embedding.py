@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fakes import FakeEmbedder
-from rag.chunking import Chunk
+from rag.records import Chunk
 from rag.embedding import resolve_embedder_path
 from rag.store import IndexStore, write_generation
 

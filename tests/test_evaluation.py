@@ -7,8 +7,9 @@ import json
 import pytest
 
 from rag import NOT_FOUND, Config
-from rag.chunking import Chunk
-from rag.citations import Answer, resolve_citations
+from rag.records import Chunk
+from rag.citations import resolve_citations
+from rag.records import Answer
 from rag.cli import main
 from rag.evaluation import (
     QAFormatError,
@@ -23,7 +24,8 @@ from rag.evaluation import (
     retrieval_metrics,
     token_f1,
 )
-from rag.retrieval import Passage, not_covered_text
+from rag.records import Passage
+from rag.retrieval import not_covered_text
 
 
 # -- pure metric functions ---------------------------------------------------------------------

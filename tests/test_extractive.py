@@ -8,10 +8,10 @@ import pytest
 
 from fakes import FakeEmbedder
 from rag import RAG, Config
-from rag.chunking import Chunk
+from rag.records import Chunk
 from rag.citations import parse_markers
 from rag.extractive import EXTRACTIVE_HEADER, extractive_answer, passage_sentences, rank_sentences
-from rag.retrieval import Passage
+from rag.records import Passage
 
 
 def passage(n, text, title="Title"):

@@ -11,7 +11,7 @@ import pytest
 
 from fakes import FakeEmbedder
 from rag import Config, RAG
-from rag.chunking import Chunk
+from rag.records import Chunk
 from rag.keyword import KEYWORD_DIR, KeywordIndex, keyword_index_for, tokenize, write_keyword_index
 from rag.store import GENERATION_WRITERS, IndexStore, write_generation
 

@@ -1,9 +1,9 @@
 """Tests for rag/prompting.py: numbered passages, instructions, and fitting the context window."""
 
 from rag import NOT_FOUND, build_prompt
-from rag.chunking import Chunk
+from rag.records import Chunk
 from rag.prompting import quote_passage_text
-from rag.retrieval import Passage
+from rag.records import Passage
 
 
 def passage(n, text, title="T"):

@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag import Chunker, parse_markers, resolve_citations
-from rag.chunking import Chunk, sentence_spans
+from rag.records import Chunk
+from rag.text import sentence_spans
 from rag.citations import attribute_citations, strip_invalid_markers
 from rag.documents import UnreadableFile, decode_bytes, load_file, make_document
 from rag.prompting import quote_passage_text
-from rag.retrieval import Passage
+from rag.records import Passage
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CHUNKER = Chunker(chunk_tokens=24, overlap_tokens=6)

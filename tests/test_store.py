@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.chunking import Chunk
+from rag.records import Chunk
 from rag.store import (
     CHUNKS,
     CURRENT,

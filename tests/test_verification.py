@@ -11,8 +11,8 @@ import pytest
 
 from fakes import FakeEmbedder, FakeGenerator
 from rag import NOT_FOUND, RAG, Config
-from rag.chunking import Chunk
-from rag.retrieval import Passage
+from rag.records import Chunk
+from rag.records import Passage
 from rag.verification import CitationVerifier, is_factual, remove_unsupported, removal_note
 
 
