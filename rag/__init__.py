@@ -13,7 +13,7 @@ from .config import Config, ConfigError
 from .conversation import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from .documents import LoadResult, SkippedFile, load_documents
 from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
-from .extractive import extractive_answer
+from .evidence import EVIDENCE_LEAD, EvidenceSet, evidence_answer, extractive_answer, select_evidence
 from .generation import (
     BACKENDS,
     AnswerStream,
@@ -28,10 +28,11 @@ from .generation import (
     split_reasoning,
 )
 from .indexing import BuildLockedError, DiskFullError, IndexBuilder, NearDuplicate, remove_article
-from .pipeline import RAG, BuildError, BuildSummary, StreamEvent
+from .indexing import BuildError
+from .pipeline import RAG, BuildSummary, StreamEvent
 from .verification import CitationVerifier
 from .prompting import NOT_FOUND, build_prompt
-from .records import Answer, Chunk, Citation, CitationCheck, Document, Passage, SentenceCheck, Verification
+from .records import Answer, Chunk, Citation, CitationCheck, Document, Evidence, Passage, SentenceCheck, Verification
 from .retrieval import BM25Retriever, DenseRetriever, HybridRetriever, MetadataFilter, Retriever, make_retriever
 from .store import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
 
@@ -49,6 +50,11 @@ __all__ = [
     "NullGenerator",
     "OpenAIGenerator",
     "extractive_answer",
+    "EVIDENCE_LEAD",
+    "EvidenceSet",
+    "evidence_answer",
+    "select_evidence",
+    "Evidence",
     "make_generator",
     "BACKENDS",
     "BuildError",

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from .facts import missing_facts
 from .records import Citation, Passage
-from .text import MARKER, content_words, sentence_spans
+from .text import LIST_SEPARATORS, MARKER, RANGE_DASHES, content_words, sentence_spans
 
 
 
@@ -21,8 +22,8 @@ def parse_markers(text: str) -> list[int]:
     """Citation numbers in order of appearance (repeats kept, ranges expanded)."""
     numbers: list[int] = []
     for m in MARKER.finditer(text):
-        for part in re.split(r"\s*[,;]\s*", m.group(1).strip()):
-            bounds = re.split(r"\s*[-\u2013]\s*", part)
+        for part in re.split(rf"\s*[{LIST_SEPARATORS}]\s*", m.group(1).strip()):
+            bounds = re.split(rf"\s*[{RANGE_DASHES}]\s*", part)
             if len(bounds) == 2:
                 lo, hi = int(bounds[0]), int(bounds[1])
                 if 0 < lo <= hi and hi - lo < 50:
@@ -74,14 +75,16 @@ def _sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in sentence_spans(text)]
 
 
-def attribute_citations(text: str, passages: Sequence[Passage], min_support: float = 0.5) -> tuple[str, set[int]]:
+def attribute_citations(text: str, passages: Sequence[Passage], min_support: float = 0.5, question: str = "") -> tuple[str, set[int]]:
     """Give each uncited or miscited answer sentence the passage that supports it best.
 
     Small models often omit markers or cite the wrong number. A sentence keeps its markers
     when a cited passage supports it nearly as well as the best passage (within 0.25 of
     the best ``lexical_support`` and at least ``min_support / 2``); otherwise, when some
     passage supports it with at least ``min_support``, its markers are replaced by that
-    passage's number. Unsupported sentences are left as they are.
+    passage's number. Unsupported sentences, and sentences with a name or number the best
+    passage lacks (:func:`rag.facts.missing_facts`; names in ``question`` count as present),
+    are left as they are.
 
     Returns:
         The answer text with markers placed, and the numbers of passages whose markers were added.
@@ -90,6 +93,8 @@ def attribute_citations(text: str, passages: Sequence[Passage], min_support: flo
     if not passages:
         return text, set()
     words_by_n = {p.n: content_words(p.chunk.text) for p in passages}
+    by_n = {p.n: p for p in passages}
+    allowed = (question,) if question else ()
     added: set[int] = set()
     out: list[str] = []
     last = 0
@@ -109,7 +114,9 @@ def attribute_citations(text: str, passages: Sequence[Passage], min_support: flo
         if any(support[n] >= max(min_support / 2, support[best] - 0.25) for n in cited):
             out.append(sentence)
             continue
-        if support[best] < min_support:
+        if support[best] < min_support or missing_facts(sentence, f"{by_n[best].chunk.title}\n{by_n[best].chunk.text}", allowed):
+            # The checker never lends a citation to a sentence whose names or numbers the
+            # passage lacks: that would dress an invention as a cited fact.
             out.append(sentence)
             continue
         bare = MARKER.sub("", sentence).rstrip()

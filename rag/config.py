@@ -192,16 +192,41 @@ class CitationsConfig:
     attribute: bool = True
     # Share of a sentence's content words a passage must contain to support it.
     min_support: float = 0.5
-    # An answer none of whose sentences any passage supports is replaced by the
-    # "could not find" reply (the model's draft is kept in Answer.draft).
-    require_support: bool = True
-    # Verification of each cited sentence against its passage (word overlap + embedding
-    # similarity): off, flag (scores and flags in Answer), or strict (also removes
-    # unsupported sentences and says so). `citations: strict` is short for `mode: strict`.
+    # Verification of each cited sentence of the model's draft against its passage (word
+    # overlap + embedding similarity + names and numbers): off (drafts are shown unverified),
+    # flag (a draft with an unsupported or uncited sentence is replaced by the evidence answer;
+    # weak citations are flagged), or strict (weak ones are replaced too).
+    # `citations: strict` is short for `mode: strict`.
     mode: str = "flag"
     # Combined support score at or above which a citation counts as supported, and as weak.
     supported_threshold: float = 0.5
     weak_threshold: float = 0.3
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """Evidence-first answering (rag.evidence): which sentences answer, and whether any do."""
+
+    # Most evidence sentences kept, and from how many top passages they are taken.
+    max_sentences: int = 3
+    max_passages: int = 3
+    # Other sentences must score at least this share of the best one.
+    relative: float = 0.75
+    # Below this answerability score (0-1) the question is declined without calling the
+    # generator. null: the value calibrated for the embedding model (README "Quality";
+    # declining is off for a model without one); 0 turns declining off.
+    min_answerability: float | None = None
+
+    def min_answerability_for(self, embedder: str) -> float:
+        """The decline threshold for ``embedder`` (its backend suffix, ``@onnx-int8``, is ignored)."""
+        if self.min_answerability is not None:
+            return float(self.min_answerability)
+        return CALIBRATED_ANSWERABILITY.get(embedder.split("@", 1)[0], 0.0)
+
+
+# Chosen with `python eval/calibrate_evidence.py` (README "Quality"): the highest threshold
+# that declines at most 5% of the answerable questions of every development set.
+CALIBRATED_ANSWERABILITY: dict[str, float] = {"all-MiniLM-L6-v2": 0.5}
 
 
 @dataclass(frozen=True)
@@ -245,6 +270,7 @@ class Config:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     citations: CitationsConfig = field(default_factory=CitationsConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     ui: UIConfig = field(default_factory=UIConfig)
 
     @classmethod
@@ -396,6 +422,11 @@ def _validate(obj: Any, prefix: str) -> None:
         need(0.0 <= obj.min_support <= 1.0, "min_support", "must be between 0 and 1")
         need(obj.mode in ("off", "flag", "strict"), "mode", "must be one of off, flag, strict")
         need(0.0 <= obj.weak_threshold <= obj.supported_threshold <= 1.0, "weak_threshold", "must be between 0 and supported_threshold (<= 1)")
+    elif isinstance(obj, EvidenceConfig):
+        need(1 <= obj.max_sentences <= 10, "max_sentences", "must be between 1 and 10")
+        need(1 <= obj.max_passages <= 20, "max_passages", "must be between 1 and 20")
+        need(0.0 <= obj.relative <= 1.0, "relative", "must be between 0 and 1")
+        need(obj.min_answerability is None or 0.0 <= obj.min_answerability <= 1.0, "min_answerability", "must be between 0 and 1 (0: never decline) or null")
     elif isinstance(obj, LoaderConfig):
         need(obj.max_file_mb > 0, "max_file_mb", "must be > 0")
     elif isinstance(obj, IndexingConfig):

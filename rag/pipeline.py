@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from .chunking import Chunker
-from .citations import attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
+from .citations import resolve_citations
 from .config import Config
 from .embedding import Embedder, SentenceTransformerEmbedder, make_embedder
-from .extractive import EXTRACTIVE_HEADER, extractive_answer
+from .evidence import EvidenceSet, evidence_answer, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
-from .prompting import NOT_FOUND, build_prompt
+from .indexing import BuildSummary, IndexBuilder
+from .prompting import NOT_FOUND, build_evidence_prompt
 from .records import Answer, Passage
 from .retrieval import MetadataFilter, make_retriever, not_covered_text
-from .text import MARKER, sentence_spans
-from .indexing import BuildError, BuildSummary, IndexBuilder
 from .store import IndexStore, LoadedIndex
-from .records import Verification
-from .verification import CitationVerifier, remove_unsupported, removal_note
+from .text import repeats_a_line, sentence_spans
+from .verification import check_draft
 
 
 @dataclass(frozen=True)
@@ -229,139 +228,96 @@ class RAG:
         yield StreamEvent("retrieved", passages=passages)
         if not passages:
             yield StreamEvent("answer", text=NOT_FOUND)
-            yield StreamEvent("done", answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text))
+            yield StreamEvent("done", answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text, mode="declined"))
             return
         if max(p.relevance_or_score for p in passages) < self.config.retrieval.min_relevance_for(embedder=self.embedder.name):
             # Nothing is relevant enough: say so and name the closest sources, without the generator.
             text = not_covered_text(passages)
             yield StreamEvent("answer", text=text)
-            yield StreamEvent("done", answer=Answer(question=question, text=text, passages=passages, query=search_text))
+            yield StreamEvent("done", answer=Answer(question=question, text=text, passages=passages, query=search_text, mode="declined"))
             return
         yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature))
 
     def _answer_events(self, question: str, passages: list[Passage], search_text: str, max_new_tokens: int, temperature: float) -> Iterator[StreamEvent]:
-        """Generate the answer from ``passages`` (extractive when the generator is unavailable), then check its citations."""
-        gen_cfg = self.config.generation
-        run: AnswerStream | None = None
-        streamed = False
+        """Evidence first: choose the answering sentences, decline or let the model phrase them, check, fall back.
+
+        1. :func:`rag.evidence.select_evidence` picks the sentences that answer and scores
+           answerability; below ``evidence.min_answerability`` the question is declined
+           without calling the generator (``mode="declined"``).
+        2. The generator sees only those sentences and writes a short cited answer.
+        3. :func:`rag.verification.check_draft` verifies it; an accepted draft is the answer
+           (``mode="generated"``). Otherwise (unsupported, miscited, looping, empty, or the
+           generator failed) the answer is the evidence itself (``mode="evidence"``).
+        """
+        ev_cfg = self.config.evidence
+        evidence = select_evidence(search_text, passages, self.embedder, max_sentences=ev_cfg.max_sentences,
+                                   max_passages=ev_cfg.max_passages, relative=ev_cfg.relative)
+        base = dict(question=question, passages=list(passages), query=search_text, evidence=list(evidence.sentences),
+                    answerability=evidence.answerability)
+        if not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name):
+            yield StreamEvent("answer", text=NOT_FOUND)
+            yield StreamEvent("done", answer=Answer(text=NOT_FOUND, mode="declined", **base))
+            return
+        if self.config.generation.backend == "none":
+            yield from self._evidence_events(evidence, base, streamed=False, notes=[])
+            return
+        run, streamed, looped = None, False, False
         try:
-            gen = self.generator
-            prompt = build_prompt(
-                question,
-                passages,
-                count_tokens=gen.count_tokens,
-                context_window=gen.context_window,
-                # A reasoning model's thinking budget needs room in the context too.
-                max_new_tokens=max_new_tokens + (gen_cfg.max_thinking_tokens or 0),
-                use_system_prompt=gen_cfg.use_system_prompt,
-                few_shot=gen_cfg.few_shot,
-            )
-            run = AnswerStream(gen, prompt.messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=gen_cfg.stop,
-                               max_thinking_tokens=gen_cfg.max_thinking_tokens, opens_think=gen_cfg.opens_think)
+            run = self._draft_stream(search_text, evidence, max_new_tokens, temperature)
             for piece in run:
                 streamed = streamed or piece.kind == "answer"
                 yield StreamEvent(piece.kind, text=piece.text)
-                if piece.kind == "answer" and _repeats_a_line(run.answer):
-                    break  # greedy decoding of small models can loop on one line forever
+                if piece.kind == "answer" and repeats_a_line(run.answer):
+                    looped = True  # greedy decoding of small models can loop on one line forever
+                    break
         except GeneratorError as exc:
-            if gen_cfg.fallback != "extractive":
+            if self.config.generation.fallback != "extractive":
                 raise
-            yield from self._extractive_events(question, passages, search_text, f"the generator is unavailable: {exc}", run.reasoning if run else "", streamed)
+            notes = [f"evidence answer: the generator is unavailable: {exc}"]
+            yield from self._evidence_events(evidence, {**base, "reasoning": run.reasoning if run else ""}, streamed, notes)
             return
         finally:
             if run is not None:
                 run.close()  # stops the model if the consumer left early
+        yield from self._finish_draft(run, evidence, base, streamed, looped)
+
+    def _draft_stream(self, question: str, evidence: EvidenceSet, max_new_tokens: int, temperature: float) -> AnswerStream:
+        gen_cfg = self.config.generation
+        messages = build_evidence_prompt(question, [(e.n, e.text) for e in evidence.sentences], use_system_prompt=gen_cfg.use_system_prompt,
+                                         few_shot=gen_cfg.few_shot)
+        return AnswerStream(self.generator, messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=gen_cfg.stop,
+                            max_thinking_tokens=gen_cfg.max_thinking_tokens, opens_think=gen_cfg.opens_think)
+
+    def _finish_draft(self, run: AnswerStream, evidence: EvidenceSet, base: dict[str, Any], streamed: bool, looped: bool) -> Iterator[StreamEvent]:
+        """Check the model's draft; show it if every claim is supported, else the evidence."""
+        draft = run.answer
+        if looped:  # the last sentence was still being written when the loop was cut
+            spans = sentence_spans(draft)
+            draft = draft[: spans[-2][1]] if len(spans) > 1 else draft
         notes: list[str] = []
         if run.continued:
-            why = f"the thinking budget of {gen_cfg.max_thinking_tokens} tokens was spent" if run.budget_spent else "the reasoning was cut off"
+            budget = self.config.generation.max_thinking_tokens
+            why = f"the thinking budget of {budget} tokens was spent" if run.budget_spent else "the reasoning was cut off"
             notes.append(f"{why}, so the reasoning was closed and the model was asked for its final answer")
-        if not run.answer and run.reasoning:
-            yield from self._extractive_events(question, prompt.passages, search_text, "the model reasoned but gave no answer", run.reasoning, streamed, notes)
+        base = {**base, "reasoning": run.reasoning}
+        checked = check_draft(draft, base["query"] or base["question"], base["passages"], self.embedder, self.config.citations)
+        if not checked.accepted:
+            reason = "the model reasoned but gave no answer" if not run.answer.strip() and run.reasoning else checked.reason
+            notes.append(f"evidence answer: the model's draft was not used ({reason})")
+            yield from self._evidence_events(evidence, {**base, "draft": checked.text, "out_of_range": checked.out_of_range}, streamed, notes)
             return
-        valid = {p.n for p in prompt.passages}
-        out_of_range = list(dict.fromkeys(n for n in parse_markers(run.answer) if n not in valid))
-        text = strip_invalid_markers(drop_repeated_lines(run.answer).strip(), valid)
-        added: set[int] = set()
-        cit_cfg = self.config.citations
-        if cit_cfg.attribute and text != NOT_FOUND:
-            text, added = attribute_citations(text, prompt.passages, cit_cfg.min_support)
-        citations = resolve_citations(text, prompt.passages, added=added)
-        draft = ""
-        if cit_cfg.require_support and text != NOT_FOUND and not any(c.support >= cit_cfg.min_support / 2 for c in citations):
-            # Nothing the model said is backed by a passage: decline rather than pass on a guess.
-            draft, text, citations = text, NOT_FOUND, []
-        checks, removed = [], []
-        if cit_cfg.mode != "off" and text != NOT_FOUND:
-            verifier = CitationVerifier(self.embedder, cit_cfg.supported_threshold, cit_cfg.weak_threshold)
-            report = verifier.verify(text, prompt.passages)
-            if cit_cfg.mode == "strict" and report.flagged:
-                kept, removed = remove_unsupported(text, report)
-                notes.append(removal_note(removed))
-                if not parse_markers(kept):
-                    draft, text, citations, report = text, NOT_FOUND, [], Verification()
-                else:
-                    text = kept
-                    report = verifier.verify(text, prompt.passages)
-                    citations = resolve_citations(text, prompt.passages, added=added)
-            checks = report.sentences
-            best = report.by_passage()
-            citations = [replace(c, similarity=best[c.n].similarity, verified=best[c.n].support, status=best[c.n].status) if c.n in best else c for c in citations]
-            if removed and text != NOT_FOUND:
-                text = f"{text}\n\n{removal_note(removed)}"  # strict mode says what it removed
-        answer = Answer(
-            question=question,
-            text=text,
-            citations=citations,
-            draft=draft,
-            passages=prompt.passages,
-            reasoning=run.reasoning,
-            query=search_text,
-            checks=checks,
-            removed=removed,
-            out_of_range=out_of_range,
-            notes=notes,
-        )
+        answer = Answer(text=checked.text, citations=checked.citations, checks=checked.report.sentences, out_of_range=checked.out_of_range,
+                        notes=notes, mode="generated", **base)
         yield StreamEvent("done", answer=answer)
 
-    def _extractive_events(self, question: str, passages: list[Passage], search_text: str, reason: str, reasoning: str = "",
-                           streamed: bool = False, notes: list[str] | None = None) -> Iterator[StreamEvent]:
-        """The extractive fallback: the best passage sentences, cited, marked as extractive."""
-        body = extractive_answer(question, passages, self.embedder)
-        text = f"{EXTRACTIVE_HEADER}\n\n{body}" if body else NOT_FOUND
+    def _evidence_events(self, evidence: EvidenceSet, base: dict[str, Any], streamed: bool, notes: list[str]) -> Iterator[StreamEvent]:
+        """The evidence answer: the chosen article sentences, quoted and cited (``mode="evidence"``)."""
+        text = evidence_answer(evidence)
         if not streamed:
             yield StreamEvent("answer", text=text)
-        answer = Answer(question=question, text=text, citations=resolve_citations(body, passages), passages=list(passages), reasoning=reasoning,
-                        query=search_text, extractive=bool(body), notes=[*(notes or []), f"extractive answer: {reason}"])
-        yield StreamEvent("done", answer=answer)
-
-
-def _repeats_a_line(text: str) -> bool:
-    """True when a completed sentence or line of ``text`` repeats an earlier one."""
-    spans = sentence_spans(text)[:-1]  # the last sentence may still be growing
-    seen: set[str] = set()
-    for start, end in spans:
-        key = " ".join(MARKER.sub("", text[start:end]).split()).lower()
-        if key in seen:
-            return True
-        seen.add(key)
-    return False
-
-
-def drop_repeated_lines(text: str) -> str:
-    """Remove second and later copies of identical sentences (markers ignored when comparing)."""
-    seen: set[str] = set()
-    out: list[str] = []
-    last = 0
-    for start, end in sentence_spans(text):
-        key = " ".join(MARKER.sub("", text[start:end]).split()).lower()
-        if key in seen:
-            last = end
-            continue
-        seen.add(key)
-        out.append(text[last:end])
-        last = end
-    out.append(text[last:])
-    return "".join(out)
+        citations = resolve_citations(text, base["passages"])
+        citations = [replace(c, status="supported", verified=1.0) for c in citations]  # the article's own words
+        yield StreamEvent("done", answer=Answer(text=text, citations=citations, notes=notes, mode="evidence", extractive=True, **base))
 
 
 def _check_question(question: Any) -> str:

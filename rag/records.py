@@ -104,6 +104,33 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """One article sentence chosen to answer the question (see :mod:`rag.evidence`).
+
+    Attributes:
+        n: the passage it comes from, as cited.
+        text: the sentence (whitespace collapsed); may include the sentence before it when
+            it only makes sense with it.
+        start, end: its exact character offsets in the article's text.
+        score: the selection score (higher is better).
+        chunk_id, source, title: where it comes from.
+    """
+
+    n: int
+    text: str
+    start: int
+    end: int
+    score: float
+    chunk_id: str
+    source: str
+    title: str
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "text": self.text, "start": self.start, "end": self.end, "score": round(self.score, 4),
+                "source": self.source, "title": self.title}
+
+
+@dataclass(frozen=True)
 class Citation:
     """A passage the answer cites, listed once however often it is cited."""
 
@@ -140,6 +167,7 @@ class CitationCheck:
         support: the combined score, ``(lexical + max(similarity, 0)) / 2``.
         status: ``supported``, ``weak``, ``unsupported`` or ``out_of_range`` (no passage n).
         missing_numbers: numbers in the sentence that the passage does not contain.
+        missing_names: names in the sentence that the passage (or the question) does not contain.
     """
 
     n: int
@@ -148,10 +176,11 @@ class CitationCheck:
     support: float
     status: str
     missing_numbers: tuple[str, ...] = ()
+    missing_names: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"n": self.n, "lexical": round(self.lexical, 3), "similarity": round(self.similarity, 3), "support": round(self.support, 3),
-                "status": self.status, "missing_numbers": list(self.missing_numbers)}
+                "status": self.status, "missing_numbers": list(self.missing_numbers), "missing_names": list(self.missing_names)}
 
 
 @dataclass(frozen=True)
@@ -229,14 +258,16 @@ class Answer:
         passages: every passage given to the generator, numbered as cited.
         reasoning: the model's ``<think>`` part, if any (never parsed for citations).
         query: the text used for retrieval (differs from ``question`` after rewriting).
-        draft: the model's own text when it was replaced because no passage supported it.
+        draft: the model's own text when it was not used (unsupported, miscited or empty): the
+            evidence answer replaced it.
         checks: per-sentence verification of the answer (see :mod:`rag.verification`).
-        removed: sentences ``citations.mode: strict`` removed as unsupported.
         out_of_range: citation numbers the model wrote that match no passage (removed from ``text``).
-        extractive: ``text`` is made of passage sentences, not generated (the generator was unavailable).
+        extractive: ``text`` is the evidence answer (article sentences), not generated; same as ``mode == "evidence"``.
         notes: what the pipeline did that a reader should know (budget cut, removals, fallback).
         mode: how the answer was made: ``generated`` (the model's text, verified),
             ``evidence`` (the cited article sentences themselves) or ``declined``.
+        evidence: the article sentences chosen to answer the question, best first.
+        answerability: the calibrated score that the articles answer the question (None: not computed).
     """
 
     question: str
@@ -247,11 +278,12 @@ class Answer:
     query: str = ""
     draft: str = ""
     checks: list[SentenceCheck] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
     out_of_range: list[int] = field(default_factory=list)
     extractive: bool = False
     notes: list[str] = field(default_factory=list)
     mode: str = "generated"
+    evidence: list[Evidence] = field(default_factory=list)
+    answerability: float | None = None
 
     @property
     def unsupported_citations(self) -> list[Citation]:
@@ -277,6 +309,8 @@ class Answer:
             "query": self.query or self.question,
             "draft": self.draft,
             "mode": self.mode,
+            "answerability": None if self.answerability is None else round(self.answerability, 4),
+            "evidence": [e.to_dict() for e in self.evidence],
             "extractive": self.extractive,
             "notes": list(self.notes),
             "citations": [
@@ -285,7 +319,6 @@ class Answer:
                 for c in self.citations
             ],
             "sentences": [s.to_dict() for s in self.checks],
-            "removed": list(self.removed),
             "out_of_range": list(self.out_of_range),
             "passages": [{"n": p.n, "title": p.chunk.title, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4), "text": p.chunk.text, "date": p.chunk.date, "url": p.chunk.url,
                           "start": p.chunk.start, "end": p.chunk.end, "pages": list(p.chunk.pages)} for p in self.passages],

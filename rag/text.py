@@ -11,8 +11,19 @@ from __future__ import annotations
 
 import re
 
-# Citation markers as the parser reads them: [1], [1, 3], [1;2], [1-3], [1–3].
-MARKER = re.compile(r"\[(\s*\d+(?:\s*(?:,|;|-|\u2013)\s*\d+)*\s*)\]")
+# The one citation-marker grammar: what the answer parser reads (rag.citations.parse_markers)
+# is exactly what article text is neutralised of before it reaches a prompt or an answer
+# (neutralise_markers). Forms: [1], [1, 3], [1;2], [1-3], [1–3], [2 - 3], full-width digits,
+# brackets and separators ([３-４], ［1］, [1，2]).
+LIST_SEPARATORS = ",;\uff0c\uff1b"
+RANGE_DASHES = "\\-\u2010-\u2015\u2212\ufe63\uff0d"
+_SEP = f"[{LIST_SEPARATORS}{RANGE_DASHES}]"
+MARKER = re.compile(rf"[\[\uff3b](\s*\d+(?:\s*{_SEP}\s*\d+)*\s*)[\]\uff3d]")
+
+
+def neutralise_markers(text: str) -> str:
+    """Turn every marker-like span into parentheses, so quoted text can never cite: ``[1-4]`` -> ``(1-4)``."""
+    return MARKER.sub(lambda m: f"({m.group(1)})", text)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+|\n\s*\n")
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "inc", "ltd", "co", "corp", "vs", "etc", "e.g", "i.e", "u.s", "st", "no", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
@@ -57,3 +68,32 @@ def content_words(text: str) -> set[str]:
     """Lower-cased words and numbers of ``text`` minus stopwords and citation markers."""
     text = MARKER.sub(" ", text.lower())
     return {w for w in _TOKEN.findall(text) if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())}
+
+
+def repeats_a_line(text: str) -> bool:
+    """True when a completed sentence or line of ``text`` repeats an earlier one."""
+    spans = sentence_spans(text)[:-1]  # the last sentence may still be growing
+    seen: set[str] = set()
+    for start, end in spans:
+        key = " ".join(MARKER.sub("", text[start:end]).split()).lower()
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+def drop_repeated_lines(text: str) -> str:
+    """Remove second and later copies of identical sentences (markers ignored when comparing)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    last = 0
+    for start, end in sentence_spans(text):
+        key = " ".join(MARKER.sub("", text[start:end]).split()).lower()
+        if key in seen:
+            last = end
+            continue
+        seen.add(key)
+        out.append(text[last:end])
+        last = end
+    out.append(text[last:])
+    return "".join(out)

@@ -11,14 +11,17 @@ new model:
 
 The support score is their mean (negative cosines count as 0). A citation is
 ``supported`` at or above ``supported_threshold``, ``weak`` at or above ``weak_threshold``
-and ``unsupported`` below. A number in the sentence that the passage does not contain caps
-the verdict at ``weak``: a wrong figure with otherwise matching words is the commonest
-unfaithful citation, and neither signal sees it. Neither signal sees negation either
-("rose" for "fell"); that is left to the reader, who gets the passage next to the claim.
+and ``unsupported`` below. A name, number or date in the sentence that the passage does not
+contain (:func:`rag.facts.missing_facts`) makes the verdict ``unsupported`` whatever the
+scores: a wrong name or figure with otherwise matching words is the commonest unfaithful
+citation ("DeepMind" for "DeepSeek", "17.7%" for "about 17 percent"), and neither signal
+sees it. Neither sees negation either ("rose" for "fell"); that is left to the reader, who
+gets the passage next to the claim.
 
 Sentences that state something (three or more content words, or a number) but cite nothing
-are ``uncited``. In ``strict`` mode, :func:`remove_unsupported` drops the ``unsupported`` and
-``uncited`` sentences and says so.
+are ``uncited``. :func:`check_draft` runs every citation step on a model draft and accepts
+it only when no factual sentence is ``unsupported`` or ``uncited`` (``strict``: nor ``weak``);
+otherwise the pipeline answers with the evidence itself.
 
 Example:
     >>> verifier = CitationVerifier(embedder)
@@ -31,13 +34,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 
 import numpy as np
 
-from .citations import lexical_support, parse_markers
-from .records import CitationCheck, SentenceCheck, Verification
-from .text import MARKER, content_words, sentence_spans
+if TYPE_CHECKING:
+    from .config import CitationsConfig
+
+from .citations import attribute_citations, lexical_support, parse_markers, resolve_citations, strip_invalid_markers
+from .facts import missing_facts
+from .records import Citation, CitationCheck, SentenceCheck, Verification
+from .text import MARKER, content_words, drop_repeated_lines, sentence_spans
 from .embedding import Embedder
 from .prompting import NOT_FOUND
 from .records import Passage
@@ -51,10 +60,6 @@ def is_factual(sentence: str) -> bool:
     if not bare or bare.endswith("?") or bare.rstrip(".") == NOT_FOUND.rstrip("."):
         return False
     return len(content_words(bare)) >= 3 or bool(_NUMBER.search(bare))
-
-
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(MARKER.sub(" ", text))}
 
 
 class CitationVerifier:
@@ -77,8 +82,13 @@ class CitationVerifier:
         self.supported_threshold = supported_threshold
         self.weak_threshold = weak_threshold
 
-    def verify(self, text: str, passages: Sequence[Passage]) -> Verification:
-        """Check every sentence of ``text``; citations of numbers with no passage are ``out_of_range``."""
+    def verify(self, text: str, passages: Sequence[Passage], question: str = "") -> Verification:
+        """Check every sentence of ``text``; citations of numbers with no passage are ``out_of_range``.
+
+        A sentence whose names or numbers (see :mod:`rag.facts`) are missing from the cited
+        passage is ``unsupported`` whatever its scores; names in ``question`` count as present.
+        """
+        allowed = (question,) if question else ()
         by_n = {p.n: p for p in passages}
         spans = sentence_spans(text)
         sentences = [text[s:e] for s, e in spans]
@@ -96,11 +106,13 @@ class CitationVerifier:
                 lexical = lexical_support(sentence, passage_text)
                 similarity = sims.get((i, n), 0.0)
                 support = (lexical + max(similarity, 0.0)) / 2
-                missing = tuple(sorted(_numbers(sentence) - _numbers(passage_text)))
+                missing = missing_facts(sentence, f"{by_n[n].chunk.title}\n{passage_text}", allowed)
+                numbers = tuple(m for m in missing if m[0].isdigit())
                 status = "supported" if support >= self.supported_threshold else "weak" if support >= self.weak_threshold else "unsupported"
-                if missing and status == "supported":
-                    status = "weak"
-                results.append(CitationCheck(n=n, lexical=lexical, similarity=similarity, support=support, status=status, missing_numbers=missing))
+                if missing:
+                    status = "unsupported"  # a name or number the passage lacks is never supported
+                results.append(CitationCheck(n=n, lexical=lexical, similarity=similarity, support=support, status=status,
+                                             missing_numbers=numbers, missing_names=tuple(m for m in missing if m not in numbers)))
             checks.append(SentenceCheck(text=sentence, start=start, end=end, citations=tuple(results), factual=is_factual(sentence)))
         return Verification(sentences=checks)
 
@@ -128,28 +140,61 @@ class CitationVerifier:
         return out
 
 
-def remove_unsupported(text: str, verification: Verification) -> tuple[str, list[str]]:
-    """Drop ``unsupported`` and ``uncited`` sentences from ``text`` (strict mode).
+@dataclass(frozen=True)
+class CheckedDraft:
+    """A model draft after every citation step (see :func:`check_draft`).
 
-    Returns:
-        The remaining text (empty when nothing is left) and the removed sentences.
+    Attributes:
+        text: the draft with dead markers removed, repeats dropped and markers placed.
+        citations: the passages it cites, each with its verification verdict.
+        report: the per-sentence verification (empty when ``mode`` is ``off``).
+        added: passage numbers whose markers the checker placed.
+        out_of_range: numbers the model cited that match no passage.
+        accepted: every factual sentence is supported by the passage it cites.
+        reason: why the draft was not accepted ("" when it was).
     """
-    removed: list[str] = []
-    out: list[str] = []
-    last = 0
-    for s in verification.sentences:
-        if s.status in ("unsupported", "uncited"):
-            out.append(text[last : s.start])
-            removed.append(s.text)
-            last = s.end
-    out.append(text[last:])
-    kept = "".join(out)
-    kept = re.sub(r"[ \t]{2,}", " ", kept)
-    kept = re.sub(r"\n{3,}", "\n\n", kept).strip()
-    return kept, removed
+
+    text: str
+    citations: list[Citation]
+    report: Verification
+    added: set[int]
+    out_of_range: list[int]
+    accepted: bool
+    reason: str = ""
 
 
-def removal_note(removed: Sequence[str]) -> str:
-    """The sentence telling the reader that strict mode removed something."""
-    n = len(removed)
-    return f"({n} sentence{'s' * (n != 1)} removed: the cited passages do not support {'them' if n != 1 else 'it'}.)"
+def check_draft(draft: str, question: str, passages: Sequence[Passage], embedder: Embedder, config: CitationsConfig) -> CheckedDraft:
+    """Run every citation step on a model draft and decide whether it can be shown.
+
+    The steps: drop markers of passages that do not exist, drop repeated sentences, place
+    markers on uncited sentences a passage supports (``config.attribute``), resolve the
+    citations, and verify each cited sentence against its passage. The draft is accepted
+    when it cites something and no factual sentence is ``unsupported`` or ``uncited`` (in
+    ``strict`` mode, nor ``weak``); ``mode: off`` accepts any cited draft unverified.
+    """
+    valid = {p.n for p in passages}
+    out_of_range = list(dict.fromkeys(n for n in parse_markers(draft) if n not in valid))
+    text = strip_invalid_markers(drop_repeated_lines(draft).strip(), valid)
+    if not text or text.rstrip(".") == NOT_FOUND.rstrip("."):
+        return CheckedDraft(text, [], Verification(), set(), out_of_range, False, "the model found no answer in the evidence")
+    added: set[int] = set()
+    if config.attribute:
+        text, added = attribute_citations(text, passages, config.min_support, question)
+    citations = resolve_citations(text, passages, added=added)
+    if not citations:
+        return CheckedDraft(text, [], Verification(), added, out_of_range, False, "the draft cites no passage that supports it")
+    if config.mode == "off":
+        return CheckedDraft(text, citations, Verification(), added, out_of_range, True)
+    report = CitationVerifier(embedder, config.supported_threshold, config.weak_threshold).verify(text, passages, question)
+    best = report.by_passage()
+    citations = [replace(c, similarity=best[c.n].similarity, verified=best[c.n].support, status=best[c.n].status) if c.n in best else c
+                 for c in citations]
+    bad = {"unsupported", "uncited"} | ({"weak"} if config.mode == "strict" else set())
+    flagged = [s for s in report.sentences if s.status in bad]
+    if flagged:
+        missing = sorted({m for s in flagged for c in s.citations for m in (*c.missing_names, *c.missing_numbers)})
+        why = f"names or numbers not in the cited passage: {', '.join(missing)}" if missing else f"a sentence is {flagged[0].status}"
+        return CheckedDraft(text, citations, report, added, out_of_range, False, why)
+    if not any(s.status in ("supported", "weak") for s in report.sentences):
+        return CheckedDraft(text, citations, report, added, out_of_range, False, "no sentence is supported by its passage")
+    return CheckedDraft(text, citations, report, added, out_of_range, True)

@@ -96,3 +96,38 @@ def test_quoted_article_text_cannot_close_passage(text):
     quoted = quote_passage_text(text).lower()
     assert "</passage" not in quoted and "<|im_end|>" not in quoted
     assert parse_markers(quoted) == []
+
+
+# Every form the marker grammar accepts: brackets (ASCII or full-width), digits (ASCII or
+# full-width), list separators and range dashes of every kind, any spacing.
+_DIGITS = st.integers(min_value=0, max_value=120).map(str) | st.integers(min_value=0, max_value=99).map(
+    lambda n: str(n).translate(str.maketrans("0123456789", "０１２３４５６７８９")))
+_SEPARATOR = st.sampled_from([",", ";", "\uff0c", "\uff1b", "-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212", "\ufe63", "\uff0d"])
+_SPACE = st.sampled_from(["", " ", "  ", "\t"])
+
+
+@st.composite
+def marker_forms(draw):
+    numbers = draw(st.lists(_DIGITS, min_size=1, max_size=4))
+    body = draw(_SPACE) + numbers[0]
+    for n in numbers[1:]:
+        body += draw(_SPACE) + draw(_SEPARATOR) + draw(_SPACE) + n
+    body += draw(_SPACE)
+    left, right = draw(st.sampled_from([("[", "]"), ("\uff3b", "\uff3d"), ("[", "\uff3d")]))
+    return left + body + right
+
+
+@FAST
+@given(st.text(max_size=60), marker_forms(), st.text(max_size=60))
+def test_every_marker_form_the_parser_reads_is_neutralised_in_quoted_text(before, marker, after):
+    """What parse_markers can read in an answer, article text (and titles) can never carry into one."""
+    from rag.prompting import format_passage
+    from rag.text import MARKER, neutralise_markers
+
+    text = before + marker + after
+    assert MARKER.search(marker), marker  # the generator really produces parser-readable forms
+    assert parse_markers(neutralise_markers(text)) == []
+    assert parse_markers(quote_passage_text(text)) == []
+    p = Passage(n=1, chunk=Chunk(id="c", doc_id="d", title=text, source="s", text=text, start=0, end=len(text)), score=0.5)
+    block = format_passage(p)
+    assert parse_markers(block) == [], block

@@ -165,7 +165,8 @@ def test_follow_up_shows_the_rewritten_query(tmp_path):
     assert len(shown) == 1 and "Why did Nvidia fall?" in shown[0]
     assert session["turns"][1].query == "Why did Nvidia fall?"
     assert "searched for: <em>Why did Nvidia fall?</em>" in sources
-    assert "Question: and why did it fall?" in gen.calls[-1][-1]["content"]  # the model still sees the user's words
+    # Evidence-first: the model sees the standalone question the evidence was chosen for.
+    assert "Question: Why did Nvidia fall?" in gen.calls[-1][-1]["content"]
     assert sources.count('class="rag-earlier"') == 1
 
 
@@ -194,12 +195,12 @@ def test_clear_starts_a_fresh_conversation(tmp_path):
     assert chat == [] and session["turns"] == [] and sources == render.SOURCES_PLACEHOLDER and box == ""
 
 
-def test_declined_answer_says_why(tmp_path):
+def test_unsupported_draft_shows_the_evidence_and_says_why(tmp_path):
     ui = ChatUI(make_rag(tmp_path, generator=FakeGenerator("Bananas are yellow and grow in bunches [1].")))
     _, chat, _, sources = run(ui, "How much did Nvidia shares fall?")
-    assert "I could not find the answer in the articles." in chat[-1]["content"]
-    assert "draft was not supported" in chat[-1]["content"]
-    assert "No retrieved passage answers this question." in sources
+    answer, note = chat[-1]["content"].split("draft was not used", 1)
+    assert answer.startswith("The articles say:") and "Bananas" not in answer
+    assert "Bananas" in note  # the note names what the passage lacks
 
 
 # -- failures ----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from fakes import FakeEmbedder, FakeGenerator
 from rag import NOT_FOUND, RAG, Config
 from rag.records import Chunk
 from rag.records import Passage
-from rag.verification import CitationVerifier, is_factual, remove_unsupported, removal_note
+from rag.evidence import EVIDENCE_LEAD
+from rag.verification import CitationVerifier, is_factual
 
 
 class WordEmbedder:
@@ -70,7 +71,7 @@ def test_unsupported_citation(verifier):
     assert report.flagged == report.sentences
 
 
-def test_wrong_number_is_only_weak(verifier):
+def test_wrong_number_is_unsupported(verifier):
     """{deepseek, released, r1, 2024}: 3/4 content words in passage 1 -> lexical 0.75; cosine
     3/sqrt(5*11) = 0.405; support 0.577 would be supported, but 2024 is not in the passage."""
     report = verifier.verify("DeepSeek released R1 in 2024 [1].", PASSAGES)
@@ -78,7 +79,7 @@ def test_wrong_number_is_only_weak(verifier):
     assert check.lexical == 0.75
     assert check.similarity == pytest.approx(3 / math.sqrt(55), abs=1e-5)
     assert check.support == pytest.approx((0.75 + 3 / math.sqrt(55)) / 2, abs=1e-5)
-    assert check.missing_numbers == ("2024",) and check.status == "weak"
+    assert check.missing_numbers == ("2024",) and check.status == "unsupported"
 
 
 def test_out_of_range_citation(verifier):
@@ -104,15 +105,6 @@ def test_best_check_per_passage(verifier):
     assert [s.status for s in report.sentences] == ["supported", "unsupported"]
 
 
-def test_remove_unsupported_keeps_the_rest():
-    verifier = CitationVerifier(WordEmbedder())
-    text = "Nvidia shares fell 17 percent [2]. The CEO resigned the next day [2]. Nvidia lost 600 billion dollars."
-    kept, removed = remove_unsupported(text, verifier.verify(text, PASSAGES))
-    assert kept == "Nvidia shares fell 17 percent [2]."
-    assert removed == ["The CEO resigned the next day [2].", "Nvidia lost 600 billion dollars."]
-    assert removal_note(removed) == "(2 sentences removed: the cited passages do not support them.)"
-
-
 def test_bad_thresholds_are_named():
     with pytest.raises(ValueError, match="weak_threshold <= supported_threshold"):
         CitationVerifier(WordEmbedder(), supported_threshold=0.2, weak_threshold=0.4)
@@ -120,6 +112,7 @@ def test_bad_thresholds_are_named():
 
 # -- through the pipeline ------------------------------------------------------------------------
 REPLY = "Nvidia shares fell about 17 percent [1]. The chief executive resigned the next morning [1]."
+GOOD = "Nvidia shares fell about 17 percent [1]."
 
 
 def make_rag(tmp_path, reply, **overrides) -> RAG:
@@ -127,34 +120,38 @@ def make_rag(tmp_path, reply, **overrides) -> RAG:
     return RAG(cfg, embedder=FakeEmbedder(), generator=FakeGenerator(reply))
 
 
-def test_flag_mode_flags_but_keeps(tmp_path, articles_dir):
+def test_flag_mode_replaces_a_draft_with_an_unsupported_sentence(tmp_path, articles_dir):
+    """One invented sentence is enough: the user gets the evidence, the draft is kept for inspection."""
     rag = make_rag(tmp_path, REPLY)
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
-    assert answer.text == REPLY
-    assert [s.status for s in answer.checks] == ["supported", "unsupported"]
-    (citation,) = answer.citations
-    assert citation.status == "supported" and citation.verified >= 0.5 and citation.similarity > 0
-    data = answer.to_dict()
-    assert data["sentences"][1]["status"] == "unsupported" and data["citations"][0]["status"] == "supported"
+    assert answer.mode == "evidence" and answer.text.startswith(EVIDENCE_LEAD) and "resigned" not in answer.text
+    assert answer.draft == REPLY
+    assert any("not used" in n and "unsupported" in n for n in answer.notes)
+    assert answer.to_dict()["mode"] == "evidence"
 
 
-def test_strict_mode_removes_and_says_so(tmp_path, articles_dir):
-    rag = make_rag(tmp_path, REPLY, **{"citations.mode": "strict"})
+def test_flag_mode_keeps_a_supported_draft_with_its_checks(tmp_path, articles_dir):
+    rag = make_rag(tmp_path, GOOD)
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
-    assert answer.text == "Nvidia shares fell about 17 percent [1].\n\n(1 sentence removed: the cited passages do not support it.)"
-    assert answer.removed == ["The chief executive resigned the next morning [1]."]
+    assert answer.mode == "generated" and answer.text == GOOD
     assert [s.status for s in answer.checks] == ["supported"]
-    assert any("1 sentence removed" in n for n in answer.notes)
+    (citation,) = answer.citations
+    assert citation.status == "supported" and citation.verified >= 0.5 and citation.similarity > 0
+    assert answer.to_dict()["sentences"][0]["status"] == "supported"
 
 
-def test_strict_mode_with_nothing_left_declines(tmp_path, articles_dir):
-    rag = make_rag(tmp_path, "Nvidia's chief executive resigned the next morning [1].", **{"citations.mode": "strict", "citations.require_support": False})
-    rag.build(articles_dir)
-    answer = rag.ask("What happened to Nvidia's chief executive?")
-    assert answer.text == NOT_FOUND and answer.citations == []
-    assert "resigned" in answer.draft and answer.removed
+def test_strict_mode_also_replaces_weak_drafts(tmp_path, articles_dir):
+    """With the supported bar out of reach the same draft is 'weak': flag shows it, strict does not."""
+    flag = make_rag(tmp_path / "flag", GOOD, **{"citations.supported_threshold": 0.99, "citations.weak_threshold": 0.1})
+    flag.build(articles_dir)
+    shown = flag.ask("How much did Nvidia shares fall?")
+    assert shown.mode == "generated" and shown.citations[0].status == "weak"
+    strict = make_rag(tmp_path / "strict", GOOD, **{"citations.mode": "strict", "citations.supported_threshold": 0.99, "citations.weak_threshold": 0.1})
+    strict.build(articles_dir)
+    replaced = strict.ask("How much did Nvidia shares fall?")
+    assert replaced.mode == "evidence" and replaced.draft == GOOD
 
 
 def test_strict_shorthand_in_yaml(tmp_path):
@@ -187,7 +184,7 @@ DEEPSEEK = passage(2, "The Chinese company DeepSeek released DeepSeek-R1 on 20 J
 BREAD = passage(3, "Sourdough bread needs a starter of flour and water that ferments for several days. Bake the loaf at 230 degrees Celsius for 40 minutes.")
 
 # Hand-labelled: paraphrases are supported, claims cited to the wrong passage unsupported,
-# a claim the passage only touches (founder, year) weak.
+# claims with names or numbers the passage lacks unsupported.
 LABELLED = [
     ("Nvidia lost about 600 billion dollars of market value on 27 January 2025 [1].", "supported"),
     ("Nvidia shares dropped roughly 17% in a single day [1].", "supported"),
@@ -198,7 +195,10 @@ LABELLED = [
     ("Nvidia lost about 600 billion dollars of market value [2].", "unsupported"),
     ("DeepSeek released R1 under the MIT licence [1].", "unsupported"),
     ("Bake the bread for 40 minutes [1].", "unsupported"),
-    ("DeepSeek was founded by Liang Wenfeng in 2023 [2].", "weak"),
+    # Names and a year the passage does not contain: never supported, whatever the overlap.
+    ("DeepSeek was founded by Liang Wenfeng in 2023 [2].", "unsupported"),
+    ("DeepSeek-R1 was made by DeepMind, a subsidiary of the AI Research Foundation [2].", "unsupported"),
+    ("Nvidia shares fell 17.7% on 27 January 2025 [1].", "unsupported"),
 ]
 
 

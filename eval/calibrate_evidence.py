@@ -1,0 +1,181 @@
+"""Calibrate the answerability score of evidence-first answers (rag/evidence.py).
+
+For every question of the development sets this retrieves with the default retriever,
+selects the evidence and records its features (top passage relevance, and the best
+sentence's similarity, overlap, key-term and answer-type signals). It then
+
+1. fits the logistic weights of ``rag.evidence.CALIBRATION`` on the sets that have
+   unanswerable questions (``--fit``), by plain gradient descent with L2 (numpy only);
+2. picks ``evidence.min_answerability`` as the highest threshold that declines at most
+   ``--max-decline`` (5%) of the answerable questions of EVERY set, and reports recall and
+   precision of declining on the unanswerable questions at that threshold.
+
+It prints the weights and the threshold to paste into rag/evidence.py and
+configs/default.yaml, and a table per set. Nothing is changed by the script itself.
+
+    python eval/calibrate_evidence.py                 # all sets found
+    python eval/calibrate_evidence.py --sets sample,searchbox --fit sample,searchbox
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+FEATURES = ("relevance", "similarity", "overlap", "keys", "answer_type")
+
+
+def subset_folder(name: str, corpus: Path, listing: Path) -> Path:
+    """A folder holding copies of the listed articles (copies, not links: builds skip links out)."""
+    out = Path(tempfile.gettempdir()) / "rag-eval-subsets" / name
+    names = [n.strip() for n in listing.read_text(encoding="utf-8").splitlines() if n.strip()]
+    if out.is_dir() and sorted(p.name for p in out.iterdir()) == sorted(names):
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for n in names:
+        shutil.copyfile(corpus / n, out / n)
+    return out
+
+
+def dev_sets() -> dict[str, tuple[Path, Path]]:
+    """name -> (QA file, articles folder), for the sets present on this machine."""
+    squad = SHARED / "corpora" / "squad-articles"
+    sets: dict[str, tuple[Path, Path]] = {"sample": (ROOT / "eval" / "sample-qa.jsonl", ROOT / "data" / "articles")}
+    if squad.is_dir():
+        sets["squad"] = (ROOT / "eval" / "squad-qa.jsonl", subset_folder("squad", squad, ROOT / "eval" / "squad-articles.txt"))
+        if (ROOT / "eval" / "searchbox-qa.jsonl").is_file():
+            sets["searchbox"] = (ROOT / "eval" / "searchbox-qa.jsonl", subset_folder("searchbox", squad, ROOT / "eval" / "searchbox-articles.txt"))
+    if (SHARED / "eval" / "rgb-en-fact").is_dir():
+        sets["rgb"] = (SHARED / "eval" / "rgb-en-fact" / "qa.jsonl", SHARED / "eval" / "rgb-en-fact" / "articles")
+    if (ROOT / "eval" / "pdf-qa.jsonl").is_file():
+        sets["pdf"] = (ROOT / "eval" / "pdf-qa.jsonl", ROOT / "eval" / "pdfs" / "articles")
+    return sets
+
+
+def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dict]:
+    from rag import RAG, Config
+    from rag.evaluation import QueryCache, contains_answer, default_eval_index, ensure_index, load_qa, token_f1
+    from rag.evidence import evidence_answer, select_evidence
+
+    base = Config.load(config)
+    backend = {"embedding_backend": base.embedding.backend} if base.embedding.backend != "torch" else {}
+    index = default_eval_index(articles, {"embedding": base.embedding.model, "chunking": base.to_dict()["chunking"], **backend})
+    rag = RAG.from_config(config, index=str(index))
+    ensure_index(rag, articles, progress=True, log=lambda m: print(m, file=sys.stderr))
+    items = load_qa(qa)
+    cache = QueryCache(rag.embedder)
+    cache.prime([it.question for it in items])
+    rag.embedder = cache
+    ev_cfg = rag.config.evidence
+    threshold = rag.config.retrieval.min_relevance_for(embedder=cache.name)
+    rows = []
+    for it in items:
+        passages = rag.retrieve(it.question)
+        ev = select_evidence(it.question, passages, cache, max_sentences=ev_cfg.max_sentences, max_passages=ev_cfg.max_passages,
+                             relative=ev_cfg.relative)
+        text = evidence_answer(ev)
+        top = max((p.relevance_or_score for p in passages), default=0.0)
+        rows.append({"set": name, "id": it.id, "answerable": it.answerable, **{k: ev.features.get(k, 0.0) for k in FEATURES},
+                     "not_covered": top < threshold, "f1": token_f1(text, it.answers) if it.answerable else 0.0,
+                     "contains": float(contains_answer(text, it.answers)) if it.answerable else 0.0})
+    return rows
+
+
+def fit(rows: list[dict], l2: float = 0.01, steps: int = 4000, lr: float = 0.5) -> dict[str, float]:
+    """Logistic regression of answerable on the features (balanced classes)."""
+    x = np.array([[r[k] for k in FEATURES] for r in rows], dtype=np.float64)
+    y = np.array([1.0 if r["answerable"] else 0.0 for r in rows])
+    w_pos, w_neg = 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9)
+    sample_w = np.where(y == 1, w_pos, w_neg)
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        g = (p - y) * sample_w
+        w -= lr * (x.T @ g / len(y) + l2 * w)
+        b -= lr * g.mean()
+    return {"bias": round(float(b), 3), **{k: round(float(v), 3) for k, v in zip(FEATURES, w)}}
+
+
+def score(row: dict, weights: dict[str, float]) -> float:
+    z = weights["bias"] + sum(weights[k] * row[k] for k in FEATURES)
+    return 1 / (1 + np.exp(-z))
+
+
+def choose(rows: list[dict], weights: dict[str, float], max_decline: float) -> float:
+    """The highest threshold declining at most ``max_decline`` of each set's answerable questions."""
+    best = 0.0
+    for t in np.arange(0.0, 1.0, 0.005):
+        ok = True
+        for name in {r["set"] for r in rows}:
+            ans = [r for r in rows if r["set"] == name and r["answerable"]]
+            if ans and sum(score(r, weights) < t or r["not_covered"] for r in ans) / len(ans) > max_decline:
+                ok = False
+        if ok:
+            best = float(t)
+    return round(best, 3)
+
+
+def report(rows: list[dict], weights: dict[str, float], t: float) -> None:
+    print(f"\n{'set':<10} {'q':>4} {'ans':>4} {'declined ans':>13} {'unans recall':>13} {'unans prec':>11} {'evidence F1':>12} {'contains':>9}")
+    for name in sorted({r["set"] for r in rows}):
+        rs = [r for r in rows if r["set"] == name]
+        ans = [r for r in rs if r["answerable"]]
+        un = [r for r in rs if not r["answerable"]]
+        declined = [r for r in rs if score(r, weights) < t or r["not_covered"]]
+        d_ans = sum(r["answerable"] for r in declined)
+        recall = (len(declined) - d_ans) / len(un) if un else float("nan")
+        prec = (len(declined) - d_ans) / len(declined) if declined else float("nan")
+        kept = [r for r in ans if not (score(r, weights) < t or r["not_covered"])]
+        f1 = sum(r["f1"] for r in kept) / len(ans) if ans else 0.0
+        cont = sum(r["contains"] for r in kept) / len(ans) if ans else 0.0
+        print(f"{name:<10} {len(rs):>4} {len(ans):>4} {d_ans:>6} ({d_ans / max(len(ans), 1):.3f}) {recall:>13.3f} {prec:>11.3f} {f1:>12.3f} {cont:>9.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--sets", help="comma-separated subset of: sample, squad, searchbox, rgb, pdf (default: all found)")
+    parser.add_argument("--fit", default="sample,searchbox,pdf", help="sets the weights are fitted on (those with unanswerable questions)")
+    parser.add_argument("--max-decline", type=float, default=0.05, help="most answerable questions declined per set (default 0.05)")
+    parser.add_argument("--config", help="YAML config (default: built-in defaults)")
+    parser.add_argument("--current", action="store_true", help="report the shipped weights and threshold instead of fitting")
+    parser.add_argument("--dump", help="write the per-question features to this JSONL file")
+    args = parser.parse_args(argv)
+    sets = dev_sets()
+    if args.sets:
+        unknown = set(args.sets.split(",")) - set(sets)
+        if unknown:
+            parser.error(f"unknown or unavailable set(s) {sorted(unknown)}; available here: {sorted(sets)}")
+        sets = {k: v for k, v in sets.items() if k in args.sets.split(",")}
+    rows: list[dict] = []
+    for name, (qa, articles) in sets.items():
+        print(f"== {name}: {qa}", file=sys.stderr)
+        rows.extend(collect(name, qa, articles, args.config))
+    if args.dump:
+        Path(args.dump).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    from rag.config import EvidenceConfig
+    from rag.evidence import CALIBRATION
+
+    if args.current:
+        weights, t = dict(CALIBRATION), EvidenceConfig().min_answerability_for("all-MiniLM-L6-v2")
+    else:
+        fit_rows = [r for r in rows if r["set"] in args.fit.split(",")]
+        if not any(not r["answerable"] for r in fit_rows):
+            parser.error(f"--fit sets {args.fit!r} have no unanswerable questions here")
+        weights = fit(fit_rows)
+        t = choose(rows, weights, args.max_decline)
+    print(f"\nweights: {json.dumps(weights)}\nmin_answerability: {t}")
+    report(rows, weights, t)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

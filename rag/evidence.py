@@ -1,0 +1,263 @@
+"""Evidence first: pick the article sentences that answer the question, and say whether they do.
+
+After retrieval, :func:`select_evidence` ranks the sentences of the top passages and keeps a
+few, each with its passage number and its exact character offsets in the article. Its score
+mixes four signals that need no new model:
+
+- ``similarity``: cosine of the sentence and the question (the retrieval embedder, already loaded);
+- ``overlap``: the share of the question's content words (lightly stemmed) the sentence has;
+- ``keys``: the share of the question's names and numbers the sentence has (what the
+  embedder blurs: "DeepSeek" vs "DeepMind", "2023" vs "2024");
+- ``answer_type``: the sentence holds the kind of thing the question asks for (a number for
+  "how many", a year or date for "when", a name for "who"/"where").
+
+A sentence that leans on the one before it ("It was founded in 2023.") brings that one along;
+near-duplicate sentences are dropped.
+
+:func:`answerability` turns the best evidence into one score in [0, 1] for "the articles
+answer this". The pipeline declines below ``evidence.min_answerability`` without calling the
+generator. The weights and the threshold were calibrated on the development sets (see
+``CALIBRATION`` below and README "Quality").
+
+Example:
+    >>> ev = select_evidence("When was DeepSeek founded?", passages, embedder)
+    >>> ev.sentences[0].n, ev.sentences[0].text
+    (2, 'Liang set up DeepSeek in July 2023.')
+    >>> round(ev.answerability, 2)
+    0.81
+    >>> evidence_answer(ev)
+    'The articles say: Liang set up DeepSeek in July 2023 [2].'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .embedding import Embedder
+from .records import Evidence, Passage
+from .text import content_words, neutralise_markers, sentence_spans
+
+# Said before an evidence answer: the sentences are the articles' own words.
+EVIDENCE_LEAD = "The articles say:"
+
+_HEADER_LINE = re.compile(r"^(#|(date|source|author|url|title|by)\s*:)", re.IGNORECASE)
+_ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d)]*$")
+# A sentence opening with one of these usually needs the sentence before it.
+_ANAPHORA = re.compile(r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b", re.I)
+_NUMBER = re.compile(r"\d")
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+_MONTH = re.compile(r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
+_CAPITALISED = re.compile(r"\b[A-Z][\w\-]*")
+_QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how", "did", "does", "do", "is", "are", "was", "were",
+                   "can", "could", "the", "a", "an", "in", "of", "i"}
+
+
+@dataclass(frozen=True)
+class EvidenceSet:
+    """The chosen evidence sentences, best first, and the question's answerability score."""
+
+    sentences: tuple[Evidence, ...]
+    answerability: float
+    features: dict[str, float]
+
+    @property
+    def cited(self) -> set[int]:
+        return {e.n for e in self.sentences}
+
+
+def stem(word: str) -> str:
+    """A light English stem: enough to match "founded"/"founder", "rivals"/"rival"."""
+    for suffix in ("ations", "ation", "ings", "ing", "ers", "er", "ies", "ied", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def stems(text: str) -> set[str]:
+    return {stem(w) for w in content_words(text)}
+
+
+def key_terms(question: str) -> set[str]:
+    """The question's names and numbers, lower-cased (what must not be blurred)."""
+    out = {m.group(0).lower() for m in re.finditer(r"(?<!\w)\d+(?:[.,]\d+)*", question)}
+    for i, m in enumerate(_CAPITALISED.finditer(question)):
+        word = m.group(0).lower()
+        if (i == 0 and m.start() == 0 and word in _QUESTION_WORDS) or word in _QUESTION_WORDS:
+            continue
+        out.add(word)
+    return out
+
+
+def answer_type(question: str) -> str:
+    """``number``, ``date``, ``name`` or ``other``: what kind of thing the question asks for."""
+    q = question.lower()
+    if re.search(r"\bhow (many|much|long|old|far|big|large|tall|high)\b|\bwhat (percentage|number|amount)\b", q):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b", q):
+        return "date"
+    if re.search(r"\bwho(m|se)?\b|\bwhere\b|\bwhich (company|country|city|person|team|firm|organi[sz]ation)\b", q):
+        return "name"
+    return "other"
+
+
+def _has_type(sentence: str, kind: str, question: str) -> bool:
+    if kind == "number":
+        return bool(_NUMBER.search(sentence))
+    if kind == "date":
+        return bool(_YEAR.search(sentence) or _MONTH.search(sentence))
+    if kind == "name":
+        asked = {w.lower() for w in _CAPITALISED.findall(question)}
+        return any(w.lower() not in asked for w in _CAPITALISED.findall(sentence[1:]))
+    return True
+
+
+def sentence_units(p: Passage) -> list[tuple[int, int]]:
+    """Offsets (in the chunk text) of the passage's sentences, without headings and byline lines."""
+    text = p.chunk.text
+    out: list[tuple[int, int]] = []
+    for s, e in sentence_spans(text):
+        pos = s
+        for line in text[s:e].split("\n"):
+            ls, le = pos, pos + len(line)
+            pos = le + 1
+            stripped = line.strip()
+            if not stripped:
+                continue
+            ls += len(line) - len(line.lstrip())
+            le -= len(line) - len(line.rstrip())
+            if _HEADER_LINE.match(stripped) or stripped == p.chunk.title or len(content_words(stripped)) < 2:
+                continue
+            if not _ENDS_SENTENCE.search(stripped) and len(stripped.split()) < 8:
+                continue  # a heading or caption, not a sentence
+            out.append((ls, le))
+    return out
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    n: int
+    passage: Passage
+    start: int  # in chunk text
+    end: int
+    prev: tuple[int, int] | None
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.passage.chunk.text[self.start:self.end].split())
+
+
+def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candidate]:
+    out: list[_Candidate] = []
+    for p in list(passages)[:max_passages]:
+        units = sentence_units(p)
+        for i, (s, e) in enumerate(units):
+            out.append(_Candidate(p.n, p, s, e, units[i - 1] if i else None))
+    return out
+
+
+# Weights of the sentence score and of the answerability logit, and the decline threshold.
+# Calibrated with `python eval/calibrate_evidence.py` on eval/sample-qa.jsonl and
+# eval/searchbox-qa.jsonl (the sets with unanswerable questions) and checked on rgb-en-fact,
+# squad and pdf (answerable questions may be declined at most 5%). See README "Quality".
+SENTENCE_WEIGHTS = {"similarity": 1.0, "overlap": 0.5, "keys": 0.3, "answer_type": 0.15, "rank": 0.1}
+CALIBRATION = {"bias": -6.0, "relevance": 5.0, "similarity": 2.0, "overlap": 3.0, "keys": 1.5, "answer_type": 1.0}
+
+
+def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedder, *, max_sentences: int = 3,
+                    max_passages: int = 3, relative: float = 0.75, duplicate_overlap: float = 0.7) -> EvidenceSet:
+    """Choose the sentences that answer ``question`` from the top passages.
+
+    Args:
+        question: the question (or its rewritten search text).
+        passages: retrieved passages, best first, numbered as cited.
+        embedder: the retrieval embedder (already loaded).
+        max_sentences: most sentences kept.
+        max_passages: sentences are taken from this many top passages.
+        relative: other sentences must score at least this share of the best one.
+        duplicate_overlap: a sentence sharing this share of content words with a kept one is dropped.
+
+    Returns:
+        The evidence, best first (empty when the passages have no sentences), and its answerability.
+    """
+    cands = _candidates(passages, max_passages)
+    if not cands:
+        return EvidenceSet((), 0.0, {})
+    vectors = np.asarray(embedder.encode([question] + [c.text for c in cands]), dtype=np.float32)
+    sims = vectors[1:] @ vectors[0]
+    q_stems, q_keys, kind = stems(question), key_terms(question), answer_type(question)
+    scored: list[tuple[float, dict[str, float], _Candidate]] = []
+    for cand, sim in zip(cands, sims):
+        feats = _features(cand.text, float(sim), q_stems, q_keys, kind, question, cand.n)
+        score = sum(SENTENCE_WEIGHTS[k] * feats[k] for k in SENTENCE_WEIGHTS)
+        scored.append((score, feats, cand))
+    scored.sort(key=lambda t: (-t[0], t[2].n, t[2].start))
+    best_score, best_feats, _ = scored[0]
+    chosen: list[Evidence] = []
+    kept_words: list[set[str]] = []
+    for score, _feats, cand in scored:
+        if chosen and score < relative * best_score:
+            break
+        words = content_words(cand.text)
+        if any(len(words & w) >= duplicate_overlap * max(1, min(len(words), len(w))) for w in kept_words):
+            continue
+        kept_words.append(words)
+        chosen.append(_evidence(cand, score))
+        if len(chosen) == max_sentences:
+            break
+    relevance = max((p.relevance_or_score for p in passages), default=0.0)
+    feats = {"relevance": relevance, **{k: best_feats[k] for k in ("similarity", "overlap", "keys", "answer_type")}}
+    return EvidenceSet(tuple(chosen), answerability_score(feats), feats)
+
+
+def _features(text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: str, question: str, n: int) -> dict[str, float]:
+    s_stems = stems(text)
+    lower = text.lower()
+    return {
+        "similarity": max(sim, 0.0),
+        "overlap": len(q_stems & s_stems) / len(q_stems) if q_stems else 0.0,
+        "keys": sum(1 for k in q_keys if k in lower) / len(q_keys) if q_keys else 1.0,
+        "answer_type": float(_has_type(text, kind, question)),
+        "rank": 1.0 / n,
+    }
+
+
+def _evidence(cand: _Candidate, score: float) -> Evidence:
+    start, end = cand.start, cand.end
+    if cand.prev is not None and _ANAPHORA.match(cand.text):
+        start = cand.prev[0]  # "It was founded in 2023." needs the sentence naming "it"
+    chunk = cand.passage.chunk
+    text = " ".join(chunk.text[start:end].split())
+    return Evidence(n=cand.n, text=text, start=chunk.start + start, end=chunk.start + end, score=score,
+                    chunk_id=chunk.id, source=chunk.source, title=chunk.title)
+
+
+def answerability_score(features: dict[str, float]) -> float:
+    """The calibrated probability-like score that the evidence answers the question."""
+    z = CALIBRATION["bias"] + sum(CALIBRATION[k] * features.get(k, 0.0) for k in CALIBRATION if k != "bias")
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def evidence_answer(evidence: EvidenceSet) -> str:
+    """The evidence answer: a short lead and the quoted sentences, each with its ``[n]``."""
+    if not evidence.sentences:
+        return ""
+    return EVIDENCE_LEAD + " " + " ".join(cite(neutralise_markers(e.text), e.n) for e in evidence.sentences)
+
+
+def cite(sentence: str, n: int) -> str:
+    """Put ``[n]`` before the sentence's final punctuation."""
+    m = re.search(r"[.!?]+[\"'\u201d)]*$", sentence)
+    if m:
+        return f"{sentence[: m.start()].rstrip()} [{n}]{sentence[m.start():]}"
+    return f"{sentence} [{n}]."
+
+
+def extractive_answer(question: str, passages: Sequence[Passage], embedder: Embedder, max_sentences: int = 3, max_passages: int = 3) -> str:
+    """The evidence sentences for ``question``, each ending with its ``[n]`` (no lead); ``""`` if none."""
+    ev = select_evidence(question, passages, embedder, max_sentences=max_sentences, max_passages=max_passages)
+    return " ".join(cite(neutralise_markers(e.text), e.n) for e in ev.sentences)

@@ -1,0 +1,187 @@
+"""Tests for rag/evidence.py (evidence selection, answerability) and the evidence-first pipeline."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from fakes import FakeEmbedder, FakeGenerator
+from rag import RAG, Config
+from rag.citations import parse_markers
+from rag.evidence import EVIDENCE_LEAD, answer_type, evidence_answer, extractive_answer, key_terms, select_evidence, sentence_units
+from rag.prompting import NOT_FOUND
+from rag.records import Chunk, Passage
+
+
+def passage(n, text, title="Title", start=0):
+    return Passage(n=n, chunk=Chunk(id=f"c{n}", doc_id=f"d{n}", title=title, source=f"s{n}.txt", text=text, start=start, end=start + len(text)),
+                   score=0.9, relevance=0.8)
+
+
+PASSAGES = [
+    passage(1, "Nvidia shares plunge\nDate: 2025-01-27\nSource: Markets Daily\n\nOn 27 January 2025 Nvidia shares fell 17 percent. "
+               "Traders blamed the DeepSeek launch.", title="Nvidia shares plunge"),
+    passage(2, "# DeepSeek\nDeepSeek is based in Hangzhou. DeepSeek released R1 under the MIT licence."),
+    passage(3, "Sourdough bread needs a starter. Bake the loaf for 40 minutes."),
+    passage(4, "Nvidia shares fell 17 percent, said a fourth passage that is not considered."),
+]
+
+
+def test_best_sentence_first_with_its_citation():
+    text = extractive_answer("How much did Nvidia shares fall?", PASSAGES, FakeEmbedder(), max_sentences=2)
+    assert text.startswith("On 27 January 2025 Nvidia shares fell 17 percent [1].")
+    assert all(n in (1, 2, 3) for n in parse_markers(text))
+
+
+def test_titles_headings_and_metadata_lines_are_not_sentences():
+    text = PASSAGES[0].chunk.text
+    assert [text[s:e] for s, e in sentence_units(PASSAGES[0])] == ["On 27 January 2025 Nvidia shares fell 17 percent.", "Traders blamed the DeepSeek launch."]
+    text = PASSAGES[1].chunk.text
+    assert [text[s:e] for s, e in sentence_units(PASSAGES[1])] == ["DeepSeek is based in Hangzhou.", "DeepSeek released R1 under the MIT licence."]
+
+
+def test_evidence_offsets_point_at_the_sentence_in_the_article():
+    """Offsets are article offsets (chunk.start + offset in the chunk), exact to the character."""
+    article = "Intro line that is long enough to be a sentence of its own here. Liang set up DeepSeek in July 2023. It is based in Hangzhou."
+    start = 10
+    p = passage(2, article[start:], start=start)
+    ev = select_evidence("When was DeepSeek set up?", [p], FakeEmbedder(), max_sentences=1)
+    e = ev.sentences[0]
+    assert e.n == 2 and e.text == "Liang set up DeepSeek in July 2023."
+    assert article[e.start:e.end] == e.text
+
+
+def test_a_sentence_leaning_on_its_predecessor_brings_it_along():
+    p = passage(1, "DeepSeek is a Chinese AI company based in Hangzhou. It was founded by Liang Wenfeng in July 2023.")
+    ev = select_evidence("Who founded it and when was it founded?", [p], FakeEmbedder(), max_sentences=1)
+    assert ev.sentences[0].text == "DeepSeek is a Chinese AI company based in Hangzhou. It was founded by Liang Wenfeng in July 2023."
+    assert p.chunk.text[ev.sentences[0].start:ev.sentences[0].end] == p.chunk.text
+
+
+def test_only_top_passages_are_used():
+    """max_passages=3: the fourth passage's sentence never appears, even when it matches best."""
+    ev = select_evidence("Nvidia shares fell 17 percent", PASSAGES, FakeEmbedder(), max_passages=3, max_sentences=5, relative=0.0)
+    assert {e.n for e in ev.sentences} <= {1, 2, 3}
+
+
+def test_max_sentences_and_no_near_duplicates():
+    dup = [passage(1, "Nvidia fell 17 percent. Nvidia fell 17 percent. Other news today."), passage(2, "Nvidia fell 17 percent on Monday.")]
+    text = extractive_answer("Nvidia fell", dup, FakeEmbedder(), max_sentences=5)
+    assert text.count("Nvidia fell 17 percent") == 1
+
+
+def test_no_passages_gives_empty_text():
+    """Guards against an IndexError on an empty candidate list."""
+    assert extractive_answer("anything", [], FakeEmbedder()) == ""
+    assert extractive_answer("anything", [passage(1, "# Only a heading")], FakeEmbedder()) == ""
+    assert select_evidence("anything", [], FakeEmbedder()).answerability == 0.0
+
+
+def test_question_names_numbers_and_answer_type():
+    assert key_terms("When did DeepSeek release R1 in 2025?") == {"deepseek", "r1", "2025"}
+    assert answer_type("how many gpus were used") == "number"
+    assert answer_type("When did DeepSeek release R1?") == "date"
+    assert answer_type("who founded deepseek") == "name"
+    assert answer_type("why did shares fall") == "other"
+
+
+def test_a_sentence_with_the_asked_kind_of_answer_wins():
+    """Both sentences share the question's words; only one holds a year, which 'when' asks for."""
+    p = passage(1, "DeepSeek released R1 to wide acclaim from researchers. DeepSeek released R1 in January 2025.")
+    ev = select_evidence("When did DeepSeek release R1?", [p], FakeEmbedder(), max_sentences=1)
+    assert ev.sentences[0].text == "DeepSeek released R1 in January 2025."
+
+
+def test_answerability_is_higher_when_the_evidence_answers():
+    answered = select_evidence("How much did Nvidia shares fall on 27 January 2025?", PASSAGES[:1], FakeEmbedder())
+    off_topic = select_evidence("How many employees does Moonshot AI have?", PASSAGES[2:3], FakeEmbedder())
+    assert answered.answerability > off_topic.answerability
+
+
+def test_evidence_answer_is_readable_on_its_own():
+    ev = select_evidence("How much did Nvidia shares fall?", PASSAGES, FakeEmbedder(), max_sentences=1)
+    assert evidence_answer(ev) == f"{EVIDENCE_LEAD} On 27 January 2025 Nvidia shares fell 17 percent [1]."
+
+
+def test_quoted_article_markers_never_become_citations():
+    """An article sentence containing '[1-4]' is quoted without forging citations of passages 1-4."""
+    p = passage(2, "The Wren drone weighs 3 kilograms [1-4].")
+    ev = select_evidence("How much does the Wren drone weigh?", [p], FakeEmbedder())
+    assert parse_markers(evidence_answer(ev)) == [2]
+
+
+# -- the evidence-first pipeline with fakes ---------------------------------------------------
+def _rag(tmp_path, articles_dir, reply, **overrides):
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "evidence.min_answerability": 0.0, "retrieval.min_relevance_hybrid": 0.0,
+                             "retrieval.min_relevance_dense": 0.0, **overrides})
+    gen = FakeGenerator(reply)
+    rag = RAG(cfg, embedder=FakeEmbedder(), generator=gen)
+    rag.build(articles_dir)
+    return rag, gen
+
+
+def test_an_unsupported_draft_falls_back_to_the_evidence_answer(tmp_path, articles_dir):
+    """A scripted generator invents a company name: the user gets the articles' sentences, not 'could not find'."""
+    rag, _ = _rag(tmp_path, articles_dir, "DeepSeek-R1 was developed by DeepMind, a subsidiary of the AI Research Foundation [1].")
+    answer = rag.ask("Who released DeepSeek-R1?")
+    assert answer.mode == "evidence"
+    assert answer.text.startswith(EVIDENCE_LEAD) and "DeepMind" not in answer.text
+    assert "DeepMind" in answer.draft
+    assert any("DeepMind" in n and "not used" in n for n in answer.notes)
+    assert answer.citations and all(c.status == "supported" for c in answer.citations)
+
+
+def test_a_supported_draft_is_the_answer(tmp_path, articles_dir):
+    def reply(messages):
+        evidence = messages[-1]["content"].split("\n")[1]  # "[n] sentence"
+        n, sentence = evidence[1:].split("] ", 1)
+        return sentence.rstrip(".") + f" [{n}]."
+
+    rag, _ = _rag(tmp_path, articles_dir, reply)
+    answer = rag.ask("Who released DeepSeek-R1?")
+    assert answer.mode == "generated" and not answer.draft
+    assert answer.citations and answer.checks and all(s.status in ("supported", "plain") for s in answer.checks)
+
+
+def test_low_answerability_declines_without_calling_the_generator(tmp_path, articles_dir):
+    rag, gen = _rag(tmp_path, articles_dir, "Should never be asked [1].", **{"evidence.min_answerability": 0.999})
+    answer = rag.ask("What is the name of DeepSeek's office cafeteria?")
+    assert answer.mode == "declined" and answer.text == NOT_FOUND
+    assert gen.calls == []
+    assert answer.answerability is not None and answer.answerability < 0.999
+
+
+def test_the_model_saying_not_found_gives_the_evidence_answer(tmp_path, articles_dir):
+    """'Could not find' only comes from the answerability score, never from the small model."""
+    rag, _ = _rag(tmp_path, articles_dir, NOT_FOUND)
+    answer = rag.ask("Who released DeepSeek-R1?")
+    assert answer.mode == "evidence" and answer.text.startswith(EVIDENCE_LEAD)
+
+
+def test_backend_none_gives_the_evidence_answer(tmp_path, articles_dir):
+    rag, gen = _rag(tmp_path, articles_dir, "unused", **{"generation.backend": "none"})
+    answer = rag.ask("Who released DeepSeek-R1?")
+    assert answer.mode == "evidence" and gen.calls == []
+    assert answer.to_dict()["mode"] == "evidence" and answer.to_dict()["evidence"][0]["n"] in {c.n for c in answer.citations}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_server_down_gives_the_evidence_answer_with_real_models(tmp_path, articles_dir, real_embedder):
+    """The openai backend pointed at a port nothing listens on: `ask` answers from the evidence."""
+    port = free_port()  # closed again: connections are refused
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "openai", "generation.base_url": f"http://127.0.0.1:{port}/v1",
+                             "generation.retries": 0})
+    rag = RAG(cfg, embedder=real_embedder)
+    rag.build(articles_dir)
+    answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
+    assert answer.mode == "evidence" and answer.extractive and answer.text.startswith(EVIDENCE_LEAD)
+    assert "17 percent" in answer.text and "[1]" in answer.text
+    assert answer.citations[0].source == "markets/nvidia.txt"
+    assert any(f"127.0.0.1:{port}" in n and "Connection refused" in n for n in answer.notes)

@@ -1,0 +1,46 @@
+"""Tests for rag/facts.py: names and numbers a cited passage must contain."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.facts import missing_facts, names_in, numbers_in
+
+DEEPSEEK = "DeepSeek released DeepSeek-R1, a reasoning model that rivals OpenAI's o1, on 20 January 2025 under the MIT licence."
+NVIDIA = "On 27 January 2025 the share price of Nvidia fell about 17 percent, wiping $589 billion (2,048 GPUs aside) from its value."
+
+
+def test_deepmind_is_not_deepseek():
+    """Word overlap and embeddings let 'DeepMind' pass for 'DeepSeek'; the name check does not."""
+    assert missing_facts("DeepSeek-R1 is a product of DeepMind, a subsidiary of the AI Research Foundation [2].", DEEPSEEK) == (
+        "DeepMind", "AI", "Research", "Foundation")
+
+
+def test_added_precision_is_a_missing_number():
+    assert missing_facts("The share price fell 17.7% [1].", NVIDIA) == ("17.7",)
+
+
+@pytest.mark.parametrize("sentence", [
+    "Nvidia's share price fell 17% on 27 January 2025 [1].",
+    "Nvidia's share price fell seventeen percent [1].",
+    "Nvidia lost $589bn on January 27, 2025 [1].",
+    "A cluster of 2048 GPUs is mentioned [1].",
+    "The fall wiped out 589 billion dollars [1].",
+])
+def test_formatting_and_inflection_are_allowed(sentence):
+    assert missing_facts(sentence, NVIDIA) == ()
+
+
+def test_demonyms_and_country_names_match():
+    assert missing_facts("It was the biggest loss in American history [1].", "the largest loss for any company in US history") == ()
+    assert missing_facts("Chinese researchers built it [1].", "researchers in China built it") == ()
+
+
+def test_names_from_the_question_count_as_present():
+    assert missing_facts("Safe Haven was filmed in Southport [1].", "Filming took place in Southport, North Carolina.") == ("Safe", "Haven")
+    assert missing_facts("Safe Haven was filmed in Southport [1].", "Filming took place in Southport.", ["Where was Safe Haven filmed?"]) == ()
+
+
+def test_sentence_openers_are_not_names():
+    assert names_in("The first king was Athelstan. However, Edward I followed [1].") == ["Athelstan", "Edward"]
+    assert numbers_in("two GPUs, 2,048 more and 17.5%") == {2.0, 2048.0, 17.5}
