@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-FEATURES = ("relevance", "similarity", "overlap", "keys", "answer_type")
+FEATURES = ("relevance", "coverage", "similarity", "overlap", "keys", "answer_type")
 
 
 def subset_folder(name: str, corpus: Path, listing: Path) -> Path:
@@ -86,7 +86,9 @@ def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dic
         top = max((p.relevance_or_score for p in passages), default=0.0)
         rows.append({"set": name, "id": it.id, "answerable": it.answerable, **{k: ev.features.get(k, 0.0) for k in FEATURES},
                      "not_covered": top < threshold, "f1": token_f1(text, it.answers) if it.answerable else 0.0,
-                     "contains": float(contains_answer(text, it.answers)) if it.answerable else 0.0})
+                     "contains": float(contains_answer(text, it.answers)) if it.answerable else 0.0,
+                     "question": it.question, "evidence": [e.text for e in ev.sentences],
+                     "passages": [p.chunk.text for p in passages[: ev_cfg.max_passages]]})
     return rows
 
 

@@ -8,8 +8,12 @@ mixes four signals that need no new model:
 - ``overlap``: the share of the question's content words (lightly stemmed) the sentence has;
 - ``keys``: the share of the question's names and numbers the sentence has (what the
   embedder blurs: "DeepSeek" vs "DeepMind", "2023" vs "2024");
-- ``answer_type``: the sentence holds the kind of thing the question asks for (a number for
-  "how many", a year or date for "when", a name for "who"/"where").
+- ``answer_type``: the sentence holds the kind of thing the question asks for (a number that
+  is not a year for "how many", and the counted thing itself; a year or date for "when"; a
+  name for "who"/"where").
+
+Answerability also uses the top passage's relevance and ``coverage``: the share of the
+question's content words found anywhere in the top passages.
 
 A sentence that leans on the one before it ("It was founded in 2023.") brings that one along;
 near-duplicate sentences are dropped.
@@ -105,15 +109,27 @@ def answer_type(question: str) -> str:
     return "other"
 
 
-def _has_type(sentence: str, kind: str, question: str) -> bool:
+_FOCUS = re.compile(r"\bhow (?:many|much)\s+(?:of\s+)?(?:the\s+)?([a-z][a-z\-]+)", re.I)
+
+
+def _has_type(sentence: str, kind: str, question: str) -> float:
+    """1 when the sentence holds the kind of answer asked for (and, for "how many X", mentions X);
+    0.5 for the kind without X; 0 otherwise."""
     if kind == "number":
-        return bool(_NUMBER.search(sentence))
+        # A year is no answer to "how many": count only other numbers.
+        numbers = [m for m in re.finditer(r"\d[\d,.]*", sentence) if not _YEAR.fullmatch(m.group(0).rstrip(".,"))]
+        if not numbers:
+            return 0.0
+        focus = _FOCUS.search(question)
+        if focus and focus.group(1).lower() not in ("money", "time", "more", "less"):
+            return 1.0 if stem(focus.group(1).lower()) in stems(sentence) else 0.5
+        return 1.0
     if kind == "date":
-        return bool(_YEAR.search(sentence) or _MONTH.search(sentence))
+        return float(bool(_YEAR.search(sentence) or _MONTH.search(sentence)))
     if kind == "name":
         asked = {w.lower() for w in _CAPITALISED.findall(question)}
-        return any(w.lower() not in asked for w in _CAPITALISED.findall(sentence[1:]))
-    return True
+        return float(any(w.lower() not in asked for w in _CAPITALISED.findall(sentence[1:])))
+    return 1.0
 
 
 def sentence_units(p: Passage) -> list[tuple[int, int]]:
@@ -165,7 +181,7 @@ def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candida
 # eval/searchbox-qa.jsonl (the sets with unanswerable questions) and checked on rgb-en-fact,
 # squad and pdf (answerable questions may be declined at most 5%). See README "Quality".
 SENTENCE_WEIGHTS = {"similarity": 1.0, "overlap": 0.5, "keys": 0.3, "answer_type": 0.15, "rank": 0.1}
-CALIBRATION = {"bias": -6.0, "relevance": 5.0, "similarity": 2.0, "overlap": 3.0, "keys": 1.5, "answer_type": 1.0}
+CALIBRATION = {"bias": -5.061, "relevance": 1.269, "coverage": 2.02, "similarity": 1.762, "overlap": 1.655, "keys": 0.248, "answer_type": 0.87}
 
 
 def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedder, *, max_sentences: int = 3,
@@ -210,8 +226,28 @@ def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedd
         if len(chosen) == max_sentences:
             break
     relevance = max((p.relevance_or_score for p in passages), default=0.0)
-    feats = {"relevance": relevance, **{k: best_feats[k] for k in ("similarity", "overlap", "keys", "answer_type")}}
+    feats = {"relevance": relevance, "coverage": _coverage(q_stems, passages[:max_passages]),
+             **{k: best_feats[k] for k in ("similarity", "overlap", "keys", "answer_type")}}
     return EvidenceSet(tuple(chosen), answerability_score(feats), feats)
+
+
+# Words of a question that say what kind of answer is wanted, not what it is about.
+_GENERIC = frozenset("many much year name number call use first long time kind type mean happen make".split())
+
+
+def _coverage(q_stems: set[str], passages: Sequence[Passage]) -> float:
+    """Share of the question's content words found anywhere in the top passages.
+
+    An on-topic question the articles cannot answer usually asks about something they never
+    mention ("How many employees..."): its focus word is missing from every passage.
+    """
+    wanted = q_stems - _GENERIC
+    if not wanted:
+        return 1.0
+    seen: set[str] = set()
+    for p in passages:
+        seen |= stems(p.chunk.text)
+    return len(wanted & seen) / len(wanted)
 
 
 def _features(text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: str, question: str, n: int) -> dict[str, float]:
@@ -221,7 +257,7 @@ def _features(text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: 
         "similarity": max(sim, 0.0),
         "overlap": len(q_stems & s_stems) / len(q_stems) if q_stems else 0.0,
         "keys": sum(1 for k in q_keys if k in lower) / len(q_keys) if q_keys else 1.0,
-        "answer_type": float(_has_type(text, kind, question)),
+        "answer_type": _has_type(text, kind, question),
         "rank": 1.0 / n,
     }
 
