@@ -36,6 +36,7 @@ class Chunk:
         end: character offset one past the chunk's end.
         url: the document's url, when known.
         date: the document's date, when known.
+        pages: 1-based PDF page numbers the chunk spans (empty for other formats).
     """
 
     id: str
@@ -47,6 +48,7 @@ class Chunk:
     end: int
     url: str | None = None
     date: str | None = None
+    pages: tuple[int, ...] = ()
 
 
 @lru_cache(maxsize=4)

@@ -65,6 +65,7 @@ class Answer:
         out_of_range: citation numbers the model wrote that match no passage (removed from ``text``).
         extractive: ``text`` is made of passage sentences, not generated (the generator was unavailable).
         notes: what the pipeline did that a reader should know (budget cut, removals, fallback).
+        mode: how the answer was made: ``"generated"``, ``"evidence"`` (passage sentences) or ``"declined"``.
     """
 
     question: str
@@ -79,6 +80,7 @@ class Answer:
     out_of_range: list[int] = field(default_factory=list)
     extractive: bool = False
     notes: list[str] = field(default_factory=list)
+    mode: str = "generated"
 
     @property
     def unsupported_citations(self) -> list[Citation]:
@@ -105,6 +107,7 @@ class Answer:
             "draft": self.draft,
             "extractive": self.extractive,
             "notes": list(self.notes),
+            "mode": self.mode,
             "citations": [
                 {"n": c.n, "title": c.title, "source": c.source, "snippet": c.snippet, "url": c.url, "date": c.date, "support": round(c.support, 3), "added": c.added,
                  "similarity": round(c.similarity, 3), "verified": None if c.verified is None else round(c.verified, 3), "status": c.status}
