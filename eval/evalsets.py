@@ -127,7 +127,7 @@ def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
         EvalSet("sample", EVAL / "sample-qa.jsonl", ROOT / "data" / "articles",
                 description="56 questions (26 unanswerable) over the sample articles"),
         EvalSet("pdf", EVAL / "pdf-qa.jsonl", EVAL / "pdfs" / "articles",
-                description="questions over multi-page PDFs, with gold pages"),
+                description="42 questions (10 unanswerable) over 5 multi-page PDFs, with gold pages"),
     ]
     return {s.name: s for s in sets}
 
