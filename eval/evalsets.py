@@ -36,6 +36,7 @@ class EvalSet:
         article_list: a file listing the articles of ``articles`` the set is measured on, one
             file name per line; None for the whole folder.
         description: one line for tables and ``--help``.
+        hint: what to do when the set's files are absent.
     """
 
     name: str
@@ -43,14 +44,13 @@ class EvalSet:
     articles: Path
     article_list: Path | None = None
     description: str = ""
+    hint: str = ""
 
     def unavailable(self) -> str | None:
         """Why the set cannot be run here (a missing file or folder), or None."""
-        for what, path in (("QA file", self.qa_file), ("articles folder", self.articles)):
-            if not path.exists():
-                return f"{what} {path} is absent"
-        if self.article_list is not None and not self.article_list.is_file():
-            return f"article list {self.article_list} is absent"
+        for what, path in (("QA file", self.qa_file), ("articles folder", self.articles), ("article list", self.article_list)):
+            if path is not None and not path.exists():
+                return f"{what} {path} is absent" + (f"; {self.hint}" if self.hint else "")
         return None
 
     def article_names(self) -> list[str] | None:
@@ -117,13 +117,14 @@ def subset_folder(corpus: Path, names: list[str], label: str, cache: Path | None
 def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
     """The sets by name, in the order ``eval/run_all.py`` runs them."""
     squad = shared / "corpora" / "squad-articles"
+    hint = f"the shared data folder is not at {shared} (pass --shared DIR)" if not shared.is_dir() else ""
     sets = [
         EvalSet("rgb-en-fact", shared / "eval" / "rgb-en-fact" / "qa.jsonl", shared / "eval" / "rgb-en-fact" / "articles",
-                description="100 news questions over 969 snippets (../shared; noisy labels)"),
+                description="100 news questions over 969 snippets (../shared; noisy labels)", hint=hint),
         EvalSet("squad", EVAL / "squad-qa.jsonl", squad, EVAL / "squad-articles.txt",
-                description="49 paraphrased questions over 82 squad articles"),
+                description="49 paraphrased questions over 82 squad articles", hint=hint),
         EvalSet("searchbox", EVAL / "searchbox-qa.jsonl", squad, EVAL / "searchbox-articles.txt",
-                description="120 search-box queries (41 unanswerable) over 62 other squad articles"),
+                description="120 search-box queries (41 unanswerable) over 62 other squad articles", hint=hint),
         EvalSet("sample", EVAL / "sample-qa.jsonl", ROOT / "data" / "articles",
                 description="56 questions (26 unanswerable) over the sample articles"),
         EvalSet("pdf", EVAL / "pdf-qa.jsonl", EVAL / "pdfs" / "articles",
