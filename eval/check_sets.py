@@ -25,16 +25,16 @@ import argparse
 import json
 import re
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from evalsets import DEFAULT_SHARED, EvalSet, eval_sets  # noqa: E402
+from evalsets import DEFAULT_SHARED, EvalSet, eval_sets
 
-from rag.evaluation import QAFormatError, QAItem, load_qa, source_file  # noqa: E402
+from rag.evaluation import QAFormatError, QAItem, load_qa, source_file
 
 
 def squash(text: str) -> str:
@@ -42,7 +42,7 @@ def squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-@lru_cache(maxsize=None)
+@cache
 def pdf_pages(path: Path) -> tuple[str, ...]:
     """The text of each page of a PDF, whitespace-collapsed."""
     from pypdf import PdfReader
@@ -60,7 +60,7 @@ def _strings(value: object) -> list[str]:
     return []
 
 
-@lru_cache(maxsize=None)
+@cache
 def source_text(path: Path) -> str:
     """A source file's text, whitespace-collapsed: all pages of a PDF, the decoded strings of JSON records."""
     suffix = path.suffix.lower()
@@ -140,6 +140,7 @@ def check_set(qa_file: Path, eval_set: EvalSet | None) -> tuple[list[str], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Check the given QA files (default: every eval/*.jsonl); returns 1 when any has a problem."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Each set's articles folder is defined in eval/evalsets.py.")
     ap.add_argument("files", nargs="*", type=Path, help="QA files to check (default: every eval/*.jsonl)")

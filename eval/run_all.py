@@ -21,6 +21,7 @@ rag/evaluation.py for the definitions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from evalsets import DEFAULT_SHARED, EvalSet, eval_sets  # noqa: E402
+from evalsets import DEFAULT_SHARED, EvalSet, eval_sets
 
 COLUMNS = [("set", "set"), ("variant", "variant"), ("questions", "q"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr@10", "MRR@10"),
            ("token_f1", "token F1"), ("answer_containment", "contains answer"), ("abstention_precision", "abstain P"),
@@ -81,7 +82,14 @@ def run_set(eval_set: EvalSet, variants: dict[str, dict[str, str]], *, config: s
         log: receives progress messages.
     """
     from rag import RAG, Config
-    from rag.evaluation import QueryCache, default_eval_index, ensure_index, evaluate, load_qa, missing_sources
+    from rag.evaluation import (
+        QueryCache,
+        default_eval_index,
+        ensure_index,
+        evaluate,
+        load_qa,
+        missing_sources,
+    )
 
     reason = eval_set.unavailable()
     if reason:
@@ -98,17 +106,13 @@ def run_set(eval_set: EvalSet, variants: dict[str, dict[str, str]], *, config: s
     if any(o["retrieval.retriever"] != "bm25" for o in variants.values()):
         cached.prime([it.question for it in items])
     run = SetRun(eval_set.name)
-    out = open(out_dir / f"{eval_set.name}.jsonl", "w", encoding="utf-8") if out_dir else None
-    try:
+    with open(out_dir / f"{eval_set.name}.jsonl", "w", encoding="utf-8") if out_dir else contextlib.nullcontext() as out:
         for spec, overrides in variants.items():
             rag = RAG.from_config(config, index=index, overrides=overrides, embedder=cached, generator=generator)
             write = (lambda r: out.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")) if out else None
             result = evaluate(rag, items, retrieval_only=retrieval_only, progress=progress, on_result=write, label=spec)
             run.summaries.append({**result.summary, "set": eval_set.name, "variant": spec, "qa_file": str(eval_set.qa_file)})
             log(f"{eval_set.name} / {spec}: {len(items)} questions in {result.summary['seconds']:.1f} s")
-    finally:
-        if out:
-            out.close()
     return run
 
 
@@ -135,6 +139,7 @@ def format_summary_table(runs: list[SetRun]) -> str:
 
 
 def build_parser(sets: dict[str, EvalSet]) -> argparse.ArgumentParser:
+    """The command line, listing ``sets`` in ``--sets``' help."""
     names = "; ".join(f"{name}: {s.description}" for name, s in sets.items())
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 2)[2])
@@ -154,6 +159,7 @@ def build_parser(sets: dict[str, EvalSet]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the chosen sets and print the table (or JSON); returns the exit status."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

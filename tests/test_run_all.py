@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "eval"))
 
-import evalsets  # noqa: E402
-import run_all  # noqa: E402
+import evalsets
+import run_all
 
 
 def test_subset_folder_links_exactly_the_listed_files(tmp_path):
