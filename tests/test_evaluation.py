@@ -244,6 +244,7 @@ def test_load_qa_rejects_bad_pages_naming_the_line(tmp_path, pages, message):
 
 
 def test_page_hit_hand_computed():
+    """Hit when a top-5 passage of the gold file covers a gold page; None (not 0) when the passages carry no pages."""
     gold = {"r.pdf": (4,)}
     assert page_hit([_passage(1, "x.txt", "", 0.9), _passage(2, "r.pdf", "", 0.8, pages=(3, 4))], gold) == 1.0
     assert page_hit([_passage(1, "r.pdf", "", 0.9, pages=(1, 2))], gold) == 0.0  # right file, wrong page

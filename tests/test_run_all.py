@@ -36,6 +36,7 @@ def test_subset_folder_links_exactly_the_listed_files(tmp_path):
 
 
 def test_article_list_rejects_paths_and_repeats(tmp_path):
+    """A typo in an article list (a repeat, a path) is an error naming the line, not a silently different subset."""
     listing = tmp_path / "list.txt"
     listing.write_text("a.txt\n\n# comment\nb.txt\n")
     assert evalsets.read_article_list(listing) == ["a.txt", "b.txt"]
@@ -59,6 +60,7 @@ def test_registered_sets_point_at_files_of_this_repository():
 
 
 def test_format_summary_table_rows_and_skips():
+    """One row per set and variant with "-" for what was not measured; skipped sets are listed with the reason."""
     runs = [run_all.SetRun("sample", [{"set": "sample", "variant": "hybrid", "questions": 2, "hit@1": 1.0, "hit@5": 1.0, "mrr@10": 1.0,
                                        "token_f1": None, "answer_containment": None, "abstention_precision": None,
                                        "abstention_recall": 0.5, "page_hit@5": None, "modes": {"generated": 1, "evidence": 0, "declined": 1}}]),
@@ -70,6 +72,7 @@ def test_format_summary_table_rows_and_skips():
 
 
 def test_bad_arguments_are_usage_errors(capsys):
+    """An unknown set or a bad --limit stops before any model loads, with the valid choices."""
     with pytest.raises(SystemExit) as exc:
         run_all.main(["--sets", "sample,nope"])
     assert exc.value.code == 2 and "unknown set(s) ['nope']" in capsys.readouterr().err
