@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,32 +31,12 @@ SHARED = ROOT.parent / "shared"
 FEATURES = ("relevance", "coverage", "similarity", "overlap", "keys", "answer_type")
 
 
-def subset_folder(name: str, corpus: Path, listing: Path) -> Path:
-    """A folder holding copies of the listed articles (copies, not links: builds skip links out)."""
-    out = Path(tempfile.gettempdir()) / "rag-eval-subsets" / name
-    names = [n.strip() for n in listing.read_text(encoding="utf-8").splitlines() if n.strip()]
-    if out.is_dir() and sorted(p.name for p in out.iterdir()) == sorted(names):
-        return out
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    for n in names:
-        shutil.copyfile(corpus / n, out / n)
-    return out
-
-
 def dev_sets() -> dict[str, tuple[Path, Path]]:
-    """name -> (QA file, articles folder), for the sets present on this machine."""
-    squad = SHARED / "corpora" / "squad-articles"
-    sets: dict[str, tuple[Path, Path]] = {"sample": (ROOT / "eval" / "sample-qa.jsonl", ROOT / "data" / "articles")}
-    if squad.is_dir():
-        sets["squad"] = (ROOT / "eval" / "squad-qa.jsonl", subset_folder("squad", squad, ROOT / "eval" / "squad-articles.txt"))
-        if (ROOT / "eval" / "searchbox-qa.jsonl").is_file():
-            sets["searchbox"] = (ROOT / "eval" / "searchbox-qa.jsonl", subset_folder("searchbox", squad, ROOT / "eval" / "searchbox-articles.txt"))
-    if (SHARED / "eval" / "rgb-en-fact").is_dir():
-        sets["rgb"] = (SHARED / "eval" / "rgb-en-fact" / "qa.jsonl", SHARED / "eval" / "rgb-en-fact" / "articles")
-    if (ROOT / "eval" / "pdf-qa.jsonl").is_file():
-        sets["pdf"] = (ROOT / "eval" / "pdf-qa.jsonl", ROOT / "eval" / "pdfs" / "articles")
-    return sets
+    """name -> (QA file, articles folder to index), for the sets present on this machine (eval/evalsets.py)."""
+    sys.path.insert(0, str(ROOT / "eval"))
+    import evalsets
+
+    return {name: (s.qa_file, s.articles_dir()) for name, s in evalsets.eval_sets(SHARED).items() if s.unavailable() is None}
 
 
 def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dict]:
@@ -144,7 +122,7 @@ def report(rows: list[dict], weights: dict[str, float], t: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--sets", help="comma-separated subset of: sample, squad, searchbox, rgb, pdf (default: all found)")
+    parser.add_argument("--sets", help="comma-separated subset of: rgb-en-fact, squad, searchbox, sample, pdf (default: all found)")
     parser.add_argument("--fit", default="sample,searchbox,pdf", help="sets the weights are fitted on (those with unanswerable questions)")
     parser.add_argument("--max-decline", type=float, default=0.05, help="most answerable questions declined per set (default 0.05)")
     parser.add_argument("--config", help="YAML config (default: built-in defaults)")

@@ -5,6 +5,10 @@ QA sets are JSONL, one object per line (the format of ``../shared/README.md``)::
     {"id": "0", "question": "...", "answers": ["accepted answer", ...],
      "sources": ["file name relative to the articles folder", ...], "answerable": true}
 
+An item may also carry ``"pages": {"report.pdf": [3, 4]}``: for a source that is a PDF, the
+1-based pages that hold the answer. Each key must be one of the item's ``sources`` and each
+value a non-empty list of page numbers >= 1.
+
 Metrics (see :func:`summarize`):
 
 - ``hit@k``: share of answerable questions with a passage from a gold source among the
@@ -16,6 +20,15 @@ Metrics (see :func:`summarize`):
   answer scores 0 on both.
 - ``citation_precision``: over all citations in answers to answerable questions, the share
   whose passage comes from a gold source or contains an accepted answer.
+- ``page_hit@5``: over answerable questions with ``pages``, the share with a passage among the
+  first 5 from a gold file whose ``chunk.pages`` include a gold page. A question is left out
+  (not scored) when its gold file is in the top 5 but none of those passages carries page
+  numbers (an index built without them); a gold file missing from the top 5 scores 0. None
+  when no question was scored.
+- ``modes``: how many answers were made in each :attr:`~rag.citations.Answer.mode`
+  (``generated``, ``evidence``, ``declined``), and ``by_mode``: per mode, the questions,
+  answerable questions and their ``token_f1`` / ``answer_containment``. None with
+  ``retrieval_only``.
 - ``abstention_precision`` / ``abstention_recall``: of the declined questions, the share that
   are ``answerable: false``; of the ``answerable: false`` questions, the share declined. With
   ``retrieval_only`` the decision is the relevance threshold alone (no generator).
@@ -50,6 +63,8 @@ if TYPE_CHECKING:
 
 KS = (1, 5, 10)
 DEPTH = 10
+# The values of Answer.mode; an answer in another mode is counted under its own name.
+MODES = ("generated", "evidence", "declined")
 
 
 class QAFormatError(ValueError):
@@ -65,6 +80,7 @@ class QAItem:
     answers: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     answerable: bool = True
+    pages: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False)
 
 
 def load_qa(path: str | Path) -> list[QAItem]:
@@ -100,14 +116,35 @@ def load_qa(path: str | Path) -> list[QAItem]:
         answerable = obj.get("answerable", True)
         if not isinstance(answerable, bool):
             raise QAFormatError(f"{where}: 'answerable' must be true or false, got {answerable!r}")
+        pages = _parse_pages(obj.get("pages", {}), sources, where)
         qid = str(obj.get("id", lineno))
         if qid in seen:
             raise QAFormatError(f"{where}: id {qid!r} is used twice; give every question its own id")
         seen.add(qid)
-        items.append(QAItem(qid, question.strip(), tuple(answers), tuple(sources), answerable))
+        items.append(QAItem(qid, question.strip(), tuple(answers), tuple(sources), answerable, pages))
     if not items:
         raise QAFormatError(f"QA file {str(p)!r} holds no questions")
     return items
+
+
+def _parse_pages(value: Any, sources: list[str], where: str) -> dict[str, tuple[int, ...]]:
+    """Check the optional ``pages`` field: ``{"file.pdf": [3, 4]}`` with every file among ``sources``.
+
+    Raises:
+        QAFormatError: not an object of source file -> non-empty list of page numbers >= 1.
+    """
+    shape = "an object mapping a source file to a list of 1-based page numbers, e.g. {\"report.pdf\": [3]}"
+    if not isinstance(value, dict):
+        raise QAFormatError(f"{where}: 'pages' must be {shape}, got {value!r}")
+    pages: dict[str, tuple[int, ...]] = {}
+    for name, numbers in value.items():
+        if name not in sources:
+            raise QAFormatError(f"{where}: 'pages' names {name!r}, which is not in 'sources' {sources!r}; add it there or fix the name")
+        if (not isinstance(numbers, list) or not numbers
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in numbers)):
+            raise QAFormatError(f"{where}: 'pages' for {name!r} must be a non-empty list of page numbers >= 1, got {numbers!r}")
+        pages[name] = tuple(numbers)
+    return pages
 
 
 # -- answer scoring (SQuAD's official normalisation) --------------------------------------
@@ -153,6 +190,20 @@ def source_file(source: str) -> str:
     return source.split("#", 1)[0]
 
 
+def page_hit(passages: Sequence[Passage], gold_pages: dict[str, tuple[int, ...]], k: int = 5) -> float | None:
+    """Whether a passage among the first ``k`` comes from a gold file and covers a gold page.
+
+    Returns:
+        1.0 or 0.0; None when a gold file is among the first ``k`` but none of its passages
+        carries page numbers (the index was built without them), so the question can't be scored.
+    """
+    gold = {source_file(name): set(numbers) for name, numbers in gold_pages.items()}
+    from_gold = [p for p in passages[:k] if source_file(p.chunk.source) in gold]
+    if from_gold and not any(p.chunk.pages for p in from_gold):
+        return None
+    return float(any(gold[source_file(p.chunk.source)] & set(p.chunk.pages) for p in from_gold))
+
+
 def retrieval_metrics(ranked_sources: Sequence[str], gold: Iterable[str], ks: Sequence[int] = KS) -> dict[str, float]:
     """``hit@k`` and ``mrr@10`` for one question from its passages' sources, best first."""
     gold_set = {source_file(g) for g in gold}
@@ -176,6 +227,7 @@ class QuestionResult:
     citations: list[dict[str, Any]] = field(default_factory=list)
     top_relevance: float = 0.0
     seconds: float = 0.0
+    mode: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,6 +242,7 @@ class QuestionResult:
             "answer": self.answer,
             "citations": self.citations,
             "abstained": self.abstained,
+            "mode": self.mode,
             "metrics": {k: round(v, 4) for k, v in self.metrics.items()},
             "seconds": round(self.seconds, 3),
         }
@@ -220,16 +273,22 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
     k = cfg.top_k if top_k is None else top_k
     passages = rag.retrieve(item.question, max(DEPTH, k))
     metrics = retrieval_metrics([p.chunk.source for p in passages], item.sources) if item.answerable else {}
+    if item.pages and item.answerable:
+        hit = page_hit(passages, item.pages)
+        if hit is not None:
+            metrics["page_hit@5"] = hit
     # The passages the pipeline would answer from are the first top_k of the same ranking.
     top_relevance = max((p.relevance_or_score for p in passages[:k]), default=0.0)
     threshold = cfg.min_relevance_for(embedder=_embedder_name(rag))
     answer_text: str | None = None
+    mode: str | None = None
     citations: list[dict[str, Any]] = []
     if retrieval_only:
         abstained = not passages or top_relevance < threshold
     else:
         answer = rag.ask(item.question, top_k=k, max_new_tokens=max_new_tokens)
         answer_text = answer.text
+        mode = answer.mode
         abstained = is_abstention(answer.text)
         by_n = {p.n: p for p in answer.passages}
         for c in answer.citations:
@@ -239,7 +298,7 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
             metrics["answer_containment"] = 0.0 if abstained else float(contains_answer(answer.text, item.answers))
             metrics["token_f1"] = 0.0 if abstained else token_f1(answer.text, item.answers)
     retrieved = [{"n": p.n, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4)} for p in passages]
-    return QuestionResult(item, label or cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance), time.perf_counter() - t0)
+    return QuestionResult(item, label or cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance), time.perf_counter() - t0, mode)
 
 
 def evaluate(
@@ -309,11 +368,30 @@ def summarize(results: Sequence[QuestionResult], retrieval_only: bool = False) -
         out["token_f1"] = _mean([r.metrics["token_f1"] for r in answerable])
         cites = [c["correct"] for r in answerable for c in r.citations]
         out["citation_precision"] = _mean([float(c) for c in cites])
+    paged = [r.metrics["page_hit@5"] for r in answerable if "page_hit@5" in r.metrics]
+    out["page_hit@5"] = _mean(paged)
+    out["modes"], out["by_mode"] = (None, None) if retrieval_only else _mode_breakdown(results)
     declined_unanswerable = sum(1 for r in abstained if not r.item.answerable)
     out["abstention_precision"] = declined_unanswerable / len(abstained) if abstained else None
     out["abstention_recall"] = declined_unanswerable / len(unanswerable) if unanswerable else None
     out["declined_answerable"] = sum(1 for r in answerable if r.abstained)
     return out
+
+
+def _mode_breakdown(results: Sequence[QuestionResult]) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """Answers per mode, and per mode the answer metrics over its answerable questions."""
+    names = list(MODES) + sorted({r.mode for r in results if r.mode and r.mode not in MODES})
+    counts = {m: sum(1 for r in results if r.mode == m) for m in names}
+    by_mode: dict[str, dict[str, Any]] = {}
+    for m in names:
+        scored = [r for r in results if r.mode == m and r.item.answerable]
+        by_mode[m] = {
+            "questions": counts[m],
+            "answerable": len(scored),
+            "token_f1": _mean([r.metrics["token_f1"] for r in scored]),
+            "answer_containment": _mean([r.metrics["answer_containment"] for r in scored]),
+        }
+    return counts, by_mode
 
 
 def choose_threshold(results: Sequence[QuestionResult], max_false_decline: float = 0.05) -> dict[str, Any]:
@@ -340,22 +418,47 @@ def choose_threshold(results: Sequence[QuestionResult], max_false_decline: float
     }
 
 
+def format_modes(modes: dict[str, int] | None) -> str:
+    """``{"generated": 3, "evidence": 1, "declined": 0}`` -> ``"generated 3, evidence 1"`` ("-" for None)."""
+    if modes is None:
+        return "-"
+    return ", ".join(f"{m} {n}" for m, n in modes.items() if n) or "none"
+
+
 def format_table(summaries: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table of summaries, one row per retriever."""
+    """A Markdown table of summaries, one row per retriever.
+
+    A ``page hit@5`` column is added when a summary has that metric, and a ``modes`` column
+    plus a second table of answer metrics per mode (answers, answerable, contains answer,
+    token F1) when a summary has ``modes`` (runs with generation).
+    """
     cols = [("retriever", "retriever"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("hit@10", "hit@10"), ("mrr@10", "MRR@10"),
             ("answer_containment", "contains answer"), ("token_f1", "token F1"), ("citation_precision", "citation P"),
             ("abstention_precision", "abstain P"), ("abstention_recall", "abstain R")]
+    if any(s.get("page_hit@5") is not None for s in summaries):
+        cols.append(("page_hit@5", "page hit@5"))
+    with_modes = [s for s in summaries if s.get("modes")]
+    if with_modes:
+        cols.append(("modes", "modes"))
 
     def cell(v: Any) -> str:
         if v is None:
             return "-"
         if isinstance(v, float):
             return f"{v:.3f}"
+        if isinstance(v, dict):
+            return format_modes(v)
         return str(v)
 
     lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for s in summaries:
         lines.append("| " + " | ".join(cell(s.get(k)) for k, _ in cols) + " |")
+    if with_modes:
+        lines += ["", "| retriever | mode | answers | answerable | contains answer | token F1 |", "|---|---|---|---|---|---|"]
+        for s in with_modes:
+            for mode, m in s["by_mode"].items():
+                lines.append(f"| {cell(s.get('retriever'))} | {mode} | {m['questions']} | {m['answerable']} | "
+                             f"{cell(m['answer_containment'])} | {cell(m['token_f1'])} |")
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -21,6 +22,7 @@ from rag.evaluation import (
     load_qa,
     missing_sources,
     normalize_answer,
+    page_hit,
     retrieval_metrics,
     token_f1,
 )
@@ -67,8 +69,8 @@ def test_load_qa_errors_name_file_line_and_fix(tmp_path):
 
 
 # -- evaluate() on a scripted pipeline: every metric by hand ------------------------------------
-def _passage(n: int, source: str, text: str, relevance: float) -> Passage:
-    chunk = Chunk(id=f"{source}-{n}", doc_id=source, title=source, source=source, text=text, start=0, end=len(text))
+def _passage(n: int, source: str, text: str, relevance: float, pages: tuple[int, ...] = ()) -> Passage:
+    chunk = Chunk(id=f"{source}-{n}", doc_id=source, title=source, source=source, text=text, start=0, end=len(text), pages=pages)
     return Passage(n=n, chunk=chunk, score=relevance, relevance=relevance)
 
 
@@ -166,6 +168,128 @@ def test_format_table_and_missing_sources(qa_file, tmp_path):
     assert missing_sources(load_qa(qa_file), tmp_path) == ["d.txt", "e.txt"]
 
 
+# -- answer modes ---------------------------------------------------------------------------------
+MODES = {"Capital of France?": "generated", "The answer?": "evidence", "Largest animal?": "declined", "Moon cheese?": "declined",
+         "Mars pizza?": "generated"}
+
+
+class ModeRAG(ScriptedRAG):
+    """ScriptedRAG whose answers carry the mode given per question."""
+
+    def __init__(self, modes=None):
+        super().__init__()
+        self.modes = modes or MODES
+
+    def ask(self, question, *, top_k=None, max_new_tokens=None):
+        return dataclasses.replace(super().ask(question, top_k=top_k, max_new_tokens=max_new_tokens), mode=self.modes[question])
+
+
+def test_summary_breaks_answers_down_by_mode(qa_file):
+    """Counts per mode over all questions; F1 and containment per mode over its answerable questions only."""
+    run = evaluate(ModeRAG(), load_qa(qa_file), progress=False)
+    s = run.summary
+    assert s["modes"] == {"generated": 2, "evidence": 1, "declined": 2}
+    # generated: q1 (answerable: contains "Paris", F1 0.5) and q5 (unanswerable, not scored)
+    assert s["by_mode"]["generated"] == {"questions": 2, "answerable": 1, "token_f1": 0.5, "answer_containment": 1.0}
+    # evidence: q2 answered "It is 41", gold "42"
+    assert s["by_mode"]["evidence"] == {"questions": 1, "answerable": 1, "token_f1": 0.0, "answer_containment": 0.0}
+    # declined: q3 (answerable, scores 0) and q4 (unanswerable)
+    assert s["by_mode"]["declined"] == {"questions": 2, "answerable": 1, "token_f1": 0.0, "answer_containment": 0.0}
+    # the overall figures are unchanged by the breakdown
+    assert s["token_f1"] == pytest.approx(0.5 / 3) and s["answer_containment"] == pytest.approx(1 / 3)
+    assert [r.to_dict()["mode"] for r in run.results] == ["generated", "evidence", "declined", "declined", "generated"]
+    table = format_table([s])
+    assert table.splitlines()[0].endswith("| abstain R | modes |")
+    assert "| generated 2, evidence 1, declined 2 |" in table.splitlines()[2]
+    assert "| dense | evidence | 1 | 1 | 0.000 | 0.000 |" in table and "| dense | generated | 2 | 1 | 1.000 | 0.500 |" in table
+
+
+def test_mode_breakdown_absent_in_retrieval_only_and_unknown_modes_kept(qa_file):
+    """Retrieval-only runs have no answers, so no modes; a mode outside MODES is counted under its own name."""
+    s = evaluate(ScriptedRAG(), load_qa(qa_file), retrieval_only=True, progress=False).summary
+    assert s["modes"] is None and s["by_mode"] is None
+    assert "modes" not in format_table([s]).splitlines()[0]
+    s = evaluate(ModeRAG({**MODES, "Mars pizza?": "extractive"}), load_qa(qa_file), progress=False).summary
+    assert s["modes"] == {"generated": 1, "evidence": 1, "declined": 2, "extractive": 1}
+    assert s["by_mode"]["extractive"] == {"questions": 1, "answerable": 0, "token_f1": None, "answer_containment": None}
+
+
+# -- pages: the optional field and page_hit@5 --------------------------------------------------------
+def _qa_line(**extra) -> str:
+    return json.dumps({"id": "p1", "question": "Q?", "answers": ["a"], "sources": ["r.pdf"], "answerable": True, **extra}) + "\n"
+
+
+def test_load_qa_pages(tmp_path):
+    """pages maps a source to its gold page numbers, kept as tuples; items without it get {}."""
+    path = tmp_path / "qa.jsonl"
+    path.write_text(_qa_line(pages={"r.pdf": [3, 4]}) + json.dumps({"id": "p2", "question": "R?"}) + "\n")
+    items = load_qa(path)
+    assert items[0].pages == {"r.pdf": (3, 4)} and items[1].pages == {}
+
+
+@pytest.mark.parametrize("pages, message", [
+    (["r.pdf", 3], r"qa.jsonl:2: 'pages' must be an object mapping a source file"),
+    ({"other.pdf": [3]}, r"qa.jsonl:2: 'pages' names 'other.pdf', which is not in 'sources'"),
+    ({"r.pdf": 3}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list of page numbers >= 1, got 3"),
+    ({"r.pdf": []}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list"),
+    ({"r.pdf": [0]}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list of page numbers >= 1, got \[0\]"),
+    ({"r.pdf": ["3"]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
+    ({"r.pdf": [True]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
+    ({"r.pdf": [2.0]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
+])
+def test_load_qa_rejects_bad_pages_naming_the_line(tmp_path, pages, message):
+    """A malformed pages field is a QAFormatError naming file and line, never a crash later in scoring."""
+    path = tmp_path / "qa.jsonl"
+    path.write_text(_qa_line() + _qa_line(pages=pages).replace('"p1"', '"p2"'))
+    with pytest.raises(QAFormatError, match=message):
+        load_qa(path)
+
+
+def test_page_hit_hand_computed():
+    """Hit when a top-5 passage of the gold file covers a gold page; None (not 0) when the passages carry no pages."""
+    gold = {"r.pdf": (4,)}
+    assert page_hit([_passage(1, "x.txt", "", 0.9), _passage(2, "r.pdf", "", 0.8, pages=(3, 4))], gold) == 1.0
+    assert page_hit([_passage(1, "r.pdf", "", 0.9, pages=(1, 2))], gold) == 0.0  # right file, wrong page
+    ranked = [_passage(i + 1, f"x{i}.txt", "", 0.5) for i in range(5)] + [_passage(6, "r.pdf", "", 0.1, pages=(4,))]
+    assert page_hit(ranked, gold) == 0.0  # the right page at rank 6 is past the cut
+    assert page_hit([_passage(1, "r.pdf", "", 0.9)], gold) is None  # no page numbers: cannot be scored
+    assert page_hit([_passage(1, "r.pdf", "", 0.9), _passage(2, "r.pdf", "", 0.8, pages=(4,))], gold) == 1.0
+
+
+PAGED = {
+    "Where is A?": [_passage(1, "x.txt", "", 0.9), _passage(2, "r.pdf", "", 0.8, pages=(2, 3))],  # gold page 3 at rank 2: hit
+    "Where is B?": [_passage(1, "r.pdf", "", 0.9, pages=(1,))],  # gold page 5: miss
+    "Where is C?": [_passage(1, "r.pdf", "", 0.9)],  # no page numbers: not scored
+    "Where is D?": [_passage(1, "x.txt", "", 0.9)],  # no pages field: not scored
+}
+
+
+class PagedRAG(ScriptedRAG):
+    """ScriptedRAG retrieving the PAGED passages."""
+
+    def retrieve(self, question, top_k=None, **_):
+        return PAGED[question][:top_k]
+
+
+def test_evaluate_page_hit_at_5(tmp_path, qa_file):
+    """page_hit@5 averages the questions with pages whose passages carry page numbers, and shows in the table."""
+    path = tmp_path / "paged.jsonl"
+    rows = [{"id": "a", "question": "Where is A?", "answers": ["a"], "sources": ["r.pdf"], "pages": {"r.pdf": [3]}},
+            {"id": "b", "question": "Where is B?", "answers": ["b"], "sources": ["r.pdf"], "pages": {"r.pdf": [5]}},
+            {"id": "c", "question": "Where is C?", "answers": ["c"], "sources": ["r.pdf"], "pages": {"r.pdf": [1]}},
+            {"id": "d", "question": "Where is D?", "answers": ["d"], "sources": ["x.txt"]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = evaluate(PagedRAG(), load_qa(path), retrieval_only=True, progress=False)
+    assert [r.metrics.get("page_hit@5") for r in run.results] == [1.0, 0.0, None, None]
+    assert run.summary["page_hit@5"] == pytest.approx(0.5)
+    assert run.results[0].to_dict()["metrics"]["page_hit@5"] == 1.0
+    table = format_table([run.summary])
+    assert table.splitlines()[0].endswith("| abstain R | page hit@5 |") and table.splitlines()[2].endswith("| 0.500 |")
+    # without any page numbers the metric is None and the column is not shown
+    summary = evaluate(ScriptedRAG(), load_qa(qa_file), retrieval_only=True, progress=False).summary
+    assert summary["page_hit@5"] is None and "page hit" not in format_table([summary])
+
+
 # -- rag eval, real path: packaged MiniLM, real index on disk ------------------------------
 @pytest.fixture
 def tiny_qa(tmp_path):
@@ -210,7 +334,11 @@ def test_rag_eval_cli_with_generation(tmp_path, articles_dir, tiny_qa, capsys):
     assert len(lines) == 2 and all(isinstance(line["answer"], str) and line["answer"] for line in lines)
     assert all(c["source"] for line in lines for c in line["citations"])
     summary = json.loads((tmp_path / "full.jsonl.summary.json").read_text())[0]
-    assert summary["answer_containment"] is not None and 0.0 <= summary["answer_containment"] <= 1.0
+    # Exactly the mean over the recorded answers (a declined answer scores 0): the summary is
+    # computed from what was answered, not just some value in [0, 1]. (0.0 with SmolLM2-135M today.)
+    expected = [0.0 if line["abstained"] else float(contains_answer(line["answer"], line["gold_answers"])) for line in lines]
+    assert summary["answer_containment"] == pytest.approx(sum(expected) / len(expected))
+    assert summary["token_f1"] == pytest.approx(sum(0.0 if line["abstained"] else token_f1(line["answer"], line["gold_answers"]) for line in lines) / 2)
     assert summary["hit@1"] == 1.0
 
 
