@@ -10,8 +10,9 @@ Example:
 from .chunking import Chunker
 from .citations import parse_markers, resolve_citations
 from .config import Config, ConfigError
-from .conversation import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
+from .conversation import Conversation, QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from .documents import LoadResult, SkippedFile, load_documents
+from .errors import InputError, RagError
 from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
 from .extractive import extractive_answer
 from .generation import (
@@ -39,6 +40,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RAG",
+    "Conversation",
+    "InputError",
+    "RagError",
     "Answer",
     "AnswerStream",
     "CitationCheck",

@@ -1,4 +1,8 @@
-"""Rewrite a follow-up question into a standalone query for retrieval, using the conversation.
+"""A conversation with the articles: history, follow-up rewriting, then the answer.
+
+:class:`Conversation` is what the web UI, ``rag chat`` and Python callers share: it checks a
+question, rewrites a follow-up into a standalone query, streams the answer retrieved with
+that query and records the turn. The rest of this module is the rewriting.
 
 "and how much did it cost?" retrieves nothing useful on its own; "How much did DeepSeek-V3
 cost?" does. Rules come first: "it"/"its" become the subject of the previous query, and
@@ -9,20 +13,33 @@ appended as context. Small models such as SmolLM2-135M often echo the follow-up 
 it instead, so the rules do most of the work with the default model.
 
 Example:
-    >>> rewriter = QueryRewriter(mode="heuristic")
-    >>> history = [Turn("What did the DeepSeek-V3 report say training cost?", "It said $5.6 million [1].")]
-    >>> rewriter.rewrite("and how much did it cost to train?", history).query
+    >>> chat = Conversation(RAG.from_config("configs/default.yaml"))
+    >>> chat.ask("What did the DeepSeek-V3 report say training cost?").text
+    'The report said $5.6 million [1].'
+    >>> chat.ask("and how much did it cost to train?").query
+    'How much did DeepSeek-V3 cost to train?'
+    >>> QueryRewriter(mode="heuristic").rewrite("and how much did it cost to train?", chat.turns[:1]).query
     'How much did DeepSeek-V3 cost to train?'
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from .text import MARKER, content_words
+from .errors import InputError
 from .generation import Generator
+from .pipeline import StreamEvent
+from .text import MARKER, content_words
+
+if TYPE_CHECKING:
+    from .pipeline import RAG
+    from .records import Answer
+
+log = logging.getLogger(__name__)
 
 REWRITE_MODES = ("auto", "heuristic", "off")
 
@@ -286,3 +303,147 @@ class QueryRewriter:
             if accepted:
                 return Rewrite(accepted, "model")
         return Rewrite(rewritten, "heuristic" if rewritten != q else "unchanged")
+
+
+# -- the conversation ---------------------------------------------------------------------
+# Turns a conversation keeps (and a caller may send as history): only the last two feed the
+# rewriter, the rest are context for the reader.
+MAX_TURNS = 20
+# An answer in a sent history; answers are capped by max_new_tokens (<= 1024 tokens in the UI).
+MAX_ANSWER_CHARS = 20_000
+
+
+def check_text(value: Any, name: str, limit: int, setting: str = "") -> str:
+    """``value`` stripped, if it is text of at most ``limit`` characters that UTF-8 can encode.
+
+    Raises:
+        InputError: not text, too long, or holding a lone surrogate such as ``\\ud800``.
+    """
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be text, got {type(value).__name__}")
+    text = value.strip()
+    if len(text) > limit:
+        raise InputError(f"{name} is {len(text)} characters long; the limit is {limit}{f' ({setting})' if setting else ''}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{name} holds an invalid character ({text[exc.start]!r} at position {exc.start}, half of a UTF-16 pair); "
+                         "remove it and try again") from None
+    return text
+
+
+def check_question(question: Any, max_chars: int) -> str:
+    """The question stripped, or an :class:`InputError` saying what is wrong with it."""
+    if not isinstance(question, str) or not question.strip():
+        raise InputError("the question is empty; type a question about the articles")
+    return check_text(question, "the question", max_chars, "ui.max_question_chars")
+
+
+def turns_from_history(history: Any, *, max_question_chars: int, max_turns: int = MAX_TURNS) -> list[Turn]:
+    """Earlier turns sent by a caller, ``[{"question": ..., "answer": ..., "query": ...}, ...]``, checked.
+
+    Turns without a question are skipped; unknown keys are ignored.
+
+    Raises:
+        InputError: not a list, more than ``max_turns`` turns, or a field too long or not text.
+    """
+    if history is None:
+        return []
+    if not isinstance(history, (list, tuple)):
+        raise InputError(f'history must be a list of {{"question": ..., "answer": ...}} objects, got {type(history).__name__}')
+    if len(history) > max_turns:
+        raise InputError(f"history has {len(history)} turns; the limit is {max_turns}: send only the latest ones")
+    turns = []
+    for i, item in enumerate(history):
+        if not isinstance(item, Mapping):
+            raise InputError(f'history[{i}] must be an object like {{"question": ..., "answer": ...}}, got {type(item).__name__}')
+        question = check_text(item.get("question") or "", f"history[{i}].question", max_question_chars, "ui.max_question_chars")
+        answer = check_text(item.get("answer") or "", f"history[{i}].answer", MAX_ANSWER_CHARS)
+        query = check_text(item.get("query") or "", f"history[{i}].query", 2 * max_question_chars)
+        if question:
+            turns.append(Turn(question, answer, query))
+    return turns
+
+
+class Conversation:
+    """Questions and answers in turn: each follow-up is rewritten for retrieval, then answered.
+
+    The model still answers the user's own words; only retrieval uses the standalone query.
+    Rewriting follows ``ui.rewrite`` and the question limit ``ui.max_question_chars``, so the
+    web UI, ``rag chat`` and Python callers answer a follow-up the same way.
+
+    Args:
+        rag: the pipeline to answer with.
+        turns: earlier turns, oldest first (e.g. from :func:`turns_from_history`).
+        rewriter: the follow-up rewriter (default: ``ui.rewrite`` over ``rag.generator``).
+        max_turns: turns kept; older ones are forgotten.
+
+    Example:
+        >>> chat = Conversation(rag)
+        >>> for event in chat.stream_events("and why did it fall?", top_k=4):
+        ...     if event.kind == "rewritten": print("searched for:", event.text)
+        ...     elif event.kind == "answer": print(event.text, end="")
+    """
+
+    def __init__(self, rag: RAG, *, turns: Sequence[Turn] = (), rewriter: QueryRewriter | None = None, max_turns: int = MAX_TURNS) -> None:
+        self.rag = rag
+        self.max_turns = max_turns
+        self.turns: list[Turn] = list(turns)[-max_turns:]
+        self.max_question_chars = rag.config.ui.max_question_chars
+        self._rewriter = rewriter
+
+    @property
+    def rewriter(self) -> QueryRewriter:
+        if self._rewriter is None:
+            mode = self.rag.config.ui.rewrite
+            self._rewriter = QueryRewriter(self.rag.generator if mode == "auto" else None, mode=mode)
+        return self._rewriter
+
+    def check(self, question: Any) -> str:
+        """The question stripped, if it may be asked (see :func:`check_question`)."""
+        return check_question(question, self.max_question_chars)
+
+    def rewrite(self, question: str) -> Rewrite:
+        """The standalone query for ``question`` after the turns so far."""
+        try:
+            return self.rewriter.rewrite(question, self.turns)
+        except Exception:  # e.g. the generator cannot be created: the question still gets its answer
+            log.exception("rewriting %r failed; retrieving with the question itself", question)
+            return Rewrite(question, "unchanged")
+
+    def stream_events(self, question: str, **options: Any) -> Iterator[StreamEvent]:
+        """:meth:`RAG.stream_events` for a follow-up, preceded by a ``rewritten`` event when it was rewritten.
+
+        The ``rewritten`` event's ``text`` is the standalone query. The turn is recorded
+        when the ``done`` event arrives (a stream closed early records nothing).
+
+        Args:
+            question: what the user asked.
+            **options: ``top_k``, ``temperature``, ``max_new_tokens``, ``filters``.
+
+        Raises:
+            InputError: the question is empty, too long or not valid text.
+        """
+        q = self.check(question)
+        rewrite = self.rewrite(q)
+        query = rewrite.query if rewrite.changed else None
+        if query:
+            yield StreamEvent("rewritten", text=query)
+        for event in self.rag.stream_events(q, query=query, **options):
+            if event.kind == "done" and event.answer is not None:
+                self.turns = [*self.turns, Turn(q, event.answer.text, query or "")][-self.max_turns:]
+            yield event
+
+    def ask(self, question: str, **options: Any) -> Answer:
+        """Answer ``question`` in this conversation; ``answer.query`` is what was retrieved with."""
+        answer = None
+        for event in self.stream_events(question, **options):
+            if event.kind == "done":
+                answer = event.answer
+        if answer is None:
+            raise RuntimeError("the pipeline ended without an answer")
+        return answer
+
+    def clear(self) -> None:
+        """Forget the turns: the next question starts a new conversation."""
+        self.turns = []

@@ -3,7 +3,6 @@ errors, rebuild checks, safe defaults, and the named API endpoint through gradio
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import socket
@@ -17,7 +16,11 @@ from fakes import FakeEmbedder, FakeGenerator
 
 from rag import RAG, Config
 from ui import render
-from ui.app import ChatUI, build_app, check_settings, friendly_error, is_loopback, main, parse_auth, resolve_rebuild_folder
+from ui.app import build_app
+from ui.chat import ChatUI, check_settings
+from ui.errors import friendly_error
+from ui.folders import resolve_rebuild_folder
+from ui.server import is_loopback, parse_auth, serve
 
 
 def nvidia_reply(messages) -> str:
@@ -419,21 +422,16 @@ def test_parse_auth():
         parse_auth("alice")
 
 
-def serve_args(**kw) -> argparse.Namespace:
-    base = dict(host="127.0.0.1", port=7860, auth=None, config=None, index=None, articles=None, allowed_root=None)
-    return argparse.Namespace(**{**base, **kw})
-
-
 def test_public_host_without_auth_refuses_to_start(monkeypatch, capsys):
     monkeypatch.delenv("RAG_UI_AUTH", raising=False)
-    assert main(serve_args(host="0.0.0.0")) == 2
+    assert serve(host="0.0.0.0") == 2
     err = capsys.readouterr().err
     assert "refusing to serve on '0.0.0.0' without authentication" in err and "RAG_UI_AUTH" in err
 
 
 def test_bad_auth_refuses_to_start(monkeypatch, capsys):
     monkeypatch.setenv("RAG_UI_AUTH", "nopassword")
-    assert main(serve_args(host="0.0.0.0")) == 2
+    assert serve(host="0.0.0.0") == 2
     assert "USER:PASSWORD" in capsys.readouterr().err
 
 

@@ -1,7 +1,7 @@
 """The line in front of the generator (ui.generation_concurrency, ui.max_queue) and the
 server under load.
 
-Unit tests drive :class:`ui.app.AnswerQueue` and :class:`ui.app.ChatUI` with a fake
+Unit tests drive :class:`ui.queue.AnswerQueue` and :class:`ui.chat.ChatUI` with a fake
 generator that blocks until released. The served tests go through real HTTP: the Gradio
 app in this process with gradio_client, and ``rag serve`` as a subprocess (real embedder)
 with the openai backend against a scripted server that holds answers (tests/openai_stub.py).
@@ -27,7 +27,10 @@ from conftest import ROOT, write_articles
 from fakes import FakeEmbedder, FakeGenerator
 
 from rag import RAG, Config
-from ui.app import AnswerQueue, ChatUI, QueueFull, build_app, launch_threads
+from ui.app import build_app
+from ui.chat import ChatUI
+from ui.queue import AnswerQueue, QueueFull
+from ui.server import launch_threads
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_load  # noqa: E402

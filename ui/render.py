@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -181,6 +182,85 @@ def status_html(info: dict[str, Any] | None, error: str | None = None, note: str
     if note:
         body += f'<div class="rag-status-note">{esc(note)}</div>'
     return f'<div id="rag-status-body">{body}</div>'
+
+
+class AnswerView:
+    """The chat messages of one answer, updated as :meth:`rag.Conversation.stream_events` events arrive.
+
+    A rewritten follow-up shows as *searched for: …*; reasoning streams into a collapsed
+    accordion; the answer streams with linked markers and is then replaced by the checked
+    answer (the citation checker may place, move or drop markers after streaming).
+
+    Args:
+        chat: the page's chat messages (appended to and updated in place).
+        turn: the answer's number in the conversation (for the source anchors).
+        question: what the user asked.
+    """
+
+    def __init__(self, chat: list[dict[str, Any]], turn: int, question: str) -> None:
+        self.chat, self.turn, self.question = chat, turn, question
+        self.query: str | None = None
+        self.answer: Answer | None = None
+        self._answer_i: int | None = None
+        self._reasoning_i: int | None = None
+        self._reasoning: list[str] = []
+        self._parts: list[str] = []
+        self._passage_ns: set[int] = set()
+        self._live: str | None = None
+        self._t_reason = time.perf_counter()
+
+    def add(self, event: Any) -> bool:
+        """Show ``event``; True when the page needs an update."""
+        if event.kind == "rewritten":
+            self.query = event.text
+            self.chat.append({"role": "assistant", "content": searched_for_html(event.text)})
+        elif event.kind == "retrieved":
+            self._passage_ns = {p.n for p in event.passages}
+            self._live = retrieved_section(self.turn, self.question, self.query or self.question, event.passages)
+        elif event.kind == "reasoning":
+            self._reasoning.append(event.text)
+            if self._reasoning_i is None:
+                self._t_reason = time.perf_counter()
+            # "done" keeps the accordion collapsed while it streams.
+            self._reasoning_i = self._put(self._reasoning_i, {"role": "assistant", "content": md_text("".join(self._reasoning).strip()),
+                                                              "metadata": {"title": "Reasoning (thinking…)", "status": "done"}})
+        elif event.kind == "answer":
+            self._parts.append(event.text)
+            self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": answer_markdown("".join(self._parts), self.turn, self._passage_ns)})
+        elif event.kind == "done":
+            self.answer = event.answer
+            return False
+        return True
+
+    def _put(self, index: int | None, message: dict[str, Any]) -> int:
+        if index is None:
+            self.chat.append(message)
+            return len(self.chat) - 1
+        self.chat[index] = message
+        return index
+
+    def live_section(self) -> list[tuple[str, str]]:
+        """The Sources panel section of the answer in progress (none before retrieval)."""
+        return [(self.question, self._live)] if self._live else []
+
+    def finish(self) -> None:
+        """Replace the streamed text by the checked answer, with its notes; close the reasoning."""
+        answer = self.answer
+        if answer is None:
+            return
+        if self._reasoning_i is not None:
+            self.chat[self._reasoning_i] = {
+                "role": "assistant",
+                "content": md_text(answer.reasoning or "".join(self._reasoning).strip()),
+                "metadata": {"title": "Reasoning", "status": "done", "duration": round(time.perf_counter() - self._t_reason, 1)},
+            }
+        weak = {c.n for c in answer.citations if c.status in ("weak", "unsupported")}
+        final = answer_markdown(answer.text, self.turn, {c.n for c in answer.citations}, weak)
+        if answer.draft:
+            final += "\n\n*" + md_text("The model's draft was not supported by any retrieved passage, so it is not shown.") + "*"
+        for note in answer.notes:  # e.g. an extractive fallback or removed sentences
+            final += "\n\n*" + md_text(f"Note: {note}") + "*"
+        self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": final})
 
 
 CSS = """
