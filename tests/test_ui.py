@@ -562,3 +562,50 @@ def test_rag_serve_with_auth_requires_the_login(tmp_path):
         proc.terminate()
         proc.wait(20)
         log.close()
+
+
+# -- odd rebuild paths and what the page is shown (issue 16) ----------------------------------
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("n" * 300, r"cannot be opened \(File name too long\)"),
+        ("d/" * 1500, r"… \(3000 characters\) does not exist"),
+        ("d/" * 3000, r"the folder is 6000 characters long; the limit is 4096"),
+        ("a\ud800b", r"the folder holds an invalid character \('\\ud800' at position 1"),
+        (None, "enter the folder of articles"),
+        (12, "the folder must be text, got int"),
+    ],
+)
+def test_odd_rebuild_folders_are_messages(roots, typed, message):
+    """A 300-character name, 3,000 levels or a surrogate raised OSError/UnicodeEncodeError; now each is an InputError."""
+    from rag import InputError
+
+    allowed, _ = roots
+    with pytest.raises(InputError, match=message) as info:
+        resolve_rebuild_folder(typed, [allowed.resolve()], base=allowed)
+    assert len(str(info.value)) < 600, "a refused name is cut, not echoed whole"
+
+
+def test_unreadable_link_in_the_root_is_a_message(roots, monkeypatch):
+    """A link the server may not read (/proc/1/root as a user) raised PermissionError from realpath."""
+    from rag import InputError
+
+    allowed = roots[0].resolve()
+
+    def denied(path, *a, **kw):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("ui.folders.os.path.realpath", denied)
+    with pytest.raises(InputError, match=r"cannot be opened \(Permission denied\)"):
+        resolve_rebuild_folder("articles", [allowed], base=allowed)
+
+
+def test_page_messages_name_folders_relative_to_the_start_folder(tmp_path):
+    from ui.folders import PathDisplay
+
+    display = PathDisplay(tmp_path / "work", [tmp_path / "store" / "index"])
+    assert display.show(tmp_path / "work" / "data" / "articles") == "data/articles"
+    assert display.show(tmp_path / "store" / "index" / "gen-1" / "chunks.sqlite") == "…/index/gen-1/chunks.sqlite"
+    assert display.show(tmp_path / "elsewhere" / "x") == "…/x"
+    msg = display.redact(f"no index at '{tmp_path / 'store' / 'index'}'; look in {tmp_path / 'work' / 'data'}")
+    assert msg == "no index at '…/index'; look in data" and str(tmp_path) not in msg

@@ -215,8 +215,8 @@ def test_busy_and_oversized_questions_through_the_api(tmp_path):
             assert time.monotonic() < deadline, "the second question never joined the line"
             time.sleep(0.02)
         t0 = time.perf_counter()
-        with pytest.raises(Exception, match=r"The server is busy: 1 question is waiting \(ui.max_queue = 1\)\. Try again in a moment\."):
-            client.predict(NVIDIA_Q, api_name="/ask")
+        with pytest.raises(Exception, match=r"^The server is busy: 1 question is waiting \(ui.max_queue = 1\)\. Try again in a moment\.$"):
+            client.predict(NVIDIA_Q, api_name="/ask")  # the message itself, not "Something went wrong (QueueFull: ...)"
         chat, _, _ = client.predict(NVIDIA_Q, api_name="/chat")
         assert "The server is busy: 1 question is waiting" in str(chat[-1]["content"])
         assert time.perf_counter() - t0 < 5, "refusals must come back at once"
@@ -352,8 +352,8 @@ def test_rag_serve_says_busy_past_max_queue(tmp_path):
         wait_for(lambda: "request 1:" in stub_log.read_text(), 120, "the first question never reached the model server")
         second = client.submit(question, api_name="/chat")
         wait_for(lambda: any("Waiting for the model" in str(o) for o in second.outputs()), 30, "the second question should wait in line")
-        with pytest.raises(Exception, match=r"The server is busy: 1 question is waiting \(ui.max_queue = 1\)"):
-            client.predict(NVIDIA_Q, api_name="/ask")
+        with pytest.raises(Exception, match=r"^The server is busy: 1 question is waiting \(ui.max_queue = 1\)"):
+            client.predict(NVIDIA_Q, api_name="/ask")  # the message itself, not "Something went wrong (QueueFull: ...)"
         chat, _, _ = client.predict(NVIDIA_Q, api_name="/chat")
         assert "The server is busy: 1 question is waiting" in str(chat[-1]["content"])
         hold.touch()

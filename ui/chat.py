@@ -146,8 +146,9 @@ class ChatUI:
         if not isinstance(message, str) or not message.strip():
             yield out()
             return
-        text = message.strip()
-        if len(text) > self.cfg.max_question_chars:  # a refused question is not sent back whole
+        # Echoed as valid text (a lone surrogate would break the page's JSON), and not whole when refused as too long.
+        text = message.strip().encode("utf-8", "replace").decode("utf-8")
+        if len(text) > self.cfg.max_question_chars:
             text = f"{text[:ECHO_CHARS]} … ({len(text)} characters)"
         chat.append({"role": "user", "content": render.md_text(text)})
         try:

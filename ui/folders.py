@@ -98,11 +98,10 @@ def resolve_rebuild_folder(folder: object, allowed_roots: Sequence[Path], base: 
     fix = "choose a folder inside one of them, or restart with: rag serve --allowed-root DIR"
     if not inside(Path(os.path.normpath(path))):
         raise InputError(f"folder {shown(text)} is outside the allowed folders ({roots_text}); {fix}")
-    # Non-strict: never raises for missing, unreadable or over-long parts (checked below).
-    real = Path(os.path.realpath(path))
-    if not inside(real):
-        raise InputError(f"folder {shown(text)} leads outside the allowed folders ({roots_text}) through a symbolic link; {fix}")
     try:
+        real = Path(os.path.realpath(path))  # non-strict, but a link it may not read still raises
+        if not inside(real):
+            raise InputError(f"folder {shown(text)} leads outside the allowed folders ({roots_text}) through a symbolic link; {fix}")
         is_dir, exists = real.is_dir(), real.exists()
     except OSError as exc:  # too long a name, too deep, no permission
         raise InputError(f"folder {shown(text)} cannot be opened ({exc.strerror or type(exc).__name__}); "

@@ -16,11 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from starlette.middleware import Middleware
+
 from rag import RAG, IndexNotFoundError
 
 from . import render
 from .app import build_app
 from .chat import ChatUI
+from .security import LoginThrottle, RequestGuard, allowed_host_names
 
 log = logging.getLogger("rag.ui")
 
@@ -134,15 +137,16 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None)
     demo = build_app(ui)
     demo.queue(default_concurrency_limit=1)
+    hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
     try:
-        _launch(demo, ui, host, port, required)
+        _launch(demo, ui, host, port, required, hosts)
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
     shown_host = f"[{host}]" if ":" in host else host
     n = ui.cfg.generation_concurrency
     print(f"Serving the chat UI on http://{shown_host}:{port} (started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
-          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting). "
+          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}). "
           "Ctrl+C stops it.", flush=True)
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
@@ -163,7 +167,9 @@ def _missing_index(rag: RAG) -> bool:
     return False
 
 
-def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None) -> None:
+def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str]) -> None:
+    # FastAPI's own middleware list: the guard is in place before the server takes a request.
+    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle())
     demo.launch(
         server_name=host,
         server_port=port,
@@ -179,4 +185,6 @@ def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[st
         enable_monitoring=False,
         mcp_server=False,
         max_threads=launch_threads(ui.cfg),
+        max_file_size="1kb",  # no file input: uploads are closed by the guard, and tiny if they ever reach Gradio
+        app_kwargs={"middleware": [guard]},
     )
