@@ -305,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", metavar="GLOB", help="only articles whose path under the articles folder matches, e.g. 'news/*.md' (comma-separate several)")
     p.set_defaults(func=cmd_ask)
 
+    from .chat_cli import add_chat_parser  # rag chat: a Conversation on the command line (rag/chat_cli.py)
+
+    add_chat_parser(sub, common, _config_path)
+
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a QA file",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=EVAL_DESCRIPTION)
