@@ -6,8 +6,9 @@ It answers ``POST /v1/chat/completions`` (streamed as server-sent events) with t
 sentence of the first passage in the prompt, cited ``[n]``, a few characters per event
 0.05 s apart, like a slow local model. Words in the question script faults:
 
-    DIE    stream a few pieces, then the whole process exits at once (``os._exit``),
-           as a server that crashes or is killed mid-answer
+    STALL  stream a few pieces, then send nothing more (for up to 60 s): the tests kill the
+           process with SIGKILL once they have seen the first piece, as a server killed
+           mid-answer
     HOLD   wait until the file given by ``--hold`` exists before answering (a busy model)
     CUT    stream a few pieces, then end the response cleanly without ``[DONE]`` or a
            finish_reason (a proxy that drops the rest of an answer)
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -78,9 +78,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         for i in range(0, len(text), 4):
-            if "DIE" in question and i >= 12:
-                print("dying mid-answer", flush=True)
-                os._exit(3)
+            if "STALL" in question and i >= 12:
+                print("stalling mid-answer", flush=True)
+                time.sleep(60)  # killed long before this ends
             if "CUT" in question and i >= 12:
                 print("cutting the answer short", flush=True)
                 break

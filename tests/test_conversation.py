@@ -201,9 +201,8 @@ def test_conversation_records_a_turn_only_when_the_answer_finished(rag_over_arti
 
 
 def test_python_api_and_the_ui_answer_a_follow_up_the_same_way(rag_over_articles):
-    from ui.chat import ChatUI
-
     from rag import Conversation
+    from ui.chat import ChatUI
 
     chat = Conversation(rag_over_articles)
     chat.ask(NVIDIA_Q)

@@ -532,6 +532,7 @@ def test_rag_serve_with_auth_requires_the_login(tmp_path):
     """RAG_UI_AUTH is enforced: the API answers with the login and refuses without it."""
     import subprocess
     import sys
+    import urllib.error
     import urllib.request
 
     from gradio_client import Client
@@ -554,10 +555,18 @@ def test_rag_serve_with_auth_requires_the_login(tmp_path):
                 time.sleep(0.3)
         status = Client(url, auth=("alice", "s3cret"), verbose=False).predict(api_name="/status")
         assert "no index at" in status
-        with pytest.raises(Exception):
+        # Without a login the app's config is refused, so the client cannot even connect.
+        with pytest.raises(ValueError, match=r"Could not load http://127\.0\.0\.1:\d+/ as credentials were not provided"):
             Client(url, verbose=False).predict(api_name="/status")
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match=r"^Could not login to http://127\.0\.0\.1:\d+/\.$"):
             Client(url, auth=("alice", "wrong"), verbose=False)
+        import httpx
+
+        assert httpx.post(url + "login", data={"username": "alice", "password": "wrong"}).text == '{"detail":"Incorrect credentials."}'
+        assert httpx.post(url + "login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+        forbidden = urllib.request.Request(url + "gradio_api/info")
+        with pytest.raises(urllib.error.HTTPError, match="HTTP Error 401"):
+            urllib.request.urlopen(forbidden, timeout=5)
     finally:
         proc.terminate()
         proc.wait(20)

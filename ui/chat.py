@@ -28,7 +28,6 @@ from rag import (
     IndexCorruptError,
     IndexNotFoundError,
     InputError,
-    QueryRewriter,
     RagError,
     Turn,
 )
@@ -103,7 +102,6 @@ class ChatUI:
         self.base = Path.cwd()
         self.display = PathDisplay(self.base, [Path(rag.store.root).resolve(), *self.allowed_roots])
         self.default_folder = default_folder or "data/articles"
-        self._rewriter: QueryRewriter | None = None
         self._build_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._loaded = False
@@ -113,10 +111,8 @@ class ChatUI:
         self._index_seen = False
 
     def conversation(self, turns: Sequence[Turn]) -> Conversation:
-        """A :class:`Conversation` over ``turns`` sharing this page's rewriter."""
-        chat = Conversation(self.rag, turns=turns, rewriter=self._rewriter)
-        self._rewriter = chat.rewriter
-        return chat
+        """A :class:`Conversation` over a tab's (or an API caller's) ``turns``: cheap, the models are the pipeline's."""
+        return Conversation(self.rag, turns=turns)
 
     def settings(self, top_k: Any, temperature: Any, max_new_tokens: Any) -> tuple[int, float, int]:
         return check_settings(top_k, temperature, max_new_tokens, max_top_k=self.cfg.max_top_k, max_tokens=self.cfg.max_new_tokens_limit)
