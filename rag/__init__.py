@@ -10,7 +10,8 @@ Example:
 from .chunking import Chunker
 from .citations import parse_markers, resolve_citations
 from .config import Config, ConfigError
-from .conversation import Conversation, QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
+from .conversation import Conversation
+from .rewriting import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from .documents import LoadResult, SkippedFile, load_documents
 from .errors import InputError, RagError
 from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder

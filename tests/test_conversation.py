@@ -1,4 +1,4 @@
-"""Tests for rag/conversation.py: follow-up questions rewritten into standalone queries."""
+"""Tests for rag/conversation.py and rag/rewriting.py: follow-ups rewritten into standalone queries, and the Conversation that uses them."""
 
 from __future__ import annotations
 
