@@ -128,7 +128,7 @@ def answer_section(turn: int, answer: Answer, query: str) -> str:
     by_n = {p.n: p for p in answer.passages}
     cited_ns = [c.n for c in answer.citations if c.n in by_n]
     cited = "".join(
-        _source_item(turn, by_n[c.n], support=c.support, added=c.added, status=getattr(c, "status", "") or "")
+        _source_item(turn, by_n[c.n], support=c.support, added=c.added, status=c.status)
         for c in answer.citations
         if c.n in by_n
     )
