@@ -180,7 +180,6 @@ def test_answer_cut_off_by_the_server_is_not_shown_as_complete(tmp_path, stub):
 
 def start_stub_on(tmp_path: Path, port: int):
     """Restart the stub on a given port (the app's configured base_url)."""
-    import urllib.request
 
     log = tmp_path / f"stub-{port}-again.log"
     with open(log, "w") as fh:
