@@ -77,7 +77,7 @@ class Served:
 def server(tmp_path_factory) -> Iterator[Served]:
     work = tmp_path_factory.mktemp("ui-security")
     write_articles(work / "allowed" / "articles")
-    served = Served(work, "generation:\n  backend: ui-test\nui:\n  max_queue: 1\n  rewrite: auto\n")
+    served = Served(work, "generation:\n  backend: ui-test\nui:\n  max_queue: 1\n  rewrite: auto\n  allowed_hosts: [rag.test]\n")
     try:
         served.wait_up()
         yield served
@@ -121,7 +121,7 @@ def test_forged_host_and_origin_get_403(server):
     # A cross-site request keeps the right Host but names the other site as its Origin.
     assert httpx.get(server.url + "/config", headers={"Origin": "http://evil.example"}, timeout=10).status_code == 403
     assert httpx.get(server.url + "/config", headers={"Origin": "null"}, timeout=10).status_code == 403
-    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", f"[::1]:{server.port}"):
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", f"[::1]:{server.port}", f"rag.test:{server.port}"):
         ok = httpx.get(server.url + "/config", headers={"Host": host, "Origin": f"http://{host}"}, timeout=10)
         assert ok.status_code == 200, (host, ok.text[:200])
 
