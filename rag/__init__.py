@@ -10,8 +10,10 @@ Example:
 from .chunking import Chunker
 from .citations import parse_markers, resolve_citations
 from .config import Config, ConfigError
-from .conversation import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
+from .conversation import Conversation
+from .rewriting import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from .documents import LoadResult, SkippedFile, load_documents
+from .errors import InputError, RagError
 from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
 from .evidence import EVIDENCE_LEAD, EvidenceSet, evidence_answer, extractive_answer, select_evidence
 from .generation import (
@@ -40,6 +42,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RAG",
+    "Conversation",
+    "InputError",
+    "RagError",
     "Answer",
     "AnswerStream",
     "CitationCheck",

@@ -86,9 +86,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
             answer = event.answer
     print()
     if answer is not None and answer.text != "".join(streamed).strip():
-        # Citation checking placed markers or declined after the text was streamed.
-        label = "Extractive answer" if answer.extractive else "Checked answer" if answer.citations else "No passage supports that; answer"
+        # The checked answer differs from what streamed: markers placed, or the evidence instead of the draft.
+        label = {"evidence": "Evidence answer (the model's draft was not used)", "declined": "Declined"}.get(answer.mode, "Checked answer")
         print(f"\n{label}: {answer.text}")
+    if answer is not None:
+        print(f"\nMode: {answer.mode}" + (f" (answerability {answer.answerability:.2f})" if answer.answerability is not None else ""), file=sys.stderr)
     if answer is not None and answer.notes:
         print("\n" + "\n".join(f"Note: {note}" for note in answer.notes), file=sys.stderr)
     flagged = [s for s in (answer.checks if answer is not None else []) if s.status in ("weak", "unsupported", "uncited")]
@@ -255,11 +257,12 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from ui.app import main as serve_main
+        from ui.server import serve
     except ImportError as exc:
         print(f"error: the web UI is not available ({exc}); install the project with: pip install -e .", file=sys.stderr)
         return 2
-    return serve_main(args)
+    return serve(config=_config_path(args.config), index=args.index, host=args.host, port=args.port, auth=args.auth,
+                 auth_file=args.auth_file, articles=args.articles, allowed_roots=args.allowed_root)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", metavar="GLOB", help="only articles whose path under the articles folder matches, e.g. 'news/*.md' (comma-separate several)")
     p.set_defaults(func=cmd_ask)
 
+    from .chat_cli import add_chat_parser  # rag chat: a Conversation on the command line (rag/chat_cli.py)
+
+    add_chat_parser(sub, common, _config_path)
+
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a QA file",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=EVAL_DESCRIPTION)
@@ -346,12 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sources, follow-up questions, settings, index status and a rebuild control. It binds to "
                                    "127.0.0.1 by default, never creates a public share link, and Gradio analytics are off. "
                                    "Binding to any other address (e.g. --host 0.0.0.0) requires authentication: set "
-                                   "RAG_UI_AUTH=user:password or pass --auth user:password; without it the server refuses to start. "
+                                   "RAG_UI_AUTH=user:password or pass --auth-file FILE; without it the server refuses to start. "
+                                   "Only requests for loopback names, --host and ui.allowed_hosts are answered. "
                                    "Programs can call the 'ask' API endpoint with gradio_client.")
     common(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need --auth or RAG_UI_AUTH)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need RAG_UI_AUTH or --auth-file)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (default: RAG_UI_AUTH from the environment)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login. Not recommended: every local user can read it in the "
+                   "process list (ps); set RAG_UI_AUTH=user:password or use --auth-file instead")
+    p.add_argument("--auth-file", metavar="FILE", help="require the logins in FILE, one USER:PASSWORD per line (chmod 600 it)")
     p.add_argument("--articles", metavar="DIR", help="build the index from DIR first when none exists")
     p.add_argument("--allowed-root", action="append", metavar="DIR",
                    help="folder the UI may rebuild the index from (repeatable; default: ui.allowed_roots from the config, else the current folder)")

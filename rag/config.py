@@ -235,6 +235,9 @@ class UIConfig:
 
     # Folders the UI may rebuild the index from (empty: the folder `rag serve` was started in).
     allowed_roots: tuple[str, ...] = ()
+    # Host names the server answers to (Host and Origin headers), besides 127.0.0.1, localhost, ::1
+    # and the --host it binds to; others get 403, which stops DNS-rebinding pages.
+    allowed_hosts: tuple[str, ...] = ()
     # Longer questions are refused with a message.
     max_question_chars: int = 2000
     # Follow-up rewriting: auto (rules; the model, checked, when no rule applies), heuristic (rules only) or off.

@@ -6,8 +6,9 @@ It answers ``POST /v1/chat/completions`` (streamed as server-sent events) with t
 sentence of the first passage in the prompt, cited ``[n]``, a few characters per event
 0.05 s apart, like a slow local model. Words in the question script faults:
 
-    DIE    stream a few pieces, then the whole process exits at once (``os._exit``),
-           as a server that crashes or is killed mid-answer
+    STALL  stream a few pieces, then send nothing more (for up to 60 s): the tests kill the
+           process with SIGKILL once they have seen the first piece, as a server killed
+           mid-answer
     HOLD   wait until the file given by ``--hold`` exists before answering (a busy model)
     CUT    stream a few pieces, then end the response cleanly without ``[DONE]`` or a
            finish_reason (a proxy that drops the rest of an answer)
@@ -19,19 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-PASSAGE = re.compile(r'<passage n="(\d+)"[^>]*>\n(.*?)\n</passage>', re.S)
-QUESTION = re.compile(r"Question: (.*?)\nAnswer", re.S)
+QUESTION = re.compile(r"Question: (.*?)(?:\nAnswer|$)", re.S)
+EVIDENCE = re.compile(r"^\[(\d+)\] (.+)$", re.M)  # the evidence-first prompt: "[n] sentence" lines
 
 
 def answer_for(prompt: str) -> str:
-    m = PASSAGE.search(prompt)
+    """The first evidence sentence, cited: a faithful answer, so the pipeline shows it as generated."""
+    m = EVIDENCE.search(prompt.split("Evidence:", 1)[-1])
     if not m:
         return "I could not find the answer in the articles."
     first = re.split(r"(?<=[.!?])\s", m.group(2).strip(), maxsplit=1)[0].rstrip(".")
@@ -78,9 +79,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         for i in range(0, len(text), 4):
-            if "DIE" in question and i >= 12:
-                print("dying mid-answer", flush=True)
-                os._exit(3)
+            if "STALL" in question and i >= 12:
+                print("stalling mid-answer", flush=True)
+                time.sleep(60)  # killed long before this ends
             if "CUT" in question and i >= 12:
                 print("cutting the answer short", flush=True)
                 break

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import write_articles
 from fakes import FakeEmbedder, FakeGenerator
-from rag import EVIDENCE_LEAD, NOT_FOUND, RAG, BuildError, Config, IndexMismatchError, IndexNotFoundError
+from rag import EVIDENCE_LEAD, RAG, BuildError, Config, IndexMismatchError, IndexNotFoundError
 
 
 def make_rag(tmp_path, embedder=None, generator=None, **overrides):

@@ -3,7 +3,6 @@ errors, rebuild checks, safe defaults, and the named API endpoint through gradio
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import socket
@@ -17,7 +16,11 @@ from fakes import FakeEmbedder, FakeGenerator
 
 from rag import RAG, Config
 from ui import render
-from ui.app import ChatUI, build_app, check_settings, friendly_error, is_loopback, main, parse_auth, resolve_rebuild_folder
+from ui.app import build_app
+from ui.chat import ChatUI, check_settings
+from ui.errors import friendly_error
+from ui.folders import resolve_rebuild_folder
+from ui.server import is_loopback, parse_auth, serve
 
 
 def nvidia_reply(messages) -> str:
@@ -93,12 +96,12 @@ def test_article_fields_are_escaped_in_sources(tmp_path):
 
 def test_verifier_verdicts_and_notes_are_shown(tmp_path):
     """When the pipeline marks a citation weak/unsupported or adds notes, the reader sees it."""
+    from dataclasses import replace
     from types import SimpleNamespace
 
     rag = make_rag(tmp_path)
     answer = rag.ask("How much did Nvidia shares fall?")
-    cites = [SimpleNamespace(**{**vars(c), "status": "weak"}) if hasattr(c, "__dict__") else c for c in answer.citations]
-    fake = SimpleNamespace(question=answer.question, text=answer.text, passages=answer.passages, citations=cites)
+    fake = replace(answer, citations=[replace(c, status="weak") for c in answer.citations])
     html = render.answer_section(1, fake, answer.question)
     assert "weakly supported by this passage" in html
 
@@ -112,7 +115,7 @@ def test_verifier_verdicts_and_notes_are_shown(tmp_path):
         def stream_events(self, *a, **kw):
             for event in self.inner.stream_events(*a, **kw):
                 if event.kind == "done":
-                    event = SimpleNamespace(kind="done", answer=SimpleNamespace(**{f: getattr(event.answer, f) for f in ("question", "text", "citations", "passages", "reasoning", "draft")}, notes=["extractive answer: <b>model down</b>"]))
+                    event = SimpleNamespace(kind="done", answer=replace(event.answer, notes=["extractive answer: <b>model down</b>"]))
                 yield event
 
     ui = ChatUI(NotedRAG(rag))
@@ -420,21 +423,16 @@ def test_parse_auth():
         parse_auth("alice")
 
 
-def serve_args(**kw) -> argparse.Namespace:
-    base = dict(host="127.0.0.1", port=7860, auth=None, config=None, index=None, articles=None, allowed_root=None)
-    return argparse.Namespace(**{**base, **kw})
-
-
 def test_public_host_without_auth_refuses_to_start(monkeypatch, capsys):
     monkeypatch.delenv("RAG_UI_AUTH", raising=False)
-    assert main(serve_args(host="0.0.0.0")) == 2
+    assert serve(host="0.0.0.0") == 2
     err = capsys.readouterr().err
     assert "refusing to serve on '0.0.0.0' without authentication" in err and "RAG_UI_AUTH" in err
 
 
 def test_bad_auth_refuses_to_start(monkeypatch, capsys):
     monkeypatch.setenv("RAG_UI_AUTH", "nopassword")
-    assert main(serve_args(host="0.0.0.0")) == 2
+    assert serve(host="0.0.0.0") == 2
     assert "USER:PASSWORD" in capsys.readouterr().err
 
 
@@ -535,6 +533,7 @@ def test_rag_serve_with_auth_requires_the_login(tmp_path):
     """RAG_UI_AUTH is enforced: the API answers with the login and refuses without it."""
     import subprocess
     import sys
+    import urllib.error
     import urllib.request
 
     from gradio_client import Client
@@ -557,11 +556,66 @@ def test_rag_serve_with_auth_requires_the_login(tmp_path):
                 time.sleep(0.3)
         status = Client(url, auth=("alice", "s3cret"), verbose=False).predict(api_name="/status")
         assert "no index at" in status
-        with pytest.raises(Exception):
+        # Without a login the app's config is refused, so the client cannot even connect.
+        with pytest.raises(ValueError, match=r"Could not load http://127\.0\.0\.1:\d+/ as credentials were not provided"):
             Client(url, verbose=False).predict(api_name="/status")
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match=r"^Could not login to http://127\.0\.0\.1:\d+/\.$"):
             Client(url, auth=("alice", "wrong"), verbose=False)
+        import httpx
+
+        assert httpx.post(url + "login", data={"username": "alice", "password": "wrong"}).text == '{"detail":"Incorrect credentials."}'
+        assert httpx.post(url + "login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+        forbidden = urllib.request.Request(url + "gradio_api/info")
+        with pytest.raises(urllib.error.HTTPError, match="HTTP Error 401"):
+            urllib.request.urlopen(forbidden, timeout=5)
     finally:
         proc.terminate()
         proc.wait(20)
         log.close()
+
+
+# -- odd rebuild paths and what the page is shown (issue 16) ----------------------------------
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("n" * 300, r"cannot be opened \(File name too long\)"),
+        ("d/" * 1500, r"… \(3000 characters\) does not exist"),
+        ("d/" * 3000, r"the folder is 6000 characters long; the limit is 4096"),
+        ("a\ud800b", r"the folder holds an invalid character \('\\ud800' at position 1"),
+        (None, "enter the folder of articles"),
+        (12, "the folder must be text, got int"),
+    ],
+)
+def test_odd_rebuild_folders_are_messages(roots, typed, message):
+    """A 300-character name, 3,000 levels or a surrogate raised OSError/UnicodeEncodeError; now each is an InputError."""
+    from rag import InputError
+
+    allowed, _ = roots
+    with pytest.raises(InputError, match=message) as info:
+        resolve_rebuild_folder(typed, [allowed.resolve()], base=allowed)
+    assert len(str(info.value)) < 600, "a refused name is cut, not echoed whole"
+
+
+def test_unreadable_link_in_the_root_is_a_message(roots, monkeypatch):
+    """A link the server may not read (/proc/1/root as a user) raised PermissionError from realpath."""
+    from rag import InputError
+
+    allowed = roots[0].resolve()
+
+    def denied(path, *a, **kw):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("ui.folders.os.path.realpath", denied)
+    with pytest.raises(InputError, match=r"cannot be opened \(Permission denied\)"):
+        resolve_rebuild_folder("articles", [allowed], base=allowed)
+
+
+def test_page_messages_name_folders_relative_to_the_start_folder(tmp_path):
+    from ui.folders import PathDisplay
+
+    display = PathDisplay(tmp_path / "work", [tmp_path / "store" / "index"])
+    assert display.show(tmp_path / "work" / "data" / "articles") == "data/articles"
+    assert display.show(tmp_path / "store" / "index" / "gen-1" / "chunks.sqlite") == "…/index/gen-1/chunks.sqlite"
+    assert display.show(tmp_path / "elsewhere" / "x") == "…/x"
+    msg = display.redact(f"no index at '{tmp_path / 'store' / 'index'}'; look in {tmp_path / 'work' / 'data'}")
+    assert msg == "no index at '…/index'; look in data" and str(tmp_path) not in msg

@@ -25,7 +25,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 QUESTION = "How much did Nvidia shares fall on 27 January 2025?"
 NVIDIA_TITLE = "Nvidia shares plunge after the DeepSeek launch"
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+# Every test here runs `rag serve`; those that drive Chromium are marked browser too.
+pytestmark = [pytest.mark.slow]
 
 
 def free_port() -> int:
@@ -101,6 +102,7 @@ def browser():
         b.close()
 
 
+@pytest.mark.browser
 def test_chat_in_a_real_browser(real_server, browser, tmp_path):
     from playwright.sync_api import expect
 
@@ -206,6 +208,7 @@ def failing_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     yield from ((url, allowed) for url in start_server(work, config, work / "index", allowed, launcher))
 
 
+@pytest.mark.browser
 def test_failure_paths_show_messages_and_the_server_keeps_answering(failing_server, browser, tmp_path):
     from playwright.sync_api import expect
 

@@ -1,14 +1,15 @@
 """The line in front of the generator (ui.generation_concurrency, ui.max_queue) and the
 server under load.
 
-Unit tests drive :class:`ui.app.AnswerQueue` and :class:`ui.app.ChatUI` with a fake
+Unit tests drive :class:`ui.queue.AnswerQueue` and :class:`ui.chat.ChatUI` with a fake
 generator that blocks until released. The served tests go through real HTTP: the Gradio
 app in this process with gradio_client, and ``rag serve`` as a subprocess (real embedder)
 with the openai backend against a scripted server that holds answers (tests/openai_stub.py).
 
 The load test (marker ``long``) is benchmarks/bench_load.py's run with a short bound:
-20 gradio_client threads ask for RAG_LOAD_SECONDS seconds (default 10 here, so CI stays
-short; the issue's full run is 120 s: ``python benchmarks/bench_load.py``).
+20 gradio_client threads ask for RAG_LOAD_SECONDS seconds in two halves (default 10 here,
+so CI stays short; the issue's full run is 120 s: ``python benchmarks/bench_load.py``), and
+the second half must not grow memory the way the first did.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ from conftest import ROOT, write_articles
 from fakes import FakeEmbedder, FakeGenerator
 
 from rag import RAG, Config
-from ui.app import AnswerQueue, ChatUI, QueueFull, build_app, launch_threads
+from ui.app import build_app
+from ui.chat import ChatUI
+from ui.queue import AnswerQueue, QueueFull
+from ui.server import launch_threads
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_load  # noqa: E402
 
 LOAD_SECONDS = float(os.environ.get("RAG_LOAD_SECONDS", "10"))
-# Bound on the server's memory growth over a load run, after a warm-up answer. Measured:
-# +150 MB over 20 clients x 20 s, ~+160 MB over 120 s (it levels off; see bench_load.py).
-RSS_GROWTH_LIMIT_MB = 300
+# Allowance on the second half's RSS growth (allocator noise). Measured: +150 MB over
+# 20 clients x 20 s, ~+160 MB over 120 s: it levels off after the first answers (bench_load.py).
+RSS_SLACK_MB = 20
 NVIDIA_Q = "How much did the Nvidia share price fall on 27 January 2025?"
 
 
@@ -212,8 +216,8 @@ def test_busy_and_oversized_questions_through_the_api(tmp_path):
             assert time.monotonic() < deadline, "the second question never joined the line"
             time.sleep(0.02)
         t0 = time.perf_counter()
-        with pytest.raises(Exception, match=r"The server is busy: 1 question is waiting \(ui.max_queue = 1\)\. Try again in a moment\."):
-            client.predict(NVIDIA_Q, api_name="/ask")
+        with pytest.raises(Exception, match=r"^The server is busy: 1 question is waiting \(ui.max_queue = 1\)\. Try again in a moment\.$"):
+            client.predict(NVIDIA_Q, api_name="/ask")  # the message itself, not "Something went wrong (QueueFull: ...)"
         chat, _, _ = client.predict(NVIDIA_Q, api_name="/chat")
         assert "The server is busy: 1 question is waiting" in str(chat[-1]["content"])
         assert time.perf_counter() - t0 < 5, "refusals must come back at once"
@@ -349,8 +353,8 @@ def test_rag_serve_says_busy_past_max_queue(tmp_path):
         wait_for(lambda: "request 1:" in stub_log.read_text(), 120, "the first question never reached the model server")
         second = client.submit(question, api_name="/chat")
         wait_for(lambda: any("Waiting for the model" in str(o) for o in second.outputs()), 30, "the second question should wait in line")
-        with pytest.raises(Exception, match=r"The server is busy: 1 question is waiting \(ui.max_queue = 1\)"):
-            client.predict(NVIDIA_Q, api_name="/ask")
+        with pytest.raises(Exception, match=r"^The server is busy: 1 question is waiting \(ui.max_queue = 1\)"):
+            client.predict(NVIDIA_Q, api_name="/ask")  # the message itself, not "Something went wrong (QueueFull: ...)"
         chat, _, _ = client.predict(NVIDIA_Q, api_name="/chat")
         assert "The server is busy: 1 question is waiting" in str(chat[-1]["content"])
         hold.touch()
@@ -374,11 +378,16 @@ def test_rag_serve_says_busy_past_max_queue(tmp_path):
 # -- the load test ------------------------------------------------------------------------------
 @pytest.mark.long
 @pytest.mark.slow
-def test_twenty_clients_get_their_own_answers_and_memory_stays_bounded(tmp_path):
-    """20 concurrent API clients for RAG_LOAD_SECONDS against `rag serve` with the real models.
+def test_twenty_clients_get_their_own_answers_and_memory_levels_off(tmp_path):
+    """20 concurrent API clients for RAG_LOAD_SECONDS against `rag serve` with the real models, in two halves.
 
     Guards against: lost or failed requests under concurrency, answers delivered to the wrong
-    client, and memory that grows with the number of requests served.
+    client, and memory that keeps growing with the requests served. Caches and allocator
+    arenas fill during the first half; a leak grows the second half as much as the first.
+    So the second half must grow RSS by under half the first half's growth plus
+    RSS_SLACK_MB: a leak that grows both halves alike by more than the first half's
+    warm-up growth plus twice the slack fails it (smaller leaks need a longer run:
+    benchmarks/bench_load.py runs 120 s).
     """
     config = bench_load.write_config(tmp_path, max_new_tokens=12, top_k=2, few_shot=False)
     server = bench_load.Server(config, tmp_path / "index", bench_load.write_articles(tmp_path / "articles"), tmp_path / "server.log")
@@ -386,20 +395,26 @@ def test_twenty_clients_get_their_own_answers_and_memory_stays_bounded(tmp_path)
         server.wait_up()
         warm = bench_load.run_load(server.url, 1, 0.1)
         assert warm.answered == 1 and not warm.errors and not warm.mixups, (warm.errors, warm.mixups, server.log()[-3000:])
-        before = server.rss_mb()
-        res = bench_load.run_load(server.url, 20, LOAD_SECONDS, drain_s=240, pid=server.proc.pid, sample_s=5)
-        after = server.rss_mb()
+        rss = [server.rss_mb()]
+        halves = []
+        for _ in range(2):
+            halves.append(bench_load.run_load(server.url, 20, LOAD_SECONDS / 2, drain_s=240))
+            rss.append(server.rss_mb())
         alive = server.proc.poll() is None
     finally:
         server.stop()
-    s = res.summary()
-    print(f"\nload: {s['clients']} clients, {LOAD_SECONDS:.0f} s: {s['requests']} requests, {s['answered']} answered, "
-          f"{s['busy']} busy, {s['errors']} errors, {s['mixups']} mix-ups, {s['lost']} lost; "
-          f"p50 {s['p50_s']} s, p95 {s['p95_s']} s; RSS {before:.0f} -> {after:.0f} MB (samples {res.rss})")
+    for i, res in enumerate(halves, 1):
+        s = res.summary()
+        print(f"\nload half {i}: {s['clients']} clients, {LOAD_SECONDS / 2:.0f} s: {s['requests']} requests, {s['answered']} answered, "
+              f"{s['busy']} busy, {s['errors']} errors, {s['mixups']} mix-ups, {s['lost']} lost; p50 {s['p50_s']} s, p95 {s['p95_s']} s")
+    print(f"RSS {rss[0]:.0f} -> {rss[1]:.0f} -> {rss[2]:.0f} MB")
     assert alive, "the server died under load"
-    assert res.errors == [], res.errors[:5]
-    assert res.mixups == [], res.mixups[:5]
-    assert res.lost == 0, f"{res.lost} requests never came back"
-    assert res.busy == 0, "ui.max_queue = 32 leaves room for all 20 clients"
-    assert res.answered >= 20, "every client should have had at least one answer"
-    assert after - before < RSS_GROWTH_LIMIT_MB, f"server memory grew {after - before:.0f} MB ({before:.0f} -> {after:.0f})"
+    for res in halves:
+        assert res.errors == [], res.errors[:5]
+        assert res.mixups == [], res.mixups[:5]
+        assert res.lost == 0, f"{res.lost} requests never came back"
+        assert res.busy == 0, "ui.max_queue = 32 leaves room for all 20 clients"
+        assert res.answered >= 20, "every client should have had at least one answer in each half"
+    first, second = rss[1] - rss[0], rss[2] - rss[1]
+    assert second <= 0.5 * max(first, 0.0) + RSS_SLACK_MB, (
+        f"memory kept growing: +{first:.0f} MB over the first half, +{second:.0f} MB over the second ({rss[0]:.0f} -> {rss[1]:.0f} -> {rss[2]:.0f})")

@@ -4,11 +4,14 @@ Usage: python tests/ui_launcher.py serve --config CFG ...   (CFG sets generation
 
 The ``ui-test`` backend is registered here, in the test tree only, so it can never be
 selected in production. It streams a short reasoning part and a cited answer, and raises
-when the question contains CRASH, like a generator that dies mid-request.
+when the question contains CRASH, like a generator that dies mid-request. A question with
+HOLD waits until the file named by $RAG_TEST_HOLD exists (a busy model). Each call is
+logged to stdout as ``generate: <kind> <characters>`` so tests can tell what reached it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -31,8 +34,16 @@ class ScriptedGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def warm_up(self) -> None:
+        """Nothing to load."""
+
     def stream(self, messages, *, max_new_tokens: int = 256, temperature: float = 0.0, stop=()) -> Iterator[str]:
         prompt = messages[-1]["content"]
+        print(f"generate: {'rewrite' if 'Follow-up:' in prompt else 'answer'} {len(prompt)}", flush=True)
+        hold = os.environ.get("RAG_TEST_HOLD")
+        if "HOLD" in prompt and hold:
+            while not Path(hold).exists():
+                time.sleep(0.05)
         if "CRASH" in prompt:
             raise RuntimeError("simulated generator crash")
         if "Follow-up:" in prompt:  # a rewrite request: echo, so the heuristic is used

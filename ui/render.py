@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-from rag import NOT_FOUND, Answer, Passage, parse_markers
+from rag import NOT_FOUND, Answer, Evidence, Passage, parse_markers
 
 # Same shape as the markers the pipeline parses: [1], [1, 3], [1][2], [1-3].
 MARKER = re.compile(r"\[(\s*\d+(?:\s*(?:,|;|-|\u2013)\s*\d+)*\s*)\]")
@@ -80,12 +81,41 @@ def _safe_url(url: str | None) -> str | None:
     return url if scheme in ("http", "https") else None
 
 
+# Said under every finished answer: how it was made (Answer.mode).
+MODE_LABELS = {
+    "generated": "Written by the model from the evidence; every sentence checked against its passage.",
+    "evidence": "Quoted from the articles: the sentences that answer the question.",
+    "declined": "Declined: the articles do not answer this.",
+}
+
 # Verdicts of the citation verifier (Citation.status, when the pipeline sets one).
 WEAK_MARK_TITLE = "this citation is only weakly supported by its passage: check it"
 _STATUS_LABELS = {"weak": "weakly supported by this passage", "unsupported": "not supported by this passage"}
 
 
-def _source_item(turn: int, p: Passage, *, support: float | None = None, added: bool = False, status: str = "") -> str:
+def highlighted_text(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """``text`` escaped, with the ``(start, end)`` spans (offsets into ``text``) wrapped in ``<mark>``."""
+    out: list[str] = []
+    last = 0
+    for start, end in sorted((max(0, s), min(len(text), e)) for s, e in spans):
+        if end <= last:
+            continue
+        start = max(start, last)
+        out.append(esc(text[last:start]))
+        out.append(f'<mark class="rag-evidence">{esc(text[start:end])}</mark>')
+        last = end
+    out.append(esc(text[last:]))
+    return "".join(out)
+
+
+def _evidence_spans(p: Passage, evidence: Sequence[Evidence]) -> list[tuple[int, int]]:
+    """The evidence sentences of passage ``p`` as offsets into its chunk text."""
+    c = p.chunk
+    return [(e.start - c.start, e.end - c.start) for e in evidence if e.n == p.n and c.start <= e.start < c.end]
+
+
+def _source_item(turn: int, p: Passage, *, support: float | None = None, added: bool = False, status: str = "",
+                 evidence: Sequence[Evidence] = ()) -> str:
     c = p.chunk
     meta = []
     if c.date:
@@ -104,7 +134,7 @@ def _source_item(turn: int, p: Passage, *, support: float | None = None, added: 
         f'<li class="rag-source" id="{source_anchor(turn, p.n)}" data-n="{p.n}">'
         f'<div class="rag-src-title"><span class="rag-n">[{p.n}]</span> {esc(c.title)}{link}</div>'
         f'<div class="rag-src-meta">{" · ".join(meta)}</div>'
-        f'<blockquote class="rag-src-text">{esc(c.text)}</blockquote></li>'
+        f'<blockquote class="rag-src-text">{highlighted_text(c.text, _evidence_spans(p, evidence))}</blockquote></li>'
     )
 
 
@@ -127,7 +157,7 @@ def answer_section(turn: int, answer: Answer, query: str) -> str:
     by_n = {p.n: p for p in answer.passages}
     cited_ns = [c.n for c in answer.citations if c.n in by_n]
     cited = "".join(
-        _source_item(turn, by_n[c.n], support=c.support, added=c.added, status=getattr(c, "status", "") or "")
+        _source_item(turn, by_n[c.n], support=c.support, added=c.added, status=c.status, evidence=answer.evidence)
         for c in answer.citations
         if c.n in by_n
     )
@@ -140,7 +170,7 @@ def answer_section(turn: int, answer: Answer, query: str) -> str:
     else:
         parts.append('<div class="rag-none">The answer cites no passage; check it against the passages below.</div>')
     if uncited:
-        items = "".join(_source_item(turn, p) for p in uncited)
+        items = "".join(_source_item(turn, p, evidence=answer.evidence) for p in uncited)
         parts.append(
             f'<details class="rag-uncited"><summary>Retrieved but not cited ({len(uncited)})</summary>'
             f'<ol class="rag-sources">{items}</ol></details>'
@@ -183,10 +213,89 @@ def status_html(info: dict[str, Any] | None, error: str | None = None, note: str
     return f'<div id="rag-status-body">{body}</div>'
 
 
+class AnswerView:
+    """The chat messages of one answer, updated as :meth:`rag.Conversation.stream_events` events arrive.
+
+    A rewritten follow-up shows as *searched for: …*; reasoning streams into a collapsed
+    accordion; the answer streams with linked markers and is then replaced by the checked
+    answer (the citation checker may place, move or drop markers after streaming).
+
+    Args:
+        chat: the page's chat messages (appended to and updated in place).
+        turn: the answer's number in the conversation (for the source anchors).
+        question: what the user asked.
+    """
+
+    def __init__(self, chat: list[dict[str, Any]], turn: int, question: str) -> None:
+        self.chat, self.turn, self.question = chat, turn, question
+        self.query: str | None = None
+        self.answer: Answer | None = None
+        self._answer_i: int | None = None
+        self._reasoning_i: int | None = None
+        self._reasoning: list[str] = []
+        self._parts: list[str] = []
+        self._passage_ns: set[int] = set()
+        self._live: str | None = None
+        self._t_reason = time.perf_counter()
+
+    def add(self, event: Any) -> bool:
+        """Show ``event``; True when the page needs an update."""
+        if event.kind == "rewritten":
+            self.query = event.text
+            self.chat.append({"role": "assistant", "content": searched_for_html(event.text)})
+        elif event.kind == "retrieved":
+            self._passage_ns = {p.n for p in event.passages}
+            self._live = retrieved_section(self.turn, self.question, self.query or self.question, event.passages)
+        elif event.kind == "reasoning":
+            self._reasoning.append(event.text)
+            if self._reasoning_i is None:
+                self._t_reason = time.perf_counter()
+            # "done" keeps the accordion collapsed while it streams.
+            self._reasoning_i = self._put(self._reasoning_i, {"role": "assistant", "content": md_text("".join(self._reasoning).strip()),
+                                                              "metadata": {"title": "Reasoning (thinking…)", "status": "done"}})
+        elif event.kind == "answer":
+            self._parts.append(event.text)
+            self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": answer_markdown("".join(self._parts), self.turn, self._passage_ns)})
+        elif event.kind == "done":
+            self.answer = event.answer
+            return False
+        return True
+
+    def _put(self, index: int | None, message: dict[str, Any]) -> int:
+        if index is None:
+            self.chat.append(message)
+            return len(self.chat) - 1
+        self.chat[index] = message
+        return index
+
+    def live_section(self) -> list[tuple[str, str]]:
+        """The Sources panel section of the answer in progress (none before retrieval)."""
+        return [(self.question, self._live)] if self._live else []
+
+    def finish(self) -> None:
+        """Replace the streamed text by the checked answer, with its notes; close the reasoning."""
+        answer = self.answer
+        if answer is None:
+            return
+        if self._reasoning_i is not None:
+            self.chat[self._reasoning_i] = {
+                "role": "assistant",
+                "content": md_text(answer.reasoning or "".join(self._reasoning).strip()),
+                "metadata": {"title": "Reasoning", "status": "done", "duration": round(time.perf_counter() - self._t_reason, 1)},
+            }
+        weak = {c.n for c in answer.citations if c.status in ("weak", "unsupported")}
+        final = answer_markdown(answer.text, self.turn, {c.n for c in answer.citations}, weak)
+        final += "\n\n*" + md_text(MODE_LABELS.get(answer.mode, answer.mode)) + "*"
+        for note in answer.notes:  # e.g. an extractive fallback or removed sentences
+            final += "\n\n*" + md_text(f"Note: {note}") + "*"
+        self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": final})
+
+
 CSS = """
 #sources { max-height: 680px; overflow-y: auto; }
 .rag-sources { padding-left: 0; list-style: none; margin: 4px 0; }
 .rag-source { border-left: 3px solid var(--border-color-primary); padding: 4px 8px; margin: 8px 0; border-radius: 2px; transition: background 0.4s; }
+mark.rag-evidence { background: var(--color-accent-soft); color: inherit; padding: 0 1px; border-radius: 2px; }
 .rag-source.rag-focus { border-left-color: var(--color-accent); background: var(--color-accent-soft); }
 .rag-src-title { font-weight: 600; }
 .rag-n { color: var(--color-accent); margin-right: 4px; }

@@ -1,0 +1,190 @@
+"""``rag serve``: start the chat UI with safe defaults (see SECURITY.md).
+
+Example:
+    >>> serve(config="configs/default.yaml", port=7860)   # blocks until Ctrl+C; returns the exit status
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.middleware import Middleware
+
+from rag import RAG, IndexNotFoundError
+
+from . import render
+from .app import build_app
+from .chat import ChatUI
+from .security import LoginThrottle, RequestGuard, allowed_host_names
+
+log = logging.getLogger("rag.ui")
+
+AUTH_ENV = "RAG_UI_AUTH"
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """``user:password`` as a tuple (None when unset).
+
+    Raises:
+        ValueError: the value is not ``user:password`` with both parts non-empty.
+    """
+    if value is None or value == "":
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError(f"authentication must look like USER:PASSWORD (both non-empty), e.g. {AUTH_ENV}=alice:s3cret "
+                         "or a file holding alice:s3cret given to --auth-file")
+    return user, password
+
+
+def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
+    """The logins in ``path``: one ``user:password`` per line (blank lines and ``#`` comments skipped).
+
+    Raises:
+        ValueError: the file cannot be read, holds no login, or a line is not ``user:password``.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the --auth-file {str(path)!r} ({exc}); create it with one USER:PASSWORD line") from None
+    logins = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            logins.append(parse_auth(line))
+        except ValueError:
+            raise ValueError(f"line {number} of the --auth-file {str(path)!r} is not USER:PASSWORD (both non-empty)") from None
+    if not logins:
+        raise ValueError(f"the --auth-file {str(path)!r} holds no login; write one USER:PASSWORD line")
+    if os.name == "posix" and Path(path).stat().st_mode & 0o077:
+        print(f"warning: {path} can be read by other users; restrict it with: chmod 600 {path}", file=sys.stderr)
+    return [login for login in logins if login is not None]
+
+
+def logins(auth: str | None, auth_file: str | Path | None) -> list[tuple[str, str]] | None:
+    """The logins to require: ``--auth-file``, else ``--auth``, else ``RAG_UI_AUTH``; None for none."""
+    if auth_file:
+        return read_auth_file(auth_file)
+    if auth:
+        print(f"warning: --auth puts the password in the process list, where every local user can read it (ps); "
+              f"use {AUTH_ENV}=user:password or --auth-file FILE instead", file=sys.stderr)
+    login = parse_auth(auth or os.environ.get(AUTH_ENV))
+    return [login] if login else None
+
+
+def launch_threads(cfg: Any) -> int:
+    """Gradio worker threads: each running or waiting question holds one, plus room for the rest."""
+    return max(40, cfg.generation_concurrency + cfg.max_queue + 8)
+
+
+def serve(*, config: str | Path | None = None, index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
+          auth: str | None = None, auth_file: str | Path | None = None, articles: str | Path | None = None,
+          allowed_roots: Sequence[str | Path] | None = None) -> int:
+    """Start the chat UI and serve until Ctrl+C (see ``rag serve --help``).
+
+    Args:
+        config: YAML config (None: built-in defaults).
+        index: index folder (default: ``index.path``).
+        host, port: where to listen; any host but loopback requires a login.
+        auth: ``user:password`` (visible in the process list: prefer ``auth_file`` or ``RAG_UI_AUTH``).
+        auth_file: file of ``user:password`` lines.
+        articles: build the index from this folder first when there is none.
+        allowed_roots: folders the page may rebuild from (default: ``ui.allowed_roots``, else the current folder).
+
+    Returns:
+        The exit status: 0 after Ctrl+C, 1 when the port is taken, 2 for bad settings.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    try:
+        required = logins(auth, auth_file)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not is_loopback(host) and required is None:
+        print(f"error: refusing to serve on {host!r} without authentication: anyone who can reach this machine could use it. "
+              f"Set {AUTH_ENV}=user:password or pass --auth-file FILE, or use --host 127.0.0.1.", file=sys.stderr)
+        return 2
+    if not 0 < port < 65536:
+        print(f"error: --port must be between 1 and 65535, got {port}", file=sys.stderr)
+        return 2
+    rag = RAG.from_config(config, index=index)
+    if articles and _missing_index(rag):
+        print(f"No index yet; building it from {articles} ...", file=sys.stderr)
+        summary = rag.build(articles, show_progress=True)
+        print(f"Indexed {summary.articles} articles as {summary.chunks} chunks.", file=sys.stderr)
+    ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None)
+    demo = build_app(ui)
+    demo.queue(default_concurrency_limit=1)
+    hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
+    try:
+        _launch(demo, ui, host, port, required, hosts)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
+        return 1
+    shown_host = f"[{host}]" if ":" in host else host
+    n = ui.cfg.generation_concurrency
+    print(f"Serving the chat UI on http://{shown_host}:{port} (started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
+          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}). "
+          "Ctrl+C stops it.", flush=True)
+    if ui.cfg.warm_up:
+        threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()
+    return 0
+
+
+def _missing_index(rag: RAG) -> bool:
+    try:
+        rag.info()
+    except IndexNotFoundError:
+        return True
+    return False
+
+
+def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str]) -> None:
+    # FastAPI's own middleware list: the guard is in place before the server takes a request.
+    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle())
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        auth=required,
+        show_error=False,
+        ssr_mode=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        css=render.CSS,
+        js=render.JS,
+        footer_links=["api"],
+        enable_monitoring=False,
+        mcp_server=False,
+        max_threads=launch_threads(ui.cfg),
+        max_file_size="1kb",  # no file input: uploads are closed by the guard, and tiny if they ever reach Gradio
+        app_kwargs={"middleware": [guard]},
+    )
