@@ -389,7 +389,7 @@ def test_llama_cpp_and_transformers_give_the_same_cited_answer(tmp_path, article
 def test_transformers_second_start_reads_the_safetensors_cache(real_generator, monkeypatch):
     """The session fixture already loaded the GGUF once, so its dequantised copy is cached:
     a fresh generator must load from it without converting the GGUF again."""
-    import rag.generation as generation
+    import rag.generation.transformers as generation
 
     cache = real_generator.gguf_cache_path(packaged_smollm2_gguf())
     assert (cache / "model.safetensors").is_file() and (cache / "config.json").is_file()

@@ -32,10 +32,13 @@ class ScriptedReasoner:
     """An R1-style fake: streams ``script`` word by word, records every request.
 
     ``script`` may be a string or a function of (messages, call number). One token per word,
-    so budgets can be asserted exactly. With ``continuation`` set, it also implements
-    ``stream_continuation`` (like the transformers and llama_cpp backends) and answers
-    it with that text.
+    so budgets can be asserted exactly. With ``continuation`` set, it declares
+    ``can_continue`` (like the transformers and llama_cpp backends) and answers
+    ``stream_continuation`` with that text.
     """
+
+    supports_reasoning = True
+    notice = ""
 
     def __init__(self, script, *, opens_think: bool = False, continuation: str | None = None) -> None:
         self.name = "scripted-reasoner"
@@ -43,15 +46,17 @@ class ScriptedReasoner:
         self._opens_think = opens_think
         self.requests: list[dict] = []
         self.words_streamed = 0
-        if continuation is not None:
-            self.continuation = continuation
-            self.stream_continuation = self._stream_continuation
+        self.can_continue = continuation is not None
+        self.continuation = continuation or ""
 
     context_window = 4096
 
     @property
     def opens_think_in_prompt(self) -> bool:
         return self._opens_think
+
+    def warm_up(self) -> None:
+        pass
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -68,7 +73,7 @@ class ScriptedReasoner:
         text = self.script(messages, len(self.requests)) if callable(self.script) else self.script
         yield from cut_at_stop(self._words(text, max_new_tokens), tuple(stop))
 
-    def _stream_continuation(self, messages, prefix, *, max_new_tokens=256, temperature=0.0, stop=()) -> Iterator[str]:
+    def stream_continuation(self, messages, prefix, *, max_new_tokens=256, temperature=0.0, stop=()) -> Iterator[str]:
         self.requests.append({"messages": messages, "max_new_tokens": max_new_tokens, "prefix": prefix})
         yield from self._words(self.continuation, max_new_tokens)
 
@@ -233,7 +238,7 @@ def test_bad_budget_is_named():
 # -- registry -------------------------------------------------------------------------------
 def test_unknown_backend_lists_the_registry():
     cfg = Config.load(None, {"generation.backend": "vllm"}).generation
-    with pytest.raises(GeneratorError, match=r"unknown generation backend 'vllm'; choose from \['llama_cpp', 'none', 'openai', 'transformers'"):
+    with pytest.raises(GeneratorError, match=r"unknown generation backend 'vllm'; choose from \['llama_cpp', 'llama_server', 'none', 'openai', 'transformers'\]$"):
         make_generator(cfg)
 
 
