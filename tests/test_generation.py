@@ -16,6 +16,7 @@ from rag.generation import (
     FINAL_ANSWER_REQUEST,
     THINK_CLOSE,
     AnswerStream,
+    Generator,
     GeneratorError,
     NullGenerator,
     ThinkSplitter,
@@ -364,3 +365,32 @@ def test_r1_preset_follows_the_recommended_settings(tmp_path, articles_dir):
     assert [m["role"] for m in messages] == ["user"]  # no system prompt, no few-shot turns
     assert "Cite the passage" in messages[0]["content"] and '<passage n="1"' in messages[0]["content"]
     assert answer.text == "Nvidia shares fell about 17 percent [1]." and answer.reasoning == "The Nvidia passage gives the figure."
+
+
+# -- adding a backend: the worked example in CONTRIBUTING.md ---------------------------------
+def contributing_example() -> dict:
+    """Execute the backend file shown in CONTRIBUTING.md ("Adding a generation backend")."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = doc.split("## Adding a generation backend", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {"__name__": "rag.generation.quote"}
+    exec(compile(code, "CONTRIBUTING.md", "exec"), namespace)
+    return namespace
+
+
+def test_contributing_example_backend_answers_through_rag(tmp_path, articles_dir, monkeypatch):
+    """One class plus one registry line is a working backend: chosen by name in the config,
+    listed in the unknown-name error, answering with a cited passage through RAG."""
+    QuoteGenerator = contributing_example()["QuoteGenerator"]
+    monkeypatch.setitem(BACKENDS, "quote", QuoteGenerator.from_config)  # the one registry line
+    with pytest.raises(GeneratorError, match=r"choose from \[.*'quote'.*\]"):
+        make_generator(Config.load(None, {"generation.backend": "nope"}).generation)
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "quote"})
+    rag = RAG(cfg, embedder=FakeEmbedder())
+    rag.build(articles_dir)
+    answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
+    assert isinstance(rag.generator, QuoteGenerator) and isinstance(rag.generator, Generator)
+    assert not answer.extractive and "17 percent" in answer.text and answer.text.endswith("[1]")
+    assert [c.source for c in answer.citations] == ["markets/nvidia.txt"]
