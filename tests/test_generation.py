@@ -253,6 +253,26 @@ def test_registry_builds_each_backend_cheaply():
     assert llama._llm is None
 
 
+def test_registry_default_backend_starts_no_process(tmp_path, monkeypatch):
+    """The default llama_server backend is chosen (llama.cpp recorded as working) without starting its server."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)")
+    from rag.generation import LlamaServerGenerator
+
+    (tmp_path / "llama-build.json").write_text('{"ok": true}')
+    monkeypatch.setenv("RAG_LLAMA_BUILD_STATUS", str(tmp_path / "llama-build.json"))
+    gen = make_generator(Config.load(None, {"generation.n_threads": 3}).generation)
+    assert isinstance(gen, LlamaServerGenerator) and gen.pid is None and gen.log_path is None
+    assert (gen.n_threads, gen.n_threads_batch, gen.gguf_type) == (3, 3, "q8_0")
+    assert gen.can_continue is False and gen.notice == ""
+
+
+def test_backend_options_name_the_bad_setting():
+    """Each backend validates its own settings; the error names the config key and the value."""
+    cfg = Config.load(None, {"generation.backend": "llama_cpp", "generation.gguf_type": "q5_k"}).generation
+    with pytest.raises(GeneratorError, match=r"generation\.gguf_type: Input should be 'packaged', 'q8_0', 'q4_0' or 'f16', got 'q5_k'"):
+        make_generator(cfg)
+
+
 def test_null_generator_raises_generator_error():
     with pytest.raises(GeneratorError, match="generation.backend: none"):
         list(NullGenerator().stream(MESSAGES))

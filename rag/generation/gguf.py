@@ -145,8 +145,11 @@ def prepared_gguf(model: str, gguf_type: str = "q8_0", cache_dir: str | Path | N
     folder.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     try:
-        proc = subprocess.run([sys.executable, "-c", _QUANTIZE, str(source), str(tmp), ftype, str(default_threads()[1])],
-                              capture_output=True, text=True, timeout=600)
+        try:
+            proc = subprocess.run([sys.executable, "-c", _QUANTIZE, str(source), str(tmp), ftype, str(default_threads()[1])],
+                                  capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise GeneratorError(f"converting {source.name} to {gguf_type} took over 600 s; set generation.gguf_type: packaged to run the file as shipped") from None
         if proc.returncode != 0 or not tmp.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
             raise GeneratorError(f"could not convert {source.name} to {gguf_type}: {tail[0][:300]}; set generation.gguf_type: packaged to run the file as shipped")

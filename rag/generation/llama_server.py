@@ -186,7 +186,10 @@ class LlamaServerGenerator(FromConfig):
         try:
             yield from client.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop)
         except GeneratorError as exc:
-            if not _has_exited(proc):
+            # A transport failure (connection refused or broken) may be the child dying: its
+            # sockets close just before it can be reaped, so wait for it briefly. An HTTP error
+            # from a live server is not worth the wait.
+            if not _has_exited(proc, wait=2.0 if exc.__cause__ is not None else 0.0):
                 raise
             self._restart_in_background()
             raise GeneratorError(f"the local model process (llama.cpp server, pid {proc.pid}) stopped while answering ({describe_exit(proc.returncode)}); "
@@ -276,8 +279,12 @@ class LlamaServerGenerator(FromConfig):
         threading.Thread(target=restart, daemon=True, name="rag-llama-restart").start()
 
 
-def _has_exited(proc: subprocess.Popen, wait: float = 2.0) -> bool:
-    """Whether the child is gone. Its sockets close just before it becomes reapable, so a broken connection waits briefly."""
+def _has_exited(proc: subprocess.Popen, wait: float) -> bool:
+    """Whether the child is gone, waiting up to ``wait`` seconds for it."""
+    if proc.poll() is not None:
+        return True
+    if wait <= 0:
+        return False
     try:
         proc.wait(timeout=wait)
     except subprocess.TimeoutExpired:
