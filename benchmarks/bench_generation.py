@@ -1,28 +1,29 @@
-"""Generation backends on the sample question: time to first token, tokens/s, load times.
+"""Generation on the sample question: the default path against raw llama.cpp and transformers, and GGUF types.
 
 Usage:
-    python benchmarks/bench_generation.py [--articles data/articles] [--runs 5] [--cold-runs 2]
-                                          [--backends transformers,llama_cpp,openai] [--threads N] [--json]
+    python benchmarks/bench_generation.py [--articles data/articles] [--runs 3] [--threads N]
+                                          [--gguf-types packaged,q8_0,q4_0] [--no-transformers] [--json]
 
-What it measures, all on the packaged SmolLM2-135M-Instruct GGUF with greedy decoding and
-the default config's stop strings and max_new_tokens:
+All on the packaged SmolLM2-135M-Instruct GGUF, greedy, with the default config's stop
+strings and max_new_tokens, for the sample question's real prompt (passages retrieved from
+a fresh index of ``--articles`` with the default configuration, 1,139 tokens on
+data/articles) and for a short prompt (one passage, no worked example: 365 tokens, near
+the ~250 of an evidence-first prompt):
 
-1. The sample question's real prompt (retrieved passages from a fresh index of
-   ``--articles``) is sent ``--runs`` times to each backend. Time to first token is from the
-   ``stream()`` call to the first text piece (so it includes prompt processing); tokens/s is
-   the tokens after the first over the time after the first, counted with the model's own
-   tokenizer for every backend. Each run starts its system message with ``(run i)`` so no
-   backend can reuse a cached prompt prefix from the previous run (llama.cpp would).
-   ``openai`` is ``python -m llama_cpp.server`` on loopback, so it adds HTTP/SSE on top of
-   llama.cpp.
-2. Transformers load time in a fresh process: cold (an empty temporary cache: the GGUF is
-   dequantised and cached as safetensors) and warm (read from that cache), ``warm_up()``
-   only, wall and CPU seconds; warm also with torch and transformers already imported (as
-   in ``rag ask`` and the UI, where the embedder imported them); llama.cpp's for comparison.
-   CPU seconds show what an idle machine would take when other work shares the cores.
-3. The cited answer of ``RAG.ask`` through transformers and llama_cpp, to show whether they agree.
-
-Prints medians and the transformers / llama.cpp ratios.
+1. **Side by side**, in one run: the default path (``generation.backend: llama_server``, a
+   supervised ``llama_cpp.server`` child over loopback HTTP), raw llama.cpp in this process
+   on the same GGUF type and threads (``llama_cpp``), and ``transformers``. Time to first
+   token (TTFT) is from the ``stream()`` call to the first text piece, so it includes prompt
+   processing; tokens/s is the tokens after the first over the time after the first, all
+   counted with the model's own tokenizer.
+   - *cold*: each run starts the system message with ``(run i)``, so no cached prefix helps;
+   - *warm prefix* (the default path only): different questions, each with its own
+     passages, after the same system prompt and worked example, as in real use: llama.cpp
+     reuses the KV cache of that common prefix and evaluates only the rest.
+2. **GGUF types** in process (packaged Q4_1, and the packaged file re-quantised to Q8_0 and
+   Q4_0 by ``llama_model_quantize``, cached): prompt tokens/s (prompt tokens / TTFT), TTFT,
+   decode tokens/s on the cold full prompt, and whether the cited answer equals the
+   transformers one (numbers, sources and words).
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
+import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,43 +40,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The same OpenMP wait policy as the llama_server child (rag/generation/llama_server.py), so
+# raw llama.cpp in this process is compared on equal terms; set before llama.cpp loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rag import RAG, Config  # noqa: E402
-from rag.generation import LlamaCppGenerator, OpenAIGenerator, TransformersGenerator, packaged_smollm2_gguf  # noqa: E402
+from rag.generation import LlamaCppGenerator, LlamaServerGenerator, TransformersGenerator, default_threads, make_generator  # noqa: E402
 from rag.prompting import build_prompt  # noqa: E402
 
 QUESTION = "How much market value did Nvidia lose on 27 January 2025?"
-
-LOAD_SCRIPT = """
-import sys, time
-sys.path.insert(0, {root!r})
-if {preimport!r}:
-    import torch, transformers, transformers.models.llama.modeling_llama  # as in `rag ask`, where the embedder imported them
-from rag.generation import {cls}
-gen = {cls}("smollm2"{extra})
-t0, c0 = time.perf_counter(), time.process_time()
-gen.warm_up()
-print(time.perf_counter() - t0, time.process_time() - c0)
-"""
-
-
-def load_seconds(cls: str, cache_root: str | None = None, preimport: bool = False) -> tuple[float, float]:
-    """``(wall, CPU)`` seconds of a generator's ``warm_up()`` in a fresh Python process.
-
-    ``cache_root``: used as ``RAG_CACHE_DIR``. ``preimport``: torch and transformers are imported before timing (they already are in
-    ``rag ask`` and the UI by the time the generator loads, for the embedder).
-    """
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    if cache_root:
-        env["RAG_CACHE_DIR"] = cache_root  # the generator caches under $RAG_CACHE_DIR/models
-    code = LOAD_SCRIPT.format(root=str(ROOT), cls=cls, extra="", preimport=preimport)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    wall, cpu = out.stdout.strip().splitlines()[-1].split()
-    return float(wall), float(cpu)
-
-
-def medians(pairs: list[tuple[float, float]]) -> tuple[float, float]:
-    return round(statistics.median(p[0] for p in pairs), 2), round(statistics.median(p[1] for p in pairs), 2)
+# Other questions over data/articles for the warm-prefix runs (each retrieves its own passages).
+OTHER_QUESTIONS = (
+    "What did the DeepSeek-V3 technical report say the final training run cost?",
+    "When did DeepSeek release R1, and under which licence?",
+    "How many parameters does DeepSeek-V3 have in total?",
+    "How many tokens was DeepSeek-V3 pre-trained on?",
+    "How many Nvidia H800 GPUs were in the cluster used to train DeepSeek-V3?",
+)
 
 
 def time_stream(gen, messages, count_tokens, max_new_tokens: int, stop: tuple[str, ...]) -> tuple[float, float, int, str]:
@@ -95,153 +75,151 @@ def time_stream(gen, messages, count_tokens, max_new_tokens: int, stop: tuple[st
     return first or total, rate, tokens, text
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def cold(messages: list[dict], i: int) -> list[dict]:
+    """The messages with ``(run i)`` at the very start, so no earlier prefix can be reused."""
+    return [{**messages[0], "content": f"(run {i}) {messages[0]['content']}"}, *messages[1:]]
 
 
-def start_server(log_path: Path, threads: int = 0) -> tuple[subprocess.Popen, str]:
-    import httpx
+def summarise(rows: list[tuple[float, float, int, str]], prompt_tokens: int) -> dict:
+    ttft = statistics.median(r[0] for r in rows)
+    return {"ttft_s": round(ttft, 3), "tokens_per_s": round(statistics.median(r[1] for r in rows), 1),
+            "prompt_tokens_per_s": round(prompt_tokens / ttft, 1), "tokens": int(statistics.median(r[2] for r in rows)),
+            "text": rows[-1][3].strip()[:90]}
 
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
-    if threads:
-        cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    for _ in range(400):
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-1000:]}")
-        try:
-            httpx.get(f"{base}/models", timeout=2)
-            return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("llama_cpp.server did not start within 120 s")
+
+def claim(text: str, sources: list[str]) -> tuple:
+    """Numbers, cited sources and words of an answer (spacing and punctuation aside)."""
+    bare = re.sub(r"\[\d+\]", " ", text)
+    return re.findall(r"\d+(?:[.,]\d+)*", bare), sources, re.findall(r"\w+", bare.lower())
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--articles", default=str(ROOT / "data" / "articles"))
-    ap.add_argument("--runs", type=int, default=5, help="generations per backend (median reported)")
-    ap.add_argument("--cold-runs", type=int, default=2, help="cold transformers loads (each dequantises the GGUF again)")
-    ap.add_argument("--backends", default="transformers,llama_cpp,openai")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads for every backend (0: each library's default)")
+    ap.add_argument("--runs", type=int, default=3, help="generations per row (median reported)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for every backend (0: rag's default, %d here)" % default_threads()[0])
+    ap.add_argument("--gguf-types", default="packaged,q8_0,q4_0", help="GGUF types for the in-process table")
+    ap.add_argument("--no-transformers", action="store_true", help="skip the transformers rows")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = ap.parse_args()
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    results: dict = {"question": QUESTION, "runs": args.runs, "threads": args.threads or "default"}
-    if args.threads:
+    threads = args.threads or default_threads()[0]
+    if not args.no_transformers:
         import torch
 
-        torch.set_num_threads(args.threads)
-
+        torch.set_num_threads(threads)
+    results: dict = {"question": QUESTION, "runs": args.runs, "threads": threads, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+                     "load_average": [round(x, 1) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
         print(f"indexing {args.articles} ...", file=sys.stderr)
-        cfg = Config.load(ROOT / "configs" / "default.yaml", {"index.path": str(tmp_path / "index")})
-        base = RAG(cfg)
-        base.build(args.articles)
-        passages = base.retrieve(QUESTION)
-        gen_cfg = cfg.generation
-        tf = TransformersGenerator("smollm2", context_window=gen_cfg.context_window)
+        overrides = {"index.path": str(Path(tmp) / "index"), "generation.n_threads": threads}
+        cfg = Config.load(ROOT / "configs" / "default.yaml", overrides)
+        rag = RAG(cfg)
+        rag.build(args.articles)
+        tf = TransformersGenerator("smollm2", context_window=cfg.generation.context_window)
         tf.warm_up()
-        prompt = build_prompt(QUESTION, passages, count_tokens=tf.count_tokens, context_window=gen_cfg.context_window,
-                              max_new_tokens=gen_cfg.max_new_tokens, use_system_prompt=gen_cfg.use_system_prompt, few_shot=gen_cfg.few_shot)
-        prompt_tokens = tf.count_tokens(tf.render(prompt.messages))
-        results["prompt_tokens"] = prompt_tokens
-
-        def run_messages(i: int) -> list[dict]:
-            first = prompt.messages[0]
-            return [{**first, "content": f"(run {i}) {first['content']}"}, *prompt.messages[1:]]
-
-        server = None
-        gens = {}
-        if "transformers" in backends:
+        prompts = make_prompts(rag, cfg, tf)
+        results["prompt_tokens"] = {name: tf.count_tokens(tf.render(p[0])) for name, p in prompts.items()}
+        default = make_generator(cfg.generation)
+        results["default_backend"] = type(default).__name__ + (f" ({default.notice})" if default.notice else "")
+        raw = LlamaCppGenerator("smollm2", context_window=cfg.generation.context_window, n_threads=threads, gguf_type=cfg.generation.gguf_type)
+        gens = {"default path (llama_server)": default, f"raw llama.cpp in process ({cfg.generation.gguf_type})": raw}
+        if not args.no_transformers:
             gens["transformers"] = tf
-        if "llama_cpp" in backends:
-            gens["llama_cpp"] = LlamaCppGenerator("smollm2", context_window=gen_cfg.context_window, n_threads=args.threads or None)
-            gens["llama_cpp"].warm_up()
-        if "openai" in backends:
-            server, url = start_server(tmp_path / "server.log", args.threads)
-            gens["openai"] = OpenAIGenerator("smollm2", base_url=url, context_window=gen_cfg.context_window, timeout=300)
         try:
-            # One untimed warm-up generation each (thread pools, first-call allocations).
-            for gen in gens.values():
-                time_stream(gen, run_messages(-1), tf.count_tokens, 8, gen_cfg.stop)
-            per_backend: dict[str, dict] = {}
-            for name, gen in gens.items():
-                rows = []
-                for i in range(args.runs):
-                    ttft, rate, tokens, text = time_stream(gen, run_messages(i), tf.count_tokens, gen_cfg.max_new_tokens, gen_cfg.stop)
-                    rows.append((ttft, rate, tokens))
-                    print(f"  {name} run {i + 1}: ttft {ttft:.2f} s, {rate:.1f} tok/s, {tokens} tokens: {text.strip()[:70]!r}", file=sys.stderr)
-                per_backend[name] = {
-                    "ttft_s": round(statistics.median(r[0] for r in rows), 3),
-                    "tokens_per_s": round(statistics.median(r[1] for r in rows), 1),
-                    "tokens": int(statistics.median(r[2] for r in rows)),
-                }
-            results["backends"] = per_backend
-
-            if "transformers" in gens and "llama_cpp" in gens:
-                answers = {}
-                for name in ("transformers", "llama_cpp"):
-                    answer = RAG(cfg, embedder=base.embedder, generator=gens[name]).ask(QUESTION, temperature=0.0)
-                    answers[name] = {"text": answer.text, "citations": [(c.n, c.source) for c in answer.citations]}
-                results["answers"] = answers
-                results["same_cited_answer"] = answers["transformers"] == answers["llama_cpp"]
+            results["side_by_side"] = side_by_side(gens, prompts, tf, cfg, args.runs, results["prompt_tokens"])
+            results["answers"] = cited_answers(rag, cfg, {"transformers": tf, "default path": default})
         finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
-
-        # Load times in fresh processes.
-        print("measuring load times ...", file=sys.stderr)
-        cache = tmp_path / "model-cache"
-        cold = []
-        for _ in range(max(args.cold_runs, 1)):
-            if cache.exists():
-                import shutil
-
-                shutil.rmtree(cache)
-            cold.append(load_seconds("TransformersGenerator", str(cache)))
-        warm = [load_seconds("TransformersGenerator", str(cache)) for _ in range(args.runs)]
-        warm_pre = [load_seconds("TransformersGenerator", str(cache), preimport=True) for _ in range(args.runs)]
-        loads = {"transformers_cold": medians(cold), "transformers_warm": medians(warm), "transformers_warm_preimported": medians(warm_pre)}
-        if "llama_cpp" in backends:
-            loads["llama_cpp"] = medians([load_seconds("LlamaCppGenerator") for _ in range(args.runs)])
-        results["load"] = loads
-
-    print_table(results)
+            if isinstance(default, LlamaServerGenerator):
+                default.close()
+        del raw
+        results["gguf_types"] = gguf_table(args.gguf_types.split(","), prompts["full"], tf, cfg, threads, args.runs,
+                                           results["prompt_tokens"]["full"], rag, results["answers"].get("transformers"))
+    print_tables(results)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
 
 
-def print_table(r: dict) -> None:
-    print(f"\nSample question: {r['question']!r} ({r['prompt_tokens']} prompt tokens), greedy, median of {r['runs']} runs, threads: {r['threads']}")
-    print(f"{'backend':<14}{'ttft (s)':>10}{'tokens/s':>10}{'tokens':>8}")
-    for name, row in r.get("backends", {}).items():
-        print(f"{name:<14}{row['ttft_s']:>10.2f}{row['tokens_per_s']:>10.1f}{row['tokens']:>8}")
-    b = r.get("backends", {})
-    if "transformers" in b and "llama_cpp" in b:
-        tf, ll = b["transformers"], b["llama_cpp"]
-        ttft_ratio = tf["ttft_s"] / ll["ttft_s"] if ll["ttft_s"] else float("nan")
-        rate_ratio = tf["tokens_per_s"] / ll["tokens_per_s"] if ll["tokens_per_s"] else float("nan")
-        print(f"transformers / llama.cpp on the same GGUF: time to first token x{ttft_ratio:.2f}, tokens/s x{rate_ratio:.2f}")
-    load = r["load"]
-    print("\nload (warm_up() in a fresh process)       wall (s)   CPU (s)")
-    rows = [("transformers cold (dequantise + cache)", "transformers_cold"), ("transformers warm (safetensors cache)", "transformers_warm"),
-            ("transformers warm, torch+transformers imported", "transformers_warm_preimported"), ("llama.cpp", "llama_cpp")]
-    for label, key in rows:
-        if key in load:
-            print(f"{label:<48}{load[key][0]:>8.2f}{load[key][1]:>10.2f}")
-    if "answers" in r:
-        print(f"same cited answer (transformers vs llama_cpp): {'yes' if r['same_cited_answer'] else 'no'}")
-        for name, a in r["answers"].items():
-            print(f"  {name}: {a['text']!r} {a['citations']}")
+def make_prompts(rag: RAG, cfg: Config, tf: TransformersGenerator) -> dict[str, tuple[list[dict], list[list[dict]]]]:
+    """``name -> (messages of the sample question, messages of the other questions)`` for the full and the short prompt."""
+    g = cfg.generation
+    shapes = {"full": dict(top_k=None, few_shot=g.few_shot), "short (1 passage, no example)": dict(top_k=1, few_shot=False)}
+    out = {}
+    for name, shape in shapes.items():
+        def messages(question: str) -> list[dict]:
+            passages = rag.retrieve(question, top_k=shape["top_k"])
+            return build_prompt(question, passages, count_tokens=tf.count_tokens, context_window=g.context_window, max_new_tokens=g.max_new_tokens,
+                                use_system_prompt=g.use_system_prompt, few_shot=shape["few_shot"]).messages
+        out[name] = (messages(QUESTION), [messages(q) for q in OTHER_QUESTIONS])
+    return out
+
+
+def side_by_side(gens: dict, prompts: dict, tf, cfg: Config, runs: int, prompt_tokens: dict) -> dict:
+    g = cfg.generation
+    table: dict = {}
+    for name, gen in gens.items():
+        print(f"{name}: warming up ...", file=sys.stderr)
+        t0 = time.perf_counter()
+        gen.warm_up()
+        time_stream(gen, cold(prompts["full"][0], -1), tf.count_tokens, 4, g.stop)
+        table.setdefault("warm_up_s", {})[name] = round(time.perf_counter() - t0, 2)
+        for pname, (sample, others) in prompts.items():
+            rows = [time_stream(gen, cold(sample, i), tf.count_tokens, g.max_new_tokens, g.stop) for i in range(runs)]
+            table[f"{name} | {pname} | cold"] = summarise(rows, prompt_tokens[pname])
+            if "llama_server" in name:
+                time_stream(gen, others[-1], tf.count_tokens, 4, g.stop)  # the shared prefix is now in the cache
+                rows = [time_stream(gen, m, tf.count_tokens, g.max_new_tokens, g.stop) for m in [sample, *others][:max(runs, 2)]]
+                table[f"{name} | {pname} | warm prefix"] = summarise(rows, prompt_tokens[pname])
+            print(f"  {name} | {pname}: {table[f'{name} | {pname} | cold']}", file=sys.stderr)
+    return table
+
+
+def cited_answers(rag: RAG, cfg: Config, gens: dict) -> dict:
+    out = {}
+    for name, gen in gens.items():
+        answer = RAG(cfg, embedder=rag.embedder, generator=gen).ask(QUESTION, temperature=0.0)
+        out[name] = {"text": answer.text, "sources": [c.source for c in answer.citations], "extractive": answer.extractive}
+    return out
+
+
+def gguf_table(types: list[str], prompt, tf, cfg: Config, threads: int, runs: int, prompt_tokens: int, rag: RAG, reference: dict | None) -> dict:
+    g = cfg.generation
+    table = {}
+    for gguf_type in (t.strip() for t in types if t.strip()):
+        print(f"GGUF {gguf_type} ...", file=sys.stderr)
+        gen = LlamaCppGenerator("smollm2", context_window=g.context_window, n_threads=threads, gguf_type=gguf_type)
+        gen.warm_up()
+        time_stream(gen, cold(prompt[0], -1), tf.count_tokens, 4, g.stop)
+        row = summarise([time_stream(gen, cold(prompt[0], i), tf.count_tokens, g.max_new_tokens, g.stop) for i in range(runs)], prompt_tokens)
+        answer = cited_answers(rag, cfg, {gguf_type: gen})[gguf_type]
+        row["answer"] = answer["text"]
+        if reference is not None:
+            row["same_cited_answer_as_transformers"] = claim(answer["text"], answer["sources"]) == claim(reference["text"], reference["sources"])
+        table[gguf_type] = row
+        del gen
+    return table
+
+
+def print_tables(r: dict) -> None:
+    print(f"\nSample question: {r['question']!r}; greedy; median of {r['runs']} runs; {r['threads']} threads; prompt tokens: {r['prompt_tokens']}")
+    print(f"default backend here: {r['default_backend']}; OMP_WAIT_POLICY={r['omp_wait_policy']}; load average at start {r['load_average']}")
+    print(f"\n{'backend | prompt | prefix':<66}{'TTFT (s)':>9}{'prompt tok/s':>13}{'tok/s':>8}{'tokens':>7}")
+    for name, row in r["side_by_side"].items():
+        if name != "warm_up_s":
+            print(f"{name:<66}{row['ttft_s']:>9.2f}{row['prompt_tokens_per_s']:>13.1f}{row['tokens_per_s']:>8.1f}{row['tokens']:>7}")
+    print("warm-up (start/load + first 4 tokens), s: " + ", ".join(f"{k} {v}" for k, v in r["side_by_side"]["warm_up_s"].items()))
+    rows = r["side_by_side"]
+    d = next((v for k, v in rows.items() if k.startswith("default") and k.endswith("full | cold")), None)
+    raw = next((v for k, v in rows.items() if k.startswith("raw") and k.endswith("full | cold")), None)
+    if d and raw and raw["tokens_per_s"]:
+        print(f"default path / raw llama.cpp, tokens/s: {d['tokens_per_s'] / raw['tokens_per_s']:.2f}")
+    print("\ncited answers:")
+    for name, a in r["answers"].items():
+        print(f"  {name}: {a['text']!r} {a['sources']}{' (extractive)' if a['extractive'] else ''}")
+    print(f"\n{'GGUF type (in process, full prompt, cold)':<44}{'prompt tok/s':>13}{'TTFT (s)':>9}{'decode tok/s':>13}  same cited answer as transformers")
+    for name, row in r["gguf_types"].items():
+        same = {True: "yes", False: "no"}.get(row.get("same_cited_answer_as_transformers"), "-")
+        print(f"{name:<44}{row['prompt_tokens_per_s']:>13.1f}{row['ttft_s']:>9.2f}{row['tokens_per_s']:>13.1f}  {same}: {row['answer'][:60]!r}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ class FakeGenerator:
     ``reply`` may be a string or a function of the messages.
     """
 
+    can_continue = False
+    supports_reasoning = True
+    notice = ""
+
     def __init__(self, reply="Answer [1].", *, opens_think: bool = False, context_window: int = 2048, piece: int = 3, fail: Exception | None = None) -> None:
         self.name = "fake-generator"
         self.reply = reply
@@ -62,6 +66,9 @@ class FakeGenerator:
     @property
     def opens_think_in_prompt(self) -> bool:
         return self._opens_think
+
+    def warm_up(self) -> None:
+        pass
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

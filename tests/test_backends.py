@@ -1,4 +1,4 @@
-"""Tests for the generation backends in rag/generation.py against real processes.
+"""Tests for the generation backends in rag/generation/ against real processes.
 
 - ``openai``: a real ``python -m llama_cpp.server`` on the packaged SmolLM2 GGUF, on
   loopback (started once per session; skipped when the ``llamacpp`` extra is missing, which
@@ -7,7 +7,11 @@
   with garbage, errors and reasoning deltas.
 - ``llama_cpp``: the same GGUF in process, the same cited answer as transformers greedy,
   a missing extra named in the ImportError, a real thinking-budget cut-off.
-- ``transformers``: the second start reads the dequantised safetensors cache.
+- ``llama_server`` (the default): a real supervised ``llama_cpp.server`` child answers, a
+  SIGKILL mid-answer is a clear error and the next question is answered, the child is gone
+  after ``close()`` and when its parent is killed, the fixed prompt prefix is reused.
+- ``transformers``: the second start reads the dequantised safetensors cache; stop strings,
+  ``max_new_tokens``, temperature and ``stream_continuation`` with the real SmolLM2.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,8 +38,10 @@ from rag.generation import (
     AnswerStream,
     GeneratorError,
     LlamaCppGenerator,
+    LlamaServerGenerator,
     OpenAIGenerator,
     TransformersGenerator,
+    make_generator,
     packaged_smollm2_gguf,
 )
 
@@ -338,6 +345,17 @@ def llama_generator():
     return gen
 
 
+@pytest.fixture(scope="session")
+def llama_server_gen():
+    """The default backend: the packaged GGUF behind a supervised llama.cpp server, started once."""
+    if not HAVE_LLAMA_CPP:
+        pytest.skip("llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)")
+    gen = LlamaServerGenerator("smollm2")
+    gen.warm_up()
+    yield gen
+    gen.close()
+
+
 @pytest.mark.slow
 def test_llama_cpp_streams_stops_and_counts(llama_generator, real_generator):
     gen = llama_generator
@@ -363,25 +381,47 @@ def test_llama_cpp_budget_cut_closes_reasoning_and_answers(llama_generator):
     assert run.answer not in run.reasoning
 
 
-@pytest.mark.slow
-def test_llama_cpp_and_transformers_give_the_same_cited_answer(tmp_path, articles_dir, real_embedder, real_generator, llama_generator):
-    """Greedy decoding of the same GGUF through both backends, same prompt: same cited answer.
+def cited_claim(answer) -> tuple[list[str], list[tuple[int, str]], list[str]]:
+    """What must agree between backends: the numbers stated, the sources cited, the words (case, spacing and punctuation aside)."""
+    text = re.sub(r"\[\d+\]", " ", answer.text)
+    return re.findall(r"\d+(?:[.,]\d+)*", text), sorted((c.n, c.source) for c in answer.citations), re.findall(r"\w+", text.lower())
 
-    (Both see the same prompt text; llama.cpp computes with the Q4_1 weights, transformers
-    with their dequantised float32 copy, so very long answers could in principle drift apart
-    at a near-tie between two tokens. On this question they agree.)
+
+def test_cited_claim_ignores_spacing_and_punctuation_but_not_numbers_or_sources():
+    """Guards the comparison below: a double space or a missing full stop must not count, a different number or source must."""
+    from rag.records import Answer, Citation
+
+    def answer(text, source="markets/nvidia.txt"):
+        return Answer(question="q", text=text, citations=[Citation(n=1, title="t", source=source, snippet="s", score=1.0, chunk_id="c", start=0, end=1)])
+
+    base = cited_claim(answer("The share price fell 17 percent on 27 January 2025 [1]."))
+    assert cited_claim(answer("The share price fell 17 percent  on 27 January 2025 [1]")) == base
+    assert cited_claim(answer("The share price fell 16 percent on 27 January 2025 [1].")) != base
+    assert cited_claim(answer("The share price fell 17 percent on 27 January 2025 [1].", source="r1.md")) != base
+
+
+@pytest.mark.slow
+def test_llama_cpp_and_transformers_give_the_same_cited_answer(tmp_path, articles_dir, real_embedder, real_generator, llama_generator, llama_server_gen):
+    """Greedy decoding of the same GGUF through transformers, llama.cpp in process and the
+    supervised llama.cpp server (the default path), same prompt: the same cited claim.
+
+    Not byte for byte: transformers computes with the dequantised float32 weights, llama.cpp
+    with Q8_0 and its own kernels (which differ between CPU builds), so spacing or a final
+    full stop can differ at a near-tie. What must agree is what the reader gets: the numbers,
+    the cited sources and the words.
     """
     cfg = Config.load(None, {"index.path": str(tmp_path / "index")})
     answers = []
-    for gen in (real_generator, llama_generator):
+    for gen in (real_generator, llama_generator, llama_server_gen):
         rag = RAG(cfg, embedder=real_embedder, generator=gen)
         if not answers:
             rag.build(articles_dir)
         answers.append(rag.ask("By how much did Nvidia's share price fall on 27 January 2025?", temperature=0.0))
-    tf, ll = answers
-    assert "17" in tf.text and tf.citations
-    assert ll.text == tf.text
-    assert [(c.n, c.source) for c in ll.citations] == [(c.n, c.source) for c in tf.citations]
+    tf, ll, server = answers
+    assert "17" in tf.text and tf.citations and not tf.extractive
+    assert not ll.extractive and not server.extractive
+    assert cited_claim(ll) == cited_claim(tf), (ll.text, tf.text)
+    assert cited_claim(server) == cited_claim(tf), (server.text, tf.text)
 
 
 # -- transformers --------------------------------------------------------------------------------
@@ -389,7 +429,7 @@ def test_llama_cpp_and_transformers_give_the_same_cited_answer(tmp_path, article
 def test_transformers_second_start_reads_the_safetensors_cache(real_generator, monkeypatch):
     """The session fixture already loaded the GGUF once, so its dequantised copy is cached:
     a fresh generator must load from it without converting the GGUF again."""
-    import rag.generation as generation
+    import rag.generation.transformers as generation
 
     cache = real_generator.gguf_cache_path(packaged_smollm2_gguf())
     assert (cache / "model.safetensors").is_file() and (cache / "config.json").is_file()
@@ -397,3 +437,196 @@ def test_transformers_second_start_reads_the_safetensors_cache(real_generator, m
     fresh = TransformersGenerator("smollm2")
     fresh.warm_up()
     assert fresh.count_tokens("Hello world") == real_generator.count_tokens("Hello world")
+
+
+@pytest.mark.slow
+def test_transformers_max_new_tokens_and_stop_strings_with_the_real_model(real_generator):
+    gen = real_generator
+    full = "".join(gen.stream(STORY, max_new_tokens=40))
+    short = "".join(gen.stream(STORY, max_new_tokens=8))
+    assert gen.count_tokens(full) >= 30, full  # the story goes on past 8 tokens
+    assert 6 <= gen.count_tokens(short) <= 8 and full.startswith(short), (short, full)
+    stop = full.split()[5]
+    cut = "".join(gen.stream(STORY, max_new_tokens=40, stop=(stop,)))
+    assert cut == full[: full.find(stop)], (full, stop, cut)
+
+
+@pytest.mark.slow
+def test_transformers_temperature_samples_with_the_real_model(real_generator):
+    """Greedy is repeatable; at temperature 1.5 the text differs from greedy at least once in three tries."""
+    import torch
+
+    torch.manual_seed(0)
+    greedy = "".join(real_generator.stream(STORY, max_new_tokens=20))
+    assert "".join(real_generator.stream(STORY, max_new_tokens=20, temperature=0.0)) == greedy
+    sampled = {"".join(real_generator.stream(STORY, max_new_tokens=20, temperature=1.5)) for _ in range(3)}
+    assert sampled - {greedy}, sampled
+
+
+@pytest.mark.slow
+def test_transformers_stream_continuation_continues_the_assistant_turn(real_generator):
+    """Greedy continuation after the first words of the model's own answer gives the rest of that answer."""
+    gen = real_generator
+    assert gen.can_continue
+    full = "".join(gen.stream(STORY, max_new_tokens=30))
+    words = full.split(" ")
+    prefix = " ".join(words[:4])
+    rest = "".join(gen.stream_continuation(STORY, prefix, max_new_tokens=10))
+    assert rest.strip() and full.startswith(prefix + rest), (prefix, rest, full)
+
+
+@pytest.mark.slow
+def test_transformers_budget_cut_closes_reasoning_and_answers(real_generator):
+    """The thinking-budget path of the real transformers backend: cut, close </think> with
+    stream_continuation, and a non-empty answer (SmolLM2 treated as if its template opened <think>)."""
+    run = AnswerStream(real_generator, STORY, max_new_tokens=12, max_thinking_tokens=8, opens_think=True)
+    list(run)
+    assert run.budget_spent and run.continued
+    assert run.reasoning and run.answer and run.answer not in run.reasoning
+
+
+# -- llama_server: the default path -----------------------------------------------------------
+def process_gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # our own child: reap it if it is a zombie
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_llama_server_restarts_after_sigkill_mid_answer_and_stops_on_close():
+    gen = LlamaServerGenerator("smollm2")
+    try:
+        assert "".join(gen.stream(STORY, max_new_tokens=8)).strip()
+        first = gen.pid
+        got = []
+        with pytest.raises(GeneratorError, match=rf"local model process \(llama.cpp server, pid {first}\) stopped while answering \(killed by SIGKILL\); it is being restarted"):
+            for i, piece in enumerate(gen.stream(STORY, max_new_tokens=200)):
+                got.append(piece)
+                if i == 2:
+                    os.kill(first, signal.SIGKILL)
+        assert len(got) >= 3
+        again = "".join(gen.stream(STORY, max_new_tokens=8))
+        assert again.strip() and gen.pid not in (None, first) and gen.restarts == 1
+        second = gen.pid
+    finally:
+        gen.close()
+    assert gen.pid is None and process_gone(second)
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_llama_server_child_exits_when_its_parent_is_killed(tmp_path):
+    """No orphans: SIGKILL skips atexit, so the child watches a pipe from its parent and exits when it closes."""
+    code = "from rag.generation import LlamaServerGenerator\ng = LlamaServerGenerator('smollm2'); g.warm_up(); print(g.pid, flush=True)\nimport time; time.sleep(300)"
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    try:
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)  # running
+        parent.kill()
+        parent.wait(10)
+        assert process_gone(child), f"llama.cpp server {child} outlived its killed parent"
+    finally:
+        parent.kill()
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_llama_server_reuses_the_fixed_prompt_prefix(tmp_path, articles_dir, llama_server_gen):
+    """The second question's prompt shares the system prompt and few-shot example with the first:
+    the server must evaluate only the tokens after that prefix (llama.cpp's prefix matching)."""
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.max_new_tokens": 4})
+    rag = RAG(cfg, embedder=FakeEmbedder(), generator=llama_server_gen)
+    rag.build(articles_dir)
+    start = llama_server_gen.log_path.stat().st_size
+    rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
+    rag.ask("Who released DeepSeek-R1 and under which licence?")
+    log = llama_server_gen.log_path.read_text(errors="replace")[start:]
+    hits = [(int(a), int(b)) for a, b in re.findall(r"(\d+) prefix-match hit, remaining (\d+) prompt tokens", log)]
+    assert hits, log[-2000:]
+    reused, remaining = hits[-1]
+    # The system prompt and few-shot example are ~218 tokens; the passages and question after them differ.
+    assert reused >= 150 and remaining > 50, hits
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_default_path_answers_then_falls_back_to_extractive_when_the_child_dies_then_recovers(tmp_path, articles_dir, real_embedder):
+    """Through RAG with the default configuration: a cited answer; SIGKILL mid-answer gives an
+    extractive answer whose note says the model process is being restarted; the next question is generated again."""
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.max_new_tokens": 60})
+    assert cfg.generation.backend == "llama_server"
+    rag = RAG(cfg, embedder=real_embedder)
+    try:
+        rag.build(articles_dir)
+        question = "By how much did Nvidia's share price fall on 27 January 2025?"
+        first = rag.ask(question)
+        assert not first.extractive and "17" in first.text and first.citations
+        events = []
+        for event in rag.stream_events(question):
+            events.append(event)
+            if event.kind == "answer" and sum(e.kind == "answer" for e in events) == 2:
+                os.kill(rag.generator.pid, signal.SIGKILL)
+        killed = events[-1].answer
+        assert killed.extractive and "17 percent" in killed.text
+        assert any("local model process" in n and "being restarted" in n for n in killed.notes), killed.notes
+        again = rag.ask(question)
+        assert not again.extractive and "17" in again.text
+    finally:
+        rag.generator.close()
+
+
+# -- the fallback to transformers ---------------------------------------------------------------
+def write_build_record(folder: Path, ok: bool) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"ok": ok, "version": "0.3.36", "target": None if not ok else "avx2",
+              "failures": [] if ok else ["avx2: died with SIGILL (an instruction this CPU reports but cannot run)"]}
+    (folder / "llama-build.json").write_text(json.dumps(record))
+    return folder
+
+
+@needs_llama_cpp
+def test_default_backend_falls_back_to_transformers_when_the_smoke_test_failed(tmp_path, monkeypatch):
+    """The set-up recorded a crashing build: the default backend is transformers, with a one-line notice saying why."""
+    from rag.generation.llama_server import llama_server_or_fallback
+
+    cfg = Config.load(None).generation
+    gen = llama_server_or_fallback(cfg, status_prefix=write_build_record(tmp_path / "bad", ok=False))
+    assert isinstance(gen, TransformersGenerator) and gen._model is None
+    assert gen.notice.startswith("llama.cpp is not available (the llama.cpp build failed its smoke test at set-up (avx2: died with SIGILL")
+    assert "transformers" in gen.notice and "\n" not in gen.notice
+    good = llama_server_or_fallback(cfg, status_prefix=write_build_record(tmp_path / "good", ok=True))
+    assert isinstance(good, LlamaServerGenerator) and good.notice == "" and good.pid is None
+    # The same through the registry, with the record named by the environment variable.
+    monkeypatch.setenv("RAG_LLAMA_BUILD_STATUS", str(tmp_path / "bad" / "llama-build.json"))
+    assert isinstance(make_generator(cfg), TransformersGenerator)
+
+
+def test_default_backend_falls_back_to_transformers_without_llama_cpp(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    gen = make_generator(Config.load(None).generation)
+    assert isinstance(gen, TransformersGenerator)
+    assert gen.notice.startswith("llama.cpp is not available (llama-cpp-python is not installed)")
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_fallback_generator_answers_through_rag(tmp_path, articles_dir, real_embedder, monkeypatch):
+    """The transformers fallback is a working generator: a cited answer, and RAG exposes the notice."""
+    monkeypatch.setenv("RAG_LLAMA_BUILD_STATUS", str(write_build_record(tmp_path / "bad", ok=False) / "llama-build.json"))
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "generation.max_new_tokens": 40}), embedder=real_embedder)
+    rag.build(articles_dir)
+    answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
+    assert isinstance(rag.generator, TransformersGenerator) and "smoke test" in rag.generator.notice
+    assert not answer.extractive and "17" in answer.text and answer.citations

@@ -16,6 +16,7 @@ from rag.generation import (
     FINAL_ANSWER_REQUEST,
     THINK_CLOSE,
     AnswerStream,
+    Generator,
     GeneratorError,
     NullGenerator,
     ThinkSplitter,
@@ -32,10 +33,13 @@ class ScriptedReasoner:
     """An R1-style fake: streams ``script`` word by word, records every request.
 
     ``script`` may be a string or a function of (messages, call number). One token per word,
-    so budgets can be asserted exactly. With ``continuation`` set, it also implements
-    ``stream_continuation`` (like the transformers and llama_cpp backends) and answers
-    it with that text.
+    so budgets can be asserted exactly. With ``continuation`` set, it declares
+    ``can_continue`` (like the transformers and llama_cpp backends) and answers
+    ``stream_continuation`` with that text.
     """
+
+    supports_reasoning = True
+    notice = ""
 
     def __init__(self, script, *, opens_think: bool = False, continuation: str | None = None) -> None:
         self.name = "scripted-reasoner"
@@ -43,15 +47,17 @@ class ScriptedReasoner:
         self._opens_think = opens_think
         self.requests: list[dict] = []
         self.words_streamed = 0
-        if continuation is not None:
-            self.continuation = continuation
-            self.stream_continuation = self._stream_continuation
+        self.can_continue = continuation is not None
+        self.continuation = continuation or ""
 
     context_window = 4096
 
     @property
     def opens_think_in_prompt(self) -> bool:
         return self._opens_think
+
+    def warm_up(self) -> None:
+        pass
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -68,7 +74,7 @@ class ScriptedReasoner:
         text = self.script(messages, len(self.requests)) if callable(self.script) else self.script
         yield from cut_at_stop(self._words(text, max_new_tokens), tuple(stop))
 
-    def _stream_continuation(self, messages, prefix, *, max_new_tokens=256, temperature=0.0, stop=()) -> Iterator[str]:
+    def stream_continuation(self, messages, prefix, *, max_new_tokens=256, temperature=0.0, stop=()) -> Iterator[str]:
         self.requests.append({"messages": messages, "max_new_tokens": max_new_tokens, "prefix": prefix})
         yield from self._words(self.continuation, max_new_tokens)
 
@@ -233,7 +239,7 @@ def test_bad_budget_is_named():
 # -- registry -------------------------------------------------------------------------------
 def test_unknown_backend_lists_the_registry():
     cfg = Config.load(None, {"generation.backend": "vllm"}).generation
-    with pytest.raises(GeneratorError, match=r"unknown generation backend 'vllm'; choose from \['llama_cpp', 'none', 'openai', 'transformers'"):
+    with pytest.raises(GeneratorError, match=r"unknown generation backend 'vllm'; choose from \['llama_cpp', 'llama_server', 'none', 'openai', 'transformers'\]$"):
         make_generator(cfg)
 
 
@@ -245,6 +251,26 @@ def test_registry_builds_each_backend_cheaply():
     assert gen.url == "http://127.0.0.1:9/v1/chat/completions" and gen.name == "m"
     llama = make_generator(Config.load(None, {"generation.backend": "llama_cpp"}).generation)
     assert llama._llm is None
+
+
+def test_registry_default_backend_starts_no_process(tmp_path, monkeypatch):
+    """The default llama_server backend is chosen (llama.cpp recorded as working) without starting its server."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)")
+    from rag.generation import LlamaServerGenerator
+
+    (tmp_path / "llama-build.json").write_text('{"ok": true}')
+    monkeypatch.setenv("RAG_LLAMA_BUILD_STATUS", str(tmp_path / "llama-build.json"))
+    gen = make_generator(Config.load(None, {"generation.n_threads": 3}).generation)
+    assert isinstance(gen, LlamaServerGenerator) and gen.pid is None and gen.log_path is None
+    assert (gen.n_threads, gen.n_threads_batch, gen.gguf_type) == (3, 3, "q8_0")
+    assert gen.can_continue is False and gen.notice == ""
+
+
+def test_backend_options_name_the_bad_setting():
+    """Each backend validates its own settings; the error names the config key and the value."""
+    cfg = Config.load(None, {"generation.backend": "llama_cpp", "generation.gguf_type": "q5_k"}).generation
+    with pytest.raises(GeneratorError, match=r"generation\.gguf_type: Input should be 'packaged', 'q8_0', 'q4_0' or 'f16', got 'q5_k'"):
+        make_generator(cfg)
 
 
 def test_null_generator_raises_generator_error():
@@ -360,3 +386,32 @@ def test_r1_preset_follows_the_recommended_settings(tmp_path, articles_dir):
     assert [m["role"] for m in messages] == ["user"]  # no system prompt, no few-shot turns
     assert messages[0]["content"].startswith("Answer the question in one short sentence") and "Evidence:\n[1] " in messages[0]["content"]
     assert answer.text == "Nvidia shares fell about 17 percent [1]." and answer.reasoning == "The Nvidia passage gives the figure."
+
+
+# -- adding a backend: the worked example in CONTRIBUTING.md ---------------------------------
+def contributing_example() -> dict:
+    """Execute the backend file shown in CONTRIBUTING.md ("Adding a generation backend")."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = doc.split("## Adding a generation backend", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {"__name__": "rag.generation.quote"}
+    exec(compile(code, "CONTRIBUTING.md", "exec"), namespace)
+    return namespace
+
+
+def test_contributing_example_backend_answers_through_rag(tmp_path, articles_dir, monkeypatch):
+    """One class plus one registry line is a working backend: chosen by name in the config,
+    listed in the unknown-name error, answering with a cited passage through RAG."""
+    QuoteGenerator = contributing_example()["QuoteGenerator"]
+    monkeypatch.setitem(BACKENDS, "quote", QuoteGenerator.from_config)  # the one registry line
+    with pytest.raises(GeneratorError, match=r"choose from \[.*'quote'.*\]"):
+        make_generator(Config.load(None, {"generation.backend": "nope"}).generation)
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "quote"})
+    rag = RAG(cfg, embedder=FakeEmbedder())
+    rag.build(articles_dir)
+    answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
+    assert isinstance(rag.generator, QuoteGenerator) and isinstance(rag.generator, Generator)
+    assert not answer.extractive and "17 percent" in answer.text and answer.text.endswith("[1]")
+    assert [c.source for c in answer.citations] == ["markets/nvidia.txt"]

@@ -4,7 +4,7 @@ import threading
 import time
 
 import rag.embedding as embedding
-import rag.generation as generation
+import rag.generation.transformers as generation
 from rag.embedding import SentenceTransformerEmbedder
 from rag.generation import TransformersGenerator
 
