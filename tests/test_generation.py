@@ -413,5 +413,5 @@ def test_contributing_example_backend_answers_through_rag(tmp_path, articles_dir
     rag.build(articles_dir)
     answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
     assert isinstance(rag.generator, QuoteGenerator) and isinstance(rag.generator, Generator)
-    assert not answer.extractive and "17 percent" in answer.text and answer.text.endswith("[1]")
+    assert answer.mode == "generated" and "17 percent" in answer.text and answer.text.endswith("[1].")
     assert [c.source for c in answer.citations] == ["markets/nvidia.txt"]
