@@ -64,6 +64,11 @@ def names_in(sentence: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# Endings that turn one form of a name into another: Edward/Edwards, China/Chinese,
+# Persia/Persian, America/Americans. "DeepSea" is no form of "DeepSeek" ("a" vs "ek").
+_ENDINGS = frozenset({"", "s", "es", "a", "an", "ans", "n", "ns", "ese", "ian", "ians", "ish", "i", "ic", "e", "ed", "ing"})
+
+
 def _prefix_len(a: str, b: str) -> int:
     n = 0
     for x, y in zip(a, b):
@@ -85,8 +90,8 @@ def _word_present(word: str, vocabulary: set[str], haystack: str) -> bool:
     if len(parts) > 1:
         return all(_word_present(p, vocabulary, haystack) for p in parts if len(p) > 1)
     for v in vocabulary:
-        need = max(4, min(len(w), len(v)) - 3)
-        if _prefix_len(w, v) >= need:
+        common = _prefix_len(w, v)
+        if common >= 4 and w[common:] in _ENDINGS and v[common:] in _ENDINGS:
             return True
     return False
 

@@ -403,12 +403,13 @@ def test_cited_claim_ignores_spacing_and_punctuation_but_not_numbers_or_sources(
 @pytest.mark.slow
 def test_llama_cpp_and_transformers_give_the_same_cited_answer(tmp_path, articles_dir, real_embedder, real_generator, llama_generator, llama_server_gen):
     """Greedy decoding of the same GGUF through transformers, llama.cpp in process and the
-    supervised llama.cpp server (the default path), same prompt: the same cited claim.
+    supervised llama.cpp server (the default path), same evidence prompt.
 
     Not byte for byte: transformers computes with the dequantised float32 weights, llama.cpp
-    with Q8_0 and its own kernels (which differ between CPU builds), so spacing or a final
-    full stop can differ at a near-tie. What must agree is what the reader gets: the numbers,
-    the cited sources and the words.
+    with Q8_0 and its own kernels (which differ between CPU builds), so greedy output can part
+    at a near-tie, and one engine's draft may fail the citation check and give way to the
+    evidence answer. What must agree is what the reader gets: the figure and the cited
+    source; and the two llama.cpp paths (same engine, same file) the same cited claim.
     """
     cfg = Config.load(None, {"index.path": str(tmp_path / "index")})
     answers = []
@@ -418,10 +419,11 @@ def test_llama_cpp_and_transformers_give_the_same_cited_answer(tmp_path, article
             rag.build(articles_dir)
         answers.append(rag.ask("By how much did Nvidia's share price fall on 27 January 2025?", temperature=0.0))
     tf, ll, server = answers
-    assert "17" in tf.text and tf.citations and not tf.extractive
-    assert not ll.extractive and not server.extractive
-    assert cited_claim(ll) == cited_claim(tf), (ll.text, tf.text)
-    assert cited_claim(server) == cited_claim(tf), (server.text, tf.text)
+    for a in answers:
+        assert a.mode in ("generated", "evidence") and "17" in a.text, a.text
+        assert [c.source for c in a.citations] == ["markets/nvidia.txt"], a.text
+    assert ll.mode == server.mode == "generated", (ll.text, ll.notes, server.text, server.notes)
+    assert cited_claim(server) == cited_claim(ll), (server.text, ll.text)
 
 
 # -- transformers --------------------------------------------------------------------------------
@@ -555,8 +557,9 @@ def test_llama_server_reuses_the_fixed_prompt_prefix(tmp_path, articles_dir, lla
     hits = [(int(a), int(b)) for a, b in re.findall(r"(\d+) prefix-match hit, remaining (\d+) prompt tokens", log)]
     assert hits, log[-2000:]
     reused, remaining = hits[-1]
-    # The system prompt and few-shot example are ~218 tokens; the passages and question after them differ.
-    assert reused >= 150 and remaining > 50, hits
+    # The system prompt and few-shot example are ~160 tokens and come back from the cache; only
+    # this question's evidence and words are evaluated (fewer tokens than the shared prefix).
+    assert reused >= 150 and 10 < remaining < reused, hits
 
 
 @pytest.mark.slow
@@ -629,4 +632,7 @@ def test_fallback_generator_answers_through_rag(tmp_path, articles_dir, real_emb
     rag.build(articles_dir)
     answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
     assert isinstance(rag.generator, TransformersGenerator) and "smoke test" in rag.generator.notice
-    assert not answer.extractive and "17" in answer.text and answer.citations
+    # The model really ran (its draft is the answer, or was checked and kept aside), and the
+    # reader gets the figure with its source either way.
+    assert answer.mode == "generated" or answer.draft
+    assert "17" in answer.text and [c.source for c in answer.citations] == ["markets/nvidia.txt"]

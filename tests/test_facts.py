@@ -44,3 +44,8 @@ def test_names_from_the_question_count_as_present():
 def test_sentence_openers_are_not_names():
     assert names_in("The first king was Athelstan. However, Edward I followed [1].") == ["Athelstan", "Edward"]
     assert numbers_in("two GPUs, 2,048 more and 17.5%") == {2.0, 2048.0, 17.5}
+
+
+def test_a_near_miss_spelling_is_a_different_name():
+    """SmolLM2 wrote 'China's DeepSea' for DeepSeek: a shared prefix is not inflection."""
+    assert missing_facts("DeepSeek-R1 was released by China's DeepSea [1].", DEEPSEEK + " The Chinese company DeepSeek.") == ("DeepSea",)
