@@ -223,6 +223,10 @@ def cmd_index_info(args: argparse.Namespace) -> int:
         shown["chunker"] = ", ".join(f"{k}={v}" for k, v in shown["chunker"].items())
     for key, value in shown.items():
         print(f"{key:16} {value}")
+    if info["min_relevance_source"] == "uncalibrated":
+        print(f"note: \"not covered\" declines are off: no relevance threshold is calibrated for embedder {rag.embedder.name!r}; "
+              f"set retrieval.min_relevance_{rag.config.retrieval.retriever} or calibrate one with "
+              f"'rag eval QA.jsonl --articles DIR --retrieval-only --calibrate 0.05'")
     if args.sources:
         print("sources:")
         for d in manifest.get("documents", []):

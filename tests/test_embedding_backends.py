@@ -173,3 +173,18 @@ def test_index_of_one_backend_is_not_read_with_another(tmp_path, articles_dir, r
     assert built.retrieve("Nvidia market value", 1)
     with pytest.raises(IndexMismatchError, match="all-MiniLM-L6-v2@onnx-int8"):
         RAG(cfg, embedder=real_embedder).index()
+
+
+@pytest.mark.slow
+def test_onnx_int8_keeps_the_models_not_covered_threshold(tmp_path, articles_dir, onnx_embedders):
+    """Guards against issue 12: with onnx-int8 the calibrated threshold vanished, so off-topic questions were never declined."""
+    from fakes import FakeGenerator
+    from rag.retrieval import NOT_COVERED
+
+    gen = FakeGenerator()
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "i")}), embedder=onnx_embedders["onnx-int8"], generator=gen)
+    rag.build(articles_dir)
+    assert (rag.info()["min_relevance"], rag.info()["min_relevance_source"]) == (0.46, "calibrated")
+    answer = rag.ask("What is the boiling point of tungsten in kelvin?")
+    assert answer.text.startswith(NOT_COVERED) and not gen.calls
+    assert not rag.ask("When did DeepSeek release R1?").text.startswith(NOT_COVERED)
