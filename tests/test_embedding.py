@@ -1,4 +1,4 @@
-"""Tests for rag/embedding.py and the FAISS search in rag/store.py against brute force."""
+"""Tests for rag/embedding/ (the torch backend, model names) and the FAISS search in rag/store.py against brute force."""
 
 import numpy as np
 import pytest
