@@ -267,6 +267,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Allowed names come from the registries that build them, never a second list here.
+    from rag.retrieval import RETRIEVERS
+
+    retrievers = ", ".join(RETRIEVERS)
     parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -302,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length limit in tokens (default: generation.max_new_tokens)")
     p.add_argument("--json", action="store_true", help='print one JSON object: {"question", "answer", "reasoning", "citations", "passages"}')
     p.add_argument("--show-reasoning", action="store_true", help="print a reasoning model's <think> part to stderr")
-    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], help="retrieval method (default: retrieval.retriever)")
+    p.add_argument("--retriever", choices=list(RETRIEVERS), help="retrieval method (default: retrieval.retriever)")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day (undated articles are left out)")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day (undated articles are left out)")
     p.add_argument("--source", metavar="GLOB", help="only articles whose path under the articles folder matches, e.g. 'news/*.md' (comma-separate several)")
@@ -316,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
     p.add_argument("--index", metavar="DIR", help="index of DIR to use or build (default: a cache folder under the temp folder, never index.path)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if one exists")
-    p.add_argument("--retriever", metavar="NAMES", help="dense, bm25, hybrid, or several comma-separated to compare; a name may carry retrieval "
+    p.add_argument("--retriever", metavar="NAMES", help=f"{retrievers}, or several comma-separated to compare; a name may carry retrieval "
                                                       "settings: dense/dedup=none, hybrid/bm25_weight=1/rrf_k=30 (default: retrieval.retriever)")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation: retrieval metrics and threshold abstention in seconds")
     p.add_argument("--out", metavar="FILE", help="write one JSON line per question (and per retriever) here, and the summaries to FILE.summary.json")

@@ -100,3 +100,17 @@ def test_index_info_says_when_no_threshold_is_calibrated(tmp_path, articles_dir,
     (tmp_path / "c.yaml").write_text("retrieval:\n  min_relevance_hybrid: 0.4\n")
     assert main(["index", "info", "--index", "idx", "--config", "c.yaml"]) == 0
     assert "declines are off" not in capsys.readouterr().out
+
+
+def test_cli_choices_come_from_the_registry(monkeypatch, capsys):
+    """Guards against a second hand-typed list of retrievers in the CLI drifting from rag.retrieval.RETRIEVERS."""
+    import rag.retrieval as retrieval
+    from rag.cli import build_parser
+
+    monkeypatch.setattr(retrieval, "RETRIEVERS", ("dense", "bm25", "hybrid", "toy"))
+    parser = build_parser()
+    assert parser.parse_args(["ask", "q", "--retriever", "toy"]).retriever == "toy"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["ask", "q", "--retriever", "colbert"])
+    assert "choose from 'dense', 'bm25', 'hybrid', 'toy'" in capsys.readouterr().err
+    assert "dense, bm25, hybrid, toy, or several" in " ".join(parser._subparsers._group_actions[0].choices["eval"].format_help().split())
