@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from fakes import FakeEmbedder, FakeGenerator
-from rag import NOT_FOUND, RAG, Config
+from rag import NOT_FOUND, RAG, Config, ConfigError
 from rag.generation import (
     BACKENDS,
     BUDGET_NOTE,
@@ -232,7 +232,9 @@ def test_bad_budget_is_named():
 
 # -- registry -------------------------------------------------------------------------------
 def test_unknown_backend_lists_the_registry():
-    cfg = Config.load(None, {"generation.backend": "vllm"}).generation
+    with pytest.raises(ConfigError, match=r"generation.backend must be one of .*, got 'vllm'"):  # a typo fails at load
+        Config.load(None, {"generation.backend": "vllm"})
+    cfg = Config.load(None).generation.model_copy(update={"backend": "vllm"})  # past the config check
     with pytest.raises(GeneratorError, match=r"unknown generation backend 'vllm'; choose from \['llama_cpp', 'none', 'openai', 'transformers'"):
         make_generator(cfg)
 
