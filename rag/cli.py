@@ -135,7 +135,7 @@ Examples:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag import RAG, Config
-    from rag.evaluation import QueryCache, choose_threshold, default_eval_index, ensure_index, evaluate, format_table, load_qa, missing_sources, parse_variant
+    from rag.evaluation import QueryCache, choose_threshold, default_eval_index, ensure_index, evaluate, load_qa, missing_sources, parse_variant
     from rag.retrieval import RETRIEVERS
 
     items = load_qa(args.qa_file)
@@ -185,6 +185,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summaries, ensure_ascii=False, indent=2))
         return 0
+    _print_eval(args, items, summaries)
+    return 0
+
+
+def _print_eval(args: argparse.Namespace, items: list, summaries: list[dict]) -> None:
+    from rag.evaluation import format_table
+
     mode = "retrieval only; abstention = relevance threshold" if args.retrieval_only else "full pipeline"
     print(f"{args.qa_file}: {len(items)} questions ({summaries[0]['answerable']} answerable), {mode}\n")
     print(format_table(summaries))
@@ -195,7 +202,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   f"(declines {c['declined_answerable']}/{c['answerable']} answerable, {c['declined_unanswerable']}/{c['unanswerable']} unanswerable)")
     if args.out:
         print(f"\nPer-question results: {args.out}; summaries: {args.out}.summary.json")
-    return 0
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
@@ -266,19 +272,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_main(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Allowed names come from the registries that build them, never a second list here.
-    from rag.retrieval import RETRIEVERS
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
+    p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default)")
 
-    retrievers = ", ".join(RETRIEVERS)
-    parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
-        p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default)")
-
+def _add_build(sub) -> None:
     p = sub.add_parser("build", help="build or rebuild the index from a folder of articles",
                        description="Load every .txt, .md, .html, .json, .jsonl and .pdf file under ARTICLES_DIR, chunk and embed it, "
                                    "and write a FAISS index. Against an existing index only new and changed articles are embedded "
@@ -290,17 +289,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "per index at a time. If the embedder or chunker settings changed, everything is rebuilt "
                                    "(or, with indexing.on_settings_change: refuse, the build stops and asks for --full).")
     p.add_argument("articles_dir", metavar="ARTICLES_DIR", help="folder of articles (searched recursively)")
-    common(p)
+    _common(p)
     p.add_argument("--full", action="store_true", help="rebuild from scratch, re-embedding every article")
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
 
+
+def _add_ask(sub) -> None:
+    from rag.retrieval import RETRIEVERS  # allowed names come from the registry, never a second list here
+
     p = sub.add_parser("ask", help="answer a question from the indexed articles, with citations",
                        description="Retrieve the passages most similar to QUESTION and have the local model answer from them, "
                                    "citing passages as [n]. When the passages do not hold the answer it says so.")
     p.add_argument("question", metavar="QUESTION")
-    common(p)
+    _common(p)
     p.add_argument("--top-k", type=int, metavar="N", help="passages to retrieve (default: retrieval.top_k, 4)")
     p.add_argument("--temperature", type=float, metavar="T", help="sampling temperature, 0 = greedy (default: generation.temperature)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length limit in tokens (default: generation.max_new_tokens)")
@@ -312,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", metavar="GLOB", help="only articles whose path under the articles folder matches, e.g. 'news/*.md' (comma-separate several)")
     p.set_defaults(func=cmd_ask)
 
+
+def _add_eval(sub) -> None:
+    from rag.retrieval import RETRIEVERS  # allowed names come from the registry, never a second list here
+
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a QA file",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=EVAL_DESCRIPTION)
@@ -320,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
     p.add_argument("--index", metavar="DIR", help="index of DIR to use or build (default: a cache folder under the temp folder, never index.path)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if one exists")
-    p.add_argument("--retriever", metavar="NAMES", help=f"{retrievers}, or several comma-separated to compare; a name may carry retrieval "
+    p.add_argument("--retriever", metavar="NAMES", help=f"{', '.join(RETRIEVERS)}, or several comma-separated to compare; a name may carry retrieval "
                                                       "settings: dense/dedup=none, hybrid/bm25_weight=1/rrf_k=30 (default: retrieval.retriever)")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation: retrieval metrics and threshold abstention in seconds")
     p.add_argument("--out", metavar="FILE", help="write one JSON line per question (and per retriever) here, and the summaries to FILE.summary.json")
@@ -332,10 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
 
+
+def _add_index(sub) -> None:
     p = sub.add_parser("index", help="inspect an index or remove an article from it", description="Inspect the index, or remove one article from it.")
     isub = p.add_subparsers(dest="index_command", metavar="SUBCOMMAND")
     pi = isub.add_parser("info", help="articles, chunks, embedder, chunker, build time, size on disk")
-    common(pi)
+    _common(pi)
     pi.add_argument("--json", action="store_true", help="print as JSON")
     pi.add_argument("--sources", action="store_true", help="also list every indexed article")
     pi.set_defaults(func=cmd_index_info)
@@ -345,10 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "modified or deleted, so the next 'rag build' adds it back if it is still in the folder. An exact "
                                      "duplicate of the article takes its place without re-embedding.")
     pr.add_argument("path", metavar="PATH")
-    common(pr)
+    _common(pr)
     pr.add_argument("--json", action="store_true", help="print the result as JSON")
     pr.set_defaults(func=cmd_index_remove)
 
+
+def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="start the local web UI (Gradio)",
                        description="Start the chat UI on http://HOST:PORT: streamed answers with [n] markers linking to their "
                                    "sources, follow-up questions, settings, index status and a rebuild control. It binds to "
@@ -356,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Binding to any other address (e.g. --host 0.0.0.0) requires authentication: set "
                                    "RAG_UI_AUTH=user:password or pass --auth user:password; without it the server refuses to start. "
                                    "Programs can call the 'ask' API endpoint with gradio_client.")
-    common(p)
+    _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need --auth or RAG_UI_AUTH)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (default: RAG_UI_AUTH from the environment)")
@@ -364,6 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-root", action="append", metavar="DIR",
                    help="folder the UI may rebuild the index from (repeatable; default: ui.allowed_roots from the config, else the current folder)")
     p.set_defaults(func=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_build, _add_ask, _add_eval, _add_index, _add_serve):
+        add(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import re
 import typing
 from collections.abc import Sequence
@@ -29,43 +30,9 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the key and the fix."""
 
 
-# -- registries (imported when a value is checked: config.py must not pull in FAISS or torch) --
-
-
-def _retrievers() -> Sequence[str]:
-    from .retrieval import RETRIEVERS
-
-    return RETRIEVERS
-
-
-def _dedup_methods() -> Sequence[str]:
-    from .retrieval import DEDUP_METHODS
-
-    return list(DEDUP_METHODS)
-
-
-def _index_types() -> Sequence[str]:
-    from .ann import INDEX_TYPES
-
-    return INDEX_TYPES
-
-
-def _embedding_backends() -> Sequence[str]:
-    from .embedding import BACKENDS
-
-    return list(BACKENDS)
-
-
-def _generation_backends() -> Sequence[str]:
-    from .generation import BACKENDS
-
-    return list(BACKENDS)
-
-
-def _rewrite_modes() -> Sequence[str]:
-    from .conversation import REWRITE_MODES
-
-    return REWRITE_MODES
+def _registry(module: str, name: str) -> list[str]:
+    """The names a registry holds, imported when a value is checked (config.py must not pull in FAISS or torch)."""
+    return list(getattr(importlib.import_module(f".{module}", __package__), name))
 
 
 def _one_of(value: str, names: Sequence[str]) -> str:
@@ -139,7 +106,7 @@ class EmbeddingConfig(_Section):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        return _one_of(v, _embedding_backends())
+        return _one_of(v, _registry("embedding", "BACKENDS"))
 
 
 class IndexConfig(_Section):
@@ -154,7 +121,7 @@ class IndexConfig(_Section):
     @field_validator("type")
     @classmethod
     def _known_type(cls, v: str) -> str:
-        return _one_of(v, _index_types())
+        return _one_of(v, _registry("ann", "INDEX_TYPES"))
 
 
 class IndexingConfig(_Section):
@@ -193,12 +160,12 @@ class RetrievalConfig(_Section):
     @field_validator("retriever")
     @classmethod
     def _known_retriever(cls, v: str) -> str:
-        return _one_of(v, _retrievers())
+        return _one_of(v, _registry("retrieval", "RETRIEVERS"))
 
     @field_validator("dedup")
     @classmethod
     def _known_dedup(cls, v: str) -> str:
-        return _one_of(v, _dedup_methods())
+        return _one_of(v, _registry("retrieval", "DEDUP_METHODS"))
 
     @field_validator("bm25_weight")
     @classmethod
@@ -279,7 +246,7 @@ class GenerationConfig(_Section):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        return _one_of(v, _generation_backends())
+        return _one_of(v, _registry("generation", "BACKENDS"))
 
 
 class CitationsConfig(_Section):
@@ -326,7 +293,7 @@ class UIConfig(_Section):
     @field_validator("rewrite")
     @classmethod
     def _known_rewrite(cls, v: str) -> str:
-        return _one_of(v, _rewrite_modes())
+        return _one_of(v, _registry("conversation", "REWRITE_MODES"))
 
 
 class Config(_Section):

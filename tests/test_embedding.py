@@ -66,7 +66,7 @@ def test_contributing_example_backend_builds_and_answers(tmp_path, articles_dir,
     from rag import RAG, Config
 
     monkeypatch.setattr(embedding, "BACKENDS", dict(embedding.BACKENDS))  # the example's registry line is undone after the test
-    exec(compile(_contributing_block("Adding an embedding backend"), "CONTRIBUTING.md", "exec"), {})
+    exec(compile(_contributing_block("Adding an embedding backend"), "CONTRIBUTING.md", "exec"), {})  # noqa: S102 - the documented example, run as written
     assert "word-hash" in embedding.BACKENDS
 
     gen = FakeGenerator("DeepSeek released R1 on 20 January 2025 [1].")
