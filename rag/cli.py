@@ -137,7 +137,7 @@ Examples:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag import RAG, Config
-    from rag.evaluation import QueryCache, choose_threshold, default_eval_index, ensure_index, evaluate, format_table, load_qa, missing_sources, parse_variant
+    from rag.evaluation import QueryCache, choose_threshold, default_eval_index, ensure_index, evaluate, load_qa, missing_sources, parse_variant
     from rag.retrieval import RETRIEVERS
 
     items = load_qa(args.qa_file)
@@ -187,6 +187,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summaries, ensure_ascii=False, indent=2))
         return 0
+    _print_eval(args, items, summaries)
+    return 0
+
+
+def _print_eval(args: argparse.Namespace, items: list, summaries: list[dict]) -> None:
+    from rag.evaluation import format_table
+
     mode = "retrieval only; abstention = relevance threshold" if args.retrieval_only else "full pipeline"
     print(f"{args.qa_file}: {len(items)} questions ({summaries[0]['answerable']} answerable), {mode}\n")
     print(format_table(summaries))
@@ -197,7 +204,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   f"(declines {c['declined_answerable']}/{c['answerable']} answerable, {c['declined_unanswerable']}/{c['unanswerable']} unanswerable)")
     if args.out:
         print(f"\nPer-question results: {args.out}; summaries: {args.out}.summary.json")
-    return 0
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
@@ -225,6 +231,10 @@ def cmd_index_info(args: argparse.Namespace) -> int:
         shown["chunker"] = ", ".join(f"{k}={v}" for k, v in shown["chunker"].items())
     for key, value in shown.items():
         print(f"{key:16} {value}")
+    if info["min_relevance_source"] == "uncalibrated":
+        print(f"note: \"not covered\" declines are off: no relevance threshold is calibrated for embedder {rag.embedder.name!r}; "
+              f"set retrieval.min_relevance_{rag.config.retrieval.retriever} or calibrate one with "
+              f"'rag eval QA.jsonl --articles DIR --retrieval-only --calibrate 0.05'")
     if args.sources:
         print("sources:")
         for d in manifest.get("documents", []):
@@ -265,15 +275,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  auth_file=args.auth_file, articles=args.articles, allowed_roots=args.allowed_root)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
+    p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default)")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
-        p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default)")
 
+def _add_build(sub) -> None:
     p = sub.add_parser("build", help="build or rebuild the index from a folder of articles",
                        description="Load every .txt, .md, .html, .json, .jsonl and .pdf file under ARTICLES_DIR, chunk and embed it, "
                                    "and write a FAISS index. Against an existing index only new and changed articles are embedded "
@@ -285,31 +292,35 @@ def build_parser() -> argparse.ArgumentParser:
                                    "per index at a time. If the embedder or chunker settings changed, everything is rebuilt "
                                    "(or, with indexing.on_settings_change: refuse, the build stops and asks for --full).")
     p.add_argument("articles_dir", metavar="ARTICLES_DIR", help="folder of articles (searched recursively)")
-    common(p)
+    _common(p)
     p.add_argument("--full", action="store_true", help="rebuild from scratch, re-embedding every article")
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
 
+
+def _add_ask(sub) -> None:
+    from rag.retrieval import RETRIEVERS  # allowed names come from the registry, never a second list here
+
     p = sub.add_parser("ask", help="answer a question from the indexed articles, with citations",
                        description="Retrieve the passages most similar to QUESTION and have the local model answer from them, "
                                    "citing passages as [n]. When the passages do not hold the answer it says so.")
     p.add_argument("question", metavar="QUESTION")
-    common(p)
+    _common(p)
     p.add_argument("--top-k", type=int, metavar="N", help="passages to retrieve (default: retrieval.top_k, 4)")
     p.add_argument("--temperature", type=float, metavar="T", help="sampling temperature, 0 = greedy (default: generation.temperature)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length limit in tokens (default: generation.max_new_tokens)")
     p.add_argument("--json", action="store_true", help='print one JSON object: {"question", "answer", "reasoning", "citations", "passages"}')
     p.add_argument("--show-reasoning", action="store_true", help="print a reasoning model's <think> part to stderr")
-    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], help="retrieval method (default: retrieval.retriever)")
+    p.add_argument("--retriever", choices=list(RETRIEVERS), help="retrieval method (default: retrieval.retriever)")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day (undated articles are left out)")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day (undated articles are left out)")
     p.add_argument("--source", metavar="GLOB", help="only articles whose path under the articles folder matches, e.g. 'news/*.md' (comma-separate several)")
     p.set_defaults(func=cmd_ask)
 
-    from .chat_cli import add_chat_parser  # rag chat: a Conversation on the command line (rag/chat_cli.py)
 
-    add_chat_parser(sub, common, _config_path)
+def _add_eval(sub) -> None:
+    from rag.retrieval import RETRIEVERS  # allowed names come from the registry, never a second list here
 
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a QA file",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -319,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
     p.add_argument("--index", metavar="DIR", help="index of DIR to use or build (default: a cache folder under the temp folder, never index.path)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if one exists")
-    p.add_argument("--retriever", metavar="NAMES", help="dense, bm25, hybrid, or several comma-separated to compare; a name may carry retrieval "
+    p.add_argument("--retriever", metavar="NAMES", help=f"{', '.join(RETRIEVERS)}, or several comma-separated to compare; a name may carry retrieval "
                                                       "settings: dense/dedup=none, hybrid/bm25_weight=1/rrf_k=30 (default: retrieval.retriever)")
     p.add_argument("--retrieval-only", action="store_true", help="skip generation: retrieval metrics and threshold abstention in seconds")
     p.add_argument("--out", metavar="FILE", help="write one JSON line per question (and per retriever) here, and the summaries to FILE.summary.json")
@@ -331,10 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
 
+
+def _add_index(sub) -> None:
     p = sub.add_parser("index", help="inspect an index or remove an article from it", description="Inspect the index, or remove one article from it.")
     isub = p.add_subparsers(dest="index_command", metavar="SUBCOMMAND")
     pi = isub.add_parser("info", help="articles, chunks, embedder, chunker, build time, size on disk")
-    common(pi)
+    _common(pi)
     pi.add_argument("--json", action="store_true", help="print as JSON")
     pi.add_argument("--sources", action="store_true", help="also list every indexed article")
     pi.set_defaults(func=cmd_index_info)
@@ -344,10 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "modified or deleted, so the next 'rag build' adds it back if it is still in the folder. An exact "
                                      "duplicate of the article takes its place without re-embedding.")
     pr.add_argument("path", metavar="PATH")
-    common(pr)
+    _common(pr)
     pr.add_argument("--json", action="store_true", help="print the result as JSON")
     pr.set_defaults(func=cmd_index_remove)
 
+
+def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="start the local web UI (Gradio)",
                        description="Start the chat UI on http://HOST:PORT: streamed answers with [n] markers linking to their "
                                    "sources, follow-up questions, settings, index status and a rebuild control. It binds to "
@@ -356,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "RAG_UI_AUTH=user:password or pass --auth-file FILE; without it the server refuses to start. "
                                    "Only requests for loopback names, --host and ui.allowed_hosts are answered. "
                                    "Programs can call the 'ask' API endpoint with gradio_client.")
-    common(p)
+    _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need RAG_UI_AUTH or --auth-file)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login. Not recommended: every local user can read it in the "
@@ -366,7 +381,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-root", action="append", metavar="DIR",
                    help="folder the UI may rebuild the index from (repeatable; default: ui.allowed_roots from the config, else the current folder)")
     p.set_defaults(func=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_index, _add_serve):
+        add(sub)
     return parser
+
+
+def _add_chat(sub) -> None:
+    from .chat_cli import add_chat_parser  # rag chat: a Conversation on the command line (rag/chat_cli.py)
+
+    add_chat_parser(sub, _common, _config_path)
 
 
 def main(argv: list[str] | None = None) -> int:

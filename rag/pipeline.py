@@ -141,8 +141,11 @@ class RAG:
             return self._loaded
 
     def info(self) -> dict[str, Any]:
-        """Index status: articles, chunks, embedder, chunker, build time, generator."""
+        """Index status: articles, chunks, embedder, chunker, build time, generator, and the "not covered"
+        threshold with its source (``configured``, ``calibrated`` or ``uncalibrated``: never declines)."""
         m = self.store.read_manifest()
+        # "uncalibrated": no "not covered" threshold is known for this embedder's model, so no question is ever declined.
+        threshold, source = self.config.retrieval.threshold_source(embedder=self.embedder.name)
         return {
             "index_path": str(self.store.root),
             "articles": len(m.get("documents", [])),
@@ -153,6 +156,8 @@ class RAG:
             "index_type": _index_type(m),
             "built_at": m.get("built_at"),
             "generator": f"{self.config.generation.backend}:{self.config.generation.model}",
+            "min_relevance": threshold,
+            "min_relevance_source": source,
         }
 
     def retrieve(self, query: str, top_k: int | None = None, *, filters: MetadataFilter | None = None, retriever: str | None = None) -> list[Passage]:

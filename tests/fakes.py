@@ -25,6 +25,9 @@ class FakeEmbedder:
     def dimension(self) -> int:
         return self._dim
 
+    def warm_up(self) -> None:
+        """Nothing to load (part of the Embedder protocol)."""
+
     def vector(self, text: str) -> np.ndarray:
         v = np.zeros(self._dim, dtype=np.float32)
         for word in re.findall(r"[a-z0-9]+", text.lower()):

@@ -74,3 +74,43 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     info = json.loads(r.stdout)
     assert info["articles"] == 3 and info["embedder"] == "all-MiniLM-L6-v2"
     assert info["index_type"] == "flat (auto)"  # index.type auto picks exact search for small indexes
+    assert (info["min_relevance"], info["min_relevance_source"]) == (0.46, "calibrated")
+
+
+@pytest.mark.parametrize("embedder, note", [("my-e5", True), ("all-MiniLM-L6-v2@onnx-int8", False)])
+def test_index_info_says_when_no_threshold_is_calibrated(tmp_path, articles_dir, monkeypatch, capsys, embedder, note):
+    """Guards against an embedder without a calibrated threshold silently never declining (issue 12).
+
+    Every backend of MiniLM keeps MiniLM's threshold; another model says "not covered" declines are off.
+    """
+    import rag.pipeline as pipeline
+    from fakes import FakeEmbedder
+    from rag.cli import main
+
+    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder(name=embedder))
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["index", "info", "--index", "idx", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["min_relevance"], info["min_relevance_source"]) == ((0.0, "uncalibrated") if note else (0.46, "calibrated"))
+    assert main(["index", "info", "--index", "idx"]) == 0
+    out = capsys.readouterr().out
+    assert ('"not covered" declines are off' in out and "set retrieval.min_relevance_hybrid" in out) is note, out
+    (tmp_path / "c.yaml").write_text("retrieval:\n  min_relevance_hybrid: 0.4\n")
+    assert main(["index", "info", "--index", "idx", "--config", "c.yaml"]) == 0
+    assert "declines are off" not in capsys.readouterr().out
+
+
+def test_cli_choices_come_from_the_registry(monkeypatch, capsys):
+    """Guards against a second hand-typed list of retrievers in the CLI drifting from rag.retrieval.RETRIEVERS."""
+    import rag.retrieval as retrieval
+    from rag.cli import build_parser
+
+    monkeypatch.setattr(retrieval, "RETRIEVERS", ("dense", "bm25", "hybrid", "toy"))
+    parser = build_parser()
+    assert parser.parse_args(["ask", "q", "--retriever", "toy"]).retriever == "toy"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["ask", "q", "--retriever", "colbert"])
+    assert "choose from 'dense', 'bm25', 'hybrid', 'toy'" in capsys.readouterr().err
+    assert "dense, bm25, hybrid, toy, or several" in " ".join(parser._subparsers._group_actions[0].choices["eval"].format_help().split())

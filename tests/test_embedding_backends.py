@@ -1,4 +1,4 @@
-"""Tests for the embedding backends in rag/embedding.py: batching, registry, ONNX export and drift."""
+"""Tests for the embedding backends in rag/embedding/: batching, registry, ONNX export and drift."""
 
 import threading
 
@@ -142,7 +142,7 @@ def test_onnx_matches_torch_and_int8_stays_close(real_embedder, onnx_embedders):
 @pytest.mark.slow
 def test_export_happens_once_per_cache(onnx_embedders, onnx_cache, monkeypatch):
     """Guards against re-exporting (seconds, plus torch) every time an embedder starts."""
-    import rag.embedding as embedding
+    import rag.embedding.onnx as embedding
 
     files = sorted(p.name for p in onnx_cache.rglob("*.onnx"))
     assert files == ["model-int8-pc.onnx", "model.onnx"]
@@ -173,3 +173,67 @@ def test_index_of_one_backend_is_not_read_with_another(tmp_path, articles_dir, r
     assert built.retrieve("Nvidia market value", 1)
     with pytest.raises(IndexMismatchError, match="all-MiniLM-L6-v2@onnx-int8"):
         RAG(cfg, embedder=real_embedder).index()
+
+
+@pytest.mark.slow
+def test_onnx_int8_keeps_the_models_not_covered_threshold(tmp_path, articles_dir, onnx_embedders):
+    """Guards against issue 12: with onnx-int8 the calibrated threshold vanished, so off-topic questions were never declined."""
+    from fakes import FakeGenerator
+    from rag.retrieval import NOT_COVERED
+
+    gen = FakeGenerator()
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "i")}), embedder=onnx_embedders["onnx-int8"], generator=gen)
+    rag.build(articles_dir)
+    assert (rag.info()["min_relevance"], rag.info()["min_relevance_source"]) == (0.46, "calibrated")
+    answer = rag.ask("What is the boiling point of tungsten in kelvin?")
+    assert answer.text.startswith(NOT_COVERED) and not gen.calls
+    assert not rag.ask("When did DeepSeek release R1?").text.startswith(NOT_COVERED)
+
+
+def test_every_backend_and_the_fake_fit_the_protocol():
+    """warm_up is part of the Embedder protocol, so callers never probe for it."""
+    from fakes import FakeEmbedder
+    from rag.embedding import Embedder
+
+    for b in BACKENDS:
+        assert isinstance(make_embedder(EmbeddingConfig(backend=b)), Embedder), b
+    assert isinstance(FakeEmbedder(), Embedder)
+
+
+EXPORT_RACE = """
+import os, sys
+import rag.embedding.onnx as onnx
+real = onnx.export_onnx
+def counted(*args, **kwargs):
+    open(os.path.join(sys.argv[2], f"exported.{os.getpid()}"), "w").close()
+    return real(*args, **kwargs)
+onnx.export_onnx = counted
+vectors = onnx.OnnxEmbedder(variant="onnx-int8", cache_dir=sys.argv[1]).encode(["a first question", "and a second"])
+print(vectors.shape)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_exporting_at_once_export_once_and_both_load(tmp_path):
+    """Guards against a corrupt cache when two processes (say `rag serve` and `rag build`) first use onnx-int8 at the same moment.
+
+    Each file is written under a temporary name and moved into place with os.replace while a
+    file lock is held: one process exports, the other waits and loads the finished files.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cache, marks = tmp_path / "cache", tmp_path / "marks"
+    marks.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", EXPORT_RACE, str(cache), str(marks)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    assert all(out.strip() == "(2, 384)" for out, _ in outs)
+    assert len(list(marks.iterdir())) == 1, "the model was exported twice"
+    names = sorted(p.name for p in cache.rglob("*.onnx"))
+    assert names == ["model-int8-pc.onnx", "model.onnx"], names  # no temporary file left behind

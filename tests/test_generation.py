@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from fakes import FakeEmbedder, FakeGenerator
-from rag import NOT_FOUND, RAG, Config
+from rag import NOT_FOUND, RAG, Config, ConfigError
 from rag.generation import (
     BACKENDS,
     BUDGET_NOTE,
@@ -238,7 +238,9 @@ def test_bad_budget_is_named():
 
 # -- registry -------------------------------------------------------------------------------
 def test_unknown_backend_lists_the_registry():
-    cfg = Config.load(None, {"generation.backend": "vllm"}).generation
+    with pytest.raises(ConfigError, match=r"generation.backend must be one of .*, got 'vllm'"):  # a typo fails at load
+        Config.load(None, {"generation.backend": "vllm"})
+    cfg = Config.load(None).generation.model_copy(update={"backend": "vllm"})  # past the config check
     with pytest.raises(GeneratorError, match=r"unknown generation backend 'vllm'; choose from \['llama_cpp', 'llama_server', 'none', 'openai', 'transformers'\]$"):
         make_generator(cfg)
 
@@ -406,8 +408,8 @@ def test_contributing_example_backend_answers_through_rag(tmp_path, articles_dir
     listed in the unknown-name error, answering with a cited passage through RAG."""
     QuoteGenerator = contributing_example()["QuoteGenerator"]
     monkeypatch.setitem(BACKENDS, "quote", QuoteGenerator.from_config)  # the one registry line
-    with pytest.raises(GeneratorError, match=r"choose from \[.*'quote'.*\]"):
-        make_generator(Config.load(None, {"generation.backend": "nope"}).generation)
+    with pytest.raises(ConfigError, match=r"generation.backend must be one of .*quote.*, got 'nope'"):
+        Config.load(None, {"generation.backend": "nope"})  # the registry names the choices, the new one included
     cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "quote"})
     rag = RAG(cfg, embedder=FakeEmbedder())
     rag.build(articles_dir)

@@ -3,7 +3,7 @@
 import threading
 import time
 
-import rag.embedding as embedding
+import rag.embedding.torch as embedding
 import rag.generation.transformers as generation
 from rag.embedding import SentenceTransformerEmbedder
 from rag.generation import TransformersGenerator
