@@ -184,5 +184,10 @@ class Chunker:
         return out
 
     def _make_chunk(self, doc: Document, start: int, end: int) -> Chunk:
-        cid = hashlib.sha256(f"{doc.id}:{start}:{end}".encode()).hexdigest()[:16]
-        return Chunk(id=cid, doc_id=doc.id, title=doc.title, source=doc.source, text=doc.text[start:end], start=start, end=end, url=doc.url, date=doc.date)
+        return Chunk(id=chunk_id(doc.id, start, end), doc_id=doc.id, title=doc.title, source=doc.source, text=doc.text[start:end], start=start,
+                     end=end, url=doc.url, date=doc.date, pages=doc.pages_of(start, end))
+
+
+def chunk_id(doc_id: str, start: int, end: int) -> str:
+    """The id of the chunk ``start:end`` of document ``doc_id`` (stable across rebuilds)."""
+    return hashlib.sha256(f"{doc_id}:{start}:{end}".encode()).hexdigest()[:16]

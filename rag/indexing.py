@@ -34,13 +34,13 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .chunking import Chunker
+from .chunking import Chunker, chunk_id
 from .config import IndexConfig, IndexingConfig, LoaderConfig
 from .documents import SkippedFile, document_id, load_documents
 from .records import Chunk, Document
@@ -792,7 +792,7 @@ def _remove_article(store: IndexStore, path: str, lock_timeout: float) -> Remove
         remaining_dups = [e for e in dups if e["source"] not in gone_sources]
         new_docs = [e for e in docs if e["source"] not in gone_sources]
         promoted: list[tuple[str, str]] = []
-        replace: dict[str, dict[str, Any]] = {}  # old doc id -> promoted duplicate's record
+        heirs: dict[str, dict[str, Any]] = {}  # old doc id -> promoted duplicate's record
         for e in gone:
             heir = next((d for d in remaining_dups if d.get("duplicate_of") == e["source"]), None)
             if heir is None:
@@ -805,7 +805,7 @@ def _remove_article(store: IndexStore, path: str, lock_timeout: float) -> Remove
             record = {k: heir[k] for k in ("id", "source", "title", "date", "url", "content_hash", "chars")}
             record["id"] = document_id(heir["source"], heir["content_hash"])
             new_docs.append({**record, "chunks": e.get("chunks", 0), **({"duplicates": others} if others else {})})
-            replace[e["id"]] = record
+            heirs[e["id"]] = record
             promoted.append((e["source"], heir["source"]))
         for e in new_docs:
             if "duplicates" in e:
@@ -813,7 +813,7 @@ def _remove_article(store: IndexStore, path: str, lock_timeout: float) -> Remove
                 if not e["duplicates"]:
                     del e["duplicates"]
         new_docs.sort(key=lambda e: e["source"])
-        gone_ids = {e["id"] for e in gone} - set(replace)
+        gone_ids = {e["id"] for e in gone} - set(heirs)
         position = {int(r): i for i, r in enumerate(ids)}
         rows: list[int] = []
         chunks: list[Chunk] = []
@@ -821,12 +821,10 @@ def _remove_article(store: IndexStore, path: str, lock_timeout: float) -> Remove
             c = by_row[row]
             if c.doc_id in gone_ids:
                 continue
-            heir = replace.get(c.doc_id)
+            heir = heirs.get(c.doc_id)
             if heir is not None:
                 # Same text at another name: same vector, records re-pointed (ids as rag.chunking makes them).
-                cid = hashlib.sha256(f"{heir['id']}:{c.start}:{c.end}".encode()).hexdigest()[:16]
-                c = Chunk(id=cid, doc_id=heir["id"], title=heir["title"], source=heir["source"], text=c.text, start=c.start, end=c.end,
-                          url=heir["url"], date=heir["date"])
+                c = replace(c, id=chunk_id(heir["id"], c.start, c.end), doc_id=heir["id"], title=heir["title"], source=heir["source"], url=heir["url"], date=heir["date"])
             rows.append(row)
             chunks.append(c)
         dim = int(manifest["embedder"]["dimension"])

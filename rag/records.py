@@ -28,6 +28,8 @@ class Document:
         url: where the article came from, when known.
         date: publication date as written in the article (ISO ``YYYY-MM-DD`` when parseable).
         content_hash: hash of ``text`` alone (same text under two names gives the same hash).
+        page_starts: for a PDF, the offset in ``text`` where each page starts (page 1 first;
+            an empty page starts where the next one does); empty for other files.
     """
 
     id: str
@@ -37,6 +39,12 @@ class Document:
     url: str | None = None
     date: str | None = None
     content_hash: str = ""
+    page_starts: tuple[int, ...] = ()
+
+    def pages_of(self, start: int, end: int) -> tuple[int, ...]:
+        """The 1-based pages that ``text[start:end]`` overlaps (``()`` for a document without pages)."""
+        bounds = (*self.page_starts, len(self.text))
+        return tuple(i + 1 for i in range(len(self.page_starts)) if bounds[i] < bounds[i + 1] and bounds[i] < end and bounds[i + 1] > start)
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ def _merge_span(chunks: Sequence[Chunk]) -> Chunk:
         else:
             text += c.text[end - c.start :]
         end = c.end
-    return replace(ordered[0], text=text, start=ordered[0].start, end=end)
+    return replace(ordered[0], text=text, start=ordered[0].start, end=end, pages=tuple(sorted({p for c in ordered for p in c.pages})))
 
 
 class _RankedRetriever:

@@ -40,7 +40,10 @@ import numpy as np
 from .ann import build_index, prepare_for_queries
 from .records import Chunk
 
-FORMAT_VERSION = 1
+# 2: chunks carry the PDF pages they span. Format 1 indexes still load (with no pages);
+# the next build rebuilds them (rag.indexing treats a format change as a settings change).
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 EXACT_VECTORS = "vectors.npy"
@@ -69,7 +72,17 @@ class IndexCorruptError(RuntimeError):
     """The index files are missing or unreadable."""
 
 
-_CHUNK_COLUMNS = ("row", "id", "doc_id", "title", "source", "text", "start", "end_", "url", "date")
+_CHUNK_COLUMNS = ("row", "id", "doc_id", "title", "source", "text", "start", "end_", "url", "date", "pages")
+
+
+def _pages_text(pages: tuple[int, ...]) -> str:
+    return ",".join(str(p) for p in pages)
+
+
+def _chunk(r: Sequence[Any]) -> Chunk:
+    """A chunk from a row of :data:`_CHUNK_COLUMNS` (``r[0]`` is the row id)."""
+    return Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9],
+                 pages=tuple(int(p) for p in r[10].split(",")) if r[10] else ())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -221,10 +234,11 @@ def _write_chunks(path: Path, chunks: Sequence[Chunk], rows: np.ndarray) -> None
     try:
         con.execute("PRAGMA journal_mode=OFF")
         con.execute("PRAGMA synchronous=OFF")
-        con.execute("CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT, doc_id TEXT, title TEXT, source TEXT, text TEXT, start INTEGER, end_ INTEGER, url TEXT, date TEXT)")
+        con.execute("CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT, doc_id TEXT, title TEXT, source TEXT, text TEXT, start INTEGER, "
+                    "end_ INTEGER, url TEXT, date TEXT, pages TEXT)")
         con.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
-            ((int(r), c.id, c.doc_id, c.title, c.source, c.text, c.start, c.end, c.url, c.date) for r, c in zip(rows, chunks)),
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            ((int(r), c.id, c.doc_id, c.title, c.source, c.text, c.start, c.end, c.url, c.date, _pages_text(c.pages)) for r, c in zip(rows, chunks)),
         )
         con.execute("CREATE INDEX chunks_doc ON chunks(doc_id)")
         con.commit()
@@ -273,9 +287,12 @@ class LoadedIndex:
             raise self._damaged(exc) from exc
         try:
             self._query("SELECT max(row) FROM chunks")  # reads the header and schema: catches a garbled file now
+            have = {r[1] for r in self._query("PRAGMA table_info(chunks)")}
         except IndexCorruptError:
             self._con.close()
             raise
+        # A format 1 chunk store has no pages column: its chunks load with no pages.
+        self._columns = ",".join(c if c in have else f"'' AS {c}" for c in _CHUNK_COLUMNS)
 
     def _damaged(self, exc: BaseException) -> IndexCorruptError:
         return IndexCorruptError(f"chunk store {str(self.path / CHUNKS)!r} is unreadable ({exc}); "
@@ -314,8 +331,8 @@ class LoadedIndex:
         if not rows:
             return {}
         marks = ",".join("?" * len(rows))
-        fetched = self._query(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
-        return {r[0]: Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9]) for r in fetched}
+        fetched = self._query(f"SELECT {self._columns} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
+        return {r[0]: _chunk(r) for r in fetched}
 
     def rows_and_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every FAISS id with its stored vector: ``(ids int64 (n,), vectors float32 (n, dim))``."""
@@ -331,15 +348,13 @@ class LoadedIndex:
 
     def iter_rows(self):
         """``(row, chunk)`` pairs for every chunk, in row order."""
-        rows = self._query(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks ORDER BY row")
-        for r in rows:
-            yield r[0], Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9])
+        for r in self._query(f"SELECT {self._columns} FROM chunks ORDER BY row"):
+            yield r[0], _chunk(r)
 
     def iter_chunks(self):
         """All chunks in row order (streams from disk)."""
-        rows = self._query(f"SELECT {','.join(_CHUNK_COLUMNS)} FROM chunks ORDER BY row")
-        for r in rows:
-            yield Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9])
+        for _row, chunk in self.iter_rows():
+            yield chunk
 
     def close(self) -> None:
         """Close the SQLite connection."""
@@ -451,8 +466,9 @@ def check_compatible(manifest: dict[str, Any], expect_embedder: str | None, expe
     """Raise :class:`IndexMismatchError` when ``manifest`` was built with other settings."""
     how = f"rebuild it with: rag build ARTICLES_DIR --index {root} --full"
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IndexMismatchError(f"index at {str(root)!r} has format version {version}, this version of rag reads {FORMAT_VERSION}; {how}")
+    if version not in READABLE_FORMATS:
+        raise IndexMismatchError(f"index at {str(root)!r} has format version {version}, this version of rag reads "
+                                 f"{', '.join(map(str, READABLE_FORMATS))}; {how}")
     built_with = manifest.get("embedder", {}).get("name")
     if expect_embedder is not None and built_with != expect_embedder:
         raise IndexMismatchError(f"index at {str(root)!r} was built with embedder {built_with!r} but the config uses {expect_embedder!r}; {how} (or set embedding.model: {built_with})")

@@ -13,6 +13,7 @@ from rag.records import Chunk
 from rag.store import (
     CHUNKS,
     CURRENT,
+    FORMAT_VERSION,
     MANIFEST,
     VECTORS,
     IndexCorruptError,
@@ -53,7 +54,7 @@ def test_write_and_read_back_vectors_rows_and_chunks(tmp_path: Path) -> None:
     assert [(r, c.id) for r, c in index.iter_rows()] == [(int(r), c.id) for r, c in zip(rows, chunks)]
     hits = index.search(v[2:3], 1)[0]
     assert hits[0][0].id == chunks[2].id and hits[0][1] == pytest.approx(1.0, abs=1e-5)
-    assert index.manifest["chunks"] == 5 and index.manifest["format_version"] == 1
+    assert index.manifest["chunks"] == 5 and index.manifest["format_version"] == FORMAT_VERSION == 2
 
 
 def test_empty_index_reads_back(tmp_path: Path) -> None:
@@ -187,3 +188,48 @@ def test_damaged_current_pointer_is_a_clear_error_and_a_build_replaces_it(tmp_pa
     assert store.size_on_disk()["current_bytes"] == 0
     new = write_generation(tmp_path, v, chunks, manifest())
     assert store.current_name() == new.name and store.load().size == 4
+
+
+def test_chunk_pages_round_trip(tmp_path: Path) -> None:
+    """Guards against the pages of a PDF chunk being lost between the build and a retrieved passage."""
+    chunks, v = chunks_and_vectors(3)
+    chunks[1] = Chunk(id="p", doc_id="d", title="T", source="a.pdf", text="x", start=0, end=1, pages=(2, 3))
+    write_generation(tmp_path, v, chunks, manifest())
+    index = IndexStore(tmp_path).load()
+    assert [c.pages for c in index.iter_chunks()] == [(), (2, 3), ()]
+    assert index.chunks_by_rows([1])[1].pages == (2, 3)
+    index.close()
+
+
+def test_format_1_index_loads_without_pages_and_the_next_build_rebuilds_it(articles_dir: Path, tmp_path: Path) -> None:
+    """Guards against an index built before chunks had pages failing to load, or staying without pages after a build.
+
+    Format 1 (no ``pages`` column) still answers questions, with empty pages; the next
+    build sees the format change and rebuilds every article.
+    """
+    import sqlite3
+
+    from fakes import FakeEmbedder
+
+    from rag import RAG, Config
+
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
+    rag.build(articles_dir)
+    gen = tmp_path / "index" / rag.store.current_name()
+    con = sqlite3.connect(gen / CHUNKS)
+    con.execute("ALTER TABLE chunks DROP COLUMN pages")
+    con.commit()
+    con.close()
+    m = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
+    (gen / MANIFEST).write_text(json.dumps({**m, "format_version": 1}), encoding="utf-8")
+    old = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
+    hits = old.retrieve("When did DeepSeek release R1?", 2)
+    assert hits and all(p.chunk.pages == () for p in hits) and old.index().manifest["format_version"] == 1
+    notes: list[str] = []
+    summary = old.build(articles_dir, on_message=notes.append)
+    assert summary.mode == "full" and summary.reason == f"the index format changed (version 1 -> {FORMAT_VERSION})"
+    assert old.index().manifest["format_version"] == FORMAT_VERSION
+    with pytest.raises(IndexMismatchError, match=r"has format version 0, this version of rag reads 1, 2; rebuild it with"):
+        m = json.loads((tmp_path / "index" / old.store.current_name() / MANIFEST).read_text(encoding="utf-8"))
+        (tmp_path / "index" / old.store.current_name() / MANIFEST).write_text(json.dumps({**m, "format_version": 0}), encoding="utf-8")
+        IndexStore(tmp_path / "index").load()
