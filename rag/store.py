@@ -29,6 +29,7 @@ import re
 import secrets
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,18 @@ GENERATION_NAME = re.compile(r"gen-[A-Za-z0-9_.-]+")
 # generation (in row order, with their row ids) before the generation is made current.
 GenerationWriter = Callable[[Path, Sequence[Chunk], np.ndarray], None]
 GENERATION_WRITERS: list[GenerationWriter] = []
+
+
+# Test hook: a build with RAG_TEST_PAUSE_AT=<phase> says so on stderr and waits at that
+# phase of write_generation ("writing": the new generation folder half written; "switch":
+# complete and renamed, CURRENT not yet switched), so a test can kill it exactly there.
+PAUSE_ENV = "RAG_TEST_PAUSE_AT"
+
+
+def _pause_point(phase: str) -> None:
+    if os.environ.get(PAUSE_ENV) == phase:
+        print(f"rag: paused at {phase} ({PAUSE_ENV})", file=sys.stderr, flush=True)
+        time.sleep(3600)
 
 
 class IndexNotFoundError(FileNotFoundError):
@@ -157,6 +170,7 @@ def write_generation(
         if built.info.get("pq_bytes"):
             np.save(tmp / EXACT_VECTORS, x)  # PQ codes are lossy; incremental builds reuse these
         bar.update()
+        _pause_point("writing")
         _write_chunks(tmp / CHUNKS, chunks, row_ids)
         bar.update()
         for writer in extra:
@@ -173,6 +187,7 @@ def write_generation(
                     os.fsync(fh.fileno())
         os.rename(tmp, final)
         _fsync_dir(root)
+        _pause_point("switch")
         _set_current(root, name)
         bar.update()
     except BaseException:
