@@ -340,15 +340,17 @@ def test_a_toy_loader_registered_in_one_place_is_built_and_answers(tmp_path: Pat
     from fakes import FakeEmbedder
 
     from rag import documents
-    from rag.documents import loader
+    from rag.documents import UnreadableFile, loader
 
     monkeypatch.setattr(documents, "LOADERS", dict(documents.LOADERS))  # the registration ends with the test
     monkeypatch.setattr(documents.base, "LOADERS", documents.LOADERS)
 
-    @loader(".csv")
+    @loader(".csv")  # as in CONTRIBUTING.md
     def load_csv(raw: bytes, source: str) -> list:
         rows = list(csv.DictReader(io.StringIO(decode_bytes(raw))))
-        return [make_document(row["text"], row["title"], f"{source}#{i}") for i, row in enumerate(rows)]
+        if rows and "text" not in rows[0]:
+            raise UnreadableFile("CSV has no 'text' column; name the article column 'text'")
+        return [make_document(row["text"], row.get("title", ""), f"{source}#{i}") for i, row in enumerate(rows)]
 
     folder = tmp_path / "articles"
     folder.mkdir()
@@ -356,11 +358,13 @@ def test_a_toy_loader_registered_in_one_place_is_built_and_answers(tmp_path: Pat
                                       "Lighthouses,The lighthouse keeper lit the lamp at dusk.\n", encoding="utf-8")
     (folder / "notes.txt").write_text("Notes\n\nThe ferry runs hourly.", encoding="utf-8")
     (folder / "data.xyz").write_text("not an article", encoding="utf-8")
+    (folder / "bad.csv").write_text("name,body\nx,y\n", encoding="utf-8")
     rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "loader.extensions": [".txt", ".csv", ".xyz"]}),
               embedder=FakeEmbedder())
     summary = rag.build(folder)
     assert summary.articles == 3
     assert {s.source: s.reason for s in summary.skipped} == {
+        "bad.csv": "CSV has no 'text' column; name the article column 'text'",
         "data.xyz": "unsupported file type '.xyz'; supported: .csv, .htm, .html, .json, .jsonl, .markdown, .md, .pdf or .txt "
                     "(register a loader for it: see 'Adding a file type' in CONTRIBUTING.md)"}
     top = rag.retrieve("largest port in Europe", 1)[0]
