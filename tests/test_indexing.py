@@ -23,6 +23,7 @@ from conftest import ARTICLES, write_articles
 from fakes import FakeEmbedder
 
 from rag import RAG, Config, IndexMismatchError
+from rag import indexing as indexing_module
 from rag import store as store_module
 from rag.indexing import BuildError, BuildLockedError, build_lock, find_near_duplicates, minhash_signature, read_lock_holder, remove_article
 from rag.store import CURRENT
@@ -231,7 +232,7 @@ def test_embedder_change_never_mixes_vectors(articles_dir: Path, tmp_path: Path)
     assert s.mode == "full" and "embedder changed ('old-embedder' -> 'new-embedder')" in s.reason
     assert len(new.take()) == s.chunks
     index = rag.index()
-    assert index.manifest["embedder"] == {"name": "new-embedder", "dimension": 32, "normalized": True}
+    assert (index.manifest.embedder, index.manifest.dimension, index.manifest.normalized) == ("new-embedder", 32, True)
     assert index.index.d == 32 and index.size == s.chunks
 
 
@@ -257,7 +258,7 @@ def test_full_flag_re_embeds_everything(articles_dir: Path, tmp_path: Path) -> N
 def test_generation_writers_see_every_chunk_in_row_order_on_incremental_builds(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Guards against an incremental generation whose keyword index only holds the new chunks."""
     calls = []
-    monkeypatch.setattr(store_module, "GENERATION_WRITERS", [lambda d, chunks, rows: calls.append((Path(d), list(chunks), rows.copy()))])
+    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [lambda d, chunks, rows: calls.append((Path(d), list(chunks), rows.copy()))])
     rag = make_rag(tmp_path, FakeEmbedder())
     rag.build(articles_dir)
     old_rows = {c.id: r for r, c in zip(calls[-1][2], calls[-1][1])}
@@ -307,7 +308,7 @@ def test_readers_keep_the_old_generation_during_a_build_and_pick_up_the_new_one(
         started.set()
         release.wait(10)
 
-    monkeypatch.setattr(store_module, "GENERATION_WRITERS", [slow_writer])
+    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [slow_writer])
     (articles_dir / "tides.txt").write_text("Tides\n\nThe tide tables for the harbour are printed every Monday.", encoding="utf-8")
     writer = make_rag(tmp_path, FakeEmbedder())
     t = threading.Thread(target=writer.build, args=(articles_dir,))
@@ -334,14 +335,14 @@ def test_crash_while_writing_leaves_the_previous_index(articles_dir: Path, tmp_p
     def boom(d, chunks, rows):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_module, "GENERATION_WRITERS", [boom])
+    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [boom])
     (articles_dir / "tides.txt").write_text("Tides\n\nThe tide tables are printed every Monday.", encoding="utf-8")
     with pytest.raises(OSError, match="disk full"):
         rag.build(articles_dir)
     assert rag.store.current_name() == gen
     assert not [p for p in rag.store.root.iterdir() if p.name.startswith(".tmp-")]
     assert make_rag(tmp_path, FakeEmbedder()).retrieve("sourdough", 1)
-    monkeypatch.setattr(store_module, "GENERATION_WRITERS", [])
+    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [])
     assert rag.build(articles_dir).added == 1
 
 
@@ -538,8 +539,8 @@ def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_p
         hits = reader.retrieve("When did DeepSeek release R1?", 2)
         assert hits and hits[0].chunk.source == "r1.md", f"kill at {phase}: {hits}"
         loaded = reader.index()
-        assert loaded.manifest["generation"] == before
-        assert loaded.size == loaded.manifest["chunks"] == _faiss_count(reader)
+        assert loaded.manifest.generation == before
+        assert loaded.size == loaded.manifest.chunks == _faiss_count(reader)
     # A rerun completes normally, and readers answer throughout it.
     reader = make_rag(tmp_path, real_embedder)
     assert reader.retrieve("When did DeepSeek release R1?", 1)
@@ -554,11 +555,11 @@ def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_p
     assert proc.returncode == 0, err
     assert answered >= 1
     assert reader.retrieve("Report 23-0", 3) and any(p.chunk.source.startswith("report-") for p in reader.retrieve("report committee counted", 5))
-    assert reader.index().manifest["documents"] and len(reader.index().manifest["documents"]) == 3 + n
+    assert len(reader.index().manifest.documents) == 3 + n
     assert not [p for p in index.iterdir() if p.name.startswith(".tmp-")]
     assert len([p for p in index.iterdir() if p.name.startswith("gen-")]) <= 2
     assert orphans and not [name for name in orphans if (index / name).exists()], "the killed build's complete generation was left behind"
-    assert (index / CURRENT).read_text().strip() == reader.index().manifest["generation"]
+    assert (index / CURRENT).read_text().strip() == reader.index().manifest.generation
 
 
 @pytest.mark.slow

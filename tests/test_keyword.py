@@ -13,7 +13,8 @@ from fakes import FakeEmbedder
 from rag import Config, RAG
 from rag.records import Chunk
 from rag.keyword import KEYWORD_DIR, KeywordIndex, keyword_index_for, tokenize, write_keyword_index
-from rag.store import GENERATION_WRITERS, IndexStore, write_generation
+from rag.indexing import BUILD_WRITERS
+from rag.store import IndexStore, write_generation
 
 # Three documents of the tokens apple/banana/cherry/date/elder (unchanged by stemming,
 # not stop words): lengths 3, 3 and 1, so avgdl = 7/3.
@@ -83,12 +84,15 @@ def _chunk(i: int, text: str) -> Chunk:
     return Chunk(id=f"c{i}", doc_id=f"d{i}", title=f"T{i}", source=f"s{i}.txt", text=text, start=0, end=len(text))
 
 
-def test_writer_is_registered_and_persists_bm25_in_each_generation(tmp_path):
-    assert write_keyword_index in GENERATION_WRITERS
+def test_builds_pass_the_bm25_writer_explicitly_and_it_persists_bm25_in_the_generation(tmp_path):
+    """Guards against whether BM25 is written depending on what was imported (it used to register itself on import)."""
+    assert write_keyword_index in BUILD_WRITERS
     chunks = [_chunk(i, t) for i, t in enumerate(DOCS)]
     vectors = FakeEmbedder().encode(DOCS)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
-    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, rows=[3, 4, 5])
+    plain = write_generation(tmp_path / "plain", vectors, chunks, manifest)
+    assert not (plain / KEYWORD_DIR).exists()  # importing rag.keyword (above) added nothing to a write
+    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, rows=[3, 4, 5], writers=[write_keyword_index])
     assert (gen / KEYWORD_DIR / "keyword.json").is_file()
     loaded = IndexStore(tmp_path / "idx").load()
     kw = keyword_index_for(loaded)
@@ -102,7 +106,7 @@ def test_generation_without_bm25_is_built_on_the_fly_and_saved(tmp_path, capsys)
     chunks = [_chunk(i, t) for i, t in enumerate(DOCS)]
     vectors = FakeEmbedder().encode(DOCS)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
-    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest)
+    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, writers=[write_keyword_index])
     shutil.rmtree(gen / KEYWORD_DIR)
     kw = keyword_index_for(IndexStore(tmp_path / "idx").load())
     assert kw.scores("banana") == pytest.approx([0.191280, 0.271903, 0.0], abs=1e-5)
@@ -114,7 +118,7 @@ def test_outdated_bm25_settings_are_rebuilt(tmp_path, capsys):
     chunks = [_chunk(i, t) for i, t in enumerate(DOCS)]
     vectors = FakeEmbedder().encode(DOCS)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
-    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest)
+    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, writers=[write_keyword_index])
     meta = gen / KEYWORD_DIR / "keyword.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "k1": 9.0}))
     kw = keyword_index_for(IndexStore(tmp_path / "idx").load())

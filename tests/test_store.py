@@ -54,7 +54,7 @@ def test_write_and_read_back_vectors_rows_and_chunks(tmp_path: Path) -> None:
     assert [(r, c.id) for r, c in index.iter_rows()] == [(int(r), c.id) for r, c in zip(rows, chunks)]
     hits = index.search(v[2:3], 1)[0]
     assert hits[0][0].id == chunks[2].id and hits[0][1] == pytest.approx(1.0, abs=1e-5)
-    assert index.manifest["chunks"] == 5 and index.manifest["format_version"] == FORMAT_VERSION == 2
+    assert index.manifest.chunks == 5 and index.manifest.format_version == FORMAT_VERSION == 2
 
 
 def test_empty_index_reads_back(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_leftovers_of_killed_builds_are_ignored_then_removed(tmp_path: Path) -> 
     orphan = tmp_path / "gen-20000101T000000-dead02"
     orphan.mkdir()
     (tmp_path / f".{CURRENT}.dead").write_text("gen-20000101T000000-dead02\n")
-    assert IndexStore(tmp_path).load().manifest["generation"] == first
+    assert IndexStore(tmp_path).load().manifest.generation == first
     second = write_generation(tmp_path, v, chunks, manifest()).name
     assert gens(tmp_path) == sorted([first, second])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-") or p.name.startswith(f".{CURRENT}.")]
@@ -139,7 +139,7 @@ def test_missing_or_broken_generation_errors_say_how_to_rebuild(tmp_path: Path) 
 def test_settings_mismatch_names_both_and_the_fix(tmp_path: Path) -> None:
     chunks, v = chunks_and_vectors(3)
     write_generation(tmp_path, v, chunks, manifest(name="old-model"))
-    with pytest.raises(IndexMismatchError, match="'old-model' but the config uses 'new-model'.*--full"):
+    with pytest.raises(IndexMismatchError, match=r"embedder changed \('old-model' -> 'new-model'\).*--full \(or set embedding.model: old-model\)"):
         IndexStore(tmp_path).load(expect_embedder="new-model")
     with pytest.raises(IndexMismatchError, match="chunker settings"):
         IndexStore(tmp_path).load(expect_chunker={**SETTINGS, "chunk_tokens": 64})
@@ -224,12 +224,12 @@ def test_format_1_index_loads_without_pages_and_the_next_build_rebuilds_it(artic
     (gen / MANIFEST).write_text(json.dumps({**m, "format_version": 1}), encoding="utf-8")
     old = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
     hits = old.retrieve("When did DeepSeek release R1?", 2)
-    assert hits and all(p.chunk.pages == () for p in hits) and old.index().manifest["format_version"] == 1
+    assert hits and all(p.chunk.pages == () for p in hits) and old.index().manifest.format_version == 1
     notes: list[str] = []
     summary = old.build(articles_dir, on_message=notes.append)
     assert summary.mode == "full" and summary.reason == f"the index format changed (version 1 -> {FORMAT_VERSION})"
-    assert old.index().manifest["format_version"] == FORMAT_VERSION
-    with pytest.raises(IndexMismatchError, match=r"has format version 0, this version of rag reads 1, 2; rebuild it with"):
+    assert old.index().manifest.format_version == FORMAT_VERSION
+    with pytest.raises(IndexMismatchError, match=r"the index format changed \(version 0 -> 2\); rebuild it with"):
         m = json.loads((tmp_path / "index" / old.store.current_name() / MANIFEST).read_text(encoding="utf-8"))
         (tmp_path / "index" / old.store.current_name() / MANIFEST).write_text(json.dumps({**m, "format_version": 0}), encoding="utf-8")
         IndexStore(tmp_path / "index").load()

@@ -15,15 +15,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from ..records import Document
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file that was not loaded, and why."""
-
-    source: str
-    reason: str
+from ..records import Document, SkippedFile
 
 
 @dataclass(frozen=True)
