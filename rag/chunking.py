@@ -185,7 +185,20 @@ class Chunker:
 
     def _make_chunk(self, doc: Document, start: int, end: int) -> Chunk:
         return Chunk(id=chunk_id(doc.id, start, end), doc_id=doc.id, title=doc.title, source=doc.source, text=doc.text[start:end], start=start,
-                     end=end, url=doc.url, date=doc.date, pages=doc.pages_of(start, end))
+                     end=end, url=doc.url, date=doc.date, pages=doc.pages_of(start, end), headings=heading_path(doc, start))
+
+
+def heading_path(doc: Document, offset: int) -> tuple[str, ...]:
+    """The headings in effect at ``offset`` of ``doc``, outermost first, without a leading one equal to the title."""
+    path: list[tuple[int, str]] = []
+    for at, level, text in doc.headings:
+        if at > offset:
+            break
+        while path and path[-1][0] >= level:
+            path.pop()
+        path.append((level, text))
+    names = tuple(t for _, t in path)
+    return names[1:] if names and names[0] == doc.title else names
 
 
 def chunk_id(doc_id: str, start: int, end: int) -> str:

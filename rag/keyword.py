@@ -83,7 +83,7 @@ def tokenize(text: str) -> list[str]:
 
 def tokenizer_settings() -> dict:
     """Recorded with a saved index: a different tokenizer means the index must be rebuilt."""
-    return {"format": KEYWORD_FORMAT, "token_pattern": _TOKEN.pattern, "lower": True, "stopwords": "bm25s-english", "stemmer": "snowball-english", "k1": K1, "b": B, "method": "lucene"}
+    return {"format": KEYWORD_FORMAT, "text": "title-headings-text", "token_pattern": _TOKEN.pattern, "lower": True, "stopwords": "bm25s-english", "stemmer": "snowball-english", "k1": K1, "b": B, "method": "lucene"}
 
 
 class KeywordIndex:
@@ -210,8 +210,8 @@ class KeywordIndex:
 
 
 def write_keyword_index(generation_dir: Path, chunks: Sequence[Chunk], rows: np.ndarray) -> None:
-    """Generation writer: save the BM25 index of ``chunks`` into ``generation_dir/bm25``."""
-    KeywordIndex.build([c.text for c in chunks], rows).save(Path(generation_dir) / KEYWORD_DIR)
+    """Generation writer: save the BM25 index of ``chunks`` (their ``indexed_text``: title, headings, text) into ``generation_dir/bm25``."""
+    KeywordIndex.build([c.indexed_text for c in chunks], rows).save(Path(generation_dir) / KEYWORD_DIR)
 
 
 def open_keyword_index(generation_dir: Path, rows_and_chunks: Callable[[], Iterable[tuple[int, Chunk]]]) -> KeywordIndex:
@@ -232,7 +232,7 @@ def open_keyword_index(generation_dir: Path, rows_and_chunks: Callable[[], Itera
     rows, texts = [], []
     for row, chunk in rows_and_chunks():
         rows.append(row)
-        texts.append(chunk.text)
+        texts.append(chunk.indexed_text)
     kw = KeywordIndex.build(texts, rows)
     _try_save(kw, folder)
     return kw

@@ -16,7 +16,7 @@ would bring the store and FAISS with it). All records are frozen dataclasses.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -34,6 +34,8 @@ class Document:
         content_hash: hash of ``text`` alone (same text under two names gives the same hash).
         page_starts: for a PDF, the offset in ``text`` where each page starts (page 1 first;
             an empty page starts where the next one does); empty for other files.
+        headings: ``(offset, level, text)`` of each section heading in ``text`` (Markdown
+            ``#`` headings, HTML h1-h3), in text order.
     """
 
     id: str
@@ -44,6 +46,7 @@ class Document:
     date: str | None = None
     content_hash: str = ""
     page_starts: tuple[int, ...] = ()
+    headings: tuple[tuple[int, int, str], ...] = ()
 
     def pages_of(self, start: int, end: int) -> tuple[int, ...]:
         """The 1-based pages that ``text[start:end]`` overlaps (``()`` for a document without pages)."""
@@ -66,6 +69,8 @@ class Chunk:
         url: the document's url, when known.
         date: the document's date, when known.
         pages: 1-based page numbers the chunk spans (PDFs; empty for other files).
+        headings: the heading path the chunk starts under (outermost first; the article's
+            title not repeated).
     """
 
     id: str
@@ -78,6 +83,15 @@ class Chunk:
     url: str | None = None
     date: str | None = None
     pages: tuple[int, ...] = ()
+    headings: tuple[str, ...] = ()
+
+    @property
+    def indexed_text(self) -> str:
+        """What is embedded and what BM25 indexes: ``"title — heading path"`` on a line, then the text.
+
+        The passage shown and cited stays ``text``, the article's own words.
+        """
+        return " — ".join(filter(None, (self.title, " > ".join(self.headings)))) + "\n" + self.text
 
 
 @dataclass(frozen=True)
@@ -346,12 +360,8 @@ class ManifestDocument:
         out: dict[str, Any] = {"id": self.id, "source": self.source, "title": self.title, "date": self.date, "url": self.url,
                                "content_hash": self.content_hash, "chars": self.chars}
         if self.duplicate_of is not None:
-            out["duplicate_of"] = self.duplicate_of
-        else:
-            out["chunks"] = self.chunks
-            if self.duplicates:
-                out["duplicates"] = list(self.duplicates)
-        return out
+            return {**out, "duplicate_of": self.duplicate_of}
+        return {**out, "chunks": self.chunks, **({"duplicates": list(self.duplicates)} if self.duplicates else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ManifestDocument:
@@ -372,18 +382,11 @@ class NearDuplicate:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What an index generation holds and how it was built (``manifest.json``).
-
-    Attributes:
-        embedder: the embedder's name; vectors of two embedders are never mixed.
-        dimension: the vectors' dimension.
-        chunker: the chunker's settings (a change means a rebuild).
-        format_version: the layout of the generation's files (``rag.store.FORMAT_VERSION``).
-        generation: the generation folder's name; ``chunks`` the number of chunks in it.
-        documents: the indexed articles; ``duplicates`` exact copies indexed once.
-        index: the ``index.*`` settings, plus ``built`` (what was built) once written.
-        indexing, build: the near-duplicate policy, and what the last build did.
-    """
+    """What an index generation holds and how it was built (``manifest.json``): the embedder
+    (never mixed) and its dimension, the chunker settings and ``format_version`` (a change means
+    a rebuild), the generation's name and chunk count, the articles (``duplicates``: copies
+    indexed once), the ``index.*`` settings (plus ``built``: what was built), the
+    near-duplicate policy (``indexing``) and what the last build did (``build``)."""
 
     embedder: str
     dimension: int
@@ -412,9 +415,7 @@ class Manifest:
         out: dict[str, Any] = {"embedder": {"name": self.embedder, "dimension": self.dimension, "normalized": self.normalized},
                                "chunker": dict(self.chunker), "built_at": self.built_at, "articles_dir": self.articles_dir,
                                "documents": [d.to_dict() for d in self.documents], "duplicates": [d.to_dict() for d in self.duplicates],
-                               "near_duplicates": [{"source": n.source, "similar_to": n.similar_to, "similarity": n.similarity, "kept": n.kept}
-                                                   for n in self.near_duplicates],
-                               "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
+                               "near_duplicates": [asdict(n) for n in self.near_duplicates], "skipped": [asdict(s) for s in self.skipped],
                                "indexing": dict(self.indexing), "index": dict(self.index), "build": dict(self.build)}
         if self.format_version is not None:
             out.update(format_version=self.format_version, chunks=self.chunks, generation=self.generation)

@@ -12,6 +12,9 @@ Each can drop near-duplicates from its top-k (``dedup="cut"``: a candidate whose
 cosine >= ``dedup_threshold`` with an already chosen one is skipped; ``dedup="mmr"``: maximal
 marginal relevance), widen each hit with neighbouring chunks of the same article up to a token
 budget, and restrict results with a :class:`MetadataFilter` (date range, source glob).
+Retrievers are thin: the loaded index (:class:`rag.store.LoadedIndex`) runs the dense and
+BM25 searches, applies the filters and hands out chunks and stored vectors; a retriever
+fuses, de-duplicates and widens.
 
 Every :class:`Passage` carries a ``relevance`` on a scale that does not depend on the question:
 cosine similarity for dense and hybrid, ``BM25 / max attainable BM25`` for bm25. The pipeline

@@ -247,7 +247,7 @@ def test_changing_the_index_type_rewrites_without_embedding(tmp_path):
     stored = dict(zip(*second.index().rows_and_vectors()))
     expect = dict(zip(*first.index().rows_and_vectors()))  # from vectors.npy: exact despite PQ
     row = next(iter(stored))
-    assert np.allclose(stored[row], expect[row]) and np.allclose(stored[row], emb.vector(second.index().chunks_by_rows([row])[row].text))
+    assert np.allclose(stored[row], expect[row]) and np.allclose(stored[row], emb.vector(second.index().chunks_by_rows([row])[row].indexed_text))
 
 
 @pytest.mark.slow

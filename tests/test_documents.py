@@ -333,6 +333,70 @@ def test_chunks_of_a_pdf_carry_their_pages(tmp_path: Path) -> None:
     assert all(c.pages == () for c in Chunker().split(md))
 
 
+HEADED_MD = """# Harbour guide
+
+The harbour has served the town since 1850.
+
+## Ferries
+
+Ferries leave every hour from the north quay.
+
+### Night service
+
+After midnight a single boat runs to the island.
+
+```
+# not a heading: a comment in a code block
+```
+
+## Markets
+
+The fish market opens at dawn on weekdays.
+"""
+
+
+def _chunk_at(chunks, words: str):
+    return next(c for c in chunks if words in c.text)
+
+
+def test_markdown_chunks_carry_their_heading_path(tmp_path: Path) -> None:
+    """Guards against chunks losing the section they sit in (issue 12): what is embedded starts with title and headings."""
+    from rag.chunking import Chunker
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "guide.md").write_text(HEADED_MD, encoding="utf-8")
+    doc = load_documents(tmp_path / "a").documents[0]
+    assert [(level, name) for _, level, name in doc.headings] == [(1, "Harbour guide"), (2, "Ferries"), (3, "Night service"), (2, "Markets")]
+    assert all(doc.text[at:].startswith("#" * level + " " + name) for at, level, name in doc.headings)
+    chunks = Chunker(chunk_tokens=16, overlap_tokens=0).split(doc)
+    assert _chunk_at(chunks, "since 1850").headings == ()  # under the title only: not repeated
+    assert _chunk_at(chunks, "every hour").headings == ("Ferries",)
+    assert _chunk_at(chunks, "single boat").headings == ("Ferries", "Night service")
+    fish = _chunk_at(chunks, "fish market")
+    assert fish.headings == ("Markets",)
+    assert fish.indexed_text == "Harbour guide — Markets\n" + fish.text and fish.text == doc.text[fish.start:fish.end]
+
+
+def test_html_chunks_carry_their_h1_h3_path(tmp_path: Path) -> None:
+    """Guards against HTML sections being lost, or page chrome headings (nav) counted as sections."""
+    from rag.chunking import Chunker
+
+    page = ("<html><head><title>Harbour guide</title></head><body><nav><h2>Menu</h2></nav><h1>Harbour guide</h1>"
+            "<p>The harbour has served the town since 1850.</p><h2>Ferries</h2><p>Ferries leave every hour from the north quay.</p>"
+            "<h3>Night   service</h3><p>After midnight a single boat runs to the island.</p><h4>Fares</h4><p>A ticket costs two euros.</p>"
+            "<h2>Markets</h2><p>The fish market opens at dawn on weekdays.</p></body></html>")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "guide.html").write_text(page, encoding="utf-8")
+    doc = load_documents(tmp_path / "a").documents[0]
+    assert [(level, name) for _, level, name in doc.headings] == [(1, "Harbour guide"), (2, "Ferries"), (3, "Night service"), (2, "Markets")]
+    assert all(doc.text[at:at + len(name)] == name for at, _, name in doc.headings)
+    chunks = Chunker(chunk_tokens=16, overlap_tokens=0).split(doc)
+    assert _chunk_at(chunks, "single boat").headings == ("Ferries", "Night service")
+    assert _chunk_at(chunks, "two euros").headings == ("Ferries", "Night service")  # h4 is not a section
+    assert _chunk_at(chunks, "fish market").headings == ("Markets",)
+    assert all(c.headings == () for c in Chunker().split(make_document("Plain\n\nNo headings here.", "", "a.txt")))
+
+
 def test_a_toy_loader_registered_in_one_place_is_built_and_answers(tmp_path: Path, monkeypatch) -> None:
     """Guards against a new file type needing more than one function and one registry line (CONTRIBUTING.md's example)."""
     import csv

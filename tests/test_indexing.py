@@ -381,7 +381,7 @@ def test_jsonl_records_are_diffed_one_by_one(tmp_path: Path) -> None:
     (folder / "feed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     s = rag.build(folder)
     assert (s.updated, s.unchanged) == (1, 4) and s.changes["updated"] == ["feed.jsonl#2"]
-    assert emb.take() == ["Record number 2 was corrected today."]
+    assert emb.take() == ["Item 2\nRecord number 2 was corrected today."]  # the title, then the record's text
 
 
 # -- through the real path --------------------------------------------------------------------
@@ -406,7 +406,9 @@ def test_real_add_edit_delete_rename_duplicate(articles_dir: Path, tmp_path: Pat
     (articles_dir / "tides.txt").write_text("Harbour tides\n\nThe harbour master prints the tide tables every Monday morning.", encoding="utf-8")
     s = rag.build(articles_dir)
     assert s.added == 1 and s.unchanged == 3
-    assert emb.take() == ["Harbour tides\n\nThe harbour master prints the tide tables every Monday morning."]
+    added = [c for c in all_chunks(rag) if c.source == "tides.txt"]
+    assert [c.text for c in added] == ["Harbour tides\n\nThe harbour master prints the tide tables every Monday morning."]
+    assert emb.take() == [c.indexed_text for c in added]  # only the new article's chunk, with its title
     assert reader.retrieve("When are the tide tables printed?", 1)[0].chunk.source == "tides.txt"
 
     # edit

@@ -81,7 +81,8 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def _chunk(i: int, text: str) -> Chunk:
-    return Chunk(id=f"c{i}", doc_id=f"d{i}", title=f"T{i}", source=f"s{i}.txt", text=text, start=0, end=len(text))
+    """A chunk without a title, so BM25 sees exactly ``text`` (the hand-computed case)."""
+    return Chunk(id=f"c{i}", doc_id=f"d{i}", title="", source=f"s{i}.txt", text=text, start=0, end=len(text))
 
 
 def test_builds_pass_the_bm25_writer_explicitly_and_it_persists_bm25_in_the_generation(tmp_path):
@@ -135,3 +136,22 @@ def test_rebuild_through_rag_updates_bm25(tmp_path, articles_dir):
     rag.build(articles_dir)
     hits = rag.retrieve("kiwifruit orchard", 3, retriever="bm25")
     assert hits[0].source == "kiwi.txt"
+
+
+def test_bm25_sees_the_title_and_heading_path(tmp_path):
+    """Issue 12: a question naming an article's title or section finds it by keyword, though the passage text lacks the words."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    section = " ".join(f"Delivery {i} came by boat in month {i} of the year." for i in range(6))
+    (folder / "guide.md").write_text(f"# Lighthouse keepers\n\nSome intro.\n\n## Paraffin logistics\n\n{section}\n", encoding="utf-8")
+    (folder / "feed.jsonl").write_text('{"title": "Sourdough starters", "text": "Flour and water ferment for days."}\n'
+                                       '{"title": "Bakery", "text": "Bread is baked at dawn every day."}\n', encoding="utf-8")
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "chunking.chunk_tokens": 24, "chunking.overlap_tokens": 0}),
+              embedder=FakeEmbedder())
+    rag.build(folder)
+    hits = rag.retrieve("paraffin logistics", 10, retriever="bm25")
+    assert {h.source for h in hits} == {"guide.md"}
+    later = [h for h in hits if "paraffin" not in h.text.lower()]
+    assert later and all(h.chunk.headings == ("Paraffin logistics",) for h in later)  # found through their heading
+    top = rag.retrieve("sourdough starters", 1, retriever="bm25")[0]
+    assert top.source == "feed.jsonl#0" and top.text == "Flour and water ferment for days."  # found through its title

@@ -233,3 +233,30 @@ def test_format_1_index_loads_without_pages_and_the_next_build_rebuilds_it(artic
         m = json.loads((tmp_path / "index" / old.store.current_name() / MANIFEST).read_text(encoding="utf-8"))
         (tmp_path / "index" / old.store.current_name() / MANIFEST).write_text(json.dumps({**m, "format_version": 0}), encoding="utf-8")
         IndexStore(tmp_path / "index").load()
+
+
+def test_the_loaded_index_answers_dense_and_bm25_searches_with_filters(articles_dir: Path, tmp_path: Path) -> None:
+    """Guards against retrievers having to open the chunk store or FAISS themselves (issue 14): the loaded index
+    answers dense and BM25 searches with filters, and reads its chunk table and keyword index once."""
+    from fakes import FakeEmbedder
+
+    from rag import RAG, Config
+    from rag.filters import MetadataFilter
+
+    emb = FakeEmbedder()
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=emb)
+    rag.build(articles_dir)
+    index = rag.index()
+    by_row = dict(index.iter_rows())
+    q = emb.encode(["Nvidia share price fell"])
+    dense = index.dense_search(q, 10)
+    assert [h.row for h in dense] == sorted(by_row, key=lambda r: -float(emb.vector(by_row[r].indexed_text) @ q[0]))
+    assert all(h.score == h.relevance for h in dense)
+    news = MetadataFilter(source="markets/*")
+    assert {by_row[h.row].source for h in index.dense_search(q, 10, news)} == {"markets/nvidia.txt"}
+    bm25 = index.bm25_retrieval("DeepSeek", None, 10)
+    assert {by_row[h.row].source for h in bm25} == {"r1.md", "markets/nvidia.txt"} and all(0 < h.relevance < 1 for h in bm25)
+    assert {by_row[h.row].source for h in index.bm25_retrieval("DeepSeek", MetadataFilter(until="2025-01-21"), 10)} == {"r1.md"}
+    assert index.bm25_retrieval("sourdough", news, 10) == []
+    assert index.chunk_table() is index.chunk_table() and index.keyword_index() is index.keyword_index()
+    assert index.vectors([dense[0].row])[0] @ q[0] == pytest.approx(dense[0].score, abs=1e-5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 
 from ..records import Document
 from .base import (
@@ -49,14 +50,43 @@ def load_text(raw: bytes, source: str) -> list[Document]:
 
 @loader(".md", ".markdown")
 def load_markdown(raw: bytes, source: str) -> list[Document]:
-    """A Markdown article: the first ``#`` heading is the title."""
-    return [_load_plain(decode_bytes(raw), source, markdown=True)]
+    """A Markdown article: the first ``#`` heading is the title; ``#`` headings outside code fences are its sections."""
+    doc = _load_plain(decode_bytes(raw), source, markdown=True)
+    return [replace(doc, headings=markdown_headings(doc.text))]
 
 
 @loader(".html", ".htm")
 def load_html(raw: bytes, source: str) -> list[Document]:
-    """An HTML page: its visible text, without scripts, styles, navigation or forms."""
+    """An HTML page: its visible text, without scripts, styles, navigation or forms; h1-h3 are its sections."""
     return [_load_html(decode_bytes(raw), source)]
+
+
+_MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+
+
+def markdown_headings(text: str) -> tuple[tuple[int, int, str], ...]:
+    """``(offset, level, text)`` of each ATX heading (``## Section``) of ``text``, skipping fenced code."""
+    found: list[tuple[int, int, str]] = []
+    at, fenced = 0, False
+    for line in text.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and (m := _MD_HEADING.match(line)):
+            found.append((at, len(m.group(1)), m.group(2).strip()))
+        at += len(line) + 1
+    return tuple(found)
+
+
+def _locate(text: str, headings: list[tuple[int, str]]) -> tuple[tuple[int, int, str], ...]:
+    """Offsets of ``(level, heading)`` in ``text``, searched in order (a heading not found is left out)."""
+    found: list[tuple[int, int, str]] = []
+    pos = 0
+    for level, name in headings:
+        at = text.find(name, pos) if name else -1
+        if at >= 0:
+            found.append((at, level, name))
+            pos = at + len(name)
+    return tuple(found)
 
 
 @loader(".json")
@@ -107,13 +137,15 @@ def _load_html(text: str, source: str) -> Document:
     meta_date = tree.xpath("//meta[@name='date' or @property='article:published_time' or @name='pubdate']/@content")
     canonical = tree.xpath("//link[@rel='canonical']/@href")
     body = _html_visible_text(tree)
+    sections = [(int(el.tag[1]), " ".join(el.text_content().split())) for el in tree.iter("h1", "h2", "h3")]
     date = None
     if meta_date:
         iso = _ISO_DATE_RE.search(meta_date[0])
         date = iso.group(1) if iso else meta_date[0]
     if date is None:
         date = _header_fields(body.split("\n")[:12]).get("date")
-    return make_document(body, title, source, url=canonical[0] if canonical else None, date=date)
+    doc = make_document(body, title, source, url=canonical[0] if canonical else None, date=date)
+    return replace(doc, headings=_locate(doc.text, sections))
 
 
 _HTML_DROP = ("script", "style", "nav", "noscript", "template", "iframe", "svg", "head", "header", "footer", "aside", "form", "button")

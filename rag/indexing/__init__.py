@@ -275,7 +275,7 @@ class IndexBuilder:
                     kept_chunks.append(chunk)
                     counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
                 if to_write:
-                    reuse.setdefault(text_key(chunk.text), row)
+                    reuse.setdefault(text_key(chunk.indexed_text), row)
         new_chunks = [c for d in tqdm(to_write, desc="Chunking", unit="doc", disable=not show_progress, delay=0.5) for c in self.chunker.split(d)]
         for c in new_chunks:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
@@ -292,9 +292,9 @@ class IndexBuilder:
                 raise _VectorsUnavailable(str(exc).strip().splitlines()[-1]) from exc
         position = {int(r): i for i, r in enumerate(old_ids)}
         embed_texts: dict[bytes, str] = {}
-        for c in rows.new_chunks:
-            if text_key(c.text) not in rows.reuse:
-                embed_texts.setdefault(text_key(c.text), c.text)
+        for c in rows.new_chunks:  # embedded: the title and heading path, then the text
+            if text_key(c.indexed_text) not in rows.reuse:
+                embed_texts.setdefault(text_key(c.indexed_text), c.indexed_text)
         t_embed = time.perf_counter()
         embedded = self.embedder.encode(list(embed_texts.values()), show_progress=show_progress) if embed_texts else None
         seconds = time.perf_counter() - t_embed if embed_texts else 0.0
@@ -306,7 +306,7 @@ class IndexBuilder:
         new_vectors = np.zeros((len(rows.new_chunks), dim), dtype=np.float32)
         reused = 0
         for i, c in enumerate(rows.new_chunks):
-            key = text_key(c.text)
+            key = text_key(c.indexed_text)
             if key in fresh:
                 new_vectors[i] = embedded[fresh[key]]
             else:

@@ -42,6 +42,7 @@ import numpy as np
 from ..ann import build_index, prepare_for_queries
 from ..records import Chunk, Manifest
 from .base import (
+    CHUNK_COLUMNS,
     CHUNKS,
     CURRENT,
     EXACT_VECTORS,
@@ -56,7 +57,7 @@ from .base import (
     IndexNotFoundError,
     check_compatible,
     is_disk_full,
-    pages_text,
+    chunk_to_row,
     settings_difference,
 )
 from .loaded import ChunkTable, Hit, LoadedIndex
@@ -220,11 +221,8 @@ def _write_chunks(path: Path, chunks: Sequence[Chunk], rows: np.ndarray) -> None
         con.execute("PRAGMA journal_mode=OFF")
         con.execute("PRAGMA synchronous=OFF")
         con.execute("CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT, doc_id TEXT, title TEXT, source TEXT, text TEXT, start INTEGER, "
-                    "end_ INTEGER, url TEXT, date TEXT, pages TEXT)")
-        con.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            ((int(r), c.id, c.doc_id, c.title, c.source, c.text, c.start, c.end, c.url, c.date, pages_text(c.pages)) for r, c in zip(rows, chunks)),
-        )
+                    "end_ INTEGER, url TEXT, date TEXT, pages TEXT, headings TEXT)")
+        con.executemany(f"INSERT INTO chunks VALUES ({','.join('?' * len(CHUNK_COLUMNS))})", (chunk_to_row(int(r), c) for r, c in zip(rows, chunks)))
         con.execute("CREATE INDEX chunks_doc ON chunks(doc_id)")
         con.commit()
     finally:

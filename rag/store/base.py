@@ -8,6 +8,7 @@ in use; :func:`check_compatible` (loading) and the builder's decision to rebuild
 from __future__ import annotations
 
 import errno
+import json
 import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -18,8 +19,10 @@ import numpy as np
 
 from ..records import Chunk, Manifest
 
-# 2: chunks carry the PDF pages they span. Format 1 indexes still load (with no pages);
-# the next build rebuilds them (a format change is a settings change for the builder).
+# 2: chunks carry the PDF pages they span and their heading path, and what is embedded and
+# what BM25 indexes is "title — headings" plus the text (Chunk.indexed_text). Format 1
+# indexes still load (no pages, no headings); the next build rebuilds them (a format change
+# is a settings change for the builder).
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
@@ -49,18 +52,19 @@ class IndexCorruptError(RuntimeError):
     """The index files are missing or unreadable."""
 
 
-CHUNK_COLUMNS = ("row", "id", "doc_id", "title", "source", "text", "start", "end_", "url", "date", "pages")
+CHUNK_COLUMNS = ("row", "id", "doc_id", "title", "source", "text", "start", "end_", "url", "date", "pages", "headings")
 
 
-def pages_text(pages: tuple[int, ...]) -> str:
-    """How a chunk's pages are stored (``"2,3"``)."""
-    return ",".join(str(p) for p in pages)
+def chunk_to_row(row: int, c: Chunk) -> tuple:
+    """The row of :data:`CHUNK_COLUMNS` that stores ``c`` (pages as ``"2,3"``, headings as a JSON list)."""
+    return (row, c.id, c.doc_id, c.title, c.source, c.text, c.start, c.end, c.url, c.date, ",".join(str(p) for p in c.pages),
+            json.dumps(list(c.headings), ensure_ascii=False) if c.headings else "")
 
 
 def chunk_from_row(r: Sequence[Any]) -> Chunk:
     """A chunk from a row of :data:`CHUNK_COLUMNS` (``r[0]`` is the row id)."""
     return Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9],
-                 pages=tuple(int(p) for p in r[10].split(",")) if r[10] else ())
+                 pages=tuple(int(p) for p in r[10].split(",")) if r[10] else (), headings=tuple(json.loads(r[11])) if r[11] else ())
 
 
 def settings_difference(manifest: Manifest, embedder: str | None, chunker: Mapping[str, Any] | None,
