@@ -40,10 +40,39 @@ from ..config import IndexConfig, IndexingConfig, LoaderConfig
 from ..documents import load_documents, supported_types
 from ..embedding import Embedder
 from ..keyword import write_keyword_index
-from ..records import Chunk, Document, Manifest, ManifestDocument, NearDuplicate, SkippedFile
-from ..store import GenerationWriter, IndexCorruptError, IndexMismatchError, IndexStore, LoadedIndex, is_disk_full, settings_difference, write_generation
-from .dedup import NUM_PERM, SIGNATURES, find_near_duplicates, minhash_signature, read_signatures, signature_writer
-from .errors import BuildError, BuildLockedError, DiskFullError, _VectorsUnavailable, disk_full_error
+from ..records import (
+    Chunk,
+    Document,
+    Manifest,
+    ManifestDocument,
+    NearDuplicate,
+    SkippedFile,
+)
+from ..store import (
+    GenerationWriter,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexStore,
+    LoadedIndex,
+    is_disk_full,
+    settings_difference,
+    write_generation,
+)
+from .dedup import (
+    NUM_PERM,
+    SIGNATURES,
+    find_near_duplicates,
+    minhash_signature,
+    read_signatures,
+    signature_writer,
+)
+from .errors import (
+    BuildError,
+    BuildLockedError,
+    DiskFullError,
+    _VectorsUnavailable,
+    disk_full_error,
+)
 from .lock import LOCK_FILE, OWNER_FILE, build_lock, read_lock_holder
 from .plan import diff, group_copies, text_key
 from .remove import remove_article

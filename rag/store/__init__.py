@@ -56,8 +56,8 @@ from .base import (
     IndexMismatchError,
     IndexNotFoundError,
     check_compatible,
-    is_disk_full,
     chunk_to_row,
+    is_disk_full,
     settings_difference,
 )
 from .loaded import ChunkTable, Hit, LoadedIndex

@@ -19,7 +19,13 @@ import numpy as np
 
 from ..filters import MetadataFilter
 from ..records import Chunk, Manifest
-from .base import CHUNK_COLUMNS, CHUNKS, EXACT_VECTORS, IndexCorruptError, chunk_from_row
+from .base import (
+    CHUNK_COLUMNS,
+    CHUNKS,
+    EXACT_VECTORS,
+    IndexCorruptError,
+    chunk_from_row,
+)
 
 if TYPE_CHECKING:
     from ..keyword import KeywordIndex
