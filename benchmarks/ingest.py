@@ -63,18 +63,18 @@ def stage_timers(rag: Any):
         (store, "_write_chunks", "sqlite"),
     ]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
-    writers = list(store.GENERATION_WRITERS)
+    writers = indexing.BUILD_WRITERS
     try:
         for mod, name, stage in patches:
             setattr(mod, name, timed(stage, getattr(mod, name)))
-        store.GENERATION_WRITERS[:] = [timed("keyword", w) for w in writers]
+        indexing.BUILD_WRITERS = tuple(timed("keyword", w) for w in writers)
         rag.chunker.split = timed("chunk", rag.chunker.split)
         rag.embedder.encode = timed("embed", rag.embedder.encode)
         yield totals
     finally:
         for mod, name, fn in saved:
             setattr(mod, name, fn)
-        store.GENERATION_WRITERS[:] = writers
+        indexing.BUILD_WRITERS = writers
         for obj, attr in ((rag.chunker, "split"), (rag.embedder, "encode")):
             if attr in vars(obj):
                 delattr(obj, attr)

@@ -359,17 +359,15 @@ def section_e2e(p: dict[str, Any], embedders: dict[str, Any], keep: dict[str, An
     chunks = [Chunk(id=f"c{i:07d}", doc_id=f"d{i // 50}", title=f"Synthetic article {i // 50}", source=f"synthetic/{i // 50:06d}.txt",
                     text=f"Synthetic chunk {i} of article {i // 50}. " * 8, start=0, end=400) for i in range(n)]
     # Reuse the ann section's index (same vectors, same type) instead of building it again,
-    # and skip the BM25 writer: neither is part of a query's latency.
-    saved_build, saved_writers = store.build_index, list(store.GENERATION_WRITERS)
+    # and write no BM25 index (no writers passed): neither is part of a query's latency.
+    saved_build = store.build_index
     store.build_index = lambda *a, **k: built
-    store.GENERATION_WRITERS[:] = []
     try:
         t0 = time.perf_counter()
         store.write_generation(root, x, chunks, {"embedder": {"name": "placeholder", "dimension": x.shape[1]}, "chunker": {}})
         write_s = time.perf_counter() - t0
     finally:
         store.build_index = saved_build
-        store.GENERATION_WRITERS[:] = saved_writers
     del chunks
     gc.collect()
     rows = {}

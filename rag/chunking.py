@@ -184,5 +184,23 @@ class Chunker:
         return out
 
     def _make_chunk(self, doc: Document, start: int, end: int) -> Chunk:
-        cid = hashlib.sha256(f"{doc.id}:{start}:{end}".encode()).hexdigest()[:16]
-        return Chunk(id=cid, doc_id=doc.id, title=doc.title, source=doc.source, text=doc.text[start:end], start=start, end=end, url=doc.url, date=doc.date)
+        return Chunk(id=chunk_id(doc.id, start, end), doc_id=doc.id, title=doc.title, source=doc.source, text=doc.text[start:end], start=start,
+                     end=end, url=doc.url, date=doc.date, pages=doc.pages_of(start, end), headings=heading_path(doc, start))
+
+
+def heading_path(doc: Document, offset: int) -> tuple[str, ...]:
+    """The headings in effect at ``offset`` of ``doc``, outermost first, without a leading one equal to the title."""
+    path: list[tuple[int, str]] = []
+    for at, level, text in doc.headings:
+        if at > offset:
+            break
+        while path and path[-1][0] >= level:
+            path.pop()
+        path.append((level, text))
+    names = tuple(t for _, t in path)
+    return names[1:] if names and names[0] == doc.title else names
+
+
+def chunk_id(doc_id: str, start: int, end: int) -> str:
+    """The id of the chunk ``start:end`` of document ``doc_id`` (stable across rebuilds)."""
+    return hashlib.sha256(f"{doc_id}:{start}:{end}".encode()).hexdigest()[:16]

@@ -1,14 +1,15 @@
 """BM25 keyword index over the chunks of an index generation, with ``bm25s``.
 
-Every new index generation gets a ``bm25/`` folder beside its vectors (this module registers
-:func:`write_keyword_index` in :data:`rag.store.GENERATION_WRITERS`), so the keyword index is
-always built from exactly the chunks the FAISS index holds and is replaced with it::
+Every new index generation gets a ``bm25/`` folder beside its vectors (a build passes
+:func:`write_keyword_index` to :func:`rag.store.write_generation` among its writers), so the
+keyword index is always built from exactly the chunks the FAISS index holds and is replaced
+with it::
 
     gen-.../bm25/params.index.json ...   bm25s' own files (sparse score matrix, vocabulary)
     gen-.../bm25/rows.npy                chunk row (FAISS id) of each BM25 document
     gen-.../bm25/keyword.json            tokenizer settings and format version
 
-An index built before this module existed has no ``bm25/`` folder: :func:`keyword_index_for`
+An index built before this module existed has no ``bm25/`` folder: :func:`open_keyword_index`
 then builds the BM25 index from the stored chunks on first use (a second or so per 10k
 chunks) and tries to save it into the generation for next time.
 
@@ -33,9 +34,7 @@ import re
 import secrets
 import shutil
 import sys
-import threading
-import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +42,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .records import Chunk
-from .store import GENERATION_WRITERS
 
 if TYPE_CHECKING:
     from .store import LoadedIndex
@@ -85,7 +83,7 @@ def tokenize(text: str) -> list[str]:
 
 def tokenizer_settings() -> dict:
     """Recorded with a saved index: a different tokenizer means the index must be rebuilt."""
-    return {"format": KEYWORD_FORMAT, "token_pattern": _TOKEN.pattern, "lower": True, "stopwords": "bm25s-english", "stemmer": "snowball-english", "k1": K1, "b": B, "method": "lucene"}
+    return {"format": KEYWORD_FORMAT, "text": "title-headings-text", "token_pattern": _TOKEN.pattern, "lower": True, "stopwords": "bm25s-english", "stemmer": "snowball-english", "k1": K1, "b": B, "method": "lucene"}
 
 
 class KeywordIndex:
@@ -212,57 +210,37 @@ class KeywordIndex:
 
 
 def write_keyword_index(generation_dir: Path, chunks: Sequence[Chunk], rows: np.ndarray) -> None:
-    """Generation writer: save the BM25 index of ``chunks`` into ``generation_dir/bm25``."""
-    KeywordIndex.build([c.text for c in chunks], rows).save(Path(generation_dir) / KEYWORD_DIR)
+    """Generation writer: save the BM25 index of ``chunks`` (their ``indexed_text``: title, headings, text) into ``generation_dir/bm25``."""
+    KeywordIndex.build([c.indexed_text for c in chunks], rows).save(Path(generation_dir) / KEYWORD_DIR)
 
 
-if write_keyword_index not in GENERATION_WRITERS:
-    GENERATION_WRITERS.append(write_keyword_index)
+def open_keyword_index(generation_dir: Path, rows_and_chunks: Callable[[], Iterable[tuple[int, Chunk]]]) -> KeywordIndex:
+    """The BM25 index of a generation: loaded from its ``bm25/`` folder, else built from its chunks.
 
-
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_CACHE_LOCK = threading.Lock()
+    A generation built before BM25 was added (no ``bm25/`` folder, or one with outdated
+    settings) gets its BM25 index built from ``rows_and_chunks()`` now; it is saved into the
+    generation when the folder is writable, so this happens once. The loaded index keeps
+    the result (:meth:`rag.store.LoadedIndex.keyword_index`).
+    """
+    folder = Path(generation_dir) / KEYWORD_DIR
+    try:
+        return KeywordIndex.load(folder)
+    except (FileNotFoundError, KeywordIndexError) as exc:
+        reason = "has no BM25 index" if isinstance(exc, FileNotFoundError) else f"has an outdated BM25 index ({exc})"
+        print(f"note: index generation {str(generation_dir)!r} {reason}; building it from the stored chunks "
+              "(once; `rag build ARTICLES_DIR --full` makes it part of the build)", file=sys.stderr)
+    rows, texts = [], []
+    for row, chunk in rows_and_chunks():
+        rows.append(row)
+        texts.append(chunk.indexed_text)
+    kw = KeywordIndex.build(texts, rows)
+    _try_save(kw, folder)
+    return kw
 
 
 def keyword_index_for(index: LoadedIndex) -> KeywordIndex:
-    """The BM25 index of a loaded generation, loaded once and cached beside it.
-
-    A generation built before BM25 was added (no ``bm25/`` folder, or one with outdated
-    settings) gets its BM25 index built from the stored chunks now; it is saved into the
-    generation when the folder is writable, so this happens once.
-    """
-    with _CACHE_LOCK:
-        cached = _CACHE.get(index)
-        if cached is not None:
-            return cached
-        folder = Path(index.path) / KEYWORD_DIR
-        try:
-            kw = KeywordIndex.load(folder)
-        except (FileNotFoundError, KeywordIndexError) as exc:
-            reason = "has no BM25 index" if isinstance(exc, FileNotFoundError) else f"has an outdated BM25 index ({exc})"
-            print(f"note: index generation {str(index.path)!r} {reason}; building it from the stored chunks "
-                  "(once; `rag build ARTICLES_DIR --full` makes it part of the build)", file=sys.stderr)
-            rows, texts = [], []
-            for row, chunk in _rows_and_chunks(index):
-                rows.append(row)
-                texts.append(chunk.text)
-            kw = KeywordIndex.build(texts, rows)
-            _try_save(kw, folder)
-        _CACHE[index] = kw
-        return kw
-
-
-def _rows_and_chunks(index: LoadedIndex):
-    import faiss
-
-    ids = faiss.vector_to_array(index.index.id_map) if hasattr(index.index, "id_map") else np.arange(index.size)
-    ids = sorted(int(i) for i in ids)
-    for start in range(0, len(ids), 2000):
-        batch = ids[start : start + 2000]
-        by_row = index.chunks_by_rows(batch)
-        for r in batch:
-            if r in by_row:
-                yield r, by_row[r]
+    """The BM25 index of a loaded generation (loaded once and kept by ``index``)."""
+    return index.keyword_index()
 
 
 def _try_save(kw: KeywordIndex, folder: Path) -> None:

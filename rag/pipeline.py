@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,8 @@ class StreamEvent:
     answer: Answer | None = None
 
 
-def _index_type(manifest: dict[str, Any]) -> str | None:
-    """The FAISS index type a manifest records, e.g. ``flat (auto)`` or ``hnsw``."""
-    settings = manifest.get("index") or {}
+def _index_type(settings: Mapping[str, Any]) -> str | None:
+    """The FAISS index type a manifest's ``index`` settings record, e.g. ``flat (auto)`` or ``hnsw``."""
     built = settings.get("built") or {}
     if not built.get("type"):
         return settings.get("type")
@@ -136,25 +135,25 @@ class RAG:
         """The current index, reloaded when a build has switched generations since."""
         with self._lock:
             current = self.store.current_name()
-            if self._loaded is None or self._loaded.manifest.get("generation") != current:
+            if self._loaded is None or self._loaded.manifest.generation != current:
                 self._loaded = self.store.load(expect_embedder=self.embedder.name, expect_chunker=self.chunker.settings)
             return self._loaded
 
     def info(self) -> dict[str, Any]:
         """Index status: articles, chunks, embedder, chunker, build time, generator, and the "not covered"
         threshold with its source (``configured``, ``calibrated`` or ``uncalibrated``: never declines)."""
-        m = self.store.read_manifest()
+        m = self.store.manifest()
         # "uncalibrated": no "not covered" threshold is known for this embedder's model, so no question is ever declined.
         threshold, source = self.config.retrieval.threshold_source(embedder=self.embedder.name)
         return {
             "index_path": str(self.store.root),
-            "articles": len(m.get("documents", [])),
-            "chunks": m.get("chunks"),
-            "embedder": m.get("embedder", {}).get("name"),
-            "dimension": m.get("embedder", {}).get("dimension"),
-            "chunker": m.get("chunker"),
-            "index_type": _index_type(m),
-            "built_at": m.get("built_at"),
+            "articles": len(m.documents),
+            "chunks": m.chunks,
+            "embedder": m.embedder,
+            "dimension": m.dimension,
+            "chunker": dict(m.chunker),
+            "index_type": _index_type(m.index),
+            "built_at": m.built_at,
             "generator": f"{self.config.generation.backend}:{self.config.generation.model}",
             "min_relevance": threshold,
             "min_relevance_source": source,

@@ -12,6 +12,9 @@ Each can drop near-duplicates from its top-k (``dedup="cut"``: a candidate whose
 cosine >= ``dedup_threshold`` with an already chosen one is skipped; ``dedup="mmr"``: maximal
 marginal relevance), widen each hit with neighbouring chunks of the same article up to a token
 budget, and restrict results with a :class:`MetadataFilter` (date range, source glob).
+Retrievers are thin: the loaded index (:class:`rag.store.LoadedIndex`) runs the dense and
+BM25 searches, applies the filters and hands out chunks and stored vectors; a retriever
+fuses, de-duplicates and widens.
 
 Every :class:`Passage` carries a ``relevance`` on a scale that does not depend on the question:
 cosine similarity for dense and hybrid, ``BM25 / max attainable BM25`` for bm25. The pipeline
@@ -26,25 +29,22 @@ Example:
 
 from __future__ import annotations
 
-import datetime as _dt
-import fnmatch
-import re
-import sqlite3
-import threading
-import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from .records import Chunk, Passage
 from .embedding import Embedder
-from .keyword import KeywordIndex, keyword_index_for
-from .store import CHUNKS, LoadedIndex
+from .filters import MetadataFilter
+from .records import Chunk, Passage
+from .store import Hit, LoadedIndex
 
 if TYPE_CHECKING:
     from .config import RetrievalConfig
+
+__all__ = ["DEDUP_METHODS", "NOT_COVERED", "RETRIEVERS", "BM25Retriever", "DenseRetriever", "HybridRetriever", "MetadataFilter", "Passage",
+           "Retriever", "make_retriever", "not_covered_text", "reciprocal_rank_fusion"]
 
 NOT_COVERED = "The articles don't cover this question."
 
@@ -54,141 +54,6 @@ class Retriever(Protocol):
     """Returns up to ``k`` passages for ``query``, best first, numbered from 1."""
 
     def retrieve(self, query: str, k: int) -> list[Passage]: ...
-
-
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _check_date(value: str | None, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    value = str(value).strip()
-    if not _ISO_DATE.match(value):
-        raise ValueError(f"{name} must be a date like 2025-01-31, got {value!r}")
-    try:
-        _dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a real calendar date like 2025-01-31, got {value!r}") from None
-    return value
-
-
-@dataclass(frozen=True)
-class MetadataFilter:
-    """Restrict retrieval to articles by date range and/or source path glob.
-
-    Args:
-        since: keep articles dated on or after this ISO date (``2025-01-01``).
-        until: keep articles dated on or before this ISO date.
-        source: a glob over the article's path relative to the articles folder
-            (``news/*.md``; ``*`` also crosses ``/``). Several globs: separate with commas.
-
-    Articles without a date are excluded as soon as ``since`` or ``until`` is set: their
-    date is unknown, so they cannot be shown to fall in the range.
-
-    Example:
-        >>> MetadataFilter(since="2025-01-01", source="news/*.md").matches("news/a.md", "2025-02-03")
-        True
-    """
-
-    since: str | None = None
-    until: str | None = None
-    source: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "since", _check_date(self.since, "since"))
-        object.__setattr__(self, "until", _check_date(self.until, "until"))
-        if self.since and self.until and self.since > self.until:
-            raise ValueError(f"since ({self.since}) is after until ({self.until}); swap them")
-        if self.source is not None and not str(self.source).strip():
-            object.__setattr__(self, "source", None)
-
-    @property
-    def active(self) -> bool:
-        """Whether the filter restricts anything."""
-        return bool(self.since or self.until or self.source)
-
-    def matches(self, source: str, date: str | None) -> bool:
-        """Whether an article at ``source`` dated ``date`` passes the filter."""
-        if self.source:
-            path = source.split("#", 1)[0]
-            if not any(fnmatch.fnmatchcase(path, g.strip()) or fnmatch.fnmatchcase(source, g.strip()) for g in self.source.split(",") if g.strip()):
-                return False
-        if self.since or self.until:
-            day = (date or "")[:10]
-            if not _ISO_DATE.match(day):
-                return False
-            if self.since and day < self.since:
-                return False
-            if self.until and day > self.until:
-                return False
-        return True
-
-
-@dataclass(frozen=True)
-class _Hit:
-    """A candidate chunk by FAISS row, with its ranking score and relevance."""
-
-    row: int
-    score: float
-    relevance: float
-
-
-class _ChunkTable:
-    """Row, document, offsets, source and date of every chunk (no text), read once per index."""
-
-    def __init__(self, index: LoadedIndex) -> None:
-        con = sqlite3.connect(f"file:{index.path / CHUNKS}?mode=ro", uri=True)
-        try:
-            rows = con.execute("SELECT row, doc_id, start, source, date FROM chunks ORDER BY row").fetchall()
-        finally:
-            con.close()
-        self.rows = np.array([r[0] for r in rows], dtype=np.int64)
-        self.doc_ids = [r[1] for r in rows]
-        self.starts = [int(r[2]) for r in rows]
-        self.sources = [r[3] for r in rows]
-        self.dates = [r[4] for r in rows]
-        self._pos = {int(r): i for i, r in enumerate(self.rows)}
-        # Chunks of one article in text order, for neighbour widening.
-        by_doc: dict[str, list[int]] = {}
-        for i, doc in enumerate(self.doc_ids):
-            by_doc.setdefault(doc, []).append(i)
-        self._order: dict[int, tuple[list[int], int]] = {}
-        for members in by_doc.values():
-            members.sort(key=lambda i: self.starts[i])
-            ordered = [int(self.rows[i]) for i in members]
-            for j, i in enumerate(members):
-                self._order[int(self.rows[i])] = (ordered, j)
-
-    def allowed_rows(self, flt: MetadataFilter) -> np.ndarray:
-        """Rows whose article passes ``flt``."""
-        keep = [i for i in range(len(self.rows)) if flt.matches(self.sources[i], self.dates[i])]
-        return self.rows[keep]
-
-    def neighbours(self, row: int, distance: int) -> tuple[list[int], list[int]]:
-        """Rows of up to ``distance`` chunks before and after ``row`` in the same article (nearest first)."""
-        ordered, j = self._order.get(int(row), ([int(row)], 0))
-        before = [ordered[i] for i in range(j - 1, max(-1, j - 1 - distance), -1)]
-        after = [ordered[i] for i in range(j + 1, min(len(ordered), j + 1 + distance))]
-        return before, after
-
-
-_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_TABLES_LOCK = threading.Lock()
-
-
-def _table_for(index: LoadedIndex) -> _ChunkTable:
-    with _TABLES_LOCK:
-        table = _TABLES.get(index)
-        if table is None:
-            table = _TABLES[index] = _ChunkTable(index)
-        return table
-
-
-def _vectors(index: LoadedIndex, rows: Sequence[int]) -> np.ndarray:
-    """Stored (normalised) vectors of ``rows``, straight from FAISS: no re-embedding."""
-    if not len(rows):
-        return np.zeros((0, index.index.d), dtype=np.float32)
-    return np.asarray(index.index.reconstruct_batch(np.asarray(rows, dtype=np.int64)), dtype=np.float32)
 
 
 def _count_tokens(text: str) -> int:
@@ -213,7 +78,7 @@ def _merge_span(chunks: Sequence[Chunk]) -> Chunk:
         else:
             text += c.text[end - c.start :]
         end = c.end
-    return replace(ordered[0], text=text, start=ordered[0].start, end=end)
+    return replace(ordered[0], text=text, start=ordered[0].start, end=end, pages=tuple(sorted({p for c in ordered for p in c.pages})))
 
 
 class _RankedRetriever:
@@ -251,7 +116,7 @@ class _RankedRetriever:
         self.neighbours = neighbours
         self.neighbour_budget_tokens = neighbour_budget_tokens
 
-    def _candidates(self, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
+    def _candidates(self, query: str, n: int, filters: MetadataFilter | None) -> list[Hit]:
         raise NotImplementedError
 
     def retrieve(self, query: str, k: int, filters: MetadataFilter | None = None) -> list[Passage]:
@@ -269,13 +134,11 @@ class _RankedRetriever:
             raise ValueError(f"top_k must be >= 1, got {k}")
         if self.index.size == 0 or not query.strip():
             return []
-        allowed = None
-        if filters is not None and filters.active:
-            allowed = _table_for(self.index).allowed_rows(filters)
-            if len(allowed) == 0:
-                return []
+        allowed = self.index.allowed_rows(filters)
+        if allowed is not None and len(allowed) == 0:
+            return []
         n = k if self.dedup == "none" else max(k, self.pool)
-        hits = self._candidates(query, n, allowed)
+        hits = self._candidates(query, n, filters)
         if self.dedup != "none" and len(hits) > 1:
             hits = DEDUP_METHODS[self.dedup](self, hits, k)
         hits = hits[:k]
@@ -287,8 +150,8 @@ class _RankedRetriever:
         return [Passage(n=i + 1, chunk=c, score=float(h.score), relevance=float(h.relevance)) for i, (c, h) in enumerate(zip(chunks, hits))]
 
     # -- de-duplication ---------------------------------------------------------------
-    def _similarity_cut(self, hits: list[_Hit], k: int) -> list[_Hit]:
-        vecs = _vectors(self.index, [h.row for h in hits])
+    def _similarity_cut(self, hits: list[Hit], k: int) -> list[Hit]:
+        vecs = self.index.vectors([h.row for h in hits])
         chosen: list[int] = []
         for i in range(len(hits)):
             if chosen and float(np.max(vecs[chosen] @ vecs[i])) >= self.dedup_threshold:
@@ -298,8 +161,8 @@ class _RankedRetriever:
                 break
         return [hits[i] for i in chosen]
 
-    def _mmr(self, hits: list[_Hit], k: int) -> list[_Hit]:
-        vecs = _vectors(self.index, [h.row for h in hits])
+    def _mmr(self, hits: list[Hit], k: int) -> list[Hit]:
+        vecs = self.index.vectors([h.row for h in hits])
         # Relevance on the question-independent scale (cosine for dense/hybrid), so both MMR
         # terms are similarities; rank-based RRF scores would make every candidate look alike.
         rel = np.array([h.relevance for h in hits], dtype=np.float64)
@@ -315,16 +178,15 @@ class _RankedRetriever:
         return [hits[i] for i in chosen]
 
     # -- neighbour widening -------------------------------------------------------------
-    def _widen(self, chunks: list[Chunk], hits: list[_Hit], allowed: np.ndarray | None) -> tuple[list[Chunk], list[_Hit]]:
+    def _widen(self, chunks: list[Chunk], hits: list[Hit], allowed: np.ndarray | None) -> tuple[list[Chunk], list[Hit]]:
         """Grow each hit (best first) by neighbouring chunks while the token budget lasts."""
-        table = _table_for(self.index)
         budget = self.neighbour_budget_tokens - sum(_count_tokens(c.text) for c in chunks)
         allowed_set = None if allowed is None else {int(r) for r in allowed}
         widened = list(chunks)
         for i, hit in enumerate(hits):
             if budget <= 0:
                 break
-            before, after = table.neighbours(hit.row, self.neighbours)
+            before, after = self.index.neighbours(hit.row, self.neighbours)
             wanted = [r for pair in zip(before + [None] * len(after), after + [None] * len(before)) for r in pair if r is not None]
             wanted = [r for r in dict.fromkeys(wanted) if allowed_set is None or r in allowed_set]
             extra = self.index.chunks_by_rows(wanted)
@@ -341,7 +203,7 @@ class _RankedRetriever:
             widened[i] = _merge_span(parts)
         # A hit whose span another (better) widened hit already covers adds nothing.
         out_chunks: list[Chunk] = []
-        out_hits: list[_Hit] = []
+        out_hits: list[Hit] = []
         for c, h in zip(widened, hits):
             if any(o.doc_id == c.doc_id and o.start <= c.start and c.end <= o.end for o in out_chunks):
                 continue
@@ -350,32 +212,11 @@ class _RankedRetriever:
         return out_chunks, out_hits
 
 
-DEDUP_METHODS: dict[str, Callable[[_RankedRetriever, list[_Hit], int], list[_Hit]]] = {
+DEDUP_METHODS: dict[str, Callable[[_RankedRetriever, list[Hit], int], list[Hit]]] = {
     "none": lambda self, hits, k: hits,
     "cut": _RankedRetriever._similarity_cut,
     "mmr": _RankedRetriever._mmr,
 }
-
-
-def _dense_hits(index: LoadedIndex, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[_Hit]:
-    if allowed is None:
-        return [_Hit(r, s, s) for r, s in _search(index, vector, n)]
-    import faiss
-
-    from .ann import search_parameters
-
-    # Typed parameters: IVF refuses plain SearchParameters, and HNSW/IVF keep their tuned efSearch/nprobe.
-    params = search_parameters(index.index, faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
-    scores, ids = index.index.search(np.ascontiguousarray(vector, dtype=np.float32), min(n, len(allowed)), params=params)
-    return [_Hit(int(i), float(s), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-
-
-def _search(index: LoadedIndex, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-    n = min(n, index.size)
-    if n <= 0:
-        return []
-    scores, ids = index.index.search(np.ascontiguousarray(vector, dtype=np.float32), n)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 
 class DenseRetriever(_RankedRetriever):
@@ -394,8 +235,8 @@ class DenseRetriever(_RankedRetriever):
         super().__init__(index, **options)
         self.embedder = embedder
 
-    def _candidates(self, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
-        return _dense_hits(self.index, self.embedder.encode([query]), n, allowed)
+    def _candidates(self, query: str, n: int, filters: MetadataFilter | None) -> list[Hit]:
+        return self.index.dense_search(self.embedder.encode([query]), n, filters)
 
 
 class BM25Retriever(_RankedRetriever):
@@ -403,39 +244,14 @@ class BM25Retriever(_RankedRetriever):
 
     Args:
         index: a loaded index (its ``bm25/`` files are loaded, or built once when missing).
-        keyword: an already loaded :class:`~rag.keyword.KeywordIndex` (tests pass one).
         **options: de-duplication and neighbour settings.
 
     Example:
         >>> BM25Retriever(loaded_index).retrieve("H800 GPUs", k=3)
     """
 
-    def __init__(self, index: LoadedIndex, keyword: KeywordIndex | None = None, **options) -> None:
-        super().__init__(index, **options)
-        self._keyword = keyword
-
-    @property
-    def keyword(self) -> KeywordIndex:
-        if self._keyword is None:
-            self._keyword = keyword_index_for(self.index)
-        return self._keyword
-
-    def _candidates(self, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
-        return _bm25_hits(self.keyword, query, n, allowed)
-
-
-def _bm25_hits(kw: KeywordIndex, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
-    mask = None if allowed is None else np.isin(kw.rows, allowed)
-    scores = kw.scores(query, mask)
-    positive = int(np.count_nonzero(scores > 0))
-    n = min(n, positive)
-    if n <= 0:
-        return []
-    top = np.argpartition(-scores, n - 1)[:n]
-    # Ties broken by row so results are deterministic.
-    top = sorted(top.tolist(), key=lambda i: (-float(scores[i]), int(kw.rows[i])))
-    rel = kw.relevance(query, scores[top])
-    return [_Hit(int(kw.rows[i]), float(scores[i]), float(r)) for i, r in zip(top, rel)]
+    def _candidates(self, query: str, n: int, filters: MetadataFilter | None) -> list[Hit]:
+        return self.index.bm25_retrieval(query, filters, n)
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None, k: int = 60) -> list[tuple[int, float]]:
@@ -472,7 +288,6 @@ class HybridRetriever(_RankedRetriever):
         bm25_weight: weight of the BM25 ranking.
         rrf_k: the RRF constant.
         candidates: how many candidates each retriever contributes (and the pool de-duplication picks from).
-        keyword: an already loaded keyword index (tests pass one).
         dedup: ``"none"``, ``"cut"`` (drop near-duplicates above ``dedup_threshold`` cosine) or ``"mmr"``.
         dedup_threshold: cosine at or above which two chunks count as duplicates.
         mmr_lambda: MMR trade-off; 1 is pure relevance.
@@ -487,7 +302,7 @@ class HybridRetriever(_RankedRetriever):
     """
 
     def __init__(self, index: LoadedIndex, embedder: Embedder, *, dense_weight: float = 1.0, bm25_weight: float = 1.0, rrf_k: int = 60,
-                 candidates: int = 50, keyword: KeywordIndex | None = None, **options) -> None:
+                 candidates: int = 50, **options) -> None:
         super().__init__(index, pool=candidates, **options)
         if dense_weight < 0 or bm25_weight < 0 or dense_weight + bm25_weight == 0:
             raise ValueError(f"dense_weight and bm25_weight must be >= 0 and not both 0, got {dense_weight} and {bm25_weight}")
@@ -498,27 +313,20 @@ class HybridRetriever(_RankedRetriever):
         self.bm25_weight = bm25_weight
         self.rrf_k = rrf_k
         self.candidates = candidates
-        self._keyword = keyword
 
-    @property
-    def keyword(self) -> KeywordIndex:
-        if self._keyword is None:
-            self._keyword = keyword_index_for(self.index)
-        return self._keyword
-
-    def _candidates(self, query: str, n: int, allowed: np.ndarray | None) -> list[_Hit]:
+    def _candidates(self, query: str, n: int, filters: MetadataFilter | None) -> list[Hit]:
         depth = max(n, self.candidates)
         vector = self.embedder.encode([query])
-        dense = _dense_hits(self.index, vector, depth, allowed)
-        sparse = _bm25_hits(self.keyword, query, depth, allowed)
+        dense = self.index.dense_search(vector, depth, filters)
+        sparse = self.index.bm25_retrieval(query, filters, depth)
         fused = reciprocal_rank_fusion([[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k)[:n]
         cosine = {h.row: h.score for h in dense}
         missing = [row for row, _ in fused if row not in cosine]
         if missing:
             q = np.asarray(vector, dtype=np.float32).reshape(-1)
-            for row, sim in zip(missing, _vectors(self.index, missing) @ q):
+            for row, sim in zip(missing, self.index.vectors(missing) @ q):
                 cosine[row] = float(sim)
-        return [_Hit(row, score, cosine[row]) for row, score in fused]
+        return [Hit(row, score, cosine[row]) for row, score in fused]
 
 
 RETRIEVERS = ("dense", "bm25", "hybrid")

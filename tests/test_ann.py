@@ -210,7 +210,7 @@ def test_store_builds_the_configured_type_and_searches_like_flat(tmp_path, kind,
     flat.build(folder)
     rag = _rag(tmp_path / "a", FakeEmbedder(), **{"index.type": kind, "index.pq_bytes": pq})
     rag.build(folder)
-    built = rag.index().manifest["index"]["built"]
+    built = rag.index().manifest.index["built"]
     assert built["type"] == kind and built["factory"].startswith("IDMap2,") and (("PQ8" in built["factory"]) == bool(pq))
     assert (rag.index().path / "vectors.npy").is_file() == bool(pq)
     query = "w1 w2 w3 topic3"
@@ -243,11 +243,11 @@ def test_changing_the_index_type_rewrites_without_embedding(tmp_path):
     second = _rag(tmp_path, emb, **{"index.type": "flat"})
     summary = second.build(folder)
     assert emb.calls == calls and summary.mode != "full"  # nothing embedded again
-    assert second.index().manifest["index"]["built"]["type"] == "flat"
+    assert second.index().manifest.index["built"]["type"] == "flat"
     stored = dict(zip(*second.index().rows_and_vectors()))
     expect = dict(zip(*first.index().rows_and_vectors()))  # from vectors.npy: exact despite PQ
     row = next(iter(stored))
-    assert np.allclose(stored[row], expect[row]) and np.allclose(stored[row], emb.vector(second.index().chunks_by_rows([row])[row].text))
+    assert np.allclose(stored[row], expect[row]) and np.allclose(stored[row], emb.vector(second.index().chunks_by_rows([row])[row].indexed_text))
 
 
 @pytest.mark.slow
@@ -256,6 +256,6 @@ def test_real_embedder_hnsw_index_on_disk(tmp_path, articles_dir, real_embedder)
     flat.build(articles_dir)
     hnsw = _rag(tmp_path / "h", real_embedder, **{"index.type": "hnsw"})
     hnsw.build(articles_dir)
-    assert hnsw.index().manifest["index"]["built"]["type"] == "hnsw"
+    assert hnsw.index().manifest.index["built"]["type"] == "hnsw"
     q = "How much market value did Nvidia lose?"
     assert [p.chunk.id for p in hnsw.retrieve(q, 4)] == [p.chunk.id for p in flat.retrieve(q, 4)]

@@ -189,14 +189,16 @@ def test_full_disk_while_removing_an_article(articles_dir: Path, tmp_path: Path,
     assert make_rag(index).retrieve("When did DeepSeek release R1?", 1)[0].chunk.source == "r1.md"
 
 
-def test_leftovers_of_an_interrupted_write_are_removed_before_writing(articles_dir: Path, tmp_path: Path) -> None:
+def test_leftovers_of_an_interrupted_write_are_removed_before_writing(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Guards against a killed build's files taking the space the next build needs until after it succeeds."""
     index = tmp_path / "index"
     rag = make_rag(index)
     rag.build(articles_dir)
     current = rag.store.current_name()
     seen: list[list[str]] = []
-    store_module.GENERATION_WRITERS.append(lambda tmp, chunks, rows: seen.append(sorted(p.name for p in tmp.parent.iterdir())))
+    from rag import indexing
+
+    monkeypatch.setattr(indexing, "BUILD_WRITERS", (*indexing.BUILD_WRITERS, lambda tmp, chunks, rows: seen.append(sorted(p.name for p in tmp.parent.iterdir()))))
     try:
         (index / ".tmp-gen-20000101T000000-dead01").mkdir()
         (index / ".tmp-gen-20000101T000000-dead01" / "vectors.faiss").write_bytes(b"x" * 10000)
@@ -205,7 +207,7 @@ def test_leftovers_of_an_interrupted_write_are_removed_before_writing(articles_d
         (articles_dir / "tides.txt").write_text(NEW_ARTICLE, encoding="utf-8")
         rag.build(articles_dir)
     finally:
-        store_module.GENERATION_WRITERS.pop()
+        monkeypatch.undo()
     during = seen[0]
     assert current in during and not [n for n in during if "dead" in n], during
 

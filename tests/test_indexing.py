@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from conftest import ARTICLES, write_articles
 from fakes import FakeEmbedder
 
 from rag import RAG, Config, IndexMismatchError
+from rag import indexing as indexing_module
 from rag import store as store_module
 from rag.indexing import BuildError, BuildLockedError, build_lock, find_near_duplicates, minhash_signature, read_lock_holder, remove_article
 from rag.store import CURRENT
@@ -230,7 +232,7 @@ def test_embedder_change_never_mixes_vectors(articles_dir: Path, tmp_path: Path)
     assert s.mode == "full" and "embedder changed ('old-embedder' -> 'new-embedder')" in s.reason
     assert len(new.take()) == s.chunks
     index = rag.index()
-    assert index.manifest["embedder"] == {"name": "new-embedder", "dimension": 32, "normalized": True}
+    assert (index.manifest.embedder, index.manifest.dimension, index.manifest.normalized) == ("new-embedder", 32, True)
     assert index.index.d == 32 and index.size == s.chunks
 
 
@@ -256,7 +258,7 @@ def test_full_flag_re_embeds_everything(articles_dir: Path, tmp_path: Path) -> N
 def test_generation_writers_see_every_chunk_in_row_order_on_incremental_builds(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Guards against an incremental generation whose keyword index only holds the new chunks."""
     calls = []
-    monkeypatch.setattr(store_module, "GENERATION_WRITERS", [lambda d, chunks, rows: calls.append((Path(d), list(chunks), rows.copy()))])
+    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [lambda d, chunks, rows: calls.append((Path(d), list(chunks), rows.copy()))])
     rag = make_rag(tmp_path, FakeEmbedder())
     rag.build(articles_dir)
     old_rows = {c.id: r for r, c in zip(calls[-1][2], calls[-1][1])}
@@ -306,7 +308,7 @@ def test_readers_keep_the_old_generation_during_a_build_and_pick_up_the_new_one(
         started.set()
         release.wait(10)
 
-    monkeypatch.setattr(store_module, "GENERATION_WRITERS", [slow_writer])
+    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [slow_writer])
     (articles_dir / "tides.txt").write_text("Tides\n\nThe tide tables for the harbour are printed every Monday.", encoding="utf-8")
     writer = make_rag(tmp_path, FakeEmbedder())
     t = threading.Thread(target=writer.build, args=(articles_dir,))
@@ -333,14 +335,14 @@ def test_crash_while_writing_leaves_the_previous_index(articles_dir: Path, tmp_p
     def boom(d, chunks, rows):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_module, "GENERATION_WRITERS", [boom])
+    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [boom])
     (articles_dir / "tides.txt").write_text("Tides\n\nThe tide tables are printed every Monday.", encoding="utf-8")
     with pytest.raises(OSError, match="disk full"):
         rag.build(articles_dir)
     assert rag.store.current_name() == gen
     assert not [p for p in rag.store.root.iterdir() if p.name.startswith(".tmp-")]
     assert make_rag(tmp_path, FakeEmbedder()).retrieve("sourdough", 1)
-    monkeypatch.setattr(store_module, "GENERATION_WRITERS", [])
+    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [])
     assert rag.build(articles_dir).added == 1
 
 
@@ -379,7 +381,7 @@ def test_jsonl_records_are_diffed_one_by_one(tmp_path: Path) -> None:
     (folder / "feed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     s = rag.build(folder)
     assert (s.updated, s.unchanged) == (1, 4) and s.changes["updated"] == ["feed.jsonl#2"]
-    assert emb.take() == ["Record number 2 was corrected today."]
+    assert emb.take() == ["Item 2\nRecord number 2 was corrected today."]  # the title, then the record's text
 
 
 # -- through the real path --------------------------------------------------------------------
@@ -404,7 +406,9 @@ def test_real_add_edit_delete_rename_duplicate(articles_dir: Path, tmp_path: Pat
     (articles_dir / "tides.txt").write_text("Harbour tides\n\nThe harbour master prints the tide tables every Monday morning.", encoding="utf-8")
     s = rag.build(articles_dir)
     assert s.added == 1 and s.unchanged == 3
-    assert emb.take() == ["Harbour tides\n\nThe harbour master prints the tide tables every Monday morning."]
+    added = [c for c in all_chunks(rag) if c.source == "tides.txt"]
+    assert [c.text for c in added] == ["Harbour tides\n\nThe harbour master prints the tide tables every Monday morning."]
+    assert emb.take() == [c.indexed_text for c in added]  # only the new article's chunk, with its title
     assert reader.retrieve("When are the tide tables printed?", 1)[0].chunk.source == "tides.txt"
 
     # edit
@@ -479,40 +483,66 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
+def _wait_for(proc: subprocess.Popen, marker: str, timeout: float = 300) -> str:
+    """Read ``proc``'s stderr (progress bars write no newlines) until it shows ``marker``; return what it wrote."""
+    seen = b""
+    fd = proc.stderr.fileno()
+    deadline = time.monotonic() + timeout
+    while marker.encode() not in seen:
+        assert time.monotonic() < deadline, f"no {marker!r} within {timeout} s: {seen[-2000:]!r}"
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready:
+            data = os.read(fd, 65536)
+            assert data or proc.poll() is None, f"the build ended (exit {proc.wait()}) before {marker!r}: {seen[-2000:]!r}"
+            seen += data
+    return seen.decode("utf-8", "replace")
+
+
 @pytest.mark.slow
 def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_path: Path, real_embedder) -> None:
-    """Kill real `rag build` processes at random moments (and once while the new generation is written)."""
+    """SIGKILL real `rag build` processes at three observed phases; each time the previous generation still answers.
+
+    The phases are observed, not guessed with timers: the embedding progress bar on stderr
+    (the build is embedding), the new generation folder half written, and the complete new
+    generation just before CURRENT is switched (both held there by store.PAUSE_ENV). A
+    rebuild then completes and removes what the killed builds left.
+    """
     index = tmp_path / "index"
     rag = make_rag(tmp_path, real_embedder)
     rag.build(articles_dir)
-    rng = random.Random(int(os.environ.get("RAG_KILL_SEED", "4")))
-    moments: list[float | str] = [round(rng.uniform(0.5, 9.0), 2) for _ in range(2)] + ["while writing"]
+    rng = random.Random(4)
     n = 0
-    codes: list[int] = []
-    for moment in moments:
-        for _ in range(8):  # fresh work for every attempt, so each kill lands in a real build
+    orphans: list[str] = []
+    for phase, new_articles in (("embedding", 40), ("writing", 8), ("switch", 8)):
+        for _ in range(new_articles):  # fresh work for every kill, so each lands in a real build
             (articles_dir / f"report-{n}.txt").write_text(_article(n, rng), encoding="utf-8")
             n += 1
-        proc = subprocess.Popen(_cli("build", str(articles_dir), "--index", str(index), "--quiet"), cwd=tmp_path, env=_env(),
+        before = (index / CURRENT).read_text().strip()
+        env = _env() if phase == "embedding" else {**_env(), store_module.PAUSE_ENV: phase}
+        proc = subprocess.Popen(_cli("build", str(articles_dir), "--index", str(index)), cwd=tmp_path, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if moment == "while writing":
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline and proc.poll() is None:
-                if any(p.name.startswith(".tmp-gen-") for p in index.iterdir()):
-                    break
-                time.sleep(0.002)
-        else:
-            time.sleep(float(moment))
-        proc.kill()
-        codes.append(proc.wait())
-        # The index still loads and answers, from the previous generation or a completed new one.
+        try:
+            said = _wait_for(proc, "Embedding" if phase == "embedding" else f"paused at {phase}")
+            tmp_gens = [p for p in index.iterdir() if p.name.startswith(".tmp-gen-")]
+            new_gens = [p.name for p in index.iterdir() if p.name.startswith("gen-") and p.name > before]
+            if phase == "embedding":
+                assert not tmp_gens and not new_gens, f"writing had begun: {said[-300:]!r}"
+            elif phase == "writing":
+                assert len(tmp_gens) == 1 and (tmp_gens[0] / store_module.VECTORS).is_file()
+                assert not (tmp_gens[0] / store_module.MANIFEST).exists()  # half written
+            else:
+                assert not tmp_gens and len(new_gens) == 1 and (index / new_gens[0] / store_module.MANIFEST).is_file()
+                orphans += new_gens  # complete, but never made current
+        finally:
+            proc.kill()
+        assert proc.wait() == -9, f"the build was not running at {phase}"
+        assert (index / CURRENT).read_text().strip() == before, f"CURRENT moved though the build died at {phase}"
         reader = make_rag(tmp_path, real_embedder)
         hits = reader.retrieve("When did DeepSeek release R1?", 2)
-        assert hits and hits[0].chunk.source == "r1.md", f"kill at {moment}: {hits}"
+        assert hits and hits[0].chunk.source == "r1.md", f"kill at {phase}: {hits}"
         loaded = reader.index()
-        assert loaded.size == loaded.manifest["chunks"] == _faiss_count(reader)
-    print(f"kill moments {moments}: exit codes {codes}")
-    assert codes.count(-9) >= 2, f"most kills must land inside a running build, got exit codes {codes}"
+        assert loaded.manifest.generation == before
+        assert loaded.size == loaded.manifest.chunks == _faiss_count(reader)
     # A rerun completes normally, and readers answer throughout it.
     reader = make_rag(tmp_path, real_embedder)
     assert reader.retrieve("When did DeepSeek release R1?", 1)
@@ -527,10 +557,11 @@ def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_p
     assert proc.returncode == 0, err
     assert answered >= 1
     assert reader.retrieve("Report 23-0", 3) and any(p.chunk.source.startswith("report-") for p in reader.retrieve("report committee counted", 5))
-    assert reader.index().manifest["documents"] and len(reader.index().manifest["documents"]) == 3 + n
+    assert len(reader.index().manifest.documents) == 3 + n
     assert not [p for p in index.iterdir() if p.name.startswith(".tmp-")]
     assert len([p for p in index.iterdir() if p.name.startswith("gen-")]) <= 2
-    assert (index / CURRENT).read_text().strip() == reader.index().manifest["generation"]
+    assert orphans and not [name for name in orphans if (index / name).exists()], "the killed build's complete generation was left behind"
+    assert (index / CURRENT).read_text().strip() == reader.index().manifest.generation
 
 
 @pytest.mark.slow

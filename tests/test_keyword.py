@@ -13,7 +13,8 @@ from fakes import FakeEmbedder
 from rag import Config, RAG
 from rag.records import Chunk
 from rag.keyword import KEYWORD_DIR, KeywordIndex, keyword_index_for, tokenize, write_keyword_index
-from rag.store import GENERATION_WRITERS, IndexStore, write_generation
+from rag.indexing import BUILD_WRITERS
+from rag.store import IndexStore, write_generation
 
 # Three documents of the tokens apple/banana/cherry/date/elder (unchanged by stemming,
 # not stop words): lengths 3, 3 and 1, so avgdl = 7/3.
@@ -80,15 +81,19 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def _chunk(i: int, text: str) -> Chunk:
-    return Chunk(id=f"c{i}", doc_id=f"d{i}", title=f"T{i}", source=f"s{i}.txt", text=text, start=0, end=len(text))
+    """A chunk without a title, so BM25 sees exactly ``text`` (the hand-computed case)."""
+    return Chunk(id=f"c{i}", doc_id=f"d{i}", title="", source=f"s{i}.txt", text=text, start=0, end=len(text))
 
 
-def test_writer_is_registered_and_persists_bm25_in_each_generation(tmp_path):
-    assert write_keyword_index in GENERATION_WRITERS
+def test_builds_pass_the_bm25_writer_explicitly_and_it_persists_bm25_in_the_generation(tmp_path):
+    """Guards against whether BM25 is written depending on what was imported (it used to register itself on import)."""
+    assert write_keyword_index in BUILD_WRITERS
     chunks = [_chunk(i, t) for i, t in enumerate(DOCS)]
     vectors = FakeEmbedder().encode(DOCS)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
-    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, rows=[3, 4, 5])
+    plain = write_generation(tmp_path / "plain", vectors, chunks, manifest)
+    assert not (plain / KEYWORD_DIR).exists()  # importing rag.keyword (above) added nothing to a write
+    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, rows=[3, 4, 5], writers=[write_keyword_index])
     assert (gen / KEYWORD_DIR / "keyword.json").is_file()
     loaded = IndexStore(tmp_path / "idx").load()
     kw = keyword_index_for(loaded)
@@ -102,7 +107,7 @@ def test_generation_without_bm25_is_built_on_the_fly_and_saved(tmp_path, capsys)
     chunks = [_chunk(i, t) for i, t in enumerate(DOCS)]
     vectors = FakeEmbedder().encode(DOCS)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
-    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest)
+    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, writers=[write_keyword_index])
     shutil.rmtree(gen / KEYWORD_DIR)
     kw = keyword_index_for(IndexStore(tmp_path / "idx").load())
     assert kw.scores("banana") == pytest.approx([0.191280, 0.271903, 0.0], abs=1e-5)
@@ -114,7 +119,7 @@ def test_outdated_bm25_settings_are_rebuilt(tmp_path, capsys):
     chunks = [_chunk(i, t) for i, t in enumerate(DOCS)]
     vectors = FakeEmbedder().encode(DOCS)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
-    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest)
+    gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, writers=[write_keyword_index])
     meta = gen / KEYWORD_DIR / "keyword.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "k1": 9.0}))
     kw = keyword_index_for(IndexStore(tmp_path / "idx").load())
@@ -131,3 +136,22 @@ def test_rebuild_through_rag_updates_bm25(tmp_path, articles_dir):
     rag.build(articles_dir)
     hits = rag.retrieve("kiwifruit orchard", 3, retriever="bm25")
     assert hits[0].source == "kiwi.txt"
+
+
+def test_bm25_sees_the_title_and_heading_path(tmp_path):
+    """Issue 12: a question naming an article's title or section finds it by keyword, though the passage text lacks the words."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    section = " ".join(f"Delivery {i} came by boat in month {i} of the year." for i in range(6))
+    (folder / "guide.md").write_text(f"# Lighthouse keepers\n\nSome intro.\n\n## Paraffin logistics\n\n{section}\n", encoding="utf-8")
+    (folder / "feed.jsonl").write_text('{"title": "Sourdough starters", "text": "Flour and water ferment for days."}\n'
+                                       '{"title": "Bakery", "text": "Bread is baked at dawn every day."}\n', encoding="utf-8")
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "chunking.chunk_tokens": 24, "chunking.overlap_tokens": 0}),
+              embedder=FakeEmbedder())
+    rag.build(folder)
+    hits = rag.retrieve("paraffin logistics", 10, retriever="bm25")
+    assert {h.source for h in hits} == {"guide.md"}
+    later = [h for h in hits if "paraffin" not in h.text.lower()]
+    assert later and all(h.chunk.headings == ("Paraffin logistics",) for h in later)  # found through their heading
+    top = rag.retrieve("sourdough starters", 1, retriever="bm25")[0]
+    assert top.source == "feed.jsonl#0" and top.text == "Flour and water ferment for days."  # found through its title

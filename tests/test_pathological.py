@@ -27,7 +27,7 @@ from fakes import FakeEmbedder
 
 from rag import RAG, Config
 from rag.chunking import Chunker, get_encoding
-from rag.documents import WHITESPACE_ONLY, has_text, load_documents, make_document
+from rag.documents import LINK_OUTSIDE, WHITESPACE_ONLY, has_text, load_documents, make_document
 from rag.store import IndexStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,13 +154,21 @@ def test_a_file_growing_after_the_size_check_is_not_read_whole(tmp_path: Path, m
 
 
 def test_links_to_devices_are_never_opened(tmp_path: Path) -> None:
-    """Guards against an article named *.txt that links to /dev/zero or /dev/urandom reading forever."""
+    """Guards against an article named *.txt that links to /dev/zero, /dev/urandom or a pipe reading forever.
+
+    /dev/zero lies outside the folder, so it is refused as a link out (without saying it is a
+    device); a pipe inside the folder is refused as not a regular file.
+    """
     folder = tmp_path / "articles"
     folder.mkdir()
     os.symlink("/dev/zero", folder / "zeros.txt")
+    os.mkfifo(folder / "fifo")
+    os.symlink("fifo", folder / "pipe.txt")
     (folder / "ok.txt").write_text("Harbour\n\nThe harbour opened in 1850.", encoding="utf-8")
     result = load_documents(folder)
-    assert [(s.source, s.reason) for s in result.skipped] == [("zeros.txt", "not a regular file (a link to a device, pipe or socket)")]
+    assert [(s.source, s.reason) for s in result.skipped] == [("pipe.txt", "not a regular file (a link to a device, pipe or socket)"),
+                                                              ("zeros.txt", LINK_OUTSIDE)]
+    assert [d.source for d in result.documents] == ["ok.txt"]
 
 
 # -- a single 5 MB line ---------------------------------------------------------------------------

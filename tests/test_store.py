@@ -13,6 +13,7 @@ from rag.records import Chunk
 from rag.store import (
     CHUNKS,
     CURRENT,
+    FORMAT_VERSION,
     MANIFEST,
     VECTORS,
     IndexCorruptError,
@@ -53,7 +54,7 @@ def test_write_and_read_back_vectors_rows_and_chunks(tmp_path: Path) -> None:
     assert [(r, c.id) for r, c in index.iter_rows()] == [(int(r), c.id) for r, c in zip(rows, chunks)]
     hits = index.search(v[2:3], 1)[0]
     assert hits[0][0].id == chunks[2].id and hits[0][1] == pytest.approx(1.0, abs=1e-5)
-    assert index.manifest["chunks"] == 5 and index.manifest["format_version"] == 1
+    assert index.manifest.chunks == 5 and index.manifest.format_version == FORMAT_VERSION == 2
 
 
 def test_empty_index_reads_back(tmp_path: Path) -> None:
@@ -89,7 +90,7 @@ def test_leftovers_of_killed_builds_are_ignored_then_removed(tmp_path: Path) -> 
     orphan = tmp_path / "gen-20000101T000000-dead02"
     orphan.mkdir()
     (tmp_path / f".{CURRENT}.dead").write_text("gen-20000101T000000-dead02\n")
-    assert IndexStore(tmp_path).load().manifest["generation"] == first
+    assert IndexStore(tmp_path).load().manifest.generation == first
     second = write_generation(tmp_path, v, chunks, manifest()).name
     assert gens(tmp_path) == sorted([first, second])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-") or p.name.startswith(f".{CURRENT}.")]
@@ -138,7 +139,7 @@ def test_missing_or_broken_generation_errors_say_how_to_rebuild(tmp_path: Path) 
 def test_settings_mismatch_names_both_and_the_fix(tmp_path: Path) -> None:
     chunks, v = chunks_and_vectors(3)
     write_generation(tmp_path, v, chunks, manifest(name="old-model"))
-    with pytest.raises(IndexMismatchError, match="'old-model' but the config uses 'new-model'.*--full"):
+    with pytest.raises(IndexMismatchError, match=r"embedder changed \('old-model' -> 'new-model'\).*--full \(or set embedding.model: old-model\)"):
         IndexStore(tmp_path).load(expect_embedder="new-model")
     with pytest.raises(IndexMismatchError, match="chunker settings"):
         IndexStore(tmp_path).load(expect_chunker={**SETTINGS, "chunk_tokens": 64})
@@ -187,3 +188,75 @@ def test_damaged_current_pointer_is_a_clear_error_and_a_build_replaces_it(tmp_pa
     assert store.size_on_disk()["current_bytes"] == 0
     new = write_generation(tmp_path, v, chunks, manifest())
     assert store.current_name() == new.name and store.load().size == 4
+
+
+def test_chunk_pages_round_trip(tmp_path: Path) -> None:
+    """Guards against the pages of a PDF chunk being lost between the build and a retrieved passage."""
+    chunks, v = chunks_and_vectors(3)
+    chunks[1] = Chunk(id="p", doc_id="d", title="T", source="a.pdf", text="x", start=0, end=1, pages=(2, 3))
+    write_generation(tmp_path, v, chunks, manifest())
+    index = IndexStore(tmp_path).load()
+    assert [c.pages for c in index.iter_chunks()] == [(), (2, 3), ()]
+    assert index.chunks_by_rows([1])[1].pages == (2, 3)
+    index.close()
+
+
+def test_format_1_index_loads_without_pages_and_the_next_build_rebuilds_it(articles_dir: Path, tmp_path: Path) -> None:
+    """Guards against an index built before chunks had pages failing to load, or staying without pages after a build.
+
+    Format 1 (no ``pages`` column) still answers questions, with empty pages; the next
+    build sees the format change and rebuilds every article.
+    """
+    import sqlite3
+
+    from fakes import FakeEmbedder
+
+    from rag import RAG, Config
+
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
+    rag.build(articles_dir)
+    gen = tmp_path / "index" / rag.store.current_name()
+    con = sqlite3.connect(gen / CHUNKS)
+    con.execute("ALTER TABLE chunks DROP COLUMN pages")
+    con.commit()
+    con.close()
+    m = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
+    (gen / MANIFEST).write_text(json.dumps({**m, "format_version": 1}), encoding="utf-8")
+    old = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
+    hits = old.retrieve("When did DeepSeek release R1?", 2)
+    assert hits and all(p.chunk.pages == () for p in hits) and old.index().manifest.format_version == 1
+    notes: list[str] = []
+    summary = old.build(articles_dir, on_message=notes.append)
+    assert summary.mode == "full" and summary.reason == f"the index format changed (version 1 -> {FORMAT_VERSION})"
+    assert old.index().manifest.format_version == FORMAT_VERSION
+    with pytest.raises(IndexMismatchError, match=r"the index format changed \(version 0 -> 2\); rebuild it with"):
+        m = json.loads((tmp_path / "index" / old.store.current_name() / MANIFEST).read_text(encoding="utf-8"))
+        (tmp_path / "index" / old.store.current_name() / MANIFEST).write_text(json.dumps({**m, "format_version": 0}), encoding="utf-8")
+        IndexStore(tmp_path / "index").load()
+
+
+def test_the_loaded_index_answers_dense_and_bm25_searches_with_filters(articles_dir: Path, tmp_path: Path) -> None:
+    """Guards against retrievers having to open the chunk store or FAISS themselves (issue 14): the loaded index
+    answers dense and BM25 searches with filters, and reads its chunk table and keyword index once."""
+    from fakes import FakeEmbedder
+
+    from rag import RAG, Config
+    from rag.filters import MetadataFilter
+
+    emb = FakeEmbedder()
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=emb)
+    rag.build(articles_dir)
+    index = rag.index()
+    by_row = dict(index.iter_rows())
+    q = emb.encode(["Nvidia share price fell"])
+    dense = index.dense_search(q, 10)
+    assert [h.row for h in dense] == sorted(by_row, key=lambda r: -float(emb.vector(by_row[r].indexed_text) @ q[0]))
+    assert all(h.score == h.relevance for h in dense)
+    news = MetadataFilter(source="markets/*")
+    assert {by_row[h.row].source for h in index.dense_search(q, 10, news)} == {"markets/nvidia.txt"}
+    bm25 = index.bm25_retrieval("DeepSeek", None, 10)
+    assert {by_row[h.row].source for h in bm25} == {"r1.md", "markets/nvidia.txt"} and all(0 < h.relevance < 1 for h in bm25)
+    assert {by_row[h.row].source for h in index.bm25_retrieval("DeepSeek", MetadataFilter(until="2025-01-21"), 10)} == {"r1.md"}
+    assert index.bm25_retrieval("sourdough", news, 10) == []
+    assert index.chunk_table() is index.chunk_table() and index.keyword_index() is index.keyword_index()
+    assert index.vectors([dense[0].row])[0] @ q[0] == pytest.approx(dense[0].score, abs=1e-5)
