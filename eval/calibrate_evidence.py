@@ -6,7 +6,8 @@ sentence's similarity, overlap, key-term and answer-type signals). It then
 
 1. fits the logistic weights of ``rag.evidence.CALIBRATION`` on the sets that have
    unanswerable questions (``--fit``), by plain gradient descent with L2 (numpy only);
-2. picks ``evidence.min_answerability`` as the highest threshold that declines at most
+2. picks ``evidence.min_answerability`` (the pipeline's one decline decision: the relevance
+   threshold only chooses the wording of a decline) as the highest threshold that declines at most
    ``--max-decline`` (5%) of the answerable questions of EVERY set, and reports recall and
    precision of declining on the unanswerable questions at that threshold.
 
@@ -97,7 +98,7 @@ def choose(rows: list[dict], weights: dict[str, float], max_decline: float) -> f
         ok = True
         for name in {r["set"] for r in rows}:
             ans = [r for r in rows if r["set"] == name and r["answerable"]]
-            if ans and sum(score(r, weights) < t or r["not_covered"] for r in ans) / len(ans) > max_decline:
+            if ans and sum(score(r, weights) < t for r in ans) / len(ans) > max_decline:
                 ok = False
         if ok:
             best = float(t)
@@ -110,11 +111,11 @@ def report(rows: list[dict], weights: dict[str, float], t: float) -> None:
         rs = [r for r in rows if r["set"] == name]
         ans = [r for r in rs if r["answerable"]]
         un = [r for r in rs if not r["answerable"]]
-        declined = [r for r in rs if score(r, weights) < t or r["not_covered"]]
+        declined = [r for r in rs if score(r, weights) < t]
         d_ans = sum(r["answerable"] for r in declined)
         recall = (len(declined) - d_ans) / len(un) if un else float("nan")
         prec = (len(declined) - d_ans) / len(declined) if declined else float("nan")
-        kept = [r for r in ans if not (score(r, weights) < t or r["not_covered"])]
+        kept = [r for r in ans if score(r, weights) >= t]
         f1 = sum(r["f1"] for r in kept) / len(ans) if ans else 0.0
         cont = sum(r["contains"] for r in kept) / len(ans) if ans else 0.0
         print(f"{name:<10} {len(rs):>4} {len(ans):>4} {d_ans:>6} ({d_ans / max(len(ans), 1):.3f}) {recall:>13.3f} {prec:>11.3f} {f1:>12.3f} {cont:>9.3f}")

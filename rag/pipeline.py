@@ -234,12 +234,6 @@ class RAG:
             yield StreamEvent("answer", text=NOT_FOUND)
             yield StreamEvent("done", answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text, mode="declined"))
             return
-        if max(p.relevance_or_score for p in passages) < self.config.retrieval.min_relevance_for(embedder=self.embedder.name):
-            # Nothing is relevant enough: say so and name the closest sources, without the generator.
-            text = not_covered_text(passages)
-            yield StreamEvent("answer", text=text)
-            yield StreamEvent("done", answer=Answer(question=question, text=text, passages=passages, query=search_text, mode="declined"))
-            return
         yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature))
 
     def _answer_events(self, question: str, passages: list[Passage], search_text: str, max_new_tokens: int, temperature: float) -> Iterator[StreamEvent]:
@@ -259,8 +253,13 @@ class RAG:
         base = dict(question=question, passages=list(passages), query=search_text, evidence=list(evidence.sentences),
                     answerability=evidence.answerability)
         if not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name):
-            yield StreamEvent("answer", text=NOT_FOUND)
-            yield StreamEvent("done", answer=Answer(text=NOT_FOUND, mode="declined", **base))
+            # One decision: the answerability score (the top passage's relevance is one of its
+            # inputs). When even that relevance is under the "not covered" threshold, say so
+            # and name the closest sources.
+            top = max(p.relevance_or_score for p in passages)
+            text = not_covered_text(passages) if top < self.config.retrieval.min_relevance_for(embedder=self.embedder.name) else NOT_FOUND
+            yield StreamEvent("answer", text=text)
+            yield StreamEvent("done", answer=Answer(text=text, mode="declined", **base))
             return
         if self.config.generation.backend == "none":
             yield from self._evidence_events(evidence, base, streamed=False, notes=[])

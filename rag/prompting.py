@@ -1,7 +1,9 @@
-"""Build the chat prompt: numbered passages as quoted data, instructions, the question.
+"""Build chat prompts: the evidence-first prompt the pipeline uses, and the whole-passage prompt.
 
-Passages are fitted to the generator's context window, counted with the generator's own
-tokenizer; lower-ranked passages are shortened or dropped first.
+:func:`build_evidence_prompt` (what ``RAG.ask`` sends): the chosen evidence sentences, one
+per ``[n]`` line, and the question. :func:`build_prompt`: whole passages fitted to the
+generator's context window (lower-ranked ones shortened or dropped first), kept for the
+benchmarks that compare the two and for callers who want the model to read whole passages.
 
 Example:
     >>> prompt = build_prompt("Who made R1?", passages, count_tokens=gen.count_tokens, context_window=2048, max_new_tokens=256)
@@ -97,7 +99,24 @@ def build_prompt(
     head = "Passages:\n"
     fixed = INSTRUCTIONS + head + tail + (history_note or "") + ((EXAMPLE_QUESTION + EXAMPLE_ANSWER) if few_shot else "")
     # 32 tokens cover the chat template's role markers.
-    budget = context_window - max_new_tokens - count_tokens(fixed) - 32
+    blocks, used = _fit_passages(passages, count_tokens, context_window - max_new_tokens - count_tokens(fixed) - 32)
+    context = head + "\n".join(blocks)
+    example = [{"role": "user", "content": EXAMPLE_QUESTION}, {"role": "assistant", "content": EXAMPLE_ANSWER}] if few_shot else []
+    if use_system_prompt:
+        messages = [{"role": "system", "content": INSTRUCTIONS}, *example, {"role": "user", "content": history_note + context + tail}]
+    elif example:
+        messages = [
+            {"role": "user", "content": INSTRUCTIONS + "\n\n" + EXAMPLE_QUESTION},
+            example[1],
+            {"role": "user", "content": history_note + context + tail},
+        ]
+    else:
+        messages = [{"role": "user", "content": INSTRUCTIONS + "\n\n" + history_note + context + tail}]
+    return Prompt(messages=messages, passages=used)
+
+
+def _fit_passages(passages: Sequence[Passage], count_tokens: Callable[[str], int], budget: int) -> tuple[list[str], list[Passage]]:
+    """Passage blocks that fit ``budget`` tokens, best first; the first that does not fit is shortened if worthwhile."""
     blocks: list[str] = []
     used: list[Passage] = []
     for p in passages:
@@ -120,19 +139,7 @@ def build_prompt(
                     break
                 keep = int(keep * 0.8)
         break
-    context = head + "\n".join(blocks)
-    example = [{"role": "user", "content": EXAMPLE_QUESTION}, {"role": "assistant", "content": EXAMPLE_ANSWER}] if few_shot else []
-    if use_system_prompt:
-        messages = [{"role": "system", "content": INSTRUCTIONS}, *example, {"role": "user", "content": history_note + context + tail}]
-    elif example:
-        messages = [
-            {"role": "user", "content": INSTRUCTIONS + "\n\n" + EXAMPLE_QUESTION},
-            example[1],
-            {"role": "user", "content": history_note + context + tail},
-        ]
-    else:
-        messages = [{"role": "user", "content": INSTRUCTIONS + "\n\n" + history_note + context + tail}]
-    return Prompt(messages=messages, passages=used)
+    return blocks, used
 
 
 # -- evidence-first prompts (rag.evidence) ------------------------------------------------

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from fakes import FakeEmbedder
 from rag import NOT_FOUND, Config
 from rag.records import Chunk
 from rag.citations import resolve_citations
@@ -104,6 +105,7 @@ class ScriptedRAG:
 
     def __init__(self):
         self.config = Config.load(None, {"retrieval.top_k": 2, "retrieval.retriever": "dense", "retrieval.min_relevance_dense": 0.5})
+        self.embedder = FakeEmbedder()
         self.asked = []
 
     def retrieve(self, question, top_k=None, **_):
