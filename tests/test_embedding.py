@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from fakes import FakeEmbedder
 from rag.records import Chunk
 from rag.embedding import resolve_embedder_path
 from rag.store import IndexStore, write_generation
@@ -34,11 +33,6 @@ def test_faiss_top_k_matches_brute_force(tmp_path):
     expected = np.argsort(-(vectors @ query[0]))[:10]
     assert [c.id for c, _ in hits] == [f"c{i}" for i in expected]
     assert np.allclose([s for _, s in hits], (vectors @ query[0])[expected], atol=1e-5)
-
-
-def test_fake_embedder_is_normalised():
-    v = FakeEmbedder().encode(["a b c", "d"])
-    assert np.allclose(np.linalg.norm(v, axis=1), 1.0)
 
 
 @pytest.mark.slow

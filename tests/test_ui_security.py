@@ -223,10 +223,10 @@ def test_queue_full_message_is_the_same_on_ask_and_chat(server):
     while not any("Waiting for the model" in str(o) for o in second.outputs()):
         assert time.monotonic() < deadline, "the second question never waited in line"
         time.sleep(0.1)
-    with pytest.raises(Exception) as info:
+    busy = "The server is busy: 1 question is waiting (ui.max_queue = 1). Try again in a moment."
+    with pytest.raises(Exception, match=re.escape(busy)) as info:  # gradio_client's AppError carries the server's message
         c.predict(NVIDIA_Q, api_name="/ask")
     chat, _, _ = c.predict(NVIDIA_Q, api_name="/chat")
-    busy = "The server is busy: 1 question is waiting (ui.max_queue = 1). Try again in a moment."
     assert str(info.value).strip().endswith(busy) and "QueueFull" not in str(info.value) and "Something went wrong" not in str(info.value)
     assert busy in str(chat[-1]["content"])
     (server.work / "release").touch()
