@@ -7,8 +7,8 @@ Usage:
 All on the packaged SmolLM2-135M-Instruct GGUF, greedy, with the default config's stop
 strings and max_new_tokens, for the sample question's real prompt (passages retrieved from
 a fresh index of ``--articles`` with the default configuration, 1,139 tokens on
-data/articles) and for a short prompt (one passage, no worked example: 365 tokens, near
-the ~250 of an evidence-first prompt):
+data/articles) and for the evidence-first prompt ``RAG.ask`` sends now (the chosen evidence sentences and
+the question after the same fixed instructions and worked example):
 
 1. **Side by side**, in one run: the default path (``generation.backend: llama_server``, a
    supervised ``llama_cpp.server`` child over loopback HTTP), raw llama.cpp in this process
@@ -46,7 +46,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rag import RAG, Config  # noqa: E402
 from rag.generation import LlamaCppGenerator, LlamaServerGenerator, TransformersGenerator, default_threads, make_generator  # noqa: E402
-from rag.prompting import build_prompt  # noqa: E402
+from rag.evidence import select_evidence  # noqa: E402
+from rag.prompting import build_evidence_prompt, build_prompt  # noqa: E402
 
 QUESTION = "How much market value did Nvidia lose on 27 January 2025?"
 # Other questions over data/articles for the warm-prefix runs (each retrieves its own passages).
@@ -141,16 +142,25 @@ def main() -> int:
 
 
 def make_prompts(rag: RAG, cfg: Config, tf: TransformersGenerator) -> dict[str, tuple[list[dict], list[list[dict]]]]:
-    """``name -> (messages of the sample question, messages of the other questions)`` for the full and the short prompt."""
-    g = cfg.generation
-    shapes = {"full": dict(top_k=None, few_shot=g.few_shot), "short (1 passage, no example)": dict(top_k=1, few_shot=False)}
+    """``name -> (messages of the sample question, messages of the other questions)``: the
+    whole-passage prompt of the previous version ("full", before) and the evidence-first prompt
+    that ``RAG.ask`` sends now ("evidence-first", after), built from the same retrieval."""
+    g, ev = cfg.generation, cfg.evidence
     out = {}
-    for name, shape in shapes.items():
-        def messages(question: str) -> list[dict]:
-            passages = rag.retrieve(question, top_k=shape["top_k"])
-            return build_prompt(question, passages, count_tokens=tf.count_tokens, context_window=g.context_window, max_new_tokens=g.max_new_tokens,
-                                use_system_prompt=g.use_system_prompt, few_shot=shape["few_shot"]).messages
-        out[name] = (messages(QUESTION), [messages(q) for q in OTHER_QUESTIONS])
+
+    def full(question: str) -> list[dict]:
+        passages = rag.retrieve(question)
+        return build_prompt(question, passages, count_tokens=tf.count_tokens, context_window=g.context_window, max_new_tokens=g.max_new_tokens,
+                            use_system_prompt=g.use_system_prompt, few_shot=g.few_shot).messages
+
+    def evidence_first(question: str) -> list[dict]:
+        evidence = select_evidence(question, rag.retrieve(question), rag.embedder, max_sentences=ev.max_sentences,
+                                   max_passages=ev.max_passages, relative=ev.relative)
+        return build_evidence_prompt(question, [(e.n, e.text) for e in evidence.sentences], use_system_prompt=g.use_system_prompt,
+                                     few_shot=g.few_shot)
+
+    for name, make in (("full", full), ("evidence-first", evidence_first)):
+        out[name] = (make(QUESTION), [make(q) for q in OTHER_QUESTIONS])
     return out
 
 

@@ -326,3 +326,65 @@ def test_sample_questions_show_no_invented_name_or_number_as_cited(sample_server
     if shown == ["evidence"]:
         expect(page.locator("#sources mark.rag-evidence").first).to_be_visible()
     page.close()
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process we can read."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(entry.name)] = (ppid, cmd)
+    return out
+
+
+def llama_child_of(work: Path) -> int:
+    """The llama.cpp server that the ``rag serve`` started in ``work`` runs as its child."""
+    procs = _processes()
+    servers = {pid for pid, (_, cmd) in procs.items() if " serve " in cmd and str(work / "config.yaml") in cmd}
+    children = [pid for pid, (ppid, cmd) in procs.items() if ppid in servers and "llama_cpp.server" in cmd]
+    assert len(children) == 1, f"expected one llama.cpp child of {servers}, found {children}"
+    return children[0]
+
+
+@pytest.mark.browser
+def test_killing_the_llama_child_mid_answer_is_reported_and_the_next_question_is_answered(sample_server, browser):
+    """The default backend runs llama.cpp as a supervised child. Frozen (SIGSTOP) so that the
+    question is surely in flight, then SIGKILLed: the chat says the local model process stopped
+    and answers from the evidence; the next question is answered by a restarted child."""
+    import signal
+
+    from playwright.sync_api import expect
+
+    url, work = sample_server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    box = page.locator("#question textarea")
+    box.fill(SAMPLE_QUESTIONS[0])  # warms the child up if no earlier test did
+    box.press("Enter")
+    expect(page.locator("#sources .rag-cited, #sources .rag-none")).to_have_count(1, timeout=240_000)
+    child = llama_child_of(work)
+    os.kill(child, signal.SIGSTOP)
+    try:
+        box.fill("How much market value did Nvidia lose on 27 January 2025?")
+        box.press("Enter")
+        expect(page.locator("#sources").get_by_text("answer in progress")).to_have_count(1, timeout=60_000)
+        time.sleep(1.0)  # the request has reached the frozen server
+    finally:
+        os.kill(child, signal.SIGKILL)
+    expect(page.locator("#sources").get_by_text("answer in progress")).to_have_count(0, timeout=120_000)
+    answer = page.locator("#chat .bot").last.inner_text()
+    assert "local model process" in answer and "restarted" in answer and "589" in answer, answer
+    box.fill("When did DeepSeek release DeepSeek-R1?")
+    box.press("Enter")
+    expect(page.locator("#sources .rag-turn")).to_have_count(3, timeout=240_000)
+    expect(page.locator("#sources").get_by_text("answer in progress")).to_have_count(0, timeout=240_000)
+    last = page.locator("#chat .bot").last.inner_text()
+    assert "2025" in last and "local model process" not in last and "went wrong" not in last, last
+    assert llama_child_of(work) != child, "the child was not restarted"
+    page.close()
