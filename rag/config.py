@@ -69,8 +69,19 @@ class LoaderConfig(_Section):
 
     section: ClassVar[str] = "loader"
     max_file_mb: float = Field(20.0, gt=0, description="Files above this size (MB) are skipped and reported rather than read into memory.")
-    extensions: tuple[str, ...] = Field((".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".pdf"),
-                                        description="File suffixes that are loaded; others are ignored.")
+    extensions: tuple[str, ...] | None = Field(None, description="File suffixes that are loaded; others are ignored "
+                                               "(null: every suffix with a registered loader, rag.documents.LOADERS).")
+
+    @field_validator("extensions")
+    @classmethod
+    def _known_suffixes(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        known = _registry("documents", "LOADERS")
+        unknown = [s for s in v if s.lower() not in known]
+        if unknown:
+            raise ValueError(f"has no loader for {unknown}; choose from {', '.join(sorted(known))} (or register one: CONTRIBUTING.md)")
+        return tuple(s.lower() for s in v)
 
 
 class ChunkingConfig(_Section):

@@ -252,12 +252,14 @@ class RAG:
                                    max_passages=ev_cfg.max_passages, relative=ev_cfg.relative)
         base = dict(question=question, passages=list(passages), query=search_text, evidence=list(evidence.sentences),
                     answerability=evidence.answerability)
-        if not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name):
-            # One decision: the answerability score (the top passage's relevance is one of its
-            # inputs). When even that relevance is under the "not covered" threshold, say so
-            # and name the closest sources.
-            top = max(p.relevance_or_score for p in passages)
-            text = not_covered_text(passages) if top < self.config.retrieval.min_relevance_for(embedder=self.embedder.name) else NOT_FOUND
+        top = max(p.relevance_or_score for p in passages)
+        floor, source = self.config.retrieval.threshold_source(embedder=self.embedder.name)
+        # The answerability score decides (the top passage's relevance is one of its inputs);
+        # a relevance threshold the user set explicitly is a hard floor as well. Below the
+        # relevance threshold a decline says "not covered" and names the closest sources.
+        weak = not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name)
+        if weak or (source == "configured" and top < floor):
+            text = not_covered_text(passages) if top < floor else NOT_FOUND
             yield StreamEvent("answer", text=text)
             yield StreamEvent("done", answer=Answer(text=text, mode="declined", **base))
             return
