@@ -21,8 +21,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from .base import GeneratorError, default_cache_dir, resolve_gguf
+from .base import BackendOptions, GeneratorError, default_cache_dir, resolve_gguf
 
 LLAMACPP_MISSING = (
     "the llama_cpp backend needs llama-cpp-python, which is not installed; install the extra: "
@@ -157,3 +158,14 @@ def prepared_gguf(model: str, gguf_type: str = "q8_0", cache_dir: str | Path | N
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+class LlamaOptions(BackendOptions):
+    """The generation-config fields every llama.cpp backend takes (``llama_cpp``, ``llama_server``)."""
+
+    model: str = "smollm2"
+    context_window: int | None = 2048
+    n_threads: int | None = None
+    n_threads_batch: int | None = None
+    gguf_type: Literal["packaged", "q8_0", "q4_0", "f16"] = "q8_0"
+    cache_dir: str | None = None

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
-from .base import BackendOptions, FromConfig, GeneratorError, Message, TemplatedGenerator
-from .gguf import LLAMACPP_MISSING, default_threads, prepared_gguf, require_llama_cpp
+from .base import FromConfig, GeneratorError, Message, TemplatedGenerator
+from .gguf import LLAMACPP_MISSING, LlamaOptions, default_threads, prepared_gguf, require_llama_cpp
 from .reasoning import cut_at_stop
 
 __all__ = ["LLAMACPP_MISSING", "LlamaCppGenerator"]
@@ -43,15 +43,8 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
         >>> "".join(gen.stream([{"role": "user", "content": "Say hi"}], max_new_tokens=8))
     """
 
-    class Options(BackendOptions):
-        """The generation-config fields this backend takes."""
-
-        model: str = "smollm2"
-        context_window: int | None = 2048
-        n_threads: int | None = None
-        n_threads_batch: int | None = None
-        gguf_type: Literal["packaged", "q8_0", "q4_0", "f16"] = "q8_0"
-        cache_dir: str | None = None
+    class Options(LlamaOptions):
+        """The generation-config fields this backend takes (those of every llama.cpp backend)."""
 
     def __init__(self, model: str = "smollm2", context_window: int | None = 2048, n_threads: int | None = None, n_threads_batch: int | None = None,
                  gguf_type: str = "q8_0", cache_dir: str | None = None) -> None:

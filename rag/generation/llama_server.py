@@ -37,10 +37,10 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from .base import BackendOptions, FromConfig, GeneratorError, Message
-from .gguf import default_threads, llama_status, prepared_gguf, require_llama_cpp
+from .base import FromConfig, GeneratorError, Message
+from .gguf import LlamaOptions, default_threads, llama_status, prepared_gguf, require_llama_cpp
 from .openai import OpenAIGenerator
 from .transformers import TransformersGenerator
 
@@ -121,15 +121,9 @@ class LlamaServerGenerator(FromConfig):
     supports_reasoning: ClassVar[bool] = True
     notice: str = ""
 
-    class Options(BackendOptions):
-        """The generation-config fields this backend takes."""
+    class Options(LlamaOptions):
+        """The generation-config fields this backend takes: every llama.cpp backend's, plus these."""
 
-        model: str = "smollm2"
-        context_window: int | None = 2048
-        n_threads: int | None = None
-        n_threads_batch: int | None = None
-        gguf_type: Literal["packaged", "q8_0", "q4_0", "f16"] = "q8_0"
-        cache_dir: str | None = None
         opens_think: bool | None = None
         timeout: float = 60.0
 
