@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .records import Passage
+from .store import FORMAT_VERSION
 from .qa import (  # re-exported: rag.evaluation is the public home of the QA format
     DEPTH, KS, QAFormatError, QAItem, contains_answer, is_abstention, load_qa, normalize_answer, page_hit, retrieval_metrics, source_file,
     token_f1,
@@ -324,7 +325,8 @@ def default_eval_index(articles_dir: str | Path, config_key: dict[str, Any]) -> 
 
 
 def ensure_index(rag: RAG, articles_dir: str | Path, *, rebuild: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> bool:
-    """Make sure ``rag``'s index holds ``articles_dir``: reuse it when it was built from that folder.
+    """Make sure ``rag``'s index holds ``articles_dir``: reuse it when it was built from that folder
+    in the current index format (an older format is brought up to date by a build).
 
     Returns:
         True when an index was built.
@@ -341,8 +343,12 @@ def ensure_index(rag: RAG, articles_dir: str | Path, *, rebuild: bool = False, p
         if built_from and Path(built_from).resolve() != articles.resolve():
             raise ValueError(f"index {str(rag.store.root)!r} was built from {built_from!r}, not {str(articles.resolve())!r}; "
                              "pass another --index, or --rebuild to replace it")
-        rag.index()  # fails early with a clear message when it was built with other settings
-        return False
+        if rag.store.manifest().format_version == FORMAT_VERSION:
+            rag.index()  # fails early with a clear message when it was built with other settings
+            return False
+        # An index of an older format still loads, but without what the new one adds (pages,
+        # headings in the embedded text): measure the current format.
+        log(f"Index {rag.store.root} has an older format; updating it ...")
     log(f"Building index {rag.store.root} from {articles} ...")
     summary = rag.build(articles, show_progress=progress)
     log(f"Indexed {summary.articles} articles as {summary.chunks} chunks in {summary.seconds:.1f} s.")

@@ -349,3 +349,17 @@ def test_rag_eval_cli_errors(tmp_path, articles_dir, tiny_qa, capsys):
     assert "unknown retriever 'colbert'" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "none.jsonl"), "--articles", str(articles_dir)]) == 1
     assert "QA file" in capsys.readouterr().err
+
+
+def test_ensure_index_brings_an_index_of_an_older_format_up_to_date(tmp_path, articles_dir, monkeypatch):
+    """The eval cache outlives code changes: an index of another format is rebuilt, not measured as it is."""
+    import rag.evaluation as evaluation
+    from rag import RAG
+
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
+    logs: list[str] = []
+    assert evaluation.ensure_index(rag, articles_dir, progress=False, log=logs.append) is True
+    assert evaluation.ensure_index(rag, articles_dir, progress=False, log=logs.append) is False  # same format: reused
+    monkeypatch.setattr(evaluation, "FORMAT_VERSION", evaluation.FORMAT_VERSION + 1)  # as if the code moved on
+    assert evaluation.ensure_index(rag, articles_dir, progress=False, log=logs.append) is True
+    assert any("older format; updating it" in m for m in logs)
