@@ -134,7 +134,9 @@ def test_chat_in_a_real_browser(real_server, browser, tmp_path):
 
     # 3. the answer text and at least one [n] marker linking to a source
     answer = chat.locator(".bot").last.inner_text()
-    assert "Nvidia" in answer and "17" in answer, answer
+    # The figure, not the wording: greedy output differs at near-ties between a cold and a
+    # cached prompt prefix ("Nvidia shares fell…" / "The share price fell…").
+    assert "17" in answer, answer
     assert re.search(r"\[\d\]", answer), answer
     marker = chat.locator("a[href^='#src-1-']").first
     expect(marker).to_be_visible()
