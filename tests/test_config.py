@@ -1,4 +1,4 @@
-"""Tests for rag/config.py: typed YAML config, overrides, and errors that name the key."""
+"""Tests for rag/config/: typed YAML config, overrides, and errors that name the key."""
 
 import pytest
 

@@ -58,7 +58,7 @@ def model_of(embedder_name: str) -> str:
 
     Backends of one model give nearly the same vectors (the best passage's relevance per
     question moved by at most 0.010 on average against torch on three development sets; see
-    ``CALIBRATED_RELEVANCE`` in rag/config.py), so what was calibrated for the model holds for
+    ``CALIBRATED_RELEVANCE`` in rag/config/stages.py), so what was calibrated for the model holds for
     each of them; aliases map to the model's short name.
     """
     model = embedder_name.split("@", 1)[0]

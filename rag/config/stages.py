@@ -1,67 +1,13 @@
-"""Typed configuration loaded from YAML, validated once.
-
-One frozen pydantic model per pipeline stage, nested in :class:`Config`. YAML keys equal
-field names; unknown keys, wrong types and out-of-range values raise :class:`ConfigError`
-naming the key, the bad value and the fix. Names of backends, retrievers, index types and
-rewrite modes are checked against the registries that build them, so a typo in
-``generation.backend`` fails at load, not at the first question. Constructors downstream
-receive a validated config and trust it.
-
-Example:
-    >>> cfg = Config.load("configs/default.yaml", overrides={"retrieval.top_k": 3})
-    >>> cfg.retrieval.top_k
-    3
-"""
+"""The sections of the pipeline's stages: loading, chunking, embedding, index, retrieval,
+generation, citations and evidence (the web UI's section is in :mod:`rag.config.ui`)."""
 
 from __future__ import annotations
 
-import importlib
-import re
-import typing
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key and the fix."""
-
-
-def _registry(module: str, name: str) -> list[str]:
-    """The names a registry holds, imported when a value is checked (config.py must not pull in FAISS or torch)."""
-    return list(getattr(importlib.import_module(f".{module}", __package__), name))
-
-
-def _one_of(value: str, names: Sequence[str]) -> str:
-    if value not in names:
-        raise ValueError(f"must be one of {', '.join(names)}, got {value!r}")
-    return value
-
-
-class _Section(BaseModel):
-    """Shared settings of every section: frozen, unknown keys forbidden, errors as ConfigError."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
-    section: ClassVar[str] = ""
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise ConfigError(_describe(exc, type(self))) from None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_string_is_a_list(cls, data: Any) -> Any:
-        # `stop: "Question:"` in YAML means a list of one.
-        if isinstance(data, dict):
-            for name, info in cls.model_fields.items():
-                if typing.get_origin(info.annotation) is tuple and isinstance(data.get(name), str):
-                    data = {**data, name: [data[name]]}
-        return data
+from .base import _one_of, _registry, _Section
 
 
 class LoaderConfig(_Section):
@@ -204,7 +150,7 @@ class RetrievalConfig(_Section):
             return float(value), "configured"
         if name == "bm25":  # independent of the embedder
             return CALIBRATED_RELEVANCE["*"]["bm25"], "calibrated"
-        from .embedding import model_of
+        from ..embedding import model_of
 
         calibrated = CALIBRATED_RELEVANCE.get(model_of(embedder or ""), {}).get(name)
         return (calibrated, "calibrated") if calibrated is not None else (0.0, "uncalibrated")
@@ -309,141 +255,3 @@ class EvidenceConfig(_Section):
 CALIBRATED_ANSWERABILITY: dict[str, float] = {"all-MiniLM-L6-v2": 0.135}
 
 
-class UIConfig(_Section):
-    """The web UI (``rag serve``)."""
-
-    section: ClassVar[str] = "ui"
-    allowed_roots: tuple[str, ...] = Field((), description="Folders the UI may rebuild the index from (empty: the folder rag serve started in).")
-    max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
-    rewrite: str = Field("auto", description="Follow-up rewriting: auto (rules, then the model, checked), heuristic (rules only) or off.")
-    max_top_k: int = Field(20, ge=1, description="Upper limit of the top-k slider.")
-    max_new_tokens_limit: int = Field(1024, ge=16, description="Upper limit of the max-new-tokens slider.")
-    warm_up: bool = Field(True, description="Load the models in the background right after the server starts.")
-    # The local generators generate one answer at a time anyway.
-    generation_concurrency: int = Field(1, ge=1, description="Answers computed at once (raise only for an openai server that serves requests in parallel).")
-    max_queue: int = Field(32, ge=0, description="Questions that may wait; past this, new ones get a 'busy' message at once (0: refuse all waiting).")
-    examples: tuple[str, ...] = Field(
-        ("How much market value did Nvidia lose on 27 January 2025?",
-         "What did the DeepSeek-V3 technical report say the final training run cost?",
-         "When did DeepSeek release R1, and under which licence?"),
-        description="Example questions shown as buttons.",
-    )
-    allowed_hosts: tuple[str, ...] = Field((), description="Host names the server answers to besides 127.0.0.1, localhost, ::1 and --host (others get 403).")
-
-    @field_validator("rewrite")
-    @classmethod
-    def _known_rewrite(cls, v: str) -> str:
-        return _one_of(v, _registry("conversation", "REWRITE_MODES"))
-
-
-class Config(_Section):
-    """The whole configuration, one section per stage."""
-
-    loader: LoaderConfig = Field(default_factory=LoaderConfig, description="How articles are read.")
-    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig, description="How articles are split.")
-    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description="The embedder.")
-    index: IndexConfig = Field(default_factory=IndexConfig, description="Where the index lives and how it is searched.")
-    indexing: IndexingConfig = Field(default_factory=IndexingConfig, description="How builds update an index.")
-    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="How passages are retrieved.")
-    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="The generator.")
-    citations: CitationsConfig = Field(default_factory=CitationsConfig, description="How citations are checked.")
-    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Evidence-first answering: evidence sentences and answerability.")
-    ui: UIConfig = Field(default_factory=UIConfig, description="The web UI.")
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-        """Load a YAML file (or the defaults when ``path`` is None) and apply dotted overrides.
-
-        Args:
-            path: a YAML file whose top-level keys are section names.
-            overrides: ``{"retrieval.top_k": 3}``-style values applied after the file
-                (None values are skipped).
-
-        Raises:
-            ConfigError: the file is missing or malformed, or a key or value is invalid.
-        """
-        data = _read_yaml(Path(path)) if path is not None else {}
-        if isinstance(data.get("citations"), str):
-            data = {**data, "citations": {"mode": data["citations"]}}  # `citations: strict` shorthand
-        for dotted, value in (overrides or {}).items():
-            if value is None:
-                continue
-            section, _, key = dotted.partition(".")
-            if not key:
-                raise ConfigError(f"override {dotted!r} must look like 'section.key'")
-            current = data.get(section, {})
-            if not isinstance(current, dict):
-                raise ConfigError(f"section {section!r} must be a mapping")
-            data = {**data, section: {**current, key: value}}
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(_describe(exc, cls)) from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form (for manifests and display)."""
-        return self.model_dump()
-
-
-def _read_yaml(p: Path) -> dict[str, Any]:
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} not found; pass an existing YAML file (e.g. configs/default.yaml)")
-    try:
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections, got {type(loaded).__name__}")
-    return loaded
-
-
-# pydantic error type -> what the key must be (the bound comes from the error's context).
-_KINDS = {
-    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
-    "float_parsing": "a number", "float_type": "a number",
-    "bool_parsing": "true or false", "bool_type": "true or false",
-    "string_type": "a string", "tuple_type": "a list", "list_type": "a list",
-    "model_type": "a mapping of keys", "dict_type": "a mapping of keys", "model_attributes_type": "a mapping of keys",
-}
-_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
-
-
-def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
-    """One message per error, each naming the dotted key, the bad value and what it must be."""
-    return "; ".join(_describe_one(err, model) for err in exc.errors())
-
-
-def _describe_one(err: dict[str, Any], model: type[BaseModel]) -> str:
-    prefix = getattr(model, "section", "")
-    key = ".".join([prefix, *map(str, err["loc"])] if prefix else map(str, err["loc"])) or "config"
-    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    if isinstance(ctx.get("error"), ConfigError):  # a section's own __init__ already named its key
-        return str(ctx["error"])
-    if kind == "extra_forbidden":
-        valid = sorted(_fields_at(model, err["loc"][:-1]))
-        return f"unknown config key {key!r}; valid keys here: {valid}"
-    if kind in _BOUNDS:
-        op, name = _BOUNDS[kind]
-        bound = ctx[name]
-        return f"{key} must be {op} {format(bound, 'g') if isinstance(bound, float) else bound}, got {value!r}"
-    if kind == "literal_error":
-        names = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        return f"{key} must be one of {', '.join(names)}, got {value!r}"
-    if kind == "value_error":
-        return f"{key} {ctx['error']}"
-    if kind == "string_pattern_mismatch" and key.endswith("base_url"):
-        return f"{key} must be an http(s) URL such as http://127.0.0.1:8080/v1, got {value!r}"
-    if kind in _KINDS:
-        return f"config key {key!r} must be {_KINDS[kind]}, got {value!r}"
-    return f"config key {key!r}: {err['msg']}, got {value!r}"
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
-    for part in loc:
-        info = model.model_fields.get(str(part))
-        if info is None or not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
-            return set()
-        model = info.annotation
-    return set(model.model_fields)

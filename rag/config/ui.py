@@ -1,0 +1,38 @@
+"""The web UI's section."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, field_validator
+
+from .base import _one_of, _registry, _Section
+
+
+class UIConfig(_Section):
+    """The web UI (``rag serve``)."""
+
+    section: ClassVar[str] = "ui"
+    allowed_roots: tuple[str, ...] = Field((), description="Folders the UI may rebuild the index from (empty: the folder rag serve started in).")
+    max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
+    rewrite: str = Field("auto", description="Follow-up rewriting: auto (rules, then the model, checked), heuristic (rules only) or off.")
+    max_top_k: int = Field(20, ge=1, description="Upper limit of the top-k slider.")
+    max_new_tokens_limit: int = Field(1024, ge=16, description="Upper limit of the max-new-tokens slider.")
+    warm_up: bool = Field(True, description="Load the models in the background right after the server starts.")
+    # The local generators generate one answer at a time anyway.
+    generation_concurrency: int = Field(1, ge=1, description="Answers computed at once (raise only for an openai server that serves requests in parallel).")
+    max_queue: int = Field(32, ge=0, description="Questions that may wait; past this, new ones get a 'busy' message at once (0: refuse all waiting).")
+    examples: tuple[str, ...] = Field(
+        ("How much market value did Nvidia lose on 27 January 2025?",
+         "What did the DeepSeek-V3 technical report say the final training run cost?",
+         "When did DeepSeek release R1, and under which licence?"),
+        description="Example questions shown as buttons.",
+    )
+    allowed_hosts: tuple[str, ...] = Field((), description="Host names the server answers to besides 127.0.0.1, localhost, ::1 and --host (others get 403).")
+
+    @field_validator("rewrite")
+    @classmethod
+    def _known_rewrite(cls, v: str) -> str:
+        return _one_of(v, _registry("conversation", "REWRITE_MODES"))
+
+
