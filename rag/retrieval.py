@@ -5,10 +5,15 @@ all fit. :func:`make_retriever` picks one by name from :data:`RETRIEVERS`.
 
 - :class:`DenseRetriever`: cosine top-k over the FAISS index (MiniLM vectors).
 - :class:`BM25Retriever`: Lucene BM25 over the same chunks (:mod:`rag.keyword`).
-- :class:`HybridRetriever`: weighted reciprocal-rank fusion (RRF) of the two:
-  ``score(c) = sum_r w_r / (rrf_k + rank_r(c))`` over the retrievers' top candidates.
+- :class:`HybridRetriever`: the two fused by one of :data:`FUSION_METHODS`: ``convex`` (the
+  default) mixes their scores, each min-max normalised over the question's candidates,
+  ``dense_share * dense + (1 - dense_share) * bm25`` (:func:`convex_score_fusion`); ``rrf`` is
+  weighted reciprocal-rank fusion, ``sum_r w_r / (rrf_k + rank_r(c))``, blind to how far apart
+  the scores are (:func:`reciprocal_rank_fusion`). ``eval/fusion_study.py`` measured both.
 
-Each can drop near-duplicates from its top-k (``dedup="cut"``: a candidate whose vector has
+Any retriever can add article-level aggregation (``article_weight``: each candidate gains
+that share of the mean of its article's other three best candidates' scores, so an article
+that matches in several chunks rises), and each can drop near-duplicates from its top-k (``dedup="cut"``: a candidate whose vector has
 cosine >= ``dedup_threshold`` with an already chosen one is skipped; ``dedup="mmr"``: maximal
 marginal relevance), widen each hit with neighbouring chunks of the same article up to a token
 budget, and restrict results with a :class:`MetadataFilter` (date range, source glob).
@@ -43,8 +48,8 @@ from .store import Hit, LoadedIndex
 if TYPE_CHECKING:
     from .config import RetrievalConfig
 
-__all__ = ["DEDUP_METHODS", "NOT_COVERED", "RETRIEVERS", "BM25Retriever", "DenseRetriever", "HybridRetriever", "MetadataFilter", "Passage",
-           "Retriever", "make_retriever", "not_covered_text", "reciprocal_rank_fusion"]
+__all__ = ["DEDUP_METHODS", "FUSION_METHODS", "NOT_COVERED", "RETRIEVERS", "BM25Retriever", "DenseRetriever", "HybridRetriever", "MetadataFilter",
+           "Passage", "Retriever", "aggregate_articles", "convex_score_fusion", "make_retriever", "not_covered_text", "reciprocal_rank_fusion"]
 
 NOT_COVERED = "The articles don't cover this question."
 
@@ -87,6 +92,10 @@ class _RankedRetriever:
     Subclasses implement :meth:`_candidates`, returning hits best first.
     """
 
+    #: Whether a hit's ``score`` is a similarity in [0, 1] that MMR may weigh against
+    #: redundancy (else MMR uses ``relevance``).
+    score_is_similarity = False
+
     def __init__(
         self,
         index: LoadedIndex,
@@ -97,6 +106,7 @@ class _RankedRetriever:
         pool: int = 50,
         neighbours: int = 0,
         neighbour_budget_tokens: int = 1200,
+        article_weight: float = 0.0,
     ) -> None:
         if dedup not in DEDUP_METHODS:
             raise ValueError(f"unknown dedup method {dedup!r}; choose from {sorted(DEDUP_METHODS)}")
@@ -115,6 +125,7 @@ class _RankedRetriever:
         self.pool = pool
         self.neighbours = neighbours
         self.neighbour_budget_tokens = neighbour_budget_tokens
+        self.article_weight = article_weight
 
     def _candidates(self, query: str, n: int, filters: MetadataFilter | None) -> list[Hit]:
         raise NotImplementedError
@@ -137,8 +148,11 @@ class _RankedRetriever:
         allowed = self.index.allowed_rows(filters)
         if allowed is not None and len(allowed) == 0:
             return []
-        n = k if self.dedup == "none" else max(k, self.pool)
+        n = k if self.dedup == "none" and not self.article_weight else max(k, self.pool)
         hits = self._candidates(query, n, filters)
+        if self.article_weight and len(hits) > 1:
+            docs = {row: c.doc_id for row, c in self.index.chunks_by_rows([h.row for h in hits]).items()}
+            hits = aggregate_articles(hits, [docs.get(h.row, str(h.row)) for h in hits], self.article_weight)
         if self.dedup != "none" and len(hits) > 1:
             hits = DEDUP_METHODS[self.dedup](self, hits, k)
         hits = hits[:k]
@@ -163,9 +177,11 @@ class _RankedRetriever:
 
     def _mmr(self, hits: list[Hit], k: int) -> list[Hit]:
         vecs = self.index.vectors([h.row for h in hits])
-        # Relevance on the question-independent scale (cosine for dense/hybrid), so both MMR
-        # terms are similarities; rank-based RRF scores would make every candidate look alike.
-        rel = np.array([h.relevance for h in hits], dtype=np.float64)
+        # Both MMR terms must be similarities: the question-independent relevance (cosine;
+        # BM25 / its maximum), or the ranking score where the retriever declares it one (convex
+        # fusion's scores lie in [0, 1]). RRF scores are not: they would make every candidate
+        # look alike, so an rrf hybrid re-sorts by cosine below its first passage.
+        rel = np.array([h.score if self.score_is_similarity else h.relevance for h in hits], dtype=np.float64)
         sims = vecs @ vecs.T
         chosen: list[int] = [0]
         left = list(range(1, len(hits)))
@@ -210,6 +226,42 @@ class _RankedRetriever:
             out_chunks.append(c)
             out_hits.append(h)
         return out_chunks, out_hits
+
+
+def _rescaled(scores: Sequence[float]) -> np.ndarray:
+    """``scores`` min-max normalised to [0, 1] (all 1 when they are equal)."""
+    v = np.asarray(scores, dtype=np.float64)
+    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 0.0)
+    return (v - lo) / (hi - lo) if hi > lo else np.ones_like(v)
+
+
+def aggregate_articles(hits: Sequence[Hit], doc_ids: Sequence[str], weight: float) -> list[Hit]:
+    """Re-rank ``hits`` so that an article matching in several chunks rises.
+
+    Each hit's score (min-max normalised over ``hits``) gains ``weight`` times the mean of
+    the normalised scores of its article's three other best hits (missing ones count 0).
+
+    Args:
+        hits: candidates, best first.
+        doc_ids: the article of each hit.
+        weight: 0 leaves the order as it is.
+
+    Returns:
+        The hits with the aggregated score, best first (ties keep their order).
+    """
+    norm = _rescaled([h.score for h in hits])
+    by_doc: dict[str, list[float]] = {}
+    for doc, s in zip(doc_ids, norm):
+        by_doc.setdefault(doc, []).append(float(s))
+    for scores in by_doc.values():
+        scores.sort(reverse=True)
+    out = []
+    for h, doc, s in zip(hits, doc_ids, norm):
+        others = list(by_doc[doc])
+        others.remove(float(s))
+        out.append(Hit(h.row, float(s) + weight * sum(others[:3]) / 3.0, h.relevance))
+    order = sorted(range(len(out)), key=lambda i: (-out[i].score, i))
+    return [out[i] for i in order]
 
 
 DEDUP_METHODS: dict[str, Callable[[_RankedRetriever, list[Hit], int], list[Hit]]] = {
@@ -278,15 +330,48 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[
     return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
 
+def convex_score_fusion(dense: Sequence[tuple[int, float]], sparse: Sequence[tuple[int, float]], dense_share: float = 0.9) -> list[tuple[int, float]]:
+    """Fuse two scored lists: ``dense_share * d + (1 - dense_share) * b``, each min-max normalised.
+
+    Unlike RRF it sees how far apart the scores are: a chunk far ahead on cosine stays ahead
+    unless BM25 strongly prefers another. A chunk missing from a list scores 0 there.
+
+    Args:
+        dense, sparse: ``(id, score)`` lists (any scale; higher is better).
+        dense_share: the weight of the dense scores, in [0, 1].
+
+    Returns:
+        ``(id, fused score in [0, 1])`` best first; ties keep the order of first appearance
+        (dense, then sparse).
+
+    Example:
+        >>> convex_score_fusion([(1, 0.8), (2, 0.6)], [(2, 12.0), (3, 4.0)], 0.5)
+        [(2, 0.75), (1, 0.5), (3, 0.0)]
+    """
+    if not 0.0 <= dense_share <= 1.0:
+        raise ValueError(f"dense_share must be between 0 and 1, got {dense_share}")
+    d = dict(zip([i for i, _ in dense], _rescaled([s for _, s in dense]).tolist()))
+    b = dict(zip([i for i, _ in sparse], _rescaled([s for _, s in sparse]).tolist()))
+    order = {i: n for n, i in enumerate(dict.fromkeys([i for i, _ in dense] + [i for i, _ in sparse]))}
+    fused = {i: dense_share * d.get(i, 0.0) + (1 - dense_share) * b.get(i, 0.0) for i in order}
+    return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+#: Fusion name -> how the hybrid retriever combines its dense and BM25 candidates.
+FUSION_METHODS = ("convex", "rrf")
+
+
 class HybridRetriever(_RankedRetriever):
-    """Dense + BM25, fused with weighted reciprocal-rank fusion.
+    """Dense + BM25, fused by convex score fusion (default) or weighted reciprocal-rank fusion.
 
     Args:
         index: a loaded index.
         embedder: the embedder the index was built with.
-        dense_weight: weight of the dense ranking in the fusion.
-        bm25_weight: weight of the BM25 ranking.
-        rrf_k: the RRF constant.
+        fusion: ``"convex"`` (:func:`convex_score_fusion`) or ``"rrf"`` (:func:`reciprocal_rank_fusion`).
+        dense_share: convex: the weight of the normalised dense scores.
+        dense_weight: rrf: weight of the dense ranking in the fusion.
+        bm25_weight: rrf: weight of the BM25 ranking.
+        rrf_k: rrf: the RRF constant.
         candidates: how many candidates each retriever contributes (and the pool de-duplication picks from).
         dedup: ``"none"``, ``"cut"`` (drop near-duplicates above ``dedup_threshold`` cosine) or ``"mmr"``.
         dedup_threshold: cosine at or above which two chunks count as duplicates.
@@ -301,9 +386,14 @@ class HybridRetriever(_RankedRetriever):
         >>> HybridRetriever(loaded_index, embedder, dense_weight=1.0, bm25_weight=0.5).retrieve("H800 GPUs", k=4)
     """
 
-    def __init__(self, index: LoadedIndex, embedder: Embedder, *, dense_weight: float = 1.0, bm25_weight: float = 1.0, rrf_k: int = 60,
-                 candidates: int = 50, **options) -> None:
+    def __init__(self, index: LoadedIndex, embedder: Embedder, *, fusion: str = "convex", dense_share: float = 0.9, dense_weight: float = 1.0,
+                 bm25_weight: float = 1.0, rrf_k: int = 60, candidates: int = 50, **options) -> None:
         super().__init__(index, pool=candidates, **options)
+        if fusion not in FUSION_METHODS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose from {sorted(FUSION_METHODS)}")
+        self.fusion = fusion
+        self.dense_share = dense_share
+        self.score_is_similarity = fusion == "convex"
         if dense_weight < 0 or bm25_weight < 0 or dense_weight + bm25_weight == 0:
             raise ValueError(f"dense_weight and bm25_weight must be >= 0 and not both 0, got {dense_weight} and {bm25_weight}")
         if rrf_k < 0:
@@ -319,7 +409,10 @@ class HybridRetriever(_RankedRetriever):
         vector = self.embedder.encode([query])
         dense = self.index.dense_search(vector, depth, filters)
         sparse = self.index.bm25_retrieval(query, filters, depth)
-        fused = reciprocal_rank_fusion([[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k)[:n]
+        if self.fusion == "convex":
+            fused = convex_score_fusion([(h.row, h.score) for h in dense], [(h.row, h.score) for h in sparse], self.dense_share)[:n]
+        else:
+            fused = reciprocal_rank_fusion([[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k)[:n]
         cosine = {h.row: h.score for h in dense}
         missing = [row for row, _ in fused if row not in cosine]
         if missing:
@@ -340,14 +433,14 @@ def make_retriever(config: RetrievalConfig, index: LoadedIndex, embedder: Embedd
     """
     name = retriever or config.retriever
     options = dict(dedup=config.dedup, dedup_threshold=config.dedup_threshold, mmr_lambda=config.mmr_lambda,
-                   neighbours=config.neighbours, neighbour_budget_tokens=config.neighbour_budget_tokens)
+                   neighbours=config.neighbours, neighbour_budget_tokens=config.neighbour_budget_tokens, article_weight=config.article_weight)
     if name == "dense":
         return DenseRetriever(index, embedder, pool=config.candidates, **options)
     if name == "bm25":
         return BM25Retriever(index, pool=config.candidates, **options)
     if name == "hybrid":
-        return HybridRetriever(index, embedder, dense_weight=config.dense_weight, bm25_weight=config.bm25_weight, rrf_k=config.rrf_k,
-                               candidates=config.candidates, **options)
+        return HybridRetriever(index, embedder, fusion=config.fusion, dense_share=config.dense_share, dense_weight=config.dense_weight,
+                               bm25_weight=config.bm25_weight, rrf_k=config.rrf_k, candidates=config.candidates, **options)
     raise ValueError(f"unknown retriever {name!r}; choose from {sorted(RETRIEVERS)}")
 
 
