@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from evalsets import DEFAULT_SHARED, eval_sets  # noqa: E402
-from run_all import config_path, index_key  # noqa: E402
+from evalsets import DEFAULT_SHARED, eval_sets
+from run_all import config_path, index_key
 
 DEPTH = 50
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import write_articles
 from fakes import FakeEmbedder, FakeGenerator
+
 from rag import RAG, Config, ConfigError
 from rag.retrieval import (
     NOT_COVERED,
