@@ -234,7 +234,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     if info["min_relevance_source"] == "uncalibrated":
         print(f"note: \"not covered\" declines are off: no relevance threshold is calibrated for embedder {rag.embedder.name!r}; "
               f"set retrieval.min_relevance_{rag.config.retrieval.retriever} or calibrate one with "
-              f"'rag eval QA.jsonl --articles DIR --retrieval-only --calibrate 0.05'")
+              f"'rag calibrate QA.jsonl --index {rag.store.root}'")
     if args.sources:
         print("sources:")
         for d in manifest.get("documents", []):
@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_index, _add_serve):
+    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve):
         add(sub)
     return parser
 
@@ -396,6 +396,12 @@ def _add_chat(sub) -> None:
     from .chat_cli import add_chat_parser  # rag chat: a Conversation on the command line (rag/chat_cli.py)
 
     add_chat_parser(sub, _common, _config_path)
+
+
+def _add_calibrate(sub) -> None:
+    from .calibrate_cli import add_calibrate_parser  # rag calibrate: a per-index "not covered" threshold (rag/calibrate_cli.py)
+
+    add_calibrate_parser(sub, _common, _config_path)
 
 
 def main(argv: list[str] | None = None) -> int:

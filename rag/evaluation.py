@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .records import Passage
+from .records import Calibration, Passage
 from .store import FORMAT_VERSION
 from .qa import (  # re-exported: rag.evaluation is the public home of the QA format
     DEPTH, KS, QAFormatError, QAItem, contains_answer, is_abstention, load_qa, normalize_answer, page_hit, retrieval_metrics, source_file,
@@ -105,10 +105,6 @@ class EvalRun:
     summary: dict[str, Any]
 
 
-def _embedder_name(rag: RAG) -> str:
-    return rag.embedder.name
-
-
 def _cited_correct(passage: Passage, item: QAItem) -> bool:
     gold = {source_file(s) for s in item.sources}
     return source_file(passage.chunk.source) in gold or contains_answer(passage.chunk.text, item.answers)
@@ -128,7 +124,7 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
             metrics["page_hit@5"] = hit
     # The passages the pipeline would answer from are the first top_k of the same ranking.
     top_relevance = max((p.relevance_or_score for p in passages[:k]), default=0.0)
-    threshold = cfg.min_relevance_for(embedder=_embedder_name(rag))
+    threshold, _ = rag.relevance_threshold()
     answer_text: str | None = None
     mode: str | None = None
     citations: list[dict[str, Any]] = []
@@ -187,7 +183,7 @@ def evaluate(
     summary = summarize(results, retrieval_only=retrieval_only)
     summary["retriever"] = label
     summary["settings"] = rag.config.retrieval.model_dump()
-    summary["threshold"] = rag.config.retrieval.min_relevance_for(embedder=_embedder_name(rag))
+    summary["threshold"] = rag.relevance_threshold()[0]
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return EvalRun(results, summary)
 
@@ -265,6 +261,34 @@ def choose_threshold(results: Sequence[QuestionResult], max_false_decline: float
         "unanswerable": len(unanswerable),
         "declined_unanswerable": sum(1 for v in unanswerable if v < threshold),
     }
+
+
+def calibrate(rag: RAG, items: Sequence[QAItem], *, rate: float = 0.05, retrievers: Sequence[str] = ("dense", "bm25", "hybrid"),
+              progress: bool = False, qa_file: str = "", created_at: str = "") -> Calibration:
+    """Per retriever, the "not covered" threshold for ``rag``'s index from ``items`` (``rag calibrate``).
+
+    Each threshold is :func:`choose_threshold` over the questions' best-passage relevance
+    (retrieval only; no generation), so it declines at most ``rate`` of the answerable ones.
+
+    Raises:
+        ValueError: ``items`` holds no answerable question.
+    """
+    from .pipeline import RAG as Pipeline
+
+    thresholds: dict[str, float] = {}
+    declined: dict[str, int] = {}
+    chosen: dict[str, Any] = {}
+    for name in retrievers:
+        variant = Pipeline(rag.config.model_copy(update={"retrieval": rag.config.retrieval.model_copy(update={"retriever": name})}),
+                      embedder=rag.embedder, generator=rag._generator)
+        run = evaluate(variant, items, retrieval_only=True, progress=progress, label=name)
+        chosen = choose_threshold(run.results, rate)
+        if chosen["threshold"] is None:
+            raise ValueError(f"cannot calibrate: {chosen['reason']}")
+        thresholds[name] = chosen["threshold"]
+        declined[name] = chosen["declined_unanswerable"]
+    return Calibration(embedder=rag.embedder.name, thresholds=thresholds, rate=rate, questions=chosen["answerable"],
+                       unanswerable=chosen["unanswerable"], declined_unanswerable=declined, qa_file=qa_file, created_at=created_at)
 
 
 def format_modes(modes: dict[str, int] | None) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from .chunking import Chunker
 from .citations import resolve_citations
 from .config import Config
-from .embedding import Embedder, SentenceTransformerEmbedder, make_embedder
+from .embedding import Embedder, SentenceTransformerEmbedder, make_embedder, model_of
 from .evidence import EvidenceSet, evidence_answer, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .indexing import BuildSummary, IndexBuilder
@@ -26,6 +26,7 @@ from .prompting import NOT_FOUND, build_evidence_prompt
 from .records import Answer, Passage
 from .retrieval import MetadataFilter, make_retriever, not_covered_text
 from .store import IndexStore, LoadedIndex
+from .store.calibration import read_calibration
 from .text import repeats_a_line, sentence_spans
 from .verification import check_draft
 
@@ -144,7 +145,7 @@ class RAG:
         threshold with its source (``configured``, ``calibrated`` or ``uncalibrated``: never declines)."""
         m = self.store.manifest()
         # "uncalibrated": no "not covered" threshold is known for this embedder's model, so no question is ever declined.
-        threshold, source = self.config.retrieval.threshold_source(embedder=self.embedder.name)
+        threshold, source = self.relevance_threshold()
         return {
             "index_path": str(self.store.root),
             "articles": len(m.documents),
@@ -158,6 +159,22 @@ class RAG:
             "min_relevance": threshold,
             "min_relevance_source": source,
         }
+
+    def relevance_threshold(self, retriever: str | None = None) -> tuple[float, str]:
+        """The "not covered" threshold of ``retriever`` (default: the configured one) and its source.
+
+        In order: ``configured`` (``retrieval.min_relevance_*`` in the config), ``index`` (set
+        for this index by ``rag calibrate`` with the same embedder model), ``calibrated``
+        (shipped for the embedder's model) or ``uncalibrated`` (0: relevance never declines).
+        """
+        name = retriever or self.config.retrieval.retriever
+        value, source = self.config.retrieval.threshold_source(name, embedder=self.embedder.name)
+        if source == "configured":
+            return value, source
+        cal = read_calibration(self.store.root)
+        if cal is not None and name in cal.thresholds and model_of(cal.embedder) == model_of(self.embedder.name):
+            return cal.thresholds[name], "index"
+        return value, source
 
     def retrieve(self, query: str, top_k: int | None = None, *, filters: MetadataFilter | None = None, retriever: str | None = None) -> list[Passage]:
         """Top-k passages for ``query`` from the current index.
@@ -253,12 +270,13 @@ class RAG:
         base = dict(question=question, passages=list(passages), query=search_text, evidence=list(evidence.sentences),
                     answerability=evidence.answerability)
         top = max(p.relevance_or_score for p in passages)
-        floor, source = self.config.retrieval.threshold_source(embedder=self.embedder.name)
+        floor, source = self.relevance_threshold()
         # The answerability score decides (the top passage's relevance is one of its inputs);
         # a relevance threshold the user set explicitly is a hard floor as well. Below the
         # relevance threshold a decline says "not covered" and names the closest sources.
+        # A threshold calibrated for this index (rag calibrate) is the user's choice too.
         weak = not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name)
-        if weak or (source == "configured" and top < floor):
+        if weak or (source in ("configured", "index") and top < floor):
             text = not_covered_text(passages) if top < floor else NOT_FOUND
             yield StreamEvent("answer", text=text)
             yield StreamEvent("done", answer=Answer(text=text, mode="declined", **base))

@@ -101,7 +101,7 @@ SCRIPT = {
 
 
 class ScriptedRAG:
-    """Just enough of RAG for evaluate(): config, retrieve, ask."""
+    """Just enough of RAG for evaluate(): config, retrieve, ask, relevance_threshold."""
 
     def __init__(self):
         self.config = Config.load(None, {"retrieval.top_k": 2, "retrieval.retriever": "dense", "retrieval.min_relevance_dense": 0.5})
@@ -110,6 +110,9 @@ class ScriptedRAG:
 
     def retrieve(self, question, top_k=None, **_):
         return SCRIPT[question][0][:top_k]
+
+    def relevance_threshold(self, retriever=None):
+        return self.config.retrieval.threshold_source(retriever, embedder=self.embedder.name)
 
     def ask(self, question, *, top_k=None, max_new_tokens=None):
         self.asked.append(question)

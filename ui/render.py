@@ -194,6 +194,19 @@ def sources_panel(sections: Sequence[tuple[str, str]]) -> str:
     return f'<div class="rag-sources-panel">{latest}{earlier}</div>'
 
 
+_THRESHOLD_SOURCES = {"configured": "set in the config", "index": "calibrated for this index", "calibrated": "shipped for the embedder"}
+
+
+def _threshold_text(info: dict[str, Any]) -> str | None:
+    """The "not covered" relevance threshold and where it comes from; says so when there is none."""
+    source = info.get("min_relevance_source")
+    if source is None:
+        return None
+    if source == "uncalibrated":
+        return "off: no threshold is calibrated for this embedder (run rag calibrate)"
+    return f"relevance {info.get('min_relevance', 0):.3f} ({_THRESHOLD_SOURCES.get(source, source)})"
+
+
 def status_html(info: dict[str, Any] | None, error: str | None = None, note: str = "") -> str:
     """Index status: articles, chunks, embedder, generator, when built."""
     if info is None:
@@ -206,6 +219,7 @@ def status_html(info: dict[str, Any] | None, error: str | None = None, note: str
             ("Generator", info.get("generator")),
             ("Built", info.get("built_at")),
             ("Index", info.get("index_path")),
+            ("Not covered below", _threshold_text(info)),
         ]
         body = "<table class='rag-status'>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows if v is not None) + "</table>"
     if note:

@@ -11,11 +11,13 @@ would bring the store and FAISS with it). All records are frozen dataclasses.
 - :class:`Answer`: the answer with its evidence (``rag.pipeline``).
 - :class:`Manifest` (with :class:`ManifestDocument`, :class:`NearDuplicate` and
   :class:`SkippedFile`): what an index generation holds and how it was built (``rag.store``).
+- :class:`Calibration`: a "not covered" threshold calibrated for one index (``rag calibrate``).
 """
 
 
 from .answers import Answer, Citation, CitationCheck, SentenceCheck, Verification
+from .calibration import Calibration
 from .content import Chunk, Document, Evidence, Passage
 from .manifest import Manifest, ManifestDocument, NearDuplicate, SkippedFile
 
-__all__ = ["Document", "Chunk", "Passage", "Evidence", "Citation", "CitationCheck", "SentenceCheck", "Verification", "Answer", "SkippedFile", "ManifestDocument", "NearDuplicate", "Manifest"]
+__all__ = ["Document", "Chunk", "Passage", "Evidence", "Citation", "CitationCheck", "SentenceCheck", "Verification", "Answer", "SkippedFile", "ManifestDocument", "NearDuplicate", "Manifest", "Calibration"]
