@@ -416,11 +416,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.parse_args(["index", "--help"])
         parser.print_help()
         return 2
-    from rag import BuildError, ConfigError, GeneratorError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+    from rag import RagError
 
     try:
         return args.func(args)
-    except (BuildError, ConfigError, GeneratorError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, FileNotFoundError, ValueError, ImportError) as exc:
+    except (RagError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

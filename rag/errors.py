@@ -2,7 +2,9 @@
 
 Every user-facing error of ``rag`` says what went wrong and how to fix it; catching
 :class:`RagError` catches all of them, so a front end (the CLI, the web UI) can show the
-message as it is and treat anything else as a bug to log.
+message as it is and treat anything else as a bug to log. Each also keeps the built-in base
+it had (``ConfigError`` is a ``ValueError``, ``IndexNotFoundError`` a ``FileNotFoundError``,
+``GeneratorError`` and ``BuildError`` ``RuntimeError``s), so older ``except`` clauses still work.
 
 Example:
     >>> try:

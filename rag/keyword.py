@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import RagError
 from .records import Chunk
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ B = 0.75
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
-class KeywordIndexError(RuntimeError):
+class KeywordIndexError(RagError, RuntimeError):
     """The BM25 files of an index generation are unreadable; the message says how to rebuild."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import RagError
 from .prompting import NOT_FOUND
 from .records import Passage
 from .retrieval import NOT_COVERED
@@ -25,7 +26,7 @@ KS = (1, 5, 10)
 DEPTH = 10
 
 
-class QAFormatError(ValueError):
+class QAFormatError(RagError, ValueError):
     """A QA file line is malformed; the message names the file, the line and the fix."""
 
 

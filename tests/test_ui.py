@@ -619,3 +619,18 @@ def test_page_messages_name_folders_relative_to_the_start_folder(tmp_path):
     assert display.show(tmp_path / "elsewhere" / "x") == "…/x"
     msg = display.redact(f"no index at '{tmp_path / 'store' / 'index'}'; look in {tmp_path / 'work' / 'data'}")
     assert msg == "no index at '…/index'; look in data" and str(tmp_path) not in msg
+
+
+def test_every_user_facing_error_of_rag_is_a_rag_error():
+    """The UI and the CLI show RagError messages as they are; each of rag's own errors must be one."""
+    from rag import BuildError, ConfigError, GeneratorError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, InputError, RagError
+    from rag.indexing.errors import BuildLockedError, DiskFullError
+    from rag.keyword import KeywordIndexError
+    from rag.qa import QAFormatError
+    from ui.errors import friendly_error
+
+    for cls in (BuildError, BuildLockedError, ConfigError, DiskFullError, GeneratorError, IndexCorruptError, IndexMismatchError,
+                IndexNotFoundError, InputError, KeywordIndexError, QAFormatError):
+        assert issubclass(cls, RagError), cls
+    assert issubclass(ConfigError, ValueError) and issubclass(IndexNotFoundError, FileNotFoundError)
+    assert friendly_error(QAFormatError("line 3 of qa.jsonl is not JSON; fix the line")) == "line 3 of qa.jsonl is not JSON; fix the line"

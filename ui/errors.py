@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from rag import (
-    BuildError,
-    ConfigError,
     GeneratorError,
     IndexCorruptError,
     IndexMismatchError,
@@ -12,10 +10,9 @@ from rag import (
     RagError,
 )
 
-# Errors whose message is written for the user. The other engineers' classes below are to
-# subclass RagError; until they all do they are named here.
-USER_ERRORS: tuple[type[BaseException], ...] = (RagError, BuildError, ConfigError, GeneratorError, IndexCorruptError,
-                                                 IndexMismatchError, IndexNotFoundError)
+# Errors whose message is written for the user: every one of rag's own (config, index,
+# build, generator, input) subclasses RagError.
+USER_ERRORS: tuple[type[BaseException], ...] = (RagError,)
 # Failures that are not bugs: shown to the user and not logged with a traceback.
 EXPECTED: tuple[type[BaseException], ...] = (*USER_ERRORS, ValueError, FileNotFoundError)
 

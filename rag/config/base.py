@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from ..errors import RagError
 
-class ConfigError(ValueError):
+
+class ConfigError(RagError, ValueError):
     """A configuration file or override is invalid; the message names the key and the fix."""
 
 

@@ -21,6 +21,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..errors import RagError
+
 Message = dict[str, str]
 
 THINK_OPEN = "<think>"
@@ -80,7 +82,7 @@ class ContinuingGenerator(Generator, Protocol):
                             stop: tuple[str, ...] = ()) -> Iterator[str]: ...
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(RagError, RuntimeError):
     """The generator could not produce an answer; the message says why and what to do."""
 
 

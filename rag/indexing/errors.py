@@ -6,10 +6,11 @@ import re
 import shutil
 from pathlib import Path
 
+from ..errors import RagError
 from ..store import IndexStore
 
 
-class BuildError(RuntimeError):
+class BuildError(RagError, RuntimeError):
     """A build could not produce an index (e.g. no readable articles)."""
 
 

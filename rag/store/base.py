@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import RagError
 from ..records import Chunk, Manifest
 
 # 2: chunks carry the PDF pages they span and their heading path, and what is embedded and
@@ -40,15 +41,15 @@ GENERATION_NAME = re.compile(r"gen-[A-Za-z0-9_.-]+")
 GenerationWriter = Callable[[Path, Sequence[Chunk], np.ndarray], None]
 
 
-class IndexNotFoundError(FileNotFoundError):
+class IndexNotFoundError(RagError, FileNotFoundError):
     """No built index at the given path."""
 
 
-class IndexMismatchError(RuntimeError):
+class IndexMismatchError(RagError, RuntimeError):
     """The index was built with other settings (embedder, chunker, format) than requested."""
 
 
-class IndexCorruptError(RuntimeError):
+class IndexCorruptError(RagError, RuntimeError):
     """The index files are missing or unreadable."""
 
 
