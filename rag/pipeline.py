@@ -23,9 +23,10 @@ from .evidence import EvidenceSet, evidence_answer, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .indexing import BuildSummary, IndexBuilder
 from .prompting import NOT_FOUND, build_evidence_prompt
-from .records import Answer, Passage
+from .records import Answer, Chunk, Passage
 from .retrieval import MetadataFilter, make_retriever, not_covered_text
 from .store import IndexStore, LoadedIndex
+from .store.loaded import assemble_text
 from .text import repeats_a_line, sentence_spans
 from .verification import check_draft
 
@@ -158,6 +159,16 @@ class RAG:
             "min_relevance": threshold,
             "min_relevance_source": source,
         }
+
+    def article(self, doc_id: str) -> tuple[str, list[Chunk]]:
+        """An indexed article's text, reassembled from its chunks by offset, and the chunks.
+
+        Only the index is read (never the articles folder), so a caller may pass an id it
+        was sent. ``("", [])`` for an id the current index does not hold.
+        """
+        index = self.index()
+        chunks = index.chunks_of(doc_id)
+        return assemble_text(chunks), chunks
 
     def retrieve(self, query: str, top_k: int | None = None, *, filters: MetadataFilter | None = None, retriever: str | None = None) -> list[Passage]:
         """Top-k passages for ``query`` from the current index.
