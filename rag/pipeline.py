@@ -155,6 +155,7 @@ class RAG:
             "chunker": dict(m.chunker),
             "index_type": _index_type(m.index),
             "built_at": m.built_at,
+            "articles_dir": m.articles_dir,
             "generator": f"{self.config.generation.backend}:{self.config.generation.model}",
             "min_relevance": threshold,
             "min_relevance_source": source,
