@@ -242,6 +242,8 @@ def test_past_chats_round_trip_and_delete(tmp_path):
     saved, _ = history.save_chat(saved, cid, chat3, session3)
     assert len(saved) == 1 and history.delete_chat(saved, cid) == []
     assert history.open_chat(saved, "nope", max_question_chars=2000)[2] is None
+    # The page sends messages back in Gradio 6's form: content as a list of parts.
+    assert history.title_of([{"role": "user", "content": [{"type": "text", "text": "Who \\[1\\] won?"}]}]) == "Who [1] won?"
 
 
 # -- ratings and export ----------------------------------------------------------------------------

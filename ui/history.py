@@ -51,7 +51,10 @@ def title_of(chat: Sequence[dict[str, Any]]) -> str:
     """The first question of ``chat``, cut to :data:`TITLE_CHARS` (the escaped Markdown unescaped)."""
     for m in chat:
         if isinstance(m, dict) and m.get("role") == "user":
-            text = str(m.get("content") or "").replace("\\", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+            content = m.get("content") or ""
+            if isinstance(content, list):  # Gradio 6 sends messages back as [{"type": "text", "text": ...}, ...]
+                content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+            text = str(content).replace("\\", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
             return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
     return "(empty chat)"
 
