@@ -97,6 +97,9 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
     expect(page.locator("#source-viewer .rag-viewer-meta")).to_contain_text("p. 2")
     expect(page.locator("#source-viewer .rag-article")).to_contain_text("Inspectors walked deck segment 1 ")  # the whole article, not the chunk
     expect(page.locator("#source-viewer mark.rag-evidence").first).to_contain_text("42 new steel cables")
+    page.locator("#add-articles").get_by_text("Add articles").click()  # folded, for the screenshot
+    page.evaluate("window.scrollTo(0, 0)")
+    expect(passage).to_be_in_viewport()
     shot = tmp_path / "source-viewer.png"
     page.screenshot(path=str(shot))
     if os.environ.get("RAG_SCREENSHOT_DIR"):

@@ -101,8 +101,7 @@ def _viewer_panel(ui: ChatUI) -> None:
     shown = gr.HTML(viewer.VIEWER_PLACEHOLDER, elem_id="source-viewer")
     request = gr.Textbox(visible="hidden", elem_id="viewer-request", max_length=viewer.MAX_REQUEST_CHARS)
     go = gr.Button("open", visible="hidden", elem_id="viewer-open")
-    scroll = "() => { const p = document.getElementById('viewer-passage'); if (p) p.scrollIntoView({block: 'center'}); }"
-    go.click(ui.view_source, inputs=[request], outputs=[shown], api_name="source", queue=False).then(None, js=scroll)
+    go.click(ui.view_source, inputs=[request], outputs=[shown], api_name="source", queue=False).then(None, js=viewer.SCROLL_JS)
 
 
 def build_app(ui: ChatUI) -> gr.Blocks:

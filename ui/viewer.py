@@ -100,12 +100,25 @@ def article_html(request: ViewRequest, text: str, chunks: Sequence[Chunk]) -> st
 
 
 CSS = """
-#source-viewer { max-height: 460px; overflow-y: auto; }
+#sources { max-height: 360px; }
 .rag-viewer-title { font-weight: 600; }
 .rag-viewer-meta { font-size: 0.85em; opacity: 0.8; margin-bottom: 4px; }
-.rag-article { white-space: pre-wrap; font-size: 0.9em; line-height: 1.45; }
-.rag-passage { background: var(--color-accent-soft); outline: 2px solid var(--color-accent); border-radius: 2px; }
+.rag-article { white-space: pre-wrap; font-size: 0.9em; line-height: 1.45; max-height: 440px; overflow-y: auto; padding: 4px 8px;
+               border-left: 2px solid var(--border-color-primary); }
+.rag-passage { background: var(--color-accent-soft); border-radius: 2px; }
 .rag-passage mark.rag-evidence { background: #facc15; color: #111; }
 .rag-view { font-size: 0.8em; margin-left: 6px; cursor: pointer; text-decoration: underline; background: none; border: none; color: var(--color-accent); }
 .rag-viewer-empty, .rag-viewer-missing { opacity: 0.75; font-size: 0.95em; padding: 8px; }
+"""
+
+# Run after the viewer updates: the article box scrolls to the passage, the page only as far as needed to show the viewer.
+SCROLL_JS = """
+() => {
+  const p = document.getElementById('viewer-passage');
+  if (!p) return;
+  const box = p.closest('.rag-article');
+  if (box) box.scrollTop = Math.max(0, p.offsetTop - box.offsetTop - 60);
+  const viewer = document.getElementById('source-viewer');
+  if (viewer) viewer.scrollIntoView({block: 'nearest'});
+}
 """
