@@ -369,7 +369,9 @@ def _add_index(sub) -> None:
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="start the local web UI (Gradio)",
                        description="Start the chat UI on http://HOST:PORT: streamed answers with [n] markers linking to their "
-                                   "sources, follow-up questions, settings, index status and a rebuild control. It binds to "
+                                   "sources, a source viewer, follow-up questions, settings, index status, a rebuild control, "
+                                   "article upload (on loopback, or with a login), past chats kept in the browser and answer "
+                                   "ratings (ui.feedback_path; export them with 'rag feedback export'). It binds to "
                                    "127.0.0.1 by default, never creates a public share link, and Gradio analytics are off. "
                                    "Binding to any other address (e.g. --host 0.0.0.0) requires authentication: set "
                                    "RAG_UI_AUTH=user:password or pass --auth-file FILE; without it the server refuses to start. "
