@@ -35,7 +35,7 @@ def server(tmp_path_factory, real_embedder) -> Iterator[tuple[str, Path]]:
     articles = write_articles(work / "allowed" / "articles")
     index = work / "index"
     RAG(Config.load(None, {"index.path": str(index)}), embedder=real_embedder).build(articles)
-    config = f"generation:\n  backend: ui-test\nui:\n  feedback_path: {work / 'feedback.jsonl'}\n  upload_max_file_mb: 1\n"
+    config = f"generation:\n  backend: ui-test\nui:\n  feedback_path: {work / 'feedback.jsonl'}\n  upload_max_file_mb: 1\n  upload_max_total_mb: 2\n"
     launcher = [sys.executable, str(ROOT / "tests" / "ui_launcher.py")]
     yield from ((url, work) for url in start_server(work, config, index, work / "allowed", launcher))
 
@@ -70,7 +70,10 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
         zf.writestr("../../escape.md", "# escape")
     bad = work / "picked" / "tool.exe"
     bad.write_bytes(b"MZ")
-    for path, message in [(slip, "contains '..', which would leave the upload folder"), (bad, "'tool.exe' is not an accepted type")]:
+    big = work / "picked" / "big.md"
+    big.write_text("# Big\n\n" + "word " * 300_000, encoding="utf-8")
+    for path, message in [(slip, "contains '..', which would leave the upload folder"), (bad, "'tool.exe' is not an accepted type"),
+                          (big, "'big.md' is 1.50001 MB; the limit is 1 MB per file")]:
         page.locator("#upload-files input[type=file]").set_input_files([str(path)])
         expect(page.locator(f"#upload-files a[href$='/{path.name}']")).to_have_count(1, timeout=30_000)
         page.locator("#upload").click()
@@ -78,6 +81,11 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
     expect(page.locator("#index-status")).to_contain_text("5")
     assert sorted(p.name for p in uploads.iterdir()) == ["bridge.pdf", "ferry.md"]
     assert not list(work.rglob("escape.md"))
+    # Past the upload limit (ui.upload_max_total_mb, plus 4 MB of room) the route refuses the body unread.
+    import httpx
+
+    r = httpx.post(url + "gradio_api/upload", files={"files": ("huge.md", b"x" * 7_000_000)}, timeout=30)
+    assert r.status_code == 413 and "the limit is 6194304" in r.text
 
     # 3. Ask about the PDF; the citation's source shows its page.
     box = page.locator("#question textarea")
