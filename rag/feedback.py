@@ -44,7 +44,7 @@ def feedback_record(*, question: str, answer: str, liked: bool, mode: str = "", 
         comment: the user's note, cut to :data:`MAX_COMMENT_CHARS`.
     """
     return {
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rating": "up" if liked else "down",
         "comment": (comment or "").strip()[:MAX_COMMENT_CHARS],
         "question": question,

@@ -91,7 +91,8 @@ def _wire_history(ui: ChatUI, demo: gr.Blocks, answered: list, chatbot: gr.Chatb
         event.then(save, inputs=[chat_id, chatbot, session, saved], outputs=[chat_id, saved, past], api_visibility="private", queue=False)
     past.input(open_, inputs=[past, saved], outputs=[chatbot, session, sources, box, chat_id], api_visibility="private", queue=False)
     delete.click(delete_, inputs=[past, chat_id, saved], outputs=[saved, past, chat_id], api_visibility="private", queue=False)
-    clear.click(lambda: (None, gr.update(value=None)), outputs=[chat_id, past], api_visibility="private", queue=False)
+    for cleared in (clear.click, chatbot.clear):  # a new chat is saved under a new id
+        cleared(lambda: (None, gr.update(value=None)), outputs=[chat_id, past], api_visibility="private", queue=False)
     demo.load(lambda stored: gr.update(choices=history.choices(stored), value=None), inputs=[saved], outputs=[past], api_visibility="private", queue=False)
 
 

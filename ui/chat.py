@@ -316,7 +316,7 @@ class ChatUI:
             return render.error_markdown(str(exc)), self.status()
         try:
             with self.building():
-                summary = self._build(path, progress)
+                summary = self.build_folder(path, progress)
         except InputError as exc:
             return render.error_markdown(str(exc)), self.status()
         except Exception as exc:
@@ -325,7 +325,8 @@ class ChatUI:
             return render.error_markdown(f"Rebuild failed; the previous index is still in use. {self.explain(exc)}"), self.status()
         return self.build_message(summary), self.status()
 
-    def _build(self, path: Path, progress: gr.Progress | None) -> Any:
+    def build_folder(self, path: Path, progress: gr.Progress | None) -> Any:
+        """Bring the index up to date with checked folder ``path`` (the caller holds :meth:`building`)."""
         self.ensure_loaded()
         if progress is not None:
             progress(0, desc=f"Reading and embedding {path.name}")

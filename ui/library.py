@@ -95,7 +95,7 @@ class ArticlesPanel:
                 written = save_upload(plan, upload_dir)
                 log.info("upload: saved %d file(s) into %s", len(written), upload_dir)
                 build_path = resolve_rebuild_folder(str(build_dir), ui.allowed_roots, ui.base, ui.display)
-                summary = ui._build(build_path, progress)
+                summary = ui.build_folder(build_path, progress)
         except RagError as exc:
             return self._refuse(f"Upload refused: {ui.display.redact(str(exc))}")
         except Exception as exc:
