@@ -149,3 +149,19 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
     page.reload()
     expect(page.locator("#past-chats")).not_to_contain_text(QUESTION, timeout=30_000)
     page.close()
+
+
+def test_upload_api_cannot_name_a_server_file(server):
+    """An API caller may send a file path instead of uploading bytes: Gradio must refuse any
+    path outside its upload cache, so /upload never copies a server file into the index."""
+    import httpx
+
+    url, work = server
+    secret = work / "secret.md"
+    secret.write_text("# Secret\n\nThe vault code is 4711.\n", encoding="utf-8")
+    r = httpx.post(url + "gradio_api/call/upload", json={"data": [[{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]]}, timeout=30)
+    assert r.status_code == 200, r.text
+    events = httpx.get(url + f"gradio_api/call/upload/{r.json()['event_id']}", timeout=60).text
+    assert "event: error" in events, events[:500]
+    assert "because it was not uploaded by a user" in (work / "server.log").read_text(errors="replace")
+    assert not (work / "allowed" / "articles" / "uploads" / "secret.md").exists()
