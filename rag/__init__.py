@@ -12,7 +12,7 @@ from .citations import parse_markers, resolve_citations
 from .config import Config, ConfigError
 from .conversation import Conversation
 from .rewriting import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
-from .documents import LoadResult, SkippedFile, load_documents
+from .documents import DEFAULT_EXTENSIONS, LoadResult, SkippedFile, load_documents
 from .errors import InputError, RagError
 from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
 from .evidence import EVIDENCE_LEAD, EvidenceSet, evidence_answer, extractive_answer, select_evidence
@@ -29,12 +29,13 @@ from .generation import (
     make_generator,
     split_reasoning,
 )
+from .feedback import FeedbackLog, export_disliked, feedback_record
 from .indexing import BuildLockedError, DiskFullError, IndexBuilder, NearDuplicate, remove_article
 from .indexing import BuildError
 from .pipeline import RAG, BuildSummary, StreamEvent
 from .verification import CitationVerifier
 from .prompting import NOT_FOUND, build_prompt
-from .records import Answer, Chunk, Citation, CitationCheck, Document, Evidence, Passage, SentenceCheck, Verification
+from .records import Answer, Chunk, Citation, CitationCheck, Document, Evidence, Passage, SentenceCheck, Verification, pages_label
 from .retrieval import BM25Retriever, DenseRetriever, HybridRetriever, MetadataFilter, Retriever, make_retriever
 from .store import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
 
@@ -108,4 +109,9 @@ __all__ = [
     "parse_markers",
     "resolve_citations",
     "split_reasoning",
+    "pages_label",
+    "DEFAULT_EXTENSIONS",
+    "FeedbackLog",
+    "export_disliked",
+    "feedback_record",
 ]

@@ -59,7 +59,7 @@ def resolve_citations(text: str, passages: Sequence[Passage], snippet_chars: int
         c = p.chunk
         snippet = c.text if len(c.text) <= snippet_chars else c.text[:snippet_chars].rsplit(" ", 1)[0] + " …"
         out.append(Citation(n=n, title=c.title, source=c.source, snippet=snippet, score=p.score, chunk_id=c.id, start=c.start, end=c.end,
-                            url=c.url, date=c.date, support=support.get(n, 0.0), added=n in (added or set())))
+                            url=c.url, date=c.date, support=support.get(n, 0.0), added=n in (added or set()), pages=c.pages))
     return out
 
 

@@ -23,6 +23,7 @@ Typical use:
   rag build data/articles --full          # re-embed everything
   rag index info                          # what the index holds, size on disk
   rag index remove old/article.md         # drop one article from the index
+  rag feedback export --out regress.jsonl # answers rated thumbs down in the UI, as a QA file
 """
 
 
@@ -61,6 +62,8 @@ def _filters(args: argparse.Namespace):
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.records import pages_label
+
     rag = _make_rag(args, **{"retrieval.retriever": args.retriever})
     options = dict(top_k=args.top_k, temperature=args.temperature, max_new_tokens=args.max_new_tokens, filters=_filters(args))
     if args.json:
@@ -104,6 +107,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for p in answer.passages:
             mark = "*" if p.n in cited else " "
             date = f", {p.chunk.date}" if p.chunk.date else ""
+            date += f", {pages_label(p.chunk.pages)}" if p.chunk.pages else ""
             # relevance (cosine to the question for dense and hybrid), not the RRF rank score
             print(f" {mark}[{p.n}] {p.chunk.title} ({p.chunk.source}{date}) relevance={p.relevance_or_score:.2f}")
         if not cited:
@@ -365,7 +369,9 @@ def _add_index(sub) -> None:
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="start the local web UI (Gradio)",
                        description="Start the chat UI on http://HOST:PORT: streamed answers with [n] markers linking to their "
-                                   "sources, follow-up questions, settings, index status and a rebuild control. It binds to "
+                                   "sources, a source viewer, follow-up questions, settings, index status, a rebuild control, "
+                                   "article upload (on loopback, or with a login), past chats kept in the browser and answer "
+                                   "ratings (ui.feedback_path; export them with 'rag feedback export'). It binds to "
                                    "127.0.0.1 by default, never creates a public share link, and Gradio analytics are off. "
                                    "Binding to any other address (e.g. --host 0.0.0.0) requires authentication: set "
                                    "RAG_UI_AUTH=user:password or pass --auth-file FILE; without it the server refuses to start. "
@@ -387,9 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve):
+    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve, _add_feedback):
         add(sub)
     return parser
+
+
+def _add_feedback(sub) -> None:
+    from .feedback import add_feedback_parser  # rag feedback export (rag/feedback.py)
+
+    add_feedback_parser(sub, _config_path)
 
 
 def _add_chat(sub) -> None:
@@ -412,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        if args.command == "index":
-            parser.parse_args(["index", "--help"])
+        if args.command in ("index", "feedback"):
+            parser.parse_args([args.command, "--help"])
         parser.print_help()
         return 2
     from rag import RagError

@@ -23,10 +23,11 @@ from .evidence import EvidenceSet, evidence_answer, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .indexing import BuildSummary, IndexBuilder
 from .prompting import NOT_FOUND, build_evidence_prompt
-from .records import Answer, Passage
+from .records import Answer, Chunk, Passage
 from .retrieval import MetadataFilter, make_retriever, not_covered_text
 from .store import IndexStore, LoadedIndex
 from .store.calibration import read_calibration
+from .store.loaded import assemble_text
 from .text import repeats_a_line, sentence_spans
 from .verification import check_draft
 
@@ -155,6 +156,7 @@ class RAG:
             "chunker": dict(m.chunker),
             "index_type": _index_type(m.index),
             "built_at": m.built_at,
+            "articles_dir": m.articles_dir,
             "generator": f"{self.config.generation.backend}:{self.config.generation.model}",
             "min_relevance": threshold,
             "min_relevance_source": source,
@@ -175,6 +177,16 @@ class RAG:
         if cal is not None and name in cal.thresholds and model_of(cal.embedder) == model_of(self.embedder.name):
             return cal.thresholds[name], "index"
         return value, source
+
+    def article(self, doc_id: str) -> tuple[str, list[Chunk]]:
+        """An indexed article's text, reassembled from its chunks by offset, and the chunks.
+
+        Only the index is read (never the articles folder), so a caller may pass an id it
+        was sent. ``("", [])`` for an id the current index does not hold.
+        """
+        index = self.index()
+        chunks = index.chunks_of(doc_id)
+        return assemble_text(chunks), chunks
 
     def retrieve(self, query: str, top_k: int | None = None, *, filters: MetadataFilter | None = None, retriever: str | None = None) -> list[Passage]:
         """Top-k passages for ``query`` from the current index.

@@ -84,3 +84,17 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data folder {SHARED} is absent (it sits beside the repository in CI and dev machines)")
     return SHARED
+
+
+def write_pdf(path: Path, pages: list[str]) -> Path:
+    """A small real PDF (fpdf2), one page per string, for upload and page-number tests."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path

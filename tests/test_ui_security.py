@@ -77,7 +77,7 @@ class Served:
 def server(tmp_path_factory) -> Iterator[Served]:
     work = tmp_path_factory.mktemp("ui-security")
     write_articles(work / "allowed" / "articles")
-    served = Served(work, "generation:\n  backend: ui-test\nui:\n  max_queue: 1\n  rewrite: auto\n  allowed_hosts: [rag.test]\n")
+    served = Served(work, "generation:\n  backend: ui-test\nui:\n  max_queue: 1\n  rewrite: auto\n  allowed_hosts: [rag.test]\n  upload: false\n")
     try:
         served.wait_up()
         yield served
@@ -236,12 +236,33 @@ def test_queue_full_message_is_the_same_on_ask_and_chat(server):
 
 # -- uploads, bodies, paths -------------------------------------------------------------------------
 def test_upload_route_is_closed(server):
-    """Gradio's upload route stored a 30 MB file although the app has no file input."""
+    """Gradio's upload route stored a 30 MB file although the app had no file input; with
+    ui.upload off (or beyond loopback without a login) the route stays closed."""
     marker = b"rag-upload-test-" + os.urandom(8).hex().encode()
     r = httpx.post(server.url + "/gradio_api/upload", files={"files": ("big.txt", marker * 1000)}, timeout=30)
     assert r.status_code in (403, 404), r.text[:200]
     stored = [p for p in (server.work / "gradio-tmp").rglob("*") if p.is_file() and marker in p.read_bytes()]
     assert stored == []
+
+
+def test_upload_route_opens_only_with_upload_and_for_one_upload_of_bytes():
+    """The guard: closed (404) without uploads; with them, the upload route takes up to its
+    own limit while every other route keeps the 4 MB cap."""
+    from starlette.datastructures import Headers
+
+    from ui.security import MAX_BODY_BYTES, LoginThrottle, RequestGuard
+
+    def refusal(guard, path, length):
+        scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+        return guard.refusal(scope, Headers({"host": "127.0.0.1:7860", "content-length": str(length)}))
+
+    hosts = frozenset({"127.0.0.1"})
+    closed = RequestGuard(None, hosts=hosts, throttle=LoginThrottle())
+    assert refusal(closed, "/gradio_api/upload", 10)[0] == 404
+    open_ = RequestGuard(None, hosts=hosts, throttle=LoginThrottle(), upload_bytes=20_000_000)
+    assert refusal(open_, "/gradio_api/upload", 19_000_000) is None
+    assert refusal(open_, "/gradio_api/upload", 20_000_001) == (413, "The request body is 20000001 bytes; the limit is 20000000.")
+    assert refusal(open_, "/gradio_api/queue/join", MAX_BODY_BYTES + 1)[0] == 413
 
 
 def test_oversized_body_is_refused_before_it_is_read(server):

@@ -4,7 +4,8 @@ Usage: python tests/ui_launcher.py serve --config CFG ...   (CFG sets generation
 
 The ``ui-test`` backend is registered here, in the test tree only, so it can never be
 selected in production. It streams a short reasoning part and a cited answer, and raises
-when the question contains CRASH, like a generator that dies mid-request. A question with
+when the question contains CRASH, like a generator that dies mid-request. Evidence about
+steel cables (the uploaded PDF of tests/test_ui_articles_browser.py) is answered and cited. A question with
 HOLD waits until the file named by $RAG_TEST_HOLD exists (a busy model). Each call is
 logged to stdout as ``generate: <kind> <characters>`` so tests can tell what reached it.
 """
@@ -48,6 +49,10 @@ class ScriptedGenerator:
             raise RuntimeError("simulated generator crash")
         if "Follow-up:" in prompt:  # a rewrite request: echo, so the heuristic is used
             yield prompt.rsplit("Follow-up:", 1)[1].strip()
+            return
+        cables = re.search(r"\[(\d+)\][^\n]*steel cables", prompt)
+        if cables:  # the uploaded PDF of the articles browser test
+            yield f"The Harbour Bridge needs 42 new steel cables [{cables.group(1)}]."
             return
         m = re.search(r'<passage n="(\d+)" title="Nvidia', prompt)
         text = (

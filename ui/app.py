@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import gradio as gr  # ui/__init__.py has turned Gradio's analytics off before this import
 
-from . import render
+from . import history, render, viewer
 from .chat import TEMPERATURE_MAX, ChatUI, new_session
+from .library import ArticlesPanel
+from .rating import Ratings
+
+# localStorage key of the past chats (gr.BrowserState); the value is encrypted per server process.
+HISTORY_KEY = "rag_past_chats"
 
 
 # -- layout -----------------------------------------------------------------------------
@@ -35,12 +40,78 @@ def _side_panel(ui: ChatUI) -> tuple:
     return top_k, temperature, max_tokens, status, refresh, folder, rebuild_btn, rebuild_msg
 
 
+def _articles_panel(ui: ChatUI, status: gr.HTML) -> None:
+    """Upload files or a .zip, remove an upload (only where ui.upload_enabled)."""
+    if not ui.upload_enabled:
+        return
+    panel = ArticlesPanel(ui)
+    with gr.Accordion("Add articles", open=False, elem_id="add-articles"):
+        files = gr.File(file_count="multiple", type="filepath", label="Articles or a .zip", elem_id="upload-files")
+        gr.Markdown(f"Accepted: {panel.limits.describe()}.", elem_classes=["rag-upload-limits"])
+        upload_btn = gr.Button("Upload and index", elem_id="upload")
+        upload_msg = gr.HTML(elem_id="upload-message")
+        uploaded = gr.Dropdown(choices=panel.uploads(), value=None, label="Uploaded articles", elem_id="uploaded", allow_custom_value=False)
+        remove_btn = gr.Button("Remove from the index", size="sm", elem_id="remove-upload")
+
+    def upload(paths: list | None, progress=gr.Progress(track_tqdm=True)) -> tuple:
+        return (*panel.upload(paths, progress), None)
+
+    # One build at a time, shared with "Rebuild index" (concurrency_id); chat events keep running.
+    upload_btn.click(upload, inputs=[files], outputs=[upload_msg, status, uploaded, files], api_name="upload", concurrency_id="rebuild", concurrency_limit=1)
+    remove_btn.click(panel.remove, inputs=[uploaded], outputs=[upload_msg, status, uploaded], api_name="remove_upload", concurrency_id="rebuild", concurrency_limit=1)
+
+
+def _history_panel() -> tuple:
+    """The list of past chats (kept in this browser) and its delete button."""
+    with gr.Accordion("Past chats (kept in this browser)", open=True, elem_id="past-chats-box"):
+        past = gr.Radio(choices=[], value=None, label="Past chats", show_label=False, elem_id="past-chats")
+        delete = gr.Button("Delete selected chat", size="sm", elem_id="delete-chat")
+    return past, delete
+
+
+def _wire_history(ui: ChatUI, demo: gr.Blocks, answered: list, chatbot: gr.Chatbot, session: gr.State, sources: gr.HTML, box: gr.Textbox,
+                  past: gr.Radio, delete: gr.Button, clear: gr.Button) -> None:
+    saved = gr.BrowserState([], storage_key=HISTORY_KEY)
+    chat_id = gr.State(None)
+    limit = ui.cfg.max_question_chars
+
+    def save(cid, chat, sess, stored):
+        stored, cid = history.save_chat(stored, cid, chat, sess)
+        return cid, stored, gr.update(choices=history.choices(stored), value=cid)
+
+    def open_(cid, stored):
+        chat, sess, cid = history.open_chat(stored, cid, max_question_chars=limit)
+        return chat, sess, render.sources_panel(sess["sections"]), "", cid
+
+    def delete_(selected, cid, stored):
+        stored = history.delete_chat(stored, selected)
+        return stored, gr.update(choices=history.choices(stored), value=None), (None if selected == cid else cid)
+
+    for event in answered:
+        event.then(save, inputs=[chat_id, chatbot, session, saved], outputs=[chat_id, saved, past], api_visibility="private", queue=False)
+    past.input(open_, inputs=[past, saved], outputs=[chatbot, session, sources, box, chat_id], api_visibility="private", queue=False)
+    delete.click(delete_, inputs=[past, chat_id, saved], outputs=[saved, past, chat_id], api_visibility="private", queue=False)
+    for cleared in (clear.click, chatbot.clear):  # a new chat is saved under a new id
+        cleared(lambda: (None, gr.update(value=None)), outputs=[chat_id, past], api_visibility="private", queue=False)
+    demo.load(lambda stored: gr.update(choices=history.choices(stored), value=None), inputs=[saved], outputs=[past], api_visibility="private", queue=False)
+
+
+def _viewer_panel(ui: ChatUI) -> None:
+    """The source viewer: the page's JS (render.JS) fills the hidden request box and clicks the hidden button."""
+    gr.Markdown("### Article")
+    shown = gr.HTML(viewer.VIEWER_PLACEHOLDER, elem_id="source-viewer")
+    request = gr.Textbox(visible="hidden", elem_id="viewer-request", max_length=viewer.MAX_REQUEST_CHARS)
+    go = gr.Button("open", visible="hidden", elem_id="viewer-open")
+    go.click(ui.view_source, inputs=[request], outputs=[shown], api_name="source", queue=False).then(None, js=viewer.SCROLL_JS)
+
+
 def build_app(ui: ChatUI) -> gr.Blocks:
     """The Gradio page for ``ui``: chat, sources, settings side panel, rebuild, API."""
     cfg = ui.cfg
     with gr.Blocks(title="Ask the articles", analytics_enabled=False, fill_width=True) as demo:
         session = gr.State(new_session())
         top_k, temperature, max_tokens, status, refresh, folder, rebuild_btn, rebuild_msg = _side_panel(ui)
+        ratings = Ratings(ui)
         gr.Markdown("## Ask the articles\nAnswers come only from the indexed articles; markers such as [1] link to their sources.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -50,7 +121,7 @@ def build_app(ui: ChatUI) -> gr.Blocks:
                     height=560,
                     latex_delimiters=[],
                     sanitize_html=True,
-                    feedback_options=None,
+                    feedback_options=("Like", "Dislike"),
                     buttons=["copy"],
                     placeholder="Ask a question about the articles, or try an example below.",
                 )
@@ -60,19 +131,29 @@ def build_app(ui: ChatUI) -> gr.Blocks:
                     clear = gr.Button("Clear", scale=1, min_width=80, elem_id="clear")
                 with gr.Row(elem_id="examples"):
                     example_buttons = [gr.Button(q, size="sm", elem_classes=["rag-example"]) for q in cfg.examples]
+                rated = gr.HTML(elem_id="rating-message")
+                with gr.Row():
+                    comment = gr.Textbox(show_label=False, placeholder="Comment on the answer you rated (optional)", max_length=2000, scale=6, elem_id="rating-comment")
+                    comment_btn = gr.Button("Send comment", scale=1, min_width=80, elem_id="send-comment")
+                past, delete_chat = _history_panel()
+                _articles_panel(ui, status)
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(render.SOURCES_PLACEHOLDER, elem_id="sources")
+                _viewer_panel(ui)
 
         # No Gradio limit on answering events: every request reaches ui.queue, which runs
         # ui.generation_concurrency at once, keeps ui.max_queue waiting and says "busy" past
         # that (Gradio's own queue would keep them waiting silently, or fail opaquely).
         chat_io = dict(outputs=[chatbot, session, sources, box], concurrency_limit=None, show_progress="minimal")
         settings_in = [top_k, temperature, max_tokens]
-        box.submit(ui.respond, inputs=[box, chatbot, session, *settings_in], api_name="chat", **chat_io)
-        send.click(ui.respond, inputs=[box, chatbot, session, *settings_in], api_visibility="private", **chat_io)
+        answered = [box.submit(ui.respond, inputs=[box, chatbot, session, *settings_in], api_name="chat", **chat_io),
+                    send.click(ui.respond, inputs=[box, chatbot, session, *settings_in], api_visibility="private", **chat_io)]
         for b in example_buttons:
-            b.click(ui.respond, inputs=[b, chatbot, session, *settings_in], api_visibility="private", **chat_io)
+            answered.append(b.click(ui.respond, inputs=[b, chatbot, session, *settings_in], api_visibility="private", **chat_io))
+        _wire_history(ui, demo, answered, chatbot, session, sources, box, past, delete_chat, clear)
+        chatbot.like(ratings.like, inputs=[session], outputs=[rated, session], api_visibility="private", queue=False)
+        comment_btn.click(ratings.comment, inputs=[session, comment], outputs=[rated, comment], api_visibility="private", queue=False)
         clear.click(ui.clear, outputs=[chatbot, session, sources, box], api_visibility="private", queue=False)
         # The chat's own trash icon must forget the conversation too, not only the messages.
         chatbot.clear(ui.clear, outputs=[chatbot, session, sources, box], api_visibility="private", queue=False)

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +34,7 @@ from rag import (
 )
 from rag.conversation import MAX_TURNS, check_question, turns_from_history
 
-from . import render
+from . import render, viewer
 from .errors import EXPECTED, friendly_error
 from .folders import ECHO_CHARS, PathDisplay, resolve_rebuild_folder, shown
 from .queue import AnswerQueue
@@ -81,7 +82,7 @@ def waiting_message(ahead: int) -> dict[str, str]:
 
 def new_session() -> dict[str, Any]:
     """Per-browser-tab conversation state."""
-    return {"turns": [], "sections": [], "count": 0}
+    return {"turns": [], "sections": [], "count": 0, "answers": {}}
 
 
 class ChatUI:
@@ -94,7 +95,8 @@ class ChatUI:
         default_folder: prefilled in the rebuild box.
     """
 
-    def __init__(self, rag: RAG, allowed_roots: Sequence[str | Path] | None = None, default_folder: str | None = None) -> None:
+    def __init__(self, rag: RAG, allowed_roots: Sequence[str | Path] | None = None, default_folder: str | None = None,
+                 upload_enabled: bool = False) -> None:
         self.rag = rag
         self.cfg = rag.config.ui
         roots = list(allowed_roots or self.cfg.allowed_roots or [Path.cwd()])
@@ -109,6 +111,8 @@ class ChatUI:
         self.queue = AnswerQueue(self.cfg.generation_concurrency, self.cfg.max_queue)
         # Set once an index has been seen, so a later "no index" can say it went missing.
         self._index_seen = False
+        # rag serve turns this on where ui.upload allows it (loopback, or a login required).
+        self.upload_enabled = upload_enabled
 
     def conversation(self, turns: Sequence[Turn]) -> Conversation:
         """A :class:`Conversation` over a tab's (or an API caller's) ``turns``: cheap, the models are the pipeline's."""
@@ -192,6 +196,11 @@ class ChatUI:
             yield out()
             return
         view.finish()
+        # What a rating of this answer records (ui.rating), keyed by its place in the chat.
+        session.setdefault("answers", {})[str(view.answer_index)] = {
+            "question": question, "answer": view.answer.text, "mode": view.answer.mode, "query": view.answer.query,
+            "citations": [{"n": c.n, "title": c.title, "source": c.source, "pages": list(c.pages)} for c in view.answer.citations],
+            "generation": self.generation()}
         session["turns"] = conversation.turns
         # The panel keeps as many answers as the conversation keeps turns.
         session["sections"] = [*session["sections"], (question, render.answer_section(view.turn, view.answer, view.query or question))][-MAX_TURNS:]
@@ -242,7 +251,45 @@ class ChatUI:
         self._index_seen = True
         return {**answer.to_dict(), "rewritten": answer.query != answer.question, "not_found": answer.text == NOT_FOUND}
 
+    def view_source(self, request: Any) -> str:
+        """The source viewer's HTML for the page's request (see :mod:`ui.viewer`): the article from the index, passage highlighted."""
+        try:
+            req = viewer.parse_request(request)
+            text, chunks = self.rag.article(req.doc)
+        except Exception as exc:
+            if not isinstance(exc, EXPECTED):
+                log.exception("showing a source failed")
+            return render.error_markdown(self.explain(exc))
+        return viewer.article_html(req, text, chunks)
+
     # -- index --------------------------------------------------------------------------
+    def generation(self) -> str | None:
+        """The name of the index generation answers come from now (None without an index)."""
+        return self.rag.store.current_name_or_none()
+
+    @contextlib.contextmanager
+    def building(self) -> Iterator[None]:
+        """Hold the one build slot (a rebuild, an upload, a removal) or refuse at once.
+
+        Raises:
+            InputError: another build is running.
+        """
+        if not self._build_lock.acquire(blocking=False):
+            raise InputError("A rebuild is already running; wait for it to finish, then try again.")
+        self.rebuilding = True
+        try:
+            yield
+        finally:
+            self.rebuilding = False
+            self._build_lock.release()
+
+    def build_message(self, summary: Any) -> str:
+        """The page's note on a finished build."""
+        msg = f"Indexed {summary.articles} articles as {summary.chunks} chunks in {summary.seconds:.1f} s."
+        if summary.skipped:
+            msg += f" Skipped {len(summary.skipped)}: " + "; ".join(f"{s.source} ({s.reason})" for s in summary.skipped[:10])
+        return f'<span class="rag-ok"><b>Done:</b> {render.esc(self.display.redact(msg))}</span>'
+
     def status(self) -> str:
         """Index status HTML."""
         note = "Rebuilding… chat keeps using the current index until the new one is ready." if self.rebuilding else ""
@@ -267,24 +314,19 @@ class ChatUI:
             path = resolve_rebuild_folder(folder, self.allowed_roots, self.base, self.display)
         except RagError as exc:
             return render.error_markdown(str(exc)), self.status()
-        if not self._build_lock.acquire(blocking=False):
-            return render.error_markdown("A rebuild is already running; wait for it to finish."), self.status()
-        self.rebuilding = True
         try:
-            summary = self._build(path, progress)
+            with self.building():
+                summary = self.build_folder(path, progress)
+        except InputError as exc:
+            return render.error_markdown(str(exc)), self.status()
         except Exception as exc:
             if not isinstance(exc, EXPECTED):
                 log.exception("rebuild from %s failed", path)
             return render.error_markdown(f"Rebuild failed; the previous index is still in use. {self.explain(exc)}"), self.status()
-        finally:
-            self.rebuilding = False
-            self._build_lock.release()
-        msg = f"Indexed {summary.articles} articles as {summary.chunks} chunks in {summary.seconds:.1f} s."
-        if summary.skipped:
-            msg += f" Skipped {len(summary.skipped)}: " + "; ".join(f"{s.source} ({s.reason})" for s in summary.skipped[:10])
-        return f'<span class="rag-ok"><b>Done:</b> {render.esc(self.display.redact(msg))}</span>', self.status()
+        return self.build_message(summary), self.status()
 
-    def _build(self, path: Path, progress: gr.Progress | None) -> Any:
+    def build_folder(self, path: Path, progress: gr.Progress | None) -> Any:
+        """Bring the index up to date with checked folder ``path`` (the caller holds :meth:`building`)."""
         self.ensure_loaded()
         if progress is not None:
             progress(0, desc=f"Reading and embedding {path.name}")

@@ -8,13 +8,14 @@ reaches the page. Marker links point at ``#src-<turn>-<n>`` anchors in the Sourc
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-from rag import NOT_FOUND, Answer, Evidence, Passage, parse_markers
+from rag import NOT_FOUND, Answer, Evidence, Passage, pages_label, parse_markers
 
 # Same shape as the markers the pipeline parses: [1], [1, 3], [1][2], [1-3].
 MARKER = re.compile(r"\[(\s*\d+(?:\s*(?:,|;|-|\u2013)\s*\d+)*\s*)\]")
@@ -121,6 +122,8 @@ def _source_item(turn: int, p: Passage, *, support: float | None = None, added: 
     if c.date:
         meta.append(f'<span class="rag-date">{esc(c.date)}</span>')
     meta.append(f'<span class="rag-file">{esc(c.source)}</span>')
+    if c.pages:
+        meta.append(f'<span class="rag-pages">{esc(pages_label(c.pages))}</span>')
     # Relevance (cosine to the question for dense and hybrid retrieval), not the raw ranking
     # score: an RRF score of 0.016-0.033 says nothing to a reader.
     meta.append(f'<span class="rag-score" title="how close this passage is to the question (0-1)">relevance {p.relevance_or_score:.2f}</span>')
@@ -130,9 +133,12 @@ def _source_item(turn: int, p: Passage, *, support: float | None = None, added: 
         meta.append(f'<span class="rag-status-{esc(status)}">{_STATUS_LABELS[status]}</span>')
     url = _safe_url(c.url)
     link = f' <a class="rag-url" href="{esc(url)}" target="_blank" rel="noopener noreferrer nofollow">link</a>' if url else ""
+    # What the source viewer asks the server for (ui.viewer): the article, the passage, its evidence.
+    view = json.dumps({"doc": c.doc_id, "n": p.n, "start": c.start, "end": c.end, "ev": [[e.start, e.end] for e in evidence if e.n == p.n]})
     return (
-        f'<li class="rag-source" id="{source_anchor(turn, p.n)}" data-n="{p.n}">'
-        f'<div class="rag-src-title"><span class="rag-n">[{p.n}]</span> {esc(c.title)}{link}</div>'
+        f'<li class="rag-source" id="{source_anchor(turn, p.n)}" data-n="{p.n}" data-view="{esc(view)}">'
+        f'<div class="rag-src-title"><span class="rag-n">[{p.n}]</span> {esc(c.title)}{link}'
+        f'<button type="button" class="rag-view" title="show this passage in its article">Read in article</button></div>'
         f'<div class="rag-src-meta">{" · ".join(meta)}</div>'
         f'<blockquote class="rag-src-text">{highlighted_text(c.text, _evidence_spans(p, evidence))}</blockquote></li>'
     )
@@ -282,6 +288,11 @@ class AnswerView:
         self.chat[index] = message
         return index
 
+    @property
+    def answer_index(self) -> int | None:
+        """Where the answer is in the chat's messages."""
+        return self._answer_i
+
     def live_section(self) -> list[tuple[str, str]]:
         """The Sources panel section of the answer in progress (none before retrieval)."""
         return [(self.question, self._live)] if self._live else []
@@ -331,7 +342,18 @@ mark.rag-evidence { background: var(--color-accent-soft); color: inherit; paddin
 # highlights it, instead of navigating. Gradio runs this once when the page loads.
 JS = """
 () => {
+  // The source viewer (ui.viewer): the hidden request box and button carry the source item's data-view.
+  const openViewer = (item) => {
+    const box = document.querySelector('#viewer-request textarea, #viewer-request input');
+    const go = document.getElementById('viewer-open');
+    if (!item || !item.dataset.view || !box || !go) return;
+    box.value = item.dataset.view;
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+    setTimeout(() => go.click(), 60);
+  };
   document.addEventListener('click', (ev) => {
+    const b = ev.target && ev.target.closest ? ev.target.closest('button.rag-view') : null;
+    if (b) { ev.preventDefault(); openViewer(b.closest('li.rag-source')); return; }
     const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#src-"]') : null;
     if (!a) return;
     ev.preventDefault();
@@ -342,6 +364,7 @@ JS = """
     document.querySelectorAll('.rag-source.rag-focus').forEach((e) => e.classList.remove('rag-focus'));
     el.classList.add('rag-focus');
     el.scrollIntoView({behavior: 'smooth', block: 'center'});
+    openViewer(el);
   }, true);
 }
 """

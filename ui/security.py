@@ -7,7 +7,8 @@
   ``127.0.0.1`` (cross-site requests, and DNS rebinding, where ``evil.example`` comes to
   resolve to 127.0.0.1); without this check such a page could run the chat and rebuild
   endpoints and read the answers.
-- Gradio's file upload routes get 404: the app has no file input, so nothing may be stored.
+- Gradio's file upload routes get 404 unless the upload panel is on (``ui.upload``, loopback or a
+  login); then their bodies may hold one upload (``ui.upload_max_total_mb``) and no more.
 - request bodies over :data:`MAX_BODY_BYTES` get 413 before they are read whole.
 - after :attr:`LoginThrottle.max_failures` failed logins from one client address within
   ``window_s`` seconds, ``POST /login`` gets 429 for ``lockout_s`` seconds.
@@ -131,8 +132,10 @@ class RequestGuard:
         max_body_bytes: larger request bodies get 413.
     """
 
-    def __init__(self, app: Any, *, hosts: frozenset[str], throttle: LoginThrottle, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: Any, *, hosts: frozenset[str], throttle: LoginThrottle, max_body_bytes: int = MAX_BODY_BYTES,
+                 upload_bytes: int = 0) -> None:
         self.app = app
+        self.upload_bytes = upload_bytes
         self.hosts = hosts
         self.throttle = throttle
         self.max_body_bytes = max_body_bytes
@@ -150,16 +153,22 @@ class RequestGuard:
         if origin is not None and not self.allowed(urlsplit(origin).hostname or origin):
             return 403, f"Requests from pages on {origin[:100]!r} are not allowed (only pages served by this app may call it)."
         path = scope.get("path", "").rstrip("/") or "/"
-        if path in UPLOAD_PATHS:
+        if path in UPLOAD_PATHS and not self.upload_bytes:
             return 404, "File uploads are off: this app has no file input."
+        limit = self.body_limit(scope)
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            return 413, f"The request body is {length[:20]} bytes; the limit is {self.max_body_bytes}."
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return 413, f"The request body is {length[:20]} bytes; the limit is {limit}."
         if path == "/login" and scope.get("method") == "POST":
             wait = self.throttle.retry_after(client_of(scope))
             if wait:
                 return 429, f"Too many failed logins from this address; try again in {wait:.0f} s."
         return None
+
+    def body_limit(self, scope: dict) -> int:
+        """Bytes a request body may have: an upload's on the upload route when uploads are on."""
+        path = scope.get("path", "").rstrip("/") or "/"
+        return self.upload_bytes if self.upload_bytes and path in UPLOAD_PATHS else self.max_body_bytes
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -178,7 +187,7 @@ class RequestGuard:
             await PlainTextResponse(message, status_code=status, headers=headers_out)(scope, receive, send)
             return
         if scope["type"] == "http" and "content-length" not in headers and scope.get("method") in ("POST", "PUT", "PATCH"):
-            receive = _capped(receive, self.max_body_bytes)
+            receive = _capped(receive, self.body_limit(scope))
         if scope.get("method") == "POST" and (scope.get("path", "").rstrip("/") == "/login"):
             send = self._watch_login(client_of(scope), send)
         await self.app(scope, receive, send)

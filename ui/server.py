@@ -20,10 +20,11 @@ from starlette.middleware import Middleware
 
 from rag import RAG, IndexNotFoundError
 
-from . import render
+from . import render, viewer
 from .app import build_app
 from .chat import ChatUI
-from .security import LoginThrottle, RequestGuard, allowed_host_names
+from .security import MAX_BODY_BYTES, LoginThrottle, RequestGuard, allowed_host_names
+from .upload import UploadLimits, upload_allowed
 
 log = logging.getLogger("rag.ui")
 
@@ -134,7 +135,9 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         print(f"No index yet; building it from {articles} ...", file=sys.stderr)
         summary = rag.build(articles, show_progress=True)
         print(f"Indexed {summary.articles} articles as {summary.chunks} chunks.", file=sys.stderr)
-    ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None)
+    # Upload only where the page is private to this machine or behind a login (SECURITY.md).
+    uploads = upload_allowed(rag.config.ui.upload, host, required is not None, is_loopback)
+    ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None, upload_enabled=uploads)
     demo = build_app(ui)
     demo.queue(default_concurrency_limit=1)
     hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
@@ -169,7 +172,9 @@ def _missing_index(rag: RAG) -> bool:
 
 def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str]) -> None:
     # FastAPI's own middleware list: the guard is in place before the server takes a request.
-    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle())
+    # Gradio's upload route opens only with the upload panel, for one upload's bytes (plus multipart overhead).
+    upload_bytes = UploadLimits.from_config(ui.rag.config).max_total_bytes if ui.upload_enabled else 0
+    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), upload_bytes=upload_bytes + MAX_BODY_BYTES if upload_bytes else 0)
     demo.launch(
         server_name=host,
         server_port=port,
@@ -179,12 +184,13 @@ def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[st
         ssr_mode=False,
         prevent_thread_lock=True,
         quiet=True,
-        css=render.CSS,
+        css=render.CSS + viewer.CSS,
         js=render.JS,
         footer_links=["api"],
         enable_monitoring=False,
         mcp_server=False,
         max_threads=launch_threads(ui.cfg),
-        max_file_size="1kb",  # no file input: uploads are closed by the guard, and tiny if they ever reach Gradio
+        # Without the upload panel the guard closes the upload routes, and files are tiny if they ever reach Gradio.
+        max_file_size=upload_bytes or "1kb",
         app_kwargs={"middleware": [guard]},
     )

@@ -29,6 +29,15 @@ class UIConfig(_Section):
         description="Example questions shown as buttons.",
     )
     allowed_hosts: tuple[str, ...] = Field((), description="Host names the server answers to besides 127.0.0.1, localhost, ::1 and --host (others get 403).")
+    upload: bool = Field(True, description="Let the page add articles (files or a .zip); never offered beyond loopback without a login.")
+    upload_dir: str = Field("", description="Folder uploads are saved in, inside an allowed root and inside the folder the index is built from "
+                            "(empty: 'uploads' inside that folder).")
+    upload_max_file_mb: float = Field(20.0, gt=0, description="Largest file accepted (a file in a .zip counts uncompressed).")
+    upload_max_total_mb: float = Field(50.0, gt=0, description="Largest upload: all files together, .zip contents uncompressed.")
+    upload_max_files: int = Field(50, ge=1, description="Most files in one upload (files in a .zip count one by one).")
+    upload_suffixes: tuple[str, ...] = Field((), description="File types accepted, e.g. ['.pdf', '.md'] (empty: every type the loader reads); .zip is always accepted.")
+    upload_max_zip_ratio: float = Field(100.0, gt=1, description="A .zip entry whose uncompressed size is more than this times its compressed size is refused (zip bombs).")
+    feedback_path: str = Field("feedback/feedback.jsonl", description="JSON lines file of answer ratings (relative paths: from the folder rag serve started in).")
 
     @field_validator("rewrite")
     @classmethod

@@ -31,6 +31,20 @@ class Citation:
     similarity: float = 0.0
     verified: float | None = None
     status: str = ""
+    # 1-based PDF pages the cited passage spans (empty for other files).
+    pages: tuple[int, ...] = ()
+
+
+def pages_label(pages: tuple[int, ...] | list[int]) -> str:
+    """``"p. 3"``, ``"pp. 3-4"`` (a range when consecutive), ``"pp. 2, 5"``; ``""`` without pages."""
+    pages = sorted(set(pages))
+    if not pages:
+        return ""
+    if len(pages) == 1:
+        return f"p. {pages[0]}"
+    if pages == list(range(pages[0], pages[-1] + 1)):
+        return f"pp. {pages[0]}\u2013{pages[-1]}"
+    return "pp. " + ", ".join(str(p) for p in pages)
 
 
 @dataclass(frozen=True)
@@ -192,7 +206,8 @@ class Answer:
             "notes": list(self.notes),
             "citations": [
                 {"n": c.n, "title": c.title, "source": c.source, "snippet": c.snippet, "url": c.url, "date": c.date, "support": round(c.support, 3), "added": c.added,
-                 "similarity": round(c.similarity, 3), "verified": None if c.verified is None else round(c.verified, 3), "status": c.status}
+                 "similarity": round(c.similarity, 3), "verified": None if c.verified is None else round(c.verified, 3), "status": c.status,
+                 "start": c.start, "end": c.end, "pages": list(c.pages)}
                 for c in self.citations
             ],
             "sentences": [s.to_dict() for s in self.checks],

@@ -35,6 +35,21 @@ if TYPE_CHECKING:
 _FILTER_CACHE = 16
 
 
+def assemble_text(chunks: Sequence[Chunk]) -> str:
+    """One text from chunks of one article placed at their offsets (see :meth:`LoadedIndex.article_text`)."""
+    parts: list[str] = []
+    length = 0
+    for c in sorted(chunks, key=lambda c: (c.start, c.end)):
+        if c.end <= length:
+            continue
+        if c.start > length:
+            parts.append(" " * (c.start - length))
+            length = c.start
+        parts.append(c.text[length - c.start :])
+        length = c.end
+    return "".join(parts)
+
+
 @dataclass(frozen=True)
 class Hit:
     """A candidate chunk by row, with its ranking score and a question-independent relevance."""
@@ -238,6 +253,19 @@ class LoadedIndex:
         marks = ",".join("?" * len(rows))
         fetched = self._query(f"SELECT {self._columns} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
         return {r[0]: chunk_from_row(r) for r in fetched}
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        """Every chunk of the article ``doc_id``, in text order (``[]`` for an unknown id)."""
+        fetched = self._query(f"SELECT {self._columns} FROM chunks WHERE doc_id = ? ORDER BY start", [str(doc_id)])
+        return [chunk_from_row(r) for r in fetched]
+
+    def article_text(self, doc_id: str) -> str:
+        """The article's text as its chunks' offsets refer to it, reassembled from the chunks.
+
+        Overlapping chunks are merged; a span no chunk covers (whitespace the chunker left
+        out) is filled with spaces, so ``text[c.start:c.end] == c.text`` for every chunk.
+        """
+        return assemble_text(self.chunks_of(doc_id))
 
     def rows_and_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every FAISS id with its stored vector: ``(ids int64 (n,), vectors float32 (n, dim))``."""
