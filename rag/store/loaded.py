@@ -169,6 +169,11 @@ class LoadedIndex:
                 self._allowed[filters] = allowed
         return allowed
 
+    def matches_nothing(self, filters: MetadataFilter | None) -> bool:
+        """Whether ``filters`` leave no chunk at all (a retriever then returns nothing)."""
+        allowed = self.allowed_rows(filters)
+        return allowed is not None and len(allowed) == 0
+
     def neighbours(self, row: int, distance: int) -> tuple[list[int], list[int]]:
         """Rows of up to ``distance`` chunks before and after ``row`` in its article (nearest first)."""
         return self.chunk_table().neighbours(row, distance)
