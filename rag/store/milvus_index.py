@@ -35,8 +35,11 @@ _NEIGHBOUR_CACHE = 256
 
 def iterate(client: Any, collection: str, fields: list[str], expr: str = "", batch: int = 1000) -> Iterator[dict[str, Any]]:
     """Every entity of ``collection`` matching ``expr`` (all when empty), in batches."""
-    # Milvus Lite has no MVCC timestamp to hand out; pymilvus warns and uses its own (reads stay Strong).
+    # Milvus Lite has no MVCC timestamp to hand out (AllocTimestamp is not implemented): pymilvus
+    # warns and uses a client-side one, and embedded Lite's in-process gRPC server logs the
+    # unimplemented call as an error. Both are noise: reads stay Strong.
     logging.getLogger("pymilvus").setLevel(logging.ERROR)
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     it = client.query_iterator(collection, batch_size=batch, filter=expr, output_fields=fields, consistency_level="Strong")
     try:
         while True:
