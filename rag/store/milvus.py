@@ -110,6 +110,7 @@ class MilvusStore:
         self.token_env = config.token_env
         self.index_type = config.type
         self._client: Any = None
+        self._loaded: set[str] = set()
 
     @property
     def label(self) -> str:
@@ -134,6 +135,14 @@ class MilvusStore:
         if self._client is not None:
             self._client.close()
             self._client = None
+            self._loaded.clear()
+
+    def ensure_loaded(self, name: str) -> None:
+        """Load collection ``name`` for reads once per connection: Milvus (Lite included)
+        reopens a stored collection released, and refuses to query it until it is loaded."""
+        if name not in self._loaded:
+            self.client().load_collection(name)
+            self._loaded.add(name)
 
     # -- the live collection and its manifest --------------------------------------------
     def live_collection(self) -> str | None:
@@ -147,6 +156,7 @@ class MilvusStore:
         c = self.client()
         if not c.has_collection(self.meta):
             return []
+        self.ensure_loaded(self.meta)
         return c.query(self.meta, filter=f"physical == {json.dumps(physical)}", output_fields=["part", "value"], consistency_level="Strong")
 
     def current_name(self) -> str | None:
@@ -216,6 +226,7 @@ class MilvusStore:
             raise IndexNotFoundError(f"no index in Milvus at {self.label}; build one with: rag build ARTICLES_DIR (index.backend: milvus)")
         manifest = Manifest.from_dict(self.read_manifest(physical))
         check_compatible(manifest, expect_embedder, expect_chunker, self.label)
+        self.ensure_loaded(physical)
         return MilvusIndex(self, physical, manifest)
 
     # -- writing -------------------------------------------------------------------------
@@ -270,6 +281,7 @@ class MilvusStore:
         pymilvus = _pymilvus()
         c = self.client()
         if c.has_collection(self.meta):
+            self.ensure_loaded(self.meta)
             return
         s = pymilvus.MilvusClient.create_schema(auto_id=False)
         s.add_field("key", pymilvus.DataType.VARCHAR, is_primary=True, max_length=512)
@@ -280,6 +292,7 @@ class MilvusStore:
         ip = c.prepare_index_params()
         ip.add_index("v", index_type="FLAT", metric_type="L2")
         c.create_collection(self.meta, schema=s, index_params=ip, consistency_level="Strong")
+        self._loaded.add(self.meta)
 
     def create_physical(self, name: str, dim: int, n: int) -> None:
         """Create a chunk collection: metadata, text with a BM25 function, dense and sparse vectors."""
@@ -307,6 +320,7 @@ class MilvusStore:
         ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         ip.add_index("doc_id", index_type="INVERTED")
         c.create_collection(name, schema=s, index_params=ip, consistency_level="Strong")
+        self._loaded.add(name)
 
     def physical_collections(self) -> list[str]:
         """Every physical chunk collection of this index (live, previous and leftovers)."""
@@ -316,5 +330,6 @@ class MilvusStore:
         """Drop a physical collection and its manifest."""
         c = self.client()
         c.drop_collection(physical)
+        self._loaded.discard(physical)
         if c.has_collection(self.meta):
             c.delete(self.meta, filter=f"physical == {json.dumps(physical)}")

@@ -91,6 +91,7 @@ def write_in_place(store: MilvusStore, live: str, vectors: np.ndarray, chunks: S
     from . import _pause_point
 
     c = store.client()
+    store.ensure_loaded(live)
     existing = {int(r["row"]): r["id"] for r in iterate(c, live, ["row", "id"])}
     wanted = {int(r) for r in rows}
     gone = sorted(r for r in existing if r not in wanted)
