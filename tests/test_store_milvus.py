@@ -215,6 +215,23 @@ def test_embedded_db_applies_edit_add_delete_rename_in_place(tmp_path):
     assert rag.build(arts).mode == "unchanged"
 
 
+def test_a_process_reads_an_embedded_db_another_process_built(tmp_path):
+    """Milvus Lite reopens a stored collection released: a second process (rag ask after rag build) must load it to read."""
+    arts = write_articles(tmp_path / "articles")
+    db = str(tmp_path / "m.db")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
+    writer = ("import sys; from fakes import FakeEmbedder; from rag import RAG; from rag.config import Config; "
+              "RAG(Config.load(None, {'index.backend': 'milvus', 'index.uri': sys.argv[1], 'index.path': sys.argv[2]}), "
+              "embedder=FakeEmbedder()).build(sys.argv[3])")
+    reader = ("import sys; from rag.config import Config; from rag.store import make_store; "
+              "s = make_store(Config.load(None, {'index.backend': 'milvus', 'index.uri': sys.argv[1]}).index); "
+              "i = s.load(); print(sorted(c.source for c in i.chunks_by_rows([r for r, _ in i.iter_rows()]).values()))")
+    for code, args in ((writer, [db, str(tmp_path / "lock"), str(arts)]), (reader, [db])):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(sorted(ARTICLES))
+
+
 def test_interrupted_update_in_place_triggers_a_full_rebuild(tmp_path):
     """A collection left dirty by an interrupted in-place update is not updated again: the next build rebuilds it."""
     arts = write_articles(tmp_path / "articles")
