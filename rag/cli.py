@@ -280,7 +280,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
-    p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default)")
+    p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default; with index.backend: milvus "
+                                                  "only the build lock lives there)")
 
 
 def _add_build(sub) -> None:

@@ -51,3 +51,24 @@ def test_ray_engine_without_ray_says_which_extra_to_install(monkeypatch):
     emb = RayEmbedder(Config.load(None, {"embedding.engine": "ray"}).embedding, "all-MiniLM-L6-v2")
     with pytest.raises(ImportError, match=r"pip install '\.\[ray\]'"):
         emb.encode(["a text"])
+
+
+def test_failed_ray_embedding_leaves_the_previous_index_answering(real_embedder, articles_dir, tmp_path, monkeypatch):
+    """A build whose Ray embedding fails (a worker died) raises, and the index it was updating still answers as before."""
+    from rag.embedding.ray_engine import RayEmbedder
+
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "embedding.engine": "local"}), embedder=real_embedder)
+    rag.build(articles_dir)
+    before = rag.store.current_name()
+    answer = [p.chunk.id for p in rag.retrieve("sourdough starter", 2)]
+
+    def dies(self, texts, show_progress=False):
+        raise RuntimeError("ray worker died")
+
+    monkeypatch.setattr(RayEmbedder, "encode", dies)
+    (articles_dir / "new.txt").write_text("Quantum chips\n\nA lab showed a chip with a thousand qubits.\n")
+    ray_rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "embedding.engine": "ray"}), embedder=real_embedder)
+    with pytest.raises(RuntimeError, match="ray worker died"):
+        ray_rag.build(articles_dir)
+    assert rag.store.current_name() == before
+    assert [p.chunk.id for p in RAG(rag.config, embedder=real_embedder).retrieve("sourdough starter", 2)] == answer
