@@ -73,7 +73,9 @@ __all__ = ["BACKENDS", "CHUNKS", "CURRENT", "EXACT_VECTORS", "FORMAT_VERSION", "
 
 # Test hook: a build with RAG_TEST_PAUSE_AT=<phase> says so on stderr and waits at that
 # phase of write_generation ("writing": the new generation folder half written; "switch":
-# complete and renamed, CURRENT not yet switched), so a test can kill it exactly there.
+# complete and renamed, CURRENT not yet switched), so a test can kill it exactly there. The
+# Milvus store pauses at "switch" too (new collection complete, alias not yet switched) and
+# at "update" (an in-place update has deleted rows and not yet upserted the new ones).
 PAUSE_ENV = "RAG_TEST_PAUSE_AT"
 
 

@@ -152,19 +152,25 @@ class MilvusStore:
             return None
         return str(c.describe_alias(self.collection)["collection_name"])
 
-    def _meta_rows(self, physical: str) -> list[dict[str, Any]]:
+    def _meta_rows(self, physical: str, parts: str = "part >= 0") -> list[dict[str, Any]]:
+        """Meta rows of ``physical``: manifest parts (``part >= 0``), its state (-1) or its generation (-2)."""
         c = self.client()
         if not c.has_collection(self.meta):
             return []
         self.ensure_loaded(self.meta)
-        return c.query(self.meta, filter=f"physical == {json.dumps(physical)}", output_fields=["part", "value"], consistency_level="Strong")
+        return c.query(self.meta, filter=f"physical == {json.dumps(physical)} and {parts}", output_fields=["part", "value"],
+                       consistency_level="Strong")
 
     def current_name(self) -> str | None:
-        """The live manifest's generation (it changes with every build, incremental ones too), or None."""
+        """The live manifest's generation (it changes with every build, incremental ones too), or None.
+
+        Read on every question (readers reload when it changes), so it is one small row, not the manifest.
+        """
         physical = self.live_collection()
         if physical is None:
             return None
-        return self.read_manifest(physical).get("generation")
+        row = self._meta_rows(physical, "part == -2")
+        return str(row[0]["value"]) if row else self.read_manifest(physical).get("generation")
 
     def current_name_or_none(self) -> str | None:
         try:
@@ -180,7 +186,7 @@ class MilvusStore:
         physical = self.live_collection()
         if physical is None:
             return None
-        state = next((r["value"] for r in self._meta_rows(physical) if r["part"] == -1), "clean")
+        state = next((r["value"] for r in self._meta_rows(physical, "part == -1")), "clean")
         return None if state == "clean" else f"an update of collection {physical!r} was interrupted ({state})"
 
     def read_manifest(self, physical: str | None = None) -> dict[str, Any]:
@@ -188,7 +194,7 @@ class MilvusStore:
         physical = physical or self.live_collection()
         if physical is None:
             raise IndexNotFoundError(f"no index in Milvus at {self.label}; build one with: rag build ARTICLES_DIR (index.backend: milvus)")
-        parts = sorted((r for r in self._meta_rows(physical) if r["part"] >= 0), key=lambda r: r["part"])
+        parts = sorted(self._meta_rows(physical), key=lambda r: r["part"])
         try:
             raw = json.loads("".join(r["value"] for r in parts))
             if not isinstance(raw, dict):
@@ -271,6 +277,8 @@ class MilvusStore:
         parts = [text[i:i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
         c.delete(self.meta, filter=f"physical == {json.dumps(physical)} and part >= 0")
         c.insert(self.meta, [{"key": f"{physical}/{i}", "physical": physical, "part": i, "value": p, "v": [0.0, 0.0]} for i, p in enumerate(parts)])
+        c.upsert(self.meta, [{"key": f"{physical}/generation", "physical": physical, "part": -2, "value": str(manifest.get("generation", "")),
+                              "v": [0.0, 0.0]}])
 
     def set_state(self, physical: str, state: str) -> None:
         """Mark ``physical`` clean, or dirty while it is changed in place."""
