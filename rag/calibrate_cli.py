@@ -67,7 +67,7 @@ def cmd_calibrate(args: argparse.Namespace, config_path: Callable[[str | None], 
 
     rag = RAG.from_config(config_path(args.config), index=args.index)
     if args.remove:
-        path = save_calibration(rag.store.root, None)
+        path = save_calibration(rag.store, None)
         print(f"removed {path}; the index uses the shipped thresholds again")
         return 0
     if not args.qa_file:
@@ -86,7 +86,7 @@ def cmd_calibrate(args: argparse.Namespace, config_path: Callable[[str | None], 
     cal = calibrate(rag, items, rate=args.rate, retrievers=names, progress=not args.json,
                     qa_file=Path(args.qa_file).name, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     if not args.dry_run:
-        save_calibration(rag.store.root, cal)
+        save_calibration(rag.store, cal)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=1))
         return 0

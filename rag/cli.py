@@ -42,9 +42,11 @@ def _make_rag(args: argparse.Namespace, **overrides):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    rag = _make_rag(args)
+    ray = {} if args.ray is None else {"embedding.engine": "ray", "embedding.ray_address": args.ray or None}
+    rag = _make_rag(args, **ray)
     how = "from scratch" if args.full else "(only new and changed articles are embedded)"
-    print(f"Building index {rag.store.root} from {args.articles_dir} {how} ...", file=sys.stderr)
+    on = f" on Ray ({rag.config.embedding.ray_address or 'a local cluster'})" if rag.config.embedding.engine == "ray" else ""
+    print(f"Building index {rag.store.label} from {args.articles_dir} {how}{on} ...", file=sys.stderr)
     summary = rag.build(args.articles_dir, show_progress=not args.quiet, full=args.full,
                         on_message=lambda msg: print(msg, file=sys.stderr))
     if args.json:
@@ -251,10 +253,11 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 def cmd_index_remove(args: argparse.Namespace) -> int:
     from rag.config import Config
     from rag.indexing import remove_article
+    from rag.store import make_store
 
     cfg = Config.load(_config_path(args.config), {"index.path": args.index} if args.index else None)
     try:
-        result = remove_article(cfg.index.path, args.path, lock_timeout=cfg.indexing.lock_timeout)
+        result = remove_article(cfg.index.path, args.path, lock_timeout=cfg.indexing.lock_timeout, store=make_store(cfg.index))
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 1
@@ -281,13 +284,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
-    p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default)")
+    p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default; with index.backend: milvus "
+                                                  "only the build lock lives there)")
 
 
 def _add_build(sub) -> None:
     p = sub.add_parser("build", help="build or rebuild the index from a folder of articles",
                        description="Load every .txt, .md, .html, .json, .jsonl and .pdf file under ARTICLES_DIR, chunk and embed it, "
-                                   "and write a FAISS index. Against an existing index only new and changed articles are embedded "
+                                   "and write the index (a FAISS folder, or Milvus with index.backend: milvus). Against an existing index only new and changed articles are embedded "
                                    "(a renamed file costs nothing), chunks of changed and deleted ones are dropped, and the summary "
                                    "lists added, updated, removed, renamed, unchanged and skipped articles. Exact duplicates are "
                                    "indexed once; near-duplicates are reported (indexing.near_duplicates: keep|drop). Unreadable "
@@ -298,6 +302,10 @@ def _add_build(sub) -> None:
     p.add_argument("articles_dir", metavar="ARTICLES_DIR", help="folder of articles (searched recursively)")
     _common(p)
     p.add_argument("--full", action="store_true", help="rebuild from scratch, re-embedding every article")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="embed the chunks on Ray Data actors (embedding.engine: ray; pip install '.[ray]'): join the cluster at ADDRESS "
+                        "(e.g. ray://head:10001 or auto), or without ADDRESS start a local Ray cluster of embedding.ray_num_cpus CPUs "
+                        "for the build and stop it after. The vectors equal a local build's; the index goes to index.backend as usual")
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)

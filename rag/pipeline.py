@@ -18,14 +18,14 @@ from typing import Any
 from .chunking import Chunker
 from .citations import resolve_citations
 from .config import Config
-from .embedding import Embedder, SentenceTransformerEmbedder, make_embedder, model_of
+from .embedding import ENGINES, Embedder, SentenceTransformerEmbedder, make_embedder, model_of
 from .evidence import EvidenceSet, evidence_answer, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .indexing import BuildSummary, IndexBuilder
 from .prompting import NOT_FOUND, build_evidence_prompt
 from .records import Answer, Chunk, Passage
 from .retrieval import MetadataFilter, make_retriever, not_covered_text
-from .store import IndexStore, LoadedIndex
+from .store import IndexBackend, SearchableIndex, make_store
 from .store.calibration import read_calibration
 from .store.loaded import assemble_text
 from .text import repeats_a_line, sentence_spans
@@ -52,7 +52,8 @@ def _index_type(settings: Mapping[str, Any]) -> str | None:
     if not built.get("type"):
         return settings.get("type")
     requested = built.get("requested") or settings.get("type")
-    return built["type"] + (f" ({requested})" if requested and requested != built["type"] else "")
+    where = "milvus " if built.get("backend") == "milvus" else ""
+    return where + built["type"] + (f" ({requested})" if requested and requested != built["type"] else "")
 
 
 class RAG:
@@ -74,8 +75,8 @@ class RAG:
         self._generator = generator
         ch = self.config.chunking
         self.chunker = Chunker(ch.chunk_tokens, ch.overlap_tokens, ch.encoding)
-        self.store = IndexStore(self.config.index.path)
-        self._loaded: LoadedIndex | None = None
+        self.store: IndexBackend = make_store(self.config.index)
+        self._loaded: SearchableIndex | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -126,14 +127,16 @@ class RAG:
             IndexMismatchError: settings changed and ``indexing.on_settings_change`` is ``refuse``.
         """
         cfg = self.config
-        builder = IndexBuilder(self.store.root, self.embedder, self.chunker, cfg.loader, cfg.indexing, on_message, cfg.index)
-        summary = builder.build(articles_dir, full=full, show_progress=show_progress)
+        # embedding.engine: ray embeds the chunks on a Ray cluster (started and stopped here when no address is set).
+        with ENGINES[cfg.embedding.engine](self.embedder, cfg.embedding) as embedder:
+            builder = IndexBuilder(self.store.root, embedder, self.chunker, cfg.loader, cfg.indexing, on_message, cfg.index, store=self.store)
+            summary = builder.build(articles_dir, full=full, show_progress=show_progress)
         with self._lock:
             self._loaded = None  # next question picks up the new generation
         return summary
 
     # -- reading ---------------------------------------------------------------------
-    def index(self) -> LoadedIndex:
+    def index(self) -> SearchableIndex:
         """The current index, reloaded when a build has switched generations since."""
         with self._lock:
             current = self.store.current_name()
@@ -148,7 +151,7 @@ class RAG:
         # "uncalibrated": no "not covered" threshold is known for this embedder's model, so no question is ever declined.
         threshold, source = self.relevance_threshold()
         return {
-            "index_path": str(self.store.root),
+            "index_path": self.store.label,
             "articles": len(m.documents),
             "chunks": m.chunks,
             "embedder": m.embedder,

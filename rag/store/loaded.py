@@ -106,6 +106,9 @@ class LoadedIndex:
         >>> index.chunks_by_rows([h.row for h in hits])
     """
 
+    # BM25 scores from bm25s are Lucene BM25: hybrid retrieval may mix them by value.
+    bm25_scores_comparable = True
+
     def __init__(self, path: Path, manifest: Manifest, index: Any) -> None:
         self.path = path
         self.manifest = manifest
@@ -183,6 +186,11 @@ class LoadedIndex:
                     self._allowed.pop(next(iter(self._allowed)))
                 self._allowed[filters] = allowed
         return allowed
+
+    def matches_nothing(self, filters: MetadataFilter | None) -> bool:
+        """Whether ``filters`` leave no chunk at all (a retriever then returns nothing)."""
+        allowed = self.allowed_rows(filters)
+        return allowed is not None and len(allowed) == 0
 
     def neighbours(self, row: int, distance: int) -> tuple[list[int], list[int]]:
         """Rows of up to ``distance`` chunks before and after ``row`` in its article (nearest first)."""
