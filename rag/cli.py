@@ -12,7 +12,7 @@ DEFAULT_CONFIG = "configs/default.yaml"
 
 DESCRIPTION = """\
 Local, grounded Q&A over a folder of articles. Everything runs offline on the CPU:
-articles are chunked and embedded into a FAISS index, and a small local model answers
+articles are chunked and embedded into a FAISS index (or Milvus, index.backend), and a small local model answers
 questions only from the retrieved passages, citing them as [1], [2], ...
 
 Typical use:
@@ -23,6 +23,8 @@ Typical use:
   rag build data/articles --full          # re-embed everything
   rag index info                          # what the index holds, size on disk
   rag index remove old/article.md         # drop one article from the index
+  rag calibrate my-qa.jsonl               # this index's "not covered" threshold, from your own questions
+  rag build data/articles --ray           # embed on a local Ray cluster (pip install '.[ray]')
   rag feedback export --out regress.jsonl # answers rated thumbs down in the UI, as a QA file
 """
 
