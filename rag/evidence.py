@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -218,11 +218,21 @@ def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedd
     for score, _feats, cand in scored:
         if chosen and score < relative * best_score:
             break
-        words = content_words(cand.text)
+        ev = _evidence(cand, score)
+        # A sentence that brings its predecessor along may overlap one already kept: join the two
+        # (same chunk) or skip it (another chunk over the same article text), never repeat text.
+        overlapping = next((i for i, e in enumerate(chosen) if e.source == ev.source and e.start < ev.end and ev.start < e.end), None)
+        if overlapping is not None:
+            kept = chosen[overlapping]
+            if kept.chunk_id == ev.chunk_id:
+                chosen[overlapping] = _joined(kept, ev, cand.passage)
+                kept_words[overlapping] = content_words(chosen[overlapping].text)
+            continue
+        words = content_words(ev.text)
         if any(len(words & w) >= duplicate_overlap * max(1, min(len(words), len(w))) for w in kept_words):
             continue
         kept_words.append(words)
-        chosen.append(_evidence(cand, score))
+        chosen.append(ev)
         if len(chosen) == max_sentences:
             break
     relevance = max((p.relevance_or_score for p in passages), default=0.0)
@@ -270,6 +280,14 @@ def _evidence(cand: _Candidate, score: float) -> Evidence:
     text = " ".join(chunk.text[start:end].split())
     return Evidence(n=cand.n, text=text, start=chunk.start + start, end=chunk.start + end, score=score,
                     chunk_id=chunk.id, source=chunk.source, title=chunk.title)
+
+
+def _joined(kept: Evidence, other: Evidence, passage: Passage) -> Evidence:
+    """``kept`` widened to cover ``other`` too (both spans of ``passage``'s chunk), keeping its place and score."""
+    chunk = passage.chunk
+    start, end = min(kept.start, other.start), max(kept.end, other.end)
+    text = " ".join(chunk.text[start - chunk.start:end - chunk.start].split())
+    return replace(kept, text=text, start=start, end=end)
 
 
 def answerability_score(features: dict[str, float]) -> float:

@@ -59,6 +59,21 @@ def test_a_sentence_leaning_on_its_predecessor_brings_it_along():
     assert p.chunk.text[ev.sentences[0].start:ev.sentences[0].end] == p.chunk.text
 
 
+def test_a_predecessor_already_chosen_is_not_repeated():
+    """"This is commonly known as ..." brings its predecessor along; when that sentence is already evidence,
+    the two are joined into one span instead of quoting the predecessor twice."""
+    text = ("Approximately 65 percent of the adult population cannot digest lactose well. "
+            "This is commonly known as lactose intolerance. Lactose intolerance varies widely by ethnic heritage.")
+    p = passage(1, text)
+    ev = select_evidence("What proportion of adults cannot digest lactose, known as lactose intolerance?", [p], FakeEmbedder(),
+                         max_sentences=3, relative=0.0)
+    answer = evidence_answer(ev)
+    assert answer.count("Approximately 65 percent") == 1, answer
+    joined = [e for e in ev.sentences if "Approximately" in e.text]
+    assert len(joined) == 1 and text[joined[0].start:joined[0].end] == joined[0].text
+    assert "This is commonly known as lactose intolerance." in joined[0].text
+
+
 def test_only_top_passages_are_used():
     """max_passages=3: the fourth passage's sentence never appears, even when it matches best."""
     ev = select_evidence("Nvidia shares fell 17 percent", PASSAGES, FakeEmbedder(), max_passages=3, max_sentences=5, relative=0.0)
