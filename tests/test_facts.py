@@ -49,3 +49,13 @@ def test_sentence_openers_are_not_names():
 def test_a_near_miss_spelling_is_a_different_name():
     """SmolLM2 wrote 'China's DeepSea' for DeepSeek: a shared prefix is not inflection."""
     assert missing_facts("DeepSeek-R1 was released by China's DeepSea [1].", DEEPSEEK + " The Chinese company DeepSeek.") == ("DeepSea",)
+
+
+def test_dropped_facts_lists_what_a_draft_leaves_out_of_the_evidence():
+    from rag.facts import dropped_facts
+
+    source = "On 27 January 2025 the share price of Nvidia fell about 17 percent, wiping 600 billion dollars off its value."
+    facts, missing = dropped_facts(source, "Nvidia shares fell about 17 percent [1].", "How much did Nvidia shares fall?")
+    assert set(facts) == {"27", "January", "2025", "17", "600"}  # Nvidia is in the question
+    assert missing == ("27", "2025", "600", "January")
+    assert dropped_facts(source, "Nvidia fell 17% on 27 January 2025, about 600 billion dollars [1].", "How much did Nvidia fall?")[1] == ()

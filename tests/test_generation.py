@@ -284,7 +284,8 @@ def test_null_generator_raises_generator_error():
 
 # -- through the pipeline -------------------------------------------------------------------
 def make_rag(tmp_path, generator, **overrides) -> RAG:
-    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), **overrides})
+    # These tests are about the citation checker and reasoning; the draft's kept facts are tested in test_pipeline.py.
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "evidence.draft_must_keep": "none", **overrides})
     return RAG(cfg, embedder=FakeEmbedder(), generator=generator)
 
 
@@ -383,7 +384,7 @@ def test_r1_preset_follows_the_recommended_settings(tmp_path, articles_dir):
     assert (cfg.chunking, cfg.embedding.model, cfg.index) == (default.chunking, default.embedding.model, default.index)
 
     gen = ScriptedReasoner("The Nvidia passage gives the figure.</think>\n\nNvidia shares fell about 17 percent [1].", opens_think=True)
-    rag = RAG(Config.load(preset, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder(), generator=gen)
+    rag = RAG(Config.load(preset, {"index.path": str(tmp_path / "index"), "evidence.draft_must_keep": "none"}), embedder=FakeEmbedder(), generator=gen)
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
     messages = gen.requests[0]["messages"]

@@ -14,14 +14,17 @@ def make_rag(tmp_path, embedder=None, generator=None, **overrides):
     return RAG(cfg, embedder=embedder or FakeEmbedder(), generator=generator or FakeGenerator())
 
 
+FULL_DRAFT = "On 27 January 2025 Nvidia shares fell about 17 percent, close to 600 billion dollars of market value [1]."
+
+
 def test_build_then_ask_with_fakes(tmp_path, articles_dir):
-    gen = FakeGenerator("Nvidia shares fell about 17 percent [1].")
+    gen = FakeGenerator(FULL_DRAFT)
     rag = make_rag(tmp_path, generator=gen)
     summary = rag.build(articles_dir)
     assert summary.articles == 3 and summary.chunks >= 3 and summary.skipped == []
     answer = rag.ask("How much did Nvidia shares fall?")
     assert answer.passages[0].chunk.source == "markets/nvidia.txt"
-    assert answer.text == "Nvidia shares fell about 17 percent [1]." and answer.mode == "generated"
+    assert answer.text == FULL_DRAFT and answer.mode == "generated"
     assert [c.source for c in answer.citations] == ["markets/nvidia.txt"]
     # The prompt holds only the numbered evidence sentences and the question.
     prompt = gen.calls[0][-1]["content"]
@@ -50,7 +53,7 @@ def test_stream_yields_answer_pieces_only(tmp_path, articles_dir):
 def test_think_opened_by_template_is_split(tmp_path, articles_dir):
     """R1 templates put <think> in the prompt so only </think> is generated."""
     gen = FakeGenerator("reasoning here</think>Nvidia fell 17 percent [1].", opens_think=True)
-    rag = make_rag(tmp_path, generator=gen)
+    rag = make_rag(tmp_path, generator=gen, **{"evidence.draft_must_keep": "none"})
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
     assert answer.reasoning == "reasoning here"
@@ -66,9 +69,28 @@ def test_unsupported_answer_is_replaced_by_the_evidence(tmp_path, articles_dir):
     assert "France" in answer.draft
 
 
+def test_a_supported_draft_that_drops_the_evidence_facts_gives_way_to_the_evidence(tmp_path, articles_dir):
+    """Every word of "Nvidia shares fell about 17 percent [1]." is in the passage, but the best evidence sentence
+    also gives the date and the 600 billion dollars: by default (draft_must_keep: all) the user gets the evidence,
+    with the reason; "any" accepts a draft keeping one of those facts; "none" shows it."""
+    short = "Nvidia shares fell about 17 percent [1]."
+    rag = make_rag(tmp_path, generator=FakeGenerator(short))
+    rag.build(articles_dir)
+    answer = rag.ask("How much did Nvidia shares fall?")
+    assert answer.mode == "evidence" and answer.text.startswith(EVIDENCE_LEAD) and "600 billion dollars" in answer.text
+    assert answer.draft == short
+    assert any("it left out what the evidence says: 27, 2025, 600" in n for n in answer.notes), answer.notes
+    for rule, mode in (("any", "generated"), ("none", "generated"), ("half", "evidence")):
+        other = make_rag(tmp_path, generator=FakeGenerator(short), **{"evidence.draft_must_keep": rule})
+        assert other.ask("How much did Nvidia shares fall?").mode == mode, rule
+    one_fact = make_rag(tmp_path, generator=FakeGenerator("Nvidia shares fell about 17 percent on 27 January [1]."),
+                        **{"evidence.draft_must_keep": "half"})
+    assert one_fact.ask("How much did Nvidia shares fall?").mode == "generated"  # 27 and January of 27, January, 2025, 600
+
+
 def test_repeating_output_is_cut(tmp_path, articles_dir):
     gen = FakeGenerator("Nvidia fell 17 percent [1].\n" * 50)
-    rag = make_rag(tmp_path, generator=gen)
+    rag = make_rag(tmp_path, generator=gen, **{"evidence.draft_must_keep": "none"})
     rag.build(articles_dir)
     pieces = list(rag.stream("How much did Nvidia shares fall?"))
     assert "".join(pieces).count("Nvidia fell") == 2  # cut as soon as the second copy completes

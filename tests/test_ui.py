@@ -67,10 +67,11 @@ def test_weak_markers_carry_a_warning_sign():
 def test_chat_marks_a_weakly_supported_citation(tmp_path):
     """Through ChatUI and the real citation checker: a loosely matching claim gets the ⚠ sign."""
     rag = make_rag(tmp_path, generator=FakeGenerator("Shares of Nvidia dropped after the new chip rules [1]."))
+    rag.config = rag.config.model_copy(update={"evidence": rag.config.evidence.model_copy(update={"draft_must_keep": "none"})})
     _, chat, _, sources = run(ChatUI(rag), "How much did Nvidia shares fall?")
     assert "[⚠](#src-1-1" in texts(chat)[-1]
     assert "weakly supported by this passage" in sources
-    rag = make_rag(tmp_path / "supported", generator=FakeGenerator("Nvidia shares fell 17% on 27 January 2025 [1]."))
+    rag = make_rag(tmp_path / "supported", generator=FakeGenerator("Nvidia shares fell 17% on 27 January 2025, close to 600 billion dollars [1]."))
     _, chat, _, _ = run(ChatUI(rag), "How much did Nvidia shares fall?")
     assert "(#src-1-1)" in texts(chat)[-1] and "⚠" not in texts(chat)[-1]
 

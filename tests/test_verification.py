@@ -116,7 +116,8 @@ GOOD = "Nvidia shares fell about 17 percent [1]."
 
 
 def make_rag(tmp_path, reply, **overrides) -> RAG:
-    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), **overrides})
+    # These tests are about the citation checker and reasoning; the draft's kept facts are tested in test_pipeline.py.
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "evidence.draft_must_keep": "none", **overrides})
     return RAG(cfg, embedder=FakeEmbedder(), generator=FakeGenerator(reply))
 
 

@@ -285,6 +285,11 @@ class EvidenceConfig(_Section):
     min_answerability: float | None = Field(None, ge=0, le=1, description="Decline without calling the generator below this answerability score "
                                             "(null: the value calibrated for the embedding model, README 'Quality'; 0: never decline).")
 
+    # "all" measured closest to "never worse than the evidence" on all five sets (README "Quality").
+    draft_must_keep: Literal["all", "half", "any", "none"] = Field("all", description="Show the model's draft only if it keeps all (or half, "
+                                                                   "or any) of the names and numbers of the best evidence sentence that the "
+                                                                   "question does not already give; otherwise the evidence answer. none: no such check.")
+
     def min_answerability_for(self, embedder: str) -> float:
         """The decline threshold for ``embedder`` (its backend suffix, ``@onnx-int8``, is ignored)."""
         if self.min_answerability is not None:
