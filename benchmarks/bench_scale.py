@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -37,16 +36,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from rag import RAG, Config  # noqa: E402
 from rag.records import Chunk, Manifest  # noqa: E402
+from bench_build import _slice  # noqa: E402
 
 
-def _articles(folder: Path, limit: int, tmp: Path) -> Path:
-    if not limit:
-        return folder
-    out = tmp / f"{folder.name}-first-{limit}"
-    out.mkdir()
-    for path in sorted(p for p in folder.iterdir() if p.is_file())[:limit]:
-        shutil.copy2(path, out / path.name)
-    return out
+_articles = _slice  # the first N article files, copied (the same slice bench_build.py measures)
 
 
 def bench_build(folder: Path, tmp: Path) -> dict:
