@@ -112,7 +112,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             mark = "*" if p.n in cited else " "
             date = f", {p.chunk.date}" if p.chunk.date else ""
             date += f", {pages_label(p.chunk.pages)}" if p.chunk.pages else ""
-            # relevance (cosine to the question for dense and hybrid), not the RRF rank score
+            # relevance (cosine to the question for dense and hybrid), not the fused ranking score
             print(f" {mark}[{p.n}] {p.chunk.title} ({p.chunk.source}{date}) relevance={p.relevance_or_score:.2f}")
         if not cited:
             print("  (the answer cites no passage)")
