@@ -7,9 +7,9 @@ all fit. :func:`make_retriever` picks one by name from :data:`RETRIEVERS`.
 - :class:`BM25Retriever`: Lucene BM25 over the same chunks (:mod:`rag.keyword`).
 - :class:`HybridRetriever`: the two fused by one of :data:`FUSION_METHODS`: ``convex`` (the
   default) mixes their scores, each min-max normalised over the question's candidates,
-  ``dense_share * dense + (1 - dense_share) * bm25`` (:func:`convex_score_fusion`); ``rrf`` is
+  ``dense_share * dense + (1 - dense_share) * bm25`` (:func:`rag.fusion.convex_score_fusion`); ``rrf`` is
   weighted reciprocal-rank fusion, ``sum_r w_r / (rrf_k + rank_r(c))``, blind to how far apart
-  the scores are (:func:`reciprocal_rank_fusion`). ``eval/fusion_study.py`` measured both.
+  the scores are (:func:`rag.fusion.reciprocal_rank_fusion`; both re-exported here). ``eval/fusion_study.py`` measured both.
 
 Any retriever can add article-level aggregation (``article_weight``: each candidate gains
 that share of the mean of its article's other three best candidates' scores, so an article
@@ -42,6 +42,12 @@ import numpy as np
 
 from .embedding import Embedder
 from .filters import MetadataFilter
+from .fusion import (
+    FUSION_METHODS,
+    aggregate_articles,
+    convex_score_fusion,
+    reciprocal_rank_fusion,
+)
 from .records import Chunk, Passage
 from .store import Hit, SearchableIndex
 
@@ -149,13 +155,14 @@ class _RankedRetriever:
             return []
         n = k if self.dedup == "none" and not self.article_weight else max(k, self.pool)
         hits = self._candidates(query, n, filters)
+        fetched: dict[int, Chunk] = {}
         if self.article_weight and len(hits) > 1:
-            docs = {row: c.doc_id for row, c in self.index.chunks_by_rows([h.row for h in hits]).items()}
-            hits = aggregate_articles(hits, [docs.get(h.row, str(h.row)) for h in hits], self.article_weight)
+            fetched = self.index.chunks_by_rows([h.row for h in hits])  # read once: reused for the top k below
+            hits = aggregate_articles(hits, [fetched[h.row].doc_id if h.row in fetched else str(h.row) for h in hits], self.article_weight)
         if self.dedup != "none" and len(hits) > 1:
             hits = DEDUP_METHODS[self.dedup](self, hits, k)
         hits = hits[:k]
-        by_row = self.index.chunks_by_rows([h.row for h in hits])
+        by_row = {h.row: fetched[h.row] for h in hits if h.row in fetched} if fetched else self.index.chunks_by_rows([h.row for h in hits])
         hits = [h for h in hits if h.row in by_row]
         chunks = [by_row[h.row] for h in hits]
         if self.neighbours > 0:
@@ -230,42 +237,6 @@ class _RankedRetriever:
         return out_chunks, out_hits
 
 
-def _rescaled(scores: Sequence[float]) -> np.ndarray:
-    """``scores`` min-max normalised to [0, 1] (all 1 when they are equal)."""
-    v = np.asarray(scores, dtype=np.float64)
-    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 0.0)
-    return (v - lo) / (hi - lo) if hi > lo else np.ones_like(v)
-
-
-def aggregate_articles(hits: Sequence[Hit], doc_ids: Sequence[str], weight: float) -> list[Hit]:
-    """Re-rank ``hits`` so that an article matching in several chunks rises.
-
-    Each hit's score (min-max normalised over ``hits``) gains ``weight`` times the mean of
-    the normalised scores of its article's three other best hits (missing ones count 0).
-
-    Args:
-        hits: candidates, best first.
-        doc_ids: the article of each hit.
-        weight: 0 leaves the order as it is.
-
-    Returns:
-        The hits with the aggregated score, best first (ties keep their order).
-    """
-    norm = _rescaled([h.score for h in hits])
-    by_doc: dict[str, list[float]] = {}
-    for doc, s in zip(doc_ids, norm):
-        by_doc.setdefault(doc, []).append(float(s))
-    for scores in by_doc.values():
-        scores.sort(reverse=True)
-    out = []
-    for h, doc, s in zip(hits, doc_ids, norm):
-        others = list(by_doc[doc])
-        others.remove(float(s))
-        out.append(Hit(h.row, float(s) + weight * sum(others[:3]) / 3.0, h.relevance))
-    order = sorted(range(len(out)), key=lambda i: (-out[i].score, i))
-    return [out[i] for i in order]
-
-
 DEDUP_METHODS: dict[str, Callable[[_RankedRetriever, list[Hit], int], list[Hit]]] = {
     "none": lambda self, hits, k: hits,
     "cut": _RankedRetriever._similarity_cut,
@@ -308,59 +279,6 @@ class BM25Retriever(_RankedRetriever):
         return self.index.bm25_retrieval(query, filters, n)
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None, k: int = 60) -> list[tuple[int, float]]:
-    """Fuse ranked lists of ids: ``score(id) = sum_r weights[r] / (k + rank_r(id))``, ranks from 1.
-
-    Args:
-        rankings: each a list of ids, best first.
-        weights: one weight per ranking (default all 1).
-        k: the RRF constant (60 in Cormack et al. 2009); larger flattens the rank bonus.
-
-    Returns:
-        ``(id, fused score)`` best first; ties keep the order of first appearance.
-    """
-    weights = [1.0] * len(rankings) if weights is None else list(weights)
-    if len(weights) != len(rankings):
-        raise ValueError(f"got {len(weights)} weights for {len(rankings)} rankings")
-    if k < 0:
-        raise ValueError(f"rrf_k must be >= 0, got {k}")
-    fused: dict[int, float] = {}
-    for ranking, w in zip(rankings, weights):
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + w / (k + rank)
-    order = {item: i for i, item in enumerate(fused)}
-    return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
-
-
-def convex_score_fusion(dense: Sequence[tuple[int, float]], sparse: Sequence[tuple[int, float]], dense_share: float = 0.9) -> list[tuple[int, float]]:
-    """Fuse two scored lists: ``dense_share * d + (1 - dense_share) * b``, each min-max normalised.
-
-    Unlike RRF it sees how far apart the scores are: a chunk far ahead on cosine stays ahead
-    unless BM25 strongly prefers another. A chunk missing from a list scores 0 there.
-
-    Args:
-        dense, sparse: ``(id, score)`` lists (any scale; higher is better).
-        dense_share: the weight of the dense scores, in [0, 1].
-
-    Returns:
-        ``(id, fused score in [0, 1])`` best first; ties keep the order of first appearance
-        (dense, then sparse).
-
-    Example:
-        >>> convex_score_fusion([(1, 0.8), (2, 0.6)], [(2, 12.0), (3, 4.0)], 0.5)
-        [(2, 0.75), (1, 0.5), (3, 0.0)]
-    """
-    if not 0.0 <= dense_share <= 1.0:
-        raise ValueError(f"dense_share must be between 0 and 1, got {dense_share}")
-    d = dict(zip([i for i, _ in dense], _rescaled([s for _, s in dense]).tolist()))
-    b = dict(zip([i for i, _ in sparse], _rescaled([s for _, s in sparse]).tolist()))
-    order = {i: n for n, i in enumerate(dict.fromkeys([i for i, _ in dense] + [i for i, _ in sparse]))}
-    fused = {i: dense_share * d.get(i, 0.0) + (1 - dense_share) * b.get(i, 0.0) for i in order}
-    return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
-
-
-#: Fusion name -> how the hybrid retriever combines its dense and BM25 candidates.
-FUSION_METHODS = ("convex", "rrf")
 
 
 class HybridRetriever(_RankedRetriever):
