@@ -262,7 +262,7 @@ def _collect_garbage(root: Path, keep: set[str]) -> None:
         elif entry.name.startswith(f".{CURRENT}."):
             entry.unlink(missing_ok=True)
 
-class IndexStore:
+class IndexStore(IndexBackend):
     """Reads the current generation of an index folder.
 
     Args:
@@ -308,13 +308,6 @@ class IndexStore:
                 f"rebuild with: rag build ARTICLES_DIR --index {self.root} --full"
             )
         return name
-
-    def current_name_or_none(self) -> str | None:
-        """:meth:`current_name`, with a damaged ``CURRENT`` read as nothing built (for writers, which replace it)."""
-        try:
-            return self.current_name()
-        except IndexCorruptError:
-            return None
 
     def exists(self) -> bool:
         """Whether a built index is present (a damaged one counts: loading it says what is wrong)."""

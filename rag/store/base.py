@@ -182,7 +182,13 @@ class IndexBackend(Protocol):
 
     def current_name(self) -> str | None: ...
 
-    def current_name_or_none(self) -> str | None: ...
+    def current_name_or_none(self) -> str | None:
+        """:meth:`current_name`, with a damaged pointer read as nothing built (for writers, which
+        replace it). Shared by the backends that subclass this protocol."""
+        try:
+            return self.current_name()
+        except IndexCorruptError:
+            return None
 
     def read_manifest(self) -> dict[str, Any]: ...
 

@@ -41,6 +41,7 @@ from ..records import Chunk, Manifest
 from .base import (
     FORMAT_VERSION,
     GenerationWriter,
+    IndexBackend,
     IndexCorruptError,
     IndexNotFoundError,
     check_compatible,
@@ -90,7 +91,7 @@ def chunk_from_record(r: Mapping[str, Any]) -> Chunk:
 CHUNK_FIELDS = ["row", "id", "doc_id", "start", "end_", "text", "meta"]
 
 
-class MilvusStore:
+class MilvusStore(IndexBackend):
     """An index kept in Milvus; the same interface as the FAISS folder's :class:`rag.store.IndexStore`.
 
     Args:
@@ -171,12 +172,6 @@ class MilvusStore:
             return None
         row = self._meta_rows(physical, "part == -2")
         return str(row[0]["value"]) if row else self.read_manifest(physical).get("generation")
-
-    def current_name_or_none(self) -> str | None:
-        try:
-            return self.current_name()
-        except IndexCorruptError:
-            return None
 
     def exists(self) -> bool:
         return self.live_collection() is not None
