@@ -105,6 +105,15 @@ def _viewer_panel(ui: ChatUI) -> None:
     go.click(ui.view_source, inputs=[request], outputs=[shown], api_name="source", queue=False).then(None, js=viewer.SCROLL_JS)
 
 
+def _rating_row() -> tuple:
+    """The message after a thumbs up/down, and the optional comment on the rated answer."""
+    rated = gr.HTML(elem_id="rating-message")
+    with gr.Row():
+        comment = gr.Textbox(show_label=False, placeholder="Comment on the answer you rated (optional)", max_length=2000, scale=6, elem_id="rating-comment")
+        comment_btn = gr.Button("Send comment", scale=1, min_width=80, elem_id="send-comment")
+    return rated, comment, comment_btn
+
+
 def build_app(ui: ChatUI) -> gr.Blocks:
     """The Gradio page for ``ui``: chat, sources, settings side panel, rebuild, API."""
     cfg = ui.cfg
@@ -131,10 +140,7 @@ def build_app(ui: ChatUI) -> gr.Blocks:
                     clear = gr.Button("Clear", scale=1, min_width=80, elem_id="clear")
                 with gr.Row(elem_id="examples"):
                     example_buttons = [gr.Button(q, size="sm", elem_classes=["rag-example"]) for q in cfg.examples]
-                rated = gr.HTML(elem_id="rating-message")
-                with gr.Row():
-                    comment = gr.Textbox(show_label=False, placeholder="Comment on the answer you rated (optional)", max_length=2000, scale=6, elem_id="rating-comment")
-                    comment_btn = gr.Button("Send comment", scale=1, min_width=80, elem_id="send-comment")
+                rated, comment, comment_btn = _rating_row()
                 past, delete_chat = _history_panel()
                 _articles_panel(ui, status)
             with gr.Column(scale=2):

@@ -120,15 +120,11 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     t0 = time.perf_counter()
     try:
         required = logins(auth, auth_file)
+        refusal = _refusal(host, port, required)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not is_loopback(host) and required is None:
-        print(f"error: refusing to serve on {host!r} without authentication: anyone who can reach this machine could use it. "
-              f"Set {AUTH_ENV}=user:password or pass --auth-file FILE, or use --host 127.0.0.1.", file=sys.stderr)
-        return 2
-    if not 0 < port < 65536:
-        print(f"error: --port must be between 1 and 65535, got {port}", file=sys.stderr)
+        refusal = str(exc)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
         return 2
     rag = RAG.from_config(config, index=index)
     if articles and _missing_index(rag):
@@ -160,6 +156,16 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     finally:
         demo.close()
     return 0
+
+
+def _refusal(host: str, port: int, required: list[tuple[str, str]] | None) -> str | None:
+    """Why ``rag serve`` must not start with these settings, or None."""
+    if not is_loopback(host) and required is None:
+        return (f"refusing to serve on {host!r} without authentication: anyone who can reach this machine could use it. "
+                f"Set {AUTH_ENV}=user:password or pass --auth-file FILE, or use --host 127.0.0.1.")
+    if not 0 < port < 65536:
+        return f"--port must be between 1 and 65535, got {port}"
+    return None
 
 
 def _missing_index(rag: RAG) -> bool:
