@@ -127,7 +127,7 @@ def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
         EvalSet("squad", EVAL / "squad-qa.jsonl", squad, EVAL / "squad-articles.txt",
                 description="49 paraphrased questions over 82 squad articles", hint=hint),
         EvalSet("searchbox", EVAL / "searchbox-qa.jsonl", squad, EVAL / "searchbox-articles.txt",
-                description="120 search-box queries (41 unanswerable) over 93 other squad articles (31 of them topical distractors)", hint=hint),
+                description="120 search-box queries (39 unanswerable) over 93 other squad articles (31 of them topical distractors)", hint=hint),
         EvalSet("sample", EVAL / "sample-qa.jsonl", ROOT / "data" / "articles",
                 description="56 questions (26 unanswerable) over the sample articles"),
         EvalSet("pdf", EVAL / "pdf-qa.jsonl", EVAL / "pdfs" / "articles",

@@ -43,14 +43,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .embedding import Embedder
+from .facts import dropped_facts
 from .records import Evidence, Passage
-from .text import content_words, neutralise_markers, sentence_spans
+from .text import MARKER, content_words, neutralise_markers, sentence_spans
 
 # Said before an evidence answer: the sentences are the articles' own words.
 EVIDENCE_LEAD = "The articles say:"
 
 _HEADER_LINE = re.compile(r"^(#|(date|source|author|url|title|by)\s*:)", re.IGNORECASE)
 _ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d)]*$")
+# A PDF's running head or foot ("Water Quality Report 2023 - page 4", "Page 3 of 12"): no sentence.
+_ASKS = re.compile(r"\?[\"'\u201d)]*$")
+_RUNNING_HEAD = re.compile(r"(\bpage|\bp\.)\s*\d+(\s*(of|/)\s*\d+)?$|^\d+$", re.IGNORECASE)
 # A sentence opening with one of these usually needs the sentence before it.
 _ANAPHORA = re.compile(r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b", re.I)
 _NUMBER = re.compile(r"\d")
@@ -98,11 +102,12 @@ def key_terms(question: str) -> set[str]:
 
 
 def answer_type(question: str) -> str:
-    """``number``, ``date``, ``name`` or ``other``: what kind of thing the question asks for."""
+    """``number``, ``date``, ``name`` or ``other``: what kind of thing the question asks for
+    (search-box style too: "union of utrecht year" asks for a date)."""
     q = question.lower()
     if re.search(r"\bhow (many|much|long|old|far|big|large|tall|high)\b|\bwhat (percentage|number|amount)\b", q):
         return "number"
-    if re.search(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b", q):
+    if re.search(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$", q):
         return "date"
     if re.search(r"\bwho(m|se)?\b|\bwhere\b|\bwhich (company|country|city|person|team|firm|organi[sz]ation)\b", q):
         return "name"
@@ -148,8 +153,10 @@ def sentence_units(p: Passage) -> list[tuple[int, int]]:
             le -= len(line) - len(line.rstrip())
             if _HEADER_LINE.match(stripped) or stripped == p.chunk.title or len(content_words(stripped)) < 2:
                 continue
-            if not _ENDS_SENTENCE.search(stripped) and len(stripped.split()) < 8:
-                continue  # a heading or caption, not a sentence
+            if not _ENDS_SENTENCE.search(stripped) and (len(stripped.split()) < 8 or _RUNNING_HEAD.search(stripped)):
+                continue  # a heading, caption or page header, not a sentence
+            if _ASKS.search(stripped):
+                continue  # an article's own question ("What is the date for the Super Bowl in 2022?") answers nothing
             out.append((ls, le))
     return out
 
@@ -301,6 +308,37 @@ def evidence_answer(evidence: EvidenceSet) -> str:
     if not evidence.sentences:
         return ""
     return EVIDENCE_LEAD + " " + " ".join(cite(neutralise_markers(e.text), e.n) for e in evidence.sentences)
+
+
+def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: str = "all", sentences: int = 2) -> str:
+    """Why a draft whose every sentence is supported still says less than its evidence ("" if it does not).
+
+    A small model's checked draft loses what the evidence answer gives in three ways, each
+    seen on the development sets (README "Quality"):
+
+    - it only repeats the question ("States of matter how many [1].");
+    - the question asks for a number or a date, the evidence gives one, the draft none;
+    - it drops names and numbers of the best ``sentences`` evidence sentences that the
+      question does not give; ``keep`` says how many must stay: ``all``, ``half`` or ``any``
+      (``none`` turns all three checks off).
+    """
+    if keep == "none" or not evidence.sentences:
+        return ""
+    plain = MARKER.sub(" ", draft)
+    if not stems(plain) - stems(question):
+        return "it only repeats the question"
+    kind = answer_type(question)
+    if kind in ("number", "date") and not _has_type(plain, kind, question) and any(_has_type(e.text, kind, question) for e in evidence.sentences):
+        return f"it gives no {kind}, and the evidence does"
+    facts: list[str] = []
+    missing: list[str] = []
+    for e in evidence.sentences[:sentences]:
+        f, m = dropped_facts(e.text, plain, question)
+        facts += [x for x in f if x not in facts]
+        missing += [x for x in m if x not in missing]
+    kept = len(facts) - len(missing)
+    enough = {"all": not missing, "half": 2 * kept >= len(facts), "any": not facts or kept > 0}[keep]
+    return "" if enough else f"it left out what the evidence says: {', '.join(missing[:4])}"
 
 
 def cite(sentence: str, n: int) -> str:

@@ -25,6 +25,8 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
     "nineteen twenty".split())}
 _NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100})
+# Number words that state a count ("four states"); "one" and "hundred(s)" are mostly idiom ("one of", "hundreds of").
+_FACT_NUMBER_WORDS = frozenset(w for w, v in _NUMBER_WORDS.items() if 2 <= v < 100)
 # Capitalised words that are not names when they open a sentence or follow a colon.
 _COMMON = frozenset(
     "a an the this that these those it its he she they we i you his her their our my your in on at by for with from of to as "
@@ -116,6 +118,9 @@ def missing_facts(sentence: str, passage_text: str, allowed: Iterable[str] = ())
         value = float(m.group(0).replace(",", ""))
         if value not in present_numbers:
             missing.append(m.group(0))
+    for word in re.findall(r"[a-z]+", MARKER.sub(" ", sentence).lower()):
+        if word in _FACT_NUMBER_WORDS and float(_NUMBER_WORDS[word]) not in present_numbers:
+            missing.append(word)  # "four states": a number written as a word is a number too
     for name in names_in(sentence):
         if not _word_present(name, vocabulary, haystack):
             missing.append(name)

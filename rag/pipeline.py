@@ -19,8 +19,7 @@ from .chunking import Chunker
 from .citations import resolve_citations
 from .config import Config
 from .embedding import ENGINES, Embedder, SentenceTransformerEmbedder, make_embedder, model_of
-from .evidence import EvidenceSet, evidence_answer, select_evidence
-from .facts import dropped_facts
+from .evidence import EvidenceSet, draft_shortfall, evidence_answer, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .indexing import BuildSummary, IndexBuilder
 from .prompting import NOT_FOUND, build_evidence_prompt
@@ -340,7 +339,9 @@ class RAG:
             notes.append(f"{why}, so the reasoning was closed and the model was asked for its final answer")
         base = {**base, "reasoning": run.reasoning}
         checked = check_draft(draft, base["query"] or base["question"], base["passages"], self.embedder, self.config.citations)
-        dropped = self._dropped_facts(checked.text, evidence, base["question"]) if checked.accepted else ""
+        ev_cfg = self.config.evidence
+        dropped = draft_shortfall(checked.text, evidence, base["question"], keep=ev_cfg.draft_must_keep,
+                                  sentences=ev_cfg.draft_must_keep_from) if checked.accepted else ""
         if not checked.accepted or dropped:
             reason = "the model reasoned but gave no answer" if not run.answer.strip() and run.reasoning else (dropped or checked.reason)
             notes.append(f"evidence answer: the model's draft was not used ({reason})")
@@ -349,17 +350,6 @@ class RAG:
         answer = Answer(text=checked.text, citations=checked.citations, checks=checked.report.sentences, out_of_range=checked.out_of_range,
                         notes=notes, mode="generated", **base)
         yield StreamEvent("done", answer=answer)
-
-    def _dropped_facts(self, draft: str, evidence: EvidenceSet, question: str) -> str:
-        """Why the draft is not shown although every sentence is supported: it leaves out names or
-        numbers of the best evidence sentence (``evidence.draft_must_keep``), or ``""``."""
-        rule = self.config.evidence.draft_must_keep
-        if rule == "none" or not evidence.sentences:
-            return ""
-        facts, missing = dropped_facts(evidence.sentences[0].text, draft, question)
-        kept = len(facts) - len(missing)
-        enough = {"all": not missing, "half": 2 * kept >= len(facts), "any": not facts or kept > 0}[rule]
-        return "" if enough else f"it left out what the evidence says: {', '.join(missing[:4])}"
 
     def _evidence_events(self, evidence: EvidenceSet, base: dict[str, Any], streamed: bool, notes: list[str]) -> Iterator[StreamEvent]:
         """The evidence answer: the chosen article sentences, quoted and cited (``mode="evidence"``)."""

@@ -41,6 +41,19 @@ def test_titles_headings_and_metadata_lines_are_not_sentences():
     assert [text[s:e] for s, e in sentence_units(PASSAGES[1])] == ["DeepSeek is based in Hangzhou.", "DeepSeek released R1 under the MIT licence."]
 
 
+def test_a_pdf_running_head_with_a_page_number_is_not_a_sentence():
+    """Seen on the pdf set: "<title> - <subtitle> - page 4" (ten words, no full stop) was chosen as evidence."""
+    p = passage(1, "Larkspur Valley Water Authority - Annual Water Quality Report 2023 - page 4\n"
+                   "The authority tests the water every week.\nAnnual Water Quality Report, Larkspur Valley, Page 4 of 12\n")
+    assert [p.chunk.text[s:e] for s, e in sentence_units(p)] == ["The authority tests the water every week."]
+
+
+def test_a_question_in_the_article_is_not_evidence():
+    """Seen on rgb-en-fact: "What is the location and date for the Super Bowl in 2022?" was quoted as the answer."""
+    p = passage(1, "What is the location and date for the Super Bowl in 2022? The game will be played in Inglewood, California.")
+    assert [p.chunk.text[s:e] for s, e in sentence_units(p)] == ["The game will be played in Inglewood, California."]
+
+
 def test_evidence_offsets_point_at_the_sentence_in_the_article():
     """Offsets are article offsets (chunk.start + offset in the chunk), exact to the character."""
     article = "Intro line that is long enough to be a sentence of its own here. Liang set up DeepSeek in July 2023. It is based in Hangzhou."
@@ -200,3 +213,39 @@ def test_server_down_gives_the_evidence_answer_with_real_models(tmp_path, articl
     assert "17 percent" in answer.text and "[1]" in answer.text
     assert answer.citations[0].source == "markets/nvidia.txt"
     assert any(f"127.0.0.1:{port}" in n and "Connection refused" in n for n in answer.notes)
+
+
+def _evidence_set(*texts):
+    from rag.evidence import EvidenceSet
+    from rag.records import Evidence
+
+    return EvidenceSet(tuple(Evidence(n=i + 1, text=t, start=0, end=len(t), score=1.0, chunk_id=f"c{i}", source=f"s{i}.txt", title="T")
+                             for i, t in enumerate(texts)), 0.9, {})
+
+
+def test_a_draft_that_only_repeats_the_question_says_less_than_the_evidence():
+    """Seen on the searchbox set: "States of matter how many [1]." passed every check."""
+    from rag.evidence import draft_shortfall
+
+    ev = _evidence_set("Matter commonly exists in four states (or phases): solid, liquid and gas, and plasma.")
+    assert draft_shortfall("States of matter how many [1].", ev, "states of matter how many") == "it only repeats the question"
+    assert draft_shortfall("Matter has four states [1].", ev, "states of matter how many") == ""
+    assert draft_shortfall("Matter comes in states such as solid and liquid [1].", ev, "states of matter how many") == \
+        "it left out what the evidence says: four"
+
+
+def test_a_draft_without_the_asked_for_year_gives_way_when_the_evidence_has_one():
+    """Seen on the searchbox set: "union of utrecht year" answered without 1579, which the second sentence gives."""
+    from rag.evidence import draft_shortfall
+
+    ev = _evidence_set("The Union of Utrecht is seen as the beginning of the Dutch Republic.",
+                       "In 1579 the northern seven provinces signed the Union of Utrecht.")
+    draft = "The Union of Utrecht is seen as the beginning of the Dutch Republic [1]."
+    assert draft_shortfall(draft, ev, "union of utrecht year") == "it gives no date, and the evidence does"
+    # Without the date rule (a non-date question) the facts of the second sentence still count ...
+    assert draft_shortfall(draft, ev, "what began the dutch republic") == "it left out what the evidence says: 1579, seven"
+    # ... unless the rule reads only the best sentence, or is off.
+    assert draft_shortfall(draft, ev, "what began the dutch republic", sentences=1) == ""
+    assert draft_shortfall("Nothing [1].", ev, "union of utrecht year", keep="none") == ""
+    assert draft_shortfall("In 1579 seven provinces signed the Union of Utrecht [2], the start of the Dutch Republic [1].", ev,
+                           "union of utrecht year") == ""

@@ -285,10 +285,14 @@ class EvidenceConfig(_Section):
     min_answerability: float | None = Field(None, ge=0, le=1, description="Decline without calling the generator below this answerability score "
                                             "(null: the value calibrated for the embedding model, README 'Quality'; 0: never decline).")
 
-    # "all" measured closest to "never worse than the evidence" on all five sets (README "Quality").
+    # "all" over the two best sentences measured closest to "never worse than the evidence" on all five sets (README "Quality").
     draft_must_keep: Literal["all", "half", "any", "none"] = Field("all", description="Show the model's draft only if it keeps all (or half, "
-                                                                   "or any) of the names and numbers of the best evidence sentence that the "
-                                                                   "question does not already give; otherwise the evidence answer. none: no such check.")
+                                                                   "or any) of the names and numbers of the best evidence sentences that the "
+                                                                   "question does not already give, gives the number or date asked for when the "
+                                                                   "evidence has one, and says more than the question; otherwise the evidence "
+                                                                   "answer. none: no such check.")
+    draft_must_keep_from: int = Field(2, ge=1, le=10, description="The draft_must_keep rule reads the names and numbers of this many best "
+                                      "evidence sentences (the answer is often in the second).")
 
     def min_answerability_for(self, embedder: str) -> float:
         """The decline threshold for ``embedder`` (its backend suffix, ``@onnx-int8``, is ignored)."""
