@@ -10,6 +10,9 @@ all fit. :func:`make_retriever` picks one by name from :data:`RETRIEVERS`.
   ``dense_share * dense + (1 - dense_share) * bm25`` (:func:`rag.fusion.convex_score_fusion`); ``rrf`` is
   weighted reciprocal-rank fusion, ``sum_r w_r / (rrf_k + rank_r(c))``, blind to how far apart
   the scores are (:func:`rag.fusion.reciprocal_rank_fusion`; both re-exported here). ``eval/fusion_study.py`` measured both.
+  Convex fusion then adds match bonuses (:mod:`rag.term_match`): a candidate holding the
+  question's numbers ("2018", "Q1", "93rd") rises over near-identical snippets about another
+  year, and for a question asking when, one holding a full date.
 
 Any retriever can add article-level aggregation (``article_weight``: each candidate gains
 that share of the mean of its article's other three best candidates' scores, so an article
@@ -50,6 +53,7 @@ from .fusion import (
 )
 from .records import Chunk, Passage
 from .store import Hit, SearchableIndex
+from .term_match import match_bonus
 
 if TYPE_CHECKING:
     from .config import RetrievalConfig
@@ -292,6 +296,10 @@ class HybridRetriever(_RankedRetriever):
         dense_weight: rrf: weight of the dense ranking in the fusion.
         bm25_weight: rrf: weight of the BM25 ranking.
         rrf_k: rrf: the RRF constant.
+        number_match_weight: convex: bonus for a candidate holding the question's numbers
+            (:func:`rag.term_match.number_match`, the share of them it holds; 0: off).
+        date_match_weight: convex: bonus, when the question asks when, for a candidate holding
+            a full date (:func:`rag.term_match.date_match`; 0: off).
         candidates: how many candidates each retriever contributes (and the pool de-duplication picks from).
         dedup: ``"none"``, ``"cut"`` (drop near-duplicates above ``dedup_threshold`` cosine) or ``"mmr"``.
         dedup_threshold: cosine at or above which two chunks count as duplicates.
@@ -300,14 +308,16 @@ class HybridRetriever(_RankedRetriever):
         neighbour_budget_tokens: total cl100k tokens all passages may grow to by widening.
 
     ``relevance`` of a fused passage is its cosine similarity to the query (its vector is
-    read from FAISS when only BM25 found it).
+    read from FAISS when only BM25 found it). With convex fusion, ``score`` is the fused score
+    plus the match bonuses, which re-rank the candidates before de-duplication.
 
     Example:
         >>> HybridRetriever(loaded_index, embedder, dense_weight=1.0, bm25_weight=0.5).retrieve("H800 GPUs", k=4)
     """
 
     def __init__(self, index: SearchableIndex, embedder: Embedder, *, fusion: str = "convex", dense_share: float = 0.9, dense_weight: float = 1.0,
-                 bm25_weight: float = 1.0, rrf_k: int = 60, candidates: int = 50, **options) -> None:
+                 bm25_weight: float = 1.0, rrf_k: int = 60, number_match_weight: float = 0.3, date_match_weight: float = 0.2,
+                 candidates: int = 50, **options) -> None:
         super().__init__(index, pool=candidates, **options)
         if fusion not in FUSION_METHODS:
             raise ValueError(f"unknown fusion {fusion!r}; choose from {sorted(FUSION_METHODS)}")
@@ -323,6 +333,10 @@ class HybridRetriever(_RankedRetriever):
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
         self.rrf_k = rrf_k
+        if number_match_weight < 0 or date_match_weight < 0:
+            raise ValueError(f"number_match_weight and date_match_weight must be >= 0, got {number_match_weight} and {date_match_weight}")
+        self.number_match_weight = number_match_weight
+        self.date_match_weight = date_match_weight
         self.candidates = candidates
 
     def _candidates(self, query: str, n: int, filters: MetadataFilter | None) -> list[Hit]:
@@ -331,7 +345,8 @@ class HybridRetriever(_RankedRetriever):
         dense = self.index.dense_search(vector, depth, filters)
         sparse = self.index.bm25_retrieval(query, filters, depth)
         if self.fusion == "convex" and self.index.bm25_scores_comparable:
-            fused = convex_score_fusion([(h.row, h.score) for h in dense], [(h.row, h.score) for h in sparse], self.dense_share)[:n]
+            fused = convex_score_fusion([(h.row, h.score) for h in dense], [(h.row, h.score) for h in sparse], self.dense_share)[:depth]
+            fused = self._match_terms(query, fused)[:n]
         else:
             fused = reciprocal_rank_fusion([[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k)[:n]
         cosine = {h.row: h.score for h in dense}
@@ -341,6 +356,17 @@ class HybridRetriever(_RankedRetriever):
             for row, sim in zip(missing, self.index.vectors(missing) @ q):
                 cosine[row] = float(sim)
         return [Hit(row, score, cosine[row]) for row, score in fused]
+
+    def _match_terms(self, query: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """``fused`` with each score plus its match bonus (:func:`rag.term_match.match_bonus`), best first."""
+        if not (self.number_match_weight or self.date_match_weight) or len(fused) < 2:
+            return fused
+        chunks = self.index.chunks_by_rows([row for row, _ in fused])
+        texts = [chunks[row].text if row in chunks else "" for row, _ in fused]
+        bonus = match_bonus(query, texts, self.number_match_weight, self.date_match_weight)
+        scored = [(row, score + b) for (row, score), b in zip(fused, bonus)]
+        order = sorted(range(len(scored)), key=lambda i: (-scored[i][1], i))
+        return [scored[i] for i in order]
 
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -361,7 +387,8 @@ def make_retriever(config: RetrievalConfig, index: SearchableIndex, embedder: Em
         return BM25Retriever(index, pool=config.candidates, **options)
     if name == "hybrid":
         return HybridRetriever(index, embedder, fusion=config.fusion, dense_share=config.dense_share, dense_weight=config.dense_weight,
-                               bm25_weight=config.bm25_weight, rrf_k=config.rrf_k, candidates=config.candidates, **options)
+                               bm25_weight=config.bm25_weight, rrf_k=config.rrf_k, number_match_weight=config.number_match_weight,
+                               date_match_weight=config.date_match_weight, candidates=config.candidates, **options)
     raise ValueError(f"unknown retriever {name!r}; choose from {sorted(RETRIEVERS)}")
 
 

@@ -335,3 +335,35 @@ def test_real_embedder_hybrid_filters_and_threshold(tmp_path, articles_dir, real
     answer = rag.ask("What is the capital of Peru?")  # nothing in the articles is close
     assert answer.text.startswith(NOT_COVERED) and gen.calls == []
     assert max(p.relevance for p in answer.passages) < 0.3
+
+
+# -- match bonuses (rag/term_match.py) ---------------------------------------------------------
+YEARS = {
+    "a.txt": "Tesla results\n\nTesla revenue: Tesla reported record revenue for 2023, Tesla said.",
+    "b.txt": "Carmaker results\n\nThe carmaker earned 10.4 billion in Q1 2021.",
+    "c.txt": "Weather\n\nIt rained in Berlin all week.",
+    "d.txt": "Bread\n\nA sourdough starter needs flour and water.",
+}
+
+
+def test_number_match_lifts_the_snippet_about_the_asked_year(tmp_path):
+    """a.txt repeats the question's words but is about 2023; b.txt holds Q1 and 2021. Without the
+    bonus a.txt wins (fused 1.0, b.txt 0.17 with the fake embedder); with weight 1 b.txt gains
+    1 * 2/2 and a.txt 1 * 0/2, so b.txt leads with 1.17."""
+    rag = make_rag(tmp_path)
+    rag.build(write_articles(tmp_path / "years", YEARS))
+    q = "Tesla revenue in Q1 2021"
+    plain = HybridRetriever(rag.index(), rag.embedder, number_match_weight=0.0, date_match_weight=0.0).retrieve(q, 4)
+    matched = HybridRetriever(rag.index(), rag.embedder, number_match_weight=1.0, date_match_weight=0.0).retrieve(q, 4)
+    assert plain[0].source == "a.txt" and matched[0].source == "b.txt"
+    before, after = {p.source: p.score for p in plain}, {p.source: p.score for p in matched}
+    assert after["b.txt"] == pytest.approx(before["b.txt"] + 1.0)  # holds q1 and 2021
+    assert after["a.txt"] == pytest.approx(before["a.txt"])  # holds neither
+    assert {p.source: p.relevance for p in plain} == pytest.approx({p.source: p.relevance for p in matched})  # cosine, unchanged
+    with pytest.raises(ValueError, match="number_match_weight and date_match_weight must be >= 0"):
+        HybridRetriever(rag.index(), rag.embedder, number_match_weight=-1)
+
+
+def test_match_weights_come_from_the_config(built):
+    r = make_retriever(built.config.retrieval, built.index(), built.embedder, "hybrid")
+    assert (r.number_match_weight, r.date_match_weight) == (0.3, 0.2)
