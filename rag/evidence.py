@@ -138,27 +138,56 @@ def _has_type(sentence: str, kind: str, question: str) -> float:
 
 
 def sentence_units(p: Passage) -> list[tuple[int, int]]:
-    """Offsets (in the chunk text) of the passage's sentences, without headings and byline lines."""
+    """Offsets (in the chunk text) of the passage's sentences, without headings, byline lines and page heads.
+
+    A sentence hard-wrapped over several lines (PDF text) is one unit: lines after the first
+    body line continue it; a heading or metadata line only counts as one before that.
+    """
     text = p.chunk.text
     out: list[tuple[int, int]] = []
+
+    def flush(unit: tuple[int, int] | None) -> None:
+        if unit is None:
+            return
+        sentence = text[unit[0]:unit[1]]
+        if len(content_words(sentence)) >= 2 and not _ASKS.search(sentence):
+            out.append(unit)  # an article's own question ("What is the date for the Super Bowl in 2022?") answers nothing
+
     for s, e in sentence_spans(text):
         pos = s
+        unit: tuple[int, int] | None = None
         for line in text[s:e].split("\n"):
             ls, le = pos, pos + len(line)
             pos = le + 1
             stripped = line.strip()
-            if not stripped:
+            if not _ENDS_SENTENCE.search(stripped) and _RUNNING_HEAD.search(stripped):
+                continue  # a page's running head, even inside a sentence wrapped over a page break
+            if not stripped or _HEADER_LINE.match(stripped) or stripped == p.chunk.title:
+                flush(unit)
+                unit = None
                 continue
             ls += len(line) - len(line.lstrip())
             le -= len(line) - len(line.rstrip())
-            if _HEADER_LINE.match(stripped) or stripped == p.chunk.title or len(content_words(stripped)) < 2:
-                continue
-            if not _ENDS_SENTENCE.search(stripped) and (len(stripped.split()) < 8 or _RUNNING_HEAD.search(stripped)):
-                continue  # a heading, caption or page header, not a sentence
-            if _ASKS.search(stripped):
-                continue  # an article's own question ("What is the date for the Super Bowl in 2022?") answers nothing
-            out.append((ls, le))
+            if unit is not None:
+                unit = (unit[0], le)  # the wrapped rest of the sentence
+            elif _ENDS_SENTENCE.search(stripped) or len(stripped.split()) >= 8 or not _starts_line(text, ls):
+                unit = (ls, le)  # a sentence that begins after another on the same line is no heading
+            # else: a heading or caption, not a sentence
+        flush(unit)
     return out
+
+
+def unit_text(raw: str) -> str:
+    """A sentence unit's text on one line, without the page heads a page break put inside it."""
+    lines = raw.split("\n")
+    kept = [ln for ln in lines if _ENDS_SENTENCE.search(ln.strip()) or not _RUNNING_HEAD.search(ln.strip())] if len(lines) > 1 else lines
+    return " ".join(" ".join(kept).split())
+
+
+def _starts_line(text: str, pos: int) -> bool:
+    """True when only spaces stand between ``pos`` and the start of its line."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    return not text[line_start:pos].strip()
 
 
 @dataclass(frozen=True)
@@ -171,7 +200,7 @@ class _Candidate:
 
     @property
     def text(self) -> str:
-        return " ".join(self.passage.chunk.text[self.start:self.end].split())
+        return unit_text(self.passage.chunk.text[self.start:self.end])
 
 
 def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candidate]:
@@ -284,7 +313,7 @@ def _evidence(cand: _Candidate, score: float) -> Evidence:
     if cand.prev is not None and _ANAPHORA.match(cand.text):
         start = cand.prev[0]  # "It was founded in 2023." needs the sentence naming "it"
     chunk = cand.passage.chunk
-    text = " ".join(chunk.text[start:end].split())
+    text = unit_text(chunk.text[start:end])
     return Evidence(n=cand.n, text=text, start=chunk.start + start, end=chunk.start + end, score=score,
                     chunk_id=chunk.id, source=chunk.source, title=chunk.title)
 
@@ -293,7 +322,7 @@ def _joined(kept: Evidence, other: Evidence, passage: Passage) -> Evidence:
     """``kept`` widened to cover ``other`` too (both spans of ``passage``'s chunk), keeping its place and score."""
     chunk = passage.chunk
     start, end = min(kept.start, other.start), max(kept.end, other.end)
-    text = " ".join(chunk.text[start - chunk.start:end - chunk.start].split())
+    text = unit_text(chunk.text[start - chunk.start:end - chunk.start])
     return replace(kept, text=text, start=start, end=end)
 
 
@@ -317,6 +346,8 @@ def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: s
     seen on the development sets (README "Quality"):
 
     - it only repeats the question ("States of matter how many [1].");
+    - it leaves out a name or number of the question that the evidence has (asked about
+      error "E3", it talks of the warranty);
     - the question asks for a number or a date, the evidence gives one, the draft none;
     - it drops names and numbers of the best ``sentences`` evidence sentences that the
       question does not give; ``keep`` says how many must stay: ``all``, ``half`` or ``any``
@@ -327,6 +358,10 @@ def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: s
     plain = MARKER.sub(" ", draft)
     if not stems(plain) - stems(question):
         return "it only repeats the question"
+    evidence_text = " ".join(e.text for e in evidence.sentences).lower()
+    absent = sorted(k for k in key_terms(question) if k in evidence_text and k not in plain.lower())
+    if absent:
+        return f"it does not mention {', '.join(absent[:4])}, which the question names and the evidence has"
     kind = answer_type(question)
     if kind in ("number", "date") and not _has_type(plain, kind, question) and any(_has_type(e.text, kind, question) for e in evidence.sentences):
         return f"it gives no {kind}, and the evidence does"

@@ -9,7 +9,7 @@ import pytest
 from fakes import FakeEmbedder, FakeGenerator
 from rag import RAG, Config
 from rag.citations import parse_markers
-from rag.evidence import EVIDENCE_LEAD, answer_type, evidence_answer, extractive_answer, key_terms, select_evidence, sentence_units
+from rag.evidence import EVIDENCE_LEAD, answer_type, evidence_answer, extractive_answer, key_terms, select_evidence, sentence_units, unit_text
 from rag.prompting import NOT_FOUND
 from rag.records import Chunk, Passage
 
@@ -46,6 +46,17 @@ def test_a_pdf_running_head_with_a_page_number_is_not_a_sentence():
     p = passage(1, "Larkspur Valley Water Authority - Annual Water Quality Report 2023 - page 4\n"
                    "The authority tests the water every week.\nAnnual Water Quality Report, Larkspur Valley, Page 4 of 12\n")
     assert [p.chunk.text[s:e] for s, e in sentence_units(p)] == ["The authority tests the water every week."]
+
+
+def test_a_sentence_wrapped_over_lines_is_one_unit():
+    """Seen on the pdf set: PDF text is hard-wrapped, and only a sentence's first line was quoted
+    ("... well below the action level of [2].")."""
+    text = ("Water Quality\nLead: the 90th percentile of the 120 homes tested was 3.1 micrograms per litre, well below the action level of\n"
+            "15 micrograms per litre. Copper was\nLarkspur Valley Water Authority - Annual Water Quality Report 2023 - page 4\nwell below its limit too.")
+    p = passage(1, text)
+    assert [unit_text(text[s:e]) for s, e in sentence_units(p)] == [
+        "Lead: the 90th percentile of the 120 homes tested was 3.1 micrograms per litre, well below the action level of 15 micrograms per litre.",
+        "Copper was well below its limit too."]
 
 
 def test_a_question_in_the_article_is_not_evidence():
@@ -249,3 +260,14 @@ def test_a_draft_without_the_asked_for_year_gives_way_when_the_evidence_has_one(
     assert draft_shortfall("Nothing [1].", ev, "union of utrecht year", keep="none") == ""
     assert draft_shortfall("In 1579 seven provinces signed the Union of Utrecht [2], the start of the Dutch Republic [1].", ev,
                            "union of utrecht year") == ""
+
+
+def test_a_draft_about_something_else_than_the_question_names_gives_way():
+    """Seen on the pdf set: asked what error E3 means, the draft quoted the warranty sentence of the same evidence."""
+    from rag.evidence import draft_shortfall
+
+    ev = _evidence_set("The Aurora K2 comes with a 2-year warranty from the date of purchase.", "E3: the thermoblock has overheated.")
+    question = "What does error E3 mean on the Aurora K2?"
+    assert draft_shortfall("The Aurora K2 has a 2-year warranty from the date of purchase [1].", ev, question) == \
+        "it does not mention e3, which the question names and the evidence has"
+    assert draft_shortfall("On the Aurora K2, E3 means the thermoblock has overheated [2]; it has a 2-year warranty [1].", ev, question) == ""
