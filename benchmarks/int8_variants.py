@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import RAG, Config, load_documents  # noqa: E402
-from rag.embedding import OnnxEmbedder, SentenceTransformerEmbedder  # noqa: E402
+from rag import RAG, Config, load_documents
+from rag.embedding import OnnxEmbedder, SentenceTransformerEmbedder
 
 OUT = Path("/tmp/rag-int8-variants")
 SHARED = Path("/work/shared")
@@ -147,7 +147,9 @@ def quantize(fp32: Path, name: str, kwargs: dict[str, Any]) -> Path:
     try:
         if "nbits" in kwargs:
             import onnx
-            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+            from onnxruntime.quantization.matmul_nbits_quantizer import (
+                MatMulNBitsQuantizer,
+            )
 
             q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=kwargs["nbits"], block_size=kwargs.get("block", 32), is_symmetric=True,
                                      accuracy_level=kwargs.get("accuracy_level", 4))

@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "eval"))
 
-import int8_variants  # noqa: E402
-import run_all  # noqa: E402
+import int8_variants
+import run_all
 
-from rag.embedding import BACKENDS, OnnxEmbedder  # noqa: E402
+from rag.embedding import BACKENDS, OnnxEmbedder
 
 
 def main(argv: list[str]) -> int:
