@@ -10,6 +10,10 @@ torch's (min and mean) on N squad chunks (encoded in batches, as a build does) a
 rgb-en-fact questions (encoded one at a time, as ``rag ask`` does), and its encode rate on
 those chunks against torch's, interleaved round by round so a busy machine slows all alike.
 
+The ``nb*`` (MatMulNBits) recipes need the ``onnx_ir`` package, which onnxruntime's
+quantiser imports for them (``pip install onnx_ir``). Figures: benchmarks/README.md, "Int8
+recipes against issue 17's bar".
+
 ``--sensitivity`` instead quantises one weight MatMul at a time (everything else float32) and
 prints each node's chunk-cosine loss, worst first: which nodes to keep in float32.
 
@@ -36,7 +40,7 @@ from rag import RAG, Config, load_documents
 from rag.embedding import OnnxEmbedder, SentenceTransformerEmbedder
 
 OUT = Path("/tmp/rag-int8-variants")
-SHARED = Path("/work/shared")
+SHARED = ROOT.parent / "shared"  # --shared overrides
 
 
 def weight_matmuls(fp32: Path) -> list[str]:
@@ -170,15 +174,15 @@ def embedder_for(path: Path) -> OnnxEmbedder:
     return e
 
 
-def texts(n_chunks: int) -> tuple[list[str], list[str]]:
+def texts(n_chunks: int, shared: Path = SHARED) -> tuple[list[str], list[str]]:
     """N chunk texts spread over the squad articles, and the rgb-en-fact questions."""
     chunker = RAG(Config.load(None, {"index.path": str(OUT / "unused-index")})).chunker
-    docs = load_documents(SHARED / "corpora" / "squad-articles").documents
+    docs = load_documents(shared / "corpora" / "squad-articles").documents
     chunks = [c.text for c in chunker.split_all(docs)]
     step = max(1, len(chunks) // n_chunks)
     chunks = chunks[::step][:n_chunks]
     questions = []
-    qa = SHARED / "eval" / "rgb-en-fact"
+    qa = shared / "eval" / "rgb-en-fact"
     for f in sorted(qa.glob("qa.jsonl")):
         questions += [json.loads(line)["question"] for line in f.read_text().splitlines() if line.strip()]
     return chunks, questions[:100]
@@ -197,10 +201,11 @@ def main() -> int:
     ap.add_argument("--sensitivity", action="store_true")
     ap.add_argument("--no-fp32", action="store_true", help="leave the float32 onnx out of the speed rounds")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--shared", type=Path, default=SHARED, help=f"the shared data folder (default: {SHARED})")
     args = ap.parse_args()
 
     fp32 = OnnxEmbedder(variant="onnx").onnx_path()
-    chunks, questions = texts(args.chunks)
+    chunks, questions = texts(args.chunks, args.shared)
     torch_e = SentenceTransformerEmbedder()
     ref_c = torch_e.encode(chunks)
     ref_q = np.vstack([torch_e.encode([q]) for q in questions]) if questions else None
