@@ -341,7 +341,7 @@ class RAG:
         checked = check_draft(draft, base["query"] or base["question"], base["passages"], self.embedder, self.config.citations)
         ev_cfg = self.config.evidence
         dropped = draft_shortfall(checked.text, evidence, base["question"], keep=ev_cfg.draft_must_keep,
-                                  sentences=ev_cfg.draft_must_keep_from) if checked.accepted else ""
+                                  sentences=ev_cfg.draft_must_keep_from, words=ev_cfg.draft_must_keep_words) if checked.accepted else ""
         if not checked.accepted or dropped:
             reason = "the model reasoned but gave no answer" if not run.answer.strip() and run.reasoning else (dropped or checked.reason)
             notes.append(f"evidence answer: the model's draft was not used ({reason})")

@@ -271,3 +271,16 @@ def test_a_draft_about_something_else_than_the_question_names_gives_way():
     assert draft_shortfall("The Aurora K2 has a 2-year warranty from the date of purchase [1].", ev, question) == \
         "it does not mention e3, which the question names and the evidence has"
     assert draft_shortfall("On the Aurora K2, E3 means the thermoblock has overheated [2]; it has a 2-year warranty [1].", ev, question) == ""
+
+
+def test_a_reworded_copy_that_drops_the_evidence_words_gives_way_at_the_words_share():
+    """Seen on the pdf set: "found in 2 of the 1,460 samples" for "detected in 2 of the 1,460 routine samples"."""
+    from rag.evidence import draft_shortfall
+
+    ev = _evidence_set("Total coliform bacteria were detected in 2 of the 1,460 routine samples taken from the distribution network.")
+    question = "In how many distribution samples was coliform bacteria found?"
+    draft = "Total coliform bacteria was found in 2 of the 1,460 samples taken from the distribution network [1]."
+    assert draft_shortfall(draft, ev, question, words=0.8) == "it keeps 5 of the 7 words of the best evidence sentence (fewer than 80%)"
+    assert draft_shortfall(draft, ev, question, words=0.0) == ""
+    verbatim = "Total coliform bacteria were detected in 2 of the 1,460 routine samples taken from the distribution network [1]."
+    assert draft_shortfall(verbatim, ev, question, words=0.8) == ""

@@ -81,11 +81,24 @@ def test_a_supported_draft_that_drops_the_evidence_facts_gives_way_to_the_eviden
     assert answer.draft == short
     assert any("it left out what the evidence says: 27, 2025, 600" in n for n in answer.notes), answer.notes
     for rule, mode in (("any", "generated"), ("none", "generated"), ("half", "evidence")):
-        other = make_rag(tmp_path, generator=FakeGenerator(short), **{"evidence.draft_must_keep": rule})
+        other = make_rag(tmp_path, generator=FakeGenerator(short), **{"evidence.draft_must_keep": rule, "evidence.draft_must_keep_words": 0})
         assert other.ask("How much did Nvidia shares fall?").mode == mode, rule
     one_fact = make_rag(tmp_path, generator=FakeGenerator("Nvidia shares fell about 17 percent on 27 January [1]."),
-                        **{"evidence.draft_must_keep": "half"})
+                        **{"evidence.draft_must_keep": "half", "evidence.draft_must_keep_words": 0})
     assert one_fact.ask("How much did Nvidia shares fall?").mode == "generated"  # 27 and January of 27, January, 2025, 600
+
+
+def test_a_trimmed_copy_of_the_evidence_gives_way_unless_the_words_rule_is_off(tmp_path, articles_dir):
+    """evidence.draft_must_keep_words (default 0.8): a draft keeping every fact but dropping most of the best
+    sentence's other words is replaced by the evidence, with the reason; at 0 it is shown."""
+    draft = "On 27 January 2025 Nvidia fell 17 percent, 600 billion dollars [1]."
+    rag = make_rag(tmp_path, generator=FakeGenerator(draft))
+    rag.build(articles_dir)
+    answer = rag.ask("How much did Nvidia shares fall?")
+    assert answer.mode == "evidence" and answer.draft == draft
+    assert any("words of the best evidence sentence (fewer than 80%)" in n for n in answer.notes), answer.notes
+    relaxed = make_rag(tmp_path, generator=FakeGenerator(draft), **{"evidence.draft_must_keep_words": 0})
+    assert relaxed.ask("How much did Nvidia shares fall?").mode == "generated"
 
 
 def test_repeating_output_is_cut(tmp_path, articles_dir):

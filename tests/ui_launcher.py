@@ -54,7 +54,7 @@ class ScriptedGenerator:
         if cables:  # the uploaded PDF of the articles browser test
             yield f"The Harbour Bridge needs 42 new steel cables [{cables.group(1)}]."
             return
-        m = re.search(r'<passage n="(\d+)" title="Nvidia', prompt)
+        m = re.search(r"^\[(\d+)\][^\n]*Nvidia", prompt, re.MULTILINE)  # the evidence prompt's "[n] sentence" lines
         text = (
             "<think>Passage about the Nvidia share price says it fell 17 percent.</think>"
             f"On 27 January 2025 the share price of Nvidia fell about 17 percent [{m.group(1) if m else 1}]."
