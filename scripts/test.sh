@@ -4,4 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 . .venv/bin/activate
-python -m pytest -q "$@"
+# Two workers, one test file each at a time (pytest-xdist, --dist loadfile: a file's servers and
+# module fixtures stay in one process); one math thread per worker so they do not fight over
+# the cores. RAG_TEST_WORKERS=0 runs everything in this process, one test at a time.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+workers="${RAG_TEST_WORKERS:-2}"
+if [ "$workers" = "0" ]; then
+    python -m pytest -q "$@"
+else
+    python -m pytest -q -n "$workers" --dist loadfile "$@"
+fi
