@@ -65,19 +65,9 @@ def fused_fp32() -> Path:
     from transformers import AutoModel
 
     from rag.embedding.base import resolve_embedder_path
+    from rag.embedding.onnx import pooled_encoder
 
     encoder = AutoModel.from_pretrained(resolve_embedder_path("all-MiniLM-L6-v2"), attn_implementation="eager").eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
 
     OUT.mkdir(parents=True, exist_ok=True)
     eager = OUT / "eager.onnx"
@@ -85,7 +75,7 @@ def fused_fp32() -> Path:
     axes = {k: {0: "batch", 1: "sequence"} for k in ("input_ids", "attention_mask", "token_type_ids")}
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Pooled(encoder), (example, torch.ones_like(example), torch.zeros_like(example)), str(eager),
+        torch.onnx.export(pooled_encoder(encoder), (example, torch.ones_like(example), torch.zeros_like(example)), str(eager),
                           input_names=list(axes), output_names=["embedding"], dynamic_axes={**axes, "embedding": {0: "batch"}},
                           opset_version=17, dynamo=False)
     optimize_model(str(eager), model_type="bert", num_heads=12, hidden_size=384, opt_level=0).save_model_to_file(str(out))

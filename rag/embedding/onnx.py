@@ -71,6 +71,24 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def pooled_encoder(encoder: Any) -> Any:
+    """``encoder`` (a transformers model) wrapped to return mean-pooled, unit-length embeddings: what is exported."""
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    return Pooled(encoder)
+
+
 def export_onnx(model_dir: str | Path, out_path: str | Path) -> Path:
     """Export a mean-pooling sentence-transformers model to ONNX with pooling and normalisation.
 
@@ -91,24 +109,13 @@ def export_onnx(model_dir: str | Path, out_path: str | Path) -> Path:
     offline()
     encoder = AutoModel.from_pretrained(str(model_dir)).eval()
 
-    class Pooled(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
-
     example = torch.ones((2, 8), dtype=torch.long)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches: the graph is checked against torch in tests
         torch.onnx.export(
-            Pooled(encoder),
+            pooled_encoder(encoder),
             (example, torch.ones_like(example), torch.zeros_like(example)),
             str(out_path),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
