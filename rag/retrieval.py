@@ -53,7 +53,7 @@ from .fusion import (
 )
 from .records import Chunk, Passage
 from .store import Hit, SearchableIndex
-from .term_match import match_bonus
+from .term_match import bonus_applies, match_bonus
 
 if TYPE_CHECKING:
     from .config import RetrievalConfig
@@ -359,8 +359,8 @@ class HybridRetriever(_RankedRetriever):
 
     def _match_terms(self, query: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """``fused`` with each score plus its match bonus (:func:`rag.term_match.match_bonus`), best first."""
-        if not (self.number_match_weight or self.date_match_weight) or len(fused) < 2:
-            return fused
+        if len(fused) < 2 or not bonus_applies(query, self.number_match_weight, self.date_match_weight):
+            return fused  # no bonus for anyone: the order stands, and no chunk is read
         chunks = self.index.chunks_by_rows([row for row, _ in fused])
         texts = [chunks[row].text if row in chunks else "" for row, _ in fused]
         bonus = match_bonus(query, texts, self.number_match_weight, self.date_match_weight)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from .evidence import answer_type, key_terms
 
-__all__ = ["date_match", "match_bonus", "number_match", "question_numbers", "text_numbers"]
+__all__ = ["asks_date", "bonus_applies", "date_match", "match_bonus", "number_match", "question_numbers", "text_numbers"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -66,11 +66,21 @@ def number_match(question: str, texts: Sequence[str]) -> list[float]:
     return [len(wanted & text_numbers(t)) / len(wanted) for t in texts]
 
 
+def asks_date(question: str) -> bool:
+    """True for a question asking when (:func:`rag.evidence.answer_type` ``date``) or saying "date"."""
+    return answer_type(question) == "date" or bool(_SAYS_DATE.search(question))
+
+
 def date_match(question: str, texts: Sequence[str]) -> list[float]:
     """For a question asking when: 1 for each text holding a full date past its start, else 0 (all 0 otherwise)."""
-    if answer_type(question) != "date" and not _SAYS_DATE.search(question):
+    if not asks_date(question):
         return [0.0] * len(texts)
     return [float(any(m.start() > 0 for m in _FULL_DATE.finditer(t))) for t in texts]
+
+
+def bonus_applies(question: str, number_weight: float, date_weight: float) -> bool:
+    """False when every candidate's bonus is 0 for ``question``, so their texts need not be read."""
+    return bool((number_weight and question_numbers(question)) or (date_weight and asks_date(question)))
 
 
 def match_bonus(question: str, texts: Sequence[str], number_weight: float, date_weight: float) -> list[float]:

@@ -364,6 +364,22 @@ def test_number_match_lifts_the_snippet_about_the_asked_year(tmp_path):
         HybridRetriever(rag.index(), rag.embedder, number_match_weight=-1)
 
 
+def test_a_question_without_numbers_or_when_reads_no_chunk_for_the_bonus(tmp_path, monkeypatch):
+    """The bonus would be 0 for every candidate, so the fused order stands without reading their texts."""
+    rag = make_rag(tmp_path)
+    rag.build(write_articles(tmp_path / "years", YEARS))
+    index = rag.index()
+    reads: list[int] = []
+    real = index.chunks_by_rows
+    monkeypatch.setattr(index, "chunks_by_rows", lambda rows: reads.append(len(rows)) or real(rows))
+    retriever = HybridRetriever(index, rag.embedder, dedup="none")
+    retriever.retrieve("Which carmaker reported revenue?", 2)
+    assert reads == [2]  # only the two passages returned
+    reads.clear()
+    retriever.retrieve("Tesla revenue in Q1 2021", 2)
+    assert len(reads) == 2 and reads[0] > 2  # the candidates' texts for the bonus, then the two returned
+
+
 def test_match_weights_come_from_the_config(built):
     r = make_retriever(built.config.retrieval, built.index(), built.embedder, "hybrid")
     assert (r.number_match_weight, r.date_match_weight) == (0.3, 0.2)
