@@ -52,8 +52,9 @@ EVIDENCE_LEAD = "The articles say:"
 
 _HEADER_LINE = re.compile(r"^(#|(date|source|author|url|title|by)\s*:)", re.IGNORECASE)
 _ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d)]*$")
-# A PDF's running head or foot ("Water Quality Report 2023 - page 4", "Page 3 of 12"): no sentence.
+# A sentence that asks: an article's own question answers nothing.
 _ASKS = re.compile(r"\?[\"'\u201d)]*$")
+# A PDF's running head or foot ("Water Quality Report 2023 - page 4", "Page 3 of 12"): no sentence.
 _RUNNING_HEAD = re.compile(r"(\bpage|\bp\.)\s*\d+(\s*(of|/)\s*\d+)?$|^\d+$", re.IGNORECASE)
 # A sentence opening with one of these usually needs the sentence before it.
 _ANAPHORA = re.compile(r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b", re.I)
@@ -359,7 +360,8 @@ def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: s
     if keep == "none" or not evidence.sentences:
         return ""
     plain = MARKER.sub(" ", draft)
-    if not stems(plain) - stems(question):
+    draft_stems, question_stems = stems(plain), stems(question)
+    if not draft_stems - question_stems:
         return "it only repeats the question"
     evidence_text = " ".join(e.text for e in evidence.sentences).lower()
     absent = sorted(k for k in key_terms(question) if k in evidence_text and k not in plain.lower())
@@ -378,8 +380,8 @@ def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: s
     enough = {"all": not missing, "half": 2 * kept >= len(facts), "any": not facts or kept > 0}[keep]
     if not enough:
         return f"it left out what the evidence says: {', '.join(missing[:4])}"
-    own = stems(evidence.sentences[0].text) - stems(question)
-    kept_words = len(own & stems(plain))
+    own = stems(evidence.sentences[0].text) - question_stems
+    kept_words = len(own & draft_stems)
     if own and kept_words < words * len(own):
         return f"it keeps {kept_words} of the {len(own)} words of the best evidence sentence (fewer than {words:.0%})"
     return ""
