@@ -284,3 +284,25 @@ def test_a_reworded_copy_that_drops_the_evidence_words_gives_way_at_the_words_sh
     assert draft_shortfall(draft, ev, question, words=0.0) == ""
     verbatim = "Total coliform bacteria were detected in 2 of the 1,460 routine samples taken from the distribution network [1]."
     assert draft_shortfall(verbatim, ev, question, words=0.8) == ""
+
+
+@pytest.mark.slow
+def test_a_wrapped_pdf_sentence_is_quoted_whole_with_real_models(tmp_path, real_embedder):
+    """The real PDF loader, a real FAISS index and MiniLM: the evidence quotes the whole sentence the PDF
+    wraps over two lines (only "... well below the action level of" was quoted before), with its page."""
+    import shutil
+    from pathlib import Path
+
+    articles = tmp_path / "pdfs"
+    articles.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "eval" / "pdfs" / "articles" / "water-quality-report-2023.pdf", articles)
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "none"}), embedder=real_embedder)
+    rag.build(articles)
+    answer = rag.ask("What was the 90th percentile lead level of the 120 homes tested?")
+    assert answer.mode == "evidence", answer.text
+    assert "the 90th percentile of the 120 homes tested was 3.1 micrograms per litre, well below the action level of 15 micrograms per litre" \
+        in answer.text, answer.text
+    assert "- page" not in answer.text, answer.text
+    lead = next(e for e in answer.evidence if "3.1 micrograms" in e.text)
+    article, _ = rag.article(answer.passages[lead.n - 1].chunk.doc_id)
+    assert " ".join(article[lead.start:lead.end].split()).endswith("15 micrograms per litre.")  # offsets span the whole sentence
