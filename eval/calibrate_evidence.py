@@ -6,10 +6,14 @@ sentence's similarity, overlap, key-term and answer-type signals). It then
 
 1. fits the logistic weights of ``rag.evidence.CALIBRATION`` on the sets that have
    unanswerable questions (``--fit``), by plain gradient descent with L2 (numpy only);
-2. picks ``evidence.min_answerability`` (the pipeline's one decline decision: the relevance
-   threshold only chooses the wording of a decline) as the highest threshold that declines at most
-   ``--max-decline`` (5%) of the answerable questions of EVERY set, and reports recall and
-   precision of declining on the unanswerable questions at that threshold.
+2. picks the ``balanced`` threshold of ``evidence.min_answerability`` (the pipeline's one decline
+   decision: the relevance threshold only chooses the wording of a decline) as the highest
+   threshold that declines at most ``--max-decline`` (5%) of the answerable questions of EVERY
+   set, and reports recall and precision of declining on the unanswerable questions there;
+3. picks the ``cautious`` threshold (``evidence.abstention: cautious``): the one with the best
+   worst-set recall on the unanswerable questions while every set with unanswerable questions
+   keeps declining precision >= ``--min-precision`` (0.8); ``--loso`` also reports it leave one
+   set out (threshold chosen on the other sets, measured on the one left out).
 
 It prints the weights and the threshold to paste into rag/evidence.py and
 configs/default.yaml, and a table per set. Nothing is changed by the script itself.
@@ -105,6 +109,27 @@ def choose(rows: list[dict], weights: dict[str, float], max_decline: float) -> f
     return round(best, 3)
 
 
+def _declines(rows: list[dict], weights: dict[str, float], t: float, name: str) -> tuple[float, float]:
+    """(recall, precision) of declining below ``t`` on set ``name``'s unanswerable questions (precision 1 when none declined)."""
+    rs = [r for r in rows if r["set"] == name]
+    declined = [r for r in rs if score(r, weights) < t]
+    hits = sum(not r["answerable"] for r in declined)
+    unanswerable = sum(not r["answerable"] for r in rs)
+    return hits / max(unanswerable, 1), (hits / len(declined) if declined else 1.0)
+
+
+def choose_cautious(rows: list[dict], weights: dict[str, float], min_precision: float) -> tuple[float, float]:
+    """(threshold, worst-set recall): the lowest threshold with the best worst-set recall on the
+    unanswerable questions of the sets that have some, each set keeping precision >= ``min_precision``."""
+    sets = sorted({r["set"] for r in rows if not r["answerable"]})
+    best_t, best_recall = 0.0, 0.0
+    for t in np.arange(0.0, 1.0, 0.0025):
+        worst = min(r if p >= min_precision else -1.0 for r, p in (_declines(rows, weights, float(t), s) for s in sets))
+        if worst > best_recall + 1e-9:
+            best_t, best_recall = float(t), worst
+    return round(best_t, 4), best_recall
+
+
 def report(rows: list[dict], weights: dict[str, float], t: float) -> None:
     print(f"\n{'set':<10} {'q':>4} {'ans':>4} {'declined ans':>13} {'unans recall':>13} {'unans prec':>11} {'evidence F1':>12} {'contains':>9}")
     for name in sorted({r["set"] for r in rows}):
@@ -127,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit", default="sample,searchbox,pdf", help="sets the weights are fitted on (those with unanswerable questions)")
     parser.add_argument("--max-decline", type=float, default=0.05, help="most answerable questions declined per set (default 0.05)")
     parser.add_argument("--config", help="YAML config (default: built-in defaults)")
+    parser.add_argument("--min-precision", type=float, default=0.8, help="cautious threshold: least declining precision per set (default 0.8)")
+    parser.add_argument("--loso", action="store_true", help="also report the cautious threshold leave one set out")
     parser.add_argument("--current", action="store_true", help="report the shipped weights and threshold instead of fitting")
     parser.add_argument("--dump", help="write the per-question features to this JSONL file")
+    parser.add_argument("--features", metavar="FILE", help="read the per-question features from a --dump file instead of retrieving")
     args = parser.parse_args(argv)
     sets = dev_sets()
     if args.sets:
@@ -137,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown or unavailable set(s) {sorted(unknown)}; available here: {sorted(sets)}")
         sets = {k: v for k, v in sets.items() if k in args.sets.split(",")}
     rows: list[dict] = []
-    for name, (qa, articles) in sets.items():
+    if args.features:
+        rows = [json.loads(line) for line in Path(args.features).read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [r for r in rows if r["set"] in sets]
+    for name, (qa, articles) in ({} if args.features else sets).items():
         print(f"== {name}: {qa}", file=sys.stderr)
         rows.extend(collect(name, qa, articles, args.config))
     if args.dump:
@@ -147,14 +178,27 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.current:
         weights, t = dict(CALIBRATION), EvidenceConfig().min_answerability_for("all-MiniLM-L6-v2")
+        cautious = EvidenceConfig(abstention="cautious").min_answerability_for("all-MiniLM-L6-v2")
+        print(f"cautious threshold chosen on these questions: {choose_cautious(rows, weights, args.min_precision)[0]} (shipped: {cautious})")
     else:
         fit_rows = [r for r in rows if r["set"] in args.fit.split(",")]
         if not any(not r["answerable"] for r in fit_rows):
             parser.error(f"--fit sets {args.fit!r} have no unanswerable questions here")
         weights = fit(fit_rows)
         t = choose(rows, weights, args.max_decline)
-    print(f"\nweights: {json.dumps(weights)}\nmin_answerability: {t}")
+        cautious = choose_cautious(rows, weights, args.min_precision)[0]
+    print(f"\nweights: {json.dumps(weights)}\nmin_answerability: balanced {t}, cautious {cautious}")
+    print(f"\nbalanced (at most {args.max_decline:.0%} of each set's answerable questions declined), threshold {t}:")
     report(rows, weights, t)
+    print(f"\ncautious (best worst-set recall at declining precision >= {args.min_precision}), threshold {cautious}:")
+    report(rows, weights, cautious)
+    if args.loso:
+        print("\ncautious, leave one set out (threshold chosen on the other sets):")
+        for name in sorted({r["set"] for r in rows if not r["answerable"]}):
+            rest = [r for r in rows if r["set"] != name]
+            t_rest = choose_cautious(rest, weights, args.min_precision)[0]
+            recall, precision = _declines(rows, weights, t_rest, name)
+            print(f"  {name:<10} threshold {t_rest:<7} recall {recall:.3f}  precision {precision:.3f}")
     return 0
 
 

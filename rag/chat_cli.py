@@ -30,10 +30,13 @@ def add_chat_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.
     """Register ``rag chat`` on the ``rag`` parser (``common`` adds --config and --index)."""
     p = sub.add_parser("chat", help="a conversation: questions one per line, follow-ups rewritten as in the web UI",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import add_abstention_option
+
     common(p)
     p.add_argument("--top-k", type=int, metavar="N", help="passages to retrieve (default: retrieval.top_k)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length limit in tokens (default: generation.max_new_tokens)")
     p.add_argument("--json", action="store_true", help='print one JSON object per answer (as rag ask --json, plus "rewritten")')
+    add_abstention_option(p)
     p.set_defaults(func=lambda args: cmd_chat(args, config_path(args.config)))
 
 
@@ -42,7 +45,8 @@ def cmd_chat(args: argparse.Namespace, config: str | None, stdin: TextIO | None 
     from .pipeline import RAG
 
     stdin = stdin or sys.stdin
-    conversation = Conversation(RAG.from_config(config, index=args.index))
+    overrides = {"evidence.abstention": args.abstention} if args.abstention else None
+    conversation = Conversation(RAG.from_config(config, index=args.index, overrides=overrides))
     options = {"top_k": args.top_k, "max_new_tokens": args.max_new_tokens}
     interactive = stdin.isatty()
     while True:

@@ -68,7 +68,7 @@ def _filters(args: argparse.Namespace):
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.records import pages_label
 
-    rag = _make_rag(args, **{"retrieval.retriever": args.retriever})
+    rag = _make_rag(args, **{"retrieval.retriever": args.retriever, "evidence.abstention": args.abstention})
     options = dict(top_k=args.top_k, temperature=args.temperature, max_new_tokens=args.max_new_tokens, filters=_filters(args))
     if args.json:
         answer = rag.ask(args.question, **options)
@@ -240,10 +240,23 @@ def _add_ask(sub) -> None:
     p.add_argument("--json", action="store_true", help='print one JSON object: {"question", "answer", "reasoning", "citations", "passages"}')
     p.add_argument("--show-reasoning", action="store_true", help="print a reasoning model's <think> part to stderr")
     p.add_argument("--retriever", choices=list(RETRIEVERS), help="retrieval method (default: retrieval.retriever)")
+    add_abstention_option(p)
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day (undated articles are left out)")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day (undated articles are left out)")
     p.add_argument("--source", metavar="GLOB", help="only articles whose path under the articles folder matches, e.g. 'news/*.md' (comma-separate several)")
     p.set_defaults(func=cmd_ask)
+
+
+def add_abstention_option(p: argparse.ArgumentParser) -> None:
+    """--abstention, its choices read from the config model (never a second list here)."""
+    from typing import get_args
+
+    from .config import EvidenceConfig
+
+    p.add_argument("--abstention", choices=get_args(EvidenceConfig.model_fields["abstention"].annotation),
+                   help="how readily to decline: balanced declines at most 5%% of answerable questions on the development sets; "
+                        "cautious declines several times as many unanswerable questions, and more answerable ones (README 'Quality') "
+                        "(default: evidence.abstention, balanced)")
 
 
 def _add_index(sub) -> None:

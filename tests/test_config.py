@@ -133,6 +133,7 @@ def test_allowed_names_come_from_the_registries(monkeypatch):
     ("generation.use_system_prompt", "maybe", "config key 'generation.use_system_prompt' must be true or false, got 'maybe'"),
     ("generation.base_url", "localhost:8080", "generation.base_url must be an http(s) URL"),
     ("index.type", "annoy", "index.type must be one of auto, flat, hnsw, ivf, got 'annoy'"),
+    ("evidence.abstention", "strict", "evidence.abstention must be one of balanced, cautious, got 'strict'"),
 ])
 def test_bounds_and_choices_name_key_value_and_fix(key, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -168,3 +169,15 @@ def test_thresholds_are_keyed_by_model_not_backend():
     assert retrieval.threshold_source("dense", "my-e5@onnx-int8") == (0.0, "uncalibrated")
     assert retrieval.threshold_source("bm25", "my-e5") == (0.17, "calibrated")
     assert Config.load(None, {"retrieval.min_relevance_dense": 0.3}).retrieval.threshold_source("dense", "my-e5") == (0.3, "configured")
+
+
+def test_abstention_picks_the_calibrated_threshold_and_a_set_one_wins():
+    """balanced and cautious are two calibrated answerability thresholds per model (any backend);
+    an uncalibrated model never declines; evidence.min_answerability overrides both."""
+    for abstention, expected in (("balanced", 0.12), ("cautious", 0.315)):
+        evidence = Config.load(None, {"evidence.abstention": abstention}).evidence
+        assert evidence.min_answerability_for("all-MiniLM-L6-v2@onnx-int8") == expected
+        assert evidence.min_answerability_for("my-e5") == 0.0
+    assert Config.load(None, {"evidence.abstention": "cautious", "evidence.min_answerability": 0.5}).evidence.min_answerability_for(
+        "all-MiniLM-L6-v2") == 0.5
+    assert Config.load("configs/cautious.yaml").evidence.abstention == "cautious"

@@ -306,3 +306,35 @@ def test_a_wrapped_pdf_sentence_is_quoted_whole_with_real_models(tmp_path, real_
     lead = next(e for e in answer.evidence if "3.1 micrograms" in e.text)
     article, _ = rag.article(answer.passages[lead.n - 1].chunk.doc_id)
     assert " ".join(article[lead.start:lead.end].split()).endswith("15 micrograms per litre.")  # offsets span the whole sentence
+
+
+@pytest.mark.slow
+def test_cautious_abstention_declines_what_balanced_answers_with_real_models(tmp_path, real_embedder, capsys):
+    """The real sample articles, FAISS index and MiniLM: the sample set's unanswerable "office cafeteria"
+    question scores between the two calibrated thresholds, so the default (balanced) quotes evidence and
+    `rag ask --abstention cautious` declines it, without calling a generator."""
+    import json
+    from pathlib import Path
+
+    from rag.cli import main
+
+    articles = Path(__file__).resolve().parent.parent / "data" / "articles"
+    if not articles.is_dir():
+        pytest.skip(f"sample articles missing: {articles}")
+    question = "What was the name of DeepSeek's office cafeteria?"
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "none"})
+    balanced_t, cautious_t = (cfg.evidence.model_copy(update={"abstention": a}).min_answerability_for(real_embedder.name)
+                              for a in ("balanced", "cautious"))
+    assert (balanced_t, cautious_t) == (0.12, 0.315)
+    rag = RAG(cfg, embedder=real_embedder)
+    rag.build(articles)
+    answer = rag.ask(question)
+    assert answer.mode != "declined" and balanced_t <= answer.answerability < cautious_t, (answer.mode, answer.answerability)
+
+    config = tmp_path / "c.yaml"
+    config.write_text("generation:\n  backend: none\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["ask", question, "--index", str(tmp_path / "index"), "--config", str(config), "--abstention", "cautious", "--json"]) == 0
+    declined = json.loads(capsys.readouterr().out)
+    # Declined by answerability; the wording says the top passage is also under the relevance threshold.
+    assert declined["mode"] == "declined" and declined["answer"].startswith("The articles don't cover this question."), declined

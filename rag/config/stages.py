@@ -290,7 +290,12 @@ class EvidenceConfig(_Section):
     max_passages: int = Field(3, ge=1, le=20, description="Evidence sentences are taken from this many top passages.")
     relative: float = Field(0.75, ge=0, le=1, description="Other sentences must score at least this share of the best one.")
     min_answerability: float | None = Field(None, ge=0, le=1, description="Decline without calling the generator below this answerability score "
-                                            "(null: the value calibrated for the embedding model, README 'Quality'; 0: never decline).")
+                                            "(null: the value calibrated for the embedding model and evidence.abstention, README 'Quality'; "
+                                            "0: never decline).")
+    abstention: Literal["balanced", "cautious"] = Field("balanced", description="Which calibrated threshold declines: balanced (at most 5% "
+                                                        "of answerable questions declined on every development set) or cautious (several "
+                                                        "times as many unanswerable questions declined, and more answerable ones; "
+                                                        "README 'Quality'). evidence.min_answerability, when set, wins.")
 
     # "all" over the two best sentences measured closest to "never worse than the evidence" on all five sets (README "Quality").
     draft_must_keep: Literal["all", "half", "any", "none"] = Field("all", description="Show the model's draft only if it keeps all (or half, "
@@ -310,11 +315,13 @@ class EvidenceConfig(_Section):
         """The decline threshold for ``embedder`` (its backend suffix, ``@onnx-int8``, is ignored)."""
         if self.min_answerability is not None:
             return float(self.min_answerability)
-        return CALIBRATED_ANSWERABILITY.get(embedder.split("@", 1)[0], 0.0)
+        return CALIBRATED_ANSWERABILITY.get(embedder.split("@", 1)[0], {}).get(self.abstention, 0.0)
 
 
-# Chosen with `python eval/calibrate_evidence.py` (README "Quality"): the highest threshold
-# that declines at most 5% of the answerable questions of every development set.
-CALIBRATED_ANSWERABILITY: dict[str, float] = {"all-MiniLM-L6-v2": 0.12}
+# Chosen with `python eval/calibrate_evidence.py` (README "Quality"). balanced: the highest
+# threshold that declines at most 5% of the answerable questions of every development set.
+# cautious: the best worst-set recall on the unanswerable questions (sample, searchbox, pdf)
+# while each of those sets keeps declining precision >= 0.8.
+CALIBRATED_ANSWERABILITY: dict[str, dict[str, float]] = {"all-MiniLM-L6-v2": {"balanced": 0.12, "cautious": 0.315}}
 
 
