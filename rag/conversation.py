@@ -153,7 +153,7 @@ class Conversation:
 
         Args:
             question: what the user asked.
-            **options: ``top_k``, ``temperature``, ``max_new_tokens``, ``filters``.
+            **options: ``top_k``, ``temperature``, ``max_new_tokens``, ``filters``, ``abstention``.
 
         Raises:
             InputError: the question is empty, too long or not valid text.

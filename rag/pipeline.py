@@ -17,7 +17,7 @@ from typing import Any
 
 from .chunking import Chunker
 from .citations import resolve_citations
-from .config import Config
+from .config import Config, EvidenceConfig
 from .embedding import ENGINES, Embedder, SentenceTransformerEmbedder, make_embedder, model_of
 from .evidence import EvidenceSet, draft_shortfall, evidence_answer, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
@@ -207,7 +207,7 @@ class RAG:
 
     # -- answering -------------------------------------------------------------------
     def ask(self, question: str, *, top_k: int | None = None, temperature: float | None = None, max_new_tokens: int | None = None,
-            filters: MetadataFilter | None = None) -> Answer:
+            filters: MetadataFilter | None = None, abstention: str | None = None) -> Answer:
         """Answer ``question`` from the articles, with citations.
 
         Each cited sentence is verified against its passage (``citations.mode``); when the
@@ -220,7 +220,8 @@ class RAG:
             GeneratorError: the model failed and ``generation.fallback`` is ``error``.
         """
         answer = None
-        for event in self.stream_events(question, top_k=top_k, temperature=temperature, max_new_tokens=max_new_tokens, filters=filters):
+        for event in self.stream_events(question, top_k=top_k, temperature=temperature, max_new_tokens=max_new_tokens, filters=filters,
+                                        abstention=abstention):
             if event.kind == "done":
                 answer = event.answer
         assert answer is not None
@@ -241,6 +242,7 @@ class RAG:
         max_new_tokens: int | None = None,
         query: str | None = None,
         filters: MetadataFilter | None = None,
+        abstention: str | None = None,
     ) -> Iterator[StreamEvent]:
         """Retrieve, then stream reasoning and answer pieces, then the final :class:`Answer`.
 
@@ -250,8 +252,11 @@ class RAG:
             query: text to retrieve with, when it differs from ``question`` (a rewritten
                 follow-up).
             filters: restrict retrieval to articles by date range / source glob.
+            abstention: ``balanced`` or ``cautious``, overriding ``evidence.abstention`` for this
+                question (how readily it is declined).
         """
         question = _check_question(question)
+        ev_cfg = self.config.evidence if abstention is None else self.config.evidence.with_abstention(abstention)
         gen_cfg = self.config.generation
         temperature = gen_cfg.temperature if temperature is None else temperature
         max_new_tokens = gen_cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -266,9 +271,10 @@ class RAG:
             yield StreamEvent("answer", text=NOT_FOUND)
             yield StreamEvent("done", answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text, mode="declined"))
             return
-        yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature))
+        yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature), ev_cfg)
 
-    def _answer_events(self, question: str, passages: list[Passage], search_text: str, max_new_tokens: int, temperature: float) -> Iterator[StreamEvent]:
+    def _answer_events(self, question: str, passages: list[Passage], search_text: str, max_new_tokens: int, temperature: float,
+                       ev_cfg: EvidenceConfig) -> Iterator[StreamEvent]:
         """Evidence first: choose the answering sentences, decline or let the model phrase them, check, fall back.
 
         1. :func:`rag.evidence.select_evidence` picks the sentences that answer and scores
@@ -279,7 +285,6 @@ class RAG:
            (``mode="generated"``). Otherwise (unsupported, miscited, looping, empty, or the
            generator failed) the answer is the evidence itself (``mode="evidence"``).
         """
-        ev_cfg = self.config.evidence
         evidence = select_evidence(search_text, passages, self.embedder, max_sentences=ev_cfg.max_sentences,
                                    max_passages=ev_cfg.max_passages, relative=ev_cfg.relative)
         base = dict(question=question, passages=list(passages), query=search_text, evidence=list(evidence.sentences),

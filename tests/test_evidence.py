@@ -191,6 +191,20 @@ def test_low_answerability_declines_without_calling_the_generator(tmp_path, arti
     assert answer.answerability is not None and answer.answerability < 0.999
 
 
+def test_abstention_per_question_picks_the_threshold_and_a_bad_one_is_named(tmp_path, articles_dir, monkeypatch):
+    """ask(abstention=...) overrides evidence.abstention for one question: cautious declines without
+    calling the generator where balanced answers; anything else is refused naming the choices."""
+    from rag.config import CALIBRATED_ANSWERABILITY, ConfigError
+
+    rag, gen = _rag(tmp_path, articles_dir, "Should never be asked [1].", **{"evidence.min_answerability": None})
+    monkeypatch.setitem(CALIBRATED_ANSWERABILITY, rag.embedder.name, {"balanced": 0.0, "cautious": 0.999})
+    assert rag.ask("Who released DeepSeek-R1?").mode != "declined" and len(gen.calls) == 1
+    answer = rag.ask("Who released DeepSeek-R1?", abstention="cautious")
+    assert answer.mode == "declined" and answer.text == NOT_FOUND and len(gen.calls) == 1
+    with pytest.raises(ConfigError, match="evidence.abstention must be one of balanced, cautious, got 'strict'"):
+        rag.ask("Who released DeepSeek-R1?", abstention="strict")
+
+
 def test_the_model_saying_not_found_gives_the_evidence_answer(tmp_path, articles_dir):
     """'Could not find' only comes from the answerability score, never from the small model."""
     rag, _ = _rag(tmp_path, articles_dir, NOT_FOUND)

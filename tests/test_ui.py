@@ -249,6 +249,22 @@ def test_bad_settings_are_chat_messages(tmp_path, settings, message):
     assert message in chat[-1]["content"]
 
 
+def test_the_cautious_box_declines_what_balanced_answers(tmp_path, monkeypatch):
+    """The side panel's Cautious box reaches the pipeline as evidence.abstention for that question."""
+    from rag.config import CALIBRATED_ANSWERABILITY
+    from rag.prompting import NOT_FOUND
+
+    rag = make_rag(tmp_path)
+    monkeypatch.setitem(CALIBRATED_ANSWERABILITY, rag.embedder.name, {"balanced": 0.0, "cautious": 0.999})
+    ui = ChatUI(rag)
+    _, chat, _, _ = run(ui, "How much did Nvidia shares fall?")
+    assert "17 percent" in texts(chat)[-1]
+    *_, (chat, _, _, _) = ui.respond("How much did Nvidia shares fall?", None, None, 3, 0.0, 64, True)
+    assert NOT_FOUND in texts(chat)[-1]
+    *_, (chat, _, _, _) = ui.respond("How much did Nvidia shares fall?", None, None, 3, 0.0, 64, "yes")
+    assert "cautious must be true or false, got &#x27;yes&#x27;" in texts(chat)[-1]
+
+
 def test_too_long_question_is_refused(tmp_path):
     ui = ChatUI(make_rag(tmp_path, build=False, max_question_chars=50))
     _, chat, _, _ = run(ui, "x" * 51)
@@ -480,7 +496,7 @@ def served(tmp_path):
 def test_api_ask_returns_answer_and_citations_as_json(served):
     from gradio_client import Client
 
-    url, _ = served
+    url, ui = served
     client = Client(url, verbose=False)
     result = client.predict("How much did Nvidia shares fall on 27 January 2025?", api_name="/ask")
     assert set(result) >= {"question", "answer", "citations", "passages", "query", "reasoning", "rewritten"}
@@ -491,6 +507,15 @@ def test_api_ask_returns_answer_and_citations_as_json(served):
     assert all(set(p) >= {"n", "title", "source", "score", "text"} for p in result["passages"])
     follow = client.predict("and why did it fall?", api_name="/ask", history=[{"question": result["question"], "answer": result["answer"]}])
     assert follow["rewritten"] is True and follow["query"] == "Why did Nvidia fall?"
+    # The API's cautious flag: the fakes' calibration declines everything when cautious.
+    from rag.config import CALIBRATED_ANSWERABILITY
+
+    CALIBRATED_ANSWERABILITY[ui.rag.embedder.name] = {"balanced": 0.0, "cautious": 0.999}
+    try:
+        assert client.predict("How much did Nvidia shares fall?", cautious=True, api_name="/ask")["mode"] == "declined"
+        assert client.predict("How much did Nvidia shares fall?", cautious=False, api_name="/ask")["mode"] != "declined"
+    finally:
+        del CALIBRATED_ANSWERABILITY[ui.rag.embedder.name]
 
 
 def test_api_errors_are_messages_and_the_server_keeps_answering(served):

@@ -23,13 +23,16 @@ HISTORY_KEY = "rag_past_chats"
 
 # -- layout -----------------------------------------------------------------------------
 def _side_panel(ui: ChatUI) -> tuple:
-    """Settings sliders, index status and the rebuild control."""
+    """Settings (sliders, the cautious box), index status and the rebuild control."""
     cfg, gen_cfg = ui.cfg, ui.rag.config.generation
     with gr.Sidebar(label="Settings", open=True, position="left", elem_id="settings"):
         gr.Markdown("### Settings")
         top_k = gr.Slider(1, cfg.max_top_k, value=min(ui.rag.config.retrieval.top_k, cfg.max_top_k), step=1, label="Passages to retrieve (top-k)", elem_id="top-k")
         temperature = gr.Slider(0.0, TEMPERATURE_MAX, value=gen_cfg.temperature, step=0.05, label="Temperature (0 = greedy)", elem_id="temperature")
         max_tokens = gr.Slider(16, cfg.max_new_tokens_limit, value=min(gen_cfg.max_new_tokens, cfg.max_new_tokens_limit), step=1, label="Max new tokens", elem_id="max-new-tokens")
+        cautious = gr.Checkbox(value=ui.rag.config.evidence.abstention == "cautious", label="Cautious: decline unless the articles clearly answer",
+                               info="Says \"I could not find\" several times as often to questions the articles do not answer, "
+                                    "and more often to ones they do (README 'Quality')", elem_id="cautious")
         gr.Markdown("### Index")
         status = gr.HTML(ui.status(), elem_id="index-status")
         refresh = gr.Button("Refresh status", size="sm")
@@ -37,7 +40,7 @@ def _side_panel(ui: ChatUI) -> tuple:
         folder = gr.Textbox(value=ui.default_folder, max_length=4096, label="Folder of articles", info="Allowed: " + ", ".join(ui.display.show(r) for r in ui.allowed_roots), elem_id="rebuild-folder")
         rebuild_btn = gr.Button("Rebuild index", elem_id="rebuild")
         rebuild_msg = gr.HTML(elem_id="rebuild-message")
-    return top_k, temperature, max_tokens, status, refresh, folder, rebuild_btn, rebuild_msg
+    return top_k, temperature, max_tokens, cautious, status, refresh, folder, rebuild_btn, rebuild_msg
 
 
 def _articles_panel(ui: ChatUI, status: gr.HTML) -> None:
@@ -119,7 +122,7 @@ def build_app(ui: ChatUI) -> gr.Blocks:
     cfg = ui.cfg
     with gr.Blocks(title="Ask the articles", analytics_enabled=False, fill_width=True) as demo:
         session = gr.State(new_session())
-        top_k, temperature, max_tokens, status, refresh, folder, rebuild_btn, rebuild_msg = _side_panel(ui)
+        top_k, temperature, max_tokens, cautious, status, refresh, folder, rebuild_btn, rebuild_msg = _side_panel(ui)
         ratings = Ratings(ui)
         gr.Markdown("## Ask the articles\nAnswers come only from the indexed articles; markers such as [1] link to their sources.")
         with gr.Row(equal_height=False):
@@ -152,7 +155,7 @@ def build_app(ui: ChatUI) -> gr.Blocks:
         # ui.generation_concurrency at once, keeps ui.max_queue waiting and says "busy" past
         # that (Gradio's own queue would keep them waiting silently, or fail opaquely).
         chat_io = dict(outputs=[chatbot, session, sources, box], concurrency_limit=None, show_progress="minimal")
-        settings_in = [top_k, temperature, max_tokens]
+        settings_in = [top_k, temperature, max_tokens, cautious]
         answered = [box.submit(ui.respond, inputs=[box, chatbot, session, *settings_in], api_name="chat", **chat_io),
                     send.click(ui.respond, inputs=[box, chatbot, session, *settings_in], api_visibility="private", **chat_io)]
         for b in example_buttons:

@@ -74,6 +74,19 @@ def check_settings(top_k: Any, temperature: Any, max_new_tokens: Any, *, max_top
     return k, t, n
 
 
+def check_cautious(cautious: Any) -> str | None:
+    """The side panel's "Cautious" box as an ``abstention`` for the pipeline (None: the config's).
+
+    Raises:
+        InputError: not true, false or absent.
+    """
+    if cautious is None:
+        return None
+    if not isinstance(cautious, bool):
+        raise InputError(f"cautious must be true or false, got {shown(str(cautious), 50)}")
+    return "cautious" if cautious else "balanced"
+
+
 def waiting_message(ahead: int) -> dict[str, str]:
     """The chat line shown while a question waits in line."""
     note = f"Waiting for the model: {ahead} question{'s' * (ahead != 1)} ahead of yours…" if ahead else "Waiting for the model: yours is next…"
@@ -131,8 +144,9 @@ class ChatUI:
         return self.display.redact(text)
 
     # -- chat ------------------------------------------------------------------------
-    def respond(self, message: Any, chat: list | None, session: dict | None, top_k: Any, temperature: Any, max_new_tokens: Any) -> Iterator[tuple]:
-        """Answer ``message`` in the conversation, streaming.
+    def respond(self, message: Any, chat: list | None, session: dict | None, top_k: Any, temperature: Any, max_new_tokens: Any,
+                cautious: Any = None) -> Iterator[tuple]:
+        """Answer ``message`` in the conversation, streaming (``cautious``: the side panel's box, None: the config's abstention).
 
         Yields:
             ``(chat messages, session state, sources panel HTML, textbox value)`` after each change.
@@ -154,6 +168,7 @@ class ChatUI:
         try:
             question = check_question(message, self.cfg.max_question_chars)
             settings = self.settings(top_k, temperature, max_new_tokens)
+            abstention = check_cautious(cautious)
             place = self.queue.join()
         except RagError as exc:
             chat.append({"role": "assistant", "content": render.error_markdown(self.explain(exc))})
@@ -170,9 +185,10 @@ class ChatUI:
                     chat[-1] = waiting_message(place.ahead)
                     yield out()
                 chat.pop()
-            yield from self._answer(question, chat, session, settings, out)
+            yield from self._answer(question, chat, session, settings, abstention, out)
 
-    def _answer(self, question: str, chat: list, session: dict, settings: tuple[int, float, int], out: Callable[[], tuple]) -> Iterator[tuple]:
+    def _answer(self, question: str, chat: list, session: dict, settings: tuple[int, float, int], abstention: str | None,
+                out: Callable[[], tuple]) -> Iterator[tuple]:
         """The body of :meth:`respond` once the question has its slot."""
         session["count"] += 1
         view = render.AnswerView(chat, session["count"], question)
@@ -180,7 +196,7 @@ class ChatUI:
         conversation = self.conversation(session["turns"])
         k, temperature, n_tokens = settings
         try:
-            for event in conversation.stream_events(question, top_k=k, temperature=temperature, max_new_tokens=n_tokens):
+            for event in conversation.stream_events(question, top_k=k, temperature=temperature, max_new_tokens=n_tokens, abstention=abstention):
                 if event.kind == "retrieved":
                     self._index_seen = True
                 if view.add(event):
@@ -218,6 +234,7 @@ class ChatUI:
         temperature: float | None = None,
         max_new_tokens: int | None = None,
         history: list[dict] | None = None,
+        cautious: bool | None = None,
     ) -> dict:
         """Answer one question; the JSON of ``rag ask --json`` plus ``rewritten``.
 
@@ -227,6 +244,8 @@ class ChatUI:
             history: earlier turns, ``[{"question": ..., "answer": ...}, ...]``, oldest first,
                 for rewriting a follow-up into a standalone query (at most 20 turns, each
                 field within the question and answer limits).
+            cautious: true to decline unless the articles clearly answer (``evidence.abstention:
+                cautious``), false for balanced; absent: the config's.
 
         Raises:
             gradio.Error: with a readable message (bad input, busy, no index, model failure).
@@ -240,10 +259,11 @@ class ChatUI:
                 gen.temperature if temperature is None else temperature,
                 gen.max_new_tokens if max_new_tokens is None else max_new_tokens,
             )
+            abstention = check_cautious(cautious)
             with self.queue.join() as place:
                 place.wait()
                 self.ensure_loaded()
-                answer = self.conversation(turns).ask(q, top_k=k, temperature=t, max_new_tokens=n)
+                answer = self.conversation(turns).ask(q, top_k=k, temperature=t, max_new_tokens=n, abstention=abstention)
         except Exception as exc:
             if not isinstance(exc, EXPECTED):
                 log.exception("API ask %s failed", shown(str(question), 100))

@@ -311,6 +311,14 @@ class EvidenceConfig(_Section):
     draft_must_keep_words: float = Field(0.8, ge=0, le=1, description="Show the model's draft only if it keeps this share of the best "
                                          "evidence sentence's words that the question does not give (0: no such check).")
 
+    def with_abstention(self, abstention: str) -> EvidenceConfig:
+        """This section with ``abstention`` instead (a per-question choice), validated like the config.
+
+        Raises:
+            ConfigError: not one of the choices (the message names them).
+        """
+        return type(self)(**{**self.model_dump(), "abstention": abstention})
+
     def min_answerability_for(self, embedder: str) -> float:
         """The decline threshold for ``embedder`` (its backend suffix, ``@onnx-int8``, is ignored)."""
         if self.min_answerability is not None:
