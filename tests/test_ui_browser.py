@@ -342,6 +342,30 @@ def test_sample_questions_show_no_invented_name_or_number_as_cited(sample_server
     page.close()
 
 
+@pytest.mark.browser
+def test_the_cautious_box_declines_a_question_the_default_answers(sample_server, browser):
+    """The sample set's unanswerable "office cafeteria" question: with the shipped settings the page
+    quotes the closest evidence; with the side panel's Cautious box ticked the same question is declined."""
+    from playwright.sync_api import expect
+
+    from ui.render import MODE_LABELS
+
+    url, _ = sample_server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    box = page.locator("#question textarea")
+    question = "What was the name of DeepSeek's office cafeteria?"
+    for turn, cautious in enumerate((False, True), start=1):
+        page.locator("#cautious input[type=checkbox]").set_checked(cautious)
+        box.fill(question)
+        box.press("Enter")
+        expect(page.locator("#chat .bot")).to_have_count(turn, timeout=240_000)
+        wanted = MODE_LABELS["declined"] if cautious else re.compile(f"{re.escape(MODE_LABELS['evidence'])}|{re.escape(MODE_LABELS['generated'])}")
+        expect(page.locator("#chat .bot").last).to_contain_text(wanted, timeout=240_000)
+    assert MODE_LABELS["declined"] not in page.locator("#chat .bot").first.inner_text()
+    page.close()
+
+
 def _processes() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, command line) of every process we can read."""
     out = {}
