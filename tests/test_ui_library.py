@@ -246,6 +246,33 @@ def test_past_chats_round_trip_and_delete(tmp_path):
 
 
 # -- ratings and export ----------------------------------------------------------------------------
+def test_a_rating_records_its_own_answer_after_the_chat_drops_old_messages(tmp_path):
+    """A chat sent back with more than ui.chat.MAX_CHAT_MESSAGES messages loses its oldest ones; answers
+    are keyed by position, so the keys must move with the trim, or a thumbs up would record another
+    answer (or none)."""
+    from ui.chat import MAX_CHAT_MESSAGES
+
+    ui = make_ui(tmp_path)
+    chat, session, _ = answer(ui, "How much did Nvidia shares fall?")
+    chat, session, _ = answer(ui, "Who released DeepSeek-R1?", chat, session)
+    by_question = {info["question"]: int(k) for k, info in session["answers"].items()}
+    first, second = by_question["How much did Nvidia shares fall?"], by_question["Who released DeepSeek-R1?"]
+    ratings = Ratings(ui)
+    assert "thumbs down saved" in ratings.rate(session, second, False)
+    drop = first + 1  # the trim takes the first question and its answer
+    filler = [{"role": "user", "content": f"q{i}"} if i % 2 == 0 else {"role": "assistant", "content": f"a{i}"}
+              for i in range(MAX_CHAT_MESSAGES + drop - len(chat))]
+    chat2, session2, _ = answer(ui, "Why did Nvidia shares fall?", chat + filler, session)
+    assert chat2[0] == chat[drop]
+    assert {info["question"]: int(k) for k, info in session2["answers"].items()} == {
+        "Who released DeepSeek-R1?": second - drop, "Why did Nvidia shares fall?": len(chat2) - 1}
+    assert session2["rated"]["index"] == str(second - drop)
+    assert "thumbs up saved" in ratings.rate(session2, second - drop, True)
+    assert "Only finished answers" in ratings.rate(session2, len(chat2) - 2, True)  # the user's question
+    records = FeedbackLog(tmp_path / "fb" / "feedback.jsonl").read()
+    assert [(r["question"], r["rating"]) for r in records] == [("Who released DeepSeek-R1?", "down"), ("Who released DeepSeek-R1?", "up")]
+
+
 def test_rating_is_stored_and_disliked_answers_export_as_qa(tmp_path, capsys):
     ui = make_ui(tmp_path)
     _, session, _ = answer(ui, "How much did Nvidia shares fall?")

@@ -98,6 +98,23 @@ def new_session() -> dict[str, Any]:
     return {"turns": [], "sections": [], "count": 0, "answers": {}}
 
 
+def forget_messages(session: dict[str, Any], drop: int) -> None:
+    """The chat lost its ``drop`` oldest messages: re-key what ratings read (answers by message
+    position, the latest rating) so a rating still records the answer it was given on."""
+    answers: dict[str, Any] = {}
+    for key, info in session.get("answers", {}).items():
+        if isinstance(key, str) and key.isdigit() and int(key) >= drop:
+            answers[str(int(key) - drop)] = info
+    session["answers"] = answers
+    rated = session.get("rated")
+    if isinstance(rated, dict):
+        key = str(rated.get("index", ""))
+        if key.isdigit() and int(key) >= drop:
+            session["rated"] = {**rated, "index": str(int(key) - drop)}
+        else:
+            session.pop("rated", None)
+
+
 class ChatUI:
     """What the page does, independent of Gradio's layout (so tests can call it directly).
 
@@ -151,8 +168,12 @@ class ChatUI:
         Yields:
             ``(chat messages, session state, sources panel HTML, textbox value)`` after each change.
         """
-        chat = list(chat or [])[-MAX_CHAT_MESSAGES:] if isinstance(chat, list) else []
+        chat = list(chat or []) if isinstance(chat, list) else []
         session = session if session else new_session()
+        if len(chat) > MAX_CHAT_MESSAGES:
+            drop = len(chat) - MAX_CHAT_MESSAGES
+            chat = chat[drop:]
+            forget_messages(session, drop)
 
         def out() -> tuple:
             return chat, session, render.sources_panel(session["sections"]), ""
