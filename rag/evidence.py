@@ -45,7 +45,7 @@ import numpy as np
 from .embedding import Embedder
 from .facts import dropped_facts
 from .records import Evidence, Passage
-from .text import MARKER, content_words, neutralise_markers, sentence_spans
+from .text import MARKER, MONTH, content_words, neutralise_markers, sentence_spans
 
 # Said before an evidence answer: the sentences are the articles' own words.
 EVIDENCE_LEAD = "The articles say:"
@@ -60,7 +60,7 @@ _RUNNING_HEAD = re.compile(r"(\bpage|\bp\.)\s*\d+(\s*(of|/)\s*\d+)?$|^\d+$", re.
 _ANAPHORA = re.compile(r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b", re.I)
 _NUMBER = re.compile(r"\d")
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
-_MONTH = re.compile(r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
+_MONTH = re.compile(rf"\b{MONTH}\b", re.I)
 _CAPITALISED = re.compile(r"\b[A-Z][\w\-]*")
 _QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how", "did", "does", "do", "is", "are", "was", "were",
                    "can", "could", "the", "a", "an", "in", "of", "i"}

@@ -17,14 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .text import MARKER
+from .text import CARDINALS, MARKER
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?")
 _WORD = re.compile(r"[A-Za-z\u00c0-\u024f][\w'\u2019\-]*")
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
-    "nineteen twenty".split())}
-_NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100})
+_NUMBER_WORDS = CARDINALS
 # Number words that state a count ("four states"); "one" and "hundred(s)" are mostly idiom ("one of", "hundreds of").
 _FACT_NUMBER_WORDS = frozenset(w for w, v in _NUMBER_WORDS.items() if 2 <= v < 100)
 # Capitalised words that are not names when they open a sentence or follow a colon.

@@ -28,6 +28,7 @@ import re
 from collections.abc import Sequence
 
 from .evidence import answer_type, key_terms
+from .text import CARDINALS, MONTH, ORDINALS
 
 __all__ = ["asks_date", "bonus_applies", "date_match", "match_bonus", "number_match", "question_numbers", "text_numbers"]
 
@@ -35,11 +36,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Codes joining a letter and digits ("Q1", "PS5", "H800") are numbers the question may hinge on.
 _CODE = re.compile(r"\b[A-Za-z]\d+\b")
-_CARDINALS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty"
-_ORDINALS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth "
-             "seventeenth eighteenth nineteenth twentieth")
-NUMBER_WORDS = {w: str(i + 1) for words in (_CARDINALS, _ORDINALS) for i, w in enumerate(words.split())}
-_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+# "fourth" and "four" count as 4 (one to twenty: the numbers a question's words name).
+NUMBER_WORDS = {w: str(v) for w, v in (CARDINALS | ORDINALS).items() if 1 <= v <= 20}
+_MONTH = rf"{MONTH}\.?"
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 # "November 10, 2020", "Nov. 10 2020", "10 November 2020", "21 of November, 1998".
 _FULL_DATE = re.compile(rf"\b(?:{_MONTH}\s+{_DAY},?\s+(?:of\s+)?\d{{4}}|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+\d{{4}})\b", re.IGNORECASE)

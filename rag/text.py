@@ -25,6 +25,18 @@ def neutralise_markers(text: str) -> str:
     """Turn every marker-like span into parentheses, so quoted text can never cite: ``[1-4]`` -> ``(1-4)``."""
     return MARKER.sub(lambda m: f"({m.group(1)})", text)
 
+# Number words and month names, in one place for every stage that reads numbers and dates
+# (rag.facts, rag.term_match, rag.evidence); each takes the subset it needs.
+CARDINALS: dict[str, int] = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
+    "nineteen twenty".split())} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+                                   "hundred": 100}
+ORDINALS: dict[str, int] = {w: i + 1 for i, w in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth "
+    "seventeenth eighteenth nineteenth twentieth".split())}
+# A month name or its abbreviation (no group, no boundaries: callers add them).
+MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+|\n\s*\n")
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "inc", "ltd", "co", "corp", "vs", "etc", "e.g", "i.e", "u.s", "st", "no", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
 
