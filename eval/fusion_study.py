@@ -195,16 +195,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(all_results, indent=1))
         return 0
-    labels = list(next(iter(all_results.values())))
+    print_variant_table(all_results, chosen)
+    return 0
+
+
+def print_variant_table(results: dict[str, dict[str, tuple[float, float, float]]], chosen: list[str]) -> None:
+    """One Markdown row per variant: (hit@1, hit@5, MRR@10) per set, and the worst gaps to the ``dense`` variant."""
+    labels = list(next(iter(results.values())))
     print("| variant | " + " | ".join(f"{s} h@1 / h@5 / MRR" for s in chosen) + " | min Δh@1 vs dense | min ΔMRR vs dense | sets +0.02 h@1 |")
     print("|---|" + "---|" * (len(chosen) + 3))
     for label in labels:
-        cells = [all_results[s][label] for s in chosen]
-        dh = [all_results[s][label][0] - all_results[s]["dense"][0] for s in chosen]
-        dm = [all_results[s][label][2] - all_results[s]["dense"][2] for s in chosen]
+        cells = [results[s][label] for s in chosen]
+        dh = [results[s][label][0] - results[s]["dense"][0] for s in chosen]
+        dm = [results[s][label][2] - results[s]["dense"][2] for s in chosen]
         print(f"| {label} | " + " | ".join(f"{a:.3f} / {b:.3f} / {c:.3f}" for a, b, c in cells)
               + f" | {min(dh):+.3f} | {min(dm):+.3f} | {sum(d >= 0.02 - 1e-9 for d in dh)} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
 from evalsets import DEFAULT_SHARED, eval_sets
+from fusion_study import print_variant_table
 from run_all import config_path, index_key
 
 DEPTH = 50
@@ -272,15 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"miss: {q.text} | gold {q.gold}", file=sys.stderr)
         results[name] = res
         print(f"{name}: {len(qs)} answerable questions", file=sys.stderr, flush=True)
-    labels = list(next(iter(results.values())))
-    print("| variant | " + " | ".join(f"{s} h@1 / h@5 / MRR" for s in chosen) + " | min Δh@1 vs dense | min ΔMRR vs dense | sets +0.02 h@1 |")
-    print("|---|" + "---|" * (len(chosen) + 3))
-    for label in labels:
-        cells = [results[s][label] for s in chosen]
-        dh = [results[s][label][0] - results[s]["dense"][0] for s in chosen]
-        dm = [results[s][label][2] - results[s]["dense"][2] for s in chosen]
-        print(f"| {label} | " + " | ".join(f"{a:.3f} / {b:.3f} / {c:.3f}" for a, b, c in cells)
-              + f" | {min(dh):+.3f} | {min(dm):+.3f} | {sum(d >= 0.02 - 1e-9 for d in dh)} |")
+    print_variant_table(results, chosen)
     return 0
 
 
