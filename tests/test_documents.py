@@ -315,6 +315,20 @@ def test_pdf_keeps_where_each_page_starts(tmp_path: Path) -> None:
     assert doc.pages_of(doc.text.index("ferry"), len(doc.text)) == (4,)
 
 
+def test_words_a_pdf_hyphenates_at_line_ends_are_whole_again(tmp_path: Path) -> None:
+    """A justified PDF splits words over lines ("environ-" / "mental"): search and quotes need the word.
+    The document decides compounds: "well-known" is written elsewhere, so "well-" / "known" keeps it."""
+    (tmp_path / "a").mkdir()
+    lines = [["The plant environ-", "mental permit was renewed in 2021 by a well-", "known engineer.",
+              "A well-known auditor checked the infor-"], ["mation on the second page."]]
+    (tmp_path / "a" / "permit.pdf").write_bytes(make_pdf_pages(lines))
+    doc = load_documents(tmp_path / "a").documents[0]
+    assert "The plant environmental permit was renewed in 2021 by a well-known engineer." in " ".join(doc.text.split())
+    assert "infor-" in doc.text  # a word split over two pages stays split: each page is read on its own
+    second = doc.page_starts[1]
+    assert doc.text[second:].startswith("mation on the second page.") and doc.pages_of(doc.text.index("environmental"), second) == (1,)
+
+
 def test_chunks_of_a_pdf_carry_their_pages(tmp_path: Path) -> None:
     """Guards against chunks of a PDF losing their page numbers (a citation must be able to say "p. N")."""
     from rag.chunking import Chunker

@@ -241,6 +241,32 @@ def _load_jsonl(text: str, source: str) -> tuple[list[Document], list[SkippedFil
     return docs, bad
 
 
+# A word hyphenated at a line end ("environ-\nmental"; also a soft hyphen, U+00AD).
+_LINE_END_HYPHEN = re.compile(r"([^\W\d_]+)[-\u00ad]\n[ \t]*([^\W\d_A-Z]+)")
+_HYPHENATED_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
+
+
+def join_hyphenated(pages: list[str]) -> list[str]:
+    """The pages with words a PDF hyphenated at line ends made whole again, for search and quotes.
+
+    The rest of the document decides: the joined form written elsewhere ("environmental") joins;
+    the hyphenated form written elsewhere ("well-known"), or two parts that are both words of
+    their own elsewhere ("environmental-\nimpact"), keep the hyphen; anything else joins, as a
+    fragment ("environ", "infor") is no word.
+    """
+    rest = [_LINE_END_HYPHEN.sub(" ", page) for page in pages]
+    words = {w.lower() for page in rest for w in re.findall(r"[^\W\d_]+", page)}
+    compounds = {w.lower() for page in rest for w in _HYPHENATED_WORD.findall(page)}
+
+    def join(m: re.Match[str]) -> str:
+        head, tail = m.group(1), m.group(2)
+        whole, compound = f"{head}{tail}".lower(), f"{head}-{tail}".lower()
+        keep = whole not in words and (compound in compounds or (head.lower() in words and tail.lower() in words))
+        return f"{head}-{tail}" if keep else head + tail
+
+    return [_LINE_END_HYPHEN.sub(join, page) for page in pages]
+
+
 @loader(".pdf")
 def load_pdf(raw: bytes, source: str) -> list[Document]:
     """A PDF's text (``pypdf``), pages joined by blank lines; the document keeps where each page starts."""
@@ -271,7 +297,7 @@ def _load_pdf(raw: bytes, source: str) -> Document:
     except (PdfReadError, Exception) as exc:  # pypdf raises many types on corrupt files
         raise UnreadableFile(f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
     # Each page normalised on its own, so the offsets below are those of the document text.
-    texts = [normalise_text(p) for p in pages]
+    texts = [normalise_text(p) for p in join_hyphenated(pages)]
     text = "\n\n".join(t for t in texts if t)
     if not text:
         raise UnreadableFile("PDF has no extractable text (scanned images?)")
