@@ -329,6 +329,13 @@ def test_words_a_pdf_hyphenates_at_line_ends_are_whole_again(tmp_path: Path) -> 
     assert doc.text[second:].startswith("mation on the second page.") and doc.pages_of(doc.text.index("environmental"), second) == (1,)
 
 
+def test_typographic_ligatures_become_letters(tmp_path: Path) -> None:
+    """PDFs often set "fi", "ff", "ffi" as one glyph; "\ufb01nancial" must be found by "financial"."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "report.txt").write_text("The \ufb01nancial e\ufb00ect on the o\ufb03ce was \ufb02at.", encoding="utf-8")
+    assert load_documents(tmp_path / "a").documents[0].text == "The financial effect on the office was flat."
+
+
 def test_chunks_of_a_pdf_carry_their_pages(tmp_path: Path) -> None:
     """Guards against chunks of a PDF losing their page numbers (a citation must be able to say "p. N")."""
     from rag.chunking import Chunker

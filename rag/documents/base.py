@@ -144,8 +144,13 @@ def _looks_binary(raw: bytes) -> bool:
     return control > 0.05 * len(sample)
 
 
+# Typographic ligatures (PDFs set "financial" as "\ufb01nancial"): search and quotes need the letters.
+_LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st"})
+
+
 def normalise_text(text: str) -> str:
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """Newlines as ``\\n``, NFC, ligatures as letters, no NUL or BOM, no outer whitespace."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).translate(_LIGATURES)
     # Strip characters that break downstream tokenizers but carry no content.
     text = text.replace("\x00", "").replace("\ufeff", "")
     return text.strip()
