@@ -169,10 +169,10 @@ def test_oversized_history_is_refused_before_the_rewriter(server):
 
 def test_lone_surrogate_is_a_clear_message(server):
     """'\\ud800' in a question came back as a TypeError's text."""
-    ok, out = call(server, "ask", "Why \ud800 did Nvidia fall?", None, None, None, None)
+    ok, out = call(server, "ask", "Why \ud800 did Nvidia fall?", None, None, None, None, None)  # top_k, temperature, max_new_tokens, history, cautious
     assert not ok and "the question holds an invalid character ('\\ud800' at position 4" in out["error"], out
     assert "TypeError" not in str(out) and "Something went wrong" not in str(out)
-    ok, out = call(server, "chat", "Why \ud800 did Nvidia fall?", [], None, 3, 0.0, 64)
+    ok, out = call(server, "chat", "Why \ud800 did Nvidia fall?", [], None, 3, 0.0, 64, False)
     assert ok and "holds an invalid character" in str(out["data"][0]) and "Something went wrong" not in str(out), out
     ok, out = call(server, "rebuild", "data\ud800")
     assert ok and "the folder holds an invalid character" in str(out["data"][0]), out
