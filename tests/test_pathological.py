@@ -194,6 +194,25 @@ def test_chunker_splits_a_5mb_line_exactly_in_bounded_time(kind: str) -> None:
     assert seconds < 60, f"chunking a 5 MB line took {seconds:.0f} s"
 
 
+def test_pdf_hyphen_joining_is_linear_on_one_endless_word() -> None:
+    """Guards against the PDF loader's line-end hyphen joining stalling a build on an uploaded PDF.
+
+    Its first patterns restarted at every letter of a word: 40,000 letters without a space took
+    60 s (quadratic: these 100,000 would take ~6 min, a 1 MB page hours). It now takes ~0.5 s per
+    MB. The 60 s bound is a hang guard, not a speed measurement.
+    """
+    from rag.documents.formats import join_hyphenated
+
+    word = "a" * 10**5
+    hyphens = "infor-\nmation " * (10**6 // 14)  # a million characters of line-end hyphens, all joined
+    t0 = time.perf_counter()
+    joined = join_hyphenated([word + "-\nb", hyphens, word])
+    seconds = time.perf_counter() - t0
+    assert joined[0] == word + "b" and joined[2] == word
+    assert joined[1] == "information " * (10**6 // 14)
+    assert seconds < 60, f"joining hyphens over 1.2 MB took {seconds:.0f} s"
+
+
 def test_chunker_memory_on_a_long_line_is_bounded() -> None:
     """Guards against per-word allocations piling up: 1 MB of one line peaked at ~300 MB before, ~20 MB now."""
     doc = make_document(one_line(10**6, "words"), "line", "line.txt")

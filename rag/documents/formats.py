@@ -241,9 +241,13 @@ def _load_jsonl(text: str, source: str) -> tuple[list[Document], list[SkippedFil
     return docs, bad
 
 
-# A word hyphenated at a line end ("environ-\nmental"; also a soft hyphen, U+00AD).
-_LINE_END_HYPHEN = re.compile(r"([^\W\d_]+)[-\u00ad]\n[ \t]*([^\W\d_A-Z]+)")
-_HYPHENATED_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
+# A word hyphenated at a line end ("environ-\nmental"; also a soft hyphen, U+00AD). Each pattern
+# starts only where a word starts and never gives letters back (possessive), so a page of one
+# endless "word" costs linear time, not quadratic (an upload must not stall a build).
+_LETTERS = r"[^\W\d_]"
+_LINE_END_HYPHEN = re.compile(rf"(?<!{_LETTERS})({_LETTERS}++)[-\u00ad]\n[ \t]*+([^\W\d_A-Z]++)")
+_HYPHENATED_WORD = re.compile(rf"(?<!{_LETTERS}){_LETTERS}++(?:-{_LETTERS}++)+")
+_WORD_RUN = re.compile(rf"{_LETTERS}++")
 
 
 def join_hyphenated(pages: list[str]) -> list[str]:
@@ -255,7 +259,7 @@ def join_hyphenated(pages: list[str]) -> list[str]:
     fragment ("environ", "infor") is no word.
     """
     rest = [_LINE_END_HYPHEN.sub(" ", page) for page in pages]
-    words = {w.lower() for page in rest for w in re.findall(r"[^\W\d_]+", page)}
+    words = {w.lower() for page in rest for w in _WORD_RUN.findall(page)}
     compounds = {w.lower() for page in rest for w in _HYPHENATED_WORD.findall(page)}
 
     def join(m: re.Match[str]) -> str:
