@@ -102,7 +102,8 @@ def forget_messages(session: dict[str, Any], drop: int) -> None:
     """The chat lost its ``drop`` oldest messages: re-key what ratings read (answers by message
     position, the latest rating) so a rating still records the answer it was given on."""
     answers: dict[str, Any] = {}
-    for key, info in session.get("answers", {}).items():
+    kept = session.get("answers")
+    for key, info in (kept.items() if isinstance(kept, dict) else ()):
         if isinstance(key, str) and key.isdigit() and int(key) >= drop:
             answers[str(int(key) - drop)] = info
     session["answers"] = answers
