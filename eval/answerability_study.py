@@ -62,13 +62,14 @@ def add_soft_coverage(rows: list[dict]) -> None:
     for r in rows:
         asked = [w for w in content_words(r["question"]) if stem(w) not in _GENERIC] or sorted(content_words(r["question"]))
         q = vectors[[index[w] for w in asked]] if asked else None
+        r["soft_sentence"] = _soft(q, r["evidence"][0], vectors, index) if r["evidence"] else 0.0
+        r["soft_passages"] = _soft(q, " ".join(r["passages"]), vectors, index)
 
-        def soft(text: str) -> float:
-            ws = [index[w] for w in content_words(text)]
-            return float((q @ vectors[ws].T).max(axis=1).mean()) if q is not None and ws else 0.0
 
-        r["soft_sentence"] = soft(r["evidence"][0]) if r["evidence"] else 0.0
-        r["soft_passages"] = soft(" ".join(r["passages"]))
+def _soft(q: np.ndarray | None, text: str, vectors: np.ndarray, index: dict[str, int]) -> float:
+    """Mean over the question's word vectors ``q`` of their best cosine to a word of ``text``."""
+    ws = [index[w] for w in content_words(text)]
+    return float((q @ vectors[ws].T).max(axis=1).mean()) if q is not None and ws else 0.0
 
 
 def add_llm_judge(rows: list[dict]) -> None:

@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def article_boost(scores: dict[int, float], doc_of: Sequence[str], beta: float) 
     return out
 
 
-def metrics(ranked_rows: Sequence[int], sources: Sequence[str], gold: Sequence[str]) -> tuple[float, float, float]:
+def metrics(ranked_rows: Sequence[int], sources: Sequence[str] | Mapping[int, str], gold: Sequence[str]) -> tuple[float, float, float]:
     from rag.qa import retrieval_metrics
 
     m = retrieval_metrics([sources[r] for r in ranked_rows[:10]], gold)
@@ -122,15 +122,21 @@ def metrics(ranked_rows: Sequence[int], sources: Sequence[str], gold: Sequence[s
 
 
 def mmr(rows: list[int], rel: dict[int, float], vectors: Callable[[list[int]], np.ndarray], lam: float, k: int = 10) -> list[int]:
+    """:func:`mmr_rows` with relevance by row and the vectors read only when there is a choice."""
     if len(rows) <= 1:
         return rows
-    vecs = vectors(rows)
-    r = np.array([rel[x] for x in rows])
+    return mmr_rows(rows, np.array([rel[x] for x in rows]), vectors(rows), lam, k)
+
+
+def mmr_rows(rows: list[int], rel: np.ndarray, vecs: np.ndarray, lam: float, k: int = 10) -> list[int]:
+    """Maximal marginal relevance over ``rows`` (relevance ``rel`` and vectors ``vecs`` in their order), as the hybrid retriever does."""
+    if len(rows) <= 1:
+        return rows
     sims = vecs @ vecs.T
     chosen, left = [0], list(range(1, len(rows)))
     while left and len(chosen) < k:
         red = sims[np.ix_(left, chosen)].max(axis=1)
-        pick = left[int(np.argmax(lam * r[left] - (1 - lam) * red))]
+        pick = left[int(np.argmax(lam * rel[left] - (1 - lam) * red))]
         chosen.append(pick)
         left.remove(pick)
     return [rows[i] for i in chosen]

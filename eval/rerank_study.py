@@ -29,7 +29,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +40,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
 from evalsets import DEFAULT_SHARED, eval_sets
-from fusion_study import print_variant_table
+from fusion_study import DEPTH, metrics, mmr_rows, print_variant_table
 from run_all import config_path, index_key
-
-DEPTH = 50
 
 
 @dataclass
@@ -70,26 +68,6 @@ def collect(eval_set, cfg: str | None, embedder, dense_share: float):
         fused = convex_score_fusion(dense, sparse, dense_share)[:DEPTH]
         out.append(Question(it.question, dense, fused, list(it.sources)))
     return out, index
-
-
-def mmr(rows: list[int], rel: np.ndarray, vecs: np.ndarray, lam: float, k: int = 10) -> list[int]:
-    if len(rows) <= 1:
-        return rows
-    sims = vecs @ vecs.T
-    chosen, left = [0], list(range(1, len(rows)))
-    while left and len(chosen) < k:
-        red = sims[np.ix_(left, chosen)].max(axis=1)
-        pick = left[int(np.argmax(lam * rel[left] - (1 - lam) * red))]
-        chosen.append(pick)
-        left.remove(pick)
-    return [rows[i] for i in chosen]
-
-
-def metrics(ranked: Sequence[int], sources: dict[int, str], gold: Sequence[str]) -> tuple[float, float, float]:
-    from rag.qa import retrieval_metrics
-
-    m = retrieval_metrics([sources[r] for r in ranked[:10]], gold)
-    return m["hit@1"], m["hit@5"], m["mrr@10"]
 
 
 # -- features: question x chunk text -> [0, 1] -------------------------------------------------
@@ -148,26 +126,14 @@ def feat_numbers(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
     return np.array(number_match(q, texts))
 
 
-def feat_keys(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
-    t = q_keys(q)
-    return np.array([share(t, s) for s in toks])
+def share_feature(terms_of: Callable[[str], set[str]], idf: bool) -> Feature:
+    """The share of the question's terms (``terms_of``) each candidate holds, plain or idf-weighted."""
+    def feature(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
+        t = terms_of(q)
+        w = pool_idf(t, toks) if idf else None
+        return np.array([share(t, s, w) for s in toks])
 
-
-def feat_keys_idf(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
-    t = q_keys(q)
-    w = pool_idf(t, toks)
-    return np.array([share(t, s, w) for s in toks])
-
-
-def feat_content(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
-    t = q_content(q)
-    return np.array([share(t, s) for s in toks])
-
-
-def feat_content_idf(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
-    t = q_content(q)
-    w = pool_idf(t, toks)
-    return np.array([share(t, s, w) for s in toks])
+    return feature
 
 
 def feat_date(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
@@ -190,8 +156,9 @@ def feat_phrase(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
     return np.array(out)
 
 
-FEATURES: dict[str, Feature] = {"numbers": feat_numbers, "date": feat_date, "phrase": feat_phrase, "keys": feat_keys, "keys-idf": feat_keys_idf,
-                                "content": feat_content, "content-idf": feat_content_idf}
+FEATURES: dict[str, Feature] = {"numbers": feat_numbers, "date": feat_date, "phrase": feat_phrase, "keys": share_feature(q_keys, False),
+                                "keys-idf": share_feature(q_keys, True), "content": share_feature(q_content, False),
+                                "content-idf": share_feature(q_content, True)}
 
 
 def run_variant(qs: list[Question], vectors: Callable[[list[int]], np.ndarray], texts: dict[int, str], sources: dict[int, str], lam: float,
@@ -208,7 +175,7 @@ def run_variant(qs: list[Question], vectors: Callable[[list[int]], np.ndarray], 
                 score = score + w * FEATURES[name](q.text, toks, tx)
         order = np.argsort(-score, kind="stable")
         rows = [rows[i] for i in order]
-        out.append(metrics(mmr(rows, score[order], vectors(rows), lam), sources, q.gold))
+        out.append(metrics(mmr_rows(rows, score[order], vectors(rows), lam), sources, q.gold))
     return out
 
 
@@ -262,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = {r: c.text for r, c in index.chunks_by_rows(rows).items()}
         res: dict[str, tuple[float, float, float]] = {}
         # The reference: dense as `--retriever dense` runs it (the config's MMR over cosine).
-        res["dense"] = mean([metrics(mmr([r for r, _ in q.dense], np.array([c for _, c in q.dense]), index.vectors([r for r, _ in q.dense]), lam),
+        res["dense"] = mean([metrics(mmr_rows([r for r, _ in q.dense], np.array([c for _, c in q.dense]), index.vectors([r for r, _ in q.dense]), lam),
                                      sources, q.gold) for q in qs])
         for spec, weights in variants.items():
             per_q = run_variant(qs, index.vectors, texts, sources, lam, weights)
