@@ -343,7 +343,7 @@ def evidence_answer(evidence: EvidenceSet) -> str:
 def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: str = "all", sentences: int = 2, words: float = 0.0) -> str:
     """Why a draft whose every sentence is supported still says less than its evidence ("" if it does not).
 
-    A small model's checked draft loses what the evidence answer gives in three ways, each
+    A small model's checked draft loses what the evidence answer gives in five ways, each
     seen on the development sets (README "Quality"):
 
     - it only repeats the question ("States of matter how many [1].");
