@@ -9,6 +9,10 @@ so ``rag eval`` (and :func:`rag.evaluation.ensure_index`) index exactly that sub
     python -c "import sys; sys.path.insert(0, 'eval'); import evalsets; print(evalsets.SETS['squad'].articles_dir())"
     rag eval eval/squad-qa.jsonl --articles <that folder> --retrieval-only
 
+The rare-term set adds made-up sentences (``eval/rare-additions.jsonl``) to copies of some
+listed articles: :func:`augmented_folder` writes that folder, keyed by a hash of the additions,
+so a changed addition gets a new folder and a new cached index.
+
 Used by ``eval/run_all.py`` and ``eval/check_sets.py``.
 """
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
+import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -38,6 +44,10 @@ class EvalSet:
             file name per line; None for the whole folder.
         description: one line for tables and ``--help``.
         hint: what to do when the set's files are absent.
+        folder_label: names the subset folder (default: ``name``); sets over the same list that
+            share a label share the folder, and with it the cached index.
+        additions: a JSONL of sentences added to copies of listed articles (:func:`read_additions`);
+            None for plain copies.
     """
 
     name: str
@@ -46,10 +56,13 @@ class EvalSet:
     article_list: Path | None = None
     description: str = ""
     hint: str = ""
+    folder_label: str = ""
+    additions: Path | None = None
 
     def unavailable(self) -> str | None:
         """Why the set cannot be run here (a missing file or folder), or None."""
-        for what, path in (("QA file", self.qa_file), ("articles folder", self.articles), ("article list", self.article_list)):
+        for what, path in (("QA file", self.qa_file), ("articles folder", self.articles), ("article list", self.article_list),
+                           ("additions file", self.additions)):
             if path is not None and not path.exists():
                 return f"{what} {path} is absent" + (f"; {self.hint}" if self.hint else "")
         return None
@@ -65,7 +78,10 @@ class EvalSet:
         names = self.article_names()
         if names is None:
             return self.articles
-        return subset_folder(self.articles, names, self.name, cache=cache)
+        label = self.folder_label or self.name
+        if self.additions is not None:
+            return augmented_folder(self.articles, names, read_additions(self.additions), label, cache=cache)
+        return subset_folder(self.articles, names, label, cache=cache)
 
 
 def read_article_list(path: Path) -> list[str]:
@@ -117,6 +133,110 @@ def subset_folder(corpus: Path, names: list[str], label: str, cache: Path | None
     return folder
 
 
+@dataclass(frozen=True)
+class Addition:
+    """A made-up sentence added to one article of a subset.
+
+    Attributes:
+        article: the file name it is added to.
+        sentence: the text added, as its own paragraph.
+        after_paragraph: 1-based number of the (non-blank) paragraph of the original it follows;
+            None to append it at the end.
+        names: the made-up terms of the sentence, which no article of the corpus may contain
+            (``eval/check_sets.py`` checks).
+    """
+
+    article: str
+    sentence: str
+    after_paragraph: int | None = None
+    names: tuple[str, ...] = ()
+
+
+def read_additions(path: Path) -> list[Addition]:
+    """The additions of a JSONL file: one ``{"article", "sentence", "after_paragraph"?, "names"?}`` object a line.
+
+    Raises:
+        ValueError: a line is not such an object.
+    """
+    additions: list[Addition] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: not JSON ({exc.msg}); write one object per line") from exc
+        if not isinstance(obj, dict) or not isinstance(obj.get("article"), str) or not str(obj.get("sentence", "")).strip():
+            raise ValueError(f"{where}: needs \"article\" (a file name) and a non-empty \"sentence\"")
+        after = obj.get("after_paragraph")
+        if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 1):
+            raise ValueError(f"{where}: after_paragraph {after!r} must be a paragraph number from 1, or absent to append")
+        names = obj.get("names", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+            raise ValueError(f"{where}: names must be a list of non-empty strings")
+        additions.append(Addition(obj["article"], obj["sentence"].strip(), after, tuple(names)))
+    return additions
+
+
+def apply_additions(text: str, additions: list[Addition]) -> str:
+    """``text`` with each addition inserted as a paragraph after its paragraph (or at the end).
+
+    Paragraph numbers count the non-blank lines of the original, so additions do not shift each other.
+
+    Raises:
+        ValueError: an addition's paragraph is not before the last one (append it instead).
+    """
+    paragraphs = [line for line in text.splitlines() if line.strip()]
+    after: dict[int, list[str]] = {}
+    for add in additions:
+        n = len(paragraphs) if add.after_paragraph is None else add.after_paragraph
+        if add.after_paragraph is not None and n >= len(paragraphs):
+            raise ValueError(f"{add.article} has {len(paragraphs)} paragraphs; after_paragraph {n} is not in the middle, "
+                             "leave it out to append at the end")
+        after.setdefault(n, []).append(add.sentence)
+    out = [s for s in after.get(0, [])]
+    for i, para in enumerate(paragraphs, start=1):
+        out += [para, *after.get(i, [])]
+    return "\n".join(out) + "\n"
+
+
+def augmented_folder(corpus: Path, names: list[str], additions: list[Addition], label: str, cache: Path | None = None) -> Path:
+    """Like :func:`subset_folder`, with ``additions`` applied to the copies of their articles.
+
+    The folder is named by ``label`` and a hash of the corpus path, the names and the additions,
+    so a changed addition gets a new folder (and index). Files are written whole, then renamed.
+
+    Raises:
+        FileNotFoundError: a listed file is not in ``corpus``.
+        ValueError: an addition names an article that is not listed, or a paragraph past the middle.
+    """
+    corpus = corpus.resolve()
+    missing = [n for n in names if not (corpus / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} listed article(s) are not files in {corpus}: {', '.join(missing[:5])}")
+    unlisted = sorted({a.article for a in additions} - set(names))
+    if unlisted:
+        raise ValueError(f"additions name {len(unlisted)} article(s) not in the article list: {', '.join(unlisted[:5])}; list them")
+    spec = json.dumps([str(corpus), sorted(names), [vars(a) for a in additions]], sort_keys=True)
+    folder = (cache or Path(tempfile.gettempdir()) / "rag-eval" / "subsets") / f"{label}-{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in folder.iterdir():
+        if entry.name not in names or entry.is_symlink():
+            entry.unlink()
+    for name in names:
+        own = [a for a in additions if a.article == name]
+        text = (corpus / name).read_text(encoding="utf-8")
+        data = (apply_additions(text, own) if own else text).encode("utf-8")
+        copy = folder / name
+        if copy.is_file() and copy.read_bytes() == data:
+            continue
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, copy)
+    return folder
+
+
 def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
     """The sets by name, in the order ``eval/run_all.py`` runs them."""
     squad = shared / "corpora" / "squad-articles"
@@ -132,6 +252,10 @@ def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
                 description="56 questions (26 unanswerable) over the sample articles"),
         EvalSet("pdf", EVAL / "pdf-qa.jsonl", EVAL / "pdfs" / "articles",
                 description="42 questions (10 unanswerable) over 5 multi-page PDFs, with gold pages"),
+        EvalSet("offtopic", EVAL / "offtopic-qa.jsonl", ROOT / "data" / "articles",
+                description="off-topic questions over the sample articles, all unanswerable (some share a word with them)"),
+        EvalSet("offtopic-squad", EVAL / "offtopic-squad-qa.jsonl", squad, EVAL / "squad-articles.txt", folder_label="squad",
+                description="off-topic questions over the squad set's 82 articles, all unanswerable", hint=hint),
     ]
     return {s.name: s for s in sets}
 
