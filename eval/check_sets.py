@@ -14,7 +14,12 @@ Checks, per set (the set's articles folder comes from ``eval/evalsets.py``):
 - every source is a file of the set's articles folder (and of its article list, if any);
 - for an answerable question, at least one accepted answer occurs verbatim in one of its
   sources (whitespace runs count as one space; PDFs are read with pypdf, as the loader does);
-- with ``pages``, the answer occurs on one of the listed pages, and those pages exist.
+- with ``pages``, the answer occurs on one of the listed pages, and those pages exist;
+- for a set with additions (the rare-term set), answers are looked up in the folder with the
+  additions applied, and each answerable question must be about an added sentence (an accepted
+  answer occurs in a sentence added to one of its sources). The additions file itself is checked
+  too: each addition's article is listed, its ``names`` occur in its sentence and in no file of
+  the corpus (so they are truly rare), and the paragraph it follows exists.
 
 Exits 1 when anything is wrong, listing each problem with the set, line id and fix.
 """
@@ -32,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from evalsets import DEFAULT_SHARED, EvalSet, eval_sets
+from evalsets import DEFAULT_SHARED, EvalSet, eval_sets, read_additions
 
 from rag.evaluation import QAFormatError, QAItem, load_qa, source_file
 
@@ -123,19 +128,64 @@ def check_set(qa_file: Path, eval_set: EvalSet | None) -> tuple[list[str], str]:
         absent = sorted(n for n in listed if not (eval_set.articles / n).is_file())
         if absent:
             return [f"article list names {len(absent)} file(s) not in {eval_set.articles}: {', '.join(absent[:5])}"], ""
+    folder = eval_set.articles
     problems: list[str] = []
+    if eval_set.additions is not None:
+        try:
+            folder = eval_set.articles_dir()
+        except ValueError as exc:
+            return [f"cannot apply {eval_set.additions.name}: {exc}"], ""
+        added: dict[str, str] = {}
+        for add in read_additions(eval_set.additions):
+            added[add.article] = added.get(add.article, "") + " " + squash(add.sentence)
+        problems += [f"id {it.id}: no accepted answer occurs in a sentence added to {', '.join(it.sources)}; "
+                     f"ask about the made-up fact, or add it to {eval_set.additions.name}"
+                     for it in items if it.answerable and not any(squash(a) in added.get(source_file(s), "")
+                                                                 for a in it.answers if a.strip() for s in it.sources)]
     seen: dict[str, str] = {}
     for item in items:
         key = " ".join(item.question.lower().split())
         if key in seen:
             problems.append(f"id {item.id}: same question as id {seen[key]}")
         seen[key] = item.id
-        problems += [f"id {item.id}: {p}" for p in check_item(item, eval_set.articles, listed)]
+        problems += [f"id {item.id}: {p}" for p in check_item(item, folder, listed)]
     answerable = sum(it.answerable for it in items)
     paged = sum(bool(it.pages) for it in items)
     summary = (f"{len(items)} questions, {answerable} answerable, {len(items) - answerable} unanswerable"
                + (f", {paged} with pages" if paged else "")
                + (f"; {len(listed)} listed articles" if listed is not None else ""))
+    return problems, summary
+
+
+def check_additions(eval_set: EvalSet) -> tuple[list[str], str]:
+    """Problems with a set's additions file (see the module docstring), and a one-line summary."""
+    assert eval_set.additions is not None
+    reason = eval_set.unavailable()
+    if reason:
+        return [f"cannot check: {reason}"], ""
+    try:
+        additions = read_additions(eval_set.additions)
+        eval_set.articles_dir()  # applies them: a paragraph past the middle or an unlisted article fails here
+    except (ValueError, FileNotFoundError) as exc:
+        return [str(exc)], ""
+    corpus = [squash(p.read_text(encoding="utf-8", errors="replace")).lower() for p in sorted(eval_set.articles.iterdir()) if p.is_file()]
+    problems: list[str] = []
+    for n, add in enumerate(additions, start=1):
+        where = f"addition {n} ({add.article})"
+        if not add.names:
+            problems.append(f"{where}: lists no made-up names; add them under \"names\"")
+        original = squash((eval_set.articles / add.article).read_text(encoding="utf-8", errors="replace"))
+        if squash(add.sentence) in original:
+            problems.append(f"{where}: the sentence is already in the article; write a made-up one")
+        for name in add.names:
+            if name.lower() not in add.sentence.lower():
+                problems.append(f"{where}: name {name!r} is not in its sentence")
+            hits = sum(name.lower() in text for text in corpus)
+            if hits:
+                problems.append(f"{where}: name {name!r} occurs in {hits} file(s) of {eval_set.articles}; invent a rarer one")
+    middle = sum(a.after_paragraph is not None for a in additions)
+    summary = (f"{len(additions)} additions to {len({a.article for a in additions})} articles of set {eval_set.name} "
+               f"({middle} in the middle, {len(additions) - middle} at the end); {sum(len(a.names) for a in additions)} names absent from the corpus")
     return problems, summary
 
 
@@ -148,10 +198,14 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"the shared data folder with corpora/squad-articles (default: {DEFAULT_SHARED})")
     args = ap.parse_args(argv)
     by_file = {s.qa_file.resolve(): s for s in eval_sets(args.shared).values()}
+    by_additions = {s.additions.resolve(): s for s in eval_sets(args.shared).values() if s.additions is not None}
     files = args.files or sorted((ROOT / "eval").glob("*.jsonl"))
     failed = 0
     for path in files:
-        problems, summary = check_set(path, by_file.get(path.resolve()))
+        if path.resolve() in by_additions:
+            problems, summary = check_additions(by_additions[path.resolve()])
+        else:
+            problems, summary = check_set(path, by_file.get(path.resolve()))
         if problems:
             failed += 1
             print(f"FAIL {path.name}: {len(problems)} problem(s)")

@@ -182,23 +182,34 @@ def read_additions(path: Path) -> list[Addition]:
 def apply_additions(text: str, additions: list[Addition]) -> str:
     """``text`` with each addition inserted as a paragraph after its paragraph (or at the end).
 
-    Paragraph numbers count the non-blank lines of the original, so additions do not shift each other.
+    Paragraph numbers count the non-blank lines of the original, so additions do not shift each
+    other; the rest of the text is kept as it is (a blank line separates the new paragraph where
+    the article separates its paragraphs so).
 
     Raises:
         ValueError: an addition's paragraph is not before the last one (append it instead).
     """
-    paragraphs = [line for line in text.splitlines() if line.strip()]
+    lines = text.splitlines(keepends=True)
+    count = sum(1 for line in lines if line.strip())
+    sep = "\n\n" if "\n\n" in text else "\n"
     after: dict[int, list[str]] = {}
     for add in additions:
-        n = len(paragraphs) if add.after_paragraph is None else add.after_paragraph
-        if add.after_paragraph is not None and n >= len(paragraphs):
-            raise ValueError(f"{add.article} has {len(paragraphs)} paragraphs; after_paragraph {n} is not in the middle, "
+        n = count if add.after_paragraph is None else add.after_paragraph
+        if add.after_paragraph is not None and n >= count:
+            raise ValueError(f"{add.article} has {count} paragraphs; after_paragraph {n} is not in the middle, "
                              "leave it out to append at the end")
         after.setdefault(n, []).append(add.sentence)
-    out = [s for s in after.get(0, [])]
-    for i, para in enumerate(paragraphs, start=1):
-        out += [para, *after.get(i, [])]
-    return "\n".join(out) + "\n"
+    out: list[str] = []
+    seen = 0
+    for line in lines:
+        out.append(line)
+        if line.strip():
+            seen += 1
+            if seen in after and seen < count:
+                out += [f"{sep[1:]}{sentence}\n" for sentence in after[seen]]
+    if count in after:
+        out = ["".join(out).rstrip("\n"), *(f"{sep}{sentence}" for sentence in after[count]), "\n"]
+    return "".join(out)
 
 
 def augmented_folder(corpus: Path, names: list[str], additions: list[Addition], label: str, cache: Path | None = None) -> Path:
@@ -256,6 +267,8 @@ def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
                 description="off-topic questions over the sample articles, all unanswerable (some share a word with them)"),
         EvalSet("offtopic-squad", EVAL / "offtopic-squad-qa.jsonl", squad, EVAL / "squad-articles.txt", folder_label="squad",
                 description="off-topic questions over the squad set's 82 articles, all unanswerable", hint=hint),
+        EvalSet("rare", EVAL / "rare-qa.jsonl", squad, EVAL / "rare-articles.txt", additions=EVAL / "rare-additions.jsonl",
+                description="50 questions on made-up names and facts added to 35 of 95 squad articles", hint=hint),
     ]
     return {s.name: s for s in sets}
 
