@@ -263,6 +263,8 @@ def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
                 description="56 questions (26 unanswerable) over the sample articles"),
         EvalSet("pdf", EVAL / "pdf-qa.jsonl", EVAL / "pdfs" / "articles",
                 description="42 questions (10 unanswerable) over 5 multi-page PDFs, with gold pages"),
+        EvalSet("users", EVAL / "users-qa.jsonl", ROOT / "data" / "articles",
+                description="51 short questions a new user would type (11 unanswerable) over the sample articles"),
         EvalSet("offtopic", EVAL / "offtopic-qa.jsonl", ROOT / "data" / "articles",
                 description="off-topic questions over the sample articles, all unanswerable (some share a word with them)"),
         EvalSet("offtopic-squad", EVAL / "offtopic-squad-qa.jsonl", squad, EVAL / "squad-articles.txt", folder_label="squad",
