@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT / "eval"))
 from evalsets import DEFAULT_SHARED, EvalSet, eval_sets
 
 COLUMNS = [("set", "set"), ("variant", "variant"), ("questions", "q"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr@10", "MRR@10"),
-           ("token_f1", "token F1"), ("answer_containment", "contains answer"), ("abstention_precision", "abstain P"),
-           ("abstention_recall", "abstain R"), ("page_hit@5", "page hit@5"), ("modes", "modes")]
+           ("lead_token_f1", "lead F1"), ("lead_containment", "lead contains"), ("answer_containment", "contains answer"),
+           ("token_f1", "token F1"), ("generated_share", "generated share"), ("declined_answerable", "answerable declined"),
+           ("abstention_precision", "abstain P"), ("abstention_recall", "abstain R"), ("page_hit@5", "page hit@5"), ("modes", "modes")]
 
 
 @dataclass

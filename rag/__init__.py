@@ -15,7 +15,7 @@ from .rewriting import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follo
 from .documents import DEFAULT_EXTENSIONS, LoadResult, SkippedFile, load_documents
 from .errors import InputError, RagError
 from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
-from .evidence import EVIDENCE_LEAD, EvidenceSet, evidence_answer, extractive_answer, select_evidence
+from .evidence import SUPPORT_LABEL, EvidenceSet, evidence_answer, extractive_answer, select_evidence
 from .generation import (
     BACKENDS,
     AnswerStream,
@@ -56,7 +56,7 @@ __all__ = [
     "NullGenerator",
     "OpenAIGenerator",
     "extractive_answer",
-    "EVIDENCE_LEAD",
+    "SUPPORT_LABEL",
     "EvidenceSet",
     "evidence_answer",
     "select_evidence",

@@ -67,15 +67,12 @@ def cmd_chat(args: argparse.Namespace, config: str | None, stdin: TextIO | None 
 
 
 def _answer(conversation: Conversation, question: str, options: dict, *, as_json: bool) -> None:
-    answer, streamed, query = None, [], None
+    answer, query = None, None
     for event in conversation.stream_events(question, **options):
         if event.kind == "rewritten":
             query = event.text
             if not as_json:
                 print(f"(searched for: {query})", flush=True)
-        elif event.kind == "answer" and not as_json:
-            print(event.text, end="", flush=True)
-            streamed.append(event.text)
         elif event.kind == "done":
             answer = event.answer
     if answer is None:
@@ -83,9 +80,7 @@ def _answer(conversation: Conversation, question: str, options: dict, *, as_json
     if as_json:
         print(json.dumps({**answer.to_dict(), "rewritten": query is not None}, ensure_ascii=False), flush=True)
         return
-    print()
-    if answer.text != "".join(streamed).strip():  # the citation check placed markers or declined after streaming
-        print(f"Checked answer: {answer.text}")
+    print(answer.text)  # the checked answer, once (lead, then the articles' quotes)
     cited = {c.n for c in answer.citations}
     for p in answer.passages:
         if p.n in cited:

@@ -75,31 +75,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
     answer = None
-    streamed: list[str] = []
     in_reasoning = False
+    # Only the checked answer is printed (lead, then the articles' quotes), once: nothing is taken back.
     for event in rag.stream_events(args.question, **options):
         if event.kind == "reasoning" and args.show_reasoning:
             if not in_reasoning:
                 print("[reasoning] ", end="", file=sys.stderr)
                 in_reasoning = True
             print(event.text, end="", file=sys.stderr, flush=True)
-        elif event.kind == "answer":
-            if in_reasoning:
-                print("\n", file=sys.stderr)
-                in_reasoning = False
-            print(event.text, end="", flush=True)
-            streamed.append(event.text)
         elif event.kind == "done":
             answer = event.answer
-    print()
-    if answer is not None and answer.text != "".join(streamed).strip():
-        # The checked answer differs from what streamed: markers placed, or the evidence instead of the draft.
-        label = {"evidence": "Evidence answer (the model's draft was not used)", "declined": "Declined"}.get(answer.mode, "Checked answer")
-        print(f"\n{label}: {answer.text}")
+    if in_reasoning:
+        print("\n", file=sys.stderr)
     if answer is not None:
-        print(f"\nMode: {answer.mode}" + (f" (answerability {answer.answerability:.2f})" if answer.answerability is not None else ""), file=sys.stderr)
-    if answer is not None and answer.notes:
-        print("\n" + "\n".join(f"Note: {note}" for note in answer.notes), file=sys.stderr)
+        print(answer.text)
+        how = [f"mode: {answer.mode}" + (f" (answerability {answer.answerability:.2f})" if answer.answerability is not None else ""),
+               *answer.notes]
+        print("\nHow it was made: " + "; ".join(how), file=sys.stderr)
     flagged = [s for s in (answer.checks if answer is not None else []) if s.status in ("weak", "unsupported", "uncited")]
     if flagged:
         print("\nCitation check (sentences their passages support weakly or not at all):", file=sys.stderr)

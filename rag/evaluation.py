@@ -77,6 +77,7 @@ class QuestionResult:
     top_relevance: float = 0.0
     seconds: float = 0.0
     mode: str | None = None
+    lead: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +90,7 @@ class QuestionResult:
             "retrieved": self.retrieved,
             "top_relevance": round(self.top_relevance, 4),
             "answer": self.answer,
+            "lead": self.lead,
             "citations": self.citations,
             "abstained": self.abstained,
             "mode": self.mode,
@@ -126,13 +128,14 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
     top_relevance = max((p.relevance_or_score for p in passages[:k]), default=0.0)
     threshold, _ = rag.relevance_threshold()
     answer_text: str | None = None
+    lead: str | None = None
     mode: str | None = None
     citations: list[dict[str, Any]] = []
     if retrieval_only:
         abstained = not passages or top_relevance < threshold
     else:
         answer = rag.ask(item.question, top_k=k, max_new_tokens=max_new_tokens)
-        answer_text = answer.text
+        answer_text, lead = answer.text, answer.lead
         mode = answer.mode
         abstained = is_abstention(answer.text)
         by_n = {p.n: p for p in answer.passages}
@@ -140,10 +143,25 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
             p = by_n.get(c.n)
             citations.append({"n": c.n, "source": c.source, "correct": bool(p is not None and item.answerable and _cited_correct(p, item))})
         if item.answerable:
-            metrics["answer_containment"] = 0.0 if abstained else float(contains_answer(answer.text, item.answers))
-            metrics["token_f1"] = 0.0 if abstained else token_f1(answer.text, item.answers)
+            metrics.update(answer_metrics(answer.text, answer.lead, " ".join(e.text for e in answer.evidence), item.answers, abstained))
     retrieved = [{"n": p.n, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4)} for p in passages]
-    return QuestionResult(item, label or cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance), time.perf_counter() - t0, mode)
+    return QuestionResult(item, label or cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance),
+                          time.perf_counter() - t0, mode, lead)
+
+
+def answer_metrics(text: str, lead: str, evidence: str, answers: Sequence[str], abstained: bool) -> dict[str, float]:
+    """An answerable question's answer metrics (all 0 when declined).
+
+    ``token_f1``/``answer_containment`` read the whole answer; ``lead_token_f1``/``lead_containment``
+    its first sentence, what a reader sees first; ``lead_misses_evidence`` is 1 when the lead lacks
+    every gold answer while the evidence quoted under it has one (a lead that buried the answer).
+    """
+    if abstained:
+        return dict.fromkeys(("answer_containment", "token_f1", "lead_containment", "lead_token_f1", "lead_misses_evidence"), 0.0)
+    lead_has = contains_answer(lead, answers)
+    return {"answer_containment": float(contains_answer(text, answers)), "token_f1": token_f1(text, answers),
+            "lead_containment": float(lead_has), "lead_token_f1": token_f1(lead, answers),
+            "lead_misses_evidence": float(not lead_has and contains_answer(evidence, answers))}
 
 
 def evaluate(
@@ -206,11 +224,14 @@ def summarize(results: Sequence[QuestionResult], retrieval_only: bool = False) -
     }
     for key in [f"hit@{k}" for k in KS] + ["mrr@10"]:
         out[key] = _mean([r.metrics[key] for r in scored])
+    answer_keys = ("answer_containment", "token_f1", "lead_containment", "lead_token_f1")
     if retrieval_only:
-        out["answer_containment"] = out["token_f1"] = out["citation_precision"] = None
+        out.update(dict.fromkeys((*answer_keys, "citation_precision", "generated_share"), None))
     else:
-        out["answer_containment"] = _mean([r.metrics["answer_containment"] for r in answerable])
-        out["token_f1"] = _mean([r.metrics["token_f1"] for r in answerable])
+        for key in answer_keys:
+            out[key] = _mean([r.metrics[key] for r in answerable])
+        answered = [r for r in results if not r.abstained]
+        out["generated_share"] = _mean([float(r.mode == "generated") for r in answered])
         cites = [c["correct"] for r in answerable for c in r.citations]
         out["citation_precision"] = _mean([float(c) for c in cites])
     paged = [r.metrics["page_hit@5"] for r in answerable if "page_hit@5" in r.metrics]
@@ -235,6 +256,10 @@ def _mode_breakdown(results: Sequence[QuestionResult]) -> tuple[dict[str, int], 
             "answerable": len(scored),
             "token_f1": _mean([r.metrics["token_f1"] for r in scored]),
             "answer_containment": _mean([r.metrics["answer_containment"] for r in scored]),
+            "lead_token_f1": _mean([r.metrics["lead_token_f1"] for r in scored]),
+            "lead_containment": _mean([r.metrics["lead_containment"] for r in scored]),
+            # Of this mode's answered answerable questions: the lead lacks the gold answer the evidence has.
+            "lead_misses_evidence": _mean([r.metrics["lead_misses_evidence"] for r in scored if not r.abstained]),
         }
     return counts, by_mode
 
@@ -306,7 +331,8 @@ def format_table(summaries: Sequence[dict[str, Any]]) -> str:
     token F1) when a summary has ``modes`` (runs with generation).
     """
     cols = [("retriever", "retriever"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("hit@10", "hit@10"), ("mrr@10", "MRR@10"),
-            ("answer_containment", "contains answer"), ("token_f1", "token F1"), ("citation_precision", "citation P"),
+            ("lead_containment", "lead contains"), ("lead_token_f1", "lead F1"), ("answer_containment", "contains answer"),
+            ("token_f1", "token F1"), ("generated_share", "generated share"), ("citation_precision", "citation P"),
             ("abstention_precision", "abstain P"), ("abstention_recall", "abstain R")]
     if any(s.get("page_hit@5") is not None for s in summaries):
         cols.append(("page_hit@5", "page hit@5"))
@@ -327,10 +353,12 @@ def format_table(summaries: Sequence[dict[str, Any]]) -> str:
     for s in summaries:
         lines.append("| " + " | ".join(cell(s.get(k)) for k, _ in cols) + " |")
     if with_modes:
-        lines += ["", "| retriever | mode | answers | answerable | contains answer | token F1 |", "|---|---|---|---|---|---|"]
+        lines += ["", "| retriever | mode | answers | answerable | lead contains | lead F1 | lead misses evidence | contains answer | "
+                  "token F1 |", "|---|---|---|---|---|---|---|---|---|"]
         for s in with_modes:
             for mode, m in s["by_mode"].items():
-                lines.append(f"| {cell(s.get('retriever'))} | {mode} | {m['questions']} | {m['answerable']} | "
+                lines.append(f"| {cell(s.get('retriever'))} | {mode} | {m['questions']} | {m['answerable']} | {cell(m.get('lead_containment'))} | "
+                             f"{cell(m.get('lead_token_f1'))} | {cell(m.get('lead_misses_evidence'))} | "
                              f"{cell(m['answer_containment'])} | {cell(m['token_f1'])} |")
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ Example:
     >>> round(ev.answerability, 2)
     0.81
     >>> evidence_answer(ev)
-    'The articles say: Liang set up DeepSeek in July 2023 [2].'
+    'Liang set up DeepSeek in July 2023 [2].'
 """
 
 from __future__ import annotations
@@ -45,10 +45,14 @@ import numpy as np
 from .embedding import Embedder
 from .facts import dropped_facts
 from .records import Evidence, Passage
-from .text import MARKER, MONTH, content_words, neutralise_markers, sentence_spans
+from .asked import answer_spans, answer_type, has_type, stem, stems
+from .text import MARKER, content_words, neutralise_markers, sentence_spans
 
-# Said before an evidence answer: the sentences are the articles' own words.
-EVIDENCE_LEAD = "The articles say:"
+__all__ = ["SUPPORT_LABEL", "compose", "quotes", "EvidenceSet", "answer_type", "answerability_score", "cite", "draft_shortfall", "evidence_answer",
+           "extractive_answer", "key_terms", "select_evidence", "sentence_units", "stem", "stems", "unit_text"]
+
+# Said before the quotes under an answer's lead: they are the articles' own words.
+SUPPORT_LABEL = "From the articles:"
 
 _HEADER_LINE = re.compile(r"^(#|(date|source|author|url|title|by)\s*:)", re.IGNORECASE)
 _ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d)]*$")
@@ -58,10 +62,11 @@ _ASKS = re.compile(r"\?[\"'\u201d)]*$")
 _RUNNING_HEAD = re.compile(r"(\bpage|\bp\.)\s*\d+(\s*(of|/)\s*\d+)?$|^\d+$", re.IGNORECASE)
 # A sentence opening with one of these usually needs the sentence before it.
 _ANAPHORA = re.compile(r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b", re.I)
-_NUMBER = re.compile(r"\d")
-_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
-_MONTH = re.compile(rf"\b{MONTH}\b", re.I)
 _CAPITALISED = re.compile(r"\b[A-Z][\w\-]*")
+# A sentence that announces what the next one says: it ends with a colon, or counts things
+# it does not name ("Two dark clouds hang over Chinese AI.", "There are three reasons.").
+_ANNOUNCES = re.compile(r":[\"'\u201d)]*$|^(?:there (?:are|were) )?(?:two|three|four|five|several|a few|a couple of)\s+(?:[\w\-]+\s+){0,2}"
+                        r"[\w\-]+s\b[^,;]{0,60}[.!]$", re.I)
 _QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how", "did", "does", "do", "is", "are", "was", "were",
                    "can", "could", "the", "a", "an", "in", "of", "i"}
 
@@ -79,18 +84,6 @@ class EvidenceSet:
         return {e.n for e in self.sentences}
 
 
-def stem(word: str) -> str:
-    """A light English stem: enough to match "founded"/"founder", "rivals"/"rival"."""
-    for suffix in ("ations", "ation", "ings", "ing", "ers", "er", "ies", "ied", "ed", "es", "s", "ly"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
-
-
-def stems(text: str) -> set[str]:
-    return {stem(w) for w in content_words(text)}
-
-
 def key_terms(question: str) -> set[str]:
     """The question's names and numbers, lower-cased (what must not be blurred)."""
     out = {m.group(0).lower() for m in re.finditer(r"(?<!\w)\d+(?:[.,]\d+)*", question)}
@@ -100,42 +93,6 @@ def key_terms(question: str) -> set[str]:
             continue
         out.add(word)
     return out
-
-
-def answer_type(question: str) -> str:
-    """``number``, ``date``, ``name`` or ``other``: what kind of thing the question asks for
-    (search-box style too: "union of utrecht year" asks for a date)."""
-    q = question.lower()
-    if re.search(r"\bhow (many|much|long|old|far|big|large|tall|high)\b|\bwhat (percentage|number|amount)\b", q):
-        return "number"
-    if re.search(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$", q):
-        return "date"
-    if re.search(r"\bwho(m|se)?\b|\bwhere\b|\bwhich (company|country|city|person|team|firm|organi[sz]ation)\b", q):
-        return "name"
-    return "other"
-
-
-_FOCUS = re.compile(r"\bhow (?:many|much)\s+(?:of\s+)?(?:the\s+)?([a-z][a-z\-]+)", re.I)
-
-
-def _has_type(sentence: str, kind: str, question: str) -> float:
-    """1 when the sentence holds the kind of answer asked for (and, for "how many X", mentions X);
-    0.5 for the kind without X; 0 otherwise."""
-    if kind == "number":
-        # A year is no answer to "how many": count only other numbers.
-        numbers = [m for m in re.finditer(r"\d[\d,.]*", sentence) if not _YEAR.fullmatch(m.group(0).rstrip(".,"))]
-        if not numbers:
-            return 0.0
-        focus = _FOCUS.search(question)
-        if focus and focus.group(1).lower() not in ("money", "time", "more", "less"):
-            return 1.0 if stem(focus.group(1).lower()) in stems(sentence) else 0.5
-        return 1.0
-    if kind == "date":
-        return float(bool(_YEAR.search(sentence) or _MONTH.search(sentence)))
-    if kind == "name":
-        asked = {w.lower() for w in _CAPITALISED.findall(question)}
-        return float(any(w.lower() not in asked for w in _CAPITALISED.findall(sentence[1:])))
-    return 1.0
 
 
 def sentence_units(p: Passage) -> list[tuple[int, int]]:
@@ -198,6 +155,7 @@ class _Candidate:
     start: int  # in chunk text
     end: int
     prev: tuple[int, int] | None
+    next: tuple[int, int] | None = None
 
     @property
     def text(self) -> str:
@@ -209,7 +167,7 @@ def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candida
     for p in list(passages)[:max_passages]:
         units = sentence_units(p)
         for i, (s, e) in enumerate(units):
-            out.append(_Candidate(p.n, p, s, e, units[i - 1] if i else None))
+            out.append(_Candidate(p.n, p, s, e, units[i - 1] if i else None, units[i + 1] if i + 1 < len(units) else None))
     return out
 
 
@@ -217,12 +175,15 @@ def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candida
 # Fitted with `python eval/calibrate_evidence.py` on the sets with unanswerable questions
 # (sample, searchbox, pdf); the threshold (rag.config.CALIBRATED_ANSWERABILITY) declines at
 # most 5% of the answerable questions of every set, rgb-en-fact and squad included. README "Quality".
-SENTENCE_WEIGHTS = {"similarity": 1.0, "overlap": 0.5, "keys": 0.3, "answer_type": 0.15, "rank": 0.1}
+# ``gives``: the sentence holds the asked-for thing itself (a number, date, name, place or
+# expansion the question does not already give), so the sentence that answers leads.
+SENTENCE_WEIGHTS = {"similarity": 1.0, "overlap": 0.5, "keys": 0.3, "answer_type": 0.15, "rank": 0.1, "gives": 0.3}
 CALIBRATION = {"bias": -4.943, "relevance": 0.732, "coverage": 2.218, "similarity": 1.179, "overlap": 1.629, "keys": 0.369, "answer_type": 1.15}
 
 
 def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedder, *, max_sentences: int = 3,
-                    max_passages: int = 3, relative: float = 0.75, duplicate_overlap: float = 0.7) -> EvidenceSet:
+                    max_passages: int = 3, relative: float = 0.75, duplicate_overlap: float = 0.7,
+                    weights: dict[str, float] | None = None) -> EvidenceSet:
     """Choose the sentences that answer ``question`` from the top passages.
 
     Args:
@@ -233,6 +194,7 @@ def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedd
         max_passages: sentences are taken from this many top passages.
         relative: other sentences must score at least this share of the best one.
         duplicate_overlap: a sentence sharing this share of content words with a kept one is dropped.
+        weights: the sentence score's weights (default :data:`SENTENCE_WEIGHTS`; eval studies vary them).
 
     Returns:
         The evidence, best first (empty when the passages have no sentences), and its answerability.
@@ -243,10 +205,11 @@ def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedd
     vectors = np.asarray(embedder.encode([question] + [c.text for c in cands]), dtype=np.float32)
     sims = vectors[1:] @ vectors[0]
     q_stems, q_keys, kind = stems(question), key_terms(question), answer_type(question)
+    weights = SENTENCE_WEIGHTS if weights is None else weights
     scored: list[tuple[float, dict[str, float], _Candidate]] = []
     for cand, sim in zip(cands, sims):
         feats = _features(cand.text, float(sim), q_stems, q_keys, kind, question, cand.n)
-        score = sum(SENTENCE_WEIGHTS[k] * feats[k] for k in SENTENCE_WEIGHTS)
+        score = sum(w * feats[k] for k, w in weights.items())
         scored.append((score, feats, cand))
     scored.sort(key=lambda t: (-t[0], t[2].n, t[2].start))
     best_score, best_feats, _ = scored[0]
@@ -304,8 +267,9 @@ def _features(text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: 
         "similarity": max(sim, 0.0),
         "overlap": len(q_stems & s_stems) / len(q_stems) if q_stems else 0.0,
         "keys": sum(1 for k in q_keys if k in lower) / len(q_keys) if q_keys else 1.0,
-        "answer_type": _has_type(text, kind, question),
+        "answer_type": has_type(text, kind, question),
         "rank": 1.0 / n,
+        "gives": float(bool(answer_spans(text, question, kind))),
     }
 
 
@@ -313,6 +277,8 @@ def _evidence(cand: _Candidate, score: float) -> Evidence:
     start, end = cand.start, cand.end
     if cand.prev is not None and _ANAPHORA.match(cand.text):
         start = cand.prev[0]  # "It was founded in 2023." needs the sentence naming "it"
+    if cand.next is not None and _ANNOUNCES.search(cand.text):
+        end = cand.next[1]  # "Two dark clouds hang over Chinese AI." is only answered by what follows
     chunk = cand.passage.chunk
     text = unit_text(chunk.text[start:end])
     return Evidence(n=cand.n, text=text, start=chunk.start + start, end=chunk.start + end, score=score,
@@ -333,11 +299,21 @@ def answerability_score(features: dict[str, float]) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
+def quotes(sentences: Sequence[Evidence]) -> str:
+    """Evidence sentences as quoted support, each with its ``[n]``."""
+    return " ".join(cite(neutralise_markers(e.text), e.n) for e in sentences)
+
+
+def compose(lead: str, support: Sequence[Evidence]) -> str:
+    """An answer's text: the lead, then the supporting quotes under ``SUPPORT_LABEL`` (none: the lead alone)."""
+    return f"{lead}\n\n{SUPPORT_LABEL} {quotes(support)}" if support else lead
+
+
 def evidence_answer(evidence: EvidenceSet) -> str:
-    """The evidence answer: a short lead and the quoted sentences, each with its ``[n]``."""
+    """The evidence answer: the best sentence leads, the other chosen sentences are quoted under it, each with its ``[n]``."""
     if not evidence.sentences:
         return ""
-    return EVIDENCE_LEAD + " " + " ".join(cite(neutralise_markers(e.text), e.n) for e in evidence.sentences)
+    return compose(quotes(evidence.sentences[:1]), evidence.sentences[1:])
 
 
 def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: str = "all", sentences: int = 2, words: float = 0.0) -> str:
@@ -352,15 +328,29 @@ def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: s
     - the question asks for a number or a date, the evidence gives one, the draft none;
     - it drops names and numbers of the best ``sentences`` evidence sentences that the
       question does not give; ``keep`` says how many must stay: ``all``, ``half`` or ``any``
-      (``none`` turns every check off);
+      (``none`` turns these checks off);
     - it keeps less than ``words`` of the best evidence sentence's own words (those the
       question does not give): a 135M model's trimmed or reworded copy of the sentence loses
       the detail a reader wanted ("2 of the 1,460 samples" for "2 of the 1,460 routine samples").
     """
-    if keep == "none" or not evidence.sentences:
+    if not evidence.sentences or (keep == "none" and not words):
         return ""
     plain = MARKER.sub(" ", draft)
     draft_stems, question_stems = stems(plain), stems(question)
+    if keep != "none":
+        why = _keeps_too_little(plain, draft_stems, question_stems, evidence, question, keep, sentences)
+        if why:
+            return why
+    own = stems(evidence.sentences[0].text) - question_stems
+    kept_words = len(own & draft_stems)
+    if own and kept_words < words * len(own):
+        return f"it keeps {kept_words} of the {len(own)} words of the best evidence sentence (fewer than {words:.0%})"
+    return ""
+
+
+def _keeps_too_little(plain: str, draft_stems: set[str], question_stems: set[str], evidence: EvidenceSet, question: str, keep: str,
+                      sentences: int) -> str:
+    """The ``draft_must_keep`` rules of :func:`draft_shortfall` ("" when the draft passes them)."""
     if not draft_stems - question_stems:
         return "it only repeats the question"
     evidence_text = " ".join(e.text for e in evidence.sentences).lower()
@@ -368,7 +358,7 @@ def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: s
     if absent:
         return f"it does not mention {', '.join(absent[:4])}, which the question names and the evidence has"
     kind = answer_type(question)
-    if kind in ("number", "date") and not _has_type(plain, kind, question) and any(_has_type(e.text, kind, question) for e in evidence.sentences):
+    if kind in ("number", "date") and not has_type(plain, kind, question) and any(has_type(e.text, kind, question) for e in evidence.sentences):
         return f"it gives no {kind}, and the evidence does"
     facts: list[str] = []
     missing: list[str] = []
@@ -378,13 +368,7 @@ def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: s
         missing += [x for x in m if x not in missing]
     kept = len(facts) - len(missing)
     enough = {"all": not missing, "half": 2 * kept >= len(facts), "any": not facts or kept > 0}[keep]
-    if not enough:
-        return f"it left out what the evidence says: {', '.join(missing[:4])}"
-    own = stems(evidence.sentences[0].text) - question_stems
-    kept_words = len(own & draft_stems)
-    if own and kept_words < words * len(own):
-        return f"it keeps {kept_words} of the {len(own)} words of the best evidence sentence (fewer than {words:.0%})"
-    return ""
+    return "" if enough else f"it left out what the evidence says: {', '.join(missing[:4])}"
 
 
 def cite(sentence: str, n: int) -> str:

@@ -19,9 +19,10 @@ from .chunking import Chunker
 from .citations import resolve_citations
 from .config import Config, EvidenceConfig
 from .embedding import ENGINES, Embedder, SentenceTransformerEmbedder, make_embedder, model_of
-from .evidence import EvidenceSet, draft_shortfall, evidence_answer, select_evidence
+from .evidence import EvidenceSet, draft_shortfall, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .indexing import BuildSummary, IndexBuilder
+from .lead import compose, evidence_lead, lead_span, unresponsive
 from .prompting import NOT_FOUND, build_evidence_prompt
 from .records import Answer, Chunk, Passage
 from .retrieval import MetadataFilter, make_retriever, not_covered_text
@@ -290,39 +291,41 @@ class RAG:
         base = dict(question=question, passages=list(passages), query=search_text, evidence=list(evidence.sentences),
                     answerability=evidence.answerability)
         top = max(p.relevance_or_score for p in passages)
-        floor, source = self.relevance_threshold()
-        # The answerability score decides (the top passage's relevance is one of its inputs);
-        # a relevance threshold the user set explicitly is a hard floor as well. Below the
-        # relevance threshold a decline says "not covered" and names the closest sources.
-        # A threshold calibrated for this index (rag calibrate) is the user's choice too.
+        floor, _source = self.relevance_threshold()
+        # Two ways to decline: the top passage is far off (below the relevance floor: configured,
+        # calibrated for this index by rag calibrate, or shipped per embedder model), whatever the
+        # word overlap, and the reply says "not covered" and names the closest sources; or the
+        # answerability score says the passages do not answer.
         weak = not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name)
-        if weak or (source in ("configured", "index") and top < floor):
+        if weak or top < floor:
             text = not_covered_text(passages) if top < floor else NOT_FOUND
             yield StreamEvent("answer", text=text)
             yield StreamEvent("done", answer=Answer(text=text, mode="declined", **base))
             return
         if self.config.generation.backend == "none":
-            yield from self._evidence_events(evidence, base, streamed=False, notes=[])
+            yield from self._evidence_events(evidence, base, notes=[])
             return
-        run, streamed, looped = None, False, False
+        # Nothing is shown before it is checked: the draft is read whole, checked, and only then
+        # does the answer (lead, then quotes) go out, once. Reasoning still streams (collapsed on the page).
+        run, looped = None, False
         try:
             run = self._draft_stream(search_text, evidence, max_new_tokens, temperature)
             for piece in run:
-                streamed = streamed or piece.kind == "answer"
-                yield StreamEvent(piece.kind, text=piece.text)
-                if piece.kind == "answer" and repeats_a_line(run.answer):
+                if piece.kind == "reasoning":
+                    yield StreamEvent(piece.kind, text=piece.text)
+                elif repeats_a_line(run.answer):
                     looped = True  # greedy decoding of small models can loop on one line forever
                     break
         except GeneratorError as exc:
             if self.config.generation.fallback != "extractive":
                 raise
             notes = [f"evidence answer: the generator is unavailable: {exc}"]
-            yield from self._evidence_events(evidence, {**base, "reasoning": run.reasoning if run else ""}, streamed, notes)
+            yield from self._evidence_events(evidence, {**base, "reasoning": run.reasoning if run else ""}, notes)
             return
         finally:
             if run is not None:
                 run.close()  # stops the model if the consumer left early
-        yield from self._finish_draft(run, evidence, base, streamed, looped)
+        yield from self._finish_draft(run, evidence, base, looped)
 
     def _draft_stream(self, question: str, evidence: EvidenceSet, max_new_tokens: int, temperature: float) -> AnswerStream:
         gen_cfg = self.config.generation
@@ -331,8 +334,8 @@ class RAG:
         return AnswerStream(self.generator, messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=gen_cfg.stop,
                             max_thinking_tokens=gen_cfg.max_thinking_tokens, opens_think=gen_cfg.opens_think)
 
-    def _finish_draft(self, run: AnswerStream, evidence: EvidenceSet, base: dict[str, Any], streamed: bool, looped: bool) -> Iterator[StreamEvent]:
-        """Check the model's draft; show it if every claim is supported, else the evidence."""
+    def _finish_draft(self, run: AnswerStream, evidence: EvidenceSet, base: dict[str, Any], looped: bool) -> Iterator[StreamEvent]:
+        """Check the model's draft: faithful and responsive, it leads; otherwise the best evidence sentence does."""
         draft = run.answer
         if looped:  # the last sentence was still being written when the loop was cut
             spans = sentence_spans(draft)
@@ -343,27 +346,44 @@ class RAG:
             why = f"the thinking budget of {budget} tokens was spent" if run.budget_spent else "the reasoning was cut off"
             notes.append(f"{why}, so the reasoning was closed and the model was asked for its final answer")
         base = {**base, "reasoning": run.reasoning}
-        checked = check_draft(draft, base["query"] or base["question"], base["passages"], self.embedder, self.config.citations)
-        ev_cfg = self.config.evidence
-        dropped = draft_shortfall(checked.text, evidence, base["question"], keep=ev_cfg.draft_must_keep,
-                                  sentences=ev_cfg.draft_must_keep_from, words=ev_cfg.draft_must_keep_words) if checked.accepted else ""
-        if not checked.accepted or dropped:
-            reason = "the model reasoned but gave no answer" if not run.answer.strip() and run.reasoning else (dropped or checked.reason)
-            notes.append(f"evidence answer: the model's draft was not used ({reason})")
-            yield from self._evidence_events(evidence, {**base, "draft": checked.text, "out_of_range": checked.out_of_range}, streamed, notes)
+        question = base["query"] or base["question"]
+        checked = check_draft(draft, question, base["passages"], self.embedder, self.config.citations)
+        why_not = self._draft_rejection(checked, evidence, question) if checked.accepted else checked.reason
+        if why_not:
+            reason = "the model reasoned but gave no answer" if not run.answer.strip() and run.reasoning else why_not
+            notes.append(f"evidence lead: the model's draft was not used ({reason})")
+            yield from self._evidence_events(evidence, {**base, "draft": checked.text, "out_of_range": checked.out_of_range}, notes)
             return
-        answer = Answer(text=checked.text, citations=checked.citations, checks=checked.report.sentences, out_of_range=checked.out_of_range,
-                        notes=notes, mode="generated", **base)
+        lead = checked.text
+        text = compose(lead, evidence.sentences)
+        checked_by_n = {c.n: c for c in checked.citations}
+        citations = [checked_by_n.get(c.n) or replace(c, status="supported", verified=1.0) for c in resolve_citations(text, base["passages"])]
+        answer = Answer(text=text, citations=citations, checks=checked.report.sentences, out_of_range=checked.out_of_range, notes=notes,
+                        mode="generated", lead=lead, lead_span=lead_span(lead, question), **base)
+        yield StreamEvent("answer", text=text)
         yield StreamEvent("done", answer=answer)
 
-    def _evidence_events(self, evidence: EvidenceSet, base: dict[str, Any], streamed: bool, notes: list[str]) -> Iterator[StreamEvent]:
-        """The evidence answer: the chosen article sentences, quoted and cited (``mode="evidence"``)."""
-        text = evidence_answer(evidence)
-        if not streamed:
-            yield StreamEvent("answer", text=text)
+    def _draft_rejection(self, checked: Any, evidence: EvidenceSet, question: str) -> str:
+        """Why a faithful draft is not the lead: it does not answer (``evidence.draft_must_answer``), or,
+        where the completeness rules are on (``evidence.draft_must_keep``), it says less than the evidence."""
+        ev_cfg = self.config.evidence
+        if ev_cfg.draft_must_answer:
+            why = unresponsive(checked.text, question, evidence)
+            if why:
+                return why
+        return draft_shortfall(checked.text, evidence, question, keep=ev_cfg.draft_must_keep, sentences=ev_cfg.draft_must_keep_from,
+                               words=ev_cfg.draft_must_keep_words)
+
+    def _evidence_events(self, evidence: EvidenceSet, base: dict[str, Any], notes: list[str]) -> Iterator[StreamEvent]:
+        """The evidence answer: the best sentence leads, the other chosen sentences are quoted under it (``mode="evidence"``)."""
+        lead = evidence_lead(evidence)
+        text = compose(lead, evidence.sentences[1:])
         citations = resolve_citations(text, base["passages"])
         citations = [replace(c, status="supported", verified=1.0) for c in citations]  # the article's own words
-        yield StreamEvent("done", answer=Answer(text=text, citations=citations, notes=notes, mode="evidence", extractive=True, **base))
+        question = base["query"] or base["question"]
+        yield StreamEvent("answer", text=text)
+        yield StreamEvent("done", answer=Answer(text=text, citations=citations, notes=notes, mode="evidence", extractive=True, lead=lead,
+                                                lead_span=lead_span(lead, question), **base))
 
 
 def _check_question(question: Any) -> str:

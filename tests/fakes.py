@@ -83,3 +83,10 @@ class FakeGenerator:
         text = self.reply(messages) if callable(self.reply) else self.reply
         for i in range(0, len(text), self.piece):
             yield text[i : i + self.piece]
+
+
+def leads_with_evidence(answer) -> bool:
+    """The answer is the evidence answer's shape: the best evidence sentence leads (cited), the text starts with it."""
+    from rag.evidence import quotes
+
+    return bool(answer.evidence) and answer.lead == quotes(answer.evidence[:1]) and answer.text.startswith(answer.lead)

@@ -14,6 +14,7 @@ from rag.citations import resolve_citations
 from rag.records import Answer
 from rag.cli import main
 from rag.evaluation import (
+    answer_metrics,
     QAFormatError,
     choose_threshold,
     contains_answer,
@@ -146,7 +147,8 @@ def test_evaluate_full_metrics_hand_computed(qa_file):
     line = run.results[0].to_dict()
     assert line["retrieved"][1] == {"n": 2, "source": "a.txt", "score": 0.7, "relevance": 0.7}
     assert line["citations"] == [{"n": 1, "source": "b.txt", "correct": True}, {"n": 2, "source": "a.txt", "correct": True}]
-    assert line["metrics"] == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.5, "answer_containment": 1.0, "token_f1": 0.5}
+    assert line["metrics"] == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.5, "answer_containment": 1.0, "token_f1": 0.5,
+                               "lead_containment": 0.0, "lead_token_f1": 0.0, "lead_misses_evidence": 0.0}  # scripted answers have no lead
     assert line["abstained"] is False and run.results[3].to_dict()["abstained"] is True
 
 
@@ -189,24 +191,39 @@ class ModeRAG(ScriptedRAG):
         return dataclasses.replace(super().ask(question, top_k=top_k, max_new_tokens=max_new_tokens), mode=self.modes[question])
 
 
+def _core(mode: dict) -> dict:
+    return {k: mode[k] for k in ("questions", "answerable", "token_f1", "answer_containment")}
+
+
+def test_lead_metrics_read_the_first_sentence_and_flag_a_buried_answer():
+    """lead_* score what a reader sees first; lead_misses_evidence is 1 when the quotes under the lead hold the gold answer it lacks."""
+    m = answer_metrics("It rose. From the articles: Paris is the capital [1].", "It rose.", "Paris is the capital", ["Paris"], False)
+    assert (m["lead_containment"], m["lead_token_f1"], m["answer_containment"], m["lead_misses_evidence"]) == (0.0, 0.0, 1.0, 1.0)
+    m = answer_metrics("Paris [1].", "Paris [1].", "Paris is the capital", ["Paris"], False)
+    assert (m["lead_containment"], m["lead_token_f1"], m["lead_misses_evidence"]) == (1.0, 1.0, 0.0)
+    assert set(answer_metrics("x", "x", "x", ["Paris"], True).values()) == {0.0}
+
+
 def test_summary_breaks_answers_down_by_mode(qa_file):
     """Counts per mode over all questions; F1 and containment per mode over its answerable questions only."""
     run = evaluate(ModeRAG(), load_qa(qa_file), progress=False)
     s = run.summary
     assert s["modes"] == {"generated": 2, "evidence": 1, "declined": 2}
     # generated: q1 (answerable: contains "Paris", F1 0.5) and q5 (unanswerable, not scored)
-    assert s["by_mode"]["generated"] == {"questions": 2, "answerable": 1, "token_f1": 0.5, "answer_containment": 1.0}
+    assert _core(s["by_mode"]["generated"]) == {"questions": 2, "answerable": 1, "token_f1": 0.5, "answer_containment": 1.0}
     # evidence: q2 answered "It is 41", gold "42"
-    assert s["by_mode"]["evidence"] == {"questions": 1, "answerable": 1, "token_f1": 0.0, "answer_containment": 0.0}
+    assert _core(s["by_mode"]["evidence"]) == {"questions": 1, "answerable": 1, "token_f1": 0.0, "answer_containment": 0.0}
     # declined: q3 (answerable, scores 0) and q4 (unanswerable)
-    assert s["by_mode"]["declined"] == {"questions": 2, "answerable": 1, "token_f1": 0.0, "answer_containment": 0.0}
+    assert _core(s["by_mode"]["declined"]) == {"questions": 2, "answerable": 1, "token_f1": 0.0, "answer_containment": 0.0}
     # the overall figures are unchanged by the breakdown
     assert s["token_f1"] == pytest.approx(0.5 / 3) and s["answer_containment"] == pytest.approx(1 / 3)
     assert [r.to_dict()["mode"] for r in run.results] == ["generated", "evidence", "declined", "declined", "generated"]
     table = format_table([s])
     assert table.splitlines()[0].endswith("| abstain R | modes |")
     assert "| generated 2, evidence 1, declined 2 |" in table.splitlines()[2]
-    assert "| dense | evidence | 1 | 1 | 0.000 | 0.000 |" in table and "| dense | generated | 2 | 1 | 1.000 | 0.500 |" in table
+    # mode, answers, answerable, lead contains, lead F1, lead misses evidence, contains answer, token F1 (scripted answers: no lead)
+    assert "| dense | evidence | 1 | 1 | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 |" in table
+    assert "| dense | generated | 2 | 1 | 0.000 | 0.000 | 0.000 | 1.000 | 0.500 |" in table
 
 
 def test_mode_breakdown_absent_in_retrieval_only_and_unknown_modes_kept(qa_file):
@@ -216,7 +233,7 @@ def test_mode_breakdown_absent_in_retrieval_only_and_unknown_modes_kept(qa_file)
     assert "modes" not in format_table([s]).splitlines()[0]
     s = evaluate(ModeRAG({**MODES, "Mars pizza?": "extractive"}), load_qa(qa_file), progress=False).summary
     assert s["modes"] == {"generated": 1, "evidence": 1, "declined": 2, "extractive": 1}
-    assert s["by_mode"]["extractive"] == {"questions": 1, "answerable": 0, "token_f1": None, "answer_containment": None}
+    assert _core(s["by_mode"]["extractive"]) == {"questions": 1, "answerable": 0, "token_f1": None, "answer_containment": None}
 
 
 # -- pages: the optional field and page_hit@5 --------------------------------------------------------

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from fakes import FakeEmbedder, FakeGenerator
+from fakes import FakeEmbedder, FakeGenerator, leads_with_evidence
 from rag import RAG, Config
 from rag.citations import parse_markers
-from rag.evidence import EVIDENCE_LEAD, answer_type, evidence_answer, extractive_answer, key_terms, select_evidence, sentence_units, unit_text
+from rag.evidence import SUPPORT_LABEL, answer_type, evidence_answer, extractive_answer, key_terms, select_evidence, sentence_units, unit_text
 from rag.prompting import NOT_FOUND
 from rag.records import Chunk, Passage
 
@@ -140,7 +140,7 @@ def test_answerability_is_higher_when_the_evidence_answers():
 
 def test_evidence_answer_is_readable_on_its_own():
     ev = select_evidence("How much did Nvidia shares fall?", PASSAGES, FakeEmbedder(), max_sentences=1)
-    assert evidence_answer(ev) == f"{EVIDENCE_LEAD} On 27 January 2025 Nvidia shares fell 17 percent [1]."
+    assert evidence_answer(ev) == "On 27 January 2025 Nvidia shares fell 17 percent [1]."
 
 
 def test_quoted_article_markers_never_become_citations():
@@ -165,7 +165,7 @@ def test_an_unsupported_draft_falls_back_to_the_evidence_answer(tmp_path, articl
     rag, _ = _rag(tmp_path, articles_dir, "DeepSeek-R1 was developed by DeepMind, a subsidiary of the AI Research Foundation [1].")
     answer = rag.ask("Who released DeepSeek-R1?")
     assert answer.mode == "evidence"
-    assert answer.text.startswith(EVIDENCE_LEAD) and "DeepMind" not in answer.text
+    assert leads_with_evidence(answer) and "DeepMind" not in answer.text
     assert "DeepMind" in answer.draft
     assert any("DeepMind" in n and "not used" in n for n in answer.notes)
     assert answer.citations and all(c.status == "supported" for c in answer.citations)
@@ -209,7 +209,7 @@ def test_the_model_saying_not_found_gives_the_evidence_answer(tmp_path, articles
     """'Could not find' only comes from the answerability score, never from the small model."""
     rag, _ = _rag(tmp_path, articles_dir, NOT_FOUND)
     answer = rag.ask("Who released DeepSeek-R1?")
-    assert answer.mode == "evidence" and answer.text.startswith(EVIDENCE_LEAD)
+    assert answer.mode == "evidence" and leads_with_evidence(answer)
 
 
 def test_backend_none_gives_the_evidence_answer(tmp_path, articles_dir):
@@ -234,7 +234,7 @@ def test_server_down_gives_the_evidence_answer_with_real_models(tmp_path, articl
     rag = RAG(cfg, embedder=real_embedder)
     rag.build(articles_dir)
     answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
-    assert answer.mode == "evidence" and answer.extractive and answer.text.startswith(EVIDENCE_LEAD)
+    assert answer.mode == "evidence" and answer.extractive and leads_with_evidence(answer)
     assert "17 percent" in answer.text and "[1]" in answer.text
     assert answer.citations[0].source == "markets/nvidia.txt"
     assert any(f"127.0.0.1:{port}" in n and "Connection refused" in n for n in answer.notes)

@@ -110,8 +110,9 @@ def test_format_summary_table_rows_and_skips():
                                        "abstention_recall": 0.5, "page_hit@5": None, "modes": {"generated": 1, "evidence": 0, "declined": 1}}]),
             run_all.SetRun("rgb-en-fact", skipped="QA file x is absent")]
     lines = run_all.format_summary_table(runs).splitlines()
-    assert lines[0] == ("| set | variant | q | hit@1 | hit@5 | MRR@10 | token F1 | contains answer | abstain P | abstain R | page hit@5 | modes |")
-    assert lines[2] == "| sample | hybrid | 2 | 1.000 | 1.000 | 1.000 | - | - | - | 0.500 | - | generated 1, declined 1 |"
+    assert lines[0] == ("| set | variant | q | hit@1 | hit@5 | MRR@10 | lead F1 | lead contains | contains answer | token F1 | generated share | "
+                        "answerable declined | abstain P | abstain R | page hit@5 | modes |")
+    assert lines[2] == "| sample | hybrid | 2 | 1.000 | 1.000 | 1.000 | - | - | - | - | - | - | - | 0.500 | - | generated 1, declined 1 |"
     assert lines[-1] == "skipped rgb-en-fact: QA file x is absent"
 
 

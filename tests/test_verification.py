@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from fakes import FakeEmbedder, FakeGenerator
+from fakes import FakeEmbedder, FakeGenerator, leads_with_evidence
 from rag import NOT_FOUND, RAG, Config
 from rag.records import Chunk
 from rag.records import Passage
-from rag.evidence import EVIDENCE_LEAD
+from rag.evidence import SUPPORT_LABEL
 from rag.verification import CitationVerifier, is_factual
 
 
@@ -126,7 +126,7 @@ def test_flag_mode_replaces_a_draft_with_an_unsupported_sentence(tmp_path, artic
     rag = make_rag(tmp_path, REPLY)
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
-    assert answer.mode == "evidence" and answer.text.startswith(EVIDENCE_LEAD) and "resigned" not in answer.text
+    assert answer.mode == "evidence" and leads_with_evidence(answer) and "resigned" not in answer.text
     assert answer.draft == REPLY
     assert any("not used" in n and "unsupported" in n for n in answer.notes)
     assert answer.to_dict()["mode"] == "evidence"
@@ -136,7 +136,7 @@ def test_flag_mode_keeps_a_supported_draft_with_its_checks(tmp_path, articles_di
     rag = make_rag(tmp_path, GOOD)
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
-    assert answer.mode == "generated" and answer.text == GOOD
+    assert answer.mode == "generated" and answer.lead == GOOD
     assert [s.status for s in answer.checks] == ["supported"]
     (citation,) = answer.citations
     assert citation.status == "supported" and citation.verified >= 0.5 and citation.similarity > 0
@@ -165,7 +165,7 @@ def test_out_of_range_markers_are_reported(tmp_path, articles_dir):
     rag = make_rag(tmp_path, "Nvidia shares fell about 17 percent [1][9].")
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
-    assert answer.text == "Nvidia shares fell about 17 percent [1]."
+    assert answer.lead == "Nvidia shares fell about 17 percent [1]."
     assert answer.out_of_range == [9]
 
 

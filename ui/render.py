@@ -82,10 +82,45 @@ def _safe_url(url: str | None) -> str | None:
     return url if scheme in ("http", "https") else None
 
 
+# Shown in the answer's place until the checked answer is ready (replaced, never followed by other text).
+CHECKING = '<span class="rag-checking">Checking the answer against the articles…</span>'
+
+
+def lead_markdown(lead: str, span: tuple[int, int] | None, turn: int, linkable: set[int], weak: Collection[int]) -> str:
+    """The lead as chat Markdown, its answer phrase (``span``) in bold."""
+    if not span or not 0 <= span[0] < span[1] <= len(lead):
+        return answer_markdown(lead, turn, linkable, weak)
+    a, b = span
+    return (answer_markdown(lead[:a], turn, linkable, weak) + "**" + md_text(lead[a:b].strip()) + "**"
+            + answer_markdown(lead[b:], turn, linkable, weak))
+
+
+def how_made_html(answer: Answer) -> str:
+    """How the answer was made (its mode and the pipeline's notes), collapsed under the answer."""
+    items = [MODE_LABELS.get(answer.mode, answer.mode), *answer.notes]
+    body = "".join(f"<li>{esc(i)}</li>" for i in items)
+    return f'<details class="rag-how"><summary>How this answer was made</summary><ul>{body}</ul></details>'
+
+
+def final_answer_markdown(answer: Answer, turn: int) -> str:
+    """A finished answer: the lead (answer phrase bold), the articles' quotes under it as secondary text,
+    and how it was made in a collapsed detail; a decline is its message alone."""
+    linkable = {c.n for c in answer.citations}
+    weak = {c.n for c in answer.citations if c.status in ("weak", "unsupported")}
+    if not answer.lead or not answer.text.startswith(answer.lead):
+        body = answer_markdown(answer.text, turn, linkable, weak)
+    else:
+        body = lead_markdown(answer.lead, answer.lead_span, turn, linkable, weak)
+        rest = answer.text[len(answer.lead):].strip()
+        if rest:
+            body += f'\n\n<span class="rag-quotes">{answer_markdown(rest, turn, linkable, weak)}</span>'
+    return body + "\n\n" + how_made_html(answer)
+
+
 # Said under every finished answer: how it was made (Answer.mode).
 MODE_LABELS = {
-    "generated": "Written by the model from the evidence; every sentence checked against its passage.",
-    "evidence": "Quoted from the articles: the sentences that answer the question.",
+    "generated": "The first sentence was written by the model from the quotes below it and checked against its passage.",
+    "evidence": "Quoted from the articles: the sentence that answers best leads, the others follow.",
     "declined": "Declined: the articles do not answer this.",
 }
 
@@ -237,8 +272,8 @@ class AnswerView:
     """The chat messages of one answer, updated as :meth:`rag.Conversation.stream_events` events arrive.
 
     A rewritten follow-up shows as *searched for: …*; reasoning streams into a collapsed
-    accordion; the answer streams with linked markers and is then replaced by the checked
-    answer (the citation checker may place, move or drop markers after streaming).
+    accordion above the answer; the answer's place shows "checking…" until the checked answer
+    (lead, then the articles' quotes, markers linked) is ready, and nothing shown is taken back.
 
     Args:
         chat: the page's chat messages (appended to and updated in place).
@@ -253,33 +288,46 @@ class AnswerView:
         self._answer_i: int | None = None
         self._reasoning_i: int | None = None
         self._reasoning: list[str] = []
-        self._parts: list[str] = []
         self._passage_ns: set[int] = set()
         self._live: str | None = None
         self._t_reason = time.perf_counter()
 
     def add(self, event: Any) -> bool:
-        """Show ``event``; True when the page needs an update."""
+        """Show ``event``; True when the page needs an update.
+
+        Nothing shown is later taken back: until the checked answer is ready the answer's place
+        holds a short "checking" line, then the whole answer (lead, quotes) replaces that line.
+        """
         if event.kind == "rewritten":
             self.query = event.text
             self.chat.append({"role": "assistant", "content": searched_for_html(event.text)})
         elif event.kind == "retrieved":
             self._passage_ns = {p.n for p in event.passages}
             self._live = retrieved_section(self.turn, self.question, self.query or self.question, event.passages)
+            self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": CHECKING})
         elif event.kind == "reasoning":
             self._reasoning.append(event.text)
             if self._reasoning_i is None:
                 self._t_reason = time.perf_counter()
+                self._reasoning_i = self._insert_before_answer()
             # "done" keeps the accordion collapsed while it streams.
-            self._reasoning_i = self._put(self._reasoning_i, {"role": "assistant", "content": md_text("".join(self._reasoning).strip()),
-                                                              "metadata": {"title": "Reasoning (thinking…)", "status": "done"}})
-        elif event.kind == "answer":
-            self._parts.append(event.text)
-            self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": answer_markdown("".join(self._parts), self.turn, self._passage_ns)})
+            self.chat[self._reasoning_i] = {"role": "assistant", "content": md_text("".join(self._reasoning).strip()),
+                                            "metadata": {"title": "Reasoning (thinking…)", "status": "done"}}
         elif event.kind == "done":
             self.answer = event.answer
             return False
+        else:  # "answer": the final text, shown by finish() with its links and marks
+            return False
         return True
+
+    def _insert_before_answer(self) -> int:
+        """A new message placed above the answer's (so reasoning reads before the answer it led to)."""
+        if self._answer_i is None:
+            self.chat.append({})
+            return len(self.chat) - 1
+        self.chat.insert(self._answer_i, {})
+        self._answer_i += 1
+        return self._answer_i - 1
 
     def _put(self, index: int | None, message: dict[str, Any]) -> int:
         if index is None:
@@ -298,7 +346,7 @@ class AnswerView:
         return [(self.question, self._live)] if self._live else []
 
     def finish(self) -> None:
-        """Replace the streamed text by the checked answer, with its notes; close the reasoning."""
+        """Put the checked answer in its place (lead, quotes, how it was made); close the reasoning."""
         answer = self.answer
         if answer is None:
             return
@@ -308,12 +356,7 @@ class AnswerView:
                 "content": md_text(answer.reasoning or "".join(self._reasoning).strip()),
                 "metadata": {"title": "Reasoning", "status": "done", "duration": round(time.perf_counter() - self._t_reason, 1)},
             }
-        weak = {c.n for c in answer.citations if c.status in ("weak", "unsupported")}
-        final = answer_markdown(answer.text, self.turn, {c.n for c in answer.citations}, weak)
-        final += "\n\n*" + md_text(MODE_LABELS.get(answer.mode, answer.mode)) + "*"
-        for note in answer.notes:  # e.g. an extractive fallback or removed sentences
-            final += "\n\n*" + md_text(f"Note: {note}") + "*"
-        self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": final})
+        self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": final_answer_markdown(answer, self.turn)})
 
 
 CSS = """
@@ -336,6 +379,11 @@ mark.rag-evidence { background: var(--color-accent-soft); color: inherit; paddin
 .rag-status th { text-align: left; font-weight: 600; }
 .rag-status td { word-break: break-all; }
 .rag-sources-empty { opacity: 0.7; font-size: 0.95em; padding: 8px; }
+.rag-quotes { font-size: 0.9em; opacity: 0.8; }
+.rag-checking { font-style: italic; opacity: 0.75; }
+.rag-how { font-size: 0.82em; opacity: 0.75; margin-top: 4px; }
+.rag-how summary { cursor: pointer; }
+.rag-how ul { margin: 2px 0 0 1em; padding: 0; }
 """
 
 # Clicking a marker link scrolls its source into view (opening collapsed sections) and

@@ -297,18 +297,19 @@ class EvidenceConfig(_Section):
                                                         "times as many unanswerable questions declined, and more answerable ones; "
                                                         "README 'Quality'). evidence.min_answerability, when set, wins.")
 
-    # "all" over the two best sentences measured closest to "never worse than the evidence" on all five sets (README "Quality").
-    draft_must_keep: Literal["all", "half", "any", "none"] = Field("all", description="Show the model's draft only if it keeps all (or half, "
+    draft_must_answer: bool = Field(True, description="The model's draft leads only if it answers: it gives the kind of thing asked "
+                                    "for (a number for how many, a date for when, a name for who, a place for where, an expansion for "
+                                    "'stand for'), taken from the evidence, and more than the question's own words (rag.lead). Otherwise "
+                                    "the best evidence sentence leads.")
+    # The completeness rules of 2026-12-02: off by default since the lead/quotes answer (the
+    # quotes stay under every lead, so a short correct draft loses nothing; README "Quality").
+    draft_must_keep: Literal["all", "half", "any", "none"] = Field("none", description="Also require the draft to keep all (or half, "
                                                                    "or any) of the names and numbers of the best evidence sentences that the "
-                                                                   "question does not already give, gives the number or date asked for when the "
-                                                                   "evidence has one, and says more than the question; otherwise the evidence "
-                                                                   "answer. none: no such check.")
+                                                                   "question does not already give, the number or date asked for when the "
+                                                                   "evidence has one, and more than the question. none: no such check.")
     draft_must_keep_from: int = Field(2, ge=1, le=10, description="The draft_must_keep rule reads the names and numbers of this many best "
-                                      "evidence sentences (the answer is often in the second).")
-
-    # 0.8 made the default at least as good as the evidence answer on all five sets; 0.7 or
-    # less lost 0.031 containment on pdf (README "Quality"). A bigger model may deserve 0.
-    draft_must_keep_words: float = Field(0.8, ge=0, le=1, description="Show the model's draft only if it keeps this share of the best "
+                                      "evidence sentences.")
+    draft_must_keep_words: float = Field(0.0, ge=0, le=1, description="Also require the draft to keep this share of the best "
                                          "evidence sentence's words that the question does not give (0: no such check).")
 
     def with_abstention(self, abstention: str) -> EvidenceConfig:

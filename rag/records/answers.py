@@ -159,6 +159,10 @@ class Answer:
             ``evidence`` (the cited article sentences themselves) or ``declined``.
         evidence: the article sentences chosen to answer the question, best first.
         answerability: the calibrated score that the articles answer the question (None: not computed).
+        lead: the one direct sentence the answer starts with (the checked draft, or the best
+            answer-bearing evidence sentence); ``text`` is the lead, then the quotes. "" when declined.
+        lead_span: offsets in ``lead`` of the phrase that answers (the number, date, name, place
+            or expansion asked for); None when no such phrase was found.
     """
 
     question: str
@@ -175,6 +179,8 @@ class Answer:
     mode: str = "generated"
     evidence: list[Evidence] = field(default_factory=list)
     answerability: float | None = None
+    lead: str = ""
+    lead_span: tuple[int, int] | None = None
 
     @property
     def unsupported_citations(self) -> list[Citation]:
@@ -196,6 +202,8 @@ class Answer:
         return {
             "question": self.question,
             "answer": self.text,
+            "lead": self.lead,
+            "lead_span": list(self.lead_span) if self.lead_span else None,
             "reasoning": self.reasoning,
             "query": self.query or self.question,
             "draft": self.draft,

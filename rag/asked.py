@@ -1,0 +1,195 @@
+"""What a question asks for, and where a sentence gives it.
+
+:func:`answer_type` names the kind of thing a question wants (a number for "how many", a
+date for "when", a name for "who", a place for "where", an expansion for "what does X stand
+for"); :func:`has_type` says whether a sentence holds that kind; :func:`answer_phrase`
+finds it in the sentence, so the reader's eye lands on it (the lead's ``lead_span``) and a
+model's draft can be checked for it (:mod:`rag.lead`).
+
+Example:
+    >>> answer_type("How many parameters does DeepSeek-V3 have?")
+    'number'
+    >>> s = "DeepSeek-V3 has 671 billion parameters in total."
+    >>> a, b = answer_phrase(s, "How many parameters does DeepSeek-V3 have?"); s[a:b]
+    '671 billion parameters'
+    >>> s = "GRPO (Group Relative Policy Optimization) removes the critic."
+    >>> a, b = answer_phrase(s, "what does GRPO stand for"); s[a:b]
+    'Group Relative Policy Optimization'
+"""
+
+from __future__ import annotations
+
+import re
+
+from .text import CARDINALS, MONTH, content_words
+
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+_MONTH = re.compile(rf"\b{MONTH}\b", re.I)
+_CAPITALISED = re.compile(r"\b[A-Z][\w\-]*")
+_QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how", "did", "does", "do", "is", "are", "was", "were",
+                   "can", "could", "the", "a", "an", "in", "of", "i"}
+
+_EXPANSION_Q = re.compile(r"\bstands? for\b|\bshort for\b|\babbreviat|\bacronym\b|\bfull (name|form)\b|\bexpansion\b", re.I)
+_NUMBER_Q = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|fast|heavy)\b|\bwhat (percentage|number|amount|share)\b", re.I)
+_DATE_Q = re.compile(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$", re.I)
+_PLACE_Q = re.compile(r"\bwhere\b|\bwhich (country|city|town|province|state|region|continent)\b|\b(based|headquartered|located)\b", re.I)
+_NAME_Q = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|firm|organi[sz]ation|lab|group|model)\b", re.I)
+_FOCUS = re.compile(r"\bhow (?:many|much)\s+(?:of\s+)?(?:the\s+)?([a-z][a-z\-]+)", re.I)
+
+
+def stem(word: str) -> str:
+    """A light English stem: enough to match "founded"/"founder", "rivals"/"rival"."""
+    for suffix in ("ations", "ation", "ings", "ing", "ers", "er", "ies", "ied", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def stems(text: str) -> set[str]:
+    """The light stems of ``text``'s content words."""
+    return {stem(w) for w in content_words(text)}
+
+
+def answer_type(question: str) -> str:
+    """``expansion``, ``number``, ``date``, ``place``, ``name`` or ``other``: what kind of thing the
+    question asks for (search-box style too: "union of utrecht year" asks for a date)."""
+    if _EXPANSION_Q.search(question):
+        return "expansion"
+    if _NUMBER_Q.search(question):
+        return "number"
+    if _DATE_Q.search(question):
+        return "date"
+    if _NAME_Q.search(question):
+        return "name"
+    if _PLACE_Q.search(question):
+        return "place"
+    return "other"
+
+
+def acronyms(question: str) -> list[str]:
+    """Words of the question written in capitals (``GRPO``, ``MoE``), the things an expansion is asked of."""
+    return [w for w in re.findall(r"\b[A-Za-z][A-Za-z0-9\-]*\b", question) if sum(c.isupper() for c in w) >= 2 and len(w) <= 10]
+
+
+def _expansion_spans(sentence: str, question: str) -> list[tuple[int, int]]:
+    """Runs of words in ``sentence`` whose initials spell an acronym of ``question`` ("Group Relative Policy Optimization")."""
+    words = list(re.finditer(r"[A-Za-z][\w'\-]*", sentence))
+    out: list[tuple[int, int]] = []
+    for acro in acronyms(question):
+        letters = [c.lower() for c in acro if c.isalpha() and c.isupper()] or [c.lower() for c in acro if c.isalpha()]
+        for i in range(len(words)):
+            j, k = i, 0
+            while j < len(words) and k < len(letters):
+                w = words[j].group(0)
+                if w[0].lower() == letters[k]:
+                    k += 1
+                elif w.lower() not in ("of", "and", "for", "the", "in", "on", "to") or j == i:
+                    break
+                j += 1
+            if k == len(letters) and words[j - 1].group(0).lower() not in ("of", "and", "for", "the") and words[i].group(0) != acro:
+                out.append((words[i].start(), words[j - 1].end()))
+    return out
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d(?:\s?%)?|(?<![\w.])\d(?:\s?%)?")
+_SCALE = re.compile(r"\s+(?:thousand|million|billion|trillion|percent|per cent|hundred)\b", re.I)
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(w for w, v in CARDINALS.items() if 2 <= v) + r")\b", re.I)
+_DATE = re.compile(
+    rf"\b(?:\d{{1,2}}\s+{MONTH}\.?,?\s+\d{{4}}|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|{MONTH}\.?\s+\d{{4}}"
+    rf"|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\d{{1,2}}\s+{MONTH}\b|(?:1[0-9]{{3}}|20[0-9]{{2}})s?)\b", re.I)
+_NAME_RUN = re.compile(r"\b[A-Z][\w\-'\u2019.]*(?:\s+(?:of|de|da|von|van|the|and|al|bin)?\s*[A-Z][\w\-'\u2019.]*)*")
+_PLACE_CUE = re.compile(r"\b(?:in|at|based in|headquartered in|located in|from|near|to)\s+(?:the\s+)?$", re.I)
+_COMMON_OPENERS = {"the", "a", "an", "in", "on", "at", "it", "its", "this", "that", "these", "those", "he", "she", "they", "but", "and",
+                   "as", "after", "before", "when", "while", "since", "by", "for", "with", "from", "of", "to", "however", "also", "both",
+                   "according", "on", "last", "this", "during", "one", "two", "three", "there", "what", "who"}
+
+
+def _not_in_question(span: str, question: str) -> bool:
+    q = question.lower()
+    words = [w for w in re.findall(r"\w+", span.lower()) if w not in _QUESTION_WORDS]
+    return bool(words) and not all(w in q for w in words)
+
+
+def _numbers(sentence: str, question: str) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    dates = [(m.start(), m.end()) for m in _DATE.finditer(sentence)]
+    for m in list(_NUMBER.finditer(sentence)) + list(_NUMBER_WORD.finditer(sentence)):
+        token = m.group(0).rstrip(".,")
+        if _YEAR.fullmatch(token) or not _not_in_question(token, question) or any(a <= m.start() < b for a, b in dates):
+            continue  # a year, or the day of a date, is no count
+        end = m.start() + len(token)
+        scale = _SCALE.match(sentence, end)
+        if scale:
+            end = scale.end()
+        focus = _FOCUS.search(question)
+        after = re.match(r"\s+([\w\-]+)", sentence[end:])
+        if focus and after and stem(after.group(1).lower()) == stem(focus.group(1).lower()):
+            end += after.end()
+        out.append((m.start(), end))
+    return sorted(out)
+
+
+def _names(sentence: str, question: str, place: bool) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for m in _NAME_RUN.finditer(sentence):
+        start, end = m.start(), m.end()
+        text = m.group(0).rstrip(".")
+        first = text.split()[0].lower().strip("'\u2019")
+        if start == 0 or sentence[:start].rstrip().endswith((".", ":")):
+            if first in _COMMON_OPENERS:  # "The" / "In" opening the sentence is no name; the rest may be one
+                rest = text.split(None, 1)
+                if len(rest) < 2:
+                    continue
+                start += len(text) - len(rest[1])
+                text = rest[1]
+        end = start + len(text)
+        if not _not_in_question(text, question) or _MONTH.fullmatch(text) or text.lower() in _COMMON_OPENERS:
+            continue
+        if place and not _PLACE_CUE.search(sentence[max(0, start - 24):start]):
+            continue
+        out.append((start, end))
+    return out
+
+
+def answer_spans(sentence: str, question: str, kind: str | None = None) -> list[tuple[int, int]]:
+    """Every span of ``sentence`` holding the kind of thing ``question`` asks for, not taken from the question."""
+    kind = kind or answer_type(question)
+    if kind == "expansion":
+        return _expansion_spans(sentence, question)
+    if kind == "number":
+        return _numbers(sentence, question)
+    if kind == "date":
+        return [(m.start(), m.end()) for m in _DATE.finditer(sentence) if _not_in_question(m.group(0), question)]
+    if kind == "place":
+        return _names(sentence, question, place=True) or _names(sentence, question, place=False)
+    if kind == "name":
+        return _names(sentence, question, place=False)
+    return []
+
+
+def answer_phrase(sentence: str, question: str, kind: str | None = None) -> tuple[int, int] | None:
+    """The first span of ``sentence`` that gives what ``question`` asks for (None: none, or the kind is ``other``)."""
+    spans = answer_spans(sentence, question, kind)
+    return spans[0] if spans else None
+
+
+def has_type(sentence: str, kind: str, question: str) -> float:
+    """1 when the sentence holds the kind of answer asked for (and, for "how many X", mentions X);
+    0.5 for the kind without X; 0 otherwise (``other``: always 1, nothing to check)."""
+    if kind == "number":
+        # A year is no answer to "how many": count only other numbers.
+        numbers = [m for m in re.finditer(r"\d[\d,.]*", sentence) if not _YEAR.fullmatch(m.group(0).rstrip(".,"))]
+        if not numbers:
+            return 0.0
+        focus = _FOCUS.search(question)
+        if focus and focus.group(1).lower() not in ("money", "time", "more", "less"):
+            return 1.0 if stem(focus.group(1).lower()) in stems(sentence) else 0.5
+        return 1.0
+    if kind == "date":
+        return float(bool(_YEAR.search(sentence) or _MONTH.search(sentence)))
+    if kind in ("name", "place"):
+        asked = {w.lower() for w in _CAPITALISED.findall(question)}
+        return float(any(w.lower() not in asked for w in _CAPITALISED.findall(sentence[1:])))
+    if kind == "expansion":
+        return float(bool(_expansion_spans(sentence, question)))
+    return 1.0

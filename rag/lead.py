@@ -1,0 +1,80 @@
+"""The lead: one direct sentence that answers, then the articles' own words under it.
+
+Every answer that is not declined starts with a lead and carries the evidence quotes below it
+(:func:`compose`), so it never holds less than the evidence:
+
+- a model draft is the lead when it is **faithful** (every sentence supported by the passage
+  it cites, its names and numbers there: :func:`rag.verification.check_draft`) and
+  **responsive** (:func:`unresponsive` finds nothing: it gives the kind of thing asked for,
+  taken from the evidence, and more than the question's own words);
+- otherwise the lead is the best answer-bearing evidence sentence (:func:`evidence_lead`),
+  with the answer phrase marked (``Answer.lead_span``).
+
+Example:
+    >>> unresponsive("GRPO stands for Group Relative Policy Optimization [3].", "what does GRPO stand for", evidence)
+    ''
+    >>> unresponsive("GRPO is an algorithm [3].", "what does GRPO stand for", evidence)
+    'it gives no expansion, and the question asks for one'
+"""
+
+from __future__ import annotations
+
+import re
+
+from .asked import answer_phrase, answer_spans, answer_type, stems
+from .evidence import SUPPORT_LABEL, EvidenceSet, compose, key_terms, quotes
+from .text import MARKER
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", MARKER.sub(" ", text).lower()))
+
+
+_KINDS = {"number": "number", "date": "date", "name": "name", "place": "place", "expansion": "expansion"}
+
+
+def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
+    """Why a faithful draft still does not answer ``question`` ("" when it does).
+
+    - it only repeats the question ("States of matter how many [1].");
+    - the question asks for a number, date, name, place or expansion and the draft gives none
+      that is not already in the question;
+    - what it gives is not in the evidence (a year from elsewhere in the passage is no answer
+      to what the evidence sentences are about);
+    - for other questions (what, why, how), it adds fewer than two words of the evidence to the
+      question's, or leaves out a name of the question that the evidence has (asked about
+      error "E3", it talks of the warranty).
+    """
+    plain = " ".join(MARKER.sub(" ", draft).split())
+    new = stems(plain) - stems(question)
+    if not new:
+        return "it only repeats the question"
+    kind = answer_type(question)
+    evidence_text = " ".join(e.text for e in evidence.sentences)
+    if kind in _KINDS:
+        spans = answer_spans(plain, question, kind)
+        if not spans:
+            return f"it gives no {_KINDS[kind]}, and the question asks for one"
+        wanted = f" {_words(evidence_text)} "
+        if not any(f" {_words(plain[a:b])} " in wanted for a, b in spans):
+            return f"its {_KINDS[kind]} ({plain[spans[0][0]:spans[0][1]]}) is not in the evidence"
+        return ""
+    if len(new & stems(evidence_text)) < 2:
+        return "it says too little beyond the question"
+    lower = evidence_text.lower()
+    absent = sorted(k for k in key_terms(question) if k in lower and k not in plain.lower())
+    if absent:
+        return f"it does not mention {', '.join(absent[:4])}, which the question names and the evidence has"
+    return ""
+
+
+def lead_span(lead: str, question: str) -> tuple[int, int] | None:
+    """Offsets in ``lead`` of the phrase that answers ``question`` (None: the kind is not one a phrase gives)."""
+    return answer_phrase(MARKER.sub(lambda m: " " * len(m.group(0)), lead), question)
+
+
+def evidence_lead(evidence: EvidenceSet) -> str:
+    """The lead when no draft is accepted: the best evidence sentence, cited ("" without evidence)."""
+    return quotes(evidence.sentences[:1])
+
+
+__all__ = ["SUPPORT_LABEL", "compose", "evidence_lead", "lead_span", "quotes", "unresponsive"]
