@@ -28,10 +28,12 @@ from run_all import config_path, index_key  # noqa: E402
 
 VARIANTS = {
     "default": {},
+    "no-gives-no-fragment": {"gives": 0.0, "fragment": 0.0},
+    "no-fragment": {"fragment": 0.0},
     "no-gives": {"gives": 0.0},
-    "gives-0.15": {"gives": 0.15},
-    "gives-0.5": {"gives": 0.5},
-    "type-0.4-no-gives": {"gives": 0.0, "answer_type": 0.4},
+    "gives-0.6": {"gives": 0.6},
+    "fragment-0.6": {"fragment": -0.6},
+    "gives-0.6-fragment-0.6": {"gives": 0.6, "fragment": -0.6},
 }
 
 

@@ -30,8 +30,11 @@ _QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "wh
                    "can", "could", "the", "a", "an", "in", "of", "i"}
 
 _EXPANSION_Q = re.compile(r"\bstands? for\b|\bshort for\b|\babbreviat|\bacronym\b|\bfull (name|form)\b|\bexpansion\b", re.I)
-_NUMBER_Q = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|fast|heavy)\b|\bwhat (percentage|number|amount|share)\b", re.I)
-_DATE_Q = re.compile(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$", re.I)
+_NUMBER_Q = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|fast|heavy)\b|\bwhat (percentage|number|amount|share)\b"
+                       r"|\bwhat (?:is|was|were|are)\b.{0,40}\b(revenue|price|cost|population|budget|salary|net worth|market value|capacity)\b",
+                       re.I)
+_DATE_Q = re.compile(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$"
+                     r"|\b(release|premiere|launch|opening|air|publication|founding) date\b|\bdate of\b", re.I)
 _PLACE_Q = re.compile(r"\bwhere\b|\bwhich (country|city|town|province|state|region|continent)\b|\b(based|headquartered|located)\b", re.I)
 _NAME_Q = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|firm|organi[sz]ation|lab|group|model)\b", re.I)
 _FOCUS = re.compile(r"\bhow (?:many|much)\s+(?:of\s+)?(?:the\s+)?([a-z][a-z\-]+)", re.I)

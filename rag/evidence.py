@@ -177,7 +177,9 @@ def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candida
 # most 5% of the answerable questions of every set, rgb-en-fact and squad included. README "Quality".
 # ``gives``: the sentence holds the asked-for thing itself (a number, date, name, place or
 # expansion the question does not already give), so the sentence that answers leads.
-SENTENCE_WEIGHTS = {"similarity": 1.0, "overlap": 0.5, "keys": 0.3, "answer_type": 0.15, "rank": 0.1, "gives": 0.3}
+# ``fragment``: fewer than six words ("2021 Wimbledon Championships."): a heading or caption
+# that echoes the question without answering it.
+SENTENCE_WEIGHTS = {"similarity": 1.0, "overlap": 0.5, "keys": 0.3, "answer_type": 0.15, "rank": 0.1, "gives": 0.3, "fragment": -0.3}
 CALIBRATION = {"bias": -4.943, "relevance": 0.732, "coverage": 2.218, "similarity": 1.179, "overlap": 1.629, "keys": 0.369, "answer_type": 1.15}
 
 
@@ -270,6 +272,7 @@ def _features(text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: 
         "answer_type": has_type(text, kind, question),
         "rank": 1.0 / n,
         "gives": float(bool(answer_spans(text, question, kind))),
+        "fragment": float(len(text.split()) < 6),
     }
 
 
