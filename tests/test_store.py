@@ -54,7 +54,7 @@ def test_write_and_read_back_vectors_rows_and_chunks(tmp_path: Path) -> None:
     assert [(r, c.id) for r, c in index.iter_rows()] == [(int(r), c.id) for r, c in zip(rows, chunks)]
     hits = index.search(v[2:3], 1)[0]
     assert hits[0][0].id == chunks[2].id and hits[0][1] == pytest.approx(1.0, abs=1e-5)
-    assert index.manifest.chunks == 5 and index.manifest.format_version == FORMAT_VERSION == 2
+    assert index.manifest.chunks == 5 and index.manifest.format_version == FORMAT_VERSION == 3
 
 
 def test_empty_index_reads_back(tmp_path: Path) -> None:
@@ -229,7 +229,7 @@ def test_format_1_index_loads_without_pages_and_the_next_build_rebuilds_it(artic
     summary = old.build(articles_dir, on_message=notes.append)
     assert summary.mode == "full" and summary.reason == f"the index format changed (version 1 -> {FORMAT_VERSION})"
     assert old.index().manifest.format_version == FORMAT_VERSION
-    with pytest.raises(IndexMismatchError, match=r"the index format changed \(version 0 -> 2\); rebuild it with"):
+    with pytest.raises(IndexMismatchError, match=rf"the index format changed \(version 0 -> {FORMAT_VERSION}\); rebuild it with"):
         m = json.loads((tmp_path / "index" / old.store.current_name() / MANIFEST).read_text(encoding="utf-8"))
         (tmp_path / "index" / old.store.current_name() / MANIFEST).write_text(json.dumps({**m, "format_version": 0}), encoding="utf-8")
         IndexStore(tmp_path / "index").load()

@@ -11,11 +11,11 @@ import hashlib
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from charset_normalizer import from_bytes
 
 from ..records import Document, SkippedFile
+from .titles import declared_title, readable_name
 
 
 @dataclass(frozen=True)
@@ -80,13 +80,14 @@ def make_document(text: str, title: str, source: str, url: str | None = None, da
                   page_starts: tuple[int, ...] = ()) -> Document:
     """Build a :class:`Document` with a stable id derived from source and content.
 
-    ``page_starts`` (offsets of each page in ``text``) must refer to already normalised
-    text, as :func:`_load_pdf` makes it.
+    ``title`` is what the document declares (cut to a label, rag/documents/titles.py); when it
+    is empty the file name made readable is the title. ``page_starts`` (offsets of each page
+    in ``text``) must refer to already normalised text, as :func:`_load_pdf` makes it.
     """
     text = normalise_text(text)
     chash = content_hash(text)
     doc_id = document_id(source, chash)
-    title = " ".join((title or "").split()) or Path(source.split("#")[0]).stem
+    title = declared_title(title) or readable_name(source)
     return Document(id=doc_id, text=text, title=title[:300], source=source, url=url or None, date=date or None, content_hash=chash,
                     page_starts=page_starts)
 

@@ -21,13 +21,14 @@ from .base import (
     make_document,
     normalise_text,
 )
+from .titles import declared_title, first_line_title, pdf_metadata_title
 
-_HEADER_RE = re.compile(r"^\s*(date|published|source|url)\s*:\s*(.+?)\s*$", re.IGNORECASE)
+_HEADER_RE = re.compile(r"^\s*(date|published|source|url|title)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 _ISO_DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 
 
 def _header_fields(lines: list[str]) -> dict[str, str]:
-    """Read ``Date:``/``Source:``/``URL:`` lines from an article's first lines."""
+    """Read ``Date:``/``Source:``/``URL:``/``Title:`` lines from an article's first lines."""
     fields: dict[str, str] = {}
     for line in lines[:8]:
         m = _HEADER_RE.match(line)
@@ -44,7 +45,8 @@ def _header_fields(lines: list[str]) -> dict[str, str]:
 
 @loader(".txt")
 def load_text(raw: bytes, source: str) -> list[Document]:
-    """A plain-text article: the first line is the title; ``Date:``/``Source:``/``URL:`` lines are read."""
+    """A plain-text article: a ``Title:`` line, else the first line when it reads as a title (rag/documents/titles.py),
+    else the file name is the title; ``Date:``/``Source:``/``URL:`` lines are read. The text keeps its first line."""
     return [_load_plain(decode_bytes(raw), source, markdown=False)]
 
 
@@ -104,20 +106,26 @@ def load_jsonl(raw: bytes, source: str) -> LoadResult:
 def _load_plain(text: str, source: str, markdown: bool) -> Document:
     text = normalise_text(text)
     lines = text.split("\n")
-    title = ""
-    for line in lines[:10]:
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if markdown and stripped.startswith("#"):
-            title = stripped.lstrip("#").strip()
-            break
-        if not _HEADER_RE.match(stripped) and not stripped.startswith(("---", "<")):
-            title = stripped.lstrip("#").strip()
-            break
     fields = _header_fields(lines)
-    url = fields.get("url")
-    return make_document(text, title[:300], source, url=url, date=fields.get("date"))
+    title = declared_title(fields.get("title")) or _title_line(lines, markdown)
+    return make_document(text, title, source, url=fields.get("url"), date=fields.get("date"))
+
+
+def _title_line(lines: list[str], markdown: bool) -> str:
+    """The title the first content line gives (a ``#`` heading, or a line that reads as a title), else ``""``.
+
+    Header lines (``Date:``), front-matter fences and markup lines before it are passed over.
+    """
+    for i, line in enumerate(lines[:10]):
+        stripped = line.strip()
+        if not stripped or _HEADER_RE.match(stripped) or stripped.startswith(("---", "<")):
+            continue
+        followed = any(rest.strip() for rest in lines[i + 1:])
+        if stripped.startswith("#") and (markdown or stripped.lstrip("#").startswith(" ")):
+            heading = stripped.lstrip("#").strip().rstrip("#").strip()
+            return declared_title(heading) if markdown else first_line_title(heading, followed)
+        return first_line_title(stripped, followed)
+    return ""
 
 
 def _load_html(text: str, source: str) -> Document:
@@ -295,7 +303,7 @@ def _load_pdf(raw: bytes, source: str) -> Document:
                 raise UnreadableFile(f"encrypted PDF: {exc}") from exc
         pages = [page.extract_text() or "" for page in reader.pages]
         meta = reader.metadata
-        title = (meta.title if meta and meta.title else "") or ""
+        title = pdf_metadata_title(meta.title if meta and meta.title else "")
     except UnreadableFile:
         raise
     except (PdfReadError, Exception) as exc:  # pypdf raises many types on corrupt files
@@ -316,4 +324,7 @@ def _load_pdf(raw: bytes, source: str) -> Document:
         if starts[i] is None:
             starts[i] = following
         following = starts[i]
+    if not title:
+        first, _, rest = text.partition("\n")
+        title = first_line_title(first, bool(rest.strip()))
     return make_document(text, title, source, page_starts=tuple(starts))

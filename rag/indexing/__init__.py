@@ -39,6 +39,7 @@ from ..chunking import Chunker
 from ..config import IndexConfig, IndexingConfig, LoaderConfig
 from ..documents import load_documents, supported_types
 from ..embedding import Embedder
+from ..embedding.window import EmbeddingWindow
 from ..keyword import write_keyword_index
 from ..records import (
     Chunk,
@@ -327,12 +328,13 @@ class IndexBuilder:
             except RuntimeError as exc:  # an index type that cannot reconstruct its vectors
                 raise _VectorsUnavailable(str(exc).strip().splitlines()[-1]) from exc
         position = {int(r): i for i, r in enumerate(old_ids)}
-        embed_texts: dict[bytes, str] = {}
+        embed_texts: dict[bytes, tuple[str, str]] = {}
         for c in rows.new_chunks:  # embedded: the title and heading path, then the text
-            if text_key(c.indexed_text) not in rows.reuse:
-                embed_texts.setdefault(text_key(c.indexed_text), c.indexed_text)
+            key = text_key(c.indexed_text)
+            if key not in rows.reuse:
+                embed_texts.setdefault(key, (c.indexed_prefix, c.text))
         t_embed = time.perf_counter()
-        embedded = self.embedder.encode(list(embed_texts.values()), show_progress=show_progress) if embed_texts else None
+        embedded = self.embedder.encode(self._fitted(list(embed_texts.values())), show_progress=show_progress) if embed_texts else None
         seconds = time.perf_counter() - t_embed if embed_texts else 0.0
         dim = int(embedded.shape[1]) if embedded is not None else prev.manifest.dimension if prev is not None else int(self.embedder.dimension)
         if prev is not None and embedded is not None and dim != prev.manifest.dimension:
@@ -354,6 +356,11 @@ class IndexBuilder:
         chunks = rows.kept_chunks + rows.new_chunks
         vectors = np.concatenate([kept_vectors, new_vectors]) if chunks else np.zeros((0, dim), dtype=np.float32)
         return _Vectors(row_ids, chunks, vectors, dim, len(embed_texts), reused, seconds)
+
+    def _fitted(self, items: list[tuple[str, str]]) -> list[str]:
+        """The texts to embed: each chunk's indexed text, its title and headings cut to fit the model's window."""
+        window = EmbeddingWindow.of(self.embedder.name)
+        return window.fit(items) if window is not None else [f"{prefix}\n{text}" for prefix, text in items]
 
     def _manifest(self, folder: Path, plan: Plan, rows: _Rows, vec: _Vectors, dups: tuple[ManifestDocument, ...], near: tuple[NearDuplicate, ...],
                   mode: str, reason: str) -> Manifest:

@@ -71,12 +71,18 @@ class Chunk:
     headings: tuple[str, ...] = ()
 
     @property
+    def indexed_prefix(self) -> str:
+        """``"title — heading path"``: the line put in front of the text for search."""
+        return " — ".join(filter(None, (self.title, " > ".join(self.headings))))
+
+    @property
     def indexed_text(self) -> str:
-        """What is embedded and what BM25 indexes: ``"title — heading path"`` on a line, then the text.
+        """What BM25 indexes and (cut to the embedder's window, rag/embedding/window.py) what is
+        embedded: :attr:`indexed_prefix` on a line, then the text.
 
         The passage shown and cited stays ``text``, the article's own words.
         """
-        return " — ".join(filter(None, (self.title, " > ".join(self.headings)))) + "\n" + self.text
+        return self.indexed_prefix + "\n" + self.text
 
 
 @dataclass(frozen=True)

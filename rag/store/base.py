@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 # what BM25 indexes is "title — headings" plus the text (Chunk.indexed_text). Format 1
 # indexes still load (no pages, no headings); the next build rebuilds them (a format change
 # is a settings change for the builder).
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# 3: a title is a short label (the file name made readable when an article declares none;
+# never its first paragraph), and what is embedded is cut to the embedder's window by
+# trimming the title and headings, never the chunk's words (rag/embedding/window.py). Format
+# 2 indexes still load; the next build rebuilds them.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 EXACT_VECTORS = "vectors.npy"
