@@ -125,11 +125,15 @@ def _numbers(sentence: str, question: str) -> list[tuple[int, int]]:
         if scale:
             end = scale.end()
         focus = _FOCUS.search(question)
-        after = re.match(r"\s+([\w\-]+)", sentence[end:])
-        if focus and after and stem(after.group(1).lower()) == stem(focus.group(1).lower()):
-            end += after.end()
-        out.append((m.start(), end))
-    return sorted(out)
+        counted = False
+        if focus:  # the counted thing within the next three words: "2,048 Nvidia H800 GPUs"
+            for word in list(re.finditer(r"[\w\-]+", sentence[end:end + 48]))[:3]:
+                if stem(word.group(0).lower()) == stem(focus.group(1).lower()):
+                    counted, end = True, end + word.end()
+                    break
+        out.append((not counted, m.start(), end))
+    # The number of the counted thing first ("2,048 Nvidia H800 GPUs" for "how many GPUs"), then in text order.
+    return [(a, b) for _, a, b in sorted(out)]
 
 
 def _names(sentence: str, question: str, place: bool) -> list[tuple[int, int]]:

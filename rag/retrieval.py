@@ -317,7 +317,7 @@ class HybridRetriever(_RankedRetriever):
 
     def __init__(self, index: SearchableIndex, embedder: Embedder, *, fusion: str = "convex", dense_share: float = 0.9, dense_weight: float = 1.0,
                  bm25_weight: float = 1.0, rrf_k: int = 60, number_match_weight: float = 0.3, date_match_weight: float = 0.2,
-                 candidates: int = 50, **options) -> None:
+                 candidates: int = 50, rare_match_relevance: float = 0.0, rare_match_margin: float = 1.5, **options) -> None:
         super().__init__(index, pool=candidates, **options)
         if fusion not in FUSION_METHODS:
             raise ValueError(f"unknown fusion {fusion!r}; choose from {sorted(FUSION_METHODS)}")
@@ -338,6 +338,8 @@ class HybridRetriever(_RankedRetriever):
         self.number_match_weight = number_match_weight
         self.date_match_weight = date_match_weight
         self.candidates = candidates
+        self.rare_match_relevance = rare_match_relevance
+        self.rare_match_margin = rare_match_margin
 
     def _candidates(self, query: str, n: int, filters: MetadataFilter | None) -> list[Hit]:
         depth = max(n, self.candidates)
@@ -346,7 +348,7 @@ class HybridRetriever(_RankedRetriever):
         sparse = self.index.bm25_retrieval(query, filters, depth)
         if self.fusion == "convex" and self.index.bm25_scores_comparable:
             fused = convex_score_fusion([(h.row, h.score) for h in dense], [(h.row, h.score) for h in sparse], self.dense_share)[:depth]
-            fused = self._match_terms(query, fused)[:n]
+            fused = self._keep_rare_match(dense, sparse, self._match_terms(query, fused))[:n]
         else:
             fused = reciprocal_rank_fusion([[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k)[:n]
         cosine = {h.row: h.score for h in dense}
@@ -356,6 +358,24 @@ class HybridRetriever(_RankedRetriever):
             for row, sim in zip(missing, self.index.vectors(missing) @ q):
                 cosine[row] = float(sim)
         return [Hit(row, score, cosine[row]) for row, score in fused]
+
+    def _keep_rare_match(self, dense: list[Hit], sparse: list[Hit], fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """``fused`` with BM25's best hit first when it is an exact match of rare words the dense side missed.
+
+        BM25's relevance is the share of the question's idf-weighted words a chunk matches, so a
+        high one with a clear lead over BM25's second hit means the rare words of the question (a
+        made-up name, a code) are in this chunk and hardly anywhere else; MiniLM has never seen
+        such words and can rank five chunks of another article above it.
+        """
+        if self.rare_match_relevance <= 0 or not sparse or not fused:
+            return fused
+        top = sparse[0]
+        second = sparse[1].score if len(sparse) > 1 else 0.0
+        if top.relevance < self.rare_match_relevance or top.score < self.rare_match_margin * second:
+            return fused
+        if top.row in {h.row for h in dense[:RARE_DENSE_AGREES]} or fused[0][0] == top.row:
+            return fused
+        return [(top.row, fused[0][1] + 1e-6)] + [(row, score) for row, score in fused if row != top.row]
 
     def _match_terms(self, query: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """``fused`` with each score plus its match bonus (:func:`rag.term_match.match_bonus`), best first."""
@@ -370,6 +390,8 @@ class HybridRetriever(_RankedRetriever):
 
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
+# The dense side "agrees" with BM25's best hit when it ranks it this high itself.
+RARE_DENSE_AGREES = 4
 
 
 def make_retriever(config: RetrievalConfig, index: SearchableIndex, embedder: Embedder, retriever: str | None = None) -> _RankedRetriever:
@@ -388,7 +410,8 @@ def make_retriever(config: RetrievalConfig, index: SearchableIndex, embedder: Em
     if name == "hybrid":
         return HybridRetriever(index, embedder, fusion=config.fusion, dense_share=config.dense_share, dense_weight=config.dense_weight,
                                bm25_weight=config.bm25_weight, rrf_k=config.rrf_k, number_match_weight=config.number_match_weight,
-                               date_match_weight=config.date_match_weight, candidates=config.candidates, **options)
+                               date_match_weight=config.date_match_weight, candidates=config.candidates,
+                               rare_match_relevance=config.rare_match_relevance, rare_match_margin=config.rare_match_margin, **options)
     raise ValueError(f"unknown retriever {name!r}; choose from {sorted(RETRIEVERS)}")
 
 

@@ -383,3 +383,29 @@ def test_a_question_without_numbers_or_when_reads_no_chunk_for_the_bonus(tmp_pat
 def test_match_weights_come_from_the_config(built):
     r = make_retriever(built.config.retrieval, built.index(), built.embedder, "hybrid")
     assert (r.number_match_weight, r.date_match_weight) == (0.3, 0.2)
+
+
+# -- an exact match of rare words (HybridRetriever._keep_rare_match) ------------------------------
+def test_an_exact_rare_term_match_leads_the_hybrid_ranking(built):
+    """BM25's best hit matches 0.8 of the question's idf-weighted words, scores 3x its second and dense search ranks it
+    6th: it goes first. Each condition failing leaves the fused order as it was."""
+    r = HybridRetriever(built.index(), built.embedder, rare_match_relevance=0.5, rare_match_margin=1.5)
+    dense = [Hit(row, 0.9 - row / 100, 0.9 - row / 100) for row in range(10)]  # rows 0..9, row 5 sixth
+    fused = [(row, 1.0 - row / 100) for row in range(10)]
+    sparse = [Hit(5, 9.0, 0.8), Hit(1, 3.0, 0.27)]
+    assert [row for row, _ in r._keep_rare_match(dense, sparse, fused)][:3] == [5, 0, 1]
+    assert r._keep_rare_match(dense, sparse, fused)[0][1] > fused[0][1]
+    for weaker in ([Hit(5, 9.0, 0.4), Hit(1, 3.0, 0.27)],  # matches too little of the question
+                   [Hit(5, 9.0, 0.8), Hit(1, 7.0, 0.6)]):  # no clear lead over BM25's second
+        assert r._keep_rare_match(dense, weaker, fused) == fused
+    agreeing = [Hit(5, 0.95, 0.95)] + [h for h in dense if h.row != 5]  # dense ranks it in its top 4 already
+    assert r._keep_rare_match(agreeing, sparse, fused) == fused
+    off = HybridRetriever(built.index(), built.embedder, rare_match_relevance=0.0)
+    assert off._keep_rare_match(dense, sparse, fused) == fused
+
+
+def test_rare_match_settings_come_from_the_config(built):
+    r = make_retriever(built.config.retrieval.model_copy(update={"rare_match_relevance": 0.7, "rare_match_margin": 2.0}), built.index(),
+                       built.embedder, "hybrid")
+    assert (r.rare_match_relevance, r.rare_match_margin) == (0.7, 2.0)
+    assert Config().retrieval.rare_match_relevance == 0.5

@@ -144,6 +144,12 @@ class RetrievalConfig(_Section):
                                        "(years, Q1, season 11; times the share it holds; 0: off).")
     date_match_weight: float = Field(0.2, ge=0, description="hybrid, convex: bonus, when the question asks when, for a candidate "
                                      "holding a full date (0: off).")
+    # An exact match of rare words (a made-up name, a code) that MiniLM has never seen: BM25
+    # finds it and the dense side may not (README "Quality", the rare-term set).
+    rare_match_relevance: float = Field(0.5, ge=0, le=1, description="hybrid, convex: BM25's best hit leads the fused ranking when it "
+                                        "matches at least this share of the question's idf-weighted words, clearly more than BM25's "
+                                        "second hit (rare_match_margin) and the dense side does not rank it in its top 4 (0: off).")
+    rare_match_margin: float = Field(1.5, ge=1, description="hybrid, convex: ... and its BM25 score is at least this many times the second's.")
     article_weight: float = Field(0.0, ge=0, description="Article aggregation: a candidate gains this share of the mean score of its article's "
                                   "three other best candidates (0: off; measured mixed, see README).")
     candidates: int = Field(50, ge=1, description="Candidates each retriever contributes to fusion and de-duplication.")

@@ -1,0 +1,53 @@
+"""Tests for rag/asked.py: what a question asks for, and the phrase of a sentence that gives it."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.asked import answer_phrase, answer_type, has_type
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How many parameters does DeepSeek-V3 have?", "number"),
+    ("What was Tesla's revenue in Q1 2021?", "number"),
+    ("When was DeepSeek founded?", "date"),
+    ("What is the release date of The Last of Us Part II?", "date"),
+    ("union of utrecht year", "date"),
+    ("Who founded DeepSeek?", "name"),
+    ("Where is DeepSeek based?", "place"),
+    ("Which country won the most medals?", "place"),
+    ("what does GRPO stand for", "expansion"),
+    ("Why did Nvidia shares fall?", "other"),
+])
+def test_answer_type_names_the_kind_asked_for(question, kind):
+    assert answer_type(question) == kind
+
+
+@pytest.mark.parametrize("sentence, question, phrase", [
+    ("DeepSeek-V3 is a mixture-of-experts model with 671 billion parameters, of which 37 billion are active.",
+     "How many parameters does DeepSeek-V3 have?", "671 billion parameters"),
+    ("On 27 January 2025 Nvidia shares fell about 17 percent.", "How much did Nvidia shares fall?", "17 percent"),
+    ("DeepSeek was founded in July 2023 by Liang Wenfeng.", "When was DeepSeek founded?", "July 2023"),
+    ("DeepSeek was founded in July 2023 by Liang Wenfeng.", "Who founded DeepSeek?", "Liang Wenfeng"),
+    ("DeepSeek is a Chinese AI company based in Hangzhou, Zhejiang.", "Where is DeepSeek based?", "Hangzhou"),
+    ("GRPO (Group Relative Policy Optimization) removes the critic model.", "what does GRPO stand for", "Group Relative Policy Optimization"),
+    ("The Crown season 3 premieres Sunday, November 17 on Netflix.", "When does season 3 of The Crown premiere?", "November 17"),
+])
+def test_answer_phrase_finds_what_is_asked_and_not_what_the_question_gives(sentence, question, phrase):
+    span = answer_phrase(sentence, question)
+    assert span is not None and sentence[span[0]:span[1]] == phrase
+
+
+def test_no_phrase_where_the_sentence_only_repeats_the_question():
+    """The day of a date is no count, a year is no count, and the question's own names are no answer."""
+    assert answer_phrase("On 27 January 2025 Nvidia shares fell sharply.", "How much did Nvidia shares fall?") is None
+    assert answer_phrase("DeepSeek is a company.", "Who founded DeepSeek?") is None
+    assert answer_phrase("GRPO removes the critic.", "what does GRPO stand for") is None
+    assert answer_phrase("Nvidia fell for three reasons.", "Why did Nvidia fall?") is None  # "other": no phrase to mark
+
+
+def test_has_type_is_unchanged_for_the_answerability_features():
+    """The calibrated answerability weights read has_type: a "where" question scores a place like a name did."""
+    assert has_type("DeepSeek is based in Hangzhou.", "place", "Where is DeepSeek based?") == 1.0
+    assert has_type("It has 671 billion parameters.", "number", "How many parameters does it have?") == 1.0
+    assert has_type("It was founded in 2023.", "number", "How many parameters does it have?") == 0.0

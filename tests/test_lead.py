@@ -1,0 +1,71 @@
+"""Tests for rag/lead.py: a faithful draft leads only when it answers (responsiveness per question kind)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fakes import FakeEmbedder
+from rag.evidence import SUPPORT_LABEL, select_evidence
+from rag.lead import compose, evidence_lead, lead_span, unresponsive
+from rag.records import Chunk, Passage
+
+
+def passage(n, text):
+    return Passage(n=n, chunk=Chunk(id=f"c{n}", doc_id=f"d{n}", title="T", source=f"s{n}.txt", text=text, start=0, end=len(text)),
+                   score=0.9, relevance=0.8)
+
+
+PASSAGES = [
+    passage(1, "DeepSeek-V3 is a mixture-of-experts model with 671 billion parameters. It was trained on 2,048 Nvidia H800 GPUs."),
+    passage(2, "DeepSeek was founded in July 2023 by Liang Wenfeng. DeepSeek is based in Hangzhou, a city in eastern China."),
+    passage(3, "GRPO (Group Relative Policy Optimization) removes the critic model that PPO needs."),
+]
+
+
+def evidence(question):
+    return select_evidence(question, PASSAGES, FakeEmbedder(), max_sentences=3, max_passages=3)
+
+
+@pytest.mark.parametrize("question, draft", [
+    ("How many parameters does DeepSeek-V3 have?", "DeepSeek-V3 has 671 billion parameters [1]."),
+    ("When was DeepSeek founded?", "DeepSeek was founded in July 2023 [2]."),
+    ("Who founded DeepSeek?", "Liang Wenfeng founded DeepSeek [2]."),
+    ("Where is DeepSeek based?", "DeepSeek is based in Hangzhou [2]."),
+    ("what does GRPO stand for", "GRPO stands for Group Relative Policy Optimization [3]."),
+    ("Why does GRPO need no critic model?", "GRPO removes the critic model that PPO needs [3]."),
+])
+def test_a_correct_short_draft_answers(question, draft):
+    """The drafts the old completeness rules threw away ("it left out what the evidence says: PPO's, KL") now lead."""
+    assert unresponsive(draft, question, evidence(question)) == ""
+
+
+@pytest.mark.parametrize("question, draft, why", [
+    ("How many parameters does DeepSeek-V3 have?", "DeepSeek-V3 parameters how many [1].", "it only repeats the question"),
+    ("How many parameters does DeepSeek-V3 have?", "DeepSeek-V3 is a mixture-of-experts model [1].", "it gives no number"),
+    ("How many parameters does DeepSeek-V3 have?", "DeepSeek-V3 has 10 parameters [1].", "its number (10 parameters) is not in the evidence"),
+    ("When was DeepSeek founded?", "DeepSeek was founded by Liang Wenfeng [2].", "it gives no date"),
+    ("Who founded DeepSeek?", "DeepSeek was founded in July 2023 [2].", "it gives no name"),
+    ("Where is DeepSeek based?", "DeepSeek is based in Beijing [2].", "its place (Beijing) is not in the evidence"),
+    ("what does GRPO stand for", "GRPO removes the critic [3].", "it gives no expansion"),
+    ("Why does GRPO need no critic model?", "GRPO needs no critic model [3].", "it only repeats the question"),
+    ("Why does GRPO need no critic model?", "GRPO needs no critic model, unlike PPO [3].", "it says too little beyond the question"),
+])
+def test_an_echo_or_a_wrong_kind_or_value_is_refused(question, draft, why):
+    assert unresponsive(draft, question, evidence(question)).startswith(why)
+
+
+def test_the_evidence_lead_is_the_answer_bearing_sentence_and_the_quotes_follow():
+    """Asked "how many GPUs", the sentence with 2,048 leads, not the one that only names the model."""
+    ev = evidence("How many GPUs was DeepSeek-V3 trained on?")
+    lead = evidence_lead(ev)
+    assert lead == "It was trained on 2,048 Nvidia H800 GPUs [1]." or lead.endswith("2,048 Nvidia H800 GPUs [1].")
+    span = lead_span(lead, "How many GPUs was DeepSeek-V3 trained on?")
+    assert lead[span[0]:span[1]] == "2,048 Nvidia H800 GPUs"
+    text = compose(lead, ev.sentences[1:])
+    assert text == lead or text.startswith(f"{lead}\n\n{SUPPORT_LABEL} ")
+
+
+def test_lead_span_skips_the_citation_marker():
+    lead = "DeepSeek was founded in July 2023 [2]."
+    a, b = lead_span(lead, "When was DeepSeek founded?")
+    assert lead[a:b] == "July 2023"
