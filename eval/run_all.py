@@ -67,7 +67,8 @@ def index_key(config: Any) -> dict[str, Any]:
 
 
 def run_set(eval_set: EvalSet, variants: dict[str, dict[str, str]], *, config: str | None, retrieval_only: bool, limit: int | None,
-            embedder: Any, generator: Any, out_dir: Path | None, progress: bool, log: Callable[[str], None]) -> SetRun:
+            embedder: Any, generator: Any, out_dir: Path | None, progress: bool, log: Callable[[str], None],
+            overrides: dict[str, Any] | None = None) -> SetRun:
     """Evaluate every variant on one set, as ``rag eval`` would (same index cache, same functions).
 
     Args:
@@ -81,6 +82,7 @@ def run_set(eval_set: EvalSet, variants: dict[str, dict[str, str]], *, config: s
         out_dir: write ``<set>.jsonl`` here (one line per question and variant), when given.
         progress: show progress bars.
         log: receives progress messages.
+        overrides: dotted config overrides (``--set``), applied under each variant's.
     """
     from rag import RAG, Config
     from rag.evaluation import (
@@ -97,8 +99,9 @@ def run_set(eval_set: EvalSet, variants: dict[str, dict[str, str]], *, config: s
         return SetRun(eval_set.name, skipped=reason)
     items = load_qa(eval_set.qa_file)[:limit]
     articles = eval_set.articles_dir()
-    index = default_eval_index(articles, index_key(Config.load(config)))
-    first = RAG.from_config(config, index=index, embedder=embedder, generator=generator)
+    overrides = dict(overrides or {})
+    index = default_eval_index(articles, index_key(Config.load(config, overrides)))
+    first = RAG.from_config(config, index=index, overrides=overrides, embedder=embedder, generator=generator)
     ensure_index(first, articles, progress=progress, log=log)
     missing = missing_sources(items, articles)
     if missing:
@@ -108,13 +111,30 @@ def run_set(eval_set: EvalSet, variants: dict[str, dict[str, str]], *, config: s
         cached.prime([it.question for it in items])
     run = SetRun(eval_set.name)
     with open(out_dir / f"{eval_set.name}.jsonl", "w", encoding="utf-8") if out_dir else contextlib.nullcontext() as out:
-        for spec, overrides in variants.items():
-            rag = RAG.from_config(config, index=index, overrides=overrides, embedder=cached, generator=generator)
+        for spec, variant in variants.items():
+            rag = RAG.from_config(config, index=index, overrides={**overrides, **variant}, embedder=cached, generator=generator)
             write = (lambda r: out.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")) if out else None
             result = evaluate(rag, items, retrieval_only=retrieval_only, progress=progress, on_result=write, label=spec)
             run.summaries.append({**result.summary, "set": eval_set.name, "variant": spec, "qa_file": str(eval_set.qa_file)})
             log(f"{eval_set.name} / {spec}: {len(items)} questions in {result.summary['seconds']:.1f} s")
     return run
+
+
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """``["generation.model=/m.gguf", "retrieval.top_k=3"]`` -> dotted overrides, values read as YAML.
+
+    Raises:
+        ValueError: an item without ``=``.
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}; e.g. --set generation.gguf_type=packaged")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+    return out
 
 
 def format_summary_table(runs: list[SetRun]) -> str:
@@ -154,6 +174,9 @@ def build_parser(sets: dict[str, EvalSet]) -> argparse.ArgumentParser:
     ap.add_argument("--limit", type=int, metavar="N", help="only the first N questions of each set (a quick run)")
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, metavar="DIR",
                     help=f"the shared data folder (rgb-en-fact, squad articles) (default: {DEFAULT_SHARED})")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                    help="override one config field for every set, e.g. --set generation.model=/models/m.gguf "
+                         "--set generation.gguf_type=packaged (repeatable; values are read as YAML)")
     ap.add_argument("--json", action="store_true", help="print the summaries as JSON instead of the table")
     ap.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     return ap
@@ -180,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     from rag.evaluation import parse_variant
 
     cfg = config_path(args.config)
-    base = Config.load(cfg)
+    try:
+        settings = parse_settings(args.settings)
+        base = Config.load(cfg, settings)
+    except ValueError as exc:
+        ap.error(str(exc))
     specs = [n.strip() for n in (args.retriever or base.retrieval.retriever).split(",") if n.strip()]
     try:
         variants = {spec: parse_variant(spec)[1] for spec in specs}
@@ -190,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--retriever {args.retriever!r} names no retriever")
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     # One embedder and one generator for every set and variant: the models load once.
-    proto = RAG.from_config(cfg)
+    proto = RAG.from_config(cfg, overrides=settings)
     generator = None if args.retrieval_only else proto.generator
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -198,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for name in chosen:
         run = run_set(sets[name], variants, config=cfg, retrieval_only=args.retrieval_only, limit=args.limit, embedder=proto.embedder,
-                      generator=generator, out_dir=args.out, progress=not args.quiet, log=log)
+                      generator=generator, out_dir=args.out, progress=not args.quiet, log=log, overrides=settings)
         if run.skipped:
             log(f"skipping {name}: {run.skipped}")
         runs.append(run)

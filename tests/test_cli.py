@@ -1,6 +1,7 @@
 """Tests for rag/cli.py: help texts, errors, and build/ask through real subprocesses."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -53,7 +54,12 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     r = run("ask", "When did DeepSeek release R1?", "--index", str(index), "--json", "--top-k", "2")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert set(data) >= {"question", "answer", "reasoning", "citations", "passages"}
+    assert set(data) >= {"question", "answer", "reasoning", "citations", "passages", "lead", "lead_span"}
+    # The lead (one direct sentence) starts the answer; its answer phrase, when marked, is a date for "when".
+    assert data["lead"] and data["answer"].startswith(data["lead"]) and data["mode"] in ("generated", "evidence")
+    if data["lead_span"] is not None:
+        a, b = data["lead_span"]
+        assert re.search(r"20\d\d|January|Jan", data["lead"][a:b]), data["lead"][a:b]
     assert len(data["passages"]) == 2
     assert data["passages"][0]["source"] == "r1.md"
     assert set(data["passages"][0]) >= {"n", "title", "source", "score", "relevance", "text"}
@@ -65,6 +71,8 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     # The plain listing shows each passage's relevance (not the RRF rank score), as --json has it.
     r = run("ask", "When did DeepSeek release R1?", "--index", str(index), "--top-k", "2")
     assert r.returncode == 0, r.stderr
+    # The checked answer is printed once (nothing streamed and then replaced); how it was made goes to stderr.
+    assert r.stdout.startswith(data["lead"]) and r.stdout.count(data["lead"]) == 1 and "How it was made: mode:" in r.stderr
     sources = r.stdout.split("\nSources:\n", 1)[1]
     for p in data["passages"]:
         assert f"[{p['n']}] {p['title']} ({p['source']}" in sources and f"relevance={p['relevance']:.2f}" in sources, sources

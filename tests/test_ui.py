@@ -506,8 +506,10 @@ def test_api_ask_returns_answer_and_citations_as_json(served):
     url, ui = served
     client = Client(url, verbose=False)
     result = client.predict("How much did Nvidia shares fall on 27 January 2025?", api_name="/ask")
-    assert set(result) >= {"question", "answer", "citations", "passages", "query", "reasoning", "rewritten"}
+    assert set(result) >= {"question", "answer", "citations", "passages", "query", "reasoning", "rewritten", "lead", "lead_span"}
     assert "17 percent" in result["answer"] and re.search(r"\[\d\]", result["answer"])
+    a, b = result["lead_span"]
+    assert result["answer"].startswith(result["lead"]) and result["lead"][a:b] == "17 percent"
     cite = result["citations"][0]
     assert set(cite) >= {"n", "title", "source", "snippet", "date"}
     assert cite["title"] == "Nvidia shares plunge after the DeepSeek launch"
