@@ -53,9 +53,13 @@ def stems(text: str) -> set[str]:
     return {stem(w) for w in content_words(text)}
 
 
+# "What is the H20?", "what is AIME": a definition of a short term.
+_DEFINITION_Q = re.compile(r"^\s*what(?:'s| is| are| was| were)\s+(?:an?\s+|the\s+)?([\w][\w\-.' ]{0,40}?)\s*\??\s*$", re.I)
+
+
 def answer_type(question: str) -> str:
-    """``expansion``, ``number``, ``date``, ``place``, ``name`` or ``other``: what kind of thing the
-    question asks for (search-box style too: "union of utrecht year" asks for a date)."""
+    """``expansion``, ``number``, ``date``, ``place``, ``name``, ``definition`` or ``other``: what kind
+    of thing the question asks for (search-box style too: "union of utrecht year" asks for a date)."""
     if _EXPANSION_Q.search(question):
         return "expansion"
     if _NUMBER_Q.search(question):
@@ -66,7 +70,20 @@ def answer_type(question: str) -> str:
         return "name"
     if _PLACE_Q.search(question):
         return "place"
+    m = _DEFINITION_Q.match(question)
+    if m and len(m.group(1).split()) <= 4:
+        return "definition"
     return "other"
+
+
+def _definition_spans(sentence: str, question: str) -> list[tuple[int, int]]:
+    """What a sentence says the asked term is: "the H20, a Hopper-generation chip with ..." -> "a Hopper-generation chip"."""
+    m = _DEFINITION_Q.match(question)
+    if not m:
+        return []
+    term = re.escape(m.group(1).strip())
+    pattern = re.compile(rf"\b{term}\b(?:\s*\([^)]*\))?(?:,\s*|\s+(?:is|was|are|were|stands for|means)\s+)((?:an?|the)\s+[^,;.()]{{3,80}})", re.I)
+    return [(d.start(1), d.end(1)) for d in pattern.finditer(sentence)]
 
 
 def acronyms(question: str) -> list[str]:
@@ -76,7 +93,7 @@ def acronyms(question: str) -> list[str]:
 
 def _expansion_spans(sentence: str, question: str) -> list[tuple[int, int]]:
     """Runs of words in ``sentence`` whose initials spell an acronym of ``question`` ("Group Relative Policy Optimization")."""
-    words = list(re.finditer(r"[A-Za-z][\w'\-]*", sentence))
+    words = list(re.finditer(r"[A-Za-z][\w']*", sentence))  # "mixture-of-experts" is three words for MoE
     out: list[tuple[int, int]] = []
     for acro in acronyms(question):
         letters = [c.lower() for c in acro if c.isalpha() and c.isupper()] or [c.lower() for c in acro if c.isalpha()]
@@ -163,6 +180,8 @@ def answer_spans(sentence: str, question: str, kind: str | None = None) -> list[
     kind = kind or answer_type(question)
     if kind == "expansion":
         return _expansion_spans(sentence, question)
+    if kind == "definition":
+        return _definition_spans(sentence, question)
     if kind == "number":
         return _numbers(sentence, question)
     if kind == "date":
@@ -199,4 +218,4 @@ def has_type(sentence: str, kind: str, question: str) -> float:
         return float(any(w.lower() not in asked for w in _CAPITALISED.findall(sentence[1:])))
     if kind == "expansion":
         return float(bool(_expansion_spans(sentence, question)))
-    return 1.0
+    return 1.0  # definition and other: the calibrated answerability features treat them alike

@@ -17,7 +17,9 @@ from rag.asked import answer_phrase, answer_type, has_type
     ("Where is DeepSeek based?", "place"),
     ("Which country won the most medals?", "place"),
     ("what does GRPO stand for", "expansion"),
+    ("What is the H20?", "definition"),
     ("Why did Nvidia shares fall?", "other"),
+    ("What is the capital city of the country where DeepSeek is based?", "place"),
 ])
 def test_answer_type_names_the_kind_asked_for(question, kind):
     assert answer_type(question) == kind
@@ -32,6 +34,9 @@ def test_answer_type_names_the_kind_asked_for(question, kind):
     ("DeepSeek is a Chinese AI company based in Hangzhou, Zhejiang.", "Where is DeepSeek based?", "Hangzhou"),
     ("GRPO (Group Relative Policy Optimization) removes the critic model.", "what does GRPO stand for", "Group Relative Policy Optimization"),
     ("The Crown season 3 premieres Sunday, November 17 on Netflix.", "When does season 3 of The Crown premiere?", "November 17"),
+    ("In an MoE (mixture-of-experts) model each layer holds many experts.", "What does MoE stand for?", "mixture-of-experts"),
+    ("Its main new China product was the H20, a Hopper-generation chip with far less power.", "What is the H20?", "a Hopper-generation chip with far less power"),
+    ("FP8 is an 8-bit floating-point number format.", "what is FP8", "an 8-bit floating-point number format"),
 ])
 def test_answer_phrase_finds_what_is_asked_and_not_what_the_question_gives(sentence, question, phrase):
     span = answer_phrase(sentence, question)
