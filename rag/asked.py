@@ -23,7 +23,7 @@ import re
 
 from .text import CARDINALS, MONTH, content_words
 
-_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-3][0-9])\b")  # 2048 is a count (H800 GPUs), not a year
 _MONTH = re.compile(rf"\b{MONTH}\b", re.I)
 _CAPITALISED = re.compile(r"\b[A-Z][\w\-]*")
 _QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how", "did", "does", "do", "is", "are", "was", "were",

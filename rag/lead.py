@@ -23,10 +23,21 @@ import re
 
 from .asked import answer_phrase, answer_spans, answer_type, stems
 from .evidence import SUPPORT_LABEL, EvidenceSet, compose, key_terms, quotes
-from .text import MARKER
+from .facts import numbers_in
+from .text import CARDINALS, MARKER
 
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"\w+", MARKER.sub(" ", text).lower()))
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[^\W\d_]+", MARKER.sub(" ", text).lower()))
+
+
+def _in_evidence(phrase: str, evidence_text: str) -> bool:
+    """Every number of ``phrase`` (digits or words: "8" = "eight") and every other word is in the evidence:
+    a reworded "a chip" for "a Hopper-generation chip" passes, "10 parameters" for 671 billion does not."""
+    numbers = numbers_in(phrase)
+    if not numbers <= numbers_in(evidence_text):
+        return False
+    number_words = {w for w in _words(phrase) if w in CARDINALS}
+    return _words(phrase) - number_words <= _words(evidence_text)
 
 
 _KINDS = {"number": "number", "date": "date", "name": "name", "place": "place", "expansion": "expansion", "definition": "definition"}
@@ -54,9 +65,7 @@ def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
         spans = answer_spans(plain, question, kind)
         if not spans:
             return f"it gives no {_KINDS[kind]}, and the question asks for one"
-        # Every word of the phrase is in the evidence (a reworded "a chip" for "a Hopper-generation chip" passes; "10" for 671 does not).
-        wanted = set(_words(evidence_text).split())
-        if not any(set(_words(plain[a:b]).split()) <= wanted for a, b in spans):
+        if not any(_in_evidence(plain[a:b], evidence_text) for a, b in spans):
             return f"its {_KINDS[kind]} ({plain[spans[0][0]:spans[0][1]]}) is not in the evidence"
         return ""
     if len(new & stems(evidence_text)) < 2:

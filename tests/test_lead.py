@@ -33,6 +33,7 @@ def evidence(question):
     ("Where is DeepSeek based?", "DeepSeek is based in Hangzhou [2]."),
     ("what does GRPO stand for", "GRPO stands for Group Relative Policy Optimization [3]."),
     ("Why does GRPO need no critic model?", "GRPO removes the critic model that PPO needs [3]."),
+    ("How many GPUs trained DeepSeek-V3?", "DeepSeek-V3 was trained on 2048 GPUs [1]."),  # "2048" = "2,048"
 ])
 def test_a_correct_short_draft_answers(question, draft):
     """The drafts the old completeness rules threw away ("it left out what the evidence says: PPO's, KL") now lead."""
