@@ -116,7 +116,7 @@ _SCALE = re.compile(r"\s+(?:thousand|million|billion|trillion|percent|per cent|h
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(w for w, v in CARDINALS.items() if 2 <= v) + r")\b", re.I)
 _DATE = re.compile(
     rf"\b(?:\d{{1,2}}\s+{MONTH}\.?,?\s+\d{{4}}|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|{MONTH}\.?\s+\d{{4}}"
-    rf"|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\d{{1,2}}\s+{MONTH}\b|(?:1[0-9]{{3}}|20[0-9]{{2}})s?)\b", re.I)
+    rf"|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\d{{1,2}}\s+{MONTH}\b|(?:1[0-9]{{3}}|20[0-3][0-9])s?)\b", re.I)
 _NAME_RUN = re.compile(r"\b[A-Z][\w\-'\u2019.]*(?:\s+(?:of|de|da|von|van|the|and|al|bin)?\s*[A-Z][\w\-'\u2019.]*)*")
 _PLACE_CUE = re.compile(r"\b(?:in|at|based in|headquartered in|located in|from|near|to)\s+(?:the\s+)?$", re.I)
 _COMMON_OPENERS = {"the", "a", "an", "in", "on", "at", "it", "its", "this", "that", "these", "those", "he", "she", "they", "but", "and",
