@@ -61,6 +61,11 @@ _ASKS = re.compile(r"\?[\"'\u201d)]*$")
 # A PDF's running head or foot ("Water Quality Report 2023 - page 4", "Page 3 of 12"): no sentence.
 _RUNNING_HEAD = re.compile(r"(\bpage|\bp\.)\s*\d+(\s*(of|/)\s*\d+)?$|^\d+$", re.IGNORECASE)
 # A sentence opening with one of these usually needs the sentence before it.
+# Chat-template tokens and role tags ("<|im_start|>", "</passage>", "[INST]", "<s>", "<<SYS>>"):
+# article text that carries them is an injection attempt or debris, never an answer. A line
+# holding one is no part of any sentence (it would otherwise merge with the next real one).
+TEMPLATE_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?\s*(?:passage|passages|context|system|user|assistant|instructions?|s)\s*>|"
+                            r"\[/?INST\]|<</?SYS>>", re.IGNORECASE)
 _ANAPHORA = re.compile(r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b", re.I)
 _CAPITALISED = re.compile(r"\b[A-Z][\w\-]*")
 # A sentence that announces what the next one says: it ends with a colon, or counts things
@@ -118,6 +123,10 @@ def sentence_units(p: Passage) -> list[tuple[int, int]]:
             ls, le = pos, pos + len(line)
             pos = le + 1
             stripped = line.strip()
+            if TEMPLATE_TOKEN.search(stripped):
+                flush(unit)  # an injected line: dropped, and it ends the sentence before it
+                unit = None
+                continue
             if not _ENDS_SENTENCE.search(stripped) and _RUNNING_HEAD.search(stripped):
                 continue  # a page's running head, even inside a sentence wrapped over a page break
             if not stripped or _HEADER_LINE.match(stripped) or stripped == p.chunk.title:
