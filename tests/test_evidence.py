@@ -365,3 +365,14 @@ def test_an_injected_line_with_template_tokens_is_never_quoted_nor_merged():
     ev = select_evidence("Where are Zorblat's headquarters?", [p], FakeEmbedder())
     quoted = evidence_answer(ev)
     assert "HACKED" not in quoted and "im_start" not in quoted and "INST" not in quoted and "Fresno" in quoted
+
+
+def test_a_sentence_announcing_a_list_brings_the_sentence_that_gives_it():
+    """Seen after an upload: "Two dark clouds hang over Chinese AI." was quoted alone, without the clouds."""
+    text = ("Outlook\n\nChinese labs had a strong year. Two dark clouds hang over Chinese AI. The first is the export controls on "
+            "Nvidia chips, and the second is the shortage of high-bandwidth memory. Investors remain hopeful.")
+    p = passage(1, text)
+    ev = select_evidence("What are the two dark clouds over Chinese AI?", [p], FakeEmbedder(), max_sentences=1)
+    assert ev.sentences[0].text == ("Two dark clouds hang over Chinese AI. The first is the export controls on Nvidia chips, "
+                                    "and the second is the shortage of high-bandwidth memory.")
+    assert text[ev.sentences[0].start:ev.sentences[0].end].startswith("Two dark clouds") and text[:ev.sentences[0].end].endswith("memory.")
