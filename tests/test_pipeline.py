@@ -7,6 +7,7 @@ import pytest
 from conftest import write_articles
 from fakes import FakeEmbedder, FakeGenerator, leads_with_evidence
 from rag import SUPPORT_LABEL, RAG, BuildError, Config, IndexMismatchError, IndexNotFoundError
+from rag.retrieval import NOT_COVERED
 
 
 def make_rag(tmp_path, embedder=None, generator=None, **overrides):
@@ -202,3 +203,22 @@ def test_end_to_end_real_models(tmp_path, articles_dir, real_embedder, real_gene
         assert c.snippet.rstrip(" …") in by_n[c.n].chunk.text  # a cut snippet ends with " …"
     assert answer.citations[0].source == "markets/nvidia.txt"
     assert summary.chunks >= 3
+
+
+def test_a_question_far_from_every_passage_is_declined_whatever_the_word_overlap(tmp_path, articles_dir, monkeypatch):
+    """Seen on the page: "What is the capital of Australia?" was answered from a passage of relevance 0.09 that shares
+    the word "Australia", while the panel said "Not covered below 0.46". The floor shipped for the embedder is in force:
+    below it the question is declined as not covered and the model is never called; above it, it is answered."""
+    from rag.config.stages import CALIBRATED_RELEVANCE
+
+    gen = FakeGenerator(fail=AssertionError("the generator must not be called"))
+    rag = make_rag(tmp_path, generator=gen, **{"evidence.min_answerability": 0.0})
+    rag.build(articles_dir)
+    top = max(p.relevance for p in rag.retrieve("How much did Nvidia shares fall?"))
+    monkeypatch.setitem(CALIBRATED_RELEVANCE, rag.embedder.name, {"hybrid": top + 0.01, "dense": top + 0.01})
+    assert rag.relevance_threshold() == (pytest.approx(top + 0.01), "calibrated")
+    answer = rag.ask("How much did Nvidia shares fall?")
+    assert answer.mode == "declined" and answer.text.startswith(NOT_COVERED) and gen.calls == [] and answer.lead == ""
+    monkeypatch.setitem(CALIBRATED_RELEVANCE, rag.embedder.name, {"hybrid": top - 0.01, "dense": top - 0.01})
+    rag._generator = FakeGenerator("Nvidia shares fell about 17 percent [1].")
+    assert rag.ask("How much did Nvidia shares fall?").mode == "generated"
