@@ -168,7 +168,8 @@ def check_additions(eval_set: EvalSet) -> tuple[list[str], str]:
         eval_set.articles_dir()  # applies them: a paragraph past the middle or an unlisted article fails here
     except (ValueError, FileNotFoundError) as exc:
         return [str(exc)], ""
-    corpus = [squash(p.read_text(encoding="utf-8", errors="replace")).lower() for p in sorted(eval_set.articles.iterdir()) if p.is_file()]
+    corpus = [squash(p.read_text(encoding="utf-8", errors="replace")).lower()
+              for p in sorted(eval_set.articles.iterdir()) if p.is_file()]
     problems: list[str] = []
     for n, add in enumerate(additions, start=1):
         where = f"addition {n} ({add.article})"
@@ -182,10 +183,12 @@ def check_additions(eval_set: EvalSet) -> tuple[list[str], str]:
                 problems.append(f"{where}: name {name!r} is not in its sentence")
             hits = sum(name.lower() in text for text in corpus)
             if hits:
-                problems.append(f"{where}: name {name!r} occurs in {hits} file(s) of {eval_set.articles}; invent a rarer one")
+                problems.append(f"{where}: name {name!r} occurs in {hits} file(s) of {eval_set.articles}; "
+                                "invent a rarer one")
     middle = sum(a.after_paragraph is not None for a in additions)
     summary = (f"{len(additions)} additions to {len({a.article for a in additions})} articles of set {eval_set.name} "
-               f"({middle} in the middle, {len(additions) - middle} at the end); {sum(len(a.names) for a in additions)} names absent from the corpus")
+               f"({middle} in the middle, {len(additions) - middle} at the end); "
+               f"{sum(len(a.names) for a in additions)} names absent from the corpus")
     return problems, summary
 
 

@@ -61,8 +61,9 @@ class EvalSet:
 
     def unavailable(self) -> str | None:
         """Why the set cannot be run here (a missing file or folder), or None."""
-        for what, path in (("QA file", self.qa_file), ("articles folder", self.articles), ("article list", self.article_list),
-                           ("additions file", self.additions)):
+        paths = (("QA file", self.qa_file), ("articles folder", self.articles), ("article list", self.article_list),
+                 ("additions file", self.additions))
+        for what, path in paths:
             if path is not None and not path.exists():
                 return f"{what} {path} is absent" + (f"; {self.hint}" if self.hint else "")
         return None
@@ -167,11 +168,11 @@ def read_additions(path: Path) -> list[Addition]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{where}: not JSON ({exc.msg}); write one object per line") from exc
-        if not isinstance(obj, dict) or not isinstance(obj.get("article"), str) or not str(obj.get("sentence", "")).strip():
+        if not (isinstance(obj, dict) and isinstance(obj.get("article"), str) and str(obj.get("sentence", "")).strip()):
             raise ValueError(f"{where}: needs \"article\" (a file name) and a non-empty \"sentence\"")
         after = obj.get("after_paragraph")
         if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 1):
-            raise ValueError(f"{where}: after_paragraph {after!r} must be a paragraph number from 1, or absent to append")
+            raise ValueError(f"{where}: after_paragraph {after!r} must be a paragraph number from 1 (absent: append)")
         names = obj.get("names", [])
         if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
             raise ValueError(f"{where}: names must be a list of non-empty strings")
@@ -212,7 +213,8 @@ def apply_additions(text: str, additions: list[Addition]) -> str:
     return "".join(out)
 
 
-def augmented_folder(corpus: Path, names: list[str], additions: list[Addition], label: str, cache: Path | None = None) -> Path:
+def augmented_folder(corpus: Path, names: list[str], additions: list[Addition], label: str,
+                     cache: Path | None = None) -> Path:
     """Like :func:`subset_folder`, with ``additions`` applied to the copies of their articles.
 
     The folder is named by ``label`` and a hash of the corpus path, the names and the additions,
@@ -228,9 +230,11 @@ def augmented_folder(corpus: Path, names: list[str], additions: list[Addition], 
         raise FileNotFoundError(f"{len(missing)} listed article(s) are not files in {corpus}: {', '.join(missing[:5])}")
     unlisted = sorted({a.article for a in additions} - set(names))
     if unlisted:
-        raise ValueError(f"additions name {len(unlisted)} article(s) not in the article list: {', '.join(unlisted[:5])}; list them")
+        raise ValueError(f"additions name {len(unlisted)} article(s) not in the article list: "
+                         f"{', '.join(unlisted[:5])}; list them")
     spec = json.dumps([str(corpus), sorted(names), [vars(a) for a in additions]], sort_keys=True)
-    folder = (cache or Path(tempfile.gettempdir()) / "rag-eval" / "subsets") / f"{label}-{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
+    key = hashlib.sha256(spec.encode()).hexdigest()[:10]
+    folder = (cache or Path(tempfile.gettempdir()) / "rag-eval" / "subsets") / f"{label}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     for entry in folder.iterdir():
         if entry.name not in names or entry.is_symlink():
@@ -266,11 +270,13 @@ def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
         EvalSet("users", EVAL / "users-qa.jsonl", ROOT / "data" / "articles",
                 description="51 short questions a new user would type (11 unanswerable) over the sample articles"),
         EvalSet("offtopic", EVAL / "offtopic-qa.jsonl", ROOT / "data" / "articles",
-                description="off-topic questions over the sample articles, all unanswerable (some share a word with them)"),
-        EvalSet("offtopic-squad", EVAL / "offtopic-squad-qa.jsonl", squad, EVAL / "squad-articles.txt", folder_label="squad",
-                description="off-topic questions over the squad set's 82 articles, all unanswerable", hint=hint),
-        EvalSet("rare", EVAL / "rare-qa.jsonl", squad, EVAL / "rare-articles.txt", additions=EVAL / "rare-additions.jsonl",
-                description="50 questions on made-up names and facts added to 35 of 95 squad articles", hint=hint),
+                description="40 off-topic questions over the sample articles, all unanswerable"),
+        EvalSet("offtopic-squad", EVAL / "offtopic-squad-qa.jsonl", squad, EVAL / "squad-articles.txt",
+                folder_label="squad", hint=hint,
+                description="40 off-topic questions over the squad set's 82 articles, all unanswerable"),
+        EvalSet("rare", EVAL / "rare-qa.jsonl", squad, EVAL / "rare-articles.txt",
+                additions=EVAL / "rare-additions.jsonl", hint=hint,
+                description="50 questions on made-up names and facts added to 35 of 95 squad articles"),
     ]
     return {s.name: s for s in sets}
 

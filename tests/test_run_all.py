@@ -53,22 +53,27 @@ def test_article_list_rejects_paths_and_repeats(tmp_path):
 def test_registered_sets_point_at_files_of_this_repository():
     """Every set in eval/ is registered, and the repository's own sets are all present."""
     sets = evalsets.eval_sets(Path("/nonexistent-shared"))
-    assert list(sets) == ["rgb-en-fact", "squad", "searchbox", "sample", "pdf", "users", "offtopic", "offtopic-squad", "rare"]
-    registered = {s.qa_file.resolve() for s in sets.values()} | {s.additions.resolve() for s in sets.values() if s.additions}
+    assert list(sets) == ["rgb-en-fact", "squad", "searchbox", "sample", "pdf",
+                          "users", "offtopic", "offtopic-squad", "rare"]
+    registered = {s.qa_file.resolve() for s in sets.values()}
+    registered |= {s.additions.resolve() for s in sets.values() if s.additions}
     assert all(p.resolve() in registered for p in (ROOT / "eval").glob("*.jsonl"))
     for name in ("sample", "pdf", "users", "offtopic"):
         assert sets[name].unavailable() is None
     for name in ("rgb-en-fact", "offtopic-squad", "rare"):
         assert "pass --shared DIR" in sets[name].unavailable()
     # offtopic-squad shares the squad set's folder of copies (and so its cached index)
-    assert sets["offtopic-squad"].article_list == sets["squad"].article_list and sets["offtopic-squad"].folder_label == "squad"
+    assert sets["offtopic-squad"].article_list == sets["squad"].article_list
+    assert sets["offtopic-squad"].folder_label == "squad"
 
 
 def test_apply_additions_inserts_after_a_paragraph_or_at_the_end():
-    """Paragraph numbers count the original's non-blank lines; the rest of the text is kept, blank-line style included."""
+    """Paragraph numbers count the original's non-blank lines; the rest of the text is kept, blank lines included."""
     add = evalsets.Addition
-    assert evalsets.apply_additions("p1\np2\np3", [add("x", "E"), add("x", "M2", 2), add("x", "M1", 1)]) == "p1\nM1\np2\nM2\np3\nE\n"
-    assert evalsets.apply_additions("# T\n\np1\n\np2\n", [add("x", "M", 2), add("x", "E")]) == "# T\n\np1\n\nM\n\np2\n\nE\n"
+    three = [add("x", "E"), add("x", "M2", 2), add("x", "M1", 1)]
+    assert evalsets.apply_additions("p1\np2\np3", three) == "p1\nM1\np2\nM2\np3\nE\n"
+    blank = "# T\n\np1\n\np2\n"
+    assert evalsets.apply_additions(blank, [add("x", "M", 2), add("x", "E")]) == "# T\n\np1\n\nM\n\np2\n\nE\n"
     with pytest.raises(ValueError, match="has 3 paragraphs; after_paragraph 3 is not in the middle"):
         evalsets.apply_additions("p1\np2\np3", [add("x.txt", "M", 3)])
 
@@ -76,31 +81,39 @@ def test_apply_additions_inserts_after_a_paragraph_or_at_the_end():
 def test_read_additions_names_the_bad_line(tmp_path):
     """A malformed addition is an error naming the file and line and what the line needs."""
     path = tmp_path / "add.jsonl"
-    path.write_text('{"article": "a.txt", "sentence": "S", "after_paragraph": 2, "names": ["Zorb"]}\n\n{"article": "b.txt", "sentence": "T"}\n')
-    assert evalsets.read_additions(path) == [evalsets.Addition("a.txt", "S", 2, ("Zorb",)), evalsets.Addition("b.txt", "T")]
-    for line, message in (('{"article": "a.txt"}', 'needs "article"'), ('{"article": "a.txt", "sentence": "S", "after_paragraph": 0}', "after_paragraph 0"),
-                          ('{"article": "a.txt", "sentence": "S", "names": "Zorb"}', "names must be a list"), ("nope", "not JSON")):
+    path.write_text('{"article": "a.txt", "sentence": "S", "after_paragraph": 2, "names": ["Zorb"]}\n\n'
+                    '{"article": "b.txt", "sentence": "T"}\n')
+    assert evalsets.read_additions(path) == [evalsets.Addition("a.txt", "S", 2, ("Zorb",)),
+                                             evalsets.Addition("b.txt", "T")]
+    bad = [('{"article": "a.txt"}', 'needs "article"'),
+           ('{"article": "a.txt", "sentence": "S", "after_paragraph": 0}', "after_paragraph 0"),
+           ('{"article": "a.txt", "sentence": "S", "names": "Zorb"}', "names must be a list"),
+           ("nope", "not JSON")]
+    for line, message in bad:
         path.write_text(line + "\n")
         with pytest.raises(ValueError, match=f"add.jsonl:1: .*{message}"):
             evalsets.read_additions(path)
 
 
 def test_augmented_folder_applies_additions_and_changes_folder_with_them(tmp_path):
-    """Listed articles are copied, the ones with additions modified; another addition gets another folder (and index)."""
+    """Listed articles are copied, those with additions modified; other additions get another folder (and index)."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in ("a.txt", "b.txt", "c.txt"):
         (corpus / name).write_text(f"{name} one\n{name} two")
+    cache = tmp_path / "cache"
     adds = [evalsets.Addition("a.txt", "The Zorbish council met in 1847.", 1)]
-    folder = evalsets.augmented_folder(corpus, ["a.txt", "b.txt"], adds, "rare", cache=tmp_path / "cache")
+    folder = evalsets.augmented_folder(corpus, ["a.txt", "b.txt"], adds, "rare", cache=cache)
     assert sorted(p.name for p in folder.iterdir()) == ["a.txt", "b.txt"]
     assert (folder / "a.txt").read_text() == "a.txt one\nThe Zorbish council met in 1847.\na.txt two"
-    assert (folder / "b.txt").read_text() == (corpus / "b.txt").read_text() and (corpus / "a.txt").read_text() == "a.txt one\na.txt two"
-    assert evalsets.augmented_folder(corpus, ["a.txt", "b.txt"], adds, "rare", cache=tmp_path / "cache") == folder
-    changed = evalsets.augmented_folder(corpus, ["a.txt", "b.txt"], [evalsets.Addition("a.txt", "Other.")], "rare", cache=tmp_path / "cache")
+    assert (folder / "b.txt").read_text() == (corpus / "b.txt").read_text()
+    assert (corpus / "a.txt").read_text() == "a.txt one\na.txt two"  # the corpus itself is untouched
+    assert evalsets.augmented_folder(corpus, ["a.txt", "b.txt"], adds, "rare", cache=cache) == folder
+    changed = evalsets.augmented_folder(corpus, ["a.txt", "b.txt"], [evalsets.Addition("a.txt", "Other.")], "rare",
+                                        cache=cache)
     assert changed != folder and (changed / "a.txt").read_text().endswith("a.txt two\nOther.\n")
     with pytest.raises(ValueError, match="not in the article list: c.txt"):
-        evalsets.augmented_folder(corpus, ["a.txt"], [evalsets.Addition("c.txt", "X")], "rare", cache=tmp_path / "cache")
+        evalsets.augmented_folder(corpus, ["a.txt"], [evalsets.Addition("c.txt", "X")], "rare", cache=cache)
 
 
 def test_format_summary_table_rows_and_skips():
