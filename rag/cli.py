@@ -305,9 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve, _add_feedback):
+    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve, _add_api, _add_feedback):
         add(sub)
     return parser
+
+
+def _add_api(sub) -> None:
+    from .api_cli import add_api_parsers  # rag api and rag mcp: the articles for other clients (rag/api_cli.py)
+
+    add_api_parsers(sub, _common, _config_path)
 
 
 def _add_feedback(sub) -> None:
