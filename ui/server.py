@@ -148,8 +148,8 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     shown_host = f"[{host}]" if ":" in host else host
     n = ui.cfg.generation_concurrency
     print(f"Serving the chat UI on http://{shown_host}:{port} (started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
-          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}). "
-          "Ctrl+C stops it.", flush=True)
+          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}; "
+          f"OpenAI-compatible API at /v1{', bearer key required' if api.key_required else ''}). Ctrl+C stops it.", flush=True)
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
     try:
