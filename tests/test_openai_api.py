@@ -233,8 +233,9 @@ def test_oversized_body_is_413(api):
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
 
 
-def test_full_queue_is_429_with_retry_after(api):
-    """One answer with the model (held), one waiting (ui.max_queue: 1): the third is told the server is busy."""
+def test_full_queue_is_429_with_retry_after_and_a_client_gone_from_the_line_leaves_it(api):
+    """One answer with the model (held), one waiting (ui.max_queue: 1): the next is told the server is busy.
+    A client that gives up while waiting frees its place, so the one after it is not refused."""
     api.release.unlink(missing_ok=True)
     answers = api.log().count("generate: answer")
     results: dict[str, httpx.Response] = {}
@@ -244,25 +245,28 @@ def test_full_queue_is_429_with_retry_after(api):
 
     first = threading.Thread(target=ask, args=("first",))
     first.start()
-    api.wait_for("generate: answer", answers + 1)
-    second = threading.Thread(target=ask, args=("second",))
-    second.start()
+    third = threading.Thread(target=ask, args=("third",))
     try:
-        busy = None
-        for _ in range(100):  # until the second is in line
-            busy = httpx.post(api.url + "/v1/chat/completions", json=ask_body(), timeout=30)
-            if busy.status_code == 429:
-                break
-            threading.Event().wait(0.1)
-        assert busy is not None and busy.status_code == 429, busy.text
+        api.wait_for("generate: answer", answers + 1)
+        waiting = api.log().count("an API question waits in line")
+        with pytest.raises(httpx.ReadTimeout):  # waits in line (a refusal would come at once), then gives up
+            httpx.post(api.url + "/v1/chat/completions", json=ask_body("HOLD " + NVIDIA_Q), timeout=3)
+        assert api.log().count("an API question waits in line") == waiting + 1
+        threading.Event().wait(0.5)
+        third.start()
+        api.wait_for("an API question waits in line", waiting + 2)
+        busy = httpx.post(api.url + "/v1/chat/completions", json=ask_body(), timeout=30)
+        assert busy.status_code == 429, busy.text
         assert int(busy.headers["retry-after"]) > 0
         assert busy.json()["error"] == {"message": "The server is busy: 1 question is waiting (ui.max_queue = 1). Try again in a moment.",
                                         "type": "rate_limit_error", "param": None, "code": "server_busy"}
     finally:
         api.release.touch()
         first.join(120)
-        second.join(120)
-    assert results["first"].status_code == 200 and results["second"].status_code == 200
+        if third.is_alive() or "third" in results:
+            third.join(120)
+    assert results["first"].status_code == 200
+    assert results["third"].status_code == 200, "the client that gave up kept its place in line"
 
 
 def test_api_refuses_to_start_beyond_loopback_without_a_key(tmp_path):

@@ -158,6 +158,8 @@ class ChatAPI:
             return exc.response()
         except QueueFull as exc:
             return APIError(429, str(exc), type="rate_limit_error", code="server_busy", headers={"Retry-After": str(BUSY_RETRY_S)}).response()
+        if not place.admitted:
+            log.info("an API question waits in line (%d waiting)", self.ui.queue.waiting)
         events: Iterator[StreamEvent] | None = None
         try:
             if not await _wait_turn(place, request):
