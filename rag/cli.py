@@ -288,7 +288,8 @@ def _add_serve(sub) -> None:
                                    "Binding to any other address (e.g. --host 0.0.0.0) requires authentication: set "
                                    "RAG_UI_AUTH=user:password or pass --auth-file FILE; without it the server refuses to start. "
                                    "Only requests for loopback names, --host and ui.allowed_hosts are answered. "
-                                   "Programs can call the 'ask' API endpoint with gradio_client.")
+                                   "Programs can call the 'ask' API endpoint with gradio_client, and OpenAI-compatible clients "
+                                   "POST /v1/chat/completions on the same port (see 'rag api --help'; beyond loopback it needs RAG_API_KEY).")
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need RAG_UI_AUTH or --auth-file)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
