@@ -34,7 +34,8 @@ def api_refusal(host: str, port: int, key: str | None) -> str | None:
     """Why ``rag api`` must not start with these settings, or None."""
     if not is_loopback(host) and key is None:
         return (f"refusing to serve the API on {host!r} without a key: anyone who can reach this machine could use it. "
-                f"Set {API_KEY_ENV} in the environment (clients then send Authorization: Bearer <key>), or use --host 127.0.0.1.")
+                f"Set {API_KEY_ENV} in the environment (clients then send Authorization: Bearer <key>), "
+                "or use --host 127.0.0.1.")
     if not 0 < port < 65536:
         return f"--port must be between 1 and 65535, got {port}"
     return None
@@ -63,12 +64,13 @@ def run_uvicorn(app: object, sock: socket.socket) -> None:
     """Serve ``app`` on ``sock`` until Ctrl+C or SIGTERM."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
 
 
-def serve_api(*, config: str | Path | None = None, index: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
-              articles: str | Path | None = None) -> int:
+def serve_api(*, config: str | Path | None = None, index: str | Path | None = None, host: str = "127.0.0.1",
+              port: int = 8000, articles: str | Path | None = None) -> int:
     """Serve ``/v1/chat/completions`` and ``/v1/models`` until Ctrl+C (see ``rag api --help``).
 
     Returns:
@@ -97,8 +99,8 @@ def serve_api(*, config: str | Path | None = None, index: str | Path | None = No
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"Serving the OpenAI-compatible API on http://{shown_host}:{port}/v1 (model {', '.join(api.models)}; started in "
-          f"{time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
+    print(f"Serving the OpenAI-compatible API on http://{shown_host}:{port}/v1 (model {', '.join(api.models)}; "
+          f"started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
           f"{'a bearer key is required' if api.key_required else 'no key required on loopback'}; "
           f"host names answered: {', '.join(sorted(hosts))}). Ctrl+C stops it.", flush=True)
     if ui.cfg.warm_up:

@@ -94,19 +94,20 @@ class ArticleTools:
         with self._errors("ask"):
             q = check_question(question, ui.cfg.max_question_chars)
             gen = ui.rag.config.generation
-            k, t, n = ui.settings(ui.rag.config.retrieval.top_k, gen.temperature, min(gen.max_new_tokens, ui.cfg.max_new_tokens_limit))
+            n_tokens = min(gen.max_new_tokens, ui.cfg.max_new_tokens_limit)
+            k, t, n = ui.settings(ui.rag.config.retrieval.top_k, gen.temperature, n_tokens)
             with ui.queue.join() as place:
                 place.wait()
                 ui.ensure_loaded()
                 answer = ui.conversation([]).ask(q, top_k=k, temperature=t, max_new_tokens=n)
-        return {"answer": answer_content(answer), "mode": answer.mode, "citations": citations_json(answer), "query": answer.query}
+        return {"answer": answer_content(answer), "mode": answer.mode, "citations": citations_json(answer),
+                "query": answer.query}
 
     def list_articles(self) -> list[dict[str, Any]]:
         """The indexed articles: source (path under the articles folder), title, date, url and chunk count."""
         with self._errors("list"):
             documents = self.ui.rag.store.read_manifest().get("documents", [])
-        return [{"source": d.get("source"), "title": d.get("title"), "date": d.get("date"), "url": d.get("url"), "chunks": d.get("chunks")}
-                for d in documents]
+        return [{key: d.get(key) for key in ("source", "title", "date", "url", "chunks")} for d in documents]
 
 
 def build_server(ui: ChatUI) -> Any:
@@ -118,8 +119,8 @@ def build_server(ui: ChatUI) -> Any:
     return server
 
 
-def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = None, http: bool = False, host: str = "127.0.0.1",
-              port: int = 8765) -> int:
+def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = None, http: bool = False,
+              host: str = "127.0.0.1", port: int = 8765) -> int:
     """Serve the tools over stdio (default) or streamable HTTP at ``http://host:port/mcp`` (loopback only).
 
     Returns:
@@ -130,9 +131,11 @@ def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = No
     from .server import is_loopback
 
     # stdout is the protocol's wire under stdio: every log line goes to stderr.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if http and not is_loopback(host):
-        print(f"error: rag mcp --http serves on loopback only (it has no login), got --host {host!r}; use 127.0.0.1", file=sys.stderr)
+        print(f"error: rag mcp --http serves on loopback only (it has no login), got --host {host!r}; use 127.0.0.1",
+              file=sys.stderr)
         return 2
     ui = ChatUI(RAG.from_config(config, index=index))
     server = build_server(ui)
@@ -144,13 +147,15 @@ def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = No
     from starlette.middleware import Middleware
 
     app = server.streamable_http_app(host=host)
-    app.user_middleware.insert(0, Middleware(RequestGuard, hosts=allowed_host_names(host, ui.cfg.allowed_hosts), throttle=LoginThrottle()))
+    hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
+    app.user_middleware.insert(0, Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle()))
     try:
         sock = bind(host, port)
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
-    print(f"Serving MCP (streamable HTTP) on http://{host}:{port}/mcp: tools search_articles, ask, list_articles. Ctrl+C stops it.",
+    print(f"Serving MCP (streamable HTTP) on http://{host}:{port}/mcp: tools search_articles, ask, list_articles. "
+          "Ctrl+C stops it.",
           file=sys.stderr, flush=True)
     try:
         run_uvicorn(app, sock)

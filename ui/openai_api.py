@@ -82,7 +82,8 @@ class ChatAPI:
         throttle: failed-key bookkeeping (5 wrong keys within a minute lock the address out for a minute).
     """
 
-    def __init__(self, ui: ChatUI, *, loopback: bool, key: str | None = None, throttle: LoginThrottle | None = None) -> None:
+    def __init__(self, ui: ChatUI, *, loopback: bool, key: str | None = None,
+                 throttle: LoginThrottle | None = None) -> None:
         self.ui = ui
         self.key = key
         self.key_required = key is not None or not loopback
@@ -91,8 +92,8 @@ class ChatAPI:
         self.created = int(time.time())
         self._encoding = None
         if self.key_required and key is None:
-            log.warning("the OpenAI-compatible API answers 401 to every request: this server is reachable beyond loopback "
-                        "and %s is not set", API_KEY_ENV)
+            log.warning("the OpenAI-compatible API answers 401 to every request: this server is reachable "
+                        "beyond loopback and %s is not set", API_KEY_ENV)
 
     def routes(self) -> list[Route]:
         """The Starlette routes (``rag serve`` passes them to the page's app)."""
@@ -116,8 +117,8 @@ class ChatAPI:
             return refused.response()
         name = request.path_params["model"]
         if name not in self.models:
-            return APIError(404, f"the model {name[:100]!r} does not exist here; use {', '.join(self.models)}", param="model",
-                            code="model_not_found").response()
+            message = f"the model {name[:100]!r} does not exist here; use {', '.join(self.models)}"
+            return APIError(404, message, param="model", code="model_not_found").response()
         return JSONResponse(self._model(name))
 
     # -- the key --------------------------------------------------------------------------
@@ -128,20 +129,23 @@ class ChatAPI:
         client = client_of(request.scope)
         wait = self.throttle.retry_after(client)
         if wait:
-            return APIError(429, f"too many wrong API keys from this address; try again in {wait:.0f} s", type="rate_limit_error",
-                            code="too_many_failed_keys", headers={"Retry-After": str(math.ceil(wait))})
+            return APIError(429, f"too many wrong API keys from this address; try again in {wait:.0f} s",
+                            type="rate_limit_error", code="too_many_failed_keys",
+                            headers={"Retry-After": str(math.ceil(wait))})
         if self.key is None:
-            return APIError(401, f"this server is reachable beyond this machine and has no API key: restart it with {API_KEY_ENV} set "
-                                 "in its environment, then send Authorization: Bearer <key>", type="authentication_error",
-                            code="api_key_not_configured")
+            return APIError(401, f"this server is reachable beyond this machine and has no API key: restart it with "
+                                 f"{API_KEY_ENV} set in its environment, then send Authorization: Bearer <key>",
+                            type="authentication_error", code="api_key_not_configured")
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.key.encode()):
             self.throttle.succeeded(client)
             return None
         if token:
             self.throttle.failed(client)
-        message = "wrong API key" if token else "an API key is required: send Authorization: Bearer <key> (the server's RAG_API_KEY)"
-        return APIError(401, message, type="authentication_error", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+        message = "wrong API key" if token else \
+            f"an API key is required: send Authorization: Bearer <key> (the server's {API_KEY_ENV})"
+        return APIError(401, message, type="authentication_error", code="invalid_api_key",
+                        headers={"WWW-Authenticate": "Bearer"})
 
     # -- chat -----------------------------------------------------------------------------
     async def chat_completions(self, request: Request) -> Response:
@@ -150,14 +154,17 @@ class ChatAPI:
             refused = self._key_refusal(request)
             if refused is not None:
                 raise refused
-            req = parse_chat_request(await _read_json(request), models=self.models, max_question_chars=self.ui.cfg.max_question_chars,
+            req = parse_chat_request(await _read_json(request), models=self.models,
+                                     max_question_chars=self.ui.cfg.max_question_chars,
                                      max_tokens_limit=self.ui.cfg.max_new_tokens_limit)
             settings = self._settings(req)
             place = self.ui.queue.join()
         except APIError as exc:
             return exc.response()
         except QueueFull as exc:
-            return APIError(429, str(exc), type="rate_limit_error", code="server_busy", headers={"Retry-After": str(BUSY_RETRY_S)}).response()
+            busy = APIError(429, str(exc), type="rate_limit_error", code="server_busy",
+                            headers={"Retry-After": str(BUSY_RETRY_S)})
+            return busy.response()
         if not place.admitted:
             log.info("an API question waits in line (%d waiting)", self.ui.queue.waiting)
         events: Iterator[StreamEvent] | None = None
@@ -181,8 +188,9 @@ class ChatAPI:
     def _settings(self, req: ChatRequest) -> tuple[int, float, int]:
         gen = self.ui.rag.config.generation
         try:
-            return self.ui.settings(self.ui.rag.config.retrieval.top_k, gen.temperature if req.temperature is None else req.temperature,
-                                    min(gen.max_new_tokens, self.ui.cfg.max_new_tokens_limit) if req.max_tokens is None else req.max_tokens)
+            temperature = gen.temperature if req.temperature is None else req.temperature
+            n_tokens = req.max_tokens or min(gen.max_new_tokens, self.ui.cfg.max_new_tokens_limit)
+            return self.ui.settings(self.ui.rag.config.retrieval.top_k, temperature, n_tokens)
         except InputError as exc:
             raise bad("", str(exc)) from None
 
@@ -190,7 +198,8 @@ class ChatAPI:
         """Load the models (once), rewrite, retrieve: errors up to here are an HTTP status, not a broken stream."""
         self.ui.ensure_loaded()
         k, temperature, n_tokens = settings
-        events = self.ui.conversation(req.turns).stream_events(req.question, top_k=k, temperature=temperature, max_new_tokens=n_tokens)
+        conversation = self.ui.conversation(req.turns)
+        events = conversation.stream_events(req.question, top_k=k, temperature=temperature, max_new_tokens=n_tokens)
         return next(events), events
 
     def _failure(self, exc: BaseException, question: str) -> APIError:
@@ -217,18 +226,25 @@ class ChatAPI:
 
     def _completion(self, req: ChatRequest, answer: Answer) -> dict[str, Any]:
         content = self._content(req, answer)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": req.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None}, "logprobs": None,
-                             "finish_reason": "stop"}],
-                "usage": self._usage(req, content), "citations": citations_json(answer), "mode": answer.mode, "query": answer.query}
+        message = {"role": "assistant", "content": content, "refusal": None}
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+                "model": req.model,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+                "usage": self._usage(req, content), "citations": citations_json(answer), "mode": answer.mode,
+                "query": answer.query}
 
-    async def _sse(self, req: ChatRequest, place: Any, first: StreamEvent, events: Iterator[StreamEvent]) -> AsyncIterator[str]:
-        """The answer as OpenAI chat-completion chunks, then ``data: [DONE]``; the line's slot is freed at the end or on disconnect."""
+    async def _sse(self, req: ChatRequest, place: Any, first: StreamEvent,
+                   events: Iterator[StreamEvent]) -> AsyncIterator[str]:
+        """The answer as OpenAI chat-completion chunks, then ``data: [DONE]``.
+
+        The line's slot is freed at the end, or when the client leaves.
+        """
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model, "choices": [choice], **extra}
+            body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
+                    "choices": [choice], **extra}
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         try:
@@ -246,8 +262,8 @@ class ChatAPI:
                 yield chunk({"content": piece})
             yield chunk({}, "stop", citations=citations_json(answer), mode=answer.mode, query=answer.query)
             if req.include_usage:
-                body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model, "choices": [],
-                        "usage": self._usage(req, content)}
+                body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
+                        "choices": [], "usage": self._usage(req, content)}
                 yield f"data: {json.dumps(body)}\n\n"
             yield "data: [DONE]\n\n"
         except Exception as exc:  # noqa: BLE001 - the stream has begun: the error goes in it, in OpenAI's shape
@@ -262,11 +278,13 @@ async def _read_json(request: Request) -> Any:
     try:
         raw = await request.body()
     except BodyTooLarge as exc:
-        raise APIError(413, f"the request body is too large ({exc}); send a shorter conversation", code="body_too_large") from None
+        message = f"the request body is too large ({exc}); send a shorter conversation"
+        raise APIError(413, message, code="body_too_large") from None
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
-        raise bad("", "the request body is not valid JSON; send {\"model\": ..., \"messages\": [...]}", "invalid_json") from None
+        message = "the request body is not valid JSON; send {\"model\": ..., \"messages\": [...]}"
+        raise bad("", message, "invalid_json") from None
 
 
 async def _wait_turn(place: Any, request: Request) -> bool:
@@ -279,7 +297,7 @@ async def _wait_turn(place: Any, request: Request) -> bool:
 
 
 async def _events(first: StreamEvent, events: Iterator[StreamEvent]) -> AsyncIterator[Answer | None]:
-    """The final :class:`Answer` when it comes, with a ``None`` tick at most every :data:`KEEPALIVE_S` seconds before it.
+    """The final :class:`Answer` when it comes, and before it a ``None`` tick at most every :data:`KEEPALIVE_S` s.
 
     Each event is pulled in a worker thread; a cancelled request stops at the next event, so
     the caller can close ``events`` (and with it the model) safely.

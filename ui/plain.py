@@ -23,7 +23,7 @@ SOURCES_HEADING = "Sources:"
 
 
 def answer_body(answer: Answer) -> str:
-    """The answer as the page shows it, without markup: the lead (a direct first sentence), then the text with [n] markers."""
+    """The answer as the page shows it, without markup: the lead (a direct first sentence), then the text with [n]."""
     # Answer.lead is being added to the library; until it is there, the text is the whole answer.
     lead = (getattr(answer, "lead", "") or "").strip()
     text = answer.text.strip()
@@ -31,7 +31,7 @@ def answer_body(answer: Answer) -> str:
 
 
 def sources_text(answer: Answer) -> str:
-    """One line per cited passage, ``[n] Title (source, pp. 3-4)``, under :data:`SOURCES_HEADING` (``""`` when nothing is cited)."""
+    """``[n] Title (source, date, pp. 3-4)`` per cited passage under :data:`SOURCES_HEADING` (``""``: none cited)."""
     lines = []
     for c in answer.citations:
         where = ", ".join(part for part in (c.source, c.date or "", pages_label(c.pages)) if part)
@@ -52,9 +52,10 @@ def strip_sources(content: str) -> str:
 
 
 def citations_json(answer: Answer) -> list[dict[str, Any]]:
-    """The cited passages: n, title, source, pages, start/end offsets in the article, snippet, support and the verdict."""
-    return [{"n": c.n, "title": c.title, "source": c.source, "pages": list(c.pages), "start": c.start, "end": c.end, "snippet": c.snippet,
-             "support": round(c.support, 3), "status": c.status, "url": c.url, "date": c.date} for c in answer.citations]
+    """The cited passages: n, title, source, pages, start/end offsets in the article, snippet, support, verdict."""
+    return [{"n": c.n, "title": c.title, "source": c.source, "pages": list(c.pages), "start": c.start, "end": c.end,
+             "snippet": c.snippet, "support": round(c.support, 3), "status": c.status, "url": c.url, "date": c.date}
+            for c in answer.citations]
 
 
 def passage_json(p: Passage) -> dict[str, Any]:
