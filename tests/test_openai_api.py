@@ -323,6 +323,20 @@ def test_repeated_wrong_keys_lock_the_address_out(keyed_serve):
     assert locked.json()["error"]["code"] == "too_many_failed_keys"
 
 
+def test_no_index_is_503_before_any_stream_starts(tmp_path):
+    """Failures up to retrieval are an HTTP status in OpenAI's shape, for a stream too (not a 200 that breaks)."""
+    server = Server(tmp_path / "no-index", "api", SCRIPTED_CONFIG, tmp_path / "missing-index", API_READY).wait_up()
+    try:
+        for stream in (False, True):
+            r = httpx.post(server.url + "/v1/chat/completions", json=ask_body(stream=stream), timeout=60)
+            assert r.status_code == 503, r.text
+            error = r.json()["error"]
+            assert error["code"] == "index_unavailable" and "no index" in error["message"].lower(), error
+            assert str(tmp_path) not in error["message"] and "Traceback" not in r.text
+    finally:
+        server.stop()
+
+
 # -- the real model --------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_real_smollm2_answer_through_the_openai_client(tmp_path, index):

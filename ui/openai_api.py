@@ -200,7 +200,10 @@ class ChatAPI:
         k, temperature, n_tokens = settings
         conversation = self.ui.conversation(req.turns)
         events = conversation.stream_events(req.question, top_k=k, temperature=temperature, max_new_tokens=n_tokens)
-        return next(events), events
+        event = next(events)
+        while event.kind == "rewritten":  # on to retrieval: the answer's query says what was searched for
+            event = next(events)
+        return event, events
 
     def _failure(self, exc: BaseException, question: str) -> APIError:
         if not isinstance(exc, EXPECTED):
