@@ -60,7 +60,8 @@ def free_port() -> int:
 
 def start(index: str, config: str | None, log_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "rag.cli", "api", "--index", index, "--port", str(port)] + (["--config", config] if config else [])
+    cmd = [sys.executable, "-m", "rag.cli", "api", "--index", index, "--port", str(port)]
+    cmd += ["--config", config] if config else []
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("RAG_API_KEY", None)
     with open(log_path, "w") as log:
@@ -75,7 +76,8 @@ def start(index: str, config: str | None, log_path: Path) -> tuple[subprocess.Po
 def stream_once(url: str, question: str) -> dict:
     """One streamed answer: its content, cited sources, status and timings (seconds from sending)."""
     body = {"model": "rag", "stream": True, "messages": [{"role": "user", "content": question}]}
-    out: dict = {"status": 0, "content": "", "sources": [], "error": None, "first_chunk": None, "first_content": None, "done": False}
+    out: dict = {"status": 0, "content": "", "sources": [], "error": None, "first_chunk": None, "first_content": None,
+                 "done": False}
     t0 = time.perf_counter()
     with httpx.stream("POST", url, json=body, timeout=600) as r:
         out["status"] = r.status_code
@@ -148,17 +150,20 @@ def report(results: list[tuple[int, dict]], refs: list[dict], questions: list[st
                     any(set(r["sources"]) <= set(refs[j]["sources"]) for j in others)):
                 mixed += 1
     per_client = [sum(1 for i, _ in ok if i == c) for c in range(clients)]
-    print(f"\n{clients} streaming clients for {seconds:.0f} s: {len(ok)} answers ({len(ok) / seconds * 60:.1f}/min), per client {per_client}")
+    print(f"\n{clients} streaming clients for {seconds:.0f} s: {len(ok)} answers (requests started in the window), "
+          f"per client {per_client}")
     print(f"errors {errors}   busy (429) {busy}   mixed between clients {mixed}   changed from own reference {changed}")
     for name in ("first_chunk", "first_content", "total"):
         values = [r[name] for _, r in ok if r.get(name) is not None]
-        print(f"{name.replace('_', ' '):14} p50 {pct(values, 0.5):6.2f} s   p95 {pct(values, 0.95):6.2f} s   (n={len(values)})")
+        print(f"{name.replace('_', ' '):14} p50 {pct(values, 0.5):6.2f} s   p95 {pct(values, 0.95):6.2f} s   "
+              f"(n={len(values)})")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--index", help="index folder (default: build data/articles into a temporary folder)")
-    p.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="config (default: configs/default.yaml)")
+    p.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"),
+                   help="config (default: configs/default.yaml)")
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--seconds", type=float, default=60.0)
     args = p.parse_args(argv)
@@ -166,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     index = args.index
     if index is None:
         index = str(work / "index")
-        subprocess.run([sys.executable, "-m", "rag.cli", "build", str(ROOT / "data" / "articles"), "--index", index, "--quiet"], cwd=ROOT, check=True)
+        build = [sys.executable, "-m", "rag.cli", "build", str(ROOT / "data" / "articles"), "--index", index, "--quiet"]
+        subprocess.run(build, cwd=ROOT, check=True)
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(args.clients)]
-    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} before the server starts")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs, load average {load} before the server starts")
     proc, url = start(index, args.config, work / "server.log")
     try:
         t0 = time.perf_counter()
@@ -176,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         bad = [q for q, r in zip(questions, refs) if r["status"] != 200 or r["error"] or not r["done"]]
         if bad:
             raise SystemExit(f"reference answers failed for {bad}; see {work / 'server.log'}")
-        print(f"reference answers: {len(refs)} in {time.perf_counter() - t0:.1f} s (serial, the first loads the models); "
-              f"{len({tuple(r['sources']) for r in refs})} distinct sets of cited sources")
+        source_sets = len({tuple(r["sources"]) for r in refs})
+        print(f"reference answers: {len(refs)} in {time.perf_counter() - t0:.1f} s "
+              f"(serial, the first loads the models); {source_sets} distinct sets of cited sources")
         results = run_clients(url, questions, args.seconds)
         report(results, refs, questions, args.seconds)
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
