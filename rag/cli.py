@@ -280,7 +280,8 @@ def _add_serve(sub) -> None:
                                    "Binding to any other address (e.g. --host 0.0.0.0) requires authentication: set "
                                    "RAG_UI_AUTH=user:password or pass --auth-file FILE; without it the server refuses to start. "
                                    "Only requests for loopback names, --host and ui.allowed_hosts are answered. "
-                                   "Programs can call the 'ask' API endpoint with gradio_client.")
+                                   "Programs can call the 'ask' API endpoint with gradio_client, and OpenAI-compatible clients "
+                                   "POST /v1/chat/completions on the same port (see 'rag api --help'; beyond loopback it needs RAG_API_KEY).")
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need RAG_UI_AUTH or --auth-file)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -297,9 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve, _add_feedback):
+    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve, _add_api, _add_feedback):
         add(sub)
     return parser
+
+
+def _add_api(sub) -> None:
+    from .api_cli import add_api_parsers  # rag api and rag mcp: the articles for other clients (rag/api_cli.py)
+
+    add_api_parsers(sub, _common, _config_path)
 
 
 def _add_feedback(sub) -> None:

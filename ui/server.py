@@ -23,6 +23,7 @@ from rag import RAG, IndexNotFoundError
 from . import render, viewer
 from .app import build_app
 from .chat import ChatUI
+from .openai_api import ChatAPI, api_key_from_env
 from .security import MAX_BODY_BYTES, LoginThrottle, RequestGuard, allowed_host_names
 from .upload import UploadLimits, upload_allowed
 
@@ -137,16 +138,18 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     demo = build_app(ui)
     demo.queue(default_concurrency_limit=1)
     hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
+    # The OpenAI-compatible endpoint (ui.openai_api) on the same port, behind the same guard, sharing the page's line.
+    api = ChatAPI(ui, loopback=is_loopback(host), key=api_key_from_env())
     try:
-        _launch(demo, ui, host, port, required, hosts)
+        _launch(demo, ui, host, port, required, hosts, api.routes())
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
     shown_host = f"[{host}]" if ":" in host else host
     n = ui.cfg.generation_concurrency
     print(f"Serving the chat UI on http://{shown_host}:{port} (started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
-          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}). "
-          "Ctrl+C stops it.", flush=True)
+          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}; "
+          f"OpenAI-compatible API at /v1{', bearer key required' if api.key_required else ''}). Ctrl+C stops it.", flush=True)
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
     try:
@@ -176,7 +179,8 @@ def _missing_index(rag: RAG) -> bool:
     return False
 
 
-def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str]) -> None:
+def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str],
+            routes: Sequence[Any] = ()) -> None:
     # FastAPI's own middleware list: the guard is in place before the server takes a request.
     # Gradio's upload route opens only with the upload panel, for one upload's bytes (plus multipart overhead).
     upload_bytes = UploadLimits.from_config(ui.rag.config).max_total_bytes if ui.upload_enabled else 0
@@ -198,5 +202,6 @@ def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[st
         max_threads=launch_threads(ui.cfg),
         # Without the upload panel the guard closes the upload routes, and files are tiny if they ever reach Gradio.
         max_file_size=upload_bytes or "1kb",
-        app_kwargs={"middleware": [guard]},
+        # FastAPI(routes=...) puts the API's routes ahead of Gradio's own.
+        app_kwargs={"middleware": [guard], "routes": list(routes)},
     )
