@@ -26,12 +26,14 @@ def test_an_answer_citing_nothing_has_no_sources_list():
     assert answer_content(answer) == "I could not find the answer in the articles." and sources_text(answer) == ""
 
 
-def test_a_lead_comes_first_once():
-    """When the library's Answer carries a lead (a direct first sentence), it opens the content, and is not repeated."""
-    quotes = SimpleNamespace(lead="Nvidia lost about $589 billion.", text="The articles say: it fell 17% [1].", citations=[])
-    assert answer_body(quotes) == "Nvidia lost about $589 billion.\n\nThe articles say: it fell 17% [1]."
-    repeated = SimpleNamespace(lead="Nvidia fell.", text="Nvidia fell. More [1].", citations=[])
-    assert answer_body(repeated) == "Nvidia fell. More [1]."
+def test_the_lead_comes_first_and_the_quotes_under_it():
+    """The content is the answer as the page shows it: the lead, then the articles' quotes, then the plain sources."""
+    lead = "Nvidia shares fell about 17 percent [1]."
+    answer = Answer(question="q", text=f"{lead}\n\nFrom the articles: Nvidia shares fell about 17% on Monday [1].", lead=lead,
+                    citations=[citation(1, date="2025-01-28")])
+    content = answer_content(answer)
+    assert content.startswith(lead + "\n\nFrom the articles: ") and content.count(lead) == 1
+    assert content.endswith("\n\nSources:\n[1] Title 1 (news/a1.md, 2025-01-28)")
 
 
 def test_strip_sources_gives_back_the_answer_a_client_returns_in_its_history():

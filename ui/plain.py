@@ -23,11 +23,9 @@ SOURCES_HEADING = "Sources:"
 
 
 def answer_body(answer: Answer) -> str:
-    """The answer as the page shows it, without markup: the lead (a direct first sentence), then the text with [n]."""
-    # Answer.lead is being added to the library; until it is there, the text is the whole answer.
-    lead = (getattr(answer, "lead", "") or "").strip()
-    text = answer.text.strip()
-    return f"{lead}\n\n{text}" if lead and not text.startswith(lead) else text
+    """The answer as the page shows it, without markup: the lead (a direct first sentence), then the articles'
+    quotes with [n] (``Answer.text`` is exactly that)."""
+    return answer.text.strip()
 
 
 def sources_text(answer: Answer) -> str:
