@@ -77,6 +77,26 @@ def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
     return ""
 
 
+def disagrees(draft: str, question: str, evidence: EvidenceSet) -> str:
+    """Why a draft's answer is not the best evidence sentence's ("" when it is, or that sentence gives none).
+
+    A 135M model often answers from the second or third evidence line ("Bianca Andreescu won Wimbledon
+    in 2019 [2]" beside "Simona Halep ... won the 2019 Wimbledon Championships [1]"): its lead then
+    missed the gold answer that the evidence lead held more often (rgb-en-fact, README "Quality"). With
+    ``evidence.draft_must_agree`` such a draft does not lead; a bigger model's profile may turn it off.
+    """
+    kind = answer_type(question)
+    if kind not in _KINDS or not evidence.sentences:
+        return ""
+    best = evidence.sentences[0].text
+    if not answer_spans(best, question, kind):
+        return ""
+    plain = " ".join(MARKER.sub(" ", draft).split())
+    if any(_in_evidence(plain[a:b], best) for a, b in answer_spans(plain, question, kind)):
+        return ""
+    return f"its {_KINDS[kind]} is not the one the best evidence sentence gives"
+
+
 def lead_span(lead: str, question: str) -> tuple[int, int] | None:
     """Offsets in ``lead`` of the phrase that answers ``question`` (None: the kind is not one a phrase gives)."""
     return answer_phrase(MARKER.sub(lambda m: " " * len(m.group(0)), lead), question)
@@ -87,4 +107,4 @@ def evidence_lead(evidence: EvidenceSet) -> str:
     return quotes(evidence.sentences[:1])
 
 
-__all__ = ["SUPPORT_LABEL", "compose", "evidence_lead", "lead_span", "quotes", "unresponsive"]
+__all__ = ["SUPPORT_LABEL", "compose", "disagrees", "evidence_lead", "lead_span", "quotes", "unresponsive"]

@@ -22,7 +22,7 @@ from .embedding import ENGINES, Embedder, SentenceTransformerEmbedder, make_embe
 from .evidence import EvidenceSet, draft_shortfall, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .indexing import BuildSummary, IndexBuilder
-from .lead import compose, evidence_lead, lead_span, unresponsive
+from .lead import compose, disagrees, evidence_lead, lead_span, unresponsive
 from .prompting import NOT_FOUND, build_evidence_prompt
 from .records import Answer, Chunk, Passage
 from .retrieval import MetadataFilter, make_retriever, not_covered_text
@@ -364,11 +364,16 @@ class RAG:
         yield StreamEvent("done", answer=answer)
 
     def _draft_rejection(self, checked: Any, evidence: EvidenceSet, question: str) -> str:
-        """Why a faithful draft is not the lead: it does not answer (``evidence.draft_must_answer``), or,
-        where the completeness rules are on (``evidence.draft_must_keep``), it says less than the evidence."""
+        """Why a faithful draft is not the lead: it does not answer (``evidence.draft_must_answer``), its answer
+        is not the best evidence sentence's (``evidence.draft_must_agree``), or, where the completeness rules
+        are on (``evidence.draft_must_keep``), it says less than the evidence."""
         ev_cfg = self.config.evidence
         if ev_cfg.draft_must_answer:
             why = unresponsive(checked.text, question, evidence)
+            if why:
+                return why
+        if ev_cfg.draft_must_agree:
+            why = disagrees(checked.text, question, evidence)
             if why:
                 return why
         return draft_shortfall(checked.text, evidence, question, keep=ev_cfg.draft_must_keep, sentences=ev_cfg.draft_must_keep_from,

@@ -70,3 +70,17 @@ def test_lead_span_skips_the_citation_marker():
     lead = "DeepSeek was founded in July 2023 [2]."
     a, b = lead_span(lead, "When was DeepSeek founded?")
     assert lead[a:b] == "July 2023"
+
+
+def test_a_draft_answering_from_a_worse_line_disagrees_with_the_best_sentence():
+    """Seen on rgb-en-fact with SmolLM2: "Bianca Andreescu won ... in 2019 [2]" beside the best sentence naming Simona Halep."""
+    from rag.lead import disagrees
+
+    ps = [passage(1, "Simona Halep defeated Serena Williams to win the 2019 Wimbledon title."),
+          passage(2, "Bianca Andreescu defeated Serena Williams in the US Open final.")]
+    ev = select_evidence("Who won the women's singles Wimbledon in 2019?", ps, FakeEmbedder(), max_sentences=2)
+    assert ev.sentences[0].n == 1
+    q = "Who won the women's singles Wimbledon in 2019?"
+    assert disagrees("Bianca Andreescu won Wimbledon in 2019 [2].", q, ev) == "its name is not the one the best evidence sentence gives"
+    assert disagrees("Simona Halep won Wimbledon in 2019 [1].", q, ev) == ""
+    assert disagrees("It was a final [1].", "Why was it a final?", ev) == ""  # "other" questions: nothing to compare
