@@ -24,6 +24,7 @@ from . import render, viewer
 from .app import build_app
 from .chat import ChatUI
 from .security import MAX_BODY_BYTES, LoginThrottle, RequestGuard, allowed_host_names
+from .tempspace import MB, TempSpace, state_folder
 from .upload import UploadLimits, upload_allowed
 
 log = logging.getLogger("rag.ui")
@@ -134,12 +135,22 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     # Upload only where the page is private to this machine or behind a login (SECURITY.md).
     uploads = upload_allowed(rag.config.ui.upload, host, required is not None, is_loopback)
     ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None, upload_enabled=uploads)
+    space = TempSpace(state_folder(ui.cfg.state_dir), int(ui.cfg.temp_max_mb * MB))
+    try:
+        space.prepare()  # before the Blocks exist: Gradio reads GRADIO_TEMP_DIR when they are made
+    except OSError as exc:
+        print(f"error: cannot create the server's state folder {space.state} ({exc}); set ui.state_dir to a folder you can write", file=sys.stderr)
+        return 2
+    # uvicorn believes X-Forwarded-For/-Proto only from these (its default trusts 127.0.0.1, so any local
+    # program or a forged header on a proxied request could pick the client address the login lockout counts).
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(ui.cfg.trusted_proxies)
     demo = build_app(ui)
     demo.queue(default_concurrency_limit=1)
     hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
     try:
-        _launch(demo, ui, host, port, required, hosts)
+        _launch(demo, ui, host, port, required, hosts, space)
     except OSError as exc:
+        space.remove()
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
     shown_host = f"[{host}]" if ":" in host else host
@@ -155,6 +166,7 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         pass
     finally:
         demo.close()
+        space.remove()
     return 0
 
 
@@ -176,11 +188,12 @@ def _missing_index(rag: RAG) -> bool:
     return False
 
 
-def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str]) -> None:
+def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str], space: TempSpace) -> None:
     # FastAPI's own middleware list: the guard is in place before the server takes a request.
     # Gradio's upload route opens only with the upload panel, for one upload's bytes (plus multipart overhead).
     upload_bytes = UploadLimits.from_config(ui.rag.config).max_total_bytes if ui.upload_enabled else 0
-    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), upload_bytes=upload_bytes + MAX_BODY_BYTES if upload_bytes else 0)
+    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), upload_bytes=upload_bytes + MAX_BODY_BYTES if upload_bytes else 0,
+                       port=port, upload_space=space.refusal)
     demo.launch(
         server_name=host,
         server_port=port,
@@ -196,6 +209,9 @@ def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[st
         enable_monitoring=False,
         mcp_server=False,
         max_threads=launch_threads(ui.cfg),
+        # Each session (a tab, or an API caller's session hash) holds a copy of the page's component
+        # config (~100 KB) plus its chat; Gradio's default keeps 10,000 of them.
+        state_session_capacity=ui.cfg.max_sessions,
         # Without the upload panel the guard closes the upload routes, and files are tiny if they ever reach Gradio.
         max_file_size=upload_bytes or "1kb",
         app_kwargs={"middleware": [guard]},
