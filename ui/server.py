@@ -9,23 +9,25 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.middleware import Middleware
 
 from rag import RAG, IndexNotFoundError
 
 from . import render, viewer
-from .app import build_app
-from .chat import ChatUI
 from .security import MAX_BODY_BYTES, LoginThrottle, RequestGuard, allowed_host_names
 from .tempspace import MB, TempSpace, state_folder
 from .upload import UploadLimits, upload_allowed
+
+if TYPE_CHECKING:
+    from .chat import ChatUI
 
 log = logging.getLogger("rag.ui")
 
@@ -134,13 +136,16 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         print(f"Indexed {summary.articles} articles as {summary.chunks} chunks.", file=sys.stderr)
     # Upload only where the page is private to this machine or behind a login (SECURITY.md).
     uploads = upload_allowed(rag.config.ui.upload, host, required is not None, is_loopback)
-    ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None, upload_enabled=uploads)
-    space = TempSpace(state_folder(ui.cfg.state_dir), int(ui.cfg.temp_max_mb * MB))
+    space = TempSpace(state_folder(rag.config.ui.state_dir), int(rag.config.ui.temp_max_mb * MB))
     try:
-        space.prepare()  # before the Blocks exist: Gradio reads GRADIO_TEMP_DIR when they are made
+        space.prepare()  # sets GRADIO_TEMP_DIR, which Gradio reads when imported and when the Blocks are made
     except OSError as exc:
         print(f"error: cannot create the server's state folder {space.state} ({exc}); set ui.state_dir to a folder you can write", file=sys.stderr)
         return 2
+    from .app import build_app
+    from .chat import ChatUI
+
+    ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None, upload_enabled=uploads)
     # uvicorn believes X-Forwarded-For/-Proto only from these (its default trusts 127.0.0.1, so any local
     # program or a forged header on a proxied request could pick the client address the login lockout counts).
     os.environ["FORWARDED_ALLOW_IPS"] = ",".join(ui.cfg.trusted_proxies)
@@ -160,6 +165,8 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
           "Ctrl+C stops it.", flush=True)
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
+    # SIGTERM (kill, systemd, a supervisor) stops it like Ctrl+C, so the temp folder and the model process go too.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo.block_thread()
     except KeyboardInterrupt:
@@ -168,6 +175,10 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         demo.close()
         space.remove()
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _refusal(host: str, port: int, required: list[tuple[str, str]] | None) -> str | None:
