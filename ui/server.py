@@ -121,11 +121,7 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     t0 = time.perf_counter()
-    try:
-        required = logins(auth, auth_file)
-        refusal = _refusal(host, port, required)
-    except ValueError as exc:
-        refusal = str(exc)
+    required, refusal = _start_refusal(host, port, auth, auth_file)
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
@@ -158,11 +154,7 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         space.remove()
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
-    shown_host = f"[{host}]" if ":" in host else host
-    n = ui.cfg.generation_concurrency
-    print(f"Serving the chat UI on http://{shown_host}:{port} (started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
-          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}). "
-          "Ctrl+C stops it.", flush=True)
+    _announce(ui, host, port, f"started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}", hosts)
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
     # SIGTERM (kill, systemd, a supervisor) stops it like Ctrl+C, so the temp folder and the model process go too.
@@ -175,6 +167,23 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         demo.close()
         space.remove()
     return 0
+
+
+def _start_refusal(host: str, port: int, auth: str | None, auth_file: str | Path | None) -> tuple[list[tuple[str, str]] | None, str | None]:
+    """``(logins required, why rag serve must not start)``."""
+    try:
+        required = logins(auth, auth_file)
+        return required, _refusal(host, port, required)
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def _announce(ui: ChatUI, host: str, port: int, started: str, hosts: frozenset[str]) -> None:
+    shown_host = f"[{host}]" if ":" in host else host
+    n = ui.cfg.generation_concurrency
+    print(f"Serving the chat UI on http://{shown_host}:{port} ({started}; "
+          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}). "
+          "Ctrl+C stops it.", flush=True)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
