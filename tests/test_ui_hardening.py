@@ -205,20 +205,15 @@ def test_trusted_proxies_must_be_addresses():
 
 
 # -- 3. Gradio's temp folder -------------------------------------------------------------------
-def test_received_files_stay_in_a_private_capped_folder_of_the_server(tmp_path_factory):
-    """4 x 40 MB posts to Gradio's upload route stayed in the shared, world-readable gradio/ temp folder, without limit."""
+def test_received_files_past_the_cap_are_refused(tmp_path_factory):
+    """4 x 40 MB posts to Gradio's upload route all stayed in its temp folder, without limit; the folder outlived the server."""
     work = tmp_path_factory.mktemp("temp-space")
     write_articles(work / "allowed" / "articles")
     state = work / "state" / "rag"
-    stale = state / "gradio-999999999"  # left by a server that no longer runs
-    stale.mkdir(parents=True)
-    (stale / "old.txt").write_text("left over")
     served = Served(work, UI_TEST + "ui:\n  temp_max_mb: 3\n  upload_max_total_mb: 1\n", env={"XDG_STATE_HOME": str(work / "state")})
     served.wait_up()
     try:
         own = state / f"gradio-{served.proc.pid}"
-        assert not stale.exists(), "a stale temp folder was not cleaned at start"
-        assert stat.S_IMODE(state.stat().st_mode) == 0o700 and stat.S_IMODE(own.stat().st_mode) == 0o700
         codes = []
         for i in range(5):
             r = httpx.post(served.url + "/gradio_api/upload", files={"files": (f"part{i}.md", os.urandom(900_000))}, timeout=30)
@@ -233,6 +228,27 @@ def test_received_files_stay_in_a_private_capped_folder_of_the_server(tmp_path_f
     finally:
         served.stop()
     assert not own.exists(), "the temp folder outlived the server"
+
+
+def test_received_files_go_to_the_servers_own_private_folder(tmp_path_factory):
+    """Gradio's received files went to a temp folder shared by every Gradio app (world-readable), and nothing cleaned it at start."""
+    work = tmp_path_factory.mktemp("temp-private")
+    write_articles(work / "allowed" / "articles")
+    state = work / "state" / "rag"
+    stale = state / "gradio-999999999"  # left by a server that no longer runs
+    stale.mkdir(parents=True)
+    (stale / "old.txt").write_text("left over")
+    served = Served(work, UI_TEST, env={"XDG_STATE_HOME": str(work / "state"), "GRADIO_TEMP_DIR": str(work / "shared-gradio")})
+    served.wait_up()
+    try:
+        own = state / f"gradio-{served.proc.pid}"
+        assert not stale.exists(), "a stale temp folder was not cleaned at start"
+        r = httpx.post(served.url + "/gradio_api/upload", files={"files": ("note.md", b"# Note")}, timeout=30)
+        assert r.status_code == 200 and Path(r.json()[0]).is_relative_to(own), r.text[:300]
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700 and stat.S_IMODE(own.stat().st_mode) == 0o700
+        assert not [p for p in (work / "shared-gradio").rglob("*") if p.is_file()], "a received file went to the shared folder"
+    finally:
+        served.stop()
 
 
 def test_gradio_deletes_received_files_on_a_schedule():
@@ -306,8 +322,9 @@ def test_rebuild_of_a_folder_holding_the_index_reads_only_articles(tmp_path_fact
     work = tmp_path_factory.mktemp("walk")
     root = work / "allowed"
     write_articles(root / "articles")
-    config = UI_TEST + f"ui:\n  feedback_path: {root / 'feedback' / 'feedback.jsonl'}\n  state_dir: {root / 'state'}\n"
-    served = Served(work, config, "--index", str(root / "idx"), env={"XDG_STATE_HOME": str(work / "state")})
+    config = UI_TEST + f"ui:\n  feedback_path: {root / 'feedback' / 'feedback.jsonl'}\n"
+    # The server's state folder (its received files) inside the rebuilt folder, under a name that is not hidden.
+    served = Served(work, config, "--index", str(root / "idx"), env={"XDG_STATE_HOME": str(root / "state")})
     served.wait_up()
     try:
         c = client(served)
@@ -362,8 +379,9 @@ def test_upload_during_a_rebuild_is_refused_at_once(tmp_path_factory):
         note = work / "note.md"
         note.write_text("# Note\n\nSteel cables hold the bridge.", encoding="utf-8")
         t0 = time.monotonic()
-        message = c.predict([handle_file(str(note))], api_name="/upload")[0]
-        assert "A rebuild is already running" in message and time.monotonic() - t0 < 30, message
+        upload = c.submit([handle_file(str(note))], api_name="/upload")
+        message = upload.result(timeout=60)[0]  # waiting in line behind the held rebuild would time out here
+        assert "A rebuild is already running" in message and time.monotonic() - t0 < 60, message
         assert not (work / "allowed" / "articles" / "uploads" / "note.md").exists()
         assert not rebuild.done()
     finally:
