@@ -333,13 +333,13 @@ def test_rebuild_of_a_folder_holding_the_index_reads_only_articles(tmp_path_fact
         assert list((root / "idx").glob("gen-*/bm25/*.json")), "the keyword index this test relies on is not a .json file any more"
         FeedbackLog(root / "feedback" / "feedback.jsonl").append({"question": "Nvidia?", "answer": "It fell [1].", "rating": 1})
         received = httpx.post(served.url + "/gradio_api/upload", files={"files": ("received.md", b"# Received\n\nA file the page sent.")}, timeout=30)
-        assert received.status_code == 200 and Path(received.json()[0]).is_relative_to(root / "state")
         message, _ = c.predict(str(root), api_name="/rebuild")
-        assert "Indexed 3 articles" in message, message
         current = (root / "idx" / "CURRENT").read_text().strip()
         manifest = json.loads((root / "idx" / current / "manifest.json").read_text())
         sources = sorted(d["source"] for d in manifest["documents"])
         assert all(s.startswith("articles/") for s in sources), sources
+        assert "Indexed 3 articles" in message, message
+        assert received.status_code == 200 and Path(received.json()[0]).is_relative_to(root / "state"), received.text[:300]
     finally:
         served.stop()
 
