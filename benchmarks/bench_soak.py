@@ -11,6 +11,7 @@ before per-session state was capped (``ui.max_sessions``).
     python benchmarks/bench_soak.py                          # 10 minutes, capped (the default config)
     python benchmarks/bench_soak.py --minutes 3 --compare    # 3 minutes capped, then 3 minutes with Gradio's 10,000 sessions
     python benchmarks/bench_soak.py --config configs/default.yaml --backend none   # extractive answers: more calls per minute
+    python benchmarks/bench_soak.py --minutes 6 --max-sessions 20   # a low cap, reached within minutes with the real model
 
 Figures (per minute, then a summary): calls answered, busy replies, errors, server RSS and
 child RSS at the end of each minute; "after warm-up" compares the RSS at the end of the
@@ -185,6 +186,7 @@ def main() -> int:
     parser.add_argument("--index", help="existing index folder (default: build data/articles into a temporary folder)")
     parser.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="YAML config (default: configs/default.yaml)")
     parser.add_argument("--backend", help="override generation.backend (e.g. none: extractive answers, no model)")
+    parser.add_argument("--max-sessions", type=int, help="override ui.max_sessions (default: the config's, 200)")
     parser.add_argument("--compare", action="store_true", help="then soak again with ui.max_sessions 10000 (Gradio's default, as before issue 27)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -195,6 +197,8 @@ def main() -> int:
     if args.backend:
         base.setdefault("generation", {})["backend"] = args.backend
     base.setdefault("ui", {})["max_queue"] = max(args.clients, 32)
+    if args.max_sessions:
+        base["ui"]["max_sessions"] = args.max_sessions
     index = args.index
     if index is None:
         from rag import RAG, Config
