@@ -15,7 +15,7 @@ before per-session state was capped (``ui.max_sessions``).
 
 Figures (per minute, then a summary): calls answered, busy replies, errors, server RSS and
 child RSS at the end of each minute; "after warm-up" compares the RSS at the end of the
-first minute with the last one (MB and ratio). The machine's load average is printed at the
+second minute (the first includes loading the models) with the last one (MB and ratio). The machine's load average is printed at the
 start and the end: other work on the machine slows the calls, not the memory.
 """
 
@@ -173,9 +173,10 @@ def summary(label: str, rows: list) -> None:
     if len(rows) < 2:
         print(f"[{label}] too short for a warm-up comparison (run --minutes 2 or more)")
         return
-    warm, last = rows[0][4], rows[-1][4]
-    answered = rows[-1][1] - rows[0][1]
-    print(f"[{label}] server RSS after warm-up {warm:.0f} MB -> {last:.0f} MB at {rows[-1][0]} min: {last - warm:+.0f} MB "
+    first = rows[1] if len(rows) >= 3 else rows[0]  # the first minute includes loading the models
+    warm, last = first[4], rows[-1][4]
+    answered = rows[-1][1] - first[1]
+    print(f"[{label}] server RSS after warm-up ({first[0]} min) {warm:.0f} MB -> {last:.0f} MB at {rows[-1][0]} min: {last - warm:+.0f} MB "
           f"(x{last / warm:.3f}) over {answered} more calls answered ({(last - warm) / max(answered, 1) * 1000:.0f} kB per call)")
 
 
