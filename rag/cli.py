@@ -279,7 +279,9 @@ def _add_serve(sub) -> None:
                                    "127.0.0.1 by default, never creates a public share link, and Gradio analytics are off. "
                                    "Binding to any other address (e.g. --host 0.0.0.0) requires authentication: set "
                                    "RAG_UI_AUTH=user:password or pass --auth-file FILE; without it the server refuses to start. "
-                                   "Only requests for loopback names, --host and ui.allowed_hosts are answered. "
+                                   "Only requests for loopback names, --host and ui.allowed_hosts are answered; X-Forwarded-For is "
+                                   "believed only from ui.trusted_proxies. Received files wait in a private folder under "
+                                   "ui.state_dir (default ~/.local/state/rag). "
                                    "Programs can call the 'ask' API endpoint with gradio_client, and OpenAI-compatible clients "
                                    "POST /v1/chat/completions on the same port (see 'rag api --help'; beyond loopback it needs RAG_API_KEY).")
     _common(p)

@@ -26,6 +26,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from .documents import mark_not_articles
+
 # A comment longer than this is cut (it is a note for a person, not a document).
 MAX_COMMENT_CHARS = 2000
 
@@ -74,6 +76,7 @@ class FeedbackLog:
         """Add ``record`` as one line."""
         line = json.dumps(record, ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        mark_not_articles(self.path.parent, self.path.name)  # a build of a folder above it must not read ratings as articles
         with FileLock(str(self.path) + ".lock", timeout=10):
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:

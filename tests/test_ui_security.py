@@ -47,8 +47,9 @@ class Served:
         (work / "config.yaml").write_text(config, encoding="utf-8")
         cmd = [sys.executable, str(ROOT / "tests" / "ui_launcher.py"), "serve", "--config", str(work / "config.yaml"),
                "--index", str(work / "index"), "--port", str(self.port), "--allowed-root", str(work / "allowed"), *args]
+        # XDG_STATE_HOME: the server's state folder (its Gradio temp folder) inside the test's folder.
         full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_TEMP_DIR": str(work / "gradio-tmp"),
-                    "RAG_TEST_HOLD": str(work / "release"), **(env or {})}
+                    "XDG_STATE_HOME": str(work / "state"), "RAG_TEST_HOLD": str(work / "release"), **(env or {})}
         full_env.setdefault("RAG_UI_AUTH", "")
         with open(self.log_path, "w") as fh:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=full_env)
@@ -96,10 +97,11 @@ def fn_index(server: Served, api_name: str) -> int:
     return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
 
 
-def call(server: Served, api_name: str, *data: object) -> tuple[bool, object]:
+def call(server: Served, api_name: str, *data: object, session: str | None = None) -> tuple[bool, object]:
     """Call an endpoint through Gradio's queue as the page does, with ASCII JSON (so a lone
-    surrogate travels as a ``\\ud800`` escape, as JSON.stringify sends it); returns (success, output)."""
-    session = os.urandom(6).hex()
+    surrogate travels as a ``\\ud800`` escape, as JSON.stringify sends it); returns (success, output).
+    ``session``: the session hash (default: a new one for each call)."""
+    session = session or os.urandom(6).hex()
     body = {"data": list(data), "fn_index": fn_index(server, api_name), "session_hash": session, "event_data": None, "trigger_id": None}
     r = httpx.post(f"{server.url}/gradio_api/queue/join", content=json.dumps(body, ensure_ascii=True),
                    headers={"Content-Type": "application/json"}, timeout=30)
@@ -241,7 +243,7 @@ def test_upload_route_is_closed(server):
     marker = b"rag-upload-test-" + os.urandom(8).hex().encode()
     r = httpx.post(server.url + "/gradio_api/upload", files={"files": ("big.txt", marker * 1000)}, timeout=30)
     assert r.status_code in (403, 404), r.text[:200]
-    stored = [p for p in (server.work / "gradio-tmp").rglob("*") if p.is_file() and marker in p.read_bytes()]
+    stored = [p for folder in ("gradio-tmp", "state") for p in (server.work / folder).rglob("*") if p.is_file() and marker in p.read_bytes()]
     assert stored == []
 
 

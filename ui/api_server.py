@@ -92,7 +92,7 @@ def serve_api(*, config: str | Path | None = None, index: str | Path | None = No
     ui = ChatUI(rag)
     api = ChatAPI(ui, loopback=is_loopback(host), key=key)
     hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
-    app = Starlette(routes=api.routes(), middleware=[Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle())])
+    app = Starlette(routes=api.routes(), middleware=[Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), port=port)])
     try:
         sock = bind(host, port)
     except OSError as exc:

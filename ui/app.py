@@ -14,11 +14,14 @@ import gradio as gr  # ui/__init__.py has turned Gradio's analytics off before t
 
 from . import history, render, viewer
 from .chat import TEMPERATURE_MAX, ChatUI, new_session
+from .inputs import ChatHistory, SettingSlider
 from .library import ArticlesPanel
 from .rating import Ratings
 
 # localStorage key of the past chats (gr.BrowserState); the value is encrypted per server process.
 HISTORY_KEY = "rag_past_chats"
+# Gradio deletes the files it received every 5 minutes once they are 30 minutes old (ui.tempspace caps the rest).
+DELETE_CACHE = (300, 1800)
 
 
 # -- layout -----------------------------------------------------------------------------
@@ -27,9 +30,9 @@ def _side_panel(ui: ChatUI) -> tuple:
     cfg, gen_cfg = ui.cfg, ui.rag.config.generation
     with gr.Sidebar(label="Settings", open=True, position="left", elem_id="settings"):
         gr.Markdown("### Settings")
-        top_k = gr.Slider(1, cfg.max_top_k, value=min(ui.rag.config.retrieval.top_k, cfg.max_top_k), step=1, label="Passages to retrieve (top-k)", elem_id="top-k")
-        temperature = gr.Slider(0.0, TEMPERATURE_MAX, value=gen_cfg.temperature, step=0.05, label="Temperature (0 = greedy)", elem_id="temperature")
-        max_tokens = gr.Slider(16, cfg.max_new_tokens_limit, value=min(gen_cfg.max_new_tokens, cfg.max_new_tokens_limit), step=1, label="Max new tokens", elem_id="max-new-tokens")
+        top_k = SettingSlider(1, cfg.max_top_k, value=min(ui.rag.config.retrieval.top_k, cfg.max_top_k), step=1, label="Passages to retrieve (top-k)", elem_id="top-k")
+        temperature = SettingSlider(0.0, TEMPERATURE_MAX, value=gen_cfg.temperature, step=0.05, label="Temperature (0 = greedy)", elem_id="temperature")
+        max_tokens = SettingSlider(16, cfg.max_new_tokens_limit, value=min(gen_cfg.max_new_tokens, cfg.max_new_tokens_limit), step=1, label="Max new tokens", elem_id="max-new-tokens")
         cautious = gr.Checkbox(value=ui.rag.config.evidence.abstention == "cautious", label="Cautious: decline unless the articles clearly answer",
                                info="Says \"I could not find\" several times as often to questions the articles do not answer, "
                                     "and more often to ones they do (README 'Quality')", elem_id="cautious")
@@ -59,9 +62,10 @@ def _articles_panel(ui: ChatUI, status: gr.HTML) -> None:
     def upload(paths: list | None, progress=gr.Progress(track_tqdm=True)) -> tuple:
         return (*panel.upload(paths, progress), None)
 
-    # One build at a time, shared with "Rebuild index" (concurrency_id); chat events keep running.
-    upload_btn.click(upload, inputs=[files], outputs=[upload_msg, status, uploaded, files], api_name="upload", concurrency_id="rebuild", concurrency_limit=1)
-    remove_btn.click(panel.remove, inputs=[uploaded], outputs=[upload_msg, status, uploaded], api_name="remove_upload", concurrency_id="rebuild", concurrency_limit=1)
+    # One build at a time through ui.building(), which refuses a second one at once with a message
+    # (a Gradio concurrency limit would instead hold it in line and run it after the first).
+    upload_btn.click(upload, inputs=[files], outputs=[upload_msg, status, uploaded, files], api_name="upload", concurrency_limit=None)
+    remove_btn.click(panel.remove, inputs=[uploaded], outputs=[upload_msg, status, uploaded], api_name="remove_upload", concurrency_limit=None)
 
 
 def _history_panel() -> tuple:
@@ -120,14 +124,14 @@ def _rating_row() -> tuple:
 def build_app(ui: ChatUI) -> gr.Blocks:
     """The Gradio page for ``ui``: chat, sources, settings side panel, rebuild, API."""
     cfg = ui.cfg
-    with gr.Blocks(title="Ask the articles", analytics_enabled=False, fill_width=True) as demo:
+    with gr.Blocks(title="Ask the articles", analytics_enabled=False, fill_width=True, delete_cache=DELETE_CACHE) as demo:
         session = gr.State(new_session())
         top_k, temperature, max_tokens, cautious, status, refresh, folder, rebuild_btn, rebuild_msg = _side_panel(ui)
         ratings = Ratings(ui)
         gr.Markdown("## Ask the articles\nAnswers come only from the indexed articles; markers such as [1] link to their sources.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(
+                chatbot = ChatHistory(
                     elem_id="chat",
                     label="Chat",
                     height=560,
@@ -170,7 +174,7 @@ def build_app(ui: ChatUI) -> gr.Blocks:
         def rebuild(folder_text: str, progress=gr.Progress(track_tqdm=True)) -> tuple[str, str]:
             return ui.rebuild(folder_text, progress)
 
-        rebuild_btn.click(rebuild, inputs=[folder], outputs=[rebuild_msg, status], api_name="rebuild", concurrency_id="rebuild", concurrency_limit=1)
+        rebuild_btn.click(rebuild, inputs=[folder], outputs=[rebuild_msg, status], api_name="rebuild", concurrency_limit=None)  # see _articles_panel
         refresh.click(ui.status, outputs=[status], api_name="status", queue=False)
         demo.load(ui.status, outputs=[status], api_visibility="private", queue=False)
         gr.api(ui.ask, api_name="ask", concurrency_limit=None)

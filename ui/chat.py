@@ -56,6 +56,8 @@ def check_settings(top_k: Any, temperature: Any, max_new_tokens: Any, *, max_top
     """
     def as_int(name: str, value: Any, lo: int, hi: int) -> int:
         try:
+            if isinstance(value, bool):  # float(True) is 1.0: a JSON true is not a number
+                raise TypeError
             f = float(value)
         except (TypeError, ValueError, OverflowError):
             raise InputError(f"{name} must be a whole number from {lo} to {hi}, got {shown(str(value), 50)}") from None
@@ -66,6 +68,8 @@ def check_settings(top_k: Any, temperature: Any, max_new_tokens: Any, *, max_top
     k = as_int("top-k", top_k, 1, max_top_k)
     n = as_int("max new tokens", max_new_tokens, 1, max_tokens)
     try:
+        if isinstance(temperature, bool):
+            raise TypeError
         t = float(temperature)
     except (TypeError, ValueError, OverflowError):
         raise InputError(f"temperature must be a number from 0 to {TEMPERATURE_MAX}, got {shown(str(temperature), 50)}") from None

@@ -148,7 +148,7 @@ def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = No
 
     app = server.streamable_http_app(host=host)
     hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
-    app.user_middleware.insert(0, Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle()))
+    app.user_middleware.insert(0, Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), port=port))
     try:
         sock = bind(host, port)
     except OSError as exc:

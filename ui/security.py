@@ -20,12 +20,13 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
@@ -42,7 +43,10 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 def host_name(value: str) -> str:
-    """The host part of a ``Host`` header (``[::1]:7860`` -> ``::1``), lower case, no trailing dot."""
+    """A configured host name as the allow-list keeps it (``[::1]:7860`` -> ``::1``), lower case, no trailing dot.
+
+    Lenient, for names from the config and the command line; headers go through :func:`parse_host`.
+    """
     value = value.strip().lower()
     if value.startswith("["):
         name = value[1 : value.find("]")] if "]" in value else value[1:]
@@ -51,6 +55,76 @@ def host_name(value: str) -> str:
     else:
         name = value  # a bare IPv6 address, or no port
     return name.rstrip(".")
+
+
+# name[:digits]: a DNS name or IPv4 address (letters, digits, '-', '_', '.'), or [IPv6]; nothing else.
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9_](?:[a-z0-9_.-]{0,252})))(?::(?P<port>[0-9]{1,5}))?")
+_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>[^/?#@\s]+)")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """``(name, port)`` of a ``Host`` header accepted only as ``name[:digits]`` (None for anything else).
+
+    ``127.0.0.1:7893@evil.example``, ``[::1]evil.example``, ``localhost:evil.example`` and a
+    port over 65535 are None: browsers never send them, and a lenient parser would read a
+    name the allow-list never saw.
+
+    Example:
+        >>> parse_host("LocalHost.:7860"), parse_host("[::1]"), parse_host("localhost:evil.example")
+        (('localhost', 7860), ('::1', None), None)
+    """
+    m = _HOST.fullmatch(value.strip().lower())
+    if m is None:
+        return None
+    if m["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(m["ip6"])
+        except ValueError:
+            return None
+    port = int(m["port"]) if m["port"] is not None else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    return (m["ip6"] or m["name"].rstrip(".")), port
+
+
+def parse_origin(value: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an ``Origin`` header, the port filled in from the scheme; None unless ``http(s)://name[:digits]``."""
+    m = _ORIGIN.fullmatch(value.strip().lower())
+    host = parse_host(m["host"]) if m else None
+    if m is None or host is None:
+        return None
+    return m["scheme"], host[0], host[1] if host[1] is not None else DEFAULT_PORTS[m["scheme"]]
+
+
+def host_allowed(header: str, hosts: frozenset[str]) -> bool:
+    """Whether a ``Host`` header is ``name[:digits]`` with a name in ``hosts`` (``"*"`` in ``hosts`` allows any well-formed one)."""
+    parsed = parse_host(header)
+    return parsed is not None and ("*" in hosts or parsed[0] in hosts)
+
+
+def origin_allowed(origin: str, *, scheme: str, host: str, hosts: frozenset[str], port: int | None = None) -> bool:
+    """Whether a request's ``Origin`` is this app itself: same scheme, an allowed host, and its port.
+
+    Args:
+        origin: the ``Origin`` header.
+        scheme: the request's own scheme (``http``/``https``; ``ws``/``wss`` count as those).
+        host: the request's ``Host`` header: its port (or the scheme's default) is one the app is reached on.
+        hosts: allowed host names (see :func:`allowed_host_names`).
+        port: the port the server listens on, also accepted (a page opened on ``localhost:PORT``
+            calling ``127.0.0.1:PORT``); None: only the Host header's.
+
+    A page served by another local program (``http://localhost:8000``) differs in port and
+    is refused, although its host is allowed.
+    """
+    parsed = parse_origin(origin)
+    own = parse_host(host)
+    if parsed is None or own is None:
+        return False
+    o_scheme, o_host, o_port = parsed
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    ports = {own[1] if own[1] is not None else DEFAULT_PORTS.get(scheme), port}
+    return o_scheme == scheme and ("*" in hosts or o_host in hosts) and o_port in ports
 
 
 def allowed_host_names(bind_host: str, extra: Iterable[str]) -> frozenset[str]:
@@ -133,15 +207,18 @@ class RequestGuard:
     """
 
     def __init__(self, app: Any, *, hosts: frozenset[str], throttle: LoginThrottle, max_body_bytes: int = MAX_BODY_BYTES,
-                 upload_bytes: int = 0) -> None:
+                 upload_bytes: int = 0, port: int | None = None, upload_space: Callable[[int], str | None] | None = None) -> None:
         self.app = app
         self.upload_bytes = upload_bytes
         self.hosts = hosts
         self.throttle = throttle
         self.max_body_bytes = max_body_bytes
+        self.port = port
+        self.upload_space = upload_space
 
     def allowed(self, name: str) -> bool:
-        return "*" in self.hosts or host_name(name) in self.hosts
+        """Whether a ``Host`` header is well formed and names an allowed host."""
+        return host_allowed(name, self.hosts)
 
     def refusal(self, scope: dict, headers: Headers) -> tuple[int, str] | None:
         """``(status, message)`` when the request must not reach the app."""
@@ -150,8 +227,9 @@ class RequestGuard:
             return 403, (f"Host {host[:100]!r} is not allowed: open the app as http://127.0.0.1:PORT, "
                          "or add the name to ui.allowed_hosts in the config.")
         origin = headers.get("origin")
-        if origin is not None and not self.allowed(urlsplit(origin).hostname or origin):
-            return 403, f"Requests from pages on {origin[:100]!r} are not allowed (only pages served by this app may call it)."
+        if origin is not None and not origin_allowed(origin, scheme=scope.get("scheme", "http"), host=host, hosts=self.hosts, port=self.port):
+            return 403, (f"Requests from pages on {origin[:100]!r} are not allowed (only pages served by this app, "
+                         "same scheme, host and port, may call it).")
         path = scope.get("path", "").rstrip("/") or "/"
         if path in UPLOAD_PATHS and not self.upload_bytes:
             return 404, "File uploads are off: this app has no file input."
@@ -159,6 +237,10 @@ class RequestGuard:
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return 413, f"The request body is {length[:20]} bytes; the limit is {limit}."
+        if path in UPLOAD_PATHS and self.upload_space is not None and scope.get("method") == "POST":
+            full = self.upload_space(int(length) if length else limit)
+            if full:
+                return 507, full
         if path == "/login" and scope.get("method") == "POST":
             wait = self.throttle.retry_after(client_of(scope))
             if wait:
@@ -225,6 +307,10 @@ def _capped(receive: Callable, limit: int) -> Callable:
 
 
 def client_of(scope: dict) -> str:
-    """The client's address (all clients behind one reverse proxy share it)."""
+    """The client's address: the connection's own, or the one a proxy in ``ui.trusted_proxies`` forwarded.
+
+    ``rag serve`` sets uvicorn's ``FORWARDED_ALLOW_IPS`` to ``ui.trusted_proxies`` (empty by
+    default), so ``X-Forwarded-For`` rewrites ``scope["client"]`` only for connections from those.
+    """
     client = scope.get("client")
     return client[0] if client else "unknown"

@@ -9,23 +9,25 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.middleware import Middleware
 
 from rag import RAG, IndexNotFoundError
 
 from . import render, viewer
-from .app import build_app
-from .chat import ChatUI
-from .openai_api import ChatAPI, api_key_from_env
 from .security import MAX_BODY_BYTES, LoginThrottle, RequestGuard, allowed_host_names
+from .tempspace import MB, TempSpace, state_folder
 from .upload import UploadLimits, upload_allowed
+
+if TYPE_CHECKING:
+    from .chat import ChatUI
 
 log = logging.getLogger("rag.ui")
 
@@ -119,11 +121,7 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     t0 = time.perf_counter()
-    try:
-        required = logins(auth, auth_file)
-        refusal = _refusal(host, port, required)
-    except ValueError as exc:
-        refusal = str(exc)
+    required, refusal = _start_refusal(host, port, auth, auth_file)
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
@@ -134,31 +132,66 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         print(f"Indexed {summary.articles} articles as {summary.chunks} chunks.", file=sys.stderr)
     # Upload only where the page is private to this machine or behind a login (SECURITY.md).
     uploads = upload_allowed(rag.config.ui.upload, host, required is not None, is_loopback)
+    space = TempSpace(state_folder(rag.config.ui.state_dir), int(rag.config.ui.temp_max_mb * MB))
+    try:
+        space.prepare()  # sets GRADIO_TEMP_DIR, which Gradio reads when imported and when the Blocks are made
+    except OSError as exc:
+        print(f"error: cannot create the server's state folder {space.state} ({exc}); set ui.state_dir to a folder you can write", file=sys.stderr)
+        return 2
+    from .app import build_app
+    from .chat import ChatUI
+    from .openai_api import ChatAPI, api_key_from_env
+
     ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None, upload_enabled=uploads)
+    # uvicorn believes X-Forwarded-For/-Proto only from these (its default trusts 127.0.0.1, so any local
+    # program or a forged header on a proxied request could pick the client address the login lockout counts).
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(ui.cfg.trusted_proxies)
     demo = build_app(ui)
     demo.queue(default_concurrency_limit=1)
     hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
     # The OpenAI-compatible endpoint (ui.openai_api) on the same port, behind the same guard, sharing the page's line.
     api = ChatAPI(ui, loopback=is_loopback(host), key=api_key_from_env())
     try:
-        _launch(demo, ui, host, port, required, hosts, api.routes())
+        _launch(demo, ui, host, port, required, hosts, space, api.routes())
     except OSError as exc:
+        space.remove()
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
-    shown_host = f"[{host}]" if ":" in host else host
-    n = ui.cfg.generation_concurrency
-    print(f"Serving the chat UI on http://{shown_host}:{port} (started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
-          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}; "
-          f"OpenAI-compatible API at /v1{', bearer key required' if api.key_required else ''}). Ctrl+C stops it.", flush=True)
+    _announce(ui, host, port, f"started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}", hosts,
+              f"OpenAI-compatible API at /v1{', bearer key required' if api.key_required else ''}")
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
+    # SIGTERM (kill, systemd, a supervisor) stops it like Ctrl+C, so the temp folder and the model process go too.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
         demo.close()
+        space.remove()
     return 0
+
+
+def _start_refusal(host: str, port: int, auth: str | None, auth_file: str | Path | None) -> tuple[list[tuple[str, str]] | None, str | None]:
+    """``(logins required, why rag serve must not start)``."""
+    try:
+        required = logins(auth, auth_file)
+        return required, _refusal(host, port, required)
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def _announce(ui: ChatUI, host: str, port: int, started: str, hosts: frozenset[str], api: str = "") -> None:
+    shown_host = f"[{host}]" if ":" in host else host
+    n = ui.cfg.generation_concurrency
+    print(f"Serving the chat UI on http://{shown_host}:{port} ({started}; "
+          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}"
+          f"{'; ' + api if api else ''}). Ctrl+C stops it.", flush=True)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _refusal(host: str, port: int, required: list[tuple[str, str]] | None) -> str | None:
@@ -179,12 +212,13 @@ def _missing_index(rag: RAG) -> bool:
     return False
 
 
-def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str],
+def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str], space: TempSpace,
             routes: Sequence[Any] = ()) -> None:
     # FastAPI's own middleware list: the guard is in place before the server takes a request.
     # Gradio's upload route opens only with the upload panel, for one upload's bytes (plus multipart overhead).
     upload_bytes = UploadLimits.from_config(ui.rag.config).max_total_bytes if ui.upload_enabled else 0
-    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), upload_bytes=upload_bytes + MAX_BODY_BYTES if upload_bytes else 0)
+    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), upload_bytes=upload_bytes + MAX_BODY_BYTES if upload_bytes else 0,
+                       port=port, upload_space=space.refusal)
     demo.launch(
         server_name=host,
         server_port=port,
@@ -200,6 +234,10 @@ def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[st
         enable_monitoring=False,
         mcp_server=False,
         max_threads=launch_threads(ui.cfg),
+        # Each session (a tab, or an API caller's session hash) holds a copy of the page's component
+        # config (~80 KB) plus its chat and sources panel (~1 MB per session measured with SmolLM2
+        # answers, benchmarks/bench_soak.py); Gradio's default keeps 10,000 of them.
+        state_session_capacity=ui.cfg.max_sessions,
         # Without the upload panel the guard closes the upload routes, and files are tiny if they ever reach Gradio.
         max_file_size=upload_bytes or "1kb",
         # FastAPI(routes=...) puts the API's routes ahead of Gradio's own.

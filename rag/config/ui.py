@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import ClassVar
 
 from pydantic import Field, field_validator
@@ -37,7 +38,23 @@ class UIConfig(_Section):
     upload_max_files: int = Field(50, ge=1, description="Most files in one upload (files in a .zip count one by one).")
     upload_suffixes: tuple[str, ...] = Field((), description="File types accepted, e.g. ['.pdf', '.md'] (empty: every type the loader reads); .zip is always accepted.")
     upload_max_zip_ratio: float = Field(100.0, gt=1, description="A .zip entry whose uncompressed size is more than this times its compressed size is refused (zip bombs).")
+    trusted_proxies: tuple[str, ...] = Field((), description="Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto headers are believed "
+                                             "(e.g. ['127.0.0.1']); empty: those headers are ignored and each connection is its own client.")
+    state_dir: str = Field("", description="The server's own folder (private, 0700) for Gradio's received files "
+                           "(empty: $XDG_STATE_HOME/rag, else ~/.local/state/rag).")
+    temp_max_mb: float = Field(500.0, gt=0, description="Files received and not yet cleaned up, all together; past this Gradio's upload route answers 507.")
+    max_sessions: int = Field(200, ge=1, description="Browser tabs and API callers whose chat state the server keeps (the oldest is forgotten past this).")
     feedback_path: str = Field("feedback/feedback.jsonl", description="JSON lines file of answer ratings (relative paths: from the folder rag serve started in).")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"ui.trusted_proxies: {item!r} is not an IP address or network; write e.g. 127.0.0.1 or 10.0.0.0/8") from None
+        return v
 
     @field_validator("rewrite")
     @classmethod

@@ -5,7 +5,10 @@ Each file type has one loader in :data:`LOADERS`, keyed by suffix and registered
 ``.html``/``.htm`` (visible text only), ``.json``/``.jsonl`` (records with ``title``/``text``
 or ``content``/``url``/``date``) and ``.pdf`` (``pypdf``, keeping where each page starts).
 A file that cannot be read is skipped and reported with its reason; it never aborts a load.
-A walk reads only files that resolve, after following links, under the folder being loaded.
+A walk reads only files that resolve, after following links, under the folder being loaded,
+and never enters what the tool keeps for itself: a folder holding a :data:`NOT_ARTICLES`
+marker (index folders, the server's state folder), a file the marker names (the ratings
+file), and the paths a caller excludes (the index being built).
 
 Example:
     >>> result = load_documents("data/articles")
@@ -39,7 +42,7 @@ from .base import (
 
 __all__ = ["DEFAULT_EXTENSIONS", "LINK_OUTSIDE", "LOADERS", "WHITESPACE_ONLY", "LoadResult", "Loader", "SkippedFile", "UnreadableFile",
            "content_hash", "decode_bytes", "document_id", "has_text", "iter_article_files", "load_documents", "load_file", "loader",
-           "make_document", "supported_types"]
+           "make_document", "mark_not_articles", "NOT_ARTICLES", "supported_types"]
 
 # The built-in types; a loader registered later is read too when ``extensions`` is None.
 DEFAULT_EXTENSIONS = tuple(LOADERS)
@@ -51,18 +54,49 @@ def _inside(path: str, base: str) -> bool:
 
 
 LINK_OUTSIDE = "link leads outside the articles folder"
+# A hidden file in a folder the tool writes for itself: ``*`` (the whole folder) or one file name per line.
+NOT_ARTICLES = ".rag-not-articles"
 
 
-def iter_article_files(folder: Path, extensions: tuple[str, ...] | None = None) -> Iterator[tuple[Path, str | None]]:
+def mark_not_articles(folder: str | Path, name: str = "*") -> None:
+    """Record that ``folder`` (or the file ``name`` in it) is the tool's own, so no build reads it as articles.
+
+    The index folder, the server's state folder and the ratings file are marked when they
+    are written: a rebuild of a folder above them (``.``) must not index
+    ``idx/gen-*/bm25/keyword.json`` or past ratings as articles.
+    """
+    marker = Path(folder) / NOT_ARTICLES
+    try:
+        names = set(marker.read_text(encoding="utf-8").split("\n")) if marker.exists() else set()
+        if name not in names and "*" not in names:
+            tmp = marker.with_name(f"{NOT_ARTICLES}.{os.getpid()}.tmp")
+            tmp.write_text("\n".join(sorted(n for n in names | {name} if n)) + "\n", encoding="utf-8")
+            os.replace(tmp, marker)
+    except OSError:  # a read-only folder: the walk still skips the index by path (IndexBuilder)
+        pass
+
+
+def _not_articles(folder: Path) -> set[str]:
+    """The names marked in ``folder``'s :data:`NOT_ARTICLES` (``{"*"}``: all of it)."""
+    try:
+        return {n.strip() for n in (folder / NOT_ARTICLES).read_text(encoding="utf-8", errors="replace").splitlines() if n.strip()}
+    except OSError:
+        return set()
+
+
+def iter_article_files(folder: Path, extensions: tuple[str, ...] | None = None,
+                       exclude: tuple[str | Path, ...] = ()) -> Iterator[tuple[Path, str | None]]:
     """Yield ``(path, problem)`` for candidate files under ``folder``, sorted, without following symlink loops.
 
     ``problem`` is None for a readable candidate, or the reason it must be skipped. A link
     (to a file or a folder) that resolves outside ``folder`` is never followed: it is
     reported with :data:`LINK_OUTSIDE`, the same words whether its target exists or not, so
-    a walk never tells what lies outside.
+    a walk never tells what lies outside. Folders marked with :data:`NOT_ARTICLES`, the
+    files such a marker names, and ``exclude`` (resolved) are passed over in silence.
     """
     extensions = tuple(LOADERS) if extensions is None else extensions
     base = os.path.realpath(folder)
+    excluded = {os.path.realpath(p) for p in exclude}
     seen_dirs: set[tuple[int, int]] = set()
     stack = [folder]
     found: list[tuple[Path, str | None]] = []
@@ -78,15 +112,20 @@ def iter_article_files(folder: Path, extensions: tuple[str, ...] | None = None) 
             found.append((d, "symlink loop: folder already visited"))
             continue
         seen_dirs.add(key)
+        marked = _not_articles(d)
+        if "*" in marked or os.path.realpath(d) in excluded:
+            continue
         try:
             entries = sorted(os.scandir(d), key=lambda e: e.name)
         except OSError as exc:
             found.append((d, f"cannot list folder: {exc.strerror or exc}"))
             continue
         for entry in entries:
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") or entry.name in marked:
                 continue
             path = Path(entry.path)
+            if excluded and os.path.realpath(path) in excluded:
+                continue
             # Folders are entered only through here, so a link is the one way out of ``base``.
             if entry.is_symlink() and not _inside(os.path.realpath(path), base):
                 found.append((path, LINK_OUTSIDE))
@@ -111,7 +150,7 @@ def iter_article_files(folder: Path, extensions: tuple[str, ...] | None = None) 
 
 
 def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tuple[str, ...] | None = None,
-                   show_progress: bool = False) -> LoadResult:
+                   show_progress: bool = False, exclude: tuple[str | Path, ...] = ()) -> LoadResult:
     """Load every supported article under ``folder``.
 
     Args:
@@ -120,6 +159,7 @@ def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tu
         extensions: file suffixes to load (default: every suffix in :data:`LOADERS`).
         show_progress: show a progress bar over the files (on stderr, once loading takes
             more than half a second).
+        exclude: files and folders never read (the index being built, when it lies inside ``folder``).
 
     Returns:
         A :class:`LoadResult`; ``skipped`` names each unreadable file and its reason.
@@ -134,7 +174,7 @@ def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tu
 
     docs: list[Document] = []
     skipped: list[SkippedFile] = []
-    candidates = list(iter_article_files(root, None if extensions is None else tuple(e.lower() for e in extensions)))
+    candidates = list(iter_article_files(root, None if extensions is None else tuple(e.lower() for e in extensions), exclude))
     for path, problem in tqdm(candidates, desc="Reading articles", unit="file", disable=not show_progress, delay=0.5):
         rel = _relative(path, root)
         if problem:

@@ -7,7 +7,10 @@ open chat down with it. Here the child dies alone: the answer being written fail
 pipeline then answers extractively), and the next question finds a fresh server.
 
 The child is ``python -m llama_cpp.server`` on ``127.0.0.1`` and a free port, talked to
-with :class:`~rag.generation.openai.OpenAIGenerator`. llama.cpp keeps the KV cache of the
+with :class:`~rag.generation.openai.OpenAIGenerator`. Only this process can use it: each
+start gets a random API key that only this process knows (requests without it get 401),
+it answers only ``Host: 127.0.0.1`` (400 otherwise), sends no CORS headers, and
+``/v1/models`` lists the model by a short alias, not by its path (SECURITY.md). llama.cpp keeps the KV cache of the
 previous request and reuses its longest common token prefix, so the fixed system prompt
 and few-shot example are processed once and each question pays only for its own tokens.
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -47,7 +51,10 @@ from .transformers import TransformersGenerator
 log = logging.getLogger(__name__)
 
 # Runs llama_cpp.server in the child after starting a thread that exits the process as soon
-# as the parent's end of stdin closes (the parent exited or was killed).
+# as the parent's end of stdin closes (the parent exited or was killed). The server's app is
+# narrowed first: its CORS layer (any origin, with credentials) is dropped and only Host
+# 127.0.0.1 is answered, so no web page can use it; the API key comes in $API_KEY (read by
+# llama_cpp.server's settings), never on the command line, where every local user sees it.
 _CHILD = r"""
 import os, runpy, sys, threading
 
@@ -59,6 +66,21 @@ def _watch_parent():
         os._exit(0)
 
 threading.Thread(target=_watch_parent, daemon=True, name="parent-watch").start()
+
+import llama_cpp.server.app as _app
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+_create_app = _app.create_app
+
+def _narrowed_app(*args, **kwargs):
+    app = _create_app(*args, **kwargs)
+    app.user_middleware[:] = [m for m in app.user_middleware if m.cls is not CORSMiddleware]
+    app.user_middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1"]))
+    return app
+
+_app.create_app = _narrowed_app
 sys.argv = ["llama_cpp.server", *sys.argv[1:]]
 runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 """
@@ -77,6 +99,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def model_alias(model: str) -> str:
+    """The name the child serves the model under: a ``.gguf`` path's file stem, so no path reaches ``/v1/models``."""
+    return Path(model).stem if model.lower().endswith(".gguf") else model
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -141,7 +168,7 @@ class LlamaServerGenerator(FromConfig):
         self.startup_timeout = startup_timeout
         self.restarts = 0
         self._proc: subprocess.Popen | None = None
-        self._client = OpenAIGenerator(model, base_url="http://127.0.0.1:1/v1", api_key_env=None, timeout=timeout, retries=0,
+        self._client = OpenAIGenerator(model_alias(model), base_url="http://127.0.0.1:1/v1", api_key_env=None, timeout=timeout, retries=0,
                                        context_window=self.context_window, opens_think=opens_think)
         self._lock = threading.Lock()
         self._epoch = 0  # bumped by close(), so a restart scheduled before it does not run after it
@@ -213,30 +240,32 @@ class LlamaServerGenerator(FromConfig):
         gguf = prepared_gguf(self.name, self.gguf_type, self._cache_dir)
         for attempt in range(3):  # another program may take the free port before the server binds it
             port = free_port()
-            proc = self._spawn(gguf, port)
-            if self._wait_ready(proc, port, last_try=attempt == 2):
+            key = secrets.token_urlsafe(32)  # a new one for each child: only this process ever knows it
+            proc = self._spawn(gguf, port, key)
+            if self._wait_ready(proc, port, key, last_try=attempt == 2):
                 self._proc = proc
                 self._client.base_url = f"http://127.0.0.1:{port}/v1"
+                self._client.api_key = key
                 _LIVE.add(self)
                 return proc
         raise AssertionError("unreachable")  # pragma: no cover - _wait_ready raises on the last try
 
-    def _spawn(self, gguf: Path, port: int) -> subprocess.Popen:
-        args = ["--model", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.n_ctx),
+    def _spawn(self, gguf: Path, port: int, key: str) -> subprocess.Popen:
+        args = ["--model", str(gguf), "--model_alias", self._client.name, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.n_ctx),
                 "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads_batch)]
         self.log_path = Path(tempfile.gettempdir()) / f"rag-llama-server-{os.getpid()}-{id(self):x}.log"
         # llama.cpp's OpenMP threads spin at every barrier by default; when anything else runs
         # on the cores (the embedder, the UI, other programs) a descheduled thread stalls the
         # others. Measured at load average ~8 on 2 cores, 2 threads, ~550-token prompt: TTFT
         # 21.6 s and 1.6 tokens/s by default, 4.6 s and 16.8 tokens/s with passive waiting.
-        env = {**os.environ}
+        env = {**os.environ, "API_KEY": key}
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         with self.log_path.open("wb") as out:
             # Its own process group, so close() and atexit stop everything it started.
             return subprocess.Popen([sys.executable, "-c", _CHILD, *args], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True, env=env)
 
-    def _wait_ready(self, proc: subprocess.Popen, port: int, *, last_try: bool) -> bool:
+    def _wait_ready(self, proc: subprocess.Popen, port: int, key: str, *, last_try: bool) -> bool:
         """Wait until ``/v1/models`` answers; False when the port was taken (worth another try)."""
         import httpx
 
@@ -249,7 +278,7 @@ class LlamaServerGenerator(FromConfig):
                 raise GeneratorError(f"the local model process (llama.cpp server) {describe_exit(proc.returncode)} while starting: {tail[-500:]!r}; "
                                      "check the build with `python scripts/llama_build.py --check`, or set generation.backend: transformers")
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=2).status_code == 200:
                     return True
             except httpx.HTTPError:
                 pass

@@ -45,6 +45,8 @@ class OpenAIGenerator(FromConfig):
         backoff: first retry delay in seconds (doubling, at most 10 s).
         context_window: prompt + answer tokens (None: 4096).
         opens_think: the server's chat template opens ``<think>`` in the prompt.
+        encoding: tiktoken encoding for :meth:`count_tokens`.
+        api_key: the key itself, held in memory only (a server this process started); overrides ``api_key_env``.
 
     Example:
         >>> gen = OpenAIGenerator("deepseek-r1:7b", base_url="http://127.0.0.1:11434/v1")
@@ -67,7 +69,8 @@ class OpenAIGenerator(FromConfig):
         opens_think: bool | None = None
 
     def __init__(self, model: str, *, base_url: str = "http://127.0.0.1:8080/v1", api_key_env: str | None = "OPENAI_API_KEY", timeout: float = 60.0,
-                 retries: int = 2, backoff: float = 0.5, context_window: int | None = None, opens_think: bool | None = False, encoding: str = "cl100k_base") -> None:
+                 retries: int = 2, backoff: float = 0.5, context_window: int | None = None, opens_think: bool | None = False, encoding: str = "cl100k_base",
+                 api_key: str | None = None) -> None:
         if not re.match(r"^https?://[^/\s]+", base_url or ""):
             raise GeneratorError(f"generation.base_url must be an http(s) URL such as http://127.0.0.1:8080/v1, got {base_url!r}")
         if timeout <= 0:
@@ -84,6 +87,8 @@ class OpenAIGenerator(FromConfig):
         self._opens_think = bool(opens_think)
         self._encoding_name = encoding
         self._encoding = None
+        # A key held in memory only (the llama_server backend's per-child key); overrides api_key_env.
+        self.api_key = api_key
 
     def warm_up(self) -> None:
         """Nothing to load: the server holds the model (a request made now would only cost it time)."""
@@ -113,7 +118,7 @@ class OpenAIGenerator(FromConfig):
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream"}
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        key = self.api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers

@@ -218,7 +218,9 @@ class IndexBuilder:
             return None, reason
 
     def _build(self, folder: Path, full: bool, show_progress: bool, t0: float) -> BuildSummary:
-        result = load_documents(folder, max_file_mb=self.loader.max_file_mb, extensions=self.loader.extensions, show_progress=show_progress)
+        # The index itself may lie inside the folder (a rebuild of "."): never read as articles.
+        result = load_documents(folder, max_file_mb=self.loader.max_file_mb, extensions=self.loader.extensions, show_progress=show_progress,
+                                exclude=(self.store.root,))
         if not result.documents:
             why = "; ".join(f"{s.source}: {s.reason}" for s in result.skipped[:5])
             raise BuildError(f"no readable articles in {str(folder)!r}" + (f" (skipped: {why})" if why else "")

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..ann import build_index, prepare_for_queries
+from ..documents import mark_not_articles
 from ..records import Chunk, Manifest
 from .base import (
     CHUNK_COLUMNS,
@@ -134,6 +135,7 @@ def write_generation(
     manifest = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    mark_not_articles(root)  # a build of a folder that holds this index skips it
     previous = IndexStore(root).current_name_or_none()
     _remove_leftovers(root, previous)
     if len(vectors) != len(chunks):
