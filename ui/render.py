@@ -359,8 +359,12 @@ class AnswerView:
         self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": final_answer_markdown(answer, self.turn)})
 
 
+# Height of the Sources panel's own scrolling box (gr.HTML's max_height, ui/app.py). Not CSS on #sources: Gradio 6
+# puts the elem_id on the component's wrapper with an inline "overflow: visible", so a max-height there let the
+# sources spill over the Article panel below (text on text); max_height scrolls the inner html-container instead.
+SOURCES_MAX_HEIGHT = 360
+
 CSS = """
-#sources { max-height: 680px; overflow-y: auto; }
 .rag-sources { padding-left: 0; list-style: none; margin: 4px 0; }
 .rag-source { border-left: 3px solid var(--border-color-primary); padding: 4px 8px; margin: 8px 0; border-radius: 2px; transition: background 0.4s; }
 mark.rag-evidence { background: var(--color-accent-soft); color: inherit; padding: 0 1px; border-radius: 2px; }
