@@ -147,6 +147,8 @@ def _wait_answered(page, turn: int) -> None:
 
 
 def test_sample_questions_on_the_page_are_shown_once_checked(sample_server, browser, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
     from rag.lead import lead_span
     from ui.render import CHECKING, MODE_LABELS
 
@@ -186,6 +188,7 @@ def test_sample_questions_on_the_page_are_shown_once_checked(sample_server, brow
             assert page.locator(f"#sources #{anchor}").count() == 1, (question, anchor)
         if mode == "declined":
             assert not answer["links"] and not answer["bold"], (question, answer)
+            expect(page.locator(f"#sources #turn-{len(modes)} > .rag-none")).to_have_text("No retrieved passage answers this question.")
             continue
         assert answer["links"], (question, answer)
         # The lead's answer phrase (lead_span for the question it answered) is bold, and nothing else is.
@@ -193,11 +196,15 @@ def test_sample_questions_on_the_page_are_shown_once_checked(sample_server, brow
         lead = answer["lead"].replace("⚠", "")
         span = lead_span(lead, query)
         assert answer["bold"] == ([lead[span[0]:span[1]].strip()] if span else []), (question, query, answer)
+    print(json.dumps([{"question": q, "mode": m, "shown": seen[i]} for (i, _), (_, q), m in zip(shown, questions, modes)], indent=1))
     assert modes.count("declined") < len(modes) // 2, modes  # the sample questions are mostly answered
     assert_panels_apart(page)
     page.evaluate("window.scrollTo(0, 0)")
     shot = tmp_path / "answers-1280.png"
     page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
     if os.environ.get("RAG_UI_SCREENSHOT_DIR"):
         shutil.copy(shot, Path(os.environ["RAG_UI_SCREENSHOT_DIR"]) / "answers-1280.png")
+        for turn, (i, _) in enumerate(shown, start=1):  # each answer as it looks in the chat
+            page.locator('#chat [data-testid="bot"]').nth(i).screenshot(path=str(Path(os.environ["RAG_UI_SCREENSHOT_DIR"]) / f"answer-{turn}.png"))
     page.close()

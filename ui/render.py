@@ -206,7 +206,7 @@ def answer_section(turn: int, answer: Answer, query: str) -> str:
     parts = [f'<section class="rag-turn" id="turn-{turn}">{_turn_head(turn, answer.question, query)}']
     if cited:
         parts.append(f'<h4>Sources ({len(cited_ns)})</h4><ol class="rag-sources rag-cited">{cited}</ol>')
-    elif answer.text == NOT_FOUND:
+    elif answer.mode == "declined" or answer.text == NOT_FOUND:  # "not found", or "not covered" below the relevance floor
         parts.append('<div class="rag-none">No retrieved passage answers this question.</div>')
     else:
         parts.append('<div class="rag-none">The answer cites no passage; check it against the passages below.</div>')
