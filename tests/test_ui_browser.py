@@ -143,12 +143,13 @@ def test_chat_in_a_real_browser(real_server, browser, tmp_path):
         time.sleep(0.05)
     else:
         pytest.fail("no final answer within 240 s")
-    # Nothing shown is taken back: the answer's place shows the "checking" line (or nothing) until the
-    # checked answer replaces it, and that answer is the only answer text ever shown.
+    # Nothing shown is taken back: after Gradio's loading dots ("Loading content" to a screen reader) the
+    # answer's place shows the "checking" line until the checked answer replaces it, and that answer is
+    # the only answer text ever shown.
     answer = chat.locator(".bot").last.inner_text()
     seen = page.evaluate("window.__ragSeen")
     checking = re.sub(r"<[^>]+>", "", CHECKING)
-    assert [t for t in seen if t != checking] == [answer.strip()], f"the answer was replaced (saw {seen!r})"
+    assert [t for t in seen if t not in (checking, "Loading content")] == [answer.strip()], f"the answer was replaced (saw {seen!r})"
 
     # 3. the answer text and at least one [n] marker linking to a source
     # The figure, not the wording: greedy output differs at near-ties between a cold and a
@@ -351,15 +352,16 @@ def test_sample_questions_show_no_invented_name_or_number_as_cited(sample_server
 
 @pytest.mark.browser
 def test_the_cautious_box_declines_a_question_the_default_answers(sample_server, browser):
-    """The sample set's unanswerable "office cafeteria" question: with the shipped settings the page
-    quotes the closest evidence; with the side panel's Cautious box ticked the same question is declined."""
+    """The sample set's unanswerable "ARC-AGI" question (s40; "office cafeteria" is now below the relevance
+    floor, so declined either way): with the shipped settings the page quotes the closest evidence; with the
+    side panel's Cautious box ticked the same question is declined."""
     from playwright.sync_api import expect
 
     url, _ = sample_server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     box = page.locator("#question textarea")
-    question = "What was the name of DeepSeek's office cafeteria?"
+    question = "What score did DeepSeek-R1 achieve on the ARC-AGI benchmark?"
     for turn, cautious in enumerate((False, True), start=1):
         page.locator("#cautious input[type=checkbox]").set_checked(cautious)
         box.fill(question)
