@@ -365,6 +365,10 @@ class AnswerView:
 SOURCES_MAX_HEIGHT = 360
 
 CSS = """
+/* Gradio's bundled Source Sans Pro SemiBold is a 5 KB stub without Latin letters, so bold text (the lead's answer
+   phrase, source titles) fell back to DejaVu Sans Bold, larger than the text around it; its Bold file is complete. */
+@font-face { font-family: 'Source Sans Pro'; src: url('static/fonts/SourceSansPro/SourceSansPro-Bold.woff2') format('woff2'); font-weight: 600; font-style: normal; }
+@font-face { font-family: 'Source Sans Pro'; src: url('static/fonts/SourceSansPro/SourceSansPro-Bold.woff2') format('woff2'); font-weight: 700; font-style: normal; }
 .rag-sources { padding-left: 0; list-style: none; margin: 4px 0; }
 .rag-source { border-left: 3px solid var(--border-color-primary); padding: 4px 8px; margin: 8px 0; border-radius: 2px; transition: background 0.4s; }
 mark.rag-evidence { background: var(--color-accent-soft); color: inherit; padding: 0 1px; border-radius: 2px; }
