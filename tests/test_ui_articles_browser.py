@@ -151,6 +151,44 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
     page.close()
 
 
+def _articles_count(page) -> str:
+    return page.locator("#index-status tr", has=page.locator("th", has_text="Articles")).locator("td").inner_text()
+
+
+def test_an_upload_can_be_removed_from_a_fresh_page(server, browser, tmp_path):  # noqa: F811
+    """The list of uploads is read when a page loads, not only when the server started: a file uploaded
+    through one page is listed on a page opened afterwards, and removed from the index from there."""
+    from playwright.sync_api import expect
+
+    url, work = server
+    uploads = work / "allowed" / "articles" / "uploads"
+    kettle = tmp_path / "kettle.md"
+    kettle.write_text("# Kettle descaling\n\nDescale the office kettle every 14 days with citric acid.\n", encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    page.locator("#add-articles").get_by_text("Add articles").click()
+    page.locator("#upload-files input[type=file]").set_input_files([str(kettle)])
+    expect(page.locator("#upload-files a[href$='/kettle.md']")).to_have_count(1, timeout=30_000)
+    page.locator("#upload").click()
+    expect(page.locator("#upload-message")).to_contain_text("Added: kettle.md", timeout=120_000)
+    with_kettle = _articles_count(page)
+    page.close()
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    page.locator("#add-articles").get_by_text("Add articles").click()
+    page.locator("#uploaded input").click()
+    options = page.locator("#uploaded [role=option]")
+    expect(options).to_have_count(len(list(uploads.iterdir())), timeout=30_000)
+    assert sorted(options.all_inner_texts()) == sorted(p.name for p in uploads.iterdir())
+    options.filter(has_text="kettle.md").click()
+    page.locator("#remove-upload").click()
+    expect(page.locator("#upload-message")).to_contain_text("Removed: kettle.md", timeout=120_000)
+    assert not (uploads / "kettle.md").exists()
+    assert int(_articles_count(page)) == int(with_kettle) - 1
+    page.close()
+
+
 def test_upload_api_cannot_name_a_server_file(server):
     """An API caller may send a file path instead of uploading bytes: Gradio must refuse any
     path outside its upload cache, so /upload never copies a server file into the index."""

@@ -6,7 +6,8 @@ The ``ui-test`` backend is registered here, in the test tree only, so it can nev
 selected in production. It streams a short reasoning part and a cited answer, and raises
 when the question contains CRASH, like a generator that dies mid-request. Evidence about
 steel cables (the uploaded PDF of tests/test_ui_articles_browser.py) is answered and cited. A question with
-HOLD waits until the file named by $RAG_TEST_HOLD exists (a busy model). Each call is
+HOLD waits until the file named by $RAG_TEST_HOLD exists (a busy model). A question with CITE<N>
+gets a one-sentence answer citing passages 1..N (with ``citations.mode: off`` it leads unchecked). Each call is
 logged to stdout as ``generate: <kind> <characters>`` so tests can tell what reached it.
 """
 
@@ -49,6 +50,10 @@ class ScriptedGenerator:
             raise RuntimeError("simulated generator crash")
         if "Follow-up:" in prompt:  # a rewrite request: echo, so the heuristic is used
             yield prompt.rsplit("Follow-up:", 1)[1].strip()
+            return
+        cite = re.search(r"CITE(\d)", prompt)
+        if cite:  # the layout tests: a lead citing passages 1..N (run with citations.mode: off)
+            yield "DeepSeek released its models in January 2025 " + "".join(f"[{n}]" for n in range(1, int(cite.group(1)) + 1)) + "."
             return
         cables = re.search(r"\[(\d+)\][^\n]*steel cables", prompt)
         if cables:  # the uploaded PDF of the articles browser test

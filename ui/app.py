@@ -46,8 +46,9 @@ def _side_panel(ui: ChatUI) -> tuple:
     return top_k, temperature, max_tokens, cautious, status, refresh, folder, rebuild_btn, rebuild_msg
 
 
-def _articles_panel(ui: ChatUI, status: gr.HTML) -> None:
-    """Upload files or a .zip, remove an upload (only where ui.upload_enabled)."""
+def _articles_panel(ui: ChatUI, demo: gr.Blocks, status: gr.HTML) -> None:
+    """Upload files or a .zip, remove an upload (only where ui.upload_enabled); the list of uploads is read
+    again each time a page loads, so an upload made since the server started can be removed from a fresh page."""
     if not ui.upload_enabled:
         return
     panel = ArticlesPanel(ui)
@@ -66,6 +67,7 @@ def _articles_panel(ui: ChatUI, status: gr.HTML) -> None:
     # (a Gradio concurrency limit would instead hold it in line and run it after the first).
     upload_btn.click(upload, inputs=[files], outputs=[upload_msg, status, uploaded, files], api_name="upload", concurrency_limit=None)
     remove_btn.click(panel.remove, inputs=[uploaded], outputs=[upload_msg, status, uploaded], api_name="remove_upload", concurrency_limit=None)
+    demo.load(lambda: gr.update(choices=panel.uploads(), value=None), outputs=[uploaded], api_visibility="private", queue=False)
 
 
 def _history_panel() -> tuple:
@@ -149,10 +151,10 @@ def build_app(ui: ChatUI) -> gr.Blocks:
                     example_buttons = [gr.Button(q, size="sm", elem_classes=["rag-example"]) for q in cfg.examples]
                 rated, comment, comment_btn = _rating_row()
                 past, delete_chat = _history_panel()
-                _articles_panel(ui, status)
+                _articles_panel(ui, demo, status)
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
-                sources = gr.HTML(render.SOURCES_PLACEHOLDER, elem_id="sources")
+                sources = gr.HTML(render.SOURCES_PLACEHOLDER, elem_id="sources", max_height=render.SOURCES_MAX_HEIGHT)
                 _viewer_panel(ui)
 
         # No Gradio limit on answering events: every request reaches ui.queue, which runs

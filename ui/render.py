@@ -206,7 +206,7 @@ def answer_section(turn: int, answer: Answer, query: str) -> str:
     parts = [f'<section class="rag-turn" id="turn-{turn}">{_turn_head(turn, answer.question, query)}']
     if cited:
         parts.append(f'<h4>Sources ({len(cited_ns)})</h4><ol class="rag-sources rag-cited">{cited}</ol>')
-    elif answer.text == NOT_FOUND:
+    elif answer.mode == "declined" or answer.text == NOT_FOUND:  # "not found", or "not covered" below the relevance floor
         parts.append('<div class="rag-none">No retrieved passage answers this question.</div>')
     else:
         parts.append('<div class="rag-none">The answer cites no passage; check it against the passages below.</div>')
@@ -359,8 +359,16 @@ class AnswerView:
         self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": final_answer_markdown(answer, self.turn)})
 
 
+# Height of the Sources panel's own scrolling box (gr.HTML's max_height, ui/app.py). Not CSS on #sources: Gradio 6
+# puts the elem_id on the component's wrapper with an inline "overflow: visible", so a max-height there let the
+# sources spill over the Article panel below (text on text); max_height scrolls the inner html-container instead.
+SOURCES_MAX_HEIGHT = 360
+
 CSS = """
-#sources { max-height: 680px; overflow-y: auto; }
+/* Gradio's bundled Source Sans Pro SemiBold is a 5 KB stub without Latin letters, so bold text (the lead's answer
+   phrase, source titles) fell back to DejaVu Sans Bold, larger than the text around it; its Bold file is complete. */
+@font-face { font-family: 'Source Sans Pro'; src: url('static/fonts/SourceSansPro/SourceSansPro-Bold.woff2') format('woff2'); font-weight: 600; font-style: normal; }
+@font-face { font-family: 'Source Sans Pro'; src: url('static/fonts/SourceSansPro/SourceSansPro-Bold.woff2') format('woff2'); font-weight: 700; font-style: normal; }
 .rag-sources { padding-left: 0; list-style: none; margin: 4px 0; }
 .rag-source { border-left: 3px solid var(--border-color-primary); padding: 4px 8px; margin: 8px 0; border-radius: 2px; transition: background 0.4s; }
 mark.rag-evidence { background: var(--color-accent-soft); color: inherit; padding: 0 1px; border-radius: 2px; }

@@ -100,7 +100,6 @@ def article_html(request: ViewRequest, text: str, chunks: Sequence[Chunk]) -> st
 
 
 CSS = """
-#sources { max-height: 360px; }
 .rag-viewer-title { font-weight: 600; }
 .rag-viewer-meta { font-size: 0.85em; opacity: 0.8; margin-bottom: 4px; }
 .rag-article { white-space: pre-wrap; font-size: 0.9em; line-height: 1.45; max-height: 440px; overflow-y: auto; padding: 4px 8px;
