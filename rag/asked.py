@@ -111,7 +111,7 @@ def _expansion_spans(sentence: str, question: str) -> list[tuple[int, int]]:
     return out
 
 
-_NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d(?:\s?%)?|(?<![\w.])\d(?:\s?%)?")
+_NUMBER = re.compile(r"(?<![\w.$\u20ac\u00a3\u00a5])(?:US\$|[$\u20ac\u00a3\u00a5])?(?:\d[\d,.]*\d|\d)(?:\s?%)?")  # "$589 billion" keeps its sign
 _SCALE = re.compile(r"\s+(?:thousand|million|billion|trillion|percent|per cent|hundred)\b", re.I)
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(w for w, v in CARDINALS.items() if 2 <= v) + r")\b", re.I)
 _DATE = re.compile(
@@ -143,7 +143,7 @@ def _numbers(sentence: str, question: str) -> list[tuple[int, int]]:
             end = scale.end()
         focus = _FOCUS.search(question)
         counted = False
-        if focus:  # the counted thing within the next three words: "2,048 Nvidia H800 GPUs"
+        if focus and re.search(r"\bhow many\b", question, re.I):  # the counted thing within three words: "2,048 Nvidia H800 GPUs"
             for word in list(re.finditer(r"[\w\-]+", sentence[end:end + 48]))[:3]:
                 if stem(word.group(0).lower()) == stem(focus.group(1).lower()):
                     counted, end = True, end + word.end()
