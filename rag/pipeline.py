@@ -276,15 +276,16 @@ class RAG:
 
     def _answer_events(self, question: str, passages: list[Passage], search_text: str, max_new_tokens: int, temperature: float,
                        ev_cfg: EvidenceConfig) -> Iterator[StreamEvent]:
-        """Evidence first: choose the answering sentences, decline or let the model phrase them, check, fall back.
+        """Evidence first: choose the answering sentences, decline or let the model write the lead, check, fall back.
 
         1. :func:`rag.evidence.select_evidence` picks the sentences that answer and scores
-           answerability; below ``evidence.min_answerability`` the question is declined
-           without calling the generator (``mode="declined"``).
+           answerability; below ``evidence.min_answerability``, or with the top passage below the
+           relevance floor, the question is declined without calling the generator (``mode="declined"``).
         2. The generator sees only those sentences and writes a short cited answer.
-        3. :func:`rag.verification.check_draft` verifies it; an accepted draft is the answer
-           (``mode="generated"``). Otherwise (unsupported, miscited, looping, empty, or the
-           generator failed) the answer is the evidence itself (``mode="evidence"``).
+        3. :func:`rag.verification.check_draft` verifies it and :mod:`rag.lead` checks that it
+           answers; an accepted draft is the lead (``mode="generated"``). Otherwise (unsupported,
+           miscited, unresponsive, looping, empty, or the generator failed) the best evidence
+           sentence leads (``mode="evidence"``). Either way the evidence sentences are quoted under it.
         """
         evidence = select_evidence(search_text, passages, self.embedder, max_sentences=ev_cfg.max_sentences,
                                    max_passages=ev_cfg.max_passages, relative=ev_cfg.relative)
@@ -319,7 +320,7 @@ class RAG:
         except GeneratorError as exc:
             if self.config.generation.fallback != "extractive":
                 raise
-            notes = [f"evidence answer: the generator is unavailable: {exc}"]
+            notes = [f"evidence lead: the generator is unavailable: {exc}"]
             yield from self._evidence_events(evidence, {**base, "reasoning": run.reasoning if run else ""}, notes)
             return
         finally:
