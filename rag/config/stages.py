@@ -254,11 +254,22 @@ class GenerationConfig(_Section):
     n_threads_batch: int | None = Field(None, ge=1, description="llama_cpp/llama_server: CPU threads for prompt processing (null: every CPU available).")
     gguf_type: str = Field("q8_0", description="llama_cpp/llama_server: the packaged Q4_1 GGUF re-quantised once to q8_0 (default, ~1.3x prompt speed, "
                            "same answers), q4_0 or f16, or packaged to run the file as shipped.")
+    # Answers copy words from the evidence, so drafts taken from the prompt are often accepted
+    # (measured per model: benchmarks/bench_models.py; a model's profile turns it on where it wins).
+    prompt_lookup: int = Field(0, ge=0, le=32, description="llama_cpp/llama_server: prompt-lookup decoding, proposing this many tokens "
+                               "copied from the prompt per step (0: off, plain decoding).")
+    profile: str = Field("auto", description="The model's settings (rag.models.PROFILES) applied under this config: auto (chosen by "
+                         "generation.model, a catalogue name or the .gguf file name), none, or a profile name. Fields set here win.")
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
         return _one_of(v, _registry("generation", "BACKENDS"))
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, v: str) -> str:
+        return _one_of(v, ["auto", "none", *_registry("models", "PROFILES")])
 
 
 class CitationsConfig(_Section):
