@@ -115,8 +115,9 @@ def offline_message(e: ModelEntry, target: Path, reason: str) -> str:
 
 
 def is_offline() -> bool:
-    """``HF_HUB_OFFLINE`` is set to a true value (read now, not when huggingface_hub was imported)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``, as huggingface_hub reads it) is true; read now, not at import."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def pull(name: str, *, cache_dir: str | Path | None = None, endpoint: str | None = None, progress: bool = True) -> InstalledModel:
