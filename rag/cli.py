@@ -141,6 +141,10 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     info["articles_dir"] = manifest.get("articles_dir")
     info["generation"] = manifest.get("generation")
     info["last_build"] = (manifest.get("build") or {}).get("mode")
+    from .models import model_in_use
+
+    model = model_in_use(rag.config.generation)
+    info.update(model=model.label, model_profile=model.profile, model_warning=model.warning)
     if args.json:
         if args.sources:
             info["sources"] = [d["source"] for d in manifest.get("documents", [])] + [d["source"] for d in manifest.get("duplicates", [])]
@@ -148,11 +152,14 @@ def cmd_index_info(args: argparse.Namespace) -> int:
         return 0
     shown = {**info, "size_bytes": f"{_human_bytes(sizes['current_bytes'])} ({_human_bytes(sizes['total_bytes'])} with the previous generation)"}
     shown.pop("size_on_disk_bytes")
+    shown.pop("model_warning")
     shown["size"] = shown.pop("size_bytes")
     if isinstance(shown.get("chunker"), dict):
         shown["chunker"] = ", ".join(f"{k}={v}" for k, v in shown["chunker"].items())
     for key, value in shown.items():
         print(f"{key:16} {value}")
+    if model.warning:
+        print(f"note: {model.warning}")
     if info["min_relevance_source"] == "uncalibrated":
         print(f"note: \"not covered\" declines are off: no relevance threshold is calibrated for embedder {rag.embedder.name!r}; "
               f"set retrieval.min_relevance_{rag.config.retrieval.retriever} or calibrate one with "
