@@ -99,8 +99,10 @@ class Raw:
                                    draft_model=draft, verbose=False)
 
     def stream(self, messages, *, max_new_tokens, temperature, stop):
-        chunks = self.llm.create_chat_completion(messages, max_tokens=max_new_tokens, temperature=temperature, top_k=1, repeat_penalty=1.0,
-                                                 stop=list(stop), stream=True)
+        # The sampling llama_cpp.server applies to the library's requests (its defaults: repeat_penalty 1.1,
+        # top_k 40, top_p 0.95, min_p 0.05; temperature 0 makes it greedy), so both compute the same answer.
+        chunks = self.llm.create_chat_completion(messages, max_tokens=max_new_tokens, temperature=temperature, top_k=40, top_p=0.95,
+                                                 min_p=0.05, repeat_penalty=1.1, stop=list(stop), stream=True)
         for c in chunks:
             text = c["choices"][0]["delta"].get("content")
             if text:
