@@ -49,8 +49,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the llama_server child runs (rag/generation/llama_server.py)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag import RAG, Config  # noqa: E402
-from rag.evidence import select_evidence  # noqa: E402
+# Only what does not load torch: the index and prompts are built in a child process (--dump-prompts),
+# so the raw reference runs llama.cpp in a process as clean as the llama_server child.
+from rag.config import Config  # noqa: E402
 from rag.generation import LlamaServerGenerator, default_threads, prepared_gguf  # noqa: E402
 from rag.prompting import build_evidence_prompt  # noqa: E402
 
@@ -66,7 +67,10 @@ def load() -> str:
 
 
 def evidence_prompts(qa: Path, articles: Path, limit: int, workdir: Path) -> list[tuple[str, list[tuple[int, str]]]]:
-    """(question, evidence sentences) of the answerable questions, retrieved as the pipeline does."""
+    """(question, evidence sentences) of the answerable questions, retrieved as the pipeline does (loads torch)."""
+    from rag import RAG
+    from rag.evidence import select_evidence
+
     rag = RAG(Config.load(None, {"index.path": str(workdir / "index"), "generation.backend": "none"}))
     rag.build(str(articles), show_progress=False)
     ev = rag.config.evidence
@@ -207,6 +211,7 @@ def main() -> int:
     ap.add_argument("--sweep-threads", default="", help="extra raw rows with these thread counts, e.g. 1,2")
     ap.add_argument("--sweep-batch", default="", help="extra raw rows with these n_batch values, e.g. 32,512")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    ap.add_argument("--dump-prompts", metavar="OUT", help=argparse.SUPPRESS)  # the child that builds the index and prompts
     args = ap.parse_args()
     args.sweep_threads = [int(x) for x in args.sweep_threads.split(",") if x]
     args.sweep_batch = [int(x) for x in args.sweep_batch.split(",") if x]
@@ -216,9 +221,18 @@ def main() -> int:
         print(f"error: {missing} not found; the evaluation model comes from `bash ../shared/tools/eval-model.sh`", file=sys.stderr)
         return 2
     before = load()
-    print(f"load before: {before}\ncpus: {len(os.sched_getaffinity(0))}", flush=True)
+    if not args.dump_prompts:
+        print(f"load before: {before}\ncpus: {len(os.sched_getaffinity(0))}", flush=True)
+    if args.dump_prompts:
+        with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
+            prompts = evidence_prompts(Path(args.qa), Path(args.articles), args.limit, Path(tmp))
+        Path(args.dump_prompts).write_text(json.dumps(prompts), encoding="utf-8")
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
-        prompts = evidence_prompts(Path(args.qa), Path(args.articles), args.limit, Path(tmp))
+        dump = Path(tmp) / "prompts.json"
+        subprocess.run([sys.executable, __file__, "--dump-prompts", str(dump), "--qa", args.qa, "--articles", args.articles,
+                        "--limit", str(args.limit)], check=True)
+        prompts = [(q, [tuple(e) for e in ev]) for q, ev in json.loads(dump.read_text(encoding="utf-8"))]
     print(f"{len(prompts)} evidence prompts from {args.qa} over {args.articles} (the first is the warm-up)", flush=True)
     results = []
     for model in models:

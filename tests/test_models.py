@@ -237,3 +237,20 @@ def test_a_pulled_model_answers_through_llama_cpp(cache, tmp_path):
     gen = LlamaCppGenerator.from_config(Config.load(None, {"generation.model": NAME, "generation.backend": "llama_cpp"}).generation)
     text = "".join(gen.stream([{"role": "user", "content": "Say hello."}], max_new_tokens=8))
     assert gen.gguf_type == "packaged" and text.strip()
+
+
+@pytest.mark.slow
+def test_prompt_lookup_reaches_the_real_llama_server_and_it_answers(cache):
+    """generation.prompt_lookup (a profile may set it) starts llama_cpp.server with its prompt-lookup draft model."""
+    pytest.importorskip("llama_cpp")
+    from rag.generation import make_generator
+
+    gen = make_generator(Config.load(None, {"generation.prompt_lookup": 4, "generation.gguf_type": "packaged"}).generation)
+    try:
+        text = "".join(gen.stream([{"role": "user", "content": "Repeat: the cat sat on the mat."}], max_new_tokens=12))
+        cmdline = Path(f"/proc/{gen.pid}/cmdline").read_bytes().split(b"\0")
+    finally:
+        gen.close()
+    assert text.strip()
+    assert cmdline[cmdline.index(b"--draft_model") + 1] == b"prompt-lookup-decoding"
+    assert cmdline[cmdline.index(b"--draft_model_num_pred_tokens") + 1] == b"4"
