@@ -99,8 +99,8 @@ class Raw:
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
             draft = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=batch_threads, n_batch=n_batch,
-                                   draft_model=draft, verbose=False)
+        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=batch_threads,
+                                   n_batch=n_batch, draft_model=draft, verbose=False)
 
     def stream(self, messages, *, max_new_tokens, temperature, stop):
         # The sampling llama_cpp.server applies to the library's requests (its defaults: repeat_penalty 1.1,
@@ -141,7 +141,8 @@ def summarise(rows: list[tuple[float, float, int]]) -> dict:
     ttft, whole, tokens = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
     decode_tokens = sum(max(0, t - 1) for t in tokens)
     decode_time = sum(max(1e-9, w - f) for f, w, t in rows if t > 1)
-    return {"ttft_p50": round(statistics.median(ttft), 2), "ttft_p90": round(p(ttft, 0.9), 2), "whole_p50": round(statistics.median(whole), 2),
+    return {"ttft_p50": round(statistics.median(ttft), 2), "ttft_p90": round(p(ttft, 0.9), 2),
+            "whole_p50": round(statistics.median(whole), 2),
             "whole_p90": round(p(whole, 0.9), 2), "tokens_per_s": round(decode_tokens / decode_time, 1) if decode_time else 0.0,
             "tokens_mean": round(statistics.mean(tokens), 1), "n": len(rows)}
 
@@ -155,7 +156,8 @@ def bench_model(model: str, prompts, args) -> dict:
     path = prepared_gguf(g.model, g.gguf_type, g.cache_dir)
     n_ctx = g.context_window or 2048
     paths = {"raw": Raw(path, n_ctx, threads, batch_threads)}
-    server_opts = dict(context_window=n_ctx, n_threads=threads, n_threads_batch=batch_threads, gguf_type=g.gguf_type, cache_dir=g.cache_dir)
+    server_opts = dict(context_window=n_ctx, n_threads=threads, n_threads_batch=batch_threads, gguf_type=g.gguf_type,
+                       cache_dir=g.cache_dir)
     paths["library"] = LlamaServerGenerator(g.model, prompt_lookup=0, **server_opts)
     if args.prompt_lookup:
         paths[f"library+pld{args.prompt_lookup}"] = LlamaServerGenerator(g.model, prompt_lookup=args.prompt_lookup, **server_opts)
@@ -193,10 +195,12 @@ def bench_model(model: str, prompts, args) -> dict:
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{result['model']}  ({Path(result['gguf']).name}, {result['threads']} threads, max_new_tokens {result['max_new_tokens']})")
+    print(f"\n{result['model']}  ({Path(result['gguf']).name}, {result['threads']} threads, "
+          f"max_new_tokens {result['max_new_tokens']})")
     print(f"{'path':<20}{'TTFT p50':>9}{'p90':>7}{'whole p50':>10}{'p90':>7}{'tok/s':>7}{'vs raw':>8}{'tokens':>8}{'same':>6}")
     for name, s in result["paths"].items():
-        print(f"{name:<20}{s['ttft_p50']:>8.2f}s{s['ttft_p90']:>6.2f}s{s['whole_p50']:>9.2f}s{s['whole_p90']:>6.2f}s{s['tokens_per_s']:>7.1f}"
+        print(f"{name:<20}{s['ttft_p50']:>8.2f}s{s['ttft_p90']:>6.2f}s{s['whole_p50']:>9.2f}s{s['whole_p90']:>6.2f}s"
+              f"{s['tokens_per_s']:>7.1f}"
               f"{s['vs_raw_tokens_per_s']:>8.2f}{s['tokens_mean']:>8.1f}{s['same_answers_as_raw']:>4}/{s['n']}")
 
 
@@ -241,7 +245,8 @@ def main() -> int:
     after = load()
     print(f"\nload after: {after}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"load_before": before, "load_after": after, "results": results}, indent=2) + "\n", encoding="utf-8")
+        record = {"load_before": before, "load_after": after, "results": results}
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

