@@ -11,7 +11,7 @@ Known-good small instruct models (GGUF) for generated answers. Pull one into the
 ($RAG_CACHE_DIR/models/pulled, else ~/.cache/rag/models/pulled), then select it:
 
   rag model list                       # the catalogue: installed or not, size, license, where
-  rag model pull qwen2.5-1.5b          # download (resumable, sha256 checked against the hub's metadata)
+  rag model pull qwen2.5-1.5b          # download (a dropped connection resumed; sha256 checked against the hub's metadata)
   rag ask "..." --config my.yaml       # my.yaml: generation: {model: qwen2.5-1.5b}
 
 HF_ENDPOINT (a mirror) and HF_HUB_OFFLINE are honoured. Without a network, pull says which file
