@@ -32,6 +32,7 @@ from .generation import (
 from .feedback import FeedbackLog, export_disliked, feedback_record
 from .indexing import BuildLockedError, DiskFullError, IndexBuilder, NearDuplicate, remove_article
 from .indexing import BuildError
+from .models import FALLBACK_WARNING, ModelInUse, model_in_use
 from .pipeline import RAG, BuildSummary, StreamEvent
 from .verification import CitationVerifier
 from .prompting import NOT_FOUND, build_prompt
@@ -43,6 +44,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RAG",
+    "FALLBACK_WARNING",
+    "ModelInUse",
+    "model_in_use",
     "Conversation",
     "InputError",
     "RagError",

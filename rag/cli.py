@@ -21,7 +21,8 @@ Typical use:
   rag ask "..." --json                    # the same, as one JSON object
   rag build data/articles                 # again later: embeds only new and changed articles
   rag build data/articles --full          # re-embed everything
-  rag index info                          # what the index holds, size on disk
+  rag index info                          # what the index holds, size on disk, the model in use
+  rag model pull qwen2.5-1.5b             # a 1.5B model for generated answers (rag model list: the catalogue)
   rag index remove old/article.md         # drop one article from the index
   rag calibrate my-qa.jsonl               # this index's "not covered" threshold, from your own questions
   rag build data/articles --ray           # embed on a local Ray cluster (pip install '.[ray]')
@@ -132,6 +133,10 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     info["articles_dir"] = manifest.get("articles_dir")
     info["generation"] = manifest.get("generation")
     info["last_build"] = (manifest.get("build") or {}).get("mode")
+    from .models import model_in_use
+
+    model = model_in_use(rag.config.generation)
+    info.update(model=model.label, model_profile=model.profile, model_warning=model.warning)
     if args.json:
         if args.sources:
             info["sources"] = [d["source"] for d in manifest.get("documents", [])] + [d["source"] for d in manifest.get("duplicates", [])]
@@ -139,11 +144,14 @@ def cmd_index_info(args: argparse.Namespace) -> int:
         return 0
     shown = {**info, "size_bytes": f"{_human_bytes(sizes['current_bytes'])} ({_human_bytes(sizes['total_bytes'])} with the previous generation)"}
     shown.pop("size_on_disk_bytes")
+    shown.pop("model_warning")
     shown["size"] = shown.pop("size_bytes")
     if isinstance(shown.get("chunker"), dict):
         shown["chunker"] = ", ".join(f"{k}={v}" for k, v in shown["chunker"].items())
     for key, value in shown.items():
         print(f"{key:16} {value}")
+    if model.warning:
+        print(f"note: {model.warning}")
     if info["min_relevance_source"] == "uncalibrated":
         print(f"note: \"not covered\" declines are off: no relevance threshold is calibrated for embedder {rag.embedder.name!r}; "
               f"set retrieval.min_relevance_{rag.config.retrieval.retriever} or calibrate one with "
@@ -300,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve, _add_api, _add_feedback):
+    for add in (_add_build, _add_ask, _add_chat, _add_eval, _add_calibrate, _add_index, _add_serve, _add_api, _add_feedback, _add_model):
         add(sub)
     return parser
 
@@ -315,6 +323,12 @@ def _add_feedback(sub) -> None:
     from .feedback import add_feedback_parser  # rag feedback export (rag/feedback.py)
 
     add_feedback_parser(sub, _config_path)
+
+
+def _add_model(sub) -> None:
+    from .model_cli import add_model_parser  # rag model pull / list: the catalogue of small GGUF models (rag/model_cli.py)
+
+    add_model_parser(sub)
 
 
 def _add_chat(sub) -> None:
@@ -337,13 +351,14 @@ def _add_calibrate(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rag`` console script."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "model":  # `rag model pull` is the one command that may reach the hub (HF_HUB_OFFLINE honoured)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not getattr(args, "func", None):
-        if args.command in ("index", "feedback"):
+        if args.command in ("index", "feedback", "model"):
             parser.parse_args([args.command, "--help"])
         parser.print_help()
         return 2

@@ -122,3 +122,24 @@ def test_cli_choices_come_from_the_registry(monkeypatch, capsys):
         parser.parse_args(["ask", "q", "--retriever", "colbert"])
     assert "choose from 'dense', 'bm25', 'hybrid', 'toy'" in capsys.readouterr().err
     assert "dense, bm25, hybrid, toy, or several" in " ".join(parser._subparsers._group_actions[0].choices["eval"].format_help().split())
+
+
+def test_index_info_names_the_model_and_warns_once_for_the_135m_fallback(tmp_path, articles_dir, monkeypatch, capsys):
+    """Guards against users never learning that the packaged 135M model only tidies quoted evidence (issue 25)."""
+    import rag.pipeline as pipeline
+    from fakes import FakeEmbedder
+    from rag.cli import main
+    from rag.models import FALLBACK_WARNING
+
+    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder())
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["index", "info", "--index", "idx"]) == 0
+    out = capsys.readouterr().out
+    assert "SmolLM2-135M-Instruct (packaged, llama_server)" in out and out.count(FALLBACK_WARNING) == 1, out
+    (tmp_path / "c.yaml").write_text("generation:\n  model: qwen2.5-1.5b\n")
+    assert main(["index", "info", "--index", "idx", "--config", "c.yaml", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"] == "qwen2.5-1.5b (Qwen2.5-1.5B-Instruct-Q4_K_M.gguf, llama_server)"
+    assert (info["model_profile"], info["model_warning"]) == ("qwen2.5-1.5b", "")

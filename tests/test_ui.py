@@ -669,3 +669,26 @@ def test_every_user_facing_error_of_rag_is_a_rag_error():
         assert issubclass(cls, RagError), cls
     assert issubclass(ConfigError, ValueError) and issubclass(IndexNotFoundError, FileNotFoundError)
     assert friendly_error(QAFormatError("line 3 of qa.jsonl is not JSON; fix the line")) == "line 3 of qa.jsonl is not JSON; fix the line"
+
+
+def test_status_and_page_name_the_model_and_warn_once_for_the_135m_fallback(served):
+    """The real server: /status names the model; the page says once, in plain words, that the 135M model mostly quotes."""
+    import httpx
+    from gradio_client import Client
+
+    from rag import FALLBACK_WARNING
+
+    url, _ = served
+    assert "SmolLM2-135M-Instruct (packaged" in Client(url, verbose=False).predict(api_name="/status")
+    page = httpx.get(url).text
+    assert page.count("answers are mostly quoted from the articles") == 1 and "rag model pull qwen2.5-1.5b" in FALLBACK_WARNING
+
+
+def test_no_fallback_warning_for_a_real_model(tmp_path):
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "generation.model": "qwen2.5-1.5b"}),
+              embedder=FakeEmbedder(), generator=FakeGenerator(nvidia_reply))
+    rag.build(write_articles(tmp_path / "articles"))
+    ui = ChatUI(rag)
+    assert ui.model.warning == "" and "qwen2.5-1.5b (Qwen2.5-1.5B-Instruct-Q4_K_M.gguf" in ui.status()
+    assert "model-warning" not in str(build_app(ui).config)
+

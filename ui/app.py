@@ -131,6 +131,8 @@ def build_app(ui: ChatUI) -> gr.Blocks:
         top_k, temperature, max_tokens, cautious, status, refresh, folder, rebuild_btn, rebuild_msg = _side_panel(ui)
         ratings = Ratings(ui)
         gr.Markdown("## Ask the articles\nAnswers come only from the indexed articles; markers such as [1] link to their sources.")
+        if ui.model.warning:  # said once, at the top of the page, not with every answer
+            gr.Markdown(f"**Note:** {ui.model.warning}", elem_id="model-warning")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 chatbot = ChatHistory(

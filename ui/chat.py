@@ -29,8 +29,10 @@ from rag import (
     IndexCorruptError,
     IndexNotFoundError,
     InputError,
+    ModelInUse,
     RagError,
     Turn,
+    model_in_use,
 )
 from rag.conversation import MAX_TURNS, check_question, turns_from_history
 
@@ -336,6 +338,11 @@ class ChatUI:
             msg += f" Skipped {len(summary.skipped)}: " + "; ".join(f"{s.source} ({s.reason})" for s in summary.skipped[:10])
         return f'<span class="rag-ok"><b>Done:</b> {render.esc(self.display.redact(msg))}</span>'
 
+    @property
+    def model(self) -> ModelInUse:
+        """The model answering, and the one warning to show when it is the packaged 135M fallback."""
+        return model_in_use(self.rag.config.generation)
+
     def status(self) -> str:
         """Index status HTML."""
         note = "Rebuilding… chat keeps using the current index until the new one is ready." if self.rebuilding else ""
@@ -344,7 +351,8 @@ class ChatUI:
         except Exception as exc:
             return render.status_html(None, error=self.explain(exc), note=note)
         self._index_seen = True
-        shown_info = {**info, "index_path": self.display.show(Path(info["index_path"])), "generator": self.display.redact(str(info.get("generator")))}
+        shown_info = {**info, "index_path": self.display.show(Path(info["index_path"])), "generator": self.display.redact(str(info.get("generator"))),
+                      "model": self.display.redact(self.model.label)}
         return render.status_html(shown_info, note=note)
 
     def rebuild(self, folder: Any, progress: gr.Progress | None = None) -> tuple[str, str]:

@@ -257,6 +257,7 @@ def status_html(info: dict[str, Any] | None, error: str | None = None, note: str
             ("Articles", info.get("articles")),
             ("Chunks", info.get("chunks")),
             ("Embedder", info.get("embedder")),
+            ("Model", info.get("model")),
             ("Generator", info.get("generator")),
             ("Built", info.get("built_at")),
             ("Index", info.get("index_path")),

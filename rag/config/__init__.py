@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from .base import ConfigError, _describe, _Section
+from .profile import apply_profile, user_fields
 from .stages import (
     CALIBRATED_ANSWERABILITY,
     CALIBRATED_RELEVANCE,
@@ -41,7 +42,7 @@ from .ui import UIConfig
 __all__ = [
     "CALIBRATED_ANSWERABILITY", "CALIBRATED_RELEVANCE", "ChunkingConfig", "CitationsConfig", "Config", "ConfigError",
     "EmbeddingConfig", "EvidenceConfig", "GenerationConfig", "IndexConfig", "IndexingConfig", "LoaderConfig",
-    "RetrievalConfig", "UIConfig",
+    "RetrievalConfig", "UIConfig", "apply_profile", "user_fields",
 ]
 
 
@@ -58,6 +59,12 @@ class Config(_Section):
     citations: CitationsConfig = Field(default_factory=CitationsConfig, description="How citations are checked.")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Evidence-first answering: evidence sentences and answerability.")
     ui: UIConfig = Field(default_factory=UIConfig, description="The web UI.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_profile(cls, data: Any) -> Any:
+        """The model's profile (rag.models) fills the generation and evidence fields this config leaves open."""
+        return apply_profile(data) if isinstance(data, dict) else data
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

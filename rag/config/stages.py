@@ -237,7 +237,8 @@ class GenerationConfig(_Section):
     backend: str = Field("llama_server", description="A name in rag.generation.BACKENDS: llama_server (llama.cpp in a supervised child process; "
                          "falls back to transformers when llama.cpp is missing or failed its set-up smoke test), transformers, llama_cpp (in process), "
                          "openai, or none (evidence answers only).")
-    model: str = Field("smollm2", description="smollm2 (packaged GGUF), a Hugging Face id or folder already on disk, or a .gguf path.")
+    model: str = Field("smollm2", description="smollm2 (packaged GGUF), a catalogue name pulled with `rag model pull` (`rag model list`), "
+                       "a Hugging Face id or folder already on disk, or a .gguf path.")
     max_new_tokens: int = Field(120, ge=1, description="Answer length limit in tokens (the model writes one short sentence from the evidence).")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 = greedy.")
     context_window: int | None = Field(2048, ge=256, description="Tokens of prompt + answer the model attends to (null: read from the model config).")
@@ -260,11 +261,23 @@ class GenerationConfig(_Section):
     n_threads_batch: int | None = Field(None, ge=1, description="llama_cpp/llama_server: CPU threads for prompt processing (null: every CPU available).")
     gguf_type: str = Field("q8_0", description="llama_cpp/llama_server: the packaged Q4_1 GGUF re-quantised once to q8_0 (default, ~1.3x prompt speed, "
                            "same answers), q4_0 or f16, or packaged to run the file as shipped.")
+    # Answers copy words from the evidence, so drafts taken from the prompt might be accepted; measured
+    # slower for SmolLM2-135M (0.66x) and the 1.5B evaluation model (0.43x) on 2 cores, so no profile
+    # turns it on (benchmarks/bench_models.py, benchmarks/README.md).
+    prompt_lookup: int = Field(0, ge=0, le=32, description="llama_cpp/llama_server: prompt-lookup decoding, proposing this many tokens "
+                               "copied from the prompt per step (0: off, plain decoding).")
+    profile: str = Field("auto", description="The model's settings (rag.models.PROFILES) applied under this config: auto (chosen by "
+                         "generation.model, a catalogue name or the .gguf file name), none, or a profile name. Fields set here win.")
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
         return _one_of(v, _registry("generation", "BACKENDS"))
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, v: str) -> str:
+        return _one_of(v, ["auto", "none", *_registry("models", "PROFILES")])
 
 
 class CitationsConfig(_Section):

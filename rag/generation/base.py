@@ -140,9 +140,19 @@ def packaged_smollm2_gguf() -> Path:
 def resolve_model(model: str) -> tuple[str, str | None]:
     """Return ``(folder_or_id, gguf_file_name)`` for a configured model name."""
     if not model or not model.strip():
-        raise GeneratorError("no model is configured (generation.model is empty); set it to 'smollm2', a model folder, a hub id or a .gguf path")
+        raise GeneratorError("no model is configured (generation.model is empty); set it to 'smollm2', a catalogue name (`rag model list`), a model folder, a hub id or a .gguf path")
     if model in ("smollm2", "default"):
         path = packaged_smollm2_gguf()
+        return str(path.parent), path.name
+    from ..models.catalogue import CATALOGUE
+
+    if model in CATALOGUE:  # pulled with `rag model pull NAME` into the model cache
+        from ..models.hub import model_file
+
+        path = model_file(model)
+        if not path.is_file():
+            raise GeneratorError(f"model {model!r} is not downloaded yet; run `rag model pull {model}` "
+                                 f"(or download {CATALOGUE[model].url} by hand and put it at {path})")
         return str(path.parent), path.name
     if model.lower().endswith(".gguf"):
         path = Path(model).expanduser()

@@ -169,3 +169,4 @@ class LlamaOptions(BackendOptions):
     n_threads_batch: int | None = None
     gguf_type: Literal["packaged", "q8_0", "q4_0", "f16"] = "q8_0"
     cache_dir: str | None = None
+    prompt_lookup: int = 0

@@ -34,6 +34,8 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
         gguf_type: ``packaged`` (the file as given) or a type to re-quantise it to once
             (``q8_0``, ``q4_0``, ``f16``; cached under ``cache_dir``).
         cache_dir: where re-quantised GGUF files go (None: ``~/.cache/rag/models``).
+        prompt_lookup: prompt-lookup decoding, this many draft tokens copied from the prompt
+            per step (``LlamaPromptLookupDecoding``; 0: plain decoding).
 
     Raises:
         ImportError: llama-cpp-python is missing (names the extra to install).
@@ -47,8 +49,9 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
         """The generation-config fields this backend takes (those of every llama.cpp backend)."""
 
     def __init__(self, model: str = "smollm2", context_window: int | None = 2048, n_threads: int | None = None, n_threads_batch: int | None = None,
-                 gguf_type: str = "q8_0", cache_dir: str | None = None) -> None:
+                 gguf_type: str = "q8_0", cache_dir: str | None = None, prompt_lookup: int = 0) -> None:
         require_llama_cpp()
+        self.prompt_lookup = prompt_lookup
         self.name = model
         self._context_window = context_window
         auto_threads, auto_batch = default_threads()
@@ -70,8 +73,14 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             path = prepared_gguf(self.name, self.gguf_type, self._cache_dir)
+            draft = None
+            if self.prompt_lookup:
+                from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+                draft = LlamaPromptLookupDecoding(num_pred_tokens=self.prompt_lookup)
             try:
-                llm = llama_cpp.Llama(model_path=str(path), n_ctx=self._context_window or 0, n_threads=self.n_threads, n_threads_batch=self.n_threads_batch, verbose=False)
+                llm = llama_cpp.Llama(model_path=str(path), n_ctx=self._context_window or 0, n_threads=self.n_threads, n_threads_batch=self.n_threads_batch,
+                                      draft_model=draft, verbose=False)
             except (ValueError, RuntimeError, OSError) as exc:
                 raise GeneratorError(f"llama.cpp cannot load {str(path)!r}: {exc}; check that it is a valid GGUF file") from exc
             template = llm.metadata.get("tokenizer.chat_template")

@@ -131,6 +131,8 @@ class LlamaServerGenerator(FromConfig):
         n_threads_batch: CPU threads for prompt processing (None: every CPU available).
         gguf_type: ``packaged`` or the type to re-quantise the GGUF to once (``q8_0``, ``q4_0``, ``f16``).
         cache_dir: where re-quantised GGUF files go (None: ``~/.cache/rag/models``).
+        prompt_lookup: prompt-lookup decoding (the server's ``draft_model: prompt-lookup-decoding``),
+            this many draft tokens copied from the prompt per step (0: plain decoding).
         opens_think: the model's chat template opens ``<think>`` in the prompt.
         timeout: seconds to wait for each streamed piece.
         startup_timeout: seconds the server may take to answer ``/v1/models`` after starting.
@@ -155,9 +157,10 @@ class LlamaServerGenerator(FromConfig):
         timeout: float = 60.0
 
     def __init__(self, model: str = "smollm2", *, context_window: int | None = 2048, n_threads: int | None = None, n_threads_batch: int | None = None,
-                 gguf_type: str = "q8_0", cache_dir: str | None = None, opens_think: bool | None = None, timeout: float = 60.0,
-                 startup_timeout: float = 120.0) -> None:
+                 gguf_type: str = "q8_0", cache_dir: str | None = None, prompt_lookup: int = 0, opens_think: bool | None = None,
+                 timeout: float = 60.0, startup_timeout: float = 120.0) -> None:
         require_llama_cpp()
+        self.prompt_lookup = prompt_lookup
         self.name = model
         self.n_ctx = context_window or 2048
         auto_threads, auto_batch = default_threads()
@@ -253,6 +256,8 @@ class LlamaServerGenerator(FromConfig):
     def _spawn(self, gguf: Path, port: int, key: str) -> subprocess.Popen:
         args = ["--model", str(gguf), "--model_alias", self._client.name, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.n_ctx),
                 "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads_batch)]
+        if self.prompt_lookup:
+            args += ["--draft_model", "prompt-lookup-decoding", "--draft_model_num_pred_tokens", str(self.prompt_lookup)]
         self.log_path = Path(tempfile.gettempdir()) / f"rag-llama-server-{os.getpid()}-{id(self):x}.log"
         # llama.cpp's OpenMP threads spin at every barrier by default; when anything else runs
         # on the cores (the embedder, the UI, other programs) a descheduled thread stalls the
