@@ -10,8 +10,12 @@ Stages are timed by wrapping the functions the build calls (nothing in ``rag`` c
 index), ``sqlite`` (chunk records), ``keyword`` (the BM25 index written beside the vectors)
 and ``other`` (the rest: manifest, fsync, bookkeeping).
 
-The limit is the embedder's raw ``SentenceTransformer.encode`` on exactly the build's chunk
-texts with the same batch size; build and raw runs alternate, and the medians are compared.
+The limit is the embedder's raw ``SentenceTransformer.encode`` on exactly the texts the build
+embedded (each chunk's title and headings line, cut to the window, then its text: recorded
+from the build's ``encode`` call) with the same batch size; build and raw runs alternate, and
+the medians are compared. ``--articles-limit N`` builds the first N files (sorted by name)::
+
+    python benchmarks/ingest.py ../shared/corpora/squad-articles --articles-limit 100 --runs 2
 Wall time on a shared machine is noisy, so CPU time (user + system of this process) per
 chunk is reported too.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -37,8 +43,11 @@ STAGES = ("load", "near-duplicates", "chunk", "embed", "faiss", "sqlite", "keywo
 
 
 @contextmanager
-def stage_timers(rag: Any):
-    """Wrap the build's stage functions with timers; yields the ``{stage: seconds}`` dict."""
+def stage_timers(rag: Any, embedded: list[str] | None = None):
+    """Wrap the build's stage functions with timers; yields the ``{stage: seconds}`` dict.
+
+    ``embedded``, when given, receives every text the build asks the embedder to encode.
+    """
     import rag.indexing as indexing
     import rag.store as store
 
@@ -69,7 +78,14 @@ def stage_timers(rag: Any):
             setattr(mod, name, timed(stage, getattr(mod, name)))
         indexing.BUILD_WRITERS = tuple(timed("keyword", w) for w in writers)
         rag.chunker.split = timed("chunk", rag.chunker.split)
-        rag.embedder.encode = timed("embed", rag.embedder.encode)
+        encode = rag.embedder.encode
+
+        def recording(texts, *args, **kwargs):
+            if embedded is not None:
+                embedded.extend(texts)
+            return encode(texts, *args, **kwargs)
+
+        rag.embedder.encode = timed("embed", recording)
         yield totals
     finally:
         for mod, name, fn in saved:
@@ -84,9 +100,9 @@ def _cpu() -> float:
     return time.process_time()  # user + system CPU of this process, every thread
 
 
-def timed_build(rag: Any, folder: Path) -> dict[str, Any]:
-    """One full build with stage times (wall), total wall and CPU seconds."""
-    with stage_timers(rag) as totals:
+def timed_build(rag: Any, folder: Path, embedded: list[str] | None = None) -> dict[str, Any]:
+    """One full build with stage times (wall), total wall and CPU seconds; ``embedded`` receives the texts it encoded."""
+    with stage_timers(rag, embedded) as totals:
         c0, t0 = _cpu(), time.perf_counter()
         summary = rag.build(folder, full=True)
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
@@ -130,14 +146,14 @@ def measure(folder: Path, runs: int = 1, log: Callable[[str], None] = print, pro
                     profiler.start()
                 except ImportError:
                     log("pyinstrument is not installed (pip install 'rag-articles[bench]'); no profile")
-            b = timed_build(rag, folder)
+            embedded: list[str] = []
+            b = timed_build(rag, folder, embedded)
             if profiler is not None:
                 profiler.stop()
                 profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False), encoding="utf-8")
             builds.append(b)
             if not texts:
-                index = rag.index()
-                texts = [c.text for c in index.iter_chunks()]
+                texts = embedded  # exactly what the build embedded (title and headings line, then the chunk)
             r = raw_encode(rag, texts)
             raws.append(r)
             log(f"  ingest run {i + 1}/{runs}: build {b['chunks'] / b['wall_s']:.1f} chunks/s, raw encode {len(texts) / r['wall_s']:.1f} chunks/s")
@@ -169,6 +185,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("articles", nargs="?", default=str(ROOT.parent / "shared" / "corpora" / "squad-articles"))
     ap.add_argument("--runs", type=int, default=1, help="build/raw pairs; medians are reported (default 1)")
+    ap.add_argument("--articles-limit", type=int, default=0, help="only the first N article files, sorted by name (0 = all)")
     ap.add_argument("--json", type=Path, help="also write the result here")
     ap.add_argument("--profile", type=Path, help="write a pyinstrument profile of the first build here")
     args = ap.parse_args()
@@ -176,7 +193,15 @@ def main() -> int:
     if not folder.is_dir():
         print(f"articles folder {str(folder)!r} not found; pass one (e.g. ../shared/corpora/squad-articles)", file=sys.stderr)
         return 2
-    result = measure(folder, args.runs, log=lambda m: print(m, file=sys.stderr, flush=True), profile=args.profile)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.articles_limit:
+            subset = Path(tmp) / f"{folder.name}-first-{args.articles_limit}"
+            subset.mkdir()
+            for path in sorted(p for p in folder.iterdir() if p.is_file())[: args.articles_limit]:
+                shutil.copy2(path, subset / path.name)
+            folder = subset
+        result = measure(folder, args.runs, log=lambda m: print(m, file=sys.stderr, flush=True), profile=args.profile)
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

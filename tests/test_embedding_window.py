@@ -105,3 +105,34 @@ def test_the_build_embeds_fitted_texts_and_indexes_the_whole_title(tmp_path: Pat
         assert chunk.indexed_text.startswith(embedded.split("\n", 1)[0])  # only the title was shortened
     assert any(len(e.split("\n", 1)[0]) < len(TITLE) for e in emb.texts)  # some chunk needed the cut
     assert all(c.indexed_text.startswith(TITLE + "\n") for c in chunks)  # BM25 still indexes the whole title
+
+
+FACT = " The zephyrine tortoise council last convened in Quillbrook in 1847."
+
+
+@pytest.mark.slow
+def test_a_fact_appended_to_an_article_is_retrieved_first_after_an_incremental_build(tmp_path: Path, shared_dir: Path, real_embedder) -> None:
+    """Guards against issue 29: with its first paragraph as the title of every chunk, a fact appended to a squad article
+    was diluted out of its chunk's vector and ranked 4th by the default retriever ("zephyrine tortoise council")."""
+    import shutil
+
+    from rag import RAG
+
+    src = shared_dir / "corpora" / "squad-articles"
+    if not src.is_dir():
+        pytest.skip(f"{src} is absent")
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    # Virgil.txt: the appended fact lands at the end of a long last chunk (228 word pieces before it under the old title).
+    for name in [*sorted(p.name for p in src.glob("*.txt"))[:6], "Virgil.txt"]:
+        shutil.copyfile(src / name, folder / name)
+    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=real_embedder)
+    rag.build(folder)
+    with open(folder / "Virgil.txt", "a", encoding="utf-8") as fh:
+        fh.write(FACT)
+    summary = rag.build(folder)
+    assert (summary.mode, summary.updated, summary.unchanged) == ("incremental", 1, 6)
+    for question in ("zephyrine tortoise council", "Where did the zephyrine tortoise council last convene?",
+                     "When did the zephyrine tortoise council last convene?"):
+        top = rag.retrieve(question, 5)[0]  # the default retriever
+        assert top.source == "Virgil.txt" and FACT.strip() in top.text, (question, top.source, top.text[-120:])

@@ -12,7 +12,8 @@ class Document:
     Attributes:
         id: stable hash of source and content, so rebuilding gives the same id.
         text: the article's text, as chunk offsets refer to it.
-        title: the article's title.
+        title: the article's title: a short label, never a paragraph (its own, a title line, or
+            the file name made readable; rag/documents/titles.py).
         source: path relative to the articles folder (``file.jsonl#3`` for a JSONL record).
         url: where the article came from, when known.
         date: publication date as written in the article (ISO ``YYYY-MM-DD`` when parseable).
