@@ -78,6 +78,7 @@ class QuestionResult:
     seconds: float = 0.0
     mode: str | None = None
     lead: str | None = None
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +92,7 @@ class QuestionResult:
             "top_relevance": round(self.top_relevance, 4),
             "answer": self.answer,
             "lead": self.lead,
+            "notes": list(self.notes),
             "citations": self.citations,
             "abstained": self.abstained,
             "mode": self.mode,
@@ -129,13 +131,14 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
     threshold, _ = rag.relevance_threshold()
     answer_text: str | None = None
     lead: str | None = None
+    notes: tuple[str, ...] = ()
     mode: str | None = None
     citations: list[dict[str, Any]] = []
     if retrieval_only:
         abstained = not passages or top_relevance < threshold
     else:
         answer = rag.ask(item.question, top_k=k, max_new_tokens=max_new_tokens)
-        answer_text, lead = answer.text, answer.lead
+        answer_text, lead, notes = answer.text, answer.lead, tuple(answer.notes)
         mode = answer.mode
         abstained = is_abstention(answer.text)
         by_n = {p.n: p for p in answer.passages}
@@ -146,7 +149,7 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
             metrics.update(answer_metrics(answer.text, answer.lead, " ".join(e.text for e in answer.evidence), item.answers, abstained))
     retrieved = [{"n": p.n, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4)} for p in passages]
     return QuestionResult(item, label or cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance),
-                          time.perf_counter() - t0, mode, lead)
+                          time.perf_counter() - t0, mode, lead, notes)
 
 
 def answer_metrics(text: str, lead: str, evidence: str, answers: Sequence[str], abstained: bool) -> dict[str, float]:
