@@ -52,9 +52,9 @@ def test_calibrating_without_an_index_says_how_to_build(tmp_path):
 
 
 def test_threshold_order_config_then_index_then_shipped(built, tmp_path):
-    """Shipped 0.46 for MiniLM; a calibration for this index replaces it; a configured value wins over both;
+    """Shipped 0.2 for MiniLM; a calibration for this index replaces it; a configured value wins over both;
     a calibration measured with another model is ignored."""
-    assert built.relevance_threshold() == (0.46, "calibrated")
+    assert built.relevance_threshold() == (0.2, "calibrated")
     save_calibration(built.store, Calibration("all-MiniLM-L6-v2@onnx-int8", {"hybrid": 0.31, "dense": 0.33}, 0.05, 20))
     assert built.relevance_threshold() == (0.31, "index")  # same model, another backend: still holds
     assert built.relevance_threshold("dense") == (0.33, "index")

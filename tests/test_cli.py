@@ -82,7 +82,7 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     info = json.loads(r.stdout)
     assert info["articles"] == 3 and info["embedder"] == "all-MiniLM-L6-v2"
     assert info["index_type"] == "flat (auto)"  # index.type auto picks exact search for small indexes
-    assert (info["min_relevance"], info["min_relevance_source"]) == (0.46, "calibrated")
+    assert (info["min_relevance"], info["min_relevance_source"]) == (0.2, "calibrated")
 
 
 @pytest.mark.parametrize("embedder, note", [("my-e5", True), ("all-MiniLM-L6-v2@onnx-int8", False)])
@@ -101,7 +101,7 @@ def test_index_info_says_when_no_threshold_is_calibrated(tmp_path, articles_dir,
     capsys.readouterr()
     assert main(["index", "info", "--index", "idx", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert (info["min_relevance"], info["min_relevance_source"]) == ((0.0, "uncalibrated") if note else (0.46, "calibrated"))
+    assert (info["min_relevance"], info["min_relevance_source"]) == ((0.0, "uncalibrated") if note else (0.2, "calibrated"))
     assert main(["index", "info", "--index", "idx"]) == 0
     out = capsys.readouterr().out
     assert ('"not covered" declines are off' in out and "set retrieval.min_relevance_hybrid" in out) is note, out

