@@ -37,8 +37,10 @@ from .verification import check_draft
 class StreamEvent:
     """One event of :meth:`RAG.stream_events`.
 
-    ``kind`` is ``"retrieved"`` (``passages`` set), ``"reasoning"`` or ``"answer"`` (``text``
-    is the new piece), or ``"done"`` (``answer`` is the final :class:`Answer`).
+    ``kind`` is ``"retrieved"`` (``passages`` set); ``"reasoning"`` (a piece of a reasoning model's
+    ``<think>`` part); ``"draft"`` (a piece of the model's unchecked draft, for progress and
+    diagnostics: never show it as the answer); ``"answer"`` (the checked answer's whole text, once);
+    or ``"done"`` (``answer`` is the final :class:`Answer`).
     """
 
     kind: str
@@ -312,9 +314,9 @@ class RAG:
         try:
             run = self._draft_stream(search_text, evidence, max_new_tokens, temperature)
             for piece in run:
-                if piece.kind == "reasoning":
-                    yield StreamEvent(piece.kind, text=piece.text)
-                elif repeats_a_line(run.answer):
+                # "draft": the model's unchecked text as it is written, for progress and diagnostics; never the answer.
+                yield StreamEvent("reasoning" if piece.kind == "reasoning" else "draft", text=piece.text)
+                if piece.kind == "answer" and repeats_a_line(run.answer):
                     looped = True  # greedy decoding of small models can loop on one line forever
                     break
         except GeneratorError as exc:

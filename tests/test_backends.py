@@ -189,7 +189,7 @@ def test_ask_falls_back_to_extractive_when_the_server_dies_mid_answer(tmp_path, 
         events = []
         for event in rag.stream_events("By how much did Nvidia's share price fall on 27 January 2025?"):
             events.append(event)
-            if event.kind == "answer" and sum(e.kind == "answer" for e in events) == 2:
+            if event.kind == "draft" and sum(e.kind == "draft" for e in events) == 2:
                 os.kill(proc.pid, signal.SIGKILL)
         answer = events[-1].answer
         assert answer.extractive and "17 percent" in answer.text
@@ -581,7 +581,7 @@ def test_default_path_answers_then_falls_back_to_extractive_when_the_child_dies_
         events = []
         for event in rag.stream_events(question):
             events.append(event)
-            if event.kind == "answer" and sum(e.kind == "answer" for e in events) == 2:
+            if event.kind == "draft" and sum(e.kind == "draft" for e in events) == 2:
                 os.kill(rag.generator.pid, signal.SIGKILL)
         killed = events[-1].answer
         assert killed.extractive and "17 percent" in killed.text

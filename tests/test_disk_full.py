@@ -26,6 +26,7 @@ from rag import RAG, Config
 from rag import keyword as keyword_module
 from rag import store as store_module
 from rag.indexing import BuildError, DiskFullError, remove_article
+from rag.documents import NOT_ARTICLES
 from rag.store import CURRENT, is_disk_full
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +119,8 @@ FAILURES = {"faiss": fail_faiss, "sqlite": fail_sqlite, "bm25": fail_bm25, "sign
 
 
 def index_entries(index: Path) -> list[str]:
-    return sorted(p.name for p in index.iterdir() if p.name not in (".build.lock",))
+    """What a build left in the index folder, beside the lock and the marker that keeps builds from reading it as articles."""
+    return sorted(p.name for p in index.iterdir() if p.name not in (".build.lock", NOT_ARTICLES))
 
 
 @pytest.mark.parametrize("where", sorted(FAILURES))
@@ -295,7 +297,7 @@ def test_real_full_disk_with_rag_build(articles_dir: Path, small_disk: Path, rea
     assert f"run the build again: rag build {articles_dir} --index {index}" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert (index / CURRENT).read_text() == before
-    assert sorted(p.name for p in index.iterdir()) == [".build.lock", CURRENT, before.strip()]
+    assert sorted(p.name for p in index.iterdir()) == sorted([".build.lock", NOT_ARTICLES, CURRENT, before.strip()])
 
     reader = make_rag(index, real_embedder, real_generator)
     answer = reader.ask("When did DeepSeek release R1?", max_new_tokens=48)

@@ -68,7 +68,7 @@ def test_chat_marks_a_weakly_supported_citation(tmp_path):
     """Through ChatUI and the real citation checker: a loosely matching claim gets the ⚠ sign."""
     rag = make_rag(tmp_path, generator=FakeGenerator("Shares of Nvidia dropped after the new chip rules [1]."))
     # It gives no number for "how much", so it would not lead; turned off here to show the mark.
-    rag.config = rag.config.model_copy(update={"evidence": rag.config.evidence.model_copy(update={"draft_must_answer": False})})
+    rag.config = rag.config.model_copy(update={"evidence": rag.config.evidence.model_copy(update={"draft_must_answer": False, "draft_must_agree": False})})
     _, chat, _, sources = run(ChatUI(rag), "How much did Nvidia shares fall?")
     assert "[⚠](#src-1-1" in texts(chat)[-1]
     assert "weakly supported by this passage" in sources
