@@ -20,12 +20,11 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from rag import RAG
 
 from .chat import ChatUI
 from .openai_api import API_KEY_ENV, ChatAPI, api_key_from_env
 from .security import LoginThrottle, RequestGuard, allowed_host_names
-from .server import _missing_index, is_loopback
+from .server import is_loopback, open_rag
 
 log = logging.getLogger("rag.api")
 
@@ -69,6 +68,16 @@ def run_uvicorn(app: object, sock: socket.socket) -> None:
     server.run(sockets=[sock])
 
 
+def serve_until_stopped(app: object, sock: socket.socket) -> None:
+    """:func:`run_uvicorn` until Ctrl+C; the socket is closed either way."""
+    try:
+        run_uvicorn(app, sock)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+
+
 def serve_api(*, config: str | Path | None = None, index: str | Path | None = None, host: str = "127.0.0.1",
               port: int = 8000, articles: str | Path | None = None) -> int:
     """Serve ``/v1/chat/completions`` and ``/v1/models`` until Ctrl+C (see ``rag api --help``).
@@ -84,12 +93,7 @@ def serve_api(*, config: str | Path | None = None, index: str | Path | None = No
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
-    rag = RAG.from_config(config, index=index)
-    if articles and _missing_index(rag):
-        print(f"No index yet; building it from {articles} ...", file=sys.stderr)
-        summary = rag.build(articles, show_progress=True)
-        print(f"Indexed {summary.articles} articles as {summary.chunks} chunks.", file=sys.stderr)
-    ui = ChatUI(rag)
+    ui = ChatUI(open_rag(config, index, articles))
     api = ChatAPI(ui, loopback=is_loopback(host), key=key)
     hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
     app = Starlette(routes=api.routes(), middleware=[Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), port=port)])
@@ -100,15 +104,10 @@ def serve_api(*, config: str | Path | None = None, index: str | Path | None = No
         return 1
     shown_host = f"[{host}]" if ":" in host else host
     print(f"Serving the OpenAI-compatible API on http://{shown_host}:{port}/v1 (model {', '.join(api.models)}; "
-          f"started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}; "
+          f"started in {time.perf_counter() - t0:.1f} s; index {index or ui.rag.config.index.path}; "
           f"{'a bearer key is required' if api.key_required else 'no key required on loopback'}; "
           f"host names answered: {', '.join(sorted(hosts))}). Ctrl+C stops it.", flush=True)
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
-    try:
-        run_uvicorn(app, sock)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
+    serve_until_stopped(app, sock)
     return 0

@@ -126,7 +126,7 @@ def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = No
     Returns:
         The exit status: 0 when the client or Ctrl+C ends it, 1 when the port is taken, 2 for bad settings.
     """
-    from .api_server import bind, run_uvicorn
+    from .api_server import bind, serve_until_stopped
     from .security import LoginThrottle, RequestGuard, allowed_host_names
     from .server import is_loopback
 
@@ -157,10 +157,5 @@ def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = No
     print(f"Serving MCP (streamable HTTP) on http://{host}:{port}/mcp: tools search_articles, ask, list_articles. "
           "Ctrl+C stops it.",
           file=sys.stderr, flush=True)
-    try:
-        run_uvicorn(app, sock)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
+    serve_until_stopped(app, sock)
     return 0

@@ -125,11 +125,7 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
-    rag = RAG.from_config(config, index=index)
-    if articles and _missing_index(rag):
-        print(f"No index yet; building it from {articles} ...", file=sys.stderr)
-        summary = rag.build(articles, show_progress=True)
-        print(f"Indexed {summary.articles} articles as {summary.chunks} chunks.", file=sys.stderr)
+    rag = open_rag(config, index, articles)
     # Upload only where the page is private to this machine or behind a login (SECURITY.md).
     uploads = upload_allowed(rag.config.ui.upload, host, required is not None, is_loopback)
     space = TempSpace(state_folder(rag.config.ui.state_dir), int(rag.config.ui.temp_max_mb * MB))
@@ -210,6 +206,16 @@ def _missing_index(rag: RAG) -> bool:
     except IndexNotFoundError:
         return True
     return False
+
+
+def open_rag(config: str | Path | None, index: str | Path | None, articles: str | Path | None) -> RAG:
+    """The pipeline a server answers with; its index is built from ``articles`` first when there is none yet."""
+    rag = RAG.from_config(config, index=index)
+    if articles and _missing_index(rag):
+        print(f"No index yet; building it from {articles} ...", file=sys.stderr)
+        summary = rag.build(articles, show_progress=True)
+        print(f"Indexed {summary.articles} articles as {summary.chunks} chunks.", file=sys.stderr)
+    return rag
 
 
 def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str], space: TempSpace,
