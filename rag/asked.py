@@ -194,9 +194,24 @@ def answer_spans(sentence: str, question: str, kind: str | None = None) -> list[
 
 
 def answer_phrase(sentence: str, question: str, kind: str | None = None) -> tuple[int, int] | None:
-    """The first span of ``sentence`` that gives what ``question`` asks for (None: none, or the kind is ``other``)."""
+    """The span of ``sentence`` that gives what ``question`` asks for (None: none, or the kind is ``other``).
+
+    Of several, the one with most of the question's words close by: asked how much market value
+    Nvidia lost, "... fell about 17%, wiping roughly $589 billion off the chipmaker's market value"
+    marks "$589 billion", not "17%"; ties go to the first.
+    """
     spans = answer_spans(sentence, question, kind)
-    return spans[0] if spans else None
+    if len(spans) < 2:
+        return spans[0] if spans else None
+    wanted = stems(question)
+
+    def near(span: tuple[int, int]) -> int:
+        before = sentence[:span[0]].split()[-6:]
+        after = sentence[span[1]:].split()[:6]
+        return len(stems(" ".join(before + after)) & wanted)
+
+    # A span that names the counted thing itself ("2,048 Nvidia H800 GPUs" for "how many GPUs") comes first.
+    return max(spans, key=lambda sp: (bool(stems(sentence[sp[0]:sp[1]]) & wanted), near(sp), -spans.index(sp)))
 
 
 def has_type(sentence: str, kind: str, question: str) -> float:

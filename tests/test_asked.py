@@ -30,6 +30,8 @@ def test_answer_type_names_the_kind_asked_for(question, kind):
      "How many parameters does DeepSeek-V3 have?", "671 billion parameters"),
     ("On 27 January 2025 Nvidia shares fell about 17 percent.", "How much did Nvidia shares fall?", "17 percent"),
     ("Nvidia lost $589 billion of market value on 27 January 2025.", "How much market value did Nvidia lose?", "$589 billion"),
+    ("Nvidia shares fell about 17% on Monday, 27 January 2025, wiping roughly $589 billion off the chipmaker's market value.",
+     "How much market value did Nvidia lose on 27 January 2025?", "$589 billion"),
     ("DeepSeek was founded in July 2023 by Liang Wenfeng.", "When was DeepSeek founded?", "July 2023"),
     ("DeepSeek was founded in July 2023 by Liang Wenfeng.", "Who founded DeepSeek?", "Liang Wenfeng"),
     ("DeepSeek is a Chinese AI company based in Hangzhou, Zhejiang.", "Where is DeepSeek based?", "Hangzhou"),
