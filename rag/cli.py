@@ -280,7 +280,8 @@ def _add_index(sub) -> None:
 
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="start the local web UI (Gradio)",
-                       description="Start the chat UI on http://HOST:PORT: streamed answers with [n] markers linking to their "
+                       description="Start the chat UI on http://HOST:PORT: checked answers (a direct first sentence, the articles' quotes "
+                                   "under it) with [n] markers linking to their "
                                    "sources, a source viewer, follow-up questions, settings, index status, a rebuild control, "
                                    "article upload (on loopback, or with a login), past chats kept in the browser and answer "
                                    "ratings (ui.feedback_path; export them with 'rag feedback export'). It binds to "
