@@ -53,6 +53,17 @@ def stems(text: str) -> set[str]:
     return {stem(w) for w in content_words(text)}
 
 
+def key_terms(question: str) -> set[str]:
+    """The question's names and numbers, lower-cased (what must not be blurred)."""
+    out = {m.group(0).lower() for m in re.finditer(r"(?<!\w)\d+(?:[.,]\d+)*", question)}
+    for i, m in enumerate(_CAPITALISED.finditer(question)):
+        word = m.group(0).lower()
+        if (i == 0 and m.start() == 0 and word in _QUESTION_WORDS) or word in _QUESTION_WORDS:
+            continue
+        out.add(word)
+    return out
+
+
 # "What is the H20?", "what is AIME": a definition of a short term.
 _DEFINITION_Q = re.compile(r"^\s*what(?:'s| is| are| was| were)\s+(?:an?\s+|the\s+)?([\w][\w\-.' ]{0,40}?)\s*\??\s*$", re.I)
 

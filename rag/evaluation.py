@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from .records import Calibration, Passage
 from .store import FORMAT_VERSION
 from .qa import (  # re-exported: rag.evaluation is the public home of the QA format
-    DEPTH, KS, QAFormatError, QAItem, contains_answer, is_abstention, load_qa, normalize_answer, page_hit, retrieval_metrics, source_file,
+    DEPTH, KS, QAFormatError, QAItem, answer_metrics, contains_answer, is_abstention, load_qa, normalize_answer, page_hit, retrieval_metrics, source_file,
     token_f1,
 )
 
@@ -151,20 +151,6 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
     return QuestionResult(item, label or cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance),
                           time.perf_counter() - t0, mode, lead, notes)
 
-
-def answer_metrics(text: str, lead: str, evidence: str, answers: Sequence[str], abstained: bool) -> dict[str, float]:
-    """An answerable question's answer metrics (all 0 when declined).
-
-    ``token_f1``/``answer_containment`` read the whole answer; ``lead_token_f1``/``lead_containment``
-    its first sentence, what a reader sees first; ``lead_misses_evidence`` is 1 when the lead lacks
-    every gold answer while the evidence quoted under it has one (a lead that buried the answer).
-    """
-    if abstained:
-        return dict.fromkeys(("answer_containment", "token_f1", "lead_containment", "lead_token_f1", "lead_misses_evidence"), 0.0)
-    lead_has = contains_answer(lead, answers)
-    return {"answer_containment": float(contains_answer(text, answers)), "token_f1": token_f1(text, answers),
-            "lead_containment": float(lead_has), "lead_token_f1": token_f1(lead, answers),
-            "lead_misses_evidence": float(not lead_has and contains_answer(evidence, answers))}
 
 
 def evaluate(

@@ -45,7 +45,7 @@ import numpy as np
 from .embedding import Embedder
 from .facts import dropped_facts
 from .records import Evidence, Passage
-from .asked import answer_spans, answer_type, has_type, stem, stems
+from .asked import answer_spans, answer_type, has_type, key_terms, stem, stems
 from .text import MARKER, content_words, neutralise_markers, sentence_spans
 
 __all__ = ["SUPPORT_LABEL", "compose", "quotes", "EvidenceSet", "answer_type", "answerability_score", "cite", "draft_shortfall", "evidence_answer",
@@ -60,20 +60,17 @@ _ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d)]*$")
 _ASKS = re.compile(r"\?[\"'\u201d)]*$")
 # A PDF's running head or foot ("Water Quality Report 2023 - page 4", "Page 3 of 12"): no sentence.
 _RUNNING_HEAD = re.compile(r"(\bpage|\bp\.)\s*\d+(\s*(of|/)\s*\d+)?$|^\d+$", re.IGNORECASE)
-# A sentence opening with one of these usually needs the sentence before it.
 # Chat-template tokens and role tags ("<|im_start|>", "</passage>", "[INST]", "<s>", "<<SYS>>"):
 # article text that carries them is an injection attempt or debris, never an answer. A line
 # holding one is no part of any sentence (it would otherwise merge with the next real one).
 TEMPLATE_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?\s*(?:passage|passages|context|system|user|assistant|instructions?|s)\s*>|"
                             r"\[/?INST\]|<</?SYS>>", re.IGNORECASE)
+# A sentence opening with one of these usually needs the sentence before it.
 _ANAPHORA = re.compile(r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b", re.I)
-_CAPITALISED = re.compile(r"\b[A-Z][\w\-]*")
 # A sentence that announces what the next one says: it ends with a colon, or counts things
 # it does not name ("Two dark clouds hang over Chinese AI.", "There are three reasons.").
 _ANNOUNCES = re.compile(r":[\"'\u201d)]*$|^(?:there (?:are|were) )?(?:two|three|four|five|several|a few|a couple of)\s+(?:[\w\-]+\s+){0,2}"
                         r"[\w\-]+s\b[^,;]{0,60}[.!]$", re.I)
-_QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how", "did", "does", "do", "is", "are", "was", "were",
-                   "can", "could", "the", "a", "an", "in", "of", "i"}
 
 
 @dataclass(frozen=True)
@@ -87,17 +84,6 @@ class EvidenceSet:
     @property
     def cited(self) -> set[int]:
         return {e.n for e in self.sentences}
-
-
-def key_terms(question: str) -> set[str]:
-    """The question's names and numbers, lower-cased (what must not be blurred)."""
-    out = {m.group(0).lower() for m in re.finditer(r"(?<!\w)\d+(?:[.,]\d+)*", question)}
-    for i, m in enumerate(_CAPITALISED.finditer(question)):
-        word = m.group(0).lower()
-        if (i == 0 and m.start() == 0 and word in _QUESTION_WORDS) or word in _QUESTION_WORDS:
-            continue
-        out.add(word)
-    return out
 
 
 def sentence_units(p: Passage) -> list[tuple[int, int]]:

@@ -30,7 +30,7 @@ from .store import IndexBackend, SearchableIndex, make_store
 from .store.calibration import read_calibration
 from .store.loaded import assemble_text
 from .text import repeats_a_line, sentence_spans
-from .verification import check_draft
+from .verification import CheckedDraft, check_draft
 
 
 @dataclass(frozen=True)
@@ -294,7 +294,7 @@ class RAG:
         base = dict(question=question, passages=list(passages), query=search_text, evidence=list(evidence.sentences),
                     answerability=evidence.answerability)
         top = max(p.relevance_or_score for p in passages)
-        floor, _source = self.relevance_threshold()
+        floor = self.relevance_threshold()[0]
         # Two ways to decline: the top passage is far off (below the relevance floor: configured,
         # calibrated for this index by rag calibrate, or shipped per embedder model), whatever the
         # word overlap, and the reply says "not covered" and names the closest sources; or the
@@ -366,7 +366,7 @@ class RAG:
         yield StreamEvent("answer", text=text)
         yield StreamEvent("done", answer=answer)
 
-    def _draft_rejection(self, checked: Any, evidence: EvidenceSet, question: str) -> str:
+    def _draft_rejection(self, checked: CheckedDraft, evidence: EvidenceSet, question: str) -> str:
         """Why a faithful draft is not the lead: it does not answer (``evidence.draft_must_answer``), its answer
         is not the best evidence sentence's (``evidence.draft_must_agree``), or, where the completeness rules
         are on (``evidence.draft_must_keep``), it says less than the evidence."""

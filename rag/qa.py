@@ -138,6 +138,21 @@ def token_f1(text: str, answers: Iterable[str]) -> float:
     return best
 
 
+def answer_metrics(text: str, lead: str, evidence: str, answers: Sequence[str], abstained: bool) -> dict[str, float]:
+    """An answerable question's answer metrics (all 0 when declined).
+
+    ``token_f1``/``answer_containment`` read the whole answer; ``lead_token_f1``/``lead_containment``
+    its first sentence, what a reader sees first; ``lead_misses_evidence`` is 1 when the lead lacks
+    every gold answer while the evidence quoted under it has one (a lead that buried the answer).
+    """
+    if abstained:
+        return dict.fromkeys(("answer_containment", "token_f1", "lead_containment", "lead_token_f1", "lead_misses_evidence"), 0.0)
+    lead_has = contains_answer(lead, answers)
+    return {"answer_containment": float(contains_answer(text, answers)), "token_f1": token_f1(text, answers),
+            "lead_containment": float(lead_has), "lead_token_f1": token_f1(lead, answers),
+            "lead_misses_evidence": float(not lead_has and contains_answer(evidence, answers))}
+
+
 def is_abstention(text: str) -> bool:
     """Whether an answer declines: the generator's "could not find" or the "not covered" reply."""
     text = text.strip()

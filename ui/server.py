@@ -155,6 +155,12 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         return 1
     _announce(ui, host, port, f"started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}", hosts,
               f"OpenAI-compatible API at /v1{', bearer key required' if api.key_required else ''}")
+    _run_until_stopped(demo, ui, space)
+    return 0
+
+
+def _run_until_stopped(demo: Any, ui: ChatUI, space: TempSpace) -> None:
+    """Warm the models up in the background and serve until Ctrl+C or SIGTERM; then close and remove the temp folder."""
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
     # SIGTERM (kill, systemd, a supervisor) stops it like Ctrl+C, so the temp folder and the model process go too.
@@ -166,7 +172,6 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     finally:
         demo.close()
         space.remove()
-    return 0
 
 
 def _start_refusal(host: str, port: int, auth: str | None, auth_file: str | Path | None) -> tuple[list[tuple[str, str]] | None, str | None]:

@@ -102,16 +102,10 @@ def iter_article_files(folder: Path, extensions: tuple[str, ...] | None = None,
     found: list[tuple[Path, str | None]] = []
     while stack:
         d = stack.pop()
-        try:
-            st = d.stat()
-        except OSError as exc:
-            found.append((d, f"cannot open folder: {exc.strerror or exc}"))
+        problem = _visit_folder(d, seen_dirs)
+        if problem:
+            found.append((d, problem))
             continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            found.append((d, "symlink loop: folder already visited"))
-            continue
-        seen_dirs.add(key)
         marked = _not_articles(d)
         if "*" in marked or os.path.realpath(d) in excluded:
             continue
@@ -147,6 +141,19 @@ def iter_article_files(folder: Path, extensions: tuple[str, ...] | None = None,
             if path.suffix.lower() in extensions:
                 found.append((path, None))
     yield from sorted(found, key=lambda item: str(item[0]))
+
+
+def _visit_folder(d: Path, seen_dirs: set[tuple[int, int]]) -> str | None:
+    """Why folder ``d`` cannot be walked (unreadable, or already visited through a symlink loop); None to enter it."""
+    try:
+        st = d.stat()
+    except OSError as exc:
+        return f"cannot open folder: {exc.strerror or exc}"
+    key = (st.st_dev, st.st_ino)
+    if key in seen_dirs:
+        return "symlink loop: folder already visited"
+    seen_dirs.add(key)
+    return None
 
 
 def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tuple[str, ...] | None = None,
