@@ -83,6 +83,7 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     assert info["articles"] == 3 and info["embedder"] == "all-MiniLM-L6-v2"
     assert info["index_type"] == "flat (auto)"  # index.type auto picks exact search for small indexes
     assert (info["min_relevance"], info["min_relevance_source"]) == (0.2, "calibrated")
+    assert info["term_coverage_rule"] == [0.5, 0.45]  # the term-coverage decline is in force for MiniLM over FAISS
 
 
 @pytest.mark.parametrize("embedder, note", [("my-e5", True), ("all-MiniLM-L6-v2@onnx-int8", False)])

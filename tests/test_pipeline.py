@@ -222,3 +222,22 @@ def test_a_question_far_from_every_passage_is_declined_whatever_the_word_overlap
     monkeypatch.setitem(CALIBRATED_RELEVANCE, rag.embedder.name, {"hybrid": top - 0.01, "dense": top - 0.01})
     rag._generator = FakeGenerator("Nvidia shares fell about 17 percent [1].")
     assert rag.ask("How much did Nvidia shares fall?").mode == "generated"
+
+
+def test_a_loosely_related_passage_missing_the_questions_rare_words_is_not_covered(tmp_path, articles_dir):
+    """Off-topic questions sharing a common word with an article ("What is Tesla's Model 3 range?" beside Nikola Tesla)
+    were answered from it. Below ``evidence.term_coverage_relevance``, passages holding less than
+    ``evidence.min_term_coverage`` of the question's idf are declined as not covered, and the model is not called;
+    a question whose words the passage holds is answered under the same rule."""
+    gen = FakeGenerator(fail=AssertionError("the generator must not be called"))
+    rule = {"evidence.min_answerability": 0.0, "evidence.term_coverage_relevance": 1.0}
+    rag = make_rag(tmp_path, generator=gen, **rule, **{"evidence.min_term_coverage": 0.4})
+    rag.build(articles_dir)
+    off = "How many Nvidia graphics cards fit inside a gaming laptop chassis?"
+    answer = rag.ask(off)
+    assert answer.mode == "declined" and answer.text.startswith(NOT_COVERED) and gen.calls == []
+    rag._generator = FakeGenerator("Nvidia lost close to 600 billion dollars of market value [1].")
+    assert rag.ask("How much market value did Nvidia lose?").mode == "generated"
+    # The rule, not anything else, declined it: without it the same question is answered.
+    loose = make_rag(tmp_path, generator=FakeGenerator("Nvidia shares fell [1]."), **rule, **{"evidence.min_term_coverage": 0.0})
+    assert loose.ask(off).mode != "declined"

@@ -26,6 +26,7 @@ from .base import ConfigError, _describe, _Section
 from .profile import apply_profile, user_fields
 from .stages import (
     CALIBRATED_ANSWERABILITY,
+    CALIBRATED_TERM_COVERAGE,
     CALIBRATED_RELEVANCE,
     ChunkingConfig,
     CitationsConfig,
@@ -40,7 +41,7 @@ from .stages import (
 from .ui import UIConfig
 
 __all__ = [
-    "CALIBRATED_ANSWERABILITY", "CALIBRATED_RELEVANCE", "ChunkingConfig", "CitationsConfig", "Config", "ConfigError",
+    "CALIBRATED_ANSWERABILITY", "CALIBRATED_RELEVANCE", "CALIBRATED_TERM_COVERAGE", "ChunkingConfig", "CitationsConfig", "Config", "ConfigError",
     "EmbeddingConfig", "EvidenceConfig", "GenerationConfig", "IndexConfig", "IndexingConfig", "LoaderConfig",
     "RetrievalConfig", "UIConfig", "apply_profile", "user_fields",
 ]

@@ -319,6 +319,14 @@ class EvidenceConfig(_Section):
                                                         "times as many unanswerable questions declined, and more answerable ones; "
                                                         "README 'Quality'). evidence.min_answerability, when set, wins.")
 
+    min_term_coverage: float | None = Field(None, ge=0, le=1, description="Decline as not covered when the top passages hold less "
+                                            "than this share of the question's idf (its rare words are missing: 'Tesla Model 3 range' beside "
+                                            "an article on Nikola Tesla) while the top passage's relevance is below "
+                                            "evidence.term_coverage_relevance. null: the values calibrated for the embedding model "
+                                            "(README 'Quality'); 0: never. Needs an index with corpus statistics (FAISS; not Milvus).")
+    term_coverage_relevance: float | None = Field(None, ge=0, le=1, description="The min_term_coverage rule applies below this top "
+                                                  "passage relevance (null: calibrated for the embedding model).")
+
     draft_must_answer: bool = Field(True, description="The model's draft leads only if it answers: it gives the kind of thing asked "
                                     "for (a number for how many, a date for when, a name for who, a place for where, an expansion for "
                                     "'stand for'), taken from the evidence, and more than the question's own words (rag.lead). Otherwise "
@@ -347,6 +355,13 @@ class EvidenceConfig(_Section):
         """
         return type(self)(**{**self.model_dump(), "abstention": abstention})
 
+    def term_coverage_rule_for(self, embedder: str) -> tuple[float, float]:
+        """``(min_term_coverage, below_relevance)`` for ``embedder``: configured values win, else the calibrated
+        ones (:data:`CALIBRATED_TERM_COVERAGE`); ``(0.0, 0.0)`` (never declines) for an uncalibrated model."""
+        shipped = CALIBRATED_TERM_COVERAGE.get(embedder.split("@", 1)[0], (0.0, 0.0))
+        return (shipped[0] if self.min_term_coverage is None else float(self.min_term_coverage),
+                shipped[1] if self.term_coverage_relevance is None else float(self.term_coverage_relevance))
+
     def min_answerability_for(self, embedder: str) -> float:
         """The decline threshold for ``embedder`` (its backend suffix, ``@onnx-int8``, is ignored)."""
         if self.min_answerability is not None:
@@ -358,6 +373,15 @@ class EvidenceConfig(_Section):
 # threshold that declines at most 5% of the answerable questions of every development set.
 # cautious: the best worst-set recall on the unanswerable questions (sample, searchbox, pdf)
 # while each of those sets keeps declining precision >= 0.8.
+# (min_term_coverage, below this top relevance). Chosen 2026-12-07 with `python eval/coverage_study.py`
+# over the nine development sets (all tuned on, the off-topic ones included): of the rules declining at
+# most 2.5% of every set's answerable questions (half the 5% budget, a margin for unseen sets), the one
+# declining most of the worse off-topic set. On top of the floor and the answerability score it takes
+# offtopic from 0.90 to 0.95 declined and offtopic-squad from 0.25 to 0.425 (coverage < 0.4 below 0.5
+# would reach 0.925 / 0.50 but declines 4.1% of squad's answerable questions). README "Quality".
+# Relevance here is MiniLM's cosine (dense and hybrid alike; measured with hybrid).
+CALIBRATED_TERM_COVERAGE: dict[str, tuple[float, float]] = {"all-MiniLM-L6-v2": (0.5, 0.45)}
+
 CALIBRATED_ANSWERABILITY: dict[str, dict[str, float]] = {"all-MiniLM-L6-v2": {"balanced": 0.12, "cautious": 0.315}}
 
 

@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -270,6 +270,8 @@ class IndexStore(IndexBackend):
     Args:
         root: the index folder (e.g. ``index/default``).
     """
+
+    keeps_term_statistics: ClassVar[bool] = True
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

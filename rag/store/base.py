@@ -13,7 +13,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -155,6 +155,11 @@ class SearchableIndex(Protocol):
 
     def bm25_retrieval(self, query: str, filters: MetadataFilter | None = None, top_k: int = 10) -> list[Hit]: ...
 
+    def term_weights(self, query: str) -> dict[str, float]:
+        """How rare each distinct query word is in this index (its idf); ``{}`` when the backend keeps no
+        corpus statistics (then answers are not declined for missing question words)."""
+        ...
+
     def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, Chunk]: ...
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray: ...
@@ -178,6 +183,8 @@ class IndexBackend(Protocol):
     """
 
     root: Path
+    #: Whether its loaded index's ``term_weights`` gives corpus statistics (the term-coverage decline needs them).
+    keeps_term_statistics: ClassVar[bool]
 
     @property
     def label(self) -> str: ...
