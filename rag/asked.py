@@ -104,7 +104,16 @@ def acronyms(question: str) -> list[str]:
 
 def _expansion_spans(sentence: str, question: str) -> list[tuple[int, int]]:
     """Runs of words in ``sentence`` whose initials spell an acronym of ``question`` ("Group Relative Policy Optimization")."""
-    words = list(re.finditer(r"[A-Za-z][\w']*", sentence))  # "mixture-of-experts" is three words for MoE
+    out: list[tuple[int, int]] = []
+    # "mixture-of-experts" is three words for MoE; "multi-head latent attention" is three for MLA.
+    for pattern in (r"[A-Za-z][\w']*", r"[A-Za-z][\w'\-]*"):
+        for span in _initials_spans(list(re.finditer(pattern, sentence)), question):
+            if span not in out:
+                out.append(span)
+    return out
+
+
+def _initials_spans(words: list[re.Match[str]], question: str) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for acro in acronyms(question):
         letters = [c.lower() for c in acro if c.isalpha() and c.isupper()] or [c.lower() for c in acro if c.isalpha()]

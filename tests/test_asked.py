@@ -38,6 +38,8 @@ def test_answer_type_names_the_kind_asked_for(question, kind):
     ("GRPO (Group Relative Policy Optimization) removes the critic model.", "what does GRPO stand for", "Group Relative Policy Optimization"),
     ("The Crown season 3 premieres Sunday, November 17 on Netflix.", "When does season 3 of The Crown premiere?", "November 17"),
     ("In an MoE (mixture-of-experts) model each layer holds many experts.", "What does MoE stand for?", "mixture-of-experts"),
+    ("The second key ingredient is multi-head latent attention, usually shortened to MLA.", "what does MLA stand for",
+     "multi-head latent attention"),  # a hyphenated word gives one letter
     ("Its main new China product was the H20, a Hopper-generation chip with far less power.", "What is the H20?", "a Hopper-generation chip with far less power"),
     ("FP8 is an 8-bit floating-point number format.", "what is FP8", "an 8-bit floating-point number format"),
 ])
