@@ -18,6 +18,13 @@ from rag.asked import answer_phrase, answer_type, has_type
     ("Which country won the most medals?", "place"),
     ("what does GRPO stand for", "expansion"),
     ("What is the H20?", "definition"),
+    ("What pass@1 score did DeepSeek-R1 achieve on AIME 2024?", "number"),
+    ("What rental price per GPU hour did DeepSeek assume?", "number"),
+    ("Which South Korean agency suspended new downloads of the DeepSeek app?", "name"),
+    ("At which university did Liang Wenfeng study?", "name"),
+    ("What nickname did local media give DeepSeek?", "name"),
+    ("what percent of heart attack patients have atypical symptoms", "number"),
+    ("What is the context window of DeepSeek-V3?", "other"),  # an attribute of something, not what a term is
     ("Why did Nvidia shares fall?", "other"),
     ("What is the capital city of the country where DeepSeek is based?", "place"),
 ])
@@ -61,3 +68,10 @@ def test_has_type_is_unchanged_for_the_answerability_features():
     assert has_type("DeepSeek is based in Hangzhou.", "place", "Where is DeepSeek based?") == 1.0
     assert has_type("It has 671 billion parameters.", "number", "How many parameters does it have?") == 1.0
     assert has_type("It was founded in 2023.", "number", "How many parameters does it have?") == 0.0
+
+
+def test_a_definition_cut_by_its_length_limit_ends_at_a_whole_word():
+    sentence = ("High-Flyer is a quantitative hedge fund that relies on computer models rather than human stock pickers "
+                "to decide its trades.")
+    span = answer_phrase(sentence, "What is High-Flyer?")
+    assert span is not None and sentence[span[0]:span[1]].endswith("human stock")
