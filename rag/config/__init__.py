@@ -73,7 +73,8 @@ class Config(_Section):
         Args:
             path: a YAML file whose top-level keys are section names.
             overrides: ``{"retrieval.top_k": 3}``-style values applied after the file
-                (None values are skipped).
+                (None values are skipped); ``generation.openai.retries`` sets a key of a
+                backend's own section.
 
         Raises:
             ConfigError: the file is missing or malformed, or a key or value is invalid.
@@ -90,7 +91,7 @@ class Config(_Section):
             current = data.get(section, {})
             if not isinstance(current, dict):
                 raise ConfigError(f"section {section!r} must be a mapping")
-            data = {**data, section: {**current, key: value}}
+            data = {**data, section: _set_in(current, key.split("."), value)}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -99,6 +100,13 @@ class Config(_Section):
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for manifests and display)."""
         return self.model_dump()
+
+
+def _set_in(mapping: dict[str, Any], keys: list[str], value: Any) -> dict[str, Any]:
+    """``mapping`` with ``value`` at the nested ``keys`` (``generation.openai.retries``: a backend's own section)."""
+    head, *rest = keys
+    inner = mapping.get(head)
+    return {**mapping, head: _set_in(inner if isinstance(inner, dict) else {}, rest, value) if rest else value}
 
 
 def _read_yaml(p: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import FromConfig, GeneratorError, Message, TemplatedGenerator
 from .gguf import LLAMACPP_MISSING, LlamaOptions, default_threads, prepared_gguf, require_llama_cpp
@@ -46,7 +46,9 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
     """
 
     class Options(LlamaOptions):
-        """The generation-config fields this backend takes (those of every llama.cpp backend)."""
+        """This backend's own settings (``generation.llama_cpp``): those of every llama.cpp backend."""
+
+    shared: ClassVar[tuple[str, ...]] = ("model", "context_window", "cache_dir")
 
     def __init__(self, model: str = "smollm2", context_window: int | None = 2048, n_threads: int | None = None, n_threads_batch: int | None = None,
                  gguf_type: str = "q8_0", cache_dir: str | None = None, prompt_lookup: int = 0) -> None:
