@@ -21,6 +21,7 @@ from .config import Config, EvidenceConfig
 from .embedding import ENGINES, Embedder, SentenceTransformerEmbedder, make_embedder, model_of
 from .evidence import EvidenceSet, draft_shortfall, select_evidence
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
+from .inputs import check_question
 from .indexing import BuildSummary, IndexBuilder
 from .lead import compose, disagrees, evidence_lead, lead_span, unresponsive
 from .prompting import NOT_FOUND, build_evidence_prompt
@@ -395,8 +396,6 @@ class RAG:
 
 
 def _check_question(question: Any) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("question is empty; ask something about the articles, e.g. 'Who released DeepSeek-R1?'")
-    return question.strip()
+    return check_question(question)  # the one check (rag/inputs.py); the length limit is the front ends' (ui.max_question_chars)
 
 
