@@ -243,3 +243,18 @@ def test_a_question_far_from_every_passage_is_declined_whatever_the_word_overlap
     monkeypatch.setitem(CALIBRATED_RELEVANCE, rag.embedder.name, {"hybrid": top - 0.01, "dense": top - 0.01})
     rag._generator = FakeGenerator("Nvidia shares fell about 17 percent [1].")
     assert rag.ask("How much did Nvidia shares fall?").mode == "generated"
+
+
+def test_rag_builds_every_embedder_through_the_registry(monkeypatch):
+    """Guards against RAG.__init__ building the torch embedder itself (a test seam that bypassed
+    rag.embedding.BACKENDS): whatever the registry holds for the configured backend is used."""
+    from fakes import FakeEmbedder
+
+    import rag.embedding as embedding
+    from rag import RAG, Config
+
+    seen = []
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: seen.append(cfg) or FakeEmbedder(name=cfg.model))
+    rag = RAG(Config.load(None, {"embedding.model": "some-model"}))
+    assert isinstance(rag.embedder, FakeEmbedder) and rag.embedder.name == "some-model"
+    assert [c.backend for c in seen] == ["torch"]
