@@ -37,6 +37,6 @@ class Registry(dict[str, T]):
         raise ConfigError(f"unknown {self.kind} {name!r}; choose from {sorted(self)}")
 
     def register(self, name: str, factory: T) -> T:
-        """Add ``factory`` under ``name`` (returns it, so it can decorate a class or function)."""
+        """Add ``factory`` under ``name`` and return it."""
         self[name] = factory
         return factory

@@ -232,9 +232,10 @@ def test_previous_turns_reasoning_never_reaches_the_model():
     assert "secret old plan" not in str(gen.requests[0]["messages"])
 
 
-def test_bad_budget_is_named():
-    with pytest.raises(ValueError, match="max_thinking_tokens must be >= 1 or None, got 0"):
-        AnswerStream(ScriptedReasoner("x"), MESSAGES, max_thinking_tokens=0)
+def test_bad_budget_is_named_at_the_config_edge():
+    """The thinking budget is checked once, when the config loads; AnswerStream trusts it."""
+    with pytest.raises(ConfigError, match=r"generation\.max_thinking_tokens must be >= 1, got 0"):
+        Config.load(None, {"generation.max_thinking_tokens": 0})
 
 
 # -- registry -------------------------------------------------------------------------------

@@ -130,13 +130,12 @@ def prepared_gguf(model: str, gguf_type: str = "q8_0", cache_dir: str | Path | N
     """The GGUF llama.cpp should run for ``model``: as shipped, or re-quantised once and cached.
 
     The conversion runs in a child process (like generation, it must not be able to crash
-    this one) and takes about a second for SmolLM2-135M.
+    this one) and takes about a second for SmolLM2-135M. ``gguf_type`` is one of
+    :data:`GGUF_TYPES`, checked when the config loaded (``LlamaOptions``).
 
     Raises:
-        GeneratorError: unknown type, or the conversion failed (names the fallback).
+        GeneratorError: the conversion failed (names the fallback).
     """
-    if gguf_type not in GGUF_TYPES:
-        raise GeneratorError(f"gguf_type must be one of {sorted(GGUF_TYPES)}, got {gguf_type!r}")
     source = resolve_gguf(model)
     ftype = GGUF_TYPES[gguf_type]
     if ftype is None:
