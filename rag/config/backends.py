@@ -26,62 +26,77 @@ import importlib
 import warnings
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
 
 
-def _backends() -> dict[str, Any]:
+class NoSettings(BaseModel):
+    """The settings of a registry entry that declares no ``Options``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _backends(module: str) -> dict[str, Any]:
     # Imported when a config is validated: rag.config must not pull in torch or llama.cpp at import.
-    return importlib.import_module("rag.generation").BACKENDS
+    return importlib.import_module(f"rag.{module}").BACKENDS
 
 
-def options_class(name: str) -> type[BaseModel]:
-    """The ``Options`` model of the backend registered as ``name`` (raises ConfigError naming the choices)."""
-    return _backends()[name].Options
+def _options(entry: Any) -> type[BaseModel]:
+    return getattr(entry, "Options", NoSettings)
 
 
-def _validated(name: str, raw: Any) -> BaseModel:
+def options_class(name: str, module: str = "generation") -> type[BaseModel]:
+    """The ``Options`` model of the backend registered as ``name`` in ``rag.<module>.BACKENDS`` (ConfigError naming the choices)."""
+    return _options(_backends(module)[name])
+
+
+def _validated(name: str, raw: Any, module: str, prefix: str) -> BaseModel:
     from .base import _describe
 
-    cls = options_class(name)
+    cls = options_class(name, module)
     if isinstance(raw, cls):
         return raw
     if isinstance(raw, BaseModel):
         raw = raw.model_dump(exclude_unset=True)
     if not isinstance(raw, dict):
-        raise ConfigError(f"config key 'generation.{name}' must be a mapping of {name}'s settings "
+        raise ConfigError(f"config key '{prefix}.{name}' must be a mapping of {name}'s settings "
                           f"({', '.join(cls.model_fields) or 'it has none'}), got {raw!r}")
     try:
         return cls.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, cls, prefix=f"generation.{name}")) from None
+        raise ConfigError(_describe(exc, cls, prefix=f"{prefix}.{name}")) from None
 
 
 def backend_sections(config: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` (a generation section) with each backend's settings validated in its own section.
+    """``data`` (a config section) with each backend's settings validated in its own section.
+
+    ``config`` names its registry's module in ``backends_from`` (``generation``: the
+    registry is ``rag.generation.BACKENDS``) and its key prefix in ``section``; an entry
+    without ``Options`` has no settings of its own.
 
     Raises:
         ConfigError: a key that is neither a shared field, a backend's section nor an old flat
             key of some backend (names the valid keys), or a bad value in a section (names it).
     """
-    backends = _backends()
+    module, prefix = config.backends_from, config.section
+    backends = _backends(module)
     out = {k: v for k, v in data.items() if k in config.model_fields}
     sections: dict[str, Any] = {k: v for k, v in data.items() if k not in out and k in backends}
     flat = {k: v for k, v in data.items() if k not in out and k not in sections}
     for key, value in flat.items():
-        owners = [n for n, b in backends.items() if key in b.Options.model_fields]
+        owners = [n for n, b in backends.items() if key in _options(b).model_fields]
         if not owners:
-            valid = sorted([*config.model_fields, *(n for n, b in backends.items() if b.Options.model_fields)])
-            raise ConfigError(f"unknown config key 'generation.{key}'; valid keys here: {valid}")
-        new = " and ".join(f"generation.{n}.{key}" for n in owners)
-        warnings.warn(f"generation.{key} is deprecated; write {new} (configs/default.yaml shows the layout)",
+            valid = sorted([*config.model_fields, *(n for n, b in backends.items() if _options(b).model_fields)])
+            raise ConfigError(f"unknown config key '{prefix}.{key}'; valid keys here: {valid}")
+        new = " and ".join(f"{prefix}.{n}.{key}" for n in owners)
+        warnings.warn(f"{prefix}.{key} is deprecated; write {new} (configs/default.yaml shows the layout)",
                       FutureWarning, stacklevel=2)
         for name in owners:
             current = sections.get(name, {})
             current = current.model_dump(exclude_unset=True) if isinstance(current, BaseModel) else dict(current or {})
             sections[name] = {key: value, **current}  # the nested value wins
     for name, backend in backends.items():
-        if name in sections or backend.Options.model_fields:
-            out[name] = _validated(name, sections.get(name, {}))
+        if name in sections or _options(backend).model_fields:
+            out[name] = _validated(name, sections.get(name, {}), module, prefix)
     return out

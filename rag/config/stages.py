@@ -241,6 +241,7 @@ class GenerationConfig(_Section):
     # validated by the backend's Options (rag/config/backends.py), so no backend is named here.
     model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
     section: ClassVar[str] = "generation"
+    backends_from: ClassVar[str] = "generation"  # the registry: rag.generation.BACKENDS
     backend: str = Field("llama_server", description="A name in rag.generation.BACKENDS: llama_server (llama.cpp in a supervised child process; "
                          "falls back to transformers when llama.cpp is missing or failed its set-up smoke test), transformers, llama_cpp (in process), "
                          "openai, or none (evidence answers only).")
@@ -276,7 +277,7 @@ class GenerationConfig(_Section):
         """The validated settings of ``backend`` (default: ``self.backend``), its section here or its defaults."""
         name = backend or self.backend
         section = (self.__pydantic_extra__ or {}).get(name)
-        return section if section is not None else options_class(name)()
+        return section if section is not None else options_class(name, self.backends_from)()
 
     @property
     def options(self) -> BaseModel:
