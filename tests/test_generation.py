@@ -285,6 +285,11 @@ def test_old_flat_backend_keys_still_load_into_every_backend_that_takes_them(tmp
                                            r"generation\.llama_cpp\.gguf_type"):
         cfg = Config.load(None, {"generation.gguf_type": "q4_0", "generation.llama_cpp.gguf_type": "f16"}).generation
     assert (cfg.llama_server.gguf_type, cfg.llama_cpp.gguf_type) == ("q4_0", "f16"), "the nested value wins"
+    from conftest import ROOT
+
+    with pytest.warns(FutureWarning, match=r"generation\.gguf_type is deprecated"):  # README's eval command, old form
+        cfg = Config.load(ROOT / "configs" / "default.yaml", {"generation.gguf_type": "packaged"}).generation
+    assert cfg.llama_server.gguf_type == cfg.llama_cpp.gguf_type == "packaged", "an override wins over the file's nested value"
     old = tmp_path / "old.yaml"
     old.write_text("generation:\n  backend: openai\n  base_url: http://127.0.0.1:9/v1\n  retries: 0\n  timeout: 5\n")
     with pytest.warns(FutureWarning, match=r"generation\.retries is deprecated; write generation\.openai\.retries"):
@@ -447,7 +452,7 @@ def test_contributing_example_backend_answers_through_rag(tmp_path, articles_dir
     assert isinstance(rag.generator, QuoteGenerator) and isinstance(rag.generator, Generator)
     assert rag.generator.max_words == 40, "the backend's own setting reaches its constructor"
     assert answer.mode == "generated" and "17 percent" in answer.text and answer.text.endswith("[1].")
-    short = Config.load(my_yaml, {"generation.quote.max_words": 2}).generation  # the --set form CONTRIBUTING shows
+    short = Config.load(my_yaml, {"generation.quote.max_words": 2}).generation  # the override CONTRIBUTING shows
     evidence = [{"role": "user", "content": "Evidence:\n[2] It rained all day.\n\nQuestion: Did it rain?"}]
     assert "".join(make_generator(short).stream(evidence)) == "It rained ... [2]."
     assert [c.source for c in answer.citations] == ["markets/nvidia.txt"]

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from .backends import override_keys
 from .base import ConfigError, _describe, _Section
 from .profile import apply_profile, user_fields
 from .stages import (
@@ -91,7 +92,10 @@ class Config(_Section):
             current = data.get(section, {})
             if not isinstance(current, dict):
                 raise ConfigError(f"section {section!r} must be a mapping")
-            data = {**data, section: _set_in(current, key.split("."), value)}
+            model = cls.model_fields[section].annotation if section in cls.model_fields else None
+            for nested in override_keys(model, key):  # an old flat key: each backend section taking it
+                current = _set_in(current, nested.split("."), value)
+            data = {**data, section: current}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -17,7 +17,8 @@ so ``cfg.generation.llama_server.gguf_type`` always reads.
 Deprecated: the flat keys of the old layout (``generation.gguf_type``, ``--set
 generation.retries=0``) still load; each goes to every backend that declares a setting of that
 name (``gguf_type`` to ``llama_server`` and ``llama_cpp``, as before, when it applied to both),
-with a ``FutureWarning`` naming the new key. A key written both ways keeps the nested value.
+with a ``FutureWarning`` naming the new key. A key written both ways in one file keeps the
+nested value; an override (``--set``) of a flat key sets the nested keys, so it wins over the file.
 """
 
 from __future__ import annotations
@@ -68,6 +69,32 @@ def _validated(name: str, raw: Any, module: str, prefix: str) -> BaseModel:
         raise ConfigError(_describe(exc, cls, prefix=f"{prefix}.{name}")) from None
 
 
+def _owners(config: type[BaseModel], key: str) -> list[str]:
+    return [n for n, b in _backends(config.backends_from).items() if key in _options(b).model_fields]
+
+
+def _warn_deprecated(prefix: str, key: str, owners: list[str]) -> None:
+    new = " and ".join(f"{prefix}.{n}.{key}" for n in owners)
+    warnings.warn(f"{prefix}.{key} is deprecated; write {new} (configs/default.yaml shows the layout)", FutureWarning, stacklevel=3)
+
+
+def override_keys(config: type[BaseModel] | None, key: str) -> list[str]:
+    """Where an override of ``key`` (``--set section.key=...``) goes: ``key`` itself, or, for an old
+    flat key, the same key in each backend section declaring it (with the deprecation warning).
+
+    An override comes after the file, so ``--set generation.gguf_type=packaged`` on a file that
+    lists ``generation.llama_server.gguf_type`` must reach the nested key, not lose to it.
+    """
+    if "." in key or not getattr(config, "backends_from", ""):
+        return [key]
+    if key in config.model_fields or key in _backends(config.backends_from):
+        return [key]
+    owners = _owners(config, key)
+    if owners:
+        _warn_deprecated(config.section, key, owners)
+    return [f"{n}.{key}" for n in owners] or [key]  # an unknown key is refused by validation, naming it
+
+
 def backend_sections(config: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     """``data`` (a config section) with each backend's settings validated in its own section.
 
@@ -85,13 +112,11 @@ def backend_sections(config: type[BaseModel], data: dict[str, Any]) -> dict[str,
     sections: dict[str, Any] = {k: v for k, v in data.items() if k not in out and k in backends}
     flat = {k: v for k, v in data.items() if k not in out and k not in sections}
     for key, value in flat.items():
-        owners = [n for n, b in backends.items() if key in _options(b).model_fields]
+        owners = _owners(config, key)
         if not owners:
             valid = sorted([*config.model_fields, *(n for n, b in backends.items() if _options(b).model_fields)])
             raise ConfigError(f"unknown config key '{prefix}.{key}'; valid keys here: {valid}")
-        new = " and ".join(f"{prefix}.{n}.{key}" for n in owners)
-        warnings.warn(f"{prefix}.{key} is deprecated; write {new} (configs/default.yaml shows the layout)",
-                      FutureWarning, stacklevel=2)
+        _warn_deprecated(prefix, key, owners)
         for name in owners:
             current = sections.get(name, {})
             current = current.model_dump(exclude_unset=True) if isinstance(current, BaseModel) else dict(current or {})
