@@ -98,6 +98,13 @@ def default_threads() -> tuple[int, int]:
     return max(1, min(cpus, 8)), max(1, cpus)
 
 
+def thread_counts(n_threads: int | None, n_threads_batch: int | None) -> tuple[int, int]:
+    """The configured ``(n_threads, n_threads_batch)``, None filled in: decoding from
+    :func:`default_threads`, prompt processing with the decoding count when that was set."""
+    auto_threads, auto_batch = default_threads()
+    return n_threads or auto_threads, n_threads_batch or n_threads or auto_batch
+
+
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from .base import FromConfig, GeneratorError, Message, TemplatedGenerator
-from .gguf import LLAMACPP_MISSING, LlamaOptions, default_threads, prepared_gguf, require_llama_cpp
+from .gguf import LLAMACPP_MISSING, LlamaOptions, prepared_gguf, require_llama_cpp, thread_counts
 from .reasoning import cut_at_stop
 
 __all__ = ["LLAMACPP_MISSING", "LlamaCppGenerator"]
@@ -56,9 +56,7 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
         self.prompt_lookup = prompt_lookup
         self.name = model
         self._context_window = context_window
-        auto_threads, auto_batch = default_threads()
-        self.n_threads = n_threads or auto_threads
-        self.n_threads_batch = n_threads_batch or (n_threads if n_threads else auto_batch)
+        self.n_threads, self.n_threads_batch = thread_counts(n_threads, n_threads_batch)
         self.gguf_type = gguf_type
         self._cache_dir = cache_dir
         self._llm = None

@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from .base import FromConfig, GeneratorError, Message
-from .gguf import LlamaOptions, default_threads, llama_status, prepared_gguf, require_llama_cpp
+from .gguf import LlamaOptions, llama_status, prepared_gguf, require_llama_cpp, thread_counts
 from .openai import OpenAIGenerator
 from .transformers import TransformersGenerator
 
@@ -171,9 +171,7 @@ class LlamaServerGenerator(FromConfig):
         self.prompt_lookup = prompt_lookup
         self.name = model
         self.n_ctx = context_window or 2048
-        auto_threads, auto_batch = default_threads()
-        self.n_threads = n_threads or auto_threads
-        self.n_threads_batch = n_threads_batch or (n_threads if n_threads else auto_batch)
+        self.n_threads, self.n_threads_batch = thread_counts(n_threads, n_threads_batch)
         self.gguf_type = gguf_type
         self._cache_dir = cache_dir
         self.startup_timeout = startup_timeout
