@@ -18,9 +18,10 @@ from typing import Any
 from .chunking import Chunker
 from .citations import resolve_citations
 from .config import Config, EvidenceConfig
-from .embedding import ENGINES, Embedder, SentenceTransformerEmbedder, make_embedder, model_of
+from .embedding import ENGINES, Embedder, make_embedder, model_of
 from .evidence import EvidenceSet, draft_shortfall, select_evidence, term_coverage
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
+from .inputs import check_question
 from .indexing import BuildSummary, IndexBuilder
 from .lead import compose, disagrees, evidence_lead, lead_span, unresponsive
 from .prompting import NOT_FOUND, build_evidence_prompt
@@ -71,9 +72,6 @@ class RAG:
     def __init__(self, config: Config | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None) -> None:
         self.config = config or Config()
         emb = self.config.embedding
-        if embedder is None and emb.backend == "torch":
-            # Named here (not via make_embedder) so tests can swap the model class on this module.
-            embedder = SentenceTransformerEmbedder(emb.model, batch_size=emb.batch_size, device=emb.device)
         self.embedder: Embedder = embedder or make_embedder(emb)
         self._generator = generator
         ch = self.config.chunking
@@ -413,8 +411,6 @@ class RAG:
 
 
 def _check_question(question: Any) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("question is empty; ask something about the articles, e.g. 'Who released DeepSeek-R1?'")
-    return question.strip()
+    return check_question(question)  # the one check (rag/inputs.py); the length limit is the front ends' (ui.max_question_chars)
 
 

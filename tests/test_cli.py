@@ -92,11 +92,11 @@ def test_index_info_says_when_no_threshold_is_calibrated(tmp_path, articles_dir,
 
     Every backend of MiniLM keeps MiniLM's threshold; another model says "not covered" declines are off.
     """
-    import rag.pipeline as pipeline
+    import rag.embedding as embedding
     from fakes import FakeEmbedder
     from rag.cli import main
 
-    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder(name=embedder))
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: FakeEmbedder(name=embedder))
     monkeypatch.chdir(tmp_path)
     assert main(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
     capsys.readouterr()
@@ -127,12 +127,12 @@ def test_cli_choices_come_from_the_registry(monkeypatch, capsys):
 
 def test_index_info_names_the_model_and_warns_once_for_the_135m_fallback(tmp_path, articles_dir, monkeypatch, capsys):
     """Guards against users never learning that the packaged 135M model only tidies quoted evidence (issue 25)."""
-    import rag.pipeline as pipeline
+    import rag.embedding as embedding
     from fakes import FakeEmbedder
     from rag.cli import main
     from rag.models import FALLBACK_WARNING
 
-    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder())
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: FakeEmbedder())
     monkeypatch.chdir(tmp_path)
     assert main(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
     capsys.readouterr()

@@ -229,8 +229,8 @@ def free_port() -> int:
 def test_server_down_gives_the_evidence_answer_with_real_models(tmp_path, articles_dir, real_embedder):
     """The openai backend pointed at a port nothing listens on: `ask` answers from the evidence."""
     port = free_port()  # closed again: connections are refused
-    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "openai", "generation.base_url": f"http://127.0.0.1:{port}/v1",
-                             "generation.retries": 0})
+    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "openai", "generation.openai.base_url": f"http://127.0.0.1:{port}/v1",
+                             "generation.openai.retries": 0})
     rag = RAG(cfg, embedder=real_embedder)
     rag.build(articles_dir)
     answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")

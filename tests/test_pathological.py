@@ -40,13 +40,13 @@ FILLER = ("orchard garden quarry mill canal museum library railway factory engin
 @pytest.fixture
 def cli(monkeypatch, tmp_path: Path):
     """``rag`` in-process with ``embedder`` standing in for the configured model: ``cli(embedder, *argv)``."""
-    import rag.pipeline as pipeline
+    import rag.embedding as embedding
     from rag.cli import main
 
     monkeypatch.chdir(tmp_path)
 
     def run(embedder, *argv: str) -> int:
-        monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: embedder)
+        monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: embedder)
         return main(list(argv))
 
     return run
@@ -344,8 +344,8 @@ RUNNER = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from fakes import FakeEmbedder
-import rag.pipeline as pipeline
-pipeline.SentenceTransformerEmbedder = lambda model, **kw: FakeEmbedder(name=model)
+import rag.embedding as embedding
+embedding.BACKENDS["torch"] = lambda cfg: FakeEmbedder(name=cfg.model)
 from rag.cli import main
 code = main(sys.argv[2:])
 peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))

@@ -131,6 +131,27 @@ def test_empty_question_is_rejected(tmp_path, articles_dir):
         rag.ask("   ")
 
 
+def test_rag_ask_checks_the_question_with_the_one_check_and_error_type(tmp_path, articles_dir):
+    """Guards against RAG.ask keeping a second question check with another error type and wording than the
+    conversation's and the UI's (rag.inputs.check_question); Python callers have no length limit."""
+    from rag import InputError
+    from rag.conversation import Conversation
+    from rag.inputs import check_question
+
+    rag = make_rag(tmp_path)
+    rag.build(articles_dir)
+    for bad in ("   ", None, "Why\ud800?"):
+        with pytest.raises(InputError) as direct:
+            check_question(bad)
+        with pytest.raises(InputError) as via_rag:
+            rag.ask(bad)
+        with pytest.raises(InputError) as via_chat:
+            Conversation(rag).ask(bad)
+        assert str(via_rag.value) == str(direct.value) == str(via_chat.value)
+    long = "Who founded DeepSeek? " + "really " * 400  # over ui.max_question_chars (2000): a front end's limit only
+    assert rag.ask(f"  {long}  ").question == long.strip()
+
+
 def test_top_k_larger_than_chunks(tmp_path, articles_dir):
     """FAISS pads missing hits with -1; they must not become passages."""
     rag = make_rag(tmp_path, generator=FakeGenerator("Nvidia fell 17 percent [1]."))
@@ -241,3 +262,18 @@ def test_a_loosely_related_passage_missing_the_questions_rare_words_is_not_cover
     # The rule, not anything else, declined it: without it the same question is answered.
     loose = make_rag(tmp_path, generator=FakeGenerator("Nvidia shares fell [1]."), **rule, **{"evidence.min_term_coverage": 0.0})
     assert loose.ask(off).mode != "declined"
+
+
+def test_rag_builds_every_embedder_through_the_registry(monkeypatch):
+    """Guards against RAG.__init__ building the torch embedder itself (a test seam that bypassed
+    rag.embedding.BACKENDS): whatever the registry holds for the configured backend is used."""
+    from fakes import FakeEmbedder
+
+    import rag.embedding as embedding
+    from rag import RAG, Config
+
+    seen = []
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: seen.append(cfg) or FakeEmbedder(name=cfg.model))
+    rag = RAG(Config.load(None, {"embedding.model": "some-model"}))
+    assert isinstance(rag.embedder, FakeEmbedder) and rag.embedder.name == "some-model"
+    assert [c.backend for c in seen] == ["torch"]

@@ -3,10 +3,11 @@ generation, citations and evidence (the web UI's section is in :mod:`rag.config.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .backends import backend_sections, options_class
 from .base import _one_of, _registry, _Section
 
 
@@ -236,7 +237,11 @@ class GenerationConfig(_Section):
     or a path to a ``.gguf`` file.
     """
 
+    # Each backend's own settings are a section named after it (generation.openai.base_url),
+    # validated by the backend's Options (rag/config/backends.py), so no backend is named here.
+    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
     section: ClassVar[str] = "generation"
+    backends_from: ClassVar[str] = "generation"  # the registry: rag.generation.BACKENDS
     backend: str = Field("llama_server", description="A name in rag.generation.BACKENDS: llama_server (llama.cpp in a supervised child process; "
                          "falls back to transformers when llama.cpp is missing or failed its set-up smoke test), transformers, llama_cpp (in process), "
                          "openai, or none (evidence answers only).")
@@ -254,28 +259,30 @@ class GenerationConfig(_Section):
     # The openai backend cannot see the chat template, so set true there for R1 servers that open <think>.
     opens_think: bool | None = Field(None, description="The chat template opens <think> in the prompt (null: read it from the template).")
     fallback: Literal["extractive", "error"] = Field("extractive", description="When the generator is unavailable: extractive answers, or an error.")
-    base_url: str = Field("http://127.0.0.1:8080/v1", pattern=r"^https?://", description="openai: API root ending in /v1.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai: the environment variable holding the key (the key never goes in a file).")
-    timeout: float = Field(60.0, gt=0, description="openai: seconds to connect / between streamed pieces.")
-    retries: int = Field(2, ge=0, description="openai: retries with exponential backoff before the first token.")
-    # llama_cpp backend: CPU threads (None: llama.cpp's default).
-    n_threads: int | None = Field(None, ge=1, description="llama_cpp/llama_server: CPU threads for decoding (null: the CPUs available, up to 8).")
-    # Speed settings measured in benchmarks/bench_generation.py (rag/generation/gguf.py).
-    n_threads_batch: int | None = Field(None, ge=1, description="llama_cpp/llama_server: CPU threads for prompt processing (null: every CPU available).")
-    gguf_type: str = Field("q8_0", description="llama_cpp/llama_server: the packaged Q4_1 GGUF re-quantised once to q8_0 (default, ~1.3x prompt speed, "
-                           "same answers), q4_0 or f16, or packaged to run the file as shipped.")
-    # Answers copy words from the evidence, so drafts taken from the prompt might be accepted; measured
-    # slower for SmolLM2-135M (0.66x) and the 1.5B evaluation model (0.43x) on 2 cores, so no profile
-    # turns it on (benchmarks/bench_models.py, benchmarks/README.md).
-    prompt_lookup: int = Field(0, ge=0, le=32, description="llama_cpp/llama_server: prompt-lookup decoding, proposing this many tokens "
-                               "copied from the prompt per step (0: off, plain decoding).")
     profile: str = Field("auto", description="The model's settings (rag.models.PROFILES) applied under this config: auto (chosen by "
                          "generation.model, a catalogue name or the .gguf file name), none, or a profile name. Fields set here win.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_sections(cls, data: Any) -> Any:
+        """Each backend's section validated by its own ``Options``; old flat keys moved into them (with a warning)."""
+        return backend_sections(cls, data) if isinstance(data, dict) else data
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
         return _one_of(v, _registry("generation", "BACKENDS"))
+
+    def options_for(self, backend: str | None = None) -> BaseModel:
+        """The validated settings of ``backend`` (default: ``self.backend``), its section here or its defaults."""
+        name = backend or self.backend
+        section = (self.__pydantic_extra__ or {}).get(name)
+        return section if section is not None else options_class(name, self.backends_from)()
+
+    @property
+    def options(self) -> BaseModel:
+        """The configured backend's own settings (``generation.<backend>``), validated by its ``Options``."""
+        return self.options_for()
 
     @field_validator("profile")
     @classmethod
