@@ -6,6 +6,8 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import ipaddress
 import logging
 import os
@@ -32,6 +34,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("rag.ui")
 
 AUTH_ENV = "RAG_UI_AUTH"
+# glibc gives each thread that meets contention its own malloc arena (up to 8 per core) and
+# rarely hands their freed pages back; Gradio runs every answer in a worker thread, so the
+# embedder's and the answer's buffers spread over ever more arenas and the server's memory
+# crept up under load although Python's own objects did not grow (benchmarks/README.md).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas for this process, unless ``MALLOC_ARENA_MAX`` already says how many.
+
+    Returns:
+        True when the cap was set (False: another C library, or the environment chose).
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt and mallopt(_M_ARENA_MAX, arenas) == 1)
 
 
 def is_loopback(host: str) -> bool:
@@ -120,6 +144,7 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    limit_malloc_arenas()  # before the model and worker threads allocate
     t0 = time.perf_counter()
     required, refusal = _start_refusal(host, port, auth, auth_file)
     if refusal:
