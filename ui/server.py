@@ -271,8 +271,8 @@ def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[st
         mcp_server=False,
         max_threads=launch_threads(ui.cfg),
         # Each session (a tab, or an API caller's session hash) holds a copy of the page's component
-        # config (~80 KB) plus its chat and sources panel (~1 MB per session measured with SmolLM2
-        # answers, benchmarks/bench_soak.py); Gradio's default keeps 10,000 of them.
+        # config plus its chat and sources panel (~120 KB of Python objects per session under /chat
+        # load, tracemalloc); Gradio's default keeps 10,000 of them.
         state_session_capacity=ui.cfg.max_sessions,
         # Without the upload panel the guard closes the upload routes, and files are tiny if they ever reach Gradio.
         max_file_size=upload_bytes or "1kb",
