@@ -6,7 +6,8 @@ that each call ``/chat`` through Gradio's queue, as an API caller does, over and
 calls open a new session (a stateless caller), every third continues the client's own
 session with a follow-up. Every 5 s it reads the resident memory (VmRSS) of the server and,
 separately, of its llama.cpp child. Issue 27 measured 1.06 -> 1.53 GB over 2 minutes
-before per-session state was capped (``ui.max_sessions``).
+before per-session state was capped (``ui.max_sessions``) and glibc's malloc arenas too
+(``ui.server.limit_malloc_arenas``; benchmarks/profile_soak.py shows which memory grows).
 
     python benchmarks/bench_soak.py                          # 10 minutes, capped (the default config)
     python benchmarks/bench_soak.py --minutes 3 --compare    # 3 minutes capped, then 3 minutes with Gradio's 10,000 sessions

@@ -15,9 +15,11 @@ import html
 import importlib.util
 import json
 import os
+import platform
 import re
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,8 +28,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import write_articles
+from conftest import ROOT, write_articles
 from test_ui_security import NVIDIA_Q, Served, call, client
+
+from ui.server import MALLOC_ARENAS
 
 UI_TEST = "generation:\n  backend: ui-test\n"
 
@@ -279,6 +283,41 @@ def test_api_sessions_beyond_the_cap_are_forgotten(tmp_path_factory):
         assert "Earlier: " not in sources("keep-me")  # evicted by four newer sessions: it starts afresh
     finally:
         served.stop()
+
+
+ARENAS = """
+import ctypes, ctypes.util, os, sys, threading
+sys.path.insert(0, os.getcwd())
+from ui.server import limit_malloc_arenas
+capped = sys.argv[1] == "capped" and limit_malloc_arenas()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+held, ready = [], threading.Barrier(9)
+def work():
+    held.append(bytearray(100_000))  # below the mmap threshold: from the thread's arena
+    ready.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads: t.start()
+ready.wait()
+buf, size = ctypes.c_char_p(), ctypes.c_size_t()
+libc.open_memstream.restype = ctypes.c_void_p
+fp = libc.open_memstream(ctypes.byref(buf), ctypes.byref(size))
+libc.malloc_info(0, ctypes.c_void_p(fp)); libc.fclose(ctypes.c_void_p(fp))
+print(capped, ctypes.string_at(buf, size.value).decode().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc arenas and mallopt are glibc's")
+@pytest.mark.parametrize("mode", ["capped", "free"])
+def test_worker_threads_share_at_most_two_malloc_arenas(mode):
+    """Each Gradio worker thread got its own glibc arena (up to 8 per core) that kept freed pages: the soak's memory crept up
+    while Python's objects stayed flat. ``limit_malloc_arenas`` caps them at 2; without it, 8 threads take more."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    out = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT, check=True).stdout.split()
+    capped, heaps = out[0] == "True", int(out[1])
+    if mode == "capped":
+        assert capped and heaps <= MALLOC_ARENAS, out
+    else:
+        assert not capped and heaps > MALLOC_ARENAS, out  # the workload above would show a cap that does nothing
 
 
 # -- 5. Host and Origin parsing --------------------------------------------------------------------

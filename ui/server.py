@@ -6,6 +6,8 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import ipaddress
 import logging
 import os
@@ -32,6 +34,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("rag.ui")
 
 AUTH_ENV = "RAG_UI_AUTH"
+# glibc gives each thread that meets contention its own malloc arena (up to 8 per core) and
+# rarely hands their freed pages back; Gradio runs every answer in a worker thread, so the
+# embedder's and the answer's buffers spread over ever more arenas and the server's memory
+# crept up under load although Python's own objects did not grow (benchmarks/README.md).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas for this process, unless ``MALLOC_ARENA_MAX`` already says how many.
+
+    Returns:
+        True when the cap was set (False: another C library, or the environment chose).
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt and mallopt(_M_ARENA_MAX, arenas) == 1)
 
 
 def is_loopback(host: str) -> bool:
@@ -120,6 +144,7 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    limit_malloc_arenas()  # before the model and worker threads allocate
     t0 = time.perf_counter()
     required, refusal = _start_refusal(host, port, auth, auth_file)
     if refusal:
@@ -246,8 +271,8 @@ def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[st
         mcp_server=False,
         max_threads=launch_threads(ui.cfg),
         # Each session (a tab, or an API caller's session hash) holds a copy of the page's component
-        # config (~80 KB) plus its chat and sources panel (~1 MB per session measured with SmolLM2
-        # answers, benchmarks/bench_soak.py); Gradio's default keeps 10,000 of them.
+        # config plus its chat and sources panel (~120 KB of Python objects per session under /chat
+        # load, tracemalloc); Gradio's default keeps 10,000 of them.
         state_session_capacity=ui.cfg.max_sessions,
         # Without the upload panel the guard closes the upload routes, and files are tiny if they ever reach Gradio.
         max_file_size=upload_bytes or "1kb",
