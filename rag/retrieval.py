@@ -72,7 +72,7 @@ class Retriever(Protocol):
 
 
 def _count_tokens(text: str) -> int:
-    from .chunking import get_encoding
+    from .text import get_encoding
 
     return len(get_encoding("cl100k_base").encode_ordinary(text))
 

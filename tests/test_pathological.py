@@ -26,7 +26,8 @@ import pytest
 from fakes import FakeEmbedder
 
 from rag import RAG, Config
-from rag.chunking import Chunker, get_encoding
+from rag.chunking import Chunker
+from rag.text import get_encoding
 from rag.documents import LINK_OUTSIDE, WHITESPACE_ONLY, has_text, load_documents, make_document
 from rag.store import IndexStore
 
