@@ -51,10 +51,11 @@ def bench_build(folder: Path, tmp: Path) -> dict:
     local_s = time.perf_counter() - t0
     import ray
 
+    from rag.embedding import make_embedder
     from rag.embedding.ray_engine import RayEmbedder
 
     cfg = Config.load(None, {"index.path": str(tmp / "ray"), "embedding.engine": "ray"})
-    probe = RayEmbedder(cfg.embedding, local.embedder.name)
+    probe = RayEmbedder(cfg.embedding, local.embedder.name, make_embedder)
     t0 = time.perf_counter()
     probe.warm_up()
     start_s = time.perf_counter() - t0

