@@ -31,7 +31,6 @@ import os
 import secrets
 import shutil
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 
 from ..ann import build_index, prepare_for_queries
 from ..documents import mark_not_articles
+from ..faults import pause_point
 from ..records import Chunk, Manifest
 from .base import (
     CHUNK_COLUMNS,
@@ -53,6 +53,7 @@ from .base import (
     READABLE_FORMATS,
     VECTORS,
     GenerationWriter,
+    Hit,
     IndexBackend,
     IndexCorruptError,
     IndexMismatchError,
@@ -63,28 +64,14 @@ from .base import (
     is_disk_full,
     settings_difference,
 )
-from .loaded import ChunkTable, Hit, LoadedIndex
+from .loaded import ChunkTable, LoadedIndex
 
 if TYPE_CHECKING:
     from ..config import IndexConfig
 
-__all__ = ["BACKENDS", "CHUNKS", "CURRENT", "EXACT_VECTORS", "FORMAT_VERSION", "GENERATION_NAME", "MANIFEST", "PAUSE_ENV", "READABLE_FORMATS", "VECTORS",
+__all__ = ["BACKENDS", "CHUNKS", "CURRENT", "EXACT_VECTORS", "FORMAT_VERSION", "GENERATION_NAME", "MANIFEST", "READABLE_FORMATS", "VECTORS",
            "ChunkTable", "GenerationWriter", "Hit", "IndexBackend", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexStore", "LoadedIndex", "SearchableIndex",
            "check_compatible", "is_disk_full", "make_store", "settings_difference", "write_generation"]
-
-# Test hook: a build with RAG_TEST_PAUSE_AT=<phase> says so on stderr and waits at that
-# phase of write_generation ("writing": the new generation folder half written; "switch":
-# complete and renamed, CURRENT not yet switched), so a test can kill it exactly there. The
-# Milvus store pauses at "switch" too (new collection complete, alias not yet switched) and
-# at "update" (an in-place update has deleted rows and not yet upserted the new ones).
-PAUSE_ENV = "RAG_TEST_PAUSE_AT"
-
-
-def _pause_point(phase: str) -> None:
-    if os.environ.get(PAUSE_ENV) == phase:
-        print(f"rag: paused at {phase} ({PAUSE_ENV})", file=sys.stderr, flush=True)
-        time.sleep(3600)
-
 
 def _fsync_dir(path: Path) -> None:
     try:
@@ -149,7 +136,7 @@ def write_generation(
         _write_files(tmp, vectors, chunks, row_ids, manifest, name, writers, bar)
         os.rename(tmp, root / name)
         _fsync_dir(root)
-        _pause_point("switch")
+        pause_point("switch")
         _set_current(root, name)
         bar.update()
     except BaseException:
@@ -177,7 +164,7 @@ def _write_files(tmp: Path, vectors: np.ndarray, chunks: Sequence[Chunk], row_id
     if built.info.get("pq_bytes"):
         np.save(tmp / EXACT_VECTORS, x)  # PQ codes are lossy; incremental builds reuse these
     bar.update()
-    _pause_point("writing")
+    pause_point("writing")
     _write_chunks(tmp / CHUNKS, chunks, row_ids)
     bar.update()
     for writer in writers:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from .base import (
     CHUNK_COLUMNS,
     CHUNKS,
     EXACT_VECTORS,
+    Hit,
     IndexCorruptError,
     chunk_from_row,
 )
@@ -48,15 +48,6 @@ def assemble_text(chunks: Sequence[Chunk]) -> str:
         parts.append(c.text[length - c.start :])
         length = c.end
     return "".join(parts)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A candidate chunk by row, with its ranking score and a question-independent relevance."""
-
-    row: int
-    score: float
-    relevance: float
 
 
 class ChunkTable:
