@@ -115,7 +115,7 @@ def article_boost(scores: dict[int, float], doc_of: Sequence[str], beta: float) 
 
 
 def metrics(ranked_rows: Sequence[int], sources: Sequence[str] | Mapping[int, str], gold: Sequence[str]) -> tuple[float, float, float]:
-    from rag.qa import retrieval_metrics
+    from rag.evaluation.qa import retrieval_metrics
 
     m = retrieval_metrics([sources[r] for r in ranked_rows[:10]], gold)
     return m["hit@1"], m["hit@5"], m["mrr@10"]

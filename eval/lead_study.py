@@ -42,7 +42,7 @@ def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, 
     from rag.asked import answer_phrase
     from rag.evaluation import QueryCache, default_eval_index, ensure_index, load_qa
     from rag.evidence import SENTENCE_WEIGHTS, select_evidence
-    from rag.qa import contains_answer, token_f1
+    from rag.evaluation.qa import contains_answer, token_f1
 
     items = load_qa(eval_set.qa_file)[:limit]
     articles = eval_set.articles_dir()

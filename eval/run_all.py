@@ -15,7 +15,7 @@ The table has one row per set and retriever variant: hit@1, hit@5, MRR@10 (over 
 files), token F1 and answer containment (with generation), abstention precision and recall
 (with ``--retrieval-only``, of the relevance threshold alone), page hit@5 (sets with gold
 pages) and the number of answers per mode (generated, evidence, declined). See
-rag/evaluation.py for the definitions.
+rag/evaluation/ for the definitions.
 """
 
 from __future__ import annotations

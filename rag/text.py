@@ -27,7 +27,7 @@ def neutralise_markers(text: str) -> str:
     return MARKER.sub(lambda m: f"({m.group(1)})", text)
 
 # Number words and month names, in one place for every stage that reads numbers and dates
-# (rag.facts, rag.term_match, rag.evidence); each takes the subset it needs.
+# (rag.facts, rag.retrieval.term_match, rag.evidence); each takes the subset it needs.
 CARDINALS: dict[str, int] = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
     "nineteen twenty".split())} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,

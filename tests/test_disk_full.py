@@ -23,7 +23,7 @@ import pytest
 from fakes import FakeEmbedder, FakeGenerator
 
 from rag import RAG, Config
-from rag import keyword as keyword_module
+from rag.retrieval import keyword as keyword_module
 from rag import store as store_module
 from rag.indexing import BuildError, DiskFullError, remove_article
 from rag.documents import NOT_ARTICLES

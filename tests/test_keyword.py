@@ -1,4 +1,4 @@
-"""Tests for rag/keyword.py: BM25 scores against a hand-computed case, persistence per index generation."""
+"""Tests for rag/retrieval/keyword.py: BM25 scores against a hand-computed case, persistence per index generation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from fakes import FakeEmbedder
 from rag import Config, RAG
 from rag.records import Chunk
-from rag.keyword import KEYWORD_DIR, KeywordIndex, tokenize, write_keyword_index
+from rag.retrieval.keyword import KEYWORD_DIR, KeywordIndex, tokenize, write_keyword_index
 from rag.indexing import BUILD_WRITERS
 from rag.store import IndexStore, write_generation
 
@@ -92,7 +92,7 @@ def test_builds_pass_the_bm25_writer_explicitly_and_it_persists_bm25_in_the_gene
     vectors = FakeEmbedder().encode(DOCS)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
     plain = write_generation(tmp_path / "plain", vectors, chunks, manifest)
-    assert not (plain / KEYWORD_DIR).exists()  # importing rag.keyword (above) added nothing to a write
+    assert not (plain / KEYWORD_DIR).exists()  # importing rag.retrieval.keyword (above) added nothing to a write
     gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, rows=[3, 4, 5], writers=[write_keyword_index])
     assert (gen / KEYWORD_DIR / "keyword.json").is_file()
     loaded = IndexStore(tmp_path / "idx").load()

@@ -138,7 +138,7 @@ class RetrievalConfig(_Section):
     dense_weight: float = Field(1.0, ge=0, description="hybrid, rrf: weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(0.5, ge=0, description="hybrid, rrf: weight of the BM25 ranking (not 0 together with dense_weight).")
     rrf_k: int = Field(60, ge=0, description="hybrid, rrf: the RRF constant.")
-    # Match bonuses added to the convex fused score (rag/term_match.py). Together they took
+    # Match bonuses added to the convex fused score (rag/retrieval/term_match.py). Together they took
     # rgb-en-fact hit@5 from 0.85 to 0.90 and hit@1 from 0.52 to 0.58, and lost nothing on
     # hit@1 or MRR@10 on the other sets (eval/rerank_study.py; README "Quality").
     number_match_weight: float = Field(0.3, ge=0, description="hybrid, convex: bonus for a candidate holding the question's numbers "

@@ -40,7 +40,7 @@ from ..config import IndexConfig, IndexingConfig, LoaderConfig
 from ..documents import load_documents, supported_types
 from ..embedding import Embedder
 from ..embedding.window import EmbeddingWindow
-from ..keyword import write_keyword_index
+from ..retrieval.keyword import write_keyword_index
 from ..records import (
     Chunk,
     Document,

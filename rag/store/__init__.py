@@ -110,7 +110,7 @@ def write_generation(
         manifest: settings and document list (a :class:`Manifest`, or its JSON form);
             ``format_version``, ``chunks``, ``generation`` and what index was built are filled in.
         rows: FAISS ids for the chunks (default ``0..n-1``), ascending.
-        writers: per-generation writers (e.g. :func:`rag.keyword.write_keyword_index`); only
+        writers: per-generation writers (e.g. :func:`rag.retrieval.keyword.write_keyword_index`); only
             these are written beside the vectors and chunks.
         show_progress: show the writing steps as a progress bar (when they take over half a second).
 

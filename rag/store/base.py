@@ -22,7 +22,7 @@ from ..errors import RagError
 from ..records import Chunk, Manifest
 
 if TYPE_CHECKING:
-    from ..filters import MetadataFilter
+    from ..retrieval.filters import MetadataFilter
 
 # 2: chunks carry the PDF pages they span and their heading path, and what is embedded and
 # what BM25 indexes is "title — headings" plus the text (Chunk.indexed_text). Format 1

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..filters import MetadataFilter
+from ..retrieval.filters import MetadataFilter
 from ..records import Chunk, Manifest
 from .base import (
     CHUNK_COLUMNS,
@@ -28,7 +28,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..keyword import KeywordIndex
+    from ..retrieval.keyword import KeywordIndex
 
 # Allowed-row sets kept per filter: a hybrid query asks for the same filter twice, and a
 # conversation often repeats it; a handful covers both without growing with the traffic.
@@ -155,10 +155,10 @@ class LoadedIndex:
             return self._table
 
     def keyword_index(self) -> KeywordIndex:
-        """The generation's BM25 index, loaded on first use (built from the chunks when missing; :mod:`rag.keyword`)."""
+        """The generation's BM25 index, loaded on first use (built from the chunks when missing; :mod:`rag.retrieval.keyword`)."""
         with self._state_lock:
             if self._keyword is None:
-                from ..keyword import open_keyword_index
+                from ..retrieval.keyword import open_keyword_index
 
                 self._keyword = open_keyword_index(self.path, self.iter_rows)
             return self._keyword
@@ -217,7 +217,7 @@ class LoadedIndex:
         """The ``top_k`` rows by BM25 for ``query`` among those passing ``filters`` (only rows scoring above 0).
 
         ``relevance`` is BM25 divided by the best score any chunk could get for the query,
-        in ``[0, 1)`` (:meth:`rag.keyword.KeywordIndex.relevance`).
+        in ``[0, 1)`` (:meth:`rag.retrieval.keyword.KeywordIndex.relevance`).
         """
         kw = self.keyword_index()
         allowed = self.allowed_rows(filters)

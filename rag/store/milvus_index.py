@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..filters import MetadataFilter
+from ..retrieval.filters import MetadataFilter
 from ..records import Chunk, Manifest
 from .base import Hit
 from .milvus_schema import CHUNK_FIELDS, chunk_from_record

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .store import Hit
+from ..store.base import Hit
 
 __all__ = ["FUSION_METHODS", "aggregate_articles", "convex_score_fusion", "reciprocal_rank_fusion", "rescaled"]
 

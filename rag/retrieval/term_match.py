@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .evidence import answer_type, key_terms
-from .text import CARDINALS, MONTH, ORDINALS
+from ..evidence import answer_type, key_terms
+from ..text import CARDINALS, MONTH, ORDINALS
 
 __all__ = ["asks_date", "bonus_applies", "date_match", "match_bonus", "number_match", "question_numbers", "text_numbers"]
 

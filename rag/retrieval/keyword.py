@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RagError
-from .records import Chunk
+from ..errors import RagError
+from ..records import Chunk
 
 KEYWORD_DIR = "bm25"
 KEYWORD_FORMAT = 1
