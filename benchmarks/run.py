@@ -292,7 +292,7 @@ def _latencies(index: Any, queries: np.ndarray, k: int = 10) -> list[float]:
 
 
 def section_ann(p: dict[str, Any], keep: dict[str, Any]) -> dict[str, Any]:
-    from rag import ann
+    from rag.store import ann
 
     rows = []
     for n in p["ann_sizes"]:

@@ -24,7 +24,7 @@ from fakes import FakeEmbedder, FakeGenerator
 
 from rag import RAG, Config
 from rag.retrieval import keyword as keyword_module
-from rag import store as store_module
+from rag.store import faiss as store_module
 from rag.indexing import BuildError, DiskFullError, remove_article
 from rag.documents import NOT_ARTICLES
 from rag.store import CURRENT, is_disk_full

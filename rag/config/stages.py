@@ -79,7 +79,7 @@ class EmbeddingConfig(_Section):
 
 
 class IndexConfig(_Section):
-    """Where the index lives and how its vectors are searched (rag/ann.py)."""
+    """Where the index lives and how its vectors are searched (rag/store/ann.py)."""
 
     section: ClassVar[str] = "index"
     path: str = Field("index/default", description="The index folder.")
@@ -98,7 +98,7 @@ class IndexConfig(_Section):
     @field_validator("type")
     @classmethod
     def _known_type(cls, v: str) -> str:
-        return _one_of(v, _registry("ann", "INDEX_TYPES"))
+        return _one_of(v, _registry("store.ann", "INDEX_TYPES"))
 
     @field_validator("backend")
     @classmethod

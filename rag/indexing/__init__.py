@@ -126,7 +126,7 @@ class IndexBuilder:
         indexing: near-duplicate policy, settings-change policy, lock timeout.
         on_message: called with notes worth showing before the work is done (e.g. why a
             full rebuild is needed).
-        index: the FAISS index type and its recall target (rag/ann.py); a change takes
+        index: the FAISS index type and its recall target (rag/store/ann.py); a change takes
             effect at the next build, re-using every stored vector.
         writers: what is written beside the vectors and chunks (default
             :data:`BUILD_WRITERS`: the BM25 index); backends without a folder ignore them.

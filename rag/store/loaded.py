@@ -206,7 +206,7 @@ class LoadedIndex:
         else:
             import faiss
 
-            from ..ann import search_parameters
+            from .ann import search_parameters
 
             # Typed parameters: IVF refuses plain SearchParameters, and HNSW/IVF keep their tuned efSearch/nprobe.
             params = search_parameters(self.index, faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
