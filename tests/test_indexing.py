@@ -1,4 +1,4 @@
-"""Incremental builds (rag/indexing.py): diffing, vector reuse, duplicates, settings changes, locking, crashes.
+"""Incremental builds (rag/indexing/): diffing, vector reuse, duplicates, settings changes, locking, crashes.
 
 Unit tests use FakeEmbedder wrapped to record every text it encodes; the slow tests use the
 real packaged embedder, real FAISS files on disk and real ``rag build`` subprocesses.
@@ -23,7 +23,7 @@ from conftest import ARTICLES, write_articles
 from fakes import FakeEmbedder
 
 from rag import RAG, Config, IndexMismatchError
-from rag import indexing as indexing_module
+from rag.indexing import builder as indexing_module
 from rag import store as store_module
 from rag.faults import PAUSE_ENV
 from rag.indexing import BuildError, BuildLockedError, build_lock, find_near_duplicates, minhash_signature, read_lock_holder, remove_article

@@ -1,4 +1,4 @@
-"""Pathological inputs through the real build path (rag/documents.py, rag/chunking.py, rag/indexing.py).
+"""Pathological inputs through the real build path (rag/documents.py, rag/chunking.py, rag/indexing/).
 
 A 200 MB file, a single 5 MB line, files of only whitespace and 50,000 tiny files, each
 built through ``rag build`` (the CLI's ``main``, in-process or as a subprocess) into a
