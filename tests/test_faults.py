@@ -33,8 +33,7 @@ from fakes import FakeEmbedder
 from rag import RAG, Config
 from ui.chat import ChatUI
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_load  # noqa: E402
+from benchmarks import bench_load  # noqa: E402
 from test_ui_load import start_stub, stop, stub_config, wait_for  # noqa: E402
 
 NVIDIA_Q = "How much did the Nvidia share price fall on 27 January 2025?"

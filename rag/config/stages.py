@@ -131,7 +131,7 @@ class RetrievalConfig(_Section):
     retriever: str = Field("hybrid", description="dense (MiniLM + FAISS), bm25 (keyword) or hybrid (both, fused by `fusion`).")
     # convex with dense_share 0.9 never lost to dense on hit@1 or MRR@10 on any of the five
     # development sets (0.85-0.95 did not either) and beat it by >= 0.02 hit@1 on two
-    # (eval/fusion_study.py; README "Quality"); rrf lost 0.02 hit@1 on squad.
+    # (eval/studies/fusion_study.py; README "Quality"); rrf lost 0.02 hit@1 on squad.
     fusion: str = Field("convex", description="hybrid: convex (min-max normalised scores mixed by dense_share) or rrf (reciprocal-rank fusion).")
     dense_share: float = Field(0.9, ge=0, le=1, description="hybrid, convex: weight of the normalised dense scores (1 - it: BM25's).")
     # rrf: score = dense_weight / (rrf_k + dense rank) + bm25_weight / (rrf_k + bm25 rank).
@@ -140,7 +140,7 @@ class RetrievalConfig(_Section):
     rrf_k: int = Field(60, ge=0, description="hybrid, rrf: the RRF constant.")
     # Match bonuses added to the convex fused score (rag/retrieval/term_match.py). Together they took
     # rgb-en-fact hit@5 from 0.85 to 0.90 and hit@1 from 0.52 to 0.58, and lost nothing on
-    # hit@1 or MRR@10 on the other sets (eval/rerank_study.py; README "Quality").
+    # hit@1 or MRR@10 on the other sets (eval/studies/rerank_study.py; README "Quality").
     number_match_weight: float = Field(0.3, ge=0, description="hybrid, convex: bonus for a candidate holding the question's numbers "
                                        "(years, Q1, season 11; times the share it holds; 0: off).")
     date_match_weight: float = Field(0.2, ge=0, description="hybrid, convex: bonus, when the question asks when, for a candidate "

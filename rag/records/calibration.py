@@ -73,7 +73,7 @@ def model_of(embedder_name: str) -> str:
 
 
 # The relevance floor, in force for every question (below it: "not covered", whatever the word
-# overlap). Chosen 2026-12-07 with `python eval/floor_study.py` on the top relevance of every
+# overlap). Chosen 2026-12-07 with `python -m eval.studies.floor_study` on the top relevance of every
 # question of the nine development sets (eval/README.md): 0.20 declines no answerable question on
 # seven sets and 1 of 40 on users (short new-user questions score low), and with the answerability
 # score 90% of the off-topic questions over the sample articles; 0.25 would reach 95% there but
@@ -89,7 +89,7 @@ CALIBRATED_RELEVANCE: dict[str, dict[str, float]] = {
 }
 
 
-# Chosen with `python eval/calibrate_evidence.py` (README "Quality"). balanced: the highest
+# Chosen with `python -m eval.calibrate_evidence` (README "Quality"). balanced: the highest
 # threshold that declines at most 5% of the answerable questions of every development set.
 # cautious: the best worst-set recall on the unanswerable questions (sample, searchbox, pdf)
 # while each of those sets keeps declining precision >= 0.8.

@@ -10,7 +10,7 @@ retriever is one module here plus one line there.
   default) mixes their scores, each min-max normalised over the question's candidates,
   ``dense_share * dense + (1 - dense_share) * bm25`` (:func:`.fusion.convex_score_fusion`); ``rrf`` is
   weighted reciprocal-rank fusion, ``sum_r w_r / (rrf_k + rank_r(c))``, blind to how far apart
-  the scores are (:func:`.fusion.reciprocal_rank_fusion`; both re-exported here). ``eval/fusion_study.py`` measured both.
+  the scores are (:func:`.fusion.reciprocal_rank_fusion`; both re-exported here). ``eval/studies/fusion_study.py`` measured both.
   Convex fusion then adds match bonuses (:mod:`.term_match`): a candidate holding the
   question's numbers ("2018", "Q1", "93rd") rises over near-identical snippets about another
   year, and for a question asking when, one holding a full date.

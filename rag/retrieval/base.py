@@ -18,7 +18,7 @@ from ..records import Chunk, Passage
 from ..store.base import Hit, SearchableIndex
 from ..text import get_encoding
 from .filters import MetadataFilter
-from .fusion import aggregate_articles
+from .fusion import aggregate_articles, mmr_order
 
 NOT_COVERED = "The articles don't cover this question."
 
@@ -149,16 +149,7 @@ class RankedRetriever:
         # fusion's scores lie in [0, 1]). RRF scores are not: they would make every candidate
         # look alike, so an rrf hybrid re-sorts by cosine below its first passage.
         rel = np.array([h.score if self.score_is_similarity else h.relevance for h in hits], dtype=np.float64)
-        sims = vecs @ vecs.T
-        chosen: list[int] = [0]
-        left = list(range(1, len(hits)))
-        while left and len(chosen) < k:
-            redundancy = sims[np.ix_(left, chosen)].max(axis=1)
-            mmr = self.mmr_lambda * rel[left] - (1 - self.mmr_lambda) * redundancy
-            pick = left[int(np.argmax(mmr))]
-            chosen.append(pick)
-            left.remove(pick)
-        return [hits[i] for i in chosen]
+        return [hits[i] for i in mmr_order(rel, vecs, self.mmr_lambda, k)]
 
     # -- neighbour widening -------------------------------------------------------------
     def _widen(self, chunks: list[Chunk], hits: list[Hit]) -> tuple[list[Chunk], list[Hit]]:

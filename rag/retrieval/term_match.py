@@ -13,7 +13,7 @@ and weighted by the config, are added to a candidate's fused score before de-dup
   ``date``, or it says "date"), 1 for a candidate holding a full date (day, month, year)
   past its first character: an opening date is a dateline, not an answer.
 
-``eval/rerank_study.py`` measured these and the variants that lost (README "Quality").
+``eval/studies/rerank_study.py`` measured these and the variants that lost (README "Quality").
 
 Example:
     >>> number_match("Tesla's revenue in Q1 2021?", ["Q1 2021 revenue was $10.4 billion", "Q1 2023 revenue"])

@@ -1,8 +1,8 @@
 """Measure lexical re-rank features over the hybrid's fused candidates, on every development set.
 
 Usage:
-    python eval/rerank_study.py --shared ../shared               # every set, every variant
-    python eval/rerank_study.py --sets rgb-en-fact --misses      # also list the baseline's hit@5 misses
+    python -m eval.studies.rerank_study --shared ../shared               # every set, every variant
+    python -m eval.studies.rerank_study --sets rgb-en-fact --misses      # also list the baseline's hit@5 misses
 
 Each set's cached eval index is searched once per question (dense and BM25, 50 candidates
 each) and fused as the default hybrid does (:func:`rag.retrieval.fusion.convex_score_fusion`, the
@@ -35,13 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
+ROOT = Path(__file__).resolve().parents[2]
 
-from evalsets import DEFAULT_SHARED, eval_sets
-from fusion_study import DEPTH, metrics, mmr_rows, print_variant_table
-from run_all import config_path, index_key
+from eval.evalsets import DEFAULT_SHARED, eval_sets
+from eval.studies.fusion_study import DEPTH, metrics, mmr_rows, print_variant_table
+from eval.run_all import config_path, index_key
 
 
 @dataclass
