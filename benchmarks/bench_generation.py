@@ -111,7 +111,7 @@ def main() -> int:
                      "load_average": [round(x, 1) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory() as tmp:
         print(f"indexing {args.articles} ...", file=sys.stderr)
-        overrides = {"index.path": str(Path(tmp) / "index"), "generation.n_threads": threads}
+        overrides = {"index.path": str(Path(tmp) / "index"), "generation.llama_server.n_threads": threads}
         cfg = Config.load(ROOT / "configs" / "default.yaml", overrides)
         rag = RAG(cfg)
         rag.build(args.articles)
@@ -121,8 +121,8 @@ def main() -> int:
         results["prompt_tokens"] = {name: tf.count_tokens(tf.render(p[0])) for name, p in prompts.items()}
         default = make_generator(cfg.generation)
         results["default_backend"] = type(default).__name__ + (f" ({default.notice})" if default.notice else "")
-        raw = LlamaCppGenerator("smollm2", context_window=cfg.generation.context_window, n_threads=threads, gguf_type=cfg.generation.gguf_type)
-        gens = {"default path (llama_server)": default, f"raw llama.cpp in process ({cfg.generation.gguf_type})": raw}
+        raw = LlamaCppGenerator("smollm2", context_window=cfg.generation.context_window, n_threads=threads, gguf_type=cfg.generation.llama_server.gguf_type)
+        gens = {"default path (llama_server)": default, f"raw llama.cpp in process ({cfg.generation.llama_server.gguf_type})": raw}
         if not args.no_transformers:
             gens["transformers"] = tf
         try:

@@ -150,12 +150,13 @@ def bench_model(model: str, prompts, args) -> dict:
     """Every path on every prompt for one model; returns {path: summary}."""
     cfg = Config.load(None, {"generation.model": model})
     g = cfg.generation
-    threads = args.threads or g.n_threads or default_threads()[0]
-    batch_threads = g.n_threads_batch or threads
-    path = prepared_gguf(g.model, g.gguf_type, g.cache_dir)
+    own = g.llama_server  # the settings of the llama.cpp backends (generation.llama_server)
+    threads = args.threads or own.n_threads or default_threads()[0]
+    batch_threads = own.n_threads_batch or threads
+    path = prepared_gguf(g.model, own.gguf_type, g.cache_dir)
     n_ctx = g.context_window or 2048
     paths = {"raw": Raw(path, n_ctx, threads, batch_threads)}
-    server_opts = dict(context_window=n_ctx, n_threads=threads, n_threads_batch=batch_threads, gguf_type=g.gguf_type,
+    server_opts = dict(context_window=n_ctx, n_threads=threads, n_threads_batch=batch_threads, gguf_type=own.gguf_type,
                        cache_dir=g.cache_dir)
     paths["library"] = LlamaServerGenerator(g.model, prompt_lookup=0, **server_opts)
     if args.prompt_lookup:
@@ -190,7 +191,7 @@ def bench_model(model: str, prompts, args) -> dict:
         s["vs_raw_tokens_per_s"] = round(s["tokens_per_s"] / base, 2)
         s["same_answers_as_raw"] = sum(a == b for a, b in zip(texts[name], texts["raw"]))
     return {"model": model, "gguf": str(path), "threads": threads, "n_threads_batch": batch_threads, "profile": g.profile,
-            "prompt_lookup_in_profile": g.prompt_lookup, "max_new_tokens": g.max_new_tokens, "paths": out}
+            "prompt_lookup_in_profile": own.prompt_lookup, "max_new_tokens": g.max_new_tokens, "paths": out}
 
 
 def print_table(result: dict) -> None:

@@ -53,8 +53,8 @@ def tiny_folder(root: Path, n: int) -> tuple[int, int]:
 RUNNER = """
 import sys
 from fakes import FakeEmbedder  # tests/ is on the child's PYTHONPATH (runner_env)
-import rag.pipeline as pipeline
-pipeline.SentenceTransformerEmbedder = lambda model, **kw: FakeEmbedder(name=model)
+import rag.embedding as embedding
+embedding.BACKENDS["torch"] = lambda cfg: FakeEmbedder(name=cfg.model)
 from rag.cli import main
 code = main(sys.argv[1:])
 peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))

@@ -130,7 +130,7 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}; e.g. --set generation.gguf_type=packaged")
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}; e.g. --set generation.llama_server.gguf_type=packaged")
         out[key.strip()] = yaml.safe_load(value) if value.strip() else value
     return out
 
@@ -174,7 +174,7 @@ def build_parser(sets: dict[str, EvalSet]) -> argparse.ArgumentParser:
                     help=f"the shared data folder (rgb-en-fact, squad articles) (default: {DEFAULT_SHARED})")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                     help="override one config field for every set, e.g. --set generation.model=/models/m.gguf "
-                         "--set generation.gguf_type=packaged (repeatable; values are read as YAML)")
+                         "--set generation.llama_server.gguf_type=packaged (repeatable; values are read as YAML)")
     ap.add_argument("--json", action="store_true", help="print the summaries as JSON instead of the table")
     ap.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     return ap

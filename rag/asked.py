@@ -30,13 +30,17 @@ _QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "wh
                    "can", "could", "the", "a", "an", "in", "of", "i"}
 
 _EXPANSION_Q = re.compile(r"\bstands? for\b|\bshort for\b|\babbreviat|\bacronym\b|\bfull (name|form)\b|\bexpansion\b", re.I)
-_NUMBER_Q = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|fast|heavy)\b|\bwhat (percentage|number|amount|share)\b"
+_NUMBER_Q = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|fast|heavy)\b"
+                       r"|\bwhat (?:[\w@.\-]+\s+){0,2}?(percentage|percent|fraction|proportion|number|amount|share|score|price|size|rate|valuation|fine)\b"
                        r"|\bwhat (?:is|was|were|are)\b.{0,40}\b(revenue|price|cost|population|budget|salary|net worth|market value|capacity)\b",
                        re.I)
 _DATE_Q = re.compile(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$"
                      r"|\b(release|premiere|launch|opening|air|publication|founding) date\b|\bdate of\b", re.I)
 _PLACE_Q = re.compile(r"\bwhere\b|\bwhich (country|city|town|province|state|region|continent)\b|\b(based|headquartered|located)\b", re.I)
-_NAME_Q = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|firm|organi[sz]ation|lab|group|model)\b", re.I)
+_NAME_Q = re.compile(r"\bwho(m|se)?\b|\bwhat (nick)?name\b"
+                     r"|\bwhich (?:[A-Z][\w\-]*\s+)*(company|person|team|firm|organi[sz]ation|lab|group|model|agency|app|university|"
+                     r"newspaper|chip|party|body|regulator|authority|ministry|department|bank|fund|technique|method|algorithm|product)\b",
+                     re.I)
 _FOCUS = re.compile(r"\bhow (?:many|much)\s+(?:of\s+)?(?:the\s+)?([a-z][a-z\-]+)", re.I)
 
 
@@ -82,7 +86,8 @@ def answer_type(question: str) -> str:
     if _PLACE_Q.search(question):
         return "place"
     m = _DEFINITION_Q.match(question)
-    if m and len(m.group(1).split()) <= 4:
+    # "What is the context window of DeepSeek-V3?" asks for an attribute of something, not what a term is.
+    if m and len(m.group(1).split()) <= 4 and not re.search(r"\b(of|in|for|on)\b", m.group(1), re.I):
         return "definition"
     return "other"
 
@@ -94,7 +99,15 @@ def _definition_spans(sentence: str, question: str) -> list[tuple[int, int]]:
         return []
     term = re.escape(m.group(1).strip())
     pattern = re.compile(rf"\b{term}\b(?:\s*\([^)]*\))?(?:,\s*|\s+(?:is|was|are|were|stands for|means)\s+)((?:an?|the)\s+[^,;.()]{{3,80}})", re.I)
-    return [(d.start(1), d.end(1)) for d in pattern.finditer(sentence)]
+    return [(d.start(1), _word_end(sentence, d.end(1))) for d in pattern.finditer(sentence)]
+
+
+def _word_end(sentence: str, end: int) -> int:
+    """``end`` moved back to the end of a whole word when a length limit cut one ("... human stock p" -> "... human stock")."""
+    if end < len(sentence) and sentence[end].isalnum() and sentence[end - 1].isalnum():
+        cut = sentence.rfind(" ", 0, end)
+        return cut if cut > 0 else end
+    return end
 
 
 def acronyms(question: str) -> list[str]:
@@ -104,7 +117,16 @@ def acronyms(question: str) -> list[str]:
 
 def _expansion_spans(sentence: str, question: str) -> list[tuple[int, int]]:
     """Runs of words in ``sentence`` whose initials spell an acronym of ``question`` ("Group Relative Policy Optimization")."""
-    words = list(re.finditer(r"[A-Za-z][\w']*", sentence))  # "mixture-of-experts" is three words for MoE
+    out: list[tuple[int, int]] = []
+    # "mixture-of-experts" is three words for MoE; "multi-head latent attention" is three for MLA.
+    for pattern in (r"[A-Za-z][\w']*", r"[A-Za-z][\w'\-]*"):
+        for span in _initials_spans(list(re.finditer(pattern, sentence)), question):
+            if span not in out:
+                out.append(span)
+    return out
+
+
+def _initials_spans(words: list[re.Match[str]], question: str) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for acro in acronyms(question):
         letters = [c.lower() for c in acro if c.isalpha() and c.isupper()] or [c.lower() for c in acro if c.isalpha()]

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .inputs import check_question, check_text  # noqa: F401  (re-exported: the UI and API import them from here)
 from .rewriting import (  # noqa: F401  (re-exported: the rewriting lived here first)
     REWRITE_MODES,
     QueryRewriter,
@@ -45,32 +46,6 @@ log = logging.getLogger(__name__)
 MAX_TURNS = 20
 # An answer in a sent history; answers are capped by max_new_tokens (<= 1024 tokens in the UI).
 MAX_ANSWER_CHARS = 20_000
-
-
-def check_text(value: Any, name: str, limit: int, setting: str = "") -> str:
-    """``value`` stripped, if it is text of at most ``limit`` characters that UTF-8 can encode.
-
-    Raises:
-        InputError: not text, too long, or holding a lone surrogate such as ``\\ud800``.
-    """
-    if not isinstance(value, str):
-        raise InputError(f"{name} must be text, got {type(value).__name__}")
-    text = value.strip()
-    if len(text) > limit:
-        raise InputError(f"{name} is {len(text)} characters long; the limit is {limit}{f' ({setting})' if setting else ''}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"{name} holds an invalid character ({text[exc.start]!r} at position {exc.start}, half of a UTF-16 pair); "
-                         "remove it and try again") from None
-    return text
-
-
-def check_question(question: Any, max_chars: int) -> str:
-    """The question stripped, or an :class:`InputError` saying what is wrong with it."""
-    if not isinstance(question, str) or not question.strip():
-        raise InputError("the question is empty; type a question about the articles")
-    return check_text(question, "the question", max_chars, "ui.max_question_chars")
 
 
 def turns_from_history(history: Any, *, max_question_chars: int, max_turns: int = MAX_TURNS) -> list[Turn]:

@@ -26,3 +26,11 @@ class InputError(RagError, ValueError):
 
     Also a :class:`ValueError`, so callers that caught ``ValueError`` for bad input still do.
     """
+
+
+class ConfigError(RagError, ValueError):
+    """A configuration file, override or name is invalid; the message names the key and the fix.
+
+    Raised at the edge, where values are checked once (pydantic, :mod:`rag.config`), and by a
+    :class:`~rag.registry.Registry` asked for a name it does not hold.
+    """

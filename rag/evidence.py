@@ -37,18 +37,20 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
 from .embedding import Embedder
 from .facts import dropped_facts
+from .retrieval.keyword import tokenize
 from .records import Evidence, Passage
 from .asked import answer_spans, answer_type, has_type, key_terms, stem, stems
-from .text import MARKER, content_words, neutralise_markers, sentence_spans
+from .text import MARKER, STOPWORDS, content_words, neutralise_markers, sentence_spans
 
-__all__ = ["SUPPORT_LABEL", "compose", "quotes", "EvidenceSet", "answer_type", "answerability_score", "cite", "draft_shortfall", "evidence_answer",
+__all__ = ["SUPPORT_LABEL", "compose", "quotes", "EvidenceSet", "answer_type", "answerability_score", "cite", "term_coverage", "draft_shortfall", "evidence_answer",
            "extractive_answer", "key_terms", "select_evidence", "sentence_units", "stem", "stems", "unit_text"]
 
 # Said before the quotes under an answer's lead: they are the articles' own words.
@@ -255,6 +257,31 @@ def _coverage(q_stems: set[str], passages: Sequence[Passage]) -> float:
     for p in passages:
         seen |= stems(p.chunk.text)
     return len(wanted & seen) / len(wanted)
+
+
+@lru_cache(maxsize=1)
+def _ignored_tokens() -> frozenset[str]:
+    """Question and stop words as :func:`rag.retrieval.keyword.tokenize` stems them ("how", "much", "did"): never the rare words."""
+    return frozenset(t for w in (*STOPWORDS, *_GENERIC) for t in tokenize(w))
+
+
+def term_coverage(weights: Mapping[str, float], passages: Sequence[Passage]) -> float:
+    """Share of the question's idf (``weights``: :meth:`rag.store.SearchableIndex.term_weights`) that ``passages`` hold.
+
+    An off-topic question that shares a common word with the articles ("What is Tesla's Model 3
+    range in miles?" beside an article on Nikola Tesla) has its rare words ("model", "range")
+    missing from every passage: most of its idf is not covered. Question and stop words do not count.
+    1.0 without weights.
+    """
+    ignored = _ignored_tokens()
+    weights = {t: w for t, w in weights.items() if t not in ignored}
+    total = sum(weights.values())
+    if total <= 0:
+        return 1.0
+    seen: set[str] = set()
+    for p in passages:
+        seen.update(tokenize(p.chunk.indexed_text))
+    return sum(w for t, w in weights.items() if t in seen) / total
 
 
 def _features(text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: str, question: str, n: int) -> dict[str, float]:

@@ -40,6 +40,19 @@ def _in_evidence(phrase: str, evidence_text: str) -> bool:
     return _words(phrase) - number_words <= _words(evidence_text)
 
 
+def _mentions(text: str, term: str) -> bool:
+    """``term`` (a question's name, lower-cased) is in ``text``, or one of its hyphen parts is ("R1" for "DeepSeek-R1")."""
+    return term in text or any(len(part) >= 2 and re.search(rf"\b{re.escape(part)}\b", text) for part in term.split("-")[1:])
+
+
+def _in_evidence_loosely(phrase: str, evidence_text: str) -> bool:
+    """A definition in the model's words: its numbers are in the evidence and two thirds of its other words."""
+    if not numbers_in(phrase) <= numbers_in(evidence_text):
+        return False
+    words = stems(phrase)
+    return not words or 3 * len(words & stems(evidence_text)) >= 2 * len(words)
+
+
 _KINDS = {"number": "number", "date": "date", "name": "name", "place": "place", "expansion": "expansion", "definition": "definition"}
 
 
@@ -52,8 +65,8 @@ def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
     - what it gives is not in the evidence (a year from elsewhere in the passage is no answer
       to what the evidence sentences are about);
     - for other questions (what, why, how), it adds fewer than two words of the evidence to the
-      question's, or leaves out a name of the question that the evidence has (asked about
-      error "E3", it talks of the warranty).
+      question's, or mentions none of the question's names that the evidence has (asked about
+      error "E3", it talks of the warranty; "Liang studied at Zhejiang University" for Liang Wenfeng passes).
     """
     plain = " ".join(MARKER.sub(" ", draft).split())
     new = stems(plain) - stems(question)
@@ -65,15 +78,16 @@ def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
         spans = answer_spans(plain, question, kind)
         if not spans:
             return f"it gives no {_KINDS[kind]}, and the question asks for one"
-        if not any(_in_evidence(plain[a:b], evidence_text) for a, b in spans):
+        found = _in_evidence_loosely if kind == "definition" else _in_evidence
+        if not any(found(plain[a:b], evidence_text) for a, b in spans):
             return f"its {_KINDS[kind]} ({plain[spans[0][0]:spans[0][1]]}) is not in the evidence"
         return ""
     if len(new & stems(evidence_text)) < 2:
         return "it says too little beyond the question"
     lower = evidence_text.lower()
-    absent = sorted(k for k in key_terms(question) if k in lower and k not in plain.lower())
-    if absent:
-        return f"it does not mention {', '.join(absent[:4])}, which the question names and the evidence has"
+    named = sorted(k for k in key_terms(question) if k in lower)
+    if named and not any(_mentions(plain.lower(), k) for k in named):
+        return f"it does not mention {', '.join(named[:4])}, which the question names and the evidence has"
     return ""
 
 

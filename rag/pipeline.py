@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,10 @@ from typing import Any
 from .chunking import Chunker
 from .citations import resolve_citations
 from .config import Config, EvidenceConfig
-from .embedding import ENGINES, Embedder, SentenceTransformerEmbedder, make_embedder, model_of
-from .evidence import EvidenceSet, draft_shortfall, select_evidence
+from .embedding import ENGINES, Embedder, make_embedder, model_of
+from .evidence import EvidenceSet, draft_shortfall, select_evidence, term_coverage
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
+from .inputs import check_question
 from .indexing import BuildSummary, IndexBuilder
 from .lead import compose, disagrees, evidence_lead, lead_span, unresponsive
 from .prompting import NOT_FOUND, build_evidence_prompt
@@ -71,9 +72,6 @@ class RAG:
     def __init__(self, config: Config | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None) -> None:
         self.config = config or Config()
         emb = self.config.embedding
-        if embedder is None and emb.backend == "torch":
-            # Named here (not via make_embedder) so tests can swap the model class on this module.
-            embedder = SentenceTransformerEmbedder(emb.model, batch_size=emb.batch_size, device=emb.device)
         self.embedder: Embedder = embedder or make_embedder(emb)
         self._generator = generator
         ch = self.config.chunking
@@ -166,7 +164,13 @@ class RAG:
             "generator": f"{self.config.generation.backend}:{self.config.generation.model}",
             "min_relevance": threshold,
             "min_relevance_source": source,
+            "term_coverage_rule": self.term_coverage_rule(),
         }
+
+    def term_coverage_rule(self) -> tuple[float, float] | None:
+        """``(min_term_coverage, below_relevance)`` when that decline is in force for this index and embedder, else None."""
+        min_cov, below = self.config.evidence.term_coverage_rule_for(self.embedder.name)
+        return (min_cov, below) if min_cov > 0 and below > 0 and self.store.keeps_term_statistics else None
 
     def relevance_threshold(self, retriever: str | None = None) -> tuple[float, str]:
         """The "not covered" threshold of ``retriever`` (default: the configured one) and its source.
@@ -276,6 +280,15 @@ class RAG:
             return
         yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature), ev_cfg)
 
+    def _uncovered(self, search_text: str, passages: Sequence[Passage], top: float, ev_cfg: EvidenceConfig) -> bool:
+        """Whether the top passage is below ``evidence.term_coverage_relevance`` and the top passages hold less than
+        ``evidence.min_term_coverage`` of the question's idf (:func:`rag.evidence.term_coverage`)."""
+        min_cov, below = ev_cfg.term_coverage_rule_for(self.embedder.name)
+        if min_cov <= 0 or top >= below or not self.store.keeps_term_statistics:
+            return False
+        weights = self.index().term_weights(search_text)
+        return bool(weights) and term_coverage(weights, passages[:ev_cfg.max_passages]) < min_cov
+
     def _answer_events(self, question: str, passages: list[Passage], search_text: str, max_new_tokens: int, temperature: float,
                        ev_cfg: EvidenceConfig) -> Iterator[StreamEvent]:
         """Evidence first: choose the answering sentences, decline or let the model write the lead, check, fall back.
@@ -300,8 +313,11 @@ class RAG:
         # word overlap, and the reply says "not covered" and names the closest sources; or the
         # answerability score says the passages do not answer.
         weak = not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name)
-        if weak or top < floor:
-            text = not_covered_text(passages) if top < floor else NOT_FOUND
+        # Or: only loosely related passages that lack most of the question's rare words (an
+        # off-topic question sharing a common word with an article).
+        uncovered = top < floor or self._uncovered(search_text, passages, top, ev_cfg)
+        if weak or uncovered:
+            text = not_covered_text(passages) if uncovered else NOT_FOUND
             yield StreamEvent("answer", text=text)
             yield StreamEvent("done", answer=Answer(text=text, mode="declined", **base))
             return
@@ -395,8 +411,6 @@ class RAG:
 
 
 def _check_question(question: Any) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("question is empty; ask something about the articles, e.g. 'Who released DeepSeek-R1?'")
-    return question.strip()
+    return check_question(question)  # the one check (rag/inputs.py); the length limit is the front ends' (ui.max_question_chars)
 
 

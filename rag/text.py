@@ -68,7 +68,7 @@ def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]
         spans.append((start, end))
 
 
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     "a an the and or but if of to in on at by for with from as is are was were be been being it its this that these those "
     "which who whom what when where why how than then there their they them he she his her we our you your i not no do does did "
     "has have had will would can could should may might about into over after before also such so very more most other some any "
@@ -80,7 +80,7 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 def content_words(text: str) -> set[str]:
     """Lower-cased words and numbers of ``text`` minus stopwords and citation markers."""
     text = MARKER.sub(" ", text.lower())
-    return {w for w in _TOKEN.findall(text) if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())}
+    return {w for w in _TOKEN.findall(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
 
 
 def repeats_a_line(text: str) -> bool:

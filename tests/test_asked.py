@@ -18,6 +18,13 @@ from rag.asked import answer_phrase, answer_type, has_type
     ("Which country won the most medals?", "place"),
     ("what does GRPO stand for", "expansion"),
     ("What is the H20?", "definition"),
+    ("What pass@1 score did DeepSeek-R1 achieve on AIME 2024?", "number"),
+    ("What rental price per GPU hour did DeepSeek assume?", "number"),
+    ("Which South Korean agency suspended new downloads of the DeepSeek app?", "name"),
+    ("At which university did Liang Wenfeng study?", "name"),
+    ("What nickname did local media give DeepSeek?", "name"),
+    ("what percent of heart attack patients have atypical symptoms", "number"),
+    ("What is the context window of DeepSeek-V3?", "other"),  # an attribute of something, not what a term is
     ("Why did Nvidia shares fall?", "other"),
     ("What is the capital city of the country where DeepSeek is based?", "place"),
 ])
@@ -38,6 +45,8 @@ def test_answer_type_names_the_kind_asked_for(question, kind):
     ("GRPO (Group Relative Policy Optimization) removes the critic model.", "what does GRPO stand for", "Group Relative Policy Optimization"),
     ("The Crown season 3 premieres Sunday, November 17 on Netflix.", "When does season 3 of The Crown premiere?", "November 17"),
     ("In an MoE (mixture-of-experts) model each layer holds many experts.", "What does MoE stand for?", "mixture-of-experts"),
+    ("The second key ingredient is multi-head latent attention, usually shortened to MLA.", "what does MLA stand for",
+     "multi-head latent attention"),  # a hyphenated word gives one letter
     ("Its main new China product was the H20, a Hopper-generation chip with far less power.", "What is the H20?", "a Hopper-generation chip with far less power"),
     ("FP8 is an 8-bit floating-point number format.", "what is FP8", "an 8-bit floating-point number format"),
 ])
@@ -59,3 +68,10 @@ def test_has_type_is_unchanged_for_the_answerability_features():
     assert has_type("DeepSeek is based in Hangzhou.", "place", "Where is DeepSeek based?") == 1.0
     assert has_type("It has 671 billion parameters.", "number", "How many parameters does it have?") == 1.0
     assert has_type("It was founded in 2023.", "number", "How many parameters does it have?") == 0.0
+
+
+def test_a_definition_cut_by_its_length_limit_ends_at_a_whole_word():
+    sentence = ("High-Flyer is a quantitative hedge fund that relies on computer models rather than human stock pickers "
+                "to decide its trades.")
+    span = answer_phrase(sentence, "What is High-Flyer?")
+    assert span is not None and sentence[span[0]:span[1]].endswith("human stock")

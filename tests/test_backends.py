@@ -182,8 +182,8 @@ def test_openai_api_key_then_server_killed_mid_answer(tmp_path, monkeypatch):
 def test_ask_falls_back_to_extractive_when_the_server_dies_mid_answer(tmp_path, articles_dir):
     proc, base = start_llama_server(tmp_path / "server.log")
     try:
-        cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "openai", "generation.base_url": base,
-                                 "generation.retries": 0, "generation.max_new_tokens": 200, "retrieval.top_k": 1})
+        cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "openai", "generation.openai.base_url": base,
+                                 "generation.openai.retries": 0, "generation.max_new_tokens": 200, "retrieval.top_k": 1})
         rag = RAG(cfg, embedder=FakeEmbedder())
         rag.build(articles_dir)
         events = []

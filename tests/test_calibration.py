@@ -123,3 +123,6 @@ def test_ui_status_shows_which_threshold_is_in_force(built):
     assert "relevance 0.290 (calibrated for this index)" in status_html(built.info())
     html = status_html(fake_rag(built.store.root, name="e5-small").info())
     assert "off: no threshold is calibrated for this embedder (run rag calibrate)" in html
+    assert "rare words" not in html  # no term-coverage rule is calibrated for that embedder either
+    ruled = status_html({**built.info(), "term_coverage_rule": (0.5, 0.45)})
+    assert "below relevance 0.45 when the passages hold under 50% of the question&#x27;s rare words" in ruled

@@ -83,6 +83,7 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     assert info["articles"] == 3 and info["embedder"] == "all-MiniLM-L6-v2"
     assert info["index_type"] == "flat (auto)"  # index.type auto picks exact search for small indexes
     assert (info["min_relevance"], info["min_relevance_source"]) == (0.2, "calibrated")
+    assert info["term_coverage_rule"] == [0.5, 0.45]  # the term-coverage decline is in force for MiniLM over FAISS
 
 
 @pytest.mark.parametrize("embedder, note", [("my-e5", True), ("all-MiniLM-L6-v2@onnx-int8", False)])
@@ -91,11 +92,11 @@ def test_index_info_says_when_no_threshold_is_calibrated(tmp_path, articles_dir,
 
     Every backend of MiniLM keeps MiniLM's threshold; another model says "not covered" declines are off.
     """
-    import rag.pipeline as pipeline
+    import rag.embedding as embedding
     from fakes import FakeEmbedder
     from rag.cli import main
 
-    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder(name=embedder))
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: FakeEmbedder(name=embedder))
     monkeypatch.chdir(tmp_path)
     assert main(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
     capsys.readouterr()
@@ -126,12 +127,12 @@ def test_cli_choices_come_from_the_registry(monkeypatch, capsys):
 
 def test_index_info_names_the_model_and_warns_once_for_the_135m_fallback(tmp_path, articles_dir, monkeypatch, capsys):
     """Guards against users never learning that the packaged 135M model only tidies quoted evidence (issue 25)."""
-    import rag.pipeline as pipeline
+    import rag.embedding as embedding
     from fakes import FakeEmbedder
     from rag.cli import main
     from rag.models import FALLBACK_WARNING
 
-    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder())
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: FakeEmbedder())
     monkeypatch.chdir(tmp_path)
     assert main(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
     capsys.readouterr()

@@ -76,6 +76,9 @@ def _model_keys(model, prefix: str = "") -> set[str]:
             keys |= _model_keys(info.annotation, f"{prefix}{name}.")
         else:
             keys.add(prefix + name)
+    if model.model_config.get("extra") == "allow":  # generation: each backend's own section, from the registry
+        for name, section in (model().__pydantic_extra__ or {}).items():
+            keys |= _model_keys(type(section), f"{prefix}{name}.")
     return keys
 
 
@@ -96,6 +99,9 @@ def test_every_field_has_a_description():
             assert info.description and len(info.description) > 10, f"{model.__name__}.{name} has no description"
             if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
                 walk(info.annotation)
+        if model.model_config.get("extra") == "allow":  # generation backends' own settings
+            for section in (model().__pydantic_extra__ or {}).values():
+                walk(type(section))
 
     walk(Config)
 
@@ -131,7 +137,9 @@ def test_allowed_names_come_from_the_registries(monkeypatch):
     ("chunking.overlap_tokens", 160, "chunking.overlap_tokens must be >= 0 and below chunk_tokens (160), got 160"),
     ("citations.mode", "loose", "citations.mode must be one of off, flag, strict, got 'loose'"),
     ("generation.use_system_prompt", "maybe", "config key 'generation.use_system_prompt' must be true or false, got 'maybe'"),
-    ("generation.base_url", "localhost:8080", "generation.base_url must be an http(s) URL"),
+    ("generation.openai.base_url", "localhost:8080", "generation.openai.base_url must be an http(s) URL"),
+    ("generation.openai.retries", -1, "generation.openai.retries must be >= 0, got -1"),
+    ("generation.llama_cpp.gguf_type", "q5_k", "generation.llama_cpp.gguf_type must be one of packaged, q8_0, q4_0, f16, got 'q5_k'"),
     ("index.type", "annoy", "index.type must be one of auto, flat, hnsw, ivf, got 'annoy'"),
     ("evidence.abstention", "strict", "evidence.abstention must be one of balanced, cautious, got 'strict'"),
 ])

@@ -232,10 +232,10 @@ def test_full_disk_when_taking_the_build_lock_leaves_no_owner_file(articles_dir:
 
 
 def test_cli_reports_a_full_disk_without_a_traceback(articles_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    import rag.pipeline as pipeline
+    import rag.embedding as embedding
     from rag.cli import main
 
-    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder(name=model))
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: FakeEmbedder(name=cfg.model))
     monkeypatch.chdir(tmp_path)
     assert main(["build", str(articles_dir), "--index", "idx", "--quiet"]) == 0
     before = Path("idx", CURRENT).read_text()

@@ -173,8 +173,8 @@ def stub(tmp_path):
 
 @pytest.mark.parametrize("fallback", ["extractive", "error"])
 def test_model_server_dying_mid_answer_is_reported_and_the_next_question_works(tmp_path, stub, fallback):
-    ui, _ = make_ui(tmp_path, **{"generation.backend": "openai", "generation.model": "stub", "generation.retries": 0,
-                                 "generation.base_url": f"http://127.0.0.1:{stub['port']}/v1", "generation.fallback": fallback})
+    ui, _ = make_ui(tmp_path, **{"generation.backend": "openai", "generation.model": "stub", "generation.openai.retries": 0,
+                                 "generation.openai.base_url": f"http://127.0.0.1:{stub['port']}/v1", "generation.fallback": fallback})
     ui.rag = KillOnDraft(ui.rag, lambda: stub["proc"].send_signal(signal.SIGKILL))
     for step in ui.respond("STALL " + NVIDIA_Q, None, None, 3, 0.0, 64):
         pass
@@ -198,8 +198,8 @@ def test_model_server_dying_mid_answer_is_reported_and_the_next_question_works(t
 
 def test_answer_cut_off_by_the_server_is_not_shown_as_complete(tmp_path, stub):
     """A stream that ends cleanly without [DONE] or a finish_reason is a cut-off answer: reported, extractive instead."""
-    ui, _ = make_ui(tmp_path, **{"generation.backend": "openai", "generation.model": "stub", "generation.retries": 0,
-                                 "generation.base_url": f"http://127.0.0.1:{stub['port']}/v1"})
+    ui, _ = make_ui(tmp_path, **{"generation.backend": "openai", "generation.model": "stub", "generation.openai.retries": 0,
+                                 "generation.openai.base_url": f"http://127.0.0.1:{stub['port']}/v1"})
     final = html.unescape(list(ui.respond("CUT " + NVIDIA_Q, None, None, 3, 0.0, 64))[-1][0][-1]["content"])
     assert final.startswith("On 27 January 2025") and "17 percent" in final, final  # the best evidence sentence leads
     assert "closed the stream after 12 characters without finishing the answer" in final, final
@@ -251,8 +251,8 @@ def test_real_llama_server_killed_mid_answer(tmp_path, real_embedder):
     server = start_llama_server(port, log)
     try:
         cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic", "retrieval.top_k": 2,
-                                 "generation.backend": "openai", "generation.model": "smollm2", "generation.retries": 0,
-                                 "generation.few_shot": False, "generation.base_url": f"http://127.0.0.1:{port}/v1"})
+                                 "generation.backend": "openai", "generation.model": "smollm2", "generation.openai.retries": 0,
+                                 "generation.few_shot": False, "generation.openai.base_url": f"http://127.0.0.1:{port}/v1"})
         rag = RAG(cfg, embedder=real_embedder)
         rag.build(write_articles(tmp_path / "articles"))
         ui = ChatUI(KillOnDraft(rag, server.kill))

@@ -232,9 +232,10 @@ def test_previous_turns_reasoning_never_reaches_the_model():
     assert "secret old plan" not in str(gen.requests[0]["messages"])
 
 
-def test_bad_budget_is_named():
-    with pytest.raises(ValueError, match="max_thinking_tokens must be >= 1 or None, got 0"):
-        AnswerStream(ScriptedReasoner("x"), MESSAGES, max_thinking_tokens=0)
+def test_bad_budget_is_named_at_the_config_edge():
+    """The thinking budget is checked once, when the config loads; AnswerStream trusts it."""
+    with pytest.raises(ConfigError, match=r"generation\.max_thinking_tokens must be >= 1, got 0"):
+        Config.load(None, {"generation.max_thinking_tokens": 0})
 
 
 # -- registry -------------------------------------------------------------------------------
@@ -243,14 +244,14 @@ def test_unknown_backend_lists_the_registry():
         Config.load(None, {"generation.backend": "vllm"})
     cfg = Config.load(None).generation.model_copy(update={"backend": "vllm"})  # past the config check
     assert {"llama_cpp", "llama_server", "none", "openai", "transformers"} <= set(BACKENDS)
-    with pytest.raises(GeneratorError, match=rf"unknown generation backend 'vllm'; choose from {re.escape(str(sorted(BACKENDS)))}$"):
+    with pytest.raises(ConfigError, match=rf"unknown generation backend 'vllm'; choose from {re.escape(str(sorted(BACKENDS)))}$"):
         make_generator(cfg)
 
 
 def test_registry_builds_each_backend_cheaply():
     """Constructors load nothing: the openai backend makes no request, llama_cpp opens no file."""
     assert {"transformers", "llama_cpp", "openai", "none"} <= set(BACKENDS)
-    cfg = Config.load(None, {"generation.backend": "openai", "generation.base_url": "http://127.0.0.1:9/v1", "generation.model": "m"}).generation
+    cfg = Config.load(None, {"generation.backend": "openai", "generation.openai.base_url": "http://127.0.0.1:9/v1", "generation.model": "m"}).generation
     gen = make_generator(cfg)
     assert gen.url == "http://127.0.0.1:9/v1/chat/completions" and gen.name == "m"
     llama = make_generator(Config.load(None, {"generation.backend": "llama_cpp"}).generation)
@@ -264,17 +265,39 @@ def test_registry_default_backend_starts_no_process(tmp_path, monkeypatch):
 
     (tmp_path / "llama-build.json").write_text('{"ok": true}')
     monkeypatch.setenv("RAG_LLAMA_BUILD_STATUS", str(tmp_path / "llama-build.json"))
-    gen = make_generator(Config.load(None, {"generation.n_threads": 3}).generation)
+    gen = make_generator(Config.load(None, {"generation.llama_server.n_threads": 3}).generation)
     assert isinstance(gen, LlamaServerGenerator) and gen.pid is None and gen.log_path is None
     assert (gen.n_threads, gen.n_threads_batch, gen.gguf_type) == (3, 3, "q8_0")
     assert gen.can_continue is False and gen.notice == ""
 
 
 def test_backend_options_name_the_bad_setting():
-    """Each backend validates its own settings; the error names the config key and the value."""
-    cfg = Config.load(None, {"generation.backend": "llama_cpp", "generation.gguf_type": "q5_k"}).generation
-    with pytest.raises(GeneratorError, match=r"generation\.gguf_type: Input should be 'packaged', 'q8_0', 'q4_0' or 'f16', got 'q5_k'"):
-        make_generator(cfg)
+    """Each backend validates its own section when the config loads; the error names the nested key and the value."""
+    with pytest.raises(ConfigError, match=r"generation\.llama_cpp\.gguf_type must be one of packaged, q8_0, q4_0, f16, got 'q5_k'"):
+        Config.load(None, {"generation.backend": "llama_cpp", "generation.llama_cpp.gguf_type": "q5_k"})
+    with pytest.raises(ConfigError, match=r"unknown config key 'generation\.openai\.gguf_type'; valid keys here: \['api_key_env', 'base_url'"):
+        Config.load(None, {"generation.openai.gguf_type": "q8_0"})
+
+
+def test_old_flat_backend_keys_still_load_into_every_backend_that_takes_them(tmp_path):
+    """Guards against the nested layout breaking config files and --set overrides written for the flat one."""
+    with pytest.warns(FutureWarning, match=r"generation\.gguf_type is deprecated; write generation\.llama_server\.gguf_type and "
+                                           r"generation\.llama_cpp\.gguf_type"):
+        cfg = Config.load(None, {"generation.gguf_type": "q4_0", "generation.llama_cpp.gguf_type": "f16"}).generation
+    assert (cfg.llama_server.gguf_type, cfg.llama_cpp.gguf_type) == ("q4_0", "f16"), "the nested value wins"
+    from conftest import ROOT
+
+    with pytest.warns(FutureWarning, match=r"generation\.gguf_type is deprecated"):  # README's eval command, old form
+        cfg = Config.load(ROOT / "configs" / "default.yaml", {"generation.gguf_type": "packaged"}).generation
+    assert cfg.llama_server.gguf_type == cfg.llama_cpp.gguf_type == "packaged", "an override wins over the file's nested value"
+    old = tmp_path / "old.yaml"
+    old.write_text("generation:\n  backend: openai\n  base_url: http://127.0.0.1:9/v1\n  retries: 0\n  timeout: 5\n")
+    with pytest.warns(FutureWarning, match=r"generation\.retries is deprecated; write generation\.openai\.retries"):
+        cfg = Config.load(old).generation
+    assert cfg.options is cfg.openai and (cfg.openai.base_url, cfg.openai.retries, cfg.openai.timeout) == ("http://127.0.0.1:9/v1", 0, 5)
+    assert cfg.llama_server.timeout == 5, "timeout applied to both backends that take it, as it did before"
+    gen = make_generator(cfg)
+    assert (gen.base_url, gen.retries, gen.timeout) == ("http://127.0.0.1:9/v1", 0, 5.0)
 
 
 def test_null_generator_raises_generator_error():
@@ -394,29 +417,42 @@ def test_r1_preset_follows_the_recommended_settings(tmp_path, articles_dir):
 
 
 # -- adding a backend: the worked example in CONTRIBUTING.md ---------------------------------
-def contributing_example() -> dict:
-    """Execute the backend file shown in CONTRIBUTING.md ("Adding a generation backend")."""
+def _contributing_section() -> str:
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    section = doc.split("## Adding a generation backend", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    return doc.split("## Adding a generation backend", 1)[1].split("\n## ", 1)[0]
+
+
+def contributing_example() -> dict:
+    """Execute the backend file shown in CONTRIBUTING.md ("Adding a generation backend")."""
+    code = _contributing_section().split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict = {"__name__": "rag.generation.quote"}
     exec(compile(code, "CONTRIBUTING.md", "exec"), namespace)
     return namespace
 
 
 def test_contributing_example_backend_answers_through_rag(tmp_path, articles_dir, monkeypatch):
-    """One class plus one registry line is a working backend: chosen by name in the config,
-    listed in the unknown-name error, answering with a cited passage through RAG."""
+    """One file plus one registry line is a working backend with a setting of its own: chosen by name in
+    the config, listed in the unknown-name error, its section validated by its Options at load, answering
+    with a cited passage through RAG."""
     QuoteGenerator = contributing_example()["QuoteGenerator"]
-    monkeypatch.setitem(BACKENDS, "quote", QuoteGenerator.from_config)  # the one registry line
+    monkeypatch.setitem(BACKENDS, "quote", QuoteGenerator)  # the one registry line
     with pytest.raises(ConfigError, match=r"generation.backend must be one of .*quote.*, got 'nope'"):
         Config.load(None, {"generation.backend": "nope"})  # the registry names the choices, the new one included
-    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "quote"})
+    with pytest.raises(ConfigError, match=r"generation\.quote\.max_words must be >= 1, got 0"):
+        Config.load(None, {"generation.backend": "quote", "generation.quote.max_words": 0})
+    my_yaml = tmp_path / "my.yaml"  # the config file CONTRIBUTING shows
+    my_yaml.write_text(_contributing_section().split("```yaml\n", 1)[1].split("```", 1)[0], encoding="utf-8")
+    cfg = Config.load(my_yaml, {"index.path": str(tmp_path / "index")})
+    assert (cfg.generation.backend, cfg.generation.quote.max_words) == ("quote", 40)
     rag = RAG(cfg, embedder=FakeEmbedder())
     rag.build(articles_dir)
     answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
     assert isinstance(rag.generator, QuoteGenerator) and isinstance(rag.generator, Generator)
+    assert rag.generator.max_words == 40, "the backend's own setting reaches its constructor"
     assert answer.mode == "generated" and "17 percent" in answer.text and answer.text.endswith("[1].")
+    short = Config.load(my_yaml, {"generation.quote.max_words": 2}).generation  # the override CONTRIBUTING shows
+    evidence = [{"role": "user", "content": "Evidence:\n[2] It rained all day.\n\nQuestion: Did it rain?"}]
+    assert "".join(make_generator(short).stream(evidence)) == "It rained ... [2]."
     assert [c.source for c in answer.citations] == ["markets/nvidia.txt"]

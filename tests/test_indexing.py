@@ -618,10 +618,10 @@ def test_unreadable_stored_vectors_fall_back_to_a_full_build(articles_dir: Path,
 @pytest.fixture
 def fake_cli(monkeypatch, tmp_path: Path):
     """Run ``rag`` in-process with FakeEmbedder standing in for the configured model."""
-    import rag.pipeline as pipeline
+    import rag.embedding as embedding
     from rag.cli import main
 
-    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: FakeEmbedder(name=model))
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: FakeEmbedder(name=cfg.model))
     monkeypatch.chdir(tmp_path)
     return main
 

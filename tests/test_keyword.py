@@ -155,3 +155,11 @@ def test_bm25_sees_the_title_and_heading_path(tmp_path):
     assert later and all(h.chunk.headings == ("Paraffin logistics",) for h in later)  # found through their heading
     top = rag.retrieve("sourdough starters", 1, retriever="bm25")[0]
     assert top.source == "feed.jsonl#0" and top.text == "Flour and water ferment for days."  # found through its title
+
+
+def test_term_weights_give_each_query_word_its_idf_and_unknown_words_the_largest():
+    kw = KeywordIndex.build(["The cat sat.", "A dog barked.", "The cat ran."])
+    weights = kw.term_weights("cats and zebras")
+    assert set(weights) == {"cat", "zebra"}  # stemmed, stop words dropped
+    assert weights["zebra"] == pytest.approx(math.log(1 + 3.5 / 0.5)) and weights["cat"] == pytest.approx(math.log(1 + 1.5 / 2.5))
+    assert weights["zebra"] > weights["cat"]

@@ -19,11 +19,13 @@ PASSAGES = [
     passage(1, "DeepSeek-V3 is a mixture-of-experts model with 671 billion parameters. It was trained on 2,048 Nvidia H800 GPUs."),
     passage(2, "DeepSeek was founded in July 2023 by Liang Wenfeng. DeepSeek is based in Hangzhou, a city in eastern China."),
     passage(3, "GRPO (Group Relative Policy Optimization) removes the critic model that PPO needs."),
+    passage(4, "High-Flyer is a quantitative hedge fund that relies on computer models to pick stocks. DeepSeek-R1 is released "
+               "under the MIT licence."),
 ]
 
 
 def evidence(question):
-    return select_evidence(question, PASSAGES, FakeEmbedder(), max_sentences=3, max_passages=3)
+    return select_evidence(question, PASSAGES, FakeEmbedder(), max_sentences=3, max_passages=4)
 
 
 @pytest.mark.parametrize("question, draft", [
@@ -34,6 +36,10 @@ def evidence(question):
     ("what does GRPO stand for", "GRPO stands for Group Relative Policy Optimization [3]."),
     ("Why does GRPO need no critic model?", "GRPO removes the critic model that PPO needs [3]."),
     ("How many GPUs trained DeepSeek-V3?", "DeepSeek-V3 was trained on 2048 GPUs [1]."),  # "2048" = "2,048"
+    # One of the question's names is enough ("PPO" is left out): the draft is about what was asked.
+    ("Why does GRPO drop the critic that PPO needs?", "GRPO removes the critic model to save memory [3]."),
+    ("Under which licence did DeepSeek-R1 ship?", "R1 is released under the MIT licence [4]."),  # "R1" names DeepSeek-R1
+    ("What is High-Flyer?", "High-Flyer is a hedge fund that relies on computer models [4]."),  # a definition in fewer words
 ])
 def test_a_correct_short_draft_answers(question, draft):
     """The drafts the old completeness rules threw away ("it left out what the evidence says: PPO's, KL") now lead."""
@@ -50,6 +56,9 @@ def test_a_correct_short_draft_answers(question, draft):
     ("what does GRPO stand for", "GRPO removes the critic [3].", "it gives no expansion"),
     ("Why does GRPO need no critic model?", "GRPO needs no critic model [3].", "it only repeats the question"),
     ("Why does GRPO need no critic model?", "GRPO needs no critic model, unlike PPO [3].", "it says too little beyond the question"),
+    ("Why does GRPO drop the critic that PPO needs?", "It removes the critic model to save memory [3].", "it does not mention grpo, ppo"),
+    ("What score does the GRPO critic get?", "GRPO removes the critic model [3].", "it gives no number"),  # "what score" asks for one
+    ("What is High-Flyer?", "High-Flyer is a Beijing bank owned by the state [4].", "its definition (a Beijing bank owned by the state"),
 ])
 def test_an_echo_or_a_wrong_kind_or_value_is_refused(question, draft, why):
     assert unresponsive(draft, question, evidence(question)).startswith(why)

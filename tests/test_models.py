@@ -63,7 +63,11 @@ def test_catalogue_has_the_five_models_each_with_repo_file_revision_size_license
 def test_every_profile_names_real_config_fields_with_valid_values():
     """Guards against a profile setting a field that does not exist or a value the config rejects."""
     for p in PROFILES.values():
-        GenerationConfig(**p.generation)
+        cfg = Config.load(None, {"generation.profile": p.name})
+        for name, value in p.generation.items():  # a shared field, or one each backend declaring it takes
+            places = [cfg.generation] if name in GenerationConfig.model_fields else [
+                s for s in cfg.generation.__pydantic_extra__.values() if name in type(s).model_fields]
+            assert places and all(getattr(s, name) == value for s in places), (p.name, name)
         EvidenceConfig(**p.evidence)
 
 
@@ -98,14 +102,15 @@ def test_a_catalogue_name_resolves_to_the_pulled_file(cache):
 def test_profile_fills_fields_the_config_leaves_open():
     cfg = Config.load(None, {"generation.model": "deepseek-r1-distill-qwen-1.5b"})
     assert (cfg.generation.temperature, cfg.generation.use_system_prompt, cfg.generation.few_shot) == (0.6, False, False)
-    assert cfg.generation.gguf_type == "packaged"
+    assert cfg.generation.llama_server.gguf_type == cfg.generation.llama_cpp.gguf_type == "packaged"
 
 
 def test_fields_the_user_sets_win_over_the_profile(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("generation:\n  model: deepseek-r1-distill-qwen-1.5b\n  temperature: 0.3\n  gguf_type: q4_0\n")
+    p.write_text("generation:\n  model: deepseek-r1-distill-qwen-1.5b\n  temperature: 0.3\n  llama_server: {gguf_type: q4_0}\n")
     cfg = Config.load(p)
-    assert cfg.generation.temperature == 0.3 and cfg.generation.gguf_type == "q4_0"
+    assert cfg.generation.temperature == 0.3 and cfg.generation.llama_server.gguf_type == "q4_0"
+    assert cfg.generation.llama_cpp.gguf_type == "packaged", "the profile still fills the section the user left open"
     assert cfg.generation.use_system_prompt is False, "fields not set still come from the profile"
 
 
@@ -117,7 +122,7 @@ def test_a_copy_of_default_yaml_with_another_model_gets_that_models_profile():
 
 def test_profile_none_turns_profiles_off():
     cfg = Config.load(None, {"generation.model": "deepseek-r1-distill-qwen-1.5b", "generation.profile": "none"})
-    assert cfg.generation.temperature == 0.0 and cfg.generation.gguf_type == "q8_0"
+    assert cfg.generation.temperature == 0.0 and cfg.generation.llama_server.gguf_type == "q8_0"
 
 
 def test_profile_evidence_settings_reach_the_evidence_section(monkeypatch):
@@ -130,7 +135,7 @@ def test_profile_evidence_settings_reach_the_evidence_section(monkeypatch):
 def test_the_evaluation_models_profile_is_chosen_by_its_file_name(tmp_path):
     gguf = tmp_path / EVAL_FILE
     gguf.write_bytes(b"GGUF")
-    cfg = Config.load(None, {"generation.model": str(gguf), "generation.gguf_type": "packaged"})
+    cfg = Config.load(None, {"generation.model": str(gguf), "generation.llama_server.gguf_type": "packaged"})
     assert profile_for(cfg.generation.model, cfg.generation.profile).name == "qwen2.5-coder-1.5b-eval"
     assert model_in_use(cfg.generation).label.startswith(EVAL_FILE) and not model_in_use(cfg.generation).fallback
 
@@ -152,7 +157,7 @@ def test_a_profiles_settings_reach_the_generator(cache, monkeypatch):
     gen = make_generator(Config.load(None, {"generation.model": "qwen2.5-1.5b"}).generation)
     assert isinstance(gen, LlamaServerGenerator)
     assert (gen.gguf_type, gen.prompt_lookup, gen.n_threads) == ("packaged", 7, 3)
-    gen = make_generator(Config.load(None, {"generation.model": "qwen2.5-1.5b", "generation.n_threads": 1}).generation)
+    gen = make_generator(Config.load(None, {"generation.model": "qwen2.5-1.5b", "generation.llama_server.n_threads": 1}).generation)
     assert gen.n_threads == 1
 
 
@@ -245,7 +250,7 @@ def test_prompt_lookup_reaches_the_real_llama_server_and_it_answers(cache):
     pytest.importorskip("llama_cpp")
     from rag.generation import make_generator
 
-    gen = make_generator(Config.load(None, {"generation.prompt_lookup": 4, "generation.gguf_type": "packaged"}).generation)
+    gen = make_generator(Config.load(None, {"generation.llama_server.prompt_lookup": 4, "generation.llama_server.gguf_type": "packaged"}).generation)
     try:
         text = "".join(gen.stream([{"role": "user", "content": "Repeat: the cat sat on the mat."}], max_new_tokens=12))
         cmdline = Path(f"/proc/{gen.pid}/cmdline").read_bytes().split(b"\0")

@@ -39,13 +39,13 @@ MODEL = Config().embedding.model
 @pytest.fixture
 def cli(monkeypatch, tmp_path: Path):
     """``rag`` in-process with ``embedder`` standing in for the configured model: ``cli(embedder, *argv)``."""
-    import rag.pipeline as pipeline
+    import rag.embedding as embedding
     from rag.cli import main
 
     monkeypatch.chdir(tmp_path)
 
     def run(embedder, *argv: str) -> int:
-        monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda model, **kw: embedder)
+        monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: embedder)
         return main(list(argv))
 
     return run

@@ -131,6 +131,27 @@ def test_empty_question_is_rejected(tmp_path, articles_dir):
         rag.ask("   ")
 
 
+def test_rag_ask_checks_the_question_with_the_one_check_and_error_type(tmp_path, articles_dir):
+    """Guards against RAG.ask keeping a second question check with another error type and wording than the
+    conversation's and the UI's (rag.inputs.check_question); Python callers have no length limit."""
+    from rag import InputError
+    from rag.conversation import Conversation
+    from rag.inputs import check_question
+
+    rag = make_rag(tmp_path)
+    rag.build(articles_dir)
+    for bad in ("   ", None, "Why\ud800?"):
+        with pytest.raises(InputError) as direct:
+            check_question(bad)
+        with pytest.raises(InputError) as via_rag:
+            rag.ask(bad)
+        with pytest.raises(InputError) as via_chat:
+            Conversation(rag).ask(bad)
+        assert str(via_rag.value) == str(direct.value) == str(via_chat.value)
+    long = "Who founded DeepSeek? " + "really " * 400  # over ui.max_question_chars (2000): a front end's limit only
+    assert rag.ask(f"  {long}  ").question == long.strip()
+
+
 def test_top_k_larger_than_chunks(tmp_path, articles_dir):
     """FAISS pads missing hits with -1; they must not become passages."""
     rag = make_rag(tmp_path, generator=FakeGenerator("Nvidia fell 17 percent [1]."))
@@ -222,3 +243,37 @@ def test_a_question_far_from_every_passage_is_declined_whatever_the_word_overlap
     monkeypatch.setitem(CALIBRATED_RELEVANCE, rag.embedder.name, {"hybrid": top - 0.01, "dense": top - 0.01})
     rag._generator = FakeGenerator("Nvidia shares fell about 17 percent [1].")
     assert rag.ask("How much did Nvidia shares fall?").mode == "generated"
+
+
+def test_a_loosely_related_passage_missing_the_questions_rare_words_is_not_covered(tmp_path, articles_dir):
+    """Off-topic questions sharing a common word with an article ("What is Tesla's Model 3 range?" beside Nikola Tesla)
+    were answered from it. Below ``evidence.term_coverage_relevance``, passages holding less than
+    ``evidence.min_term_coverage`` of the question's idf are declined as not covered, and the model is not called;
+    a question whose words the passage holds is answered under the same rule."""
+    gen = FakeGenerator(fail=AssertionError("the generator must not be called"))
+    rule = {"evidence.min_answerability": 0.0, "evidence.term_coverage_relevance": 1.0}
+    rag = make_rag(tmp_path, generator=gen, **rule, **{"evidence.min_term_coverage": 0.4})
+    rag.build(articles_dir)
+    off = "How many Nvidia graphics cards fit inside a gaming laptop chassis?"
+    answer = rag.ask(off)
+    assert answer.mode == "declined" and answer.text.startswith(NOT_COVERED) and gen.calls == []
+    rag._generator = FakeGenerator("Nvidia lost close to 600 billion dollars of market value [1].")
+    assert rag.ask("How much market value did Nvidia lose?").mode == "generated"
+    # The rule, not anything else, declined it: without it the same question is answered.
+    loose = make_rag(tmp_path, generator=FakeGenerator("Nvidia shares fell [1]."), **rule, **{"evidence.min_term_coverage": 0.0})
+    assert loose.ask(off).mode != "declined"
+
+
+def test_rag_builds_every_embedder_through_the_registry(monkeypatch):
+    """Guards against RAG.__init__ building the torch embedder itself (a test seam that bypassed
+    rag.embedding.BACKENDS): whatever the registry holds for the configured backend is used."""
+    from fakes import FakeEmbedder
+
+    import rag.embedding as embedding
+    from rag import RAG, Config
+
+    seen = []
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: seen.append(cfg) or FakeEmbedder(name=cfg.model))
+    rag = RAG(Config.load(None, {"embedding.model": "some-model"}))
+    assert isinstance(rag.embedder, FakeEmbedder) and rag.embedder.name == "some-model"
+    assert [c.backend for c in seen] == ["torch"]

@@ -213,9 +213,9 @@ def test_cli_sources_and_json_show_pdf_pages(tmp_path, monkeypatch, capsys):
     write_pdf(articles / "bridge.pdf", PDF_PAGES)
     rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder(), generator=FakeGenerator(cite_first))
     rag.build(articles)
-    from rag import pipeline
+    from rag import embedding, pipeline
 
-    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setitem(embedding.BACKENDS, "torch", lambda cfg: FakeEmbedder())
     monkeypatch.setattr(pipeline, "make_generator", lambda cfg: FakeGenerator(cite_first))
     assert main(["ask", "How many steel cables does the Harbour Bridge need?", "--index", str(tmp_path / "index")]) == 0
     assert re.search(r"\*\[\d\] bridge \(bridge\.pdf, (p\. \d|pp\. \d\u2013\d)\)", capsys.readouterr().out)

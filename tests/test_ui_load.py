@@ -321,7 +321,7 @@ def stop(proc: subprocess.Popen) -> None:
 def stub_config(folder: Path, port: int, **ui) -> Path:
     import json
 
-    cfg = {"generation": {"backend": "openai", "model": "stub", "base_url": f"http://127.0.0.1:{port}/v1", "retries": 0, "timeout": 30},
+    cfg = {"generation": {"backend": "openai", "model": "stub", "openai": {"base_url": f"http://127.0.0.1:{port}/v1", "retries": 0, "timeout": 30}},
            "ui": {"rewrite": "heuristic", **ui}}
     path = folder / "stub.yaml"
     path.write_text(json.dumps(cfg), encoding="utf-8")

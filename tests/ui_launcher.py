@@ -23,11 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag import BACKENDS  # noqa: E402
+from rag.generation.base import FromConfig  # noqa: E402
 from rag.cli import main  # noqa: E402
 
 
-class ScriptedGenerator:
+class ScriptedGenerator(FromConfig):
     """Answers from the Nvidia passage with a <think> part first; raises on CRASH."""
+
+    shared = ()  # takes nothing from the config
 
     name = "ui-test"
     context_window = 2048
@@ -69,7 +72,7 @@ class ScriptedGenerator:
             yield text[i : i + 6]
 
 
-BACKENDS["ui-test"] = lambda cfg: ScriptedGenerator()
+BACKENDS["ui-test"] = ScriptedGenerator
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -22,10 +22,12 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from .backends import override_keys
 from .base import ConfigError, _describe, _Section
 from .profile import apply_profile, user_fields
 from .stages import (
     CALIBRATED_ANSWERABILITY,
+    CALIBRATED_TERM_COVERAGE,
     CALIBRATED_RELEVANCE,
     ChunkingConfig,
     CitationsConfig,
@@ -40,7 +42,7 @@ from .stages import (
 from .ui import UIConfig
 
 __all__ = [
-    "CALIBRATED_ANSWERABILITY", "CALIBRATED_RELEVANCE", "ChunkingConfig", "CitationsConfig", "Config", "ConfigError",
+    "CALIBRATED_ANSWERABILITY", "CALIBRATED_RELEVANCE", "CALIBRATED_TERM_COVERAGE", "ChunkingConfig", "CitationsConfig", "Config", "ConfigError",
     "EmbeddingConfig", "EvidenceConfig", "GenerationConfig", "IndexConfig", "IndexingConfig", "LoaderConfig",
     "RetrievalConfig", "UIConfig", "apply_profile", "user_fields",
 ]
@@ -73,7 +75,8 @@ class Config(_Section):
         Args:
             path: a YAML file whose top-level keys are section names.
             overrides: ``{"retrieval.top_k": 3}``-style values applied after the file
-                (None values are skipped).
+                (None values are skipped); ``generation.openai.retries`` sets a key of a
+                backend's own section.
 
         Raises:
             ConfigError: the file is missing or malformed, or a key or value is invalid.
@@ -90,7 +93,10 @@ class Config(_Section):
             current = data.get(section, {})
             if not isinstance(current, dict):
                 raise ConfigError(f"section {section!r} must be a mapping")
-            data = {**data, section: {**current, key: value}}
+            model = cls.model_fields[section].annotation if section in cls.model_fields else None
+            for nested in override_keys(model, key):  # an old flat key: each backend section taking it
+                current = _set_in(current, nested.split("."), value)
+            data = {**data, section: current}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -99,6 +105,13 @@ class Config(_Section):
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for manifests and display)."""
         return self.model_dump()
+
+
+def _set_in(mapping: dict[str, Any], keys: list[str], value: Any) -> dict[str, Any]:
+    """``mapping`` with ``value`` at the nested ``keys`` (``generation.openai.retries``: a backend's own section)."""
+    head, *rest = keys
+    inner = mapping.get(head)
+    return {**mapping, head: _set_in(inner if isinstance(inner, dict) else {}, rest, value) if rest else value}
 
 
 def _read_yaml(p: Path) -> dict[str, Any]:

@@ -10,11 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from ..errors import RagError
-
-
-class ConfigError(RagError, ValueError):
-    """A configuration file or override is invalid; the message names the key and the fix."""
+from ..errors import ConfigError
 
 
 def _registry(module: str, name: str) -> list[str]:
@@ -63,13 +59,13 @@ _KINDS = {
 _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
 
 
-def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
-    """One message per error, each naming the dotted key, the bad value and what it must be."""
-    return "; ".join(_describe_one(err, model) for err in exc.errors())
+def _describe(exc: ValidationError, model: type[BaseModel], prefix: str | None = None) -> str:
+    """One message per error, each naming the dotted key (under ``prefix``, default the model's section), the bad value and what it must be."""
+    return "; ".join(_describe_one(err, model, prefix) for err in exc.errors())
 
 
-def _describe_one(err: dict[str, Any], model: type[BaseModel]) -> str:
-    prefix = getattr(model, "section", "")
+def _describe_one(err: dict[str, Any], model: type[BaseModel], prefix: str | None = None) -> str:
+    prefix = getattr(model, "section", "") if prefix is None else prefix
     key = ".".join([prefix, *map(str, err["loc"])] if prefix else map(str, err["loc"])) or "config"
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     if isinstance(ctx.get("error"), ConfigError):  # a section's own __init__ already named its key

@@ -3,11 +3,12 @@ generation, citations and evidence (the web UI's section is in :mod:`rag.config.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ..records.calibration import CALIBRATED_ANSWERABILITY, CALIBRATED_RELEVANCE, model_of
+from ..records.calibration import CALIBRATED_ANSWERABILITY, CALIBRATED_RELEVANCE, CALIBRATED_TERM_COVERAGE, model_of
+from .backends import backend_sections, options_class
 from .base import _one_of, _registry, _Section
 
 
@@ -218,7 +219,11 @@ class GenerationConfig(_Section):
     or a path to a ``.gguf`` file.
     """
 
+    # Each backend's own settings are a section named after it (generation.openai.base_url),
+    # validated by the backend's Options (rag/config/backends.py), so no backend is named here.
+    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
     section: ClassVar[str] = "generation"
+    backends_from: ClassVar[str] = "generation"  # the registry: rag.generation.BACKENDS
     backend: str = Field("llama_server", description="A name in rag.generation.BACKENDS: llama_server (llama.cpp in a supervised child process; "
                          "falls back to transformers when llama.cpp is missing or failed its set-up smoke test), transformers, llama_cpp (in process), "
                          "openai, or none (evidence answers only).")
@@ -236,28 +241,30 @@ class GenerationConfig(_Section):
     # The openai backend cannot see the chat template, so set true there for R1 servers that open <think>.
     opens_think: bool | None = Field(None, description="The chat template opens <think> in the prompt (null: read it from the template).")
     fallback: Literal["extractive", "error"] = Field("extractive", description="When the generator is unavailable: extractive answers, or an error.")
-    base_url: str = Field("http://127.0.0.1:8080/v1", pattern=r"^https?://", description="openai: API root ending in /v1.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai: the environment variable holding the key (the key never goes in a file).")
-    timeout: float = Field(60.0, gt=0, description="openai: seconds to connect / between streamed pieces.")
-    retries: int = Field(2, ge=0, description="openai: retries with exponential backoff before the first token.")
-    # llama_cpp backend: CPU threads (None: llama.cpp's default).
-    n_threads: int | None = Field(None, ge=1, description="llama_cpp/llama_server: CPU threads for decoding (null: the CPUs available, up to 8).")
-    # Speed settings measured in benchmarks/bench_generation.py (rag/generation/gguf.py).
-    n_threads_batch: int | None = Field(None, ge=1, description="llama_cpp/llama_server: CPU threads for prompt processing (null: every CPU available).")
-    gguf_type: str = Field("q8_0", description="llama_cpp/llama_server: the packaged Q4_1 GGUF re-quantised once to q8_0 (default, ~1.3x prompt speed, "
-                           "same answers), q4_0 or f16, or packaged to run the file as shipped.")
-    # Answers copy words from the evidence, so drafts taken from the prompt might be accepted; measured
-    # slower for SmolLM2-135M (0.66x) and the 1.5B evaluation model (0.43x) on 2 cores, so no profile
-    # turns it on (benchmarks/bench_models.py, benchmarks/README.md).
-    prompt_lookup: int = Field(0, ge=0, le=32, description="llama_cpp/llama_server: prompt-lookup decoding, proposing this many tokens "
-                               "copied from the prompt per step (0: off, plain decoding).")
     profile: str = Field("auto", description="The model's settings (rag.models.PROFILES) applied under this config: auto (chosen by "
                          "generation.model, a catalogue name or the .gguf file name), none, or a profile name. Fields set here win.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_sections(cls, data: Any) -> Any:
+        """Each backend's section validated by its own ``Options``; old flat keys moved into them (with a warning)."""
+        return backend_sections(cls, data) if isinstance(data, dict) else data
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
         return _one_of(v, _registry("generation", "BACKENDS"))
+
+    def options_for(self, backend: str | None = None) -> BaseModel:
+        """The validated settings of ``backend`` (default: ``self.backend``), its section here or its defaults."""
+        name = backend or self.backend
+        section = (self.__pydantic_extra__ or {}).get(name)
+        return section if section is not None else options_class(name, self.backends_from)()
+
+    @property
+    def options(self) -> BaseModel:
+        """The configured backend's own settings (``generation.<backend>``), validated by its ``Options``."""
+        return self.options_for()
 
     @field_validator("profile")
     @classmethod
@@ -301,6 +308,14 @@ class EvidenceConfig(_Section):
                                                         "times as many unanswerable questions declined, and more answerable ones; "
                                                         "README 'Quality'). evidence.min_answerability, when set, wins.")
 
+    min_term_coverage: float | None = Field(None, ge=0, le=1, description="Decline as not covered when the top passages hold less "
+                                            "than this share of the question's idf (its rare words are missing: 'Tesla Model 3 range' beside "
+                                            "an article on Nikola Tesla) while the top passage's relevance is below "
+                                            "evidence.term_coverage_relevance. null: the values calibrated for the embedding model "
+                                            "(README 'Quality'); 0: never. Needs an index with corpus statistics (FAISS; not Milvus).")
+    term_coverage_relevance: float | None = Field(None, ge=0, le=1, description="The min_term_coverage rule applies below this top "
+                                                  "passage relevance (null: calibrated for the embedding model).")
+
     draft_must_answer: bool = Field(True, description="The model's draft leads only if it answers: it gives the kind of thing asked "
                                     "for (a number for how many, a date for when, a name for who, a place for where, an expansion for "
                                     "'stand for'), taken from the evidence, and more than the question's own words (rag.lead). Otherwise "
@@ -329,10 +344,15 @@ class EvidenceConfig(_Section):
         """
         return type(self)(**{**self.model_dump(), "abstention": abstention})
 
+    def term_coverage_rule_for(self, embedder: str) -> tuple[float, float]:
+        """``(min_term_coverage, below_relevance)`` for ``embedder``: configured values win, else the calibrated
+        ones (:data:`CALIBRATED_TERM_COVERAGE`); ``(0.0, 0.0)`` (never declines) for an uncalibrated model."""
+        shipped = CALIBRATED_TERM_COVERAGE.get(embedder.split("@", 1)[0], (0.0, 0.0))
+        return (shipped[0] if self.min_term_coverage is None else float(self.min_term_coverage),
+                shipped[1] if self.term_coverage_relevance is None else float(self.term_coverage_relevance))
+
     def min_answerability_for(self, embedder: str) -> float:
         """The decline threshold for ``embedder`` (its backend suffix, ``@onnx-int8``, is ignored)."""
         if self.min_answerability is not None:
             return float(self.min_answerability)
         return CALIBRATED_ANSWERABILITY.get(embedder.split("@", 1)[0], {}).get(self.abstention, 0.0)
-
-

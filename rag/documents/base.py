@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from charset_normalizer import from_bytes
 
 from ..records import Document, SkippedFile
+from ..registry import Registry
 from .titles import declared_title, readable_name
 
 
@@ -34,7 +35,7 @@ class UnreadableFile(Exception):
 # articles folder. It raises UnreadableFile with the reason to show, and may return a
 # LoadResult to report parts of the file it skipped (bad JSONL lines).
 Loader = Callable[[bytes, str], "list[Document] | LoadResult"]
-LOADERS: dict[str, Loader] = {}
+LOADERS: Registry[Loader] = Registry("file type", {})
 
 
 def loader(*suffixes: str) -> Callable[[Loader], Loader]:

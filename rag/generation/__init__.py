@@ -12,8 +12,9 @@ through :data:`BACKENDS` (``generation.backend`` in the config), one file each:
 - ``openai`` (``openai.py``): any OpenAI-compatible ``/v1/chat/completions`` server;
 - ``none`` (``null.py``): no model at all (answers are extractive).
 
-Adding a backend is one file with a class that fits :class:`Generator` plus one line in
-:data:`BACKENDS` (CONTRIBUTING.md shows a worked example).
+Adding a backend is one file with a class that fits :class:`Generator` (its own settings
+in a nested ``Options``, read from ``generation.<name>``) plus one line in :data:`BACKENDS`
+(CONTRIBUTING.md shows a worked example).
 
 :class:`AnswerStream` (``reasoning.py``) runs a generator for the pipeline: it splits
 ``<think>`` reasoning from the answer and enforces a thinking budget.
@@ -26,9 +27,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from ..registry import Registry
 from .base import (
     BUDGET_NOTE,
     FINAL_ANSWER_REQUEST,
@@ -48,35 +49,31 @@ from .base import (
 )
 from .gguf import GGUF_TYPES, LLAMACPP_MISSING, LlamaStatus, default_threads, llama_status, prepared_gguf
 from .llama_cpp import LlamaCppGenerator
-from .llama_server import LlamaServerGenerator, llama_server_or_fallback
+from .llama_server import LlamaServerGenerator
 from .null import NullGenerator
 from .openai import OpenAIGenerator
 from .reasoning import AnswerStream, Piece, ThinkSplitter, cut_at_stop, split_reasoning
 from .transformers import TransformersGenerator
 
-#: Backend name -> factory taking a :class:`~rag.config.GenerationConfig`. One line per backend.
-BACKENDS: dict[str, Callable[[Any], Generator]] = {
-    "llama_server": llama_server_or_fallback,
-    "transformers": TransformersGenerator.from_config,
-    "llama_cpp": LlamaCppGenerator.from_config,
-    "openai": OpenAIGenerator.from_config,
-    "none": NullGenerator.from_config,
-}
+#: Backend name -> backend class: ``from_config(cfg)`` builds it, ``Options`` validates its own
+#: settings (``generation.<name>`` in the config). One line per backend.
+BACKENDS: Registry[Any] = Registry("generation backend", {
+    "llama_server": LlamaServerGenerator,
+    "transformers": TransformersGenerator,
+    "llama_cpp": LlamaCppGenerator,
+    "openai": OpenAIGenerator,
+    "none": NullGenerator,
+})
 
 
 def make_generator(cfg: Any) -> Generator:
-    """Create the generator named by ``cfg.backend`` (a :class:`~rag.config.GenerationConfig`).
+    """Create the generator named by ``cfg.backend`` (a validated :class:`~rag.config.GenerationConfig`).
 
     Raises:
-        GeneratorError: unknown backend name (the message lists :data:`BACKENDS`), or a
-            setting the backend rejects (names it).
+        ConfigError: unknown backend name (the message lists :data:`BACKENDS`).
         ImportError: the backend's optional dependency is missing (names the extra).
     """
-    try:
-        factory = BACKENDS[cfg.backend]
-    except KeyError:
-        raise GeneratorError(f"unknown generation backend {cfg.backend!r}; choose from {sorted(BACKENDS)}") from None
-    return factory(cfg)
+    return BACKENDS[cfg.backend].from_config(cfg)
 
 
 __all__ = [

@@ -2,8 +2,8 @@
 
 - :class:`Generator`: what the pipeline needs from a backend. Capabilities are declared on
   the class (``can_continue``, ``supports_reasoning``), never discovered with ``getattr``.
-- :class:`BackendOptions`: the frozen pydantic base of each backend's own ``Options``,
-  which reads its fields from :class:`~rag.config.GenerationConfig`.
+- :class:`BackendOptions`: the frozen pydantic base of each backend's own ``Options``, its
+  settings in ``generation.<backend>``; :class:`FromConfig` builds the backend from them.
 - :class:`TemplatedGenerator`: the chat-template rendering, ``<think>`` detection and the
   ``stream`` / ``stream_continuation`` pair of the backends that see the model's template
   (transformers, llama_cpp); each supplies ``_apply_template`` and ``_stream_prompt``.
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from ..errors import RagError
 from ..models.hub import default_cache_dir, model_file  # noqa: F401  (default_cache_dir: re-exported)
@@ -87,38 +87,39 @@ class GeneratorError(RagError, RuntimeError):
 
 
 class BackendOptions(BaseModel):
-    """Base of each backend's settings: frozen, and read field by field from the generation config.
+    """Base of each backend's own settings: frozen, unknown keys refused.
 
-    A backend declares ``class Options(BackendOptions)`` with the fields it takes (names
-    equal to :class:`~rag.config.GenerationConfig` fields and to its constructor's keywords).
+    A backend declares ``class Options(BackendOptions)`` with the settings only it takes (names
+    equal to its constructor's keywords). They are read from ``generation.<backend name>`` and
+    validated once, when the config loads (:mod:`rag.config.backends`); the fields every backend
+    shares (``model``, ``context_window``, ...) stay in :class:`~rag.config.GenerationConfig`.
+    A backend with no settings of its own keeps this empty base.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    @classmethod
-    def from_config(cls, cfg: Any) -> BackendOptions:
-        """Pick this backend's fields out of a generation config and validate them.
-
-        Raises:
-            GeneratorError: a value is out of range (names ``generation.<field>``).
-        """
-        try:
-            return cls.model_validate({name: getattr(cfg, name) for name in cls.model_fields})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
-            raise GeneratorError(f"generation.{key}: {err['msg']}, got {err.get('input')!r}") from None
-
 
 class FromConfig:
-    """``from_config(cfg)`` for a backend whose constructor takes its ``Options`` as keywords."""
+    """``from_config(cfg)`` for a backend whose constructor takes shared fields and its ``Options`` as keywords.
 
-    Options: ClassVar[type[BackendOptions]]
+    Attributes:
+        Options: the backend's own settings (``generation.<name>``).
+        shared: the :class:`~rag.config.GenerationConfig` fields its constructor also takes.
+    """
+
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    shared: ClassVar[tuple[str, ...]] = ("model",)
 
     @classmethod
-    def from_config(cls, cfg: Any):
-        """Build the backend from a :class:`~rag.config.GenerationConfig`."""
-        return cls(**cls.Options.from_config(cfg).model_dump())
+    def config_kwargs(cls, cfg: Any, options: BackendOptions | None = None) -> dict[str, Any]:
+        """The constructor's keywords: ``shared`` fields of ``cfg``, then ``options`` (default: ``cfg.options``, the configured backend's)."""
+        own = cfg.options if options is None else options
+        return {**{name: getattr(cfg, name) for name in cls.shared}, **own.model_dump()}
+
+    @classmethod
+    def from_config(cls, cfg: Any, options: BackendOptions | None = None):
+        """Build the backend from a validated :class:`~rag.config.GenerationConfig` (the registry calls this)."""
+        return cls(**cls.config_kwargs(cfg, options))
 
 
 # -- models and history ----------------------------------------------------------------

@@ -3,7 +3,7 @@
 - :func:`llama_status`: llama-cpp-python is importable and the set-up's smoke test
   (``scripts/llama_build.py`` writes ``<sys.prefix>/llama-build.json``) did not record a failure.
 - :func:`prepared_gguf`: the packaged Q4_1 GGUF re-quantised once to a faster type
-  (``generation.gguf_type``), cached under the model cache keyed by the source file's hash.
+  (``generation.llama_server.gguf_type``), cached under the model cache keyed by the source file's hash.
   Measured with 2 threads on the sample question (benchmarks/bench_generation.py): prompt
   processing is about twice as fast from Q8_0 or Q4_0 as from the packaged Q4_1, and Q8_0
   keeps the answers of the packaged weights (Q4_0 re-quantises 4-bit weights again).
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from .base import BackendOptions, GeneratorError, default_cache_dir, resolve_gguf
 
 LLAMACPP_MISSING = (
@@ -30,7 +32,7 @@ LLAMACPP_MISSING = (
     "pip install '.[llamacpp]' (or pip install 'llama-cpp-python[server]'), or set generation.backend: transformers"
 )
 
-#: GGUF types ``generation.gguf_type`` accepts: the file as shipped, or re-quantised to one of these llama.cpp ftypes.
+#: GGUF types ``gguf_type`` (generation.llama_server, generation.llama_cpp) accepts: the file as shipped, or re-quantised to one of these llama.cpp ftypes.
 GGUF_TYPES: dict[str, str | None] = {"packaged": None, "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "f16": "LLAMA_FTYPE_MOSTLY_F16"}
 
 #: Overrides where the set-up's smoke-test record is read (default ``<sys.prefix>/llama-build.json``).
@@ -96,6 +98,13 @@ def default_threads() -> tuple[int, int]:
     return max(1, min(cpus, 8)), max(1, cpus)
 
 
+def thread_counts(n_threads: int | None, n_threads_batch: int | None) -> tuple[int, int]:
+    """The configured ``(n_threads, n_threads_batch)``, None filled in: decoding from
+    :func:`default_threads`, prompt processing with the decoding count when that was set."""
+    auto_threads, auto_batch = default_threads()
+    return n_threads or auto_threads, n_threads_batch or n_threads or auto_batch
+
+
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -128,13 +137,12 @@ def prepared_gguf(model: str, gguf_type: str = "q8_0", cache_dir: str | Path | N
     """The GGUF llama.cpp should run for ``model``: as shipped, or re-quantised once and cached.
 
     The conversion runs in a child process (like generation, it must not be able to crash
-    this one) and takes about a second for SmolLM2-135M.
+    this one) and takes about a second for SmolLM2-135M. ``gguf_type`` is one of
+    :data:`GGUF_TYPES`, checked when the config loaded (``LlamaOptions``).
 
     Raises:
-        GeneratorError: unknown type, or the conversion failed (names the fallback).
+        GeneratorError: the conversion failed (names the fallback).
     """
-    if gguf_type not in GGUF_TYPES:
-        raise GeneratorError(f"generation.gguf_type must be one of {sorted(GGUF_TYPES)}, got {gguf_type!r}")
     source = resolve_gguf(model)
     ftype = GGUF_TYPES[gguf_type]
     if ftype is None:
@@ -150,10 +158,10 @@ def prepared_gguf(model: str, gguf_type: str = "q8_0", cache_dir: str | Path | N
             proc = subprocess.run([sys.executable, "-c", _QUANTIZE, str(source), str(tmp), ftype, str(default_threads()[1])],
                                   capture_output=True, text=True, timeout=600)
         except subprocess.TimeoutExpired:
-            raise GeneratorError(f"converting {source.name} to {gguf_type} took over 600 s; set generation.gguf_type: packaged to run the file as shipped") from None
+            raise GeneratorError(f"converting {source.name} to {gguf_type} took over 600 s; set gguf_type: packaged in generation.llama_server (or generation.llama_cpp) to run the file as shipped") from None
         if proc.returncode != 0 or not tmp.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-            raise GeneratorError(f"could not convert {source.name} to {gguf_type}: {tail[0][:300]}; set generation.gguf_type: packaged to run the file as shipped")
+            raise GeneratorError(f"could not convert {source.name} to {gguf_type}: {tail[0][:300]}; set gguf_type: packaged in generation.llama_server (or generation.llama_cpp) to run the file as shipped")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -161,12 +169,16 @@ def prepared_gguf(model: str, gguf_type: str = "q8_0", cache_dir: str | Path | N
 
 
 class LlamaOptions(BackendOptions):
-    """The generation-config fields every llama.cpp backend takes (``llama_cpp``, ``llama_server``)."""
+    """The settings every llama.cpp backend takes (``generation.llama_server``, ``generation.llama_cpp``)."""
 
-    model: str = "smollm2"
-    context_window: int | None = 2048
-    n_threads: int | None = None
-    n_threads_batch: int | None = None
-    gguf_type: Literal["packaged", "q8_0", "q4_0", "f16"] = "q8_0"
-    cache_dir: str | None = None
-    prompt_lookup: int = 0
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for decoding (null: the CPUs available, up to 8).")
+    # Speed settings measured in benchmarks/bench_generation.py.
+    n_threads_batch: int | None = Field(None, ge=1, description="CPU threads for prompt processing (null: every CPU available).")
+    gguf_type: Literal["packaged", "q8_0", "q4_0", "f16"] = Field("q8_0", description="The packaged Q4_1 GGUF re-quantised once to q8_0 "
+                                                                  "(default, ~1.3x prompt speed, same answers), q4_0 or f16, or packaged "
+                                                                  "to run the file as shipped.")
+    # Answers copy words from the evidence, so drafts taken from the prompt might be accepted; measured
+    # slower for SmolLM2-135M (0.66x) and the 1.5B evaluation model (0.43x) on 2 cores, so no profile
+    # turns it on (benchmarks/bench_models.py, benchmarks/README.md).
+    prompt_lookup: int = Field(0, ge=0, le=32, description="Prompt-lookup decoding, proposing this many tokens copied from the "
+                               "prompt per step (0: off, plain decoding).")

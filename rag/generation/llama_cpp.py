@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import FromConfig, GeneratorError, Message, TemplatedGenerator
-from .gguf import LLAMACPP_MISSING, LlamaOptions, default_threads, prepared_gguf, require_llama_cpp
+from .gguf import LLAMACPP_MISSING, LlamaOptions, prepared_gguf, require_llama_cpp, thread_counts
 from .reasoning import cut_at_stop
 
 __all__ = ["LLAMACPP_MISSING", "LlamaCppGenerator"]
@@ -46,7 +46,9 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
     """
 
     class Options(LlamaOptions):
-        """The generation-config fields this backend takes (those of every llama.cpp backend)."""
+        """This backend's own settings (``generation.llama_cpp``): those of every llama.cpp backend."""
+
+    shared: ClassVar[tuple[str, ...]] = ("model", "context_window", "cache_dir")
 
     def __init__(self, model: str = "smollm2", context_window: int | None = 2048, n_threads: int | None = None, n_threads_batch: int | None = None,
                  gguf_type: str = "q8_0", cache_dir: str | None = None, prompt_lookup: int = 0) -> None:
@@ -54,9 +56,7 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
         self.prompt_lookup = prompt_lookup
         self.name = model
         self._context_window = context_window
-        auto_threads, auto_batch = default_threads()
-        self.n_threads = n_threads or auto_threads
-        self.n_threads_batch = n_threads_batch or (n_threads if n_threads else auto_batch)
+        self.n_threads, self.n_threads_batch = thread_counts(n_threads, n_threads_batch)
         self.gguf_type = gguf_type
         self._cache_dir = cache_dir
         self._llm = None

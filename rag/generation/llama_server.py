@@ -43,8 +43,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from .base import FromConfig, GeneratorError, Message
-from .gguf import LlamaOptions, default_threads, llama_status, prepared_gguf, require_llama_cpp
+from .gguf import LlamaOptions, llama_status, prepared_gguf, require_llama_cpp, thread_counts
 from .openai import OpenAIGenerator
 from .transformers import TransformersGenerator
 
@@ -151,10 +153,16 @@ class LlamaServerGenerator(FromConfig):
     notice: str = ""
 
     class Options(LlamaOptions):
-        """The generation-config fields this backend takes: every llama.cpp backend's, plus these."""
+        """This backend's own settings (``generation.llama_server``): every llama.cpp backend's, plus these."""
 
-        opens_think: bool | None = None
-        timeout: float = 60.0
+        timeout: float = Field(60.0, gt=0, description="Seconds to wait for each piece the server streams.")
+
+    shared: ClassVar[tuple[str, ...]] = ("model", "context_window", "cache_dir", "opens_think")
+
+    @classmethod
+    def from_config(cls, cfg: Any, options: LlamaOptions | None = None) -> LlamaServerGenerator | TransformersGenerator:
+        """The registry's factory: this backend, or transformers with a notice when llama.cpp is unusable here."""
+        return llama_server_or_fallback(cfg, options=options)
 
     def __init__(self, model: str = "smollm2", *, context_window: int | None = 2048, n_threads: int | None = None, n_threads_batch: int | None = None,
                  gguf_type: str = "q8_0", cache_dir: str | None = None, prompt_lookup: int = 0, opens_think: bool | None = None,
@@ -163,9 +171,7 @@ class LlamaServerGenerator(FromConfig):
         self.prompt_lookup = prompt_lookup
         self.name = model
         self.n_ctx = context_window or 2048
-        auto_threads, auto_batch = default_threads()
-        self.n_threads = n_threads or auto_threads
-        self.n_threads_batch = n_threads_batch or (n_threads if n_threads else auto_batch)
+        self.n_threads, self.n_threads_batch = thread_counts(n_threads, n_threads_batch)
         self.gguf_type = gguf_type
         self._cache_dir = cache_dir
         self.startup_timeout = startup_timeout
@@ -361,11 +367,13 @@ def fallback_notice(reason: str) -> str:
             "run `bash scripts/setup.sh` to rebuild it, or set generation.backend: transformers to silence this")
 
 
-def llama_server_or_fallback(cfg: Any, *, status_prefix: str | Path | None = None) -> LlamaServerGenerator | TransformersGenerator:
+def llama_server_or_fallback(cfg: Any, *, options: LlamaOptions | None = None,
+                             status_prefix: str | Path | None = None) -> LlamaServerGenerator | TransformersGenerator:
     """The ``llama_server`` backend, or :class:`TransformersGenerator` with a notice when llama.cpp is unusable.
 
     Args:
         cfg: a :class:`~rag.config.GenerationConfig`.
+        options: this backend's settings (default: ``cfg.options``).
         status_prefix: folder holding ``llama-build.json`` (None: ``sys.prefix``, or ``$RAG_LLAMA_BUILD_STATUS``).
 
     Returns:
@@ -373,8 +381,8 @@ def llama_server_or_fallback(cfg: Any, *, status_prefix: str | Path | None = Non
     """
     status = llama_status(status_prefix)
     if status.usable:
-        return LlamaServerGenerator.from_config(cfg)
-    gen = TransformersGenerator.from_config(cfg)
+        return LlamaServerGenerator(**LlamaServerGenerator.config_kwargs(cfg, options))
+    gen = TransformersGenerator.from_config(cfg, TransformersGenerator.Options())
     gen.notice = fallback_notice(status.reason)
     if gen.notice not in _NOTICES_LOGGED:
         _NOTICES_LOGGED.add(gen.notice)

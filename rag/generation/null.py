@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from .base import GeneratorError, Message
+from .base import BackendOptions, GeneratorError, Message
 
 
 class NullGenerator:
@@ -23,8 +23,10 @@ class NullGenerator:
     context_window = 2048
     opens_think_in_prompt = False
 
+    Options: ClassVar[type[BackendOptions]] = BackendOptions  # no settings
+
     @classmethod
-    def from_config(cls, cfg: Any) -> NullGenerator:
+    def from_config(cls, cfg: Any, options: BackendOptions | None = None) -> NullGenerator:
         """The registry's factory (the config has nothing for this backend)."""
         return cls()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
+
+from pydantic import Field
 
 from .base import THINK_CLOSE, THINK_OPEN, BackendOptions, FromConfig, GeneratorError, Message, strip_history_reasoning
 from .reasoning import cut_at_stop
@@ -58,25 +59,18 @@ class OpenAIGenerator(FromConfig):
     notice: str = ""
 
     class Options(BackendOptions):
-        """The generation-config fields this backend takes."""
+        """This backend's own settings: ``generation.openai`` in the config."""
 
-        model: str
-        base_url: str = "http://127.0.0.1:8080/v1"
-        api_key_env: str | None = "OPENAI_API_KEY"
-        timeout: float = 60.0
-        retries: int = 2
-        context_window: int | None = None
-        opens_think: bool | None = None
+        base_url: str = Field("http://127.0.0.1:8080/v1", pattern=r"^https?://[^/\s]+", description="API root ending in /v1.")
+        api_key_env: str = Field("OPENAI_API_KEY", description="The environment variable holding the key (the key never goes in a file).")
+        timeout: float = Field(60.0, gt=0, description="Seconds to connect / between streamed pieces.")
+        retries: int = Field(2, ge=0, description="Retries with exponential backoff before the first token.")
+
+    shared: ClassVar[tuple[str, ...]] = ("model", "context_window", "opens_think")
 
     def __init__(self, model: str, *, base_url: str = "http://127.0.0.1:8080/v1", api_key_env: str | None = "OPENAI_API_KEY", timeout: float = 60.0,
                  retries: int = 2, backoff: float = 0.5, context_window: int | None = None, opens_think: bool | None = False, encoding: str = "cl100k_base",
                  api_key: str | None = None) -> None:
-        if not re.match(r"^https?://[^/\s]+", base_url or ""):
-            raise GeneratorError(f"generation.base_url must be an http(s) URL such as http://127.0.0.1:8080/v1, got {base_url!r}")
-        if timeout <= 0:
-            raise GeneratorError(f"generation.timeout must be > 0 seconds, got {timeout!r}")
-        if retries < 0:
-            raise GeneratorError(f"generation.retries must be >= 0, got {retries!r}")
         self.name = model
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env or None
@@ -167,7 +161,7 @@ class OpenAIGenerator(FromConfig):
             tries = self.retries + 1
             raise GeneratorError(
                 f"cannot get an answer from the OpenAI-compatible server at {self.url} after {tries} attempt{'s' * (tries > 1)}: {exc}. "
-                "Start the server, or fix generation.base_url (it should end in /v1), or raise generation.timeout / generation.retries"
+                "Start the server, or fix generation.openai.base_url (it should end in /v1), or raise generation.openai.timeout / generation.openai.retries"
             ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -192,11 +186,11 @@ class OpenAIGenerator(FromConfig):
         if status == 429 or status >= 500:
             raise _Transient(f"HTTP {status}: {body}")
         if status in (401, 403):
-            where = f"the environment variable {self.api_key_env}" if self.api_key_env else "an environment variable named by generation.api_key_env"
+            where = f"the environment variable {self.api_key_env}" if self.api_key_env else "an environment variable named by generation.openai.api_key_env"
             have = "is set but was refused" if self.api_key_env and os.environ.get(self.api_key_env) else "is not set"
             raise GeneratorError(f"the server at {self.url} refused the request (HTTP {status}: {body}); put the API key in {where} (it {have})")
         if status == 404:
-            raise GeneratorError(f"HTTP 404 from {self.url}: {body}; check generation.base_url (it should end in /v1) and generation.model ({self.name!r})")
+            raise GeneratorError(f"HTTP 404 from {self.url}: {body}; check generation.openai.base_url (it should end in /v1) and generation.model ({self.name!r})")
         raise GeneratorError(f"the server at {self.url} rejected the request (HTTP {status}): {body}")
 
     def _read_stream(self, response) -> Iterator[str]:
@@ -220,7 +214,7 @@ class OpenAIGenerator(FromConfig):
                 if not line or line.startswith(":") or line.startswith(("event:", "id:", "retry:")):
                     continue  # keep-alive comments and SSE fields we do not need
                 if not line.startswith("data:"):
-                    raise GeneratorError(f"the server at {self.url} sent a line that is not server-sent events: {line[:200]!r}; is generation.base_url an OpenAI-compatible API?")
+                    raise GeneratorError(f"the server at {self.url} sent a line that is not server-sent events: {line[:200]!r}; is generation.openai.base_url an OpenAI-compatible API?")
                 data = line[5:].strip()
                 if data == "[DONE]":
                     finished = True
@@ -241,7 +235,7 @@ class OpenAIGenerator(FromConfig):
                     received += len(content)
                     yield content
         except httpx.TimeoutException as exc:
-            raise GeneratorError(f"the server at {self.url} stopped sending for {self.timeout:g} s after {received} characters; raise generation.timeout or check the server") from exc
+            raise GeneratorError(f"the server at {self.url} stopped sending for {self.timeout:g} s after {received} characters; raise generation.openai.timeout or check the server") from exc
         except httpx.HTTPError as exc:
             raise GeneratorError(f"the connection to {self.url} broke mid-answer after {received} characters ({type(exc).__name__}: {exc}); is the server still running?") from exc
         if in_reasoning:
@@ -284,7 +278,7 @@ class OpenAIGenerator(FromConfig):
         except (json.JSONDecodeError, KeyError, IndexError, TypeError):
             raise GeneratorError(
                 f"the server at {self.url} did not answer like an OpenAI-compatible chat-completions API: {body[:200]!r}; "
-                "check generation.base_url (it should end in /v1)"
+                "check generation.openai.base_url (it should end in /v1)"
             ) from None
         reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
         if reasoning:

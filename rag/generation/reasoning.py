@@ -160,8 +160,6 @@ class AnswerStream:
 
     def __init__(self, generator: Generator, messages: list[Message], *, max_new_tokens: int = 256, temperature: float = 0.0,
                  stop: tuple[str, ...] = (), max_thinking_tokens: int | None = None, opens_think: bool | None = None) -> None:
-        if max_thinking_tokens is not None and max_thinking_tokens < 1:
-            raise ValueError(f"max_thinking_tokens must be >= 1 or None, got {max_thinking_tokens!r}")
         self.generator = generator
         self.messages = strip_history_reasoning(messages)
         self.max_new_tokens = max_new_tokens

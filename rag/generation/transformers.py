@@ -11,6 +11,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from ..loading import MODEL_LOAD_LOCK
 from .base import BackendOptions, FromConfig, GeneratorError, Message, TemplatedGenerator, default_cache_dir, resolve_model
@@ -34,12 +35,8 @@ class TransformersGenerator(FromConfig, TemplatedGenerator):
         >>> "".join(gen.stream([{"role": "user", "content": "Say hi"}], max_new_tokens=8))
     """
 
-    class Options(BackendOptions):
-        """The generation-config fields this backend takes."""
-
-        model: str = "smollm2"
-        context_window: int | None = 2048
-        cache_dir: str | None = None
+    Options: ClassVar[type[BackendOptions]] = BackendOptions  # no settings of its own
+    shared: ClassVar[tuple[str, ...]] = ("model", "context_window", "cache_dir")
 
     def __init__(self, model: str = "smollm2", context_window: int | None = 2048, cache_dir: str | None = None) -> None:
         self.name = model

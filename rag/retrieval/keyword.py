@@ -158,6 +158,20 @@ class KeywordIndex:
         total += unknown * math.log(1 + (n + 0.5) / 0.5)
         return total
 
+    def term_weights(self, query: str) -> dict[str, float]:
+        """Each distinct query token (as :func:`tokenize` makes it) and its idf in this corpus.
+
+        A token no chunk holds gets the largest idf, so a question's words that no article uses
+        weigh most. Example: ``KeywordIndex.build(["The cat sat.", "A dog barked."]).term_weights("cat zebra")``
+        gives ``cat`` 0.69 and ``zebra`` 1.79.
+        """
+        vocab, n = self.model.vocab_dict, self._n_docs
+        out: dict[str, float] = {}
+        for token in dict.fromkeys(t for t in tokenize(query) if t):
+            df = int(self._df[vocab[token]]) if token in vocab else 0
+            out[token] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return out
+
     def relevance(self, query: str, scores: np.ndarray) -> np.ndarray:
         """``scores / max_score(query)``: in ``[0, 1)``, comparable across queries."""
         top = self.max_score(query)

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -164,6 +164,11 @@ class SearchableIndex(Protocol):
 
     def bm25_retrieval(self, query: str, filters: MetadataFilter | None = None, top_k: int = 10) -> list[Hit]: ...
 
+    def term_weights(self, query: str) -> dict[str, float]:
+        """How rare each distinct query word is in this index (its idf); ``{}`` when the backend keeps no
+        corpus statistics (then answers are not declined for missing question words)."""
+        ...
+
     def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, Chunk]: ...
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray: ...
@@ -187,6 +192,8 @@ class IndexBackend(Protocol):
     """
 
     root: Path
+    #: Whether its loaded index's ``term_weights`` gives corpus statistics (the term-coverage decline needs them).
+    keeps_term_statistics: ClassVar[bool]
 
     @property
     def label(self) -> str: ...

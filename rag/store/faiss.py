@@ -34,7 +34,7 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -244,6 +244,8 @@ class IndexStore(IndexBackend):
     Args:
         root: the index folder (e.g. ``index/default``).
     """
+
+    keeps_term_statistics: ClassVar[bool] = True
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

@@ -163,6 +163,10 @@ class LoadedIndex:
                 self._keyword = open_keyword_index(self.path, self.iter_rows)
             return self._keyword
 
+    def term_weights(self, query: str) -> dict[str, float]:
+        """The idf of each distinct query word in this generation's BM25 index (:meth:`rag.keyword.KeywordIndex.term_weights`)."""
+        return self.keyword_index().term_weights(query)
+
     def allowed_rows(self, filters: MetadataFilter | None) -> np.ndarray | None:
         """Rows whose article passes ``filters``; None when nothing is filtered."""
         if filters is None or not filters.active:

@@ -33,7 +33,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -74,6 +74,8 @@ class MilvusStore(IndexBackend):
         >>> index = store.load(expect_embedder="all-MiniLM-L6-v2")
         >>> index.dense_search(query_vector, top_k=4)
     """
+
+    keeps_term_statistics: ClassVar[bool] = False  # Milvus does not expose document frequencies
 
     def __init__(self, config: IndexConfig) -> None:
         self.root = Path(config.path)

@@ -129,6 +129,10 @@ class MilvusIndex:
         q = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         return [Hit(int(h["entity"]["row"]), float(h["distance"]), float(h["distance"])) for h in self._search([q], "vector", top_k, filters, [])]
 
+    def term_weights(self, query: str) -> dict[str, float]:
+        """``{}``: Milvus does not expose the corpus statistics, so the term-coverage decline does not apply."""
+        return {}
+
     def bm25_retrieval(self, query: str, filters: MetadataFilter | None = None, top_k: int = 10) -> list[Hit]:
         """The ``top_k`` rows by Milvus BM25, best first (by rank: Lite's raw scores can be negative).
 
