@@ -152,3 +152,31 @@ def test_the_graph_sees_function_level_relative_and_submodule_imports(tmp_path):
     assert graph["rag.sub.b"] == {"rag.a"}
     assert graph["rag.c"] == {"ui", "rag.a"}
     assert circles(graph) == [["rag.a", "rag.sub.b"]]
+
+
+_IMPORT_EACH_FIRST = """
+import importlib, sys
+failed = []
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m == "rag" or m.startswith("rag.")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failed.append(f"{name}: {exc!r}")
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_rag_module_imports_first():
+    """Guards against a circle through a package's ``__init__`` (not an edge above): importing a submodule runs
+    its package first, so ``rag.evidence`` -> ``rag.retrieval.keyword`` ran ``rag/retrieval/__init__``, whose
+    retrievers imported ``rag.evidence`` back, half-initialised. Each module is imported first, on its own."""
+    import subprocess
+    import sys
+
+    modules = sorted(m for m in module_files() if _is_rag(m) and not m.endswith(".__main__"))  # __main__ runs the CLI
+    done = subprocess.run([sys.executable, "-c", _IMPORT_EACH_FIRST, *modules], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
