@@ -6,8 +6,8 @@ so the packaged SmolLM2 answers), asks each client's question once to record its
 answer, then runs --clients threads for --seconds, each streaming its own question
 (``stream: true``) again and again with raw HTTP.
 
-    python benchmarks/bench_api.py                          # 10 clients for 60 s
-    python benchmarks/bench_api.py --clients 4 --seconds 20 --index index/default
+    python -m benchmarks.bench_api                          # 10 clients for 60 s
+    python -m benchmarks.bench_api --clients 4 --seconds 20 --index index/default
 
 Figures:
   requests        streamed answers completed, and per client

@@ -1,7 +1,7 @@
 """Full build throughput per embedding backend, side by side in one run.
 
 Usage:
-    python benchmarks/bench_build.py [ARTICLES_DIR] [--articles-limit N] [--backends torch,onnx-int8] [--rounds R] [--limit N]
+    python -m benchmarks.bench_build [ARTICLES_DIR] [--articles-limit N] [--backends torch,onnx-int8] [--rounds R] [--limit N]
 
 Builds a fresh index of ARTICLES_DIR (or of its first N files, sorted by name) once per
 backend and round, in one process, alternating the backends round by round so a busy machine
@@ -11,7 +11,7 @@ With --limit N it also runs raw `SentenceTransformer.encode` on the first N of t
 chunk texts with the same batch size (torch only), to compare a build with its embedder.
 
 Example (issue 17's target: onnx-int8 at least 2.5x torch):
-    python benchmarks/bench_build.py ../shared/corpora/squad-articles --articles-limit 60 --backends torch,onnx-int8 --rounds 2
+    python -m benchmarks.bench_build ../shared/corpora/squad-articles --articles-limit 60 --backends torch,onnx-int8 --rounds 2
 
 Measured that way on 2 cores shared with four other jobs (load average 4-10): 3,395 chunks,
 torch 9.8 and 13.5 chunks/s, onnx-int8 17.1 and 18.6; best against best 1.37x (round 1:
@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from rag import RAG, Config, load_documents  # noqa: E402
 from rag.embedding import BACKENDS  # noqa: E402

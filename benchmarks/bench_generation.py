@@ -1,7 +1,7 @@
 """Generation on the sample question: the default path against raw llama.cpp and transformers, and GGUF types.
 
 Usage:
-    python benchmarks/bench_generation.py [--articles data/articles] [--runs 3] [--threads N]
+    python -m benchmarks.bench_generation [--articles data/articles] [--runs 3] [--threads N]
                                           [--gguf-types packaged,q8_0,q4_0] [--no-transformers] [--json]
 
 All on the packaged SmolLM2-135M-Instruct GGUF, greedy, with the default config's stop
@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 # The same OpenMP wait policy as the llama_server child (rag/generation/llama_server.py), so
 # raw llama.cpp in this process is compared on equal terms; set before llama.cpp loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -1,7 +1,7 @@
 """Our build beside LlamaIndex's default ingestion pipeline, side by side in one run, with hit@5 for both.
 
 Usage:
-    python benchmarks/bench_llamaindex.py [ARTICLES_DIR] [--articles-limit 100] [--rounds 2] [--sets squad,searchbox]
+    python -m benchmarks.bench_llamaindex [ARTICLES_DIR] [--articles-limit 100] [--rounds 2] [--sets squad,searchbox]
 
 Speed: a full ``RAG.build`` (the default config: torch MiniLM) and LlamaIndex's default
 ingestion (``SimpleDirectoryReader`` -> ``IngestionPipeline([SentenceSplitter(), embed])`` ->
@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
 
 
 def _embed_model() -> Any:
@@ -97,8 +95,8 @@ def speed(folder: Path, rounds: int, embed_model: Any, chunk_sizes: list[int | N
 
 def quality(set_names: list[str], embed_model: Any, log: Any, ours_too: bool = True) -> dict[str, Any]:
     """hit@5 of our default retriever (unless not ``ours_too``) and of LlamaIndex's default on each set's answerable questions."""
-    from evalsets import eval_sets
-    from run_all import run_set
+    from eval.evalsets import eval_sets
+    from eval.run_all import run_set
 
     from rag.embedding import make_embedder
     from rag.evaluation import load_qa

@@ -12,8 +12,8 @@ every question with its own reference, so a mix-up between clients shows: the an
 echo the exact question asked, and the top retrieved passage must come from that
 question's article.
 
-    python benchmarks/bench_load.py                    # the run: 20 clients, 120 s
-    python benchmarks/bench_load.py --clients 5 --seconds 20
+    python -m benchmarks.bench_load                    # the run: 20 clients, 120 s
+    python -m benchmarks.bench_load --clients 5 --seconds 20
 
 Prints clients, requests, answered, busy, errors, mix-ups, lost, latency p50/p95/max, the
 server's resident memory (VmRSS) after warm-up and after the run, and the growth.

@@ -1,7 +1,7 @@
 """Models on a CPU, side by side: time to first token, tokens/s and whole-answer time on the sample questions' evidence prompts.
 
 Usage (one command; see benchmarks/README.md):
-    python benchmarks/bench_models.py [--models smollm2,EVAL] [--limit 16] [--prompt-lookup 10] [--threads 2]
+    python -m benchmarks.bench_models [--models smollm2,EVAL] [--limit 16] [--prompt-lookup 10] [--threads 2]
                                       [--sweep-threads 1,2] [--sweep-batch 64,512] [--json OUT.json]
 
 ``EVAL`` is the evaluation model from ``bash ../shared/tools/eval-model.sh``
@@ -45,7 +45,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the llama_server child runs (rag/generation/llama_server.py)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -1,7 +1,7 @@
 """Pathological inputs: a single multi-megabyte line, a 200 MB file, many tiny files.
 
 Usage:
-    python benchmarks/bench_pathological.py [--files 10000,50000] [--repeat 3]
+    python -m benchmarks.bench_pathological [--files 10000,50000] [--repeat 3]
 
 Prints, as medians of --repeat runs:
 
@@ -17,7 +17,6 @@ Prints, as medians of --repeat runs:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -26,13 +25,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(TESTS))
 
 from rag.chunking import Chunker  # noqa: E402
 from rag.documents import load_documents, make_document  # noqa: E402
-from test_pathological import RUNNER, one_line, tiny_folder  # noqa: E402
+from benchmarks.pathological_inputs import RUNNER, one_line, runner_env, tiny_folder
 
 
 def median_seconds(fn, repeat: int) -> float:
@@ -75,8 +71,8 @@ def bench_tiny_files(counts: list[int]) -> None:
             folder = Path(tmp) / "articles"
             tiny_folder(folder, n)
             t0 = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", RUNNER, str(TESTS), "build", str(folder), "--index", str(Path(tmp) / "idx"), "--quiet"],
-                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+            done = subprocess.run([sys.executable, "-c", RUNNER, "build", str(folder), "--index", str(Path(tmp) / "idx"), "--quiet"],
+                                  capture_output=True, text=True, env=runner_env())
             seconds = time.perf_counter() - t0
             if done.returncode != 0:
                 print(done.stderr[-2000:], file=sys.stderr)

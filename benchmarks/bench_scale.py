@@ -1,7 +1,7 @@
 """Scale-out figures: build time local vs ``--ray``, and query latency FAISS vs Milvus Lite.
 
 Usage:
-    python benchmarks/bench_scale.py [--articles DIR] [--articles-limit N] [--sizes 10000,100000] [--queries 200] [--skip-build]
+    python -m benchmarks.bench_scale [--articles DIR] [--articles-limit N] [--sizes 10000,100000] [--queries 200] [--skip-build]
 
 1. Build: a fresh FAISS index of the articles (default: the sample articles, or the first N
    files of DIR) embedded locally, then the same with ``embedding.engine: ray`` (a local Ray
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,12 +30,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from rag import RAG, Config  # noqa: E402
 from rag.records import Chunk, Manifest  # noqa: E402
-from bench_build import _slice  # noqa: E402
+from benchmarks.bench_build import _slice  # noqa: E402
 
 
 _articles = _slice  # the first N article files, copied (the same slice bench_build.py measures)
@@ -51,10 +48,11 @@ def bench_build(folder: Path, tmp: Path) -> dict:
     local_s = time.perf_counter() - t0
     import ray
 
+    from rag.embedding import make_embedder
     from rag.embedding.ray_engine import RayEmbedder
 
     cfg = Config.load(None, {"index.path": str(tmp / "ray"), "embedding.engine": "ray"})
-    probe = RayEmbedder(cfg.embedding, local.embedder.name)
+    probe = RayEmbedder(cfg.embedding, local.embedder.name, make_embedder)
     t0 = time.perf_counter()
     probe.warm_up()
     start_s = time.perf_counter() - t0
@@ -90,7 +88,7 @@ def _latency(search, queries: np.ndarray) -> dict:
 
 
 def bench_query(n: int, queries: int, tmp: Path) -> list[dict]:
-    from run import synthetic_vectors
+    from benchmarks.run import synthetic_vectors
 
     from rag.store import IndexStore
     from rag.store.milvus import MilvusStore

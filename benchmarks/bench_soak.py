@@ -9,10 +9,10 @@ separately, of its llama.cpp child. Issue 27 measured 1.06 -> 1.53 GB over 2 min
 before per-session state was capped (``ui.max_sessions``) and glibc's malloc arenas too
 (``ui.server.limit_malloc_arenas``; benchmarks/profile_soak.py shows which memory grows).
 
-    python benchmarks/bench_soak.py                          # 10 minutes, capped (the default config)
-    python benchmarks/bench_soak.py --minutes 3 --compare    # 3 minutes capped, then 3 minutes with Gradio's 10,000 sessions
-    python benchmarks/bench_soak.py --config configs/default.yaml --backend none   # extractive answers: more calls per minute
-    python benchmarks/bench_soak.py --minutes 6 --max-sessions 20   # a low cap, reached within minutes with the real model
+    python -m benchmarks.bench_soak                          # 10 minutes, capped (the default config)
+    python -m benchmarks.bench_soak --minutes 3 --compare    # 3 minutes capped, then 3 minutes with Gradio's 10,000 sessions
+    python -m benchmarks.bench_soak --config configs/default.yaml --backend none   # extractive answers: more calls per minute
+    python -m benchmarks.bench_soak --minutes 6 --max-sessions 20   # a low cap, reached within minutes with the real model
 
 Figures (per minute, then a summary): calls answered, busy replies, errors, server RSS and
 child RSS at the end of each minute; "after warm-up" compares the RSS at the end of the
@@ -191,7 +191,6 @@ def main() -> int:
     parser.add_argument("--max-sessions", type=int, help="override ui.max_sessions (default: the config's, 200)")
     parser.add_argument("--compare", action="store_true", help="then soak again with ui.max_sessions 10000 (Gradio's default, as before issue 27)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     import yaml
 
     work = Path(tempfile.mkdtemp(prefix="rag-soak-"))

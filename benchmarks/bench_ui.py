@@ -5,8 +5,8 @@ articles, built first into a temporary folder unless --index is given), then ask
 question through the UI's streaming chat endpoint with gradio_client, the same event the
 page's Ask button triggers.
 
-    python benchmarks/bench_ui.py                       # 3 start-ups, 1 cold + 5 timed questions
-    python benchmarks/bench_ui.py --index index/default --runs 5 --starts 3
+    python -m benchmarks.bench_ui                       # 3 start-ups, 1 cold + 5 timed questions
+    python -m benchmarks.bench_ui --index index/default --runs 5 --starts 3
 
 Figures:
   start-up        process start -> the page answers HTTP 200 (median of --starts)

@@ -1,7 +1,7 @@
 """Incremental update cost against a full build, over a copy of a corpus.
 
 Usage:
-    python benchmarks/bench_update.py [ARTICLES_DIR] [--rounds N] [--no-cli]
+    python -m benchmarks.bench_update [ARTICLES_DIR] [--rounds N] [--no-cli]
 
 Copies ARTICLES_DIR (default ../shared/corpora/squad-articles) to a temporary folder (the
 original is never touched), builds the index from scratch once, then N times edits one
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from rag import RAG, Config  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Used by ``benchmarks/run.py`` (section ``ingest``) and runnable alone for one big corpus::
 
-    python benchmarks/ingest.py ../shared/corpora/squad-articles --runs 1 --json out.json
+    python -m benchmarks.ingest ../shared/corpora/squad-articles --runs 1 --json out.json
 
 Stages are timed by wrapping the functions the build calls (nothing in ``rag`` changes):
 ``load`` (reading and decoding files), ``near-duplicates`` (MinHash signatures and LSH),
@@ -15,7 +15,7 @@ embedded (each chunk's title and headings line, cut to the window, then its text
 from the build's ``encode`` call) with the same batch size; build and raw runs alternate, and
 the medians are compared. ``--articles-limit N`` builds the first N files (sorted by name)::
 
-    python benchmarks/ingest.py ../shared/corpora/squad-articles --articles-limit 100 --runs 2
+    python -m benchmarks.ingest ../shared/corpora/squad-articles --articles-limit 100 --runs 2
 Wall time on a shared machine is noisy, so CPU time (user + system of this process) per
 chunk is reported too.
 """
@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 STAGES = ("load", "near-duplicates", "chunk", "embed", "faiss", "sqlite", "keyword", "other")
 
@@ -48,8 +47,8 @@ def stage_timers(rag: Any, embedded: list[str] | None = None):
 
     ``embedded``, when given, receives every text the build asks the embedder to encode.
     """
-    import rag.indexing as indexing
-    import rag.store as store
+    import rag.indexing.builder as indexing
+    import rag.store.faiss as store
 
     totals: dict[str, float] = defaultdict(float)
 

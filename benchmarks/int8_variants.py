@@ -1,7 +1,7 @@
 """Int8 quantisation recipes for the ONNX MiniLM: vector drift against torch and encode speed, side by side.
 
 Usage:
-    python benchmarks/int8_variants.py [--variants a,b] [--chunks N] [--rounds R] [--sensitivity] [--json FILE]
+    python -m benchmarks.int8_variants [--variants a,b] [--chunks N] [--rounds R] [--sensitivity] [--json FILE]
 
 Each recipe is a set of ``onnxruntime.quantization.quantize_dynamic`` arguments applied to the
 cached float32 export (``OnnxEmbedder(variant="onnx").onnx_path()``); the quantised files are
@@ -17,7 +17,7 @@ recipes against issue 17's bar".
 ``--sensitivity`` instead quantises one weight MatMul at a time (everything else float32) and
 prints each node's chunk-cosine loss, worst first: which nodes to keep in float32.
 
-Retrieval quality per recipe: ``eval/int8_eval.py`` (registers each recipe as a backend and
+Retrieval quality per recipe: ``eval/studies/int8_eval.py`` (registers each recipe as a backend and
 runs ``eval/run_all.py``).
 """
 
@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from rag import RAG, Config, load_documents
 from rag.embedding import OnnxEmbedder, SentenceTransformerEmbedder

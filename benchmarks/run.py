@@ -1,9 +1,9 @@
 """The performance suite: ingestion, embedding backends, index types at scale, answer latency.
 
 Usage:
-    python benchmarks/run.py            # full suite, ~10 min on 2 free cores
-    python benchmarks/run.py --quick    # smoke run, < 2 min (CI runs it; nothing is asserted)
-    python benchmarks/run.py --sections ann,e2e --out /tmp/bench
+    python -m benchmarks.run            # full suite, ~10 min on 2 free cores
+    python -m benchmarks.run --quick    # smoke run, < 2 min (CI runs it; nothing is asserted)
+    python -m benchmarks.run --sections ann,e2e --out /tmp/bench
 
 Writes ``results.json``, ``results.md`` (the tables) and ``results.png`` (query latency
 against corpus size; ingestion throughput by stage) to ``--out`` (default ``benchmarks/``,
@@ -59,8 +59,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED = ROOT.parent / "shared"
 SQUAD = SHARED / "corpora" / "squad-articles"
@@ -135,7 +133,7 @@ def _subset(src: Path, count: int, dest: Path) -> Path:
 
 
 def section_ingest(p: dict[str, Any], work: Path, profile: Path | None) -> dict[str, Any]:
-    import ingest
+    from benchmarks import ingest
 
     src = SQUAD if SQUAD.is_dir() and p["ingest_source"] == "squad" else SAMPLE
     folder = _subset(src, p["ingest_articles"], work / "ingest-articles")
@@ -292,7 +290,7 @@ def _latencies(index: Any, queries: np.ndarray, k: int = 10) -> list[float]:
 
 
 def section_ann(p: dict[str, Any], keep: dict[str, Any]) -> dict[str, Any]:
-    from rag import ann
+    from rag.store import ann
 
     rows = []
     for n in p["ann_sizes"]:
@@ -347,7 +345,7 @@ QUESTIONS = [
 
 
 def section_e2e(p: dict[str, Any], embedders: dict[str, Any], keep: dict[str, Any], work: Path) -> dict[str, Any]:
-    import rag.store as store
+    import rag.store.faiss as store
     from rag import RAG, Config
     from rag.records import Chunk
 

@@ -18,8 +18,8 @@ sentence's similarity, overlap, key-term and answer-type signals). It then
 It prints the weights and the threshold to paste into rag/evidence.py and
 configs/default.yaml, and a table per set. Nothing is changed by the script itself.
 
-    python eval/calibrate_evidence.py                 # all sets found
-    python eval/calibrate_evidence.py --sets sample,searchbox --fit sample,searchbox
+    python -m eval.calibrate_evidence                 # all sets found
+    python -m eval.calibrate_evidence --sets sample,searchbox --fit sample,searchbox
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ FEATURES = ("relevance", "coverage", "similarity", "overlap", "keys", "answer_ty
 
 def dev_sets() -> dict[str, tuple[Path, Path]]:
     """name -> (QA file, articles folder to index), for the sets present on this machine (eval/evalsets.py)."""
-    sys.path.insert(0, str(ROOT / "eval"))
-    import evalsets
+    from eval import evalsets
 
     return {name: (s.qa_file, s.articles_dir()) for name, s in evalsets.eval_sets(SHARED).items() if s.unavailable() is None}
 

@@ -1,9 +1,9 @@
 """Validate every QA set in eval/: shape, ids, sources, and that each answer is in its source.
 
 Usage:
-    python eval/check_sets.py                      # every eval/*.jsonl
-    python eval/check_sets.py eval/pdf-qa.jsonl    # just these
-    python eval/check_sets.py --shared /path/to/shared
+    python -m eval.check_sets                      # every eval/*.jsonl
+    python -m eval.check_sets eval/pdf-qa.jsonl    # just these
+    python -m eval.check_sets --shared /path/to/shared
 
 Checks, per set (the set's articles folder comes from ``eval/evalsets.py``):
 
@@ -34,10 +34,8 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
 
-from evalsets import DEFAULT_SHARED, EvalSet, eval_sets, read_additions
+from eval.evalsets import DEFAULT_SHARED, EvalSet, eval_sets, read_additions
 
 from rag.evaluation import QAFormatError, QAItem, load_qa, source_file
 

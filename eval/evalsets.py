@@ -6,7 +6,7 @@ one file name per line (``eval/squad-articles.txt``, ``eval/searchbox-articles.t
 :func:`subset_folder` makes a folder of copies of just those files, under the temp folder,
 so ``rag eval`` (and :func:`rag.evaluation.ensure_index`) index exactly that subset::
 
-    python -c "import sys; sys.path.insert(0, 'eval'); import evalsets; print(evalsets.SETS['squad'].articles_dir())"
+    python -c "from eval import evalsets; print(evalsets.SETS['squad'].articles_dir())"
     rag eval eval/squad-qa.jsonl --articles <that folder> --retrieval-only
 
 The rare-term set adds made-up sentences (``eval/rare-additions.jsonl``) to copies of some

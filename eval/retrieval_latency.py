@@ -1,8 +1,8 @@
 """Time retrieval of two configurations side by side on a development set's questions.
 
 Usage:
-    python eval/retrieval_latency.py --shared ../shared --sets rgb-en-fact,squad
-    python eval/retrieval_latency.py --a retrieval.number_match_weight=0,retrieval.date_match_weight=0 --b ""
+    python -m eval.retrieval_latency --shared ../shared --sets rgb-en-fact,squad
+    python -m eval.retrieval_latency --a retrieval.number_match_weight=0,retrieval.date_match_weight=0 --b ""
 
 Each set's cached eval index (built by ``eval/run_all.py``) is opened once per variant; every
 question is retrieved with variant A then B (alternating, so drift hits both alike), each
@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
 
-from evalsets import DEFAULT_SHARED, eval_sets
-from run_all import config_path, index_key
+from eval.evalsets import DEFAULT_SHARED, eval_sets
+from eval.run_all import config_path, index_key
 
 
 def parse_overrides(spec: str) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """Run every development set through ``rag eval``'s code and print one summary table.
 
 Usage:
-    python eval/run_all.py --retrieval-only                  # retrieval metrics of every set, minutes
-    python eval/run_all.py --sets sample,pdf --limit 3       # quick full-pipeline smoke run
-    python eval/run_all.py --retriever dense/dedup=none,hybrid --out results/
+    python -m eval.run_all --retrieval-only                  # retrieval metrics of every set, minutes
+    python -m eval.run_all --sets sample,pdf --limit 3       # quick full-pipeline smoke run
+    python -m eval.run_all --retriever dense/dedup=none,hybrid --out results/
 
 Sets (eval/evalsets.py): rgb-en-fact (from ../shared; skipped with the reason when it is
 absent), squad and searchbox (subsets of ../shared/corpora/squad-articles, indexed through a
@@ -15,7 +15,7 @@ The table has one row per set and retriever variant: hit@1, hit@5, MRR@10 (over 
 files), token F1 and answer containment (with generation), abstention precision and recall
 (with ``--retrieval-only``, of the relevance threshold alone), page hit@5 (sets with gold
 pages) and the number of answers per mode (generated, evidence, declined). See
-rag/evaluation.py for the definitions.
+rag/evaluation/ for the definitions.
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
 
-from evalsets import DEFAULT_SHARED, EvalSet, eval_sets
+from eval.evalsets import DEFAULT_SHARED, EvalSet, eval_sets
 
 COLUMNS = [("set", "set"), ("variant", "variant"), ("questions", "q"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr@10", "MRR@10"),
            ("lead_token_f1", "lead F1"), ("lead_containment", "lead contains"), ("answer_containment", "contains answer"),

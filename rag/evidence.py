@@ -45,7 +45,7 @@ import numpy as np
 
 from .embedding import Embedder
 from .facts import dropped_facts
-from .keyword import tokenize
+from .retrieval.keyword import tokenize
 from .records import Evidence, Passage
 from .asked import answer_spans, answer_type, has_type, key_terms, stem, stems
 from .text import MARKER, STOPWORDS, content_words, neutralise_markers, sentence_spans
@@ -261,7 +261,7 @@ def _coverage(q_stems: set[str], passages: Sequence[Passage]) -> float:
 
 @lru_cache(maxsize=1)
 def _ignored_tokens() -> frozenset[str]:
-    """Question and stop words as :func:`rag.keyword.tokenize` stems them ("how", "much", "did"): never the rare words."""
+    """Question and stop words as :func:`rag.retrieval.keyword.tokenize` stems them ("how", "much", "did"): never the rare words."""
     return frozenset(t for w in (*STOPWORDS, *_GENERIC) for t in tokenize(w))
 
 

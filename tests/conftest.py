@@ -15,6 +15,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The checkout too, so tests import eval/ and benchmarks/ as packages (as `python -m eval.run_all` does).
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
 
 from fakes import FakeEmbedder, FakeGenerator  # noqa: E402
 

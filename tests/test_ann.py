@@ -1,10 +1,10 @@
-"""Tests for rag/ann.py: index types, auto choice, tuning to the recall target, filtered search."""
+"""Tests for rag/store/ann.py: index types, auto choice, tuning to the recall target, filtered search."""
 
 import faiss
 import numpy as np
 import pytest
 
-from rag import ann
+from rag.store import ann
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -26,7 +26,7 @@ def brute_force(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
 
 
 def test_auto_picks_by_corpus_size():
-    """auto: exact search below 50k chunks, ivf from there on (see the rag/ann.py docstring for why not hnsw)."""
+    """auto: exact search below 50k chunks, ivf from there on (see the rag/store/ann.py docstring for why not hnsw)."""
     assert ann.resolve_type("auto", 0) == "flat"
     assert ann.resolve_type("auto", ann.AUTO_FLAT_MAX - 1) == "flat"
     assert ann.resolve_type("auto", ann.AUTO_FLAT_MAX) == "ivf"

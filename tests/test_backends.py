@@ -137,7 +137,7 @@ def test_openai_temperature_reaches_the_server(llama_server):
 
 @pytest.mark.slow
 def test_openai_count_tokens_is_tiktoken_cl100k(llama_server):
-    from rag.chunking import get_encoding
+    from rag.text import get_encoding
 
     text = "DeepSeek released R1 on 20 January 2025 under the MIT licence."
     assert openai_gen(llama_server).count_tokens(text) == len(get_encoding("cl100k_base").encode(text))

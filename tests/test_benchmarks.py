@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def test_synthetic_vectors_are_unit_and_clustered():
-    from run import synthetic_vectors
+    from benchmarks.run import synthetic_vectors
 
     x = synthetic_vectors(3000, dim=64, seed=1)
     assert x.shape == (3000, 64) and x.dtype == np.float32
@@ -29,7 +28,7 @@ def test_synthetic_vectors_are_unit_and_clustered():
 
 
 def test_markdown_and_plot_from_a_minimal_result(tmp_path):
-    from run import markdown, plot
+    from benchmarks.run import markdown, plot
 
     res = {"mode": "quick", "machine": "m", "started": "now", "seconds": 1.0,
            "ann": {"data": "d", "queries": 2, "rows": [{"n": 100, "type": "flat", "p50_ms": 0.1, "p95_ms": 0.2, "recall@10": 1.0,
@@ -41,7 +40,7 @@ def test_markdown_and_plot_from_a_minimal_result(tmp_path):
 
 
 def test_unknown_section_is_refused(capsys):
-    from run import main
+    from benchmarks.run import main
 
     with pytest.raises(SystemExit):
         main(["--sections", "ann,warp"])
@@ -51,7 +50,7 @@ def test_unknown_section_is_refused(capsys):
 @pytest.mark.slow
 def test_quick_suite_runs_and_writes_results(tmp_path):
     out = tmp_path / "bench"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))

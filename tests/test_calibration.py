@@ -1,4 +1,4 @@
-"""Tests for rag calibrate (rag/calibrate_cli.py, rag/store/calibration.py, RAG.relevance_threshold):
+"""Tests for rag calibrate (rag/cli/calibrate.py, rag/store/calibration.py, RAG.relevance_threshold):
 a per-index "not covered" threshold that travels with the index folder."""
 
 from __future__ import annotations

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "eval"))
 
-import check_sets
-import evalsets
+from eval import check_sets, evalsets
 
 SHARED = evalsets.DEFAULT_SHARED / "corpora" / "squad-articles"
 ADDED = "The Zebrovian council met in Quillmoor in 1847."

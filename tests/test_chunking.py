@@ -3,7 +3,7 @@
 import pytest
 
 from rag import Chunker
-from rag.chunking import get_encoding
+from rag.text import get_encoding
 from rag.text import sentence_spans
 from rag.documents import make_document
 

@@ -1,4 +1,4 @@
-"""Tests for rag/cli.py: help texts, errors, and build/ask through real subprocesses."""
+"""Tests for rag/cli/ (the rag command): help texts, errors, and build/ask through real subprocesses."""
 
 import json
 import re
@@ -144,3 +144,12 @@ def test_index_info_names_the_model_and_warns_once_for_the_135m_fallback(tmp_pat
     info = json.loads(capsys.readouterr().out)
     assert info["model"] == "qwen2.5-1.5b (Qwen2.5-1.5B-Instruct-Q4_K_M.gguf, llama_server)"
     assert (info["model_profile"], info["model_warning"]) == ("qwen2.5-1.5b", "")
+
+
+def test_every_ui_command_names_a_function_of_the_ui_package():
+    """Guards against a dotted name in rag.cli.common.UI_COMMANDS that no longer exists (rag serve/api/mcp would fail only when run)."""
+    from rag.cli.common import UI_COMMANDS, ui_command
+
+    for name, target in UI_COMMANDS.items():
+        assert target.startswith("ui."), target
+        assert callable(ui_command(name)), target

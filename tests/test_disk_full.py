@@ -1,4 +1,4 @@
-"""A full disk during a build (rag/indexing.py, rag/store.py): the previous index stays current and intact.
+"""A full disk during a build (rag/indexing/builder.py, rag/store/faiss.py): the previous index stays current and intact.
 
 Unit tests make one write fail the way a full disk makes it fail, at each place a build
 writes: the FAISS file (FAISS raises ``RuntimeError ... (No space left on device)``), the
@@ -23,8 +23,8 @@ import pytest
 from fakes import FakeEmbedder, FakeGenerator
 
 from rag import RAG, Config
-from rag import keyword as keyword_module
-from rag import store as store_module
+from rag.retrieval import keyword as keyword_module
+from rag.store import faiss as store_module
 from rag.indexing import BuildError, DiskFullError, remove_article
 from rag.documents import NOT_ARTICLES
 from rag.store import CURRENT, is_disk_full
@@ -198,7 +198,7 @@ def test_leftovers_of_an_interrupted_write_are_removed_before_writing(articles_d
     rag.build(articles_dir)
     current = rag.store.current_name()
     seen: list[list[str]] = []
-    from rag import indexing
+    from rag.indexing import builder as indexing
 
     monkeypatch.setattr(indexing, "BUILD_WRITERS", (*indexing.BUILD_WRITERS, lambda tmp, chunks, rows: seen.append(sorted(p.name for p in tmp.parent.iterdir()))))
     try:

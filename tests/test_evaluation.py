@@ -1,4 +1,4 @@
-"""Tests for rag/evaluation.py and `rag eval`: every metric against a hand-computed value."""
+"""Tests for rag/evaluation/ and `rag eval`: every metric against a hand-computed value."""
 
 from __future__ import annotations
 
@@ -375,11 +375,12 @@ def test_ensure_index_brings_an_index_of_an_older_format_up_to_date(tmp_path, ar
     """The eval cache outlives code changes: an index of another format is rebuilt, not measured as it is."""
     import rag.evaluation as evaluation
     from rag import RAG
+    from rag.evaluation import prepare
 
     rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
     logs: list[str] = []
     assert evaluation.ensure_index(rag, articles_dir, progress=False, log=logs.append) is True
     assert evaluation.ensure_index(rag, articles_dir, progress=False, log=logs.append) is False  # same format: reused
-    monkeypatch.setattr(evaluation, "FORMAT_VERSION", evaluation.FORMAT_VERSION + 1)  # as if the code moved on
+    monkeypatch.setattr(prepare, "FORMAT_VERSION", prepare.FORMAT_VERSION + 1)  # as if the code moved on
     assert evaluation.ensure_index(rag, articles_dir, progress=False, log=logs.append) is True
     assert any("older format; updating it" in m for m in logs)

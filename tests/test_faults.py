@@ -33,8 +33,7 @@ from fakes import FakeEmbedder
 from rag import RAG, Config
 from ui.chat import ChatUI
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_load  # noqa: E402
+from benchmarks import bench_load  # noqa: E402
 from test_ui_load import start_stub, stop, stub_config, wait_for  # noqa: E402
 
 NVIDIA_Q = "How much did the Nvidia share price fall on 27 January 2025?"
@@ -323,3 +322,19 @@ def test_rag_serve_survives_every_fault_and_recovers(tmp_path):
     finally:
         server.stop()
         stop(stub_proc)
+
+
+# -- rag.faults: the pause hook crash tests kill builds at -----------------------------------
+def test_pause_point_is_a_no_op_unless_the_variable_names_the_phase(monkeypatch, capsys):
+    """Guards against the test hook costing a production build anything (or pausing at the wrong phase)."""
+    from rag import faults
+
+    slept: list[float] = []
+    monkeypatch.setattr(faults.time, "sleep", slept.append)
+    monkeypatch.delenv(faults.PAUSE_ENV, raising=False)
+    faults.pause_point("switch")
+    monkeypatch.setenv(faults.PAUSE_ENV, "writing")
+    faults.pause_point("switch")
+    assert slept == [] and capsys.readouterr().err == ""
+    faults.pause_point("writing")
+    assert slept == [3600] and "rag: paused at writing (RAG_TEST_PAUSE_AT)" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import threading
 from rag import FeedbackLog
 from rag.cli import main
 from rag.feedback import export_disliked, feedback_record, latest_ratings, qa_skeleton
-from rag.qa import load_qa
+from rag.evaluation.qa import load_qa
 
 
 def test_record_keeps_what_was_rated():

@@ -1,4 +1,4 @@
-"""Incremental builds (rag/indexing.py): diffing, vector reuse, duplicates, settings changes, locking, crashes.
+"""Incremental builds (rag/indexing/): diffing, vector reuse, duplicates, settings changes, locking, crashes.
 
 Unit tests use FakeEmbedder wrapped to record every text it encodes; the slow tests use the
 real packaged embedder, real FAISS files on disk and real ``rag build`` subprocesses.
@@ -23,8 +23,9 @@ from conftest import ARTICLES, write_articles
 from fakes import FakeEmbedder
 
 from rag import RAG, Config, IndexMismatchError
-from rag import indexing as indexing_module
+from rag.indexing import builder as indexing_module
 from rag import store as store_module
+from rag.faults import PAUSE_ENV
 from rag.indexing import BuildError, BuildLockedError, build_lock, find_near_duplicates, minhash_signature, read_lock_holder, remove_article
 from rag.store import CURRENT
 
@@ -504,7 +505,7 @@ def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_p
 
     The phases are observed, not guessed with timers: the embedding progress bar on stderr
     (the build is embedding), the new generation folder half written, and the complete new
-    generation just before CURRENT is switched (both held there by store.PAUSE_ENV). A
+    generation just before CURRENT is switched (both held there by rag.faults.PAUSE_ENV). A
     rebuild then completes and removes what the killed builds left.
     """
     index = tmp_path / "index"
@@ -518,7 +519,7 @@ def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_p
             (articles_dir / f"report-{n}.txt").write_text(_article(n, rng), encoding="utf-8")
             n += 1
         before = (index / CURRENT).read_text().strip()
-        env = _env() if phase == "embedding" else {**_env(), store_module.PAUSE_ENV: phase}
+        env = _env() if phase == "embedding" else {**_env(), PAUSE_ENV: phase}
         proc = subprocess.Popen(_cli("build", str(articles_dir), "--index", str(index)), cwd=tmp_path, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:

@@ -1,4 +1,4 @@
-"""Tests for rag/keyword.py: BM25 scores against a hand-computed case, persistence per index generation."""
+"""Tests for rag/retrieval/keyword.py: BM25 scores against a hand-computed case, persistence per index generation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from fakes import FakeEmbedder
 from rag import Config, RAG
 from rag.records import Chunk
-from rag.keyword import KEYWORD_DIR, KeywordIndex, keyword_index_for, tokenize, write_keyword_index
+from rag.retrieval.keyword import KEYWORD_DIR, KeywordIndex, tokenize, write_keyword_index
 from rag.indexing import BUILD_WRITERS
 from rag.store import IndexStore, write_generation
 
@@ -92,14 +92,14 @@ def test_builds_pass_the_bm25_writer_explicitly_and_it_persists_bm25_in_the_gene
     vectors = FakeEmbedder().encode(DOCS)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
     plain = write_generation(tmp_path / "plain", vectors, chunks, manifest)
-    assert not (plain / KEYWORD_DIR).exists()  # importing rag.keyword (above) added nothing to a write
+    assert not (plain / KEYWORD_DIR).exists()  # importing rag.retrieval.keyword (above) added nothing to a write
     gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, rows=[3, 4, 5], writers=[write_keyword_index])
     assert (gen / KEYWORD_DIR / "keyword.json").is_file()
     loaded = IndexStore(tmp_path / "idx").load()
-    kw = keyword_index_for(loaded)
+    kw = loaded.keyword_index()
     assert kw.rows.tolist() == [3, 4, 5]
     assert kw.scores("banana") == pytest.approx([0.191280, 0.271903, 0.0], abs=1e-5)
-    assert keyword_index_for(loaded) is kw  # cached beside the loaded index
+    assert loaded.keyword_index() is kw  # cached beside the loaded index
 
 
 def test_generation_without_bm25_is_built_on_the_fly_and_saved(tmp_path, capsys):
@@ -109,7 +109,7 @@ def test_generation_without_bm25_is_built_on_the_fly_and_saved(tmp_path, capsys)
     manifest = {"embedder": {"name": "fake-embedder", "dimension": vectors.shape[1]}, "chunker": {}}
     gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, writers=[write_keyword_index])
     shutil.rmtree(gen / KEYWORD_DIR)
-    kw = keyword_index_for(IndexStore(tmp_path / "idx").load())
+    kw = IndexStore(tmp_path / "idx").load().keyword_index()
     assert kw.scores("banana") == pytest.approx([0.191280, 0.271903, 0.0], abs=1e-5)
     assert "has no BM25 index" in capsys.readouterr().err
     assert (gen / KEYWORD_DIR / "keyword.json").is_file()  # saved for next time
@@ -122,7 +122,7 @@ def test_outdated_bm25_settings_are_rebuilt(tmp_path, capsys):
     gen = write_generation(tmp_path / "idx", vectors, chunks, manifest, writers=[write_keyword_index])
     meta = gen / KEYWORD_DIR / "keyword.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "k1": 9.0}))
-    kw = keyword_index_for(IndexStore(tmp_path / "idx").load())
+    kw = IndexStore(tmp_path / "idx").load().keyword_index()
     assert kw.scores("banana")[1] == pytest.approx(0.271903, abs=1e-5)
     assert "outdated BM25 index" in capsys.readouterr().err
 

@@ -54,7 +54,7 @@ def ask_body(question: str = NVIDIA_Q, **extra) -> dict:
 def tokens(text: str) -> int:
     import tiktoken
 
-    from rag.chunking import get_encoding
+    from rag.text import get_encoding
 
     assert isinstance(get_encoding("cl100k_base"), tiktoken.Encoding)
     return len(get_encoding("cl100k_base").encode(text))

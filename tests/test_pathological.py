@@ -1,4 +1,4 @@
-"""Pathological inputs through the real build path (rag/documents.py, rag/chunking.py, rag/indexing.py).
+"""Pathological inputs through the real build path (rag/documents.py, rag/chunking.py, rag/indexing/).
 
 A 200 MB file, a single 5 MB line, files of only whitespace and 50,000 tiny files, each
 built through ``rag build`` (the CLI's ``main``, in-process or as a subprocess) into a
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -25,16 +24,16 @@ import numpy as np
 import pytest
 from fakes import FakeEmbedder
 
+from benchmarks.pathological_inputs import FILLER, RUNNER, one_line, runner_env, tiny_folder
 from rag import RAG, Config
-from rag.chunking import Chunker, get_encoding
+from rag.chunking import Chunker
+from rag.text import get_encoding
 from rag.documents import LINK_OUTSIDE, WHITESPACE_ONLY, has_text, load_documents, make_document
 from rag.store import IndexStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 MODEL = Config().embedding.model
-FILLER = ("orchard garden quarry mill canal museum library railway factory engine harvest council festival market river "
-          "bridge lantern meadow village bakery").split()
 
 
 @pytest.fixture
@@ -54,21 +53,6 @@ def cli(monkeypatch, tmp_path: Path):
 
 def reader(index: Path, embedder=None) -> RAG:
     return RAG(Config.load(None, {"index.path": str(index)}), embedder=embedder or FakeEmbedder(name=MODEL))
-
-
-def one_line(n_chars: int, kind: str, seed: int = 0) -> str:
-    """``n_chars`` of text on one line: words without punctuation, one unbroken "word", or digits."""
-    rng = random.Random(seed)
-    if kind == "words":
-        words, size = [], 0
-        while size < n_chars:
-            w = rng.choice(FILLER)
-            words.append(w)
-            size += len(w) + 1
-        return " ".join(words)[:n_chars].rstrip()
-    if kind == "no-spaces":
-        return ("abcdefghijklmnopqrstuvwxyz" * (n_chars // 26 + 1))[:n_chars]
-    return "".join(rng.choice("0123456789") for _ in range(n_chars))
 
 
 def check_chunks(text: str, chunks, chunk_tokens: int) -> None:
@@ -322,38 +306,6 @@ def test_real_build_over_pathological_files(cli, articles_dir: Path, tmp_path: P
 # -- 50,000 tiny files ----------------------------------------------------------------------------
 
 
-def tiny_folder(root: Path, n: int) -> tuple[int, int]:
-    """``n`` one-sentence files in folders of 1,000; a tenth are copies of 10 texts. Returns (unique, copies)."""
-    copies = n // 10 if n >= 100 else 0
-    for i in range(n):
-        sub = root / f"d{i // 1000:03d}"
-        if i % 1000 == 0:
-            sub.mkdir(parents=True, exist_ok=True)
-        if i < n - copies:
-            text = f"Note {i}\n\nThe harbour log entry number {i} records ferry crossing {i * 7} at pier {i % 13}.\n"
-        else:
-            text = f"Bulletin {i % 10}\n\nThe port bulletin number {i % 10} repeats the storm warning for the coast.\n"
-        (sub / f"n{i:05d}.txt").write_text(text, encoding="utf-8")
-    return n - copies, copies
-
-
-# Peak RSS from /proc/self/status VmHWM, the high-water mark of this process's own memory.
-# Not getrusage's ru_maxrss: Linux carries the parent's high-water mark across fork/vfork
-# + exec, so under a full pytest run (models loaded, ~2.5 GB) it reported the parent's size.
-RUNNER = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from fakes import FakeEmbedder
-import rag.embedding as embedding
-embedding.BACKENDS["torch"] = lambda cfg: FakeEmbedder(name=cfg.model)
-from rag.cli import main
-code = main(sys.argv[2:])
-peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(f"peak_rss_kb={peak_kb}", file=sys.stderr)
-sys.exit(code)
-"""
-
-
 @pytest.mark.long
 def test_50k_tiny_files_build_with_progress_in_bounded_memory(tmp_path: Path) -> None:
     """Guards against per-file costs that grow with the folder (quadratic diffing, dedup or near-duplicate search).
@@ -367,9 +319,9 @@ def test_50k_tiny_files_build_with_progress_in_bounded_memory(tmp_path: Path) ->
     folder = tmp_path / "articles"
     unique, copies = tiny_folder(folder, n)
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUNNER, str(TESTS), "build", str(folder), "--index", str(tmp_path / "idx"), "--json"],
+    done = subprocess.run([sys.executable, "-c", RUNNER, "build", str(folder), "--index", str(tmp_path / "idx"), "--json"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+                          env=runner_env())
     seconds = time.perf_counter() - t0
     assert done.returncode == 0, done.stderr[-3000:]
     peak_mb = int(done.stderr.rsplit("peak_rss_kb=", 1)[1].split()[0]) / 1024

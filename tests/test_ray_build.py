@@ -45,10 +45,11 @@ def test_ray_build_gives_the_local_build_vectors(real_embedder, tmp_path, capsys
 
 def test_ray_engine_without_ray_says_which_extra_to_install(monkeypatch):
     """The default install has no ray: embedding.engine: ray must say how to get it."""
+    from rag.embedding import make_embedder
     from rag.embedding.ray_engine import RayEmbedder
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    emb = RayEmbedder(Config.load(None, {"embedding.engine": "ray"}).embedding, "all-MiniLM-L6-v2")
+    emb = RayEmbedder(Config.load(None, {"embedding.engine": "ray"}).embedding, "all-MiniLM-L6-v2", make_embedder)
     with pytest.raises(ImportError, match=r"pip install '\.\[ray\]'"):
         emb.encode(["a text"])
 

@@ -1,4 +1,4 @@
-"""Tests for rag/retrieval.py: dense/BM25/hybrid retrieval, RRF, de-duplication, neighbours, filters, the threshold."""
+"""Tests for rag/retrieval/: dense/BM25/hybrid retrieval, RRF, de-duplication, neighbours, filters, the threshold."""
 
 from __future__ import annotations
 
@@ -177,6 +177,24 @@ def test_unknown_retriever_and_bad_config_name_the_choices(built):
         Config.load(None, {"retrieval.dedup": "fuzzy"})
 
 
+def test_a_retriever_registered_in_one_line_is_configured_built_and_asked(built, monkeypatch):
+    """Guards against a hand-kept list of retrievers beside the registry: one RETRIEVERS line must be enough."""
+    import rag.retrieval as retrieval
+
+    class TitleRetriever(retrieval.RankedRetriever):
+        """Toy: the chunks whose title holds a word of the question, in row order."""
+
+        def _candidates(self, query, n, filters):
+            words = {w.lower() for w in query.split()}
+            chunks = self.index.chunks_by_rows(list(range(self.index.size)))
+            return [Hit(row, 1.0, 1.0) for row, c in sorted(chunks.items()) if words & set(c.title.lower().split())][:n]
+
+    monkeypatch.setitem(retrieval.RETRIEVERS, "title", lambda cfg, index, embedder: TitleRetriever(index, **retrieval.ranking_options(cfg)))
+    assert Config.load(None, {"retrieval.retriever": "title"}).retrieval.retriever == "title"
+    passages = built.retrieve("sourdough", 2, retriever="title")
+    assert [p.chunk.source for p in passages] == ["bread.html"]
+
+
 # -- de-duplication ------------------------------------------------------------------------
 DUPES = {
     "a.txt": "Mars rover news\n\nThe Mars rover Perseverance collected a rock sample in Jezero crater.",
@@ -337,7 +355,7 @@ def test_real_embedder_hybrid_filters_and_threshold(tmp_path, articles_dir, real
     assert max(p.relevance for p in answer.passages) < 0.3
 
 
-# -- match bonuses (rag/term_match.py) ---------------------------------------------------------
+# -- match bonuses (rag/retrieval/term_match.py) ---------------------------------------------------------
 YEARS = {
     "a.txt": "Tesla results\n\nTesla revenue: Tesla reported record revenue for 2023, Tesla said.",
     "b.txt": "Carmaker results\n\nThe carmaker earned 10.4 billion in Q1 2021.",

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "eval"))
 
-import evalsets
-import run_all
+from eval import evalsets, run_all
 
 
 def test_subset_folder_copies_exactly_the_listed_files(tmp_path):

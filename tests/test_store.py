@@ -241,7 +241,7 @@ def test_the_loaded_index_answers_dense_and_bm25_searches_with_filters(articles_
     from fakes import FakeEmbedder
 
     from rag import RAG, Config
-    from rag.filters import MetadataFilter
+    from rag.retrieval.filters import MetadataFilter
 
     emb = FakeEmbedder()
     rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=emb)

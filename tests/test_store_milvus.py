@@ -27,8 +27,8 @@ from fakes import FakeEmbedder  # noqa: E402
 
 from rag import RAG  # noqa: E402
 from rag.config import Config  # noqa: E402
-from rag.filters import MetadataFilter  # noqa: E402
-from rag.store import PAUSE_ENV  # noqa: E402
+from rag.retrieval.filters import MetadataFilter  # noqa: E402
+from rag.faults import PAUSE_ENV  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

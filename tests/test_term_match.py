@@ -1,10 +1,10 @@
-"""Tests for rag/term_match.py: the number and date match bonuses of fused candidates."""
+"""Tests for rag/retrieval/term_match.py: the number and date match bonuses of fused candidates."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.term_match import (
+from rag.retrieval.term_match import (
     date_match,
     match_bonus,
     number_match,

@@ -660,8 +660,8 @@ def test_every_user_facing_error_of_rag_is_a_rag_error():
     """The UI and the CLI show RagError messages as they are; each of rag's own errors must be one."""
     from rag import BuildError, ConfigError, GeneratorError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, InputError, RagError
     from rag.indexing.errors import BuildLockedError, DiskFullError
-    from rag.keyword import KeywordIndexError
-    from rag.qa import QAFormatError
+    from rag.retrieval.keyword import KeywordIndexError
+    from rag.evaluation.qa import QAFormatError
     from ui.errors import friendly_error
 
     for cls in (BuildError, BuildLockedError, ConfigError, DiskFullError, GeneratorError, IndexCorruptError, IndexMismatchError,

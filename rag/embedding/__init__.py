@@ -64,7 +64,7 @@ BACKENDS: Registry[Callable[[EmbeddingConfig], Embedder]] = Registry("embedding 
 def _ray_engine(embedder: Embedder, cfg: EmbeddingConfig) -> Iterator[Embedder]:
     from .ray_engine import RayEmbedder
 
-    ray_embedder = RayEmbedder(cfg, embedder.name)
+    ray_embedder = RayEmbedder(cfg, embedder.name, make_embedder)
     try:
         yield ray_embedder
     finally:

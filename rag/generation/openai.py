@@ -105,7 +105,7 @@ class OpenAIGenerator(FromConfig):
     def count_tokens(self, text: str) -> int:
         """Approximate tokens of ``text`` (tiktoken ``cl100k_base``; see the class notes)."""
         if self._encoding is None:
-            from ..chunking import get_encoding
+            from ..text import get_encoding
 
             self._encoding = get_encoding(self._encoding_name)
         return len(self._encoding.encode(text, disallowed_special=()))

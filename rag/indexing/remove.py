@@ -15,7 +15,7 @@ import numpy as np
 
 from ..chunking import chunk_id
 from ..documents import document_id
-from ..keyword import write_keyword_index
+from ..retrieval.keyword import write_keyword_index
 from ..records import Chunk, Manifest, ManifestDocument
 from ..store import IndexBackend, IndexStore, is_disk_full
 from .dedup import read_signatures, signature_writer

@@ -67,10 +67,14 @@ class InstalledModel:
         return self.sha256 is not None
 
 
+def default_cache_dir() -> Path:
+    """Where converted model files are cached (``$RAG_CACHE_DIR/models``, else ``~/.cache/rag/models``)."""
+    base = os.environ.get("RAG_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rag")
+    return Path(base) / "models"
+
+
 def models_root(cache_dir: str | Path | None = None) -> Path:
     """The folder pulled models live in (``<model cache>/pulled``)."""
-    from ..generation.base import default_cache_dir
-
     return (Path(cache_dir) if cache_dir else default_cache_dir()) / "pulled"
 
 

@@ -13,6 +13,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -21,8 +22,7 @@ from ..errors import RagError
 from ..records import Chunk, Manifest
 
 if TYPE_CHECKING:
-    from ..filters import MetadataFilter
-    from .loaded import Hit
+    from ..retrieval.filters import MetadataFilter
 
 # 2: chunks carry the PDF pages they span and their heading path, and what is embedded and
 # what BM25 indexes is "title — headings" plus the text (Chunk.indexed_text). Format 1
@@ -126,6 +126,15 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return False
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A candidate chunk by row, with its ranking score and a question-independent relevance."""
+
+    row: int
+    score: float
+    relevance: float
 
 
 class SearchableIndex(Protocol):

@@ -11,24 +11,24 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..filters import MetadataFilter
+from ..retrieval.filters import MetadataFilter
 from ..records import Chunk, Manifest
 from .base import (
     CHUNK_COLUMNS,
     CHUNKS,
     EXACT_VECTORS,
+    Hit,
     IndexCorruptError,
     chunk_from_row,
 )
 
 if TYPE_CHECKING:
-    from ..keyword import KeywordIndex
+    from ..retrieval.keyword import KeywordIndex
 
 # Allowed-row sets kept per filter: a hybrid query asks for the same filter twice, and a
 # conversation often repeats it; a handful covers both without growing with the traffic.
@@ -48,15 +48,6 @@ def assemble_text(chunks: Sequence[Chunk]) -> str:
         parts.append(c.text[length - c.start :])
         length = c.end
     return "".join(parts)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A candidate chunk by row, with its ranking score and a question-independent relevance."""
-
-    row: int
-    score: float
-    relevance: float
 
 
 class ChunkTable:
@@ -164,10 +155,10 @@ class LoadedIndex:
             return self._table
 
     def keyword_index(self) -> KeywordIndex:
-        """The generation's BM25 index, loaded on first use (built from the chunks when missing; :mod:`rag.keyword`)."""
+        """The generation's BM25 index, loaded on first use (built from the chunks when missing; :mod:`rag.retrieval.keyword`)."""
         with self._state_lock:
             if self._keyword is None:
-                from ..keyword import open_keyword_index
+                from ..retrieval.keyword import open_keyword_index
 
                 self._keyword = open_keyword_index(self.path, self.iter_rows)
             return self._keyword
@@ -219,7 +210,7 @@ class LoadedIndex:
         else:
             import faiss
 
-            from ..ann import search_parameters
+            from .ann import search_parameters
 
             # Typed parameters: IVF refuses plain SearchParameters, and HNSW/IVF keep their tuned efSearch/nprobe.
             params = search_parameters(self.index, faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
@@ -230,7 +221,7 @@ class LoadedIndex:
         """The ``top_k`` rows by BM25 for ``query`` among those passing ``filters`` (only rows scoring above 0).
 
         ``relevance`` is BM25 divided by the best score any chunk could get for the query,
-        in ``[0, 1)`` (:meth:`rag.keyword.KeywordIndex.relevance`).
+        in ``[0, 1)`` (:meth:`rag.retrieval.keyword.KeywordIndex.relevance`).
         """
         kw = self.keyword_index()
         allowed = self.allowed_rows(filters)

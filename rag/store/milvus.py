@@ -47,49 +47,20 @@ from .base import (
     check_compatible,
 )
 
+from .milvus_index import MilvusIndex
+from .milvus_schema import (
+    ANALYZER,
+    FLAT_BELOW,
+    GEN_INFIX,
+    META_SUFFIX,
+    MILVUS_INDEX,
+    PART_CHARS,
+    pymilvus_module,
+)
+from .milvus_write import write_full, write_in_place
+
 if TYPE_CHECKING:
     from ..config import IndexConfig
-    from .milvus_index import MilvusIndex
-
-META_SUFFIX = "__meta"
-GEN_INFIX = "__gen_"
-# Rows per insert/upsert call: well under the gRPC message limit with 384-d vectors and text.
-BATCH = 500
-# VARCHAR limit of Milvus; manifests are stored in parts of this many characters.
-PART_CHARS = 60000
-# Below this many chunks a FLAT (exact) index, as FAISS's "auto" uses flat below 50k.
-FLAT_BELOW = 50_000
-MILVUS_INDEX = {"flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT"}
-# Milvus Lite's analyzer lower-cases and drops English stop words but does not stem.
-ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}]}
-
-
-def _pymilvus():
-    try:
-        import pymilvus
-    except ImportError as exc:
-        raise ImportError("index.backend is milvus but pymilvus is not installed: pip install '.[milvus]'") from exc
-    return pymilvus
-
-
-def chunk_record(row: int, c: Chunk, vector: np.ndarray) -> dict[str, Any]:
-    """The Milvus entity that stores chunk ``c`` at ``row`` (``day``: its ISO day, for date filters)."""
-    day = (c.date or "")[:10]
-    meta = {"title": c.title, "source": c.source, "url": c.url, "date": c.date, "pages": list(c.pages), "headings": list(c.headings)}
-    return {"row": int(row), "id": c.id, "doc_id": c.doc_id, "start": int(c.start), "end_": int(c.end), "text": c.text,
-            "indexed": c.indexed_text, "day": day if len(day) == 10 else "", "meta": json.dumps(meta, ensure_ascii=False),
-            "vector": np.asarray(vector, dtype=np.float32).tolist()}
-
-
-def chunk_from_record(r: Mapping[str, Any]) -> Chunk:
-    """The chunk a Milvus entity stores (the inverse of :func:`chunk_record`)."""
-    m = json.loads(r["meta"])
-    return Chunk(id=r["id"], doc_id=r["doc_id"], title=m["title"], source=m["source"], text=r["text"], start=int(r["start"]), end=int(r["end_"]),
-                 url=m["url"], date=m["date"], pages=tuple(m["pages"]), headings=tuple(m["headings"]))
-
-
-CHUNK_FIELDS = ["row", "id", "doc_id", "start", "end_", "text", "meta"]
-
 
 class MilvusStore(IndexBackend):
     """An index kept in Milvus; the same interface as the FAISS folder's :class:`rag.store.IndexStore`.
@@ -127,7 +98,7 @@ class MilvusStore(IndexBackend):
     def client(self) -> Any:
         """The shared :class:`pymilvus.MilvusClient` (connected on first use)."""
         if self._client is None:
-            pymilvus = _pymilvus()
+            pymilvus = pymilvus_module()
             if not self.uri.startswith(("http://", "https://")):
                 Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
             self._client = pymilvus.MilvusClient(uri=self.uri, token=os.environ.get(self.token_env, ""))
@@ -222,8 +193,6 @@ class MilvusStore(IndexBackend):
             IndexNotFoundError: nothing built.
             IndexMismatchError: built with another embedder, chunker or format version.
         """
-        from .milvus_index import MilvusIndex
-
         physical = self.live_collection()
         if physical is None:
             raise IndexNotFoundError(f"no index in Milvus at {self.label}; build one with: rag build ARTICLES_DIR (index.backend: milvus)")
@@ -242,8 +211,6 @@ class MilvusStore(IndexBackend):
         ``writers`` (folder side files such as the FAISS keyword index) do not apply: Milvus
         derives BM25 from the text itself.
         """
-        from .milvus_write import write_full, write_in_place
-
         if len(vectors) != len(chunks):
             raise ValueError(f"got {len(vectors)} vectors for {len(chunks)} chunks")
         row_ids = np.asarray(rows, dtype=np.int64)
@@ -283,7 +250,7 @@ class MilvusStore(IndexBackend):
 
     def ensure_meta(self) -> None:
         """Create the manifest collection when missing."""
-        pymilvus = _pymilvus()
+        pymilvus = pymilvus_module()
         c = self.client()
         if c.has_collection(self.meta):
             self.ensure_loaded(self.meta)
@@ -301,7 +268,7 @@ class MilvusStore(IndexBackend):
 
     def create_physical(self, name: str, dim: int, n: int) -> None:
         """Create a chunk collection: metadata, text with a BM25 function, dense and sparse vectors."""
-        pymilvus = _pymilvus()
+        pymilvus = pymilvus_module()
         dt = pymilvus.DataType
         s = pymilvus.MilvusClient.create_schema(auto_id=False)
         s.add_field("row", dt.INT64, is_primary=True)

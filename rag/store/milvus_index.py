@@ -16,16 +16,21 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..filters import MetadataFilter
+from ..retrieval.filters import MetadataFilter
 from ..records import Chunk, Manifest
-from .loaded import Hit
+from .base import Hit
+from .milvus_schema import CHUNK_FIELDS, chunk_from_record
 
-if TYPE_CHECKING:
-    from .milvus import MilvusStore
+
+
+class MilvusConnection(Protocol):
+    """What a loaded collection asks of the store it came from (:class:`rag.store.milvus.MilvusStore`)."""
+
+    def client(self) -> Any: ...
 
 # Milvus caps limit (top-k) and a query's result window at 16384.
 MAX_LIMIT = 16384
@@ -86,7 +91,7 @@ class MilvusIndex:
     # order: hybrid retrieval fuses them by rank (RRF), never by score.
     bm25_scores_comparable = False
 
-    def __init__(self, store: MilvusStore, collection: str, manifest: Manifest) -> None:
+    def __init__(self, store: MilvusConnection, collection: str, manifest: Manifest) -> None:
         self.store = store
         self.collection = collection
         self.manifest = manifest
@@ -150,8 +155,6 @@ class MilvusIndex:
 
     def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, Chunk]:
         """Chunk records by row."""
-        from .milvus import CHUNK_FIELDS, chunk_from_record
-
         out: dict[int, Chunk] = {}
         wanted = sorted({int(r) for r in rows})
         for i in range(0, len(wanted), MAX_LIMIT):
@@ -161,8 +164,6 @@ class MilvusIndex:
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         """Every chunk of the article ``doc_id``, in text order (``[]`` for an unknown id)."""
-        from .milvus import CHUNK_FIELDS, chunk_from_record
-
         found = [chunk_from_record(r) for r in self._query(f"doc_id == {json.dumps(str(doc_id))}", CHUNK_FIELDS)]
         return sorted(found, key=lambda c: (c.start, c.end))
 
@@ -202,8 +203,6 @@ class MilvusIndex:
 
     def iter_rows(self) -> Iterator[tuple[int, Chunk]]:
         """``(row, chunk)`` for every chunk, in row order."""
-        from .milvus import CHUNK_FIELDS, chunk_from_record
-
         got = sorted(((int(r["row"]), chunk_from_record(r)) for r in iterate(self._client, self.collection, CHUNK_FIELDS)), key=lambda p: p[0])
         yield from got
 

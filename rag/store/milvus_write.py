@@ -7,17 +7,42 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
+from ..faults import pause_point
 from ..records import Chunk, Manifest
-from .milvus import BATCH, chunk_record
+from .milvus_schema import BATCH, chunk_record
 from .milvus_index import iterate
 
-if TYPE_CHECKING:
-    from .milvus import MilvusStore
+
+
+class MilvusCollections(Protocol):
+    """What the writers ask of the store (:class:`rag.store.milvus.MilvusStore` fits)."""
+
+    collection: str
+
+    def client(self) -> Any: ...
+
+    def ensure_meta(self) -> None: ...
+
+    def ensure_loaded(self, name: str) -> None: ...
+
+    def live_collection(self) -> str | None: ...
+
+    def physical_collections(self) -> list[str]: ...
+
+    def create_physical(self, name: str, dim: int, n: int) -> None: ...
+
+    def drop(self, physical: str) -> None: ...
+
+    def finished_manifest(self, manifest: Manifest, physical: str, n: int, generation: str) -> dict[str, Any]: ...
+
+    def write_manifest(self, physical: str, manifest: Mapping[str, Any]) -> None: ...
+
+    def set_state(self, physical: str, state: str) -> None: ...
 
 
 def _bar(total: int, desc: str, show: bool):
@@ -26,7 +51,7 @@ def _bar(total: int, desc: str, show: bool):
     return tqdm(total=total, desc=desc, unit="chunk", disable=not show, delay=0.5)
 
 
-def _insert(store: MilvusStore, name: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, picks: Sequence[int],
+def _insert(store: MilvusCollections, name: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, picks: Sequence[int],
             show_progress: bool, upsert: bool) -> None:
     c = store.client()
     put = c.upsert if upsert else c.insert
@@ -37,7 +62,7 @@ def _insert(store: MilvusStore, name: str, vectors: np.ndarray, chunks: Sequence
             bar.update(len(batch))
 
 
-def write_full(store: MilvusStore, name: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, manifest: Manifest,
+def write_full(store: MilvusCollections, name: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, manifest: Manifest,
                show_progress: bool) -> None:
     """Write every chunk into the new collection ``name``, then point the alias at it.
 
@@ -46,8 +71,6 @@ def write_full(store: MilvusStore, name: str, vectors: np.ndarray, chunks: Seque
     loaded the previous one keeps answering from it). If writing fails, ``name`` is dropped
     and the alias still names the previous collection.
     """
-    from . import _pause_point
-
     store.ensure_meta()
     previous = store.live_collection()
     for leftover in store.physical_collections():
@@ -60,7 +83,7 @@ def write_full(store: MilvusStore, name: str, vectors: np.ndarray, chunks: Seque
         c.flush(name)
         store.write_manifest(name, store.finished_manifest(manifest, name, len(chunks), name))
         store.set_state(name, "clean")
-        _pause_point("switch")
+        pause_point("switch")
         if previous is None:
             if store.collection in c.list_aliases().get("aliases", []):
                 c.alter_alias(name, store.collection)
@@ -80,7 +103,7 @@ def write_full(store: MilvusStore, name: str, vectors: np.ndarray, chunks: Seque
             store.drop(old)
 
 
-def write_in_place(store: MilvusStore, live: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, manifest: Manifest,
+def write_in_place(store: MilvusCollections, live: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, manifest: Manifest,
                    show_progress: bool) -> None:
     """Update ``live`` to hold exactly ``chunks``: delete rows that are gone, upsert new and changed rows.
 
@@ -88,8 +111,6 @@ def write_in_place(store: MilvusStore, live: str, vectors: np.ndarray, chunks: S
     what changed, not the size of the index. The collection is marked dirty until the new
     manifest is stored; a build that finds it dirty rebuilds in full.
     """
-    from . import _pause_point
-
     c = store.client()
     store.ensure_loaded(live)
     existing = {int(r["row"]): r["id"] for r in iterate(c, live, ["row", "id"])}
@@ -100,7 +121,7 @@ def write_in_place(store: MilvusStore, live: str, vectors: np.ndarray, chunks: S
     store.set_state(live, f"dirty: updating to {generation}")
     for i in range(0, len(gone), BATCH):
         c.delete(live, ids=gone[i:i + BATCH])
-    _pause_point("update")
+    pause_point("update")
     _insert(store, live, vectors, chunks, rows, changed, show_progress, upsert=True)
     c.flush(live)
     store.write_manifest(live, store.finished_manifest(manifest, live, len(chunks), generation))

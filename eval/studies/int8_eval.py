@@ -1,14 +1,14 @@
 """Retrieval quality of the int8 recipes of ``benchmarks/int8_variants.py``, through ``eval/run_all.py``.
 
 Usage:
-    python eval/int8_eval.py RECIPE [run_all.py options]
+    python -m eval.studies.int8_eval RECIPE [run_all.py options]
 
 Registers the recipe as embedding backend ``int8x-RECIPE`` (an ``OnnxEmbedder`` running the
 recipe's file, named ``all-MiniLM-L6-v2@int8x-RECIPE`` so its indexes are cached apart), writes
 a config selecting it and runs ``eval/run_all.py --config`` that config with the other options.
 
 Example:
-    python eval/int8_eval.py fused --retrieval-only --retriever hybrid,dense --shared ../shared
+    python -m eval.studies.int8_eval fused --retrieval-only --retriever hybrid,dense --shared ../shared
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "eval"))
+ROOT = Path(__file__).resolve().parents[2]
 
-import int8_variants
-import run_all
+from benchmarks import int8_variants
+from eval import run_all
 
 from rag.embedding import BACKENDS, OnnxEmbedder
 

@@ -8,8 +8,8 @@ top passage relevance of every question (``--relevance FILE`` writes them), whic
 floor is calibrated on.
 
 Usage:
-    python eval/lead_study.py                       # every set, the default weights and the variants below
-    python eval/lead_study.py --sets sample,pdf --variants default,no-gives
+    python -m eval.studies.lead_study                       # every set, the default weights and the variants below
+    python -m eval.studies.lead_study --sets sample,pdf --variants default,no-gives
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "eval"))
+ROOT = Path(__file__).resolve().parents[2]
 
-from evalsets import DEFAULT_SHARED, eval_sets  # noqa: E402
-from run_all import config_path, index_key  # noqa: E402
+from eval.evalsets import DEFAULT_SHARED, eval_sets  # noqa: E402
+from eval.run_all import config_path, index_key  # noqa: E402
 
 VARIANTS = {
     "default": {},
@@ -42,7 +41,7 @@ def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, 
     from rag.asked import answer_phrase
     from rag.evaluation import QueryCache, default_eval_index, ensure_index, load_qa
     from rag.evidence import SENTENCE_WEIGHTS, select_evidence
-    from rag.qa import contains_answer, token_f1
+    from rag.evaluation.qa import contains_answer, token_f1
 
     items = load_qa(eval_set.qa_file)[:limit]
     articles = eval_set.articles_dir()

@@ -6,9 +6,8 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
-DEFAULT_CONFIG = "configs/default.yaml"
+from .common import DEFAULT_CONFIG, add_abstention_option, add_common, config_path, ui_command
 
 DESCRIPTION = """\
 Local, grounded Q&A over a folder of articles. Everything runs offline on the CPU:
@@ -30,18 +29,11 @@ Typical use:
 """
 
 
-def _config_path(arg: str | None) -> str | None:
-    """The config to use: --config, else configs/default.yaml when present, else built-in defaults."""
-    if arg:
-        return arg
-    return DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None
-
-
 def _make_rag(args: argparse.Namespace, **overrides):
     from rag import RAG
 
     dotted = {k: v for k, v in overrides.items() if v is not None}
-    return RAG.from_config(_config_path(args.config), index=args.index, overrides=dotted)
+    return RAG.from_config(config_path(args.config), index=args.index, overrides=dotted)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -133,7 +125,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     info["articles_dir"] = manifest.get("articles_dir")
     info["generation"] = manifest.get("generation")
     info["last_build"] = (manifest.get("build") or {}).get("mode")
-    from .models import model_in_use
+    from ..models import model_in_use
 
     model = model_in_use(rag.config.generation)
     info.update(model=model.label, model_profile=model.profile, model_warning=model.warning)
@@ -170,7 +162,7 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
     from rag.indexing import remove_article
     from rag.store import make_store
 
-    cfg = Config.load(_config_path(args.config), {"index.path": args.index} if args.index else None)
+    cfg = Config.load(config_path(args.config), {"index.path": args.index} if args.index else None)
     try:
         result = remove_article(cfg.index.path, args.path, lock_timeout=cfg.indexing.lock_timeout, store=make_store(cfg.index))
     except KeyError as exc:
@@ -189,18 +181,12 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from ui.server import serve
+        serve = ui_command("serve")
     except ImportError as exc:
         print(f"error: the web UI is not available ({exc}); install the project with: pip install -e .", file=sys.stderr)
         return 2
-    return serve(config=_config_path(args.config), index=args.index, host=args.host, port=args.port, auth=args.auth,
+    return serve(config=config_path(args.config), index=args.index, host=args.host, port=args.port, auth=args.auth,
                  auth_file=args.auth_file, articles=args.articles, allowed_roots=args.allowed_root)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
-    p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default; with index.backend: milvus "
-                                                  "only the build lock lives there)")
 
 
 def _add_build(sub) -> None:
@@ -215,7 +201,7 @@ def _add_build(sub) -> None:
                                    "per index at a time. If the embedder or chunker settings changed, everything is rebuilt "
                                    "(or, with indexing.on_settings_change: refuse, the build stops and asks for --full).")
     p.add_argument("articles_dir", metavar="ARTICLES_DIR", help="folder of articles (searched recursively)")
-    _common(p)
+    add_common(p)
     p.add_argument("--full", action="store_true", help="rebuild from scratch, re-embedding every article")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="embed the chunks on Ray Data actors (embedding.engine: ray; pip install '.[ray]'): join the cluster at ADDRESS "
@@ -233,7 +219,7 @@ def _add_ask(sub) -> None:
                        description="Retrieve the passages most similar to QUESTION and have the local model answer from them, "
                                    "citing passages as [n]. When the passages do not hold the answer it says so.")
     p.add_argument("question", metavar="QUESTION")
-    _common(p)
+    add_common(p)
     p.add_argument("--top-k", type=int, metavar="N", help="passages to retrieve (default: retrieval.top_k, 4)")
     p.add_argument("--temperature", type=float, metavar="T", help="sampling temperature, 0 = greedy (default: generation.temperature)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length limit in tokens (default: generation.max_new_tokens)")
@@ -247,23 +233,11 @@ def _add_ask(sub) -> None:
     p.set_defaults(func=cmd_ask)
 
 
-def add_abstention_option(p: argparse.ArgumentParser) -> None:
-    """--abstention, its choices read from the config model (never a second list here)."""
-    from typing import get_args
-
-    from .config import EvidenceConfig
-
-    p.add_argument("--abstention", choices=get_args(EvidenceConfig.model_fields["abstention"].annotation),
-                   help="how readily to decline: balanced declines at most 5%% of answerable questions on the development sets; "
-                        "cautious declines several times as many unanswerable questions, and more answerable ones (README 'Quality') "
-                        "(default: evidence.abstention, balanced)")
-
-
 def _add_index(sub) -> None:
     p = sub.add_parser("index", help="inspect an index or remove an article from it", description="Inspect the index, or remove one article from it.")
     isub = p.add_subparsers(dest="index_command", metavar="SUBCOMMAND")
     pi = isub.add_parser("info", help="articles, chunks, embedder, chunker, build time, size on disk")
-    _common(pi)
+    add_common(pi)
     pi.add_argument("--json", action="store_true", help="print as JSON")
     pi.add_argument("--sources", action="store_true", help="also list every indexed article")
     pi.set_defaults(func=cmd_index_info)
@@ -273,7 +247,7 @@ def _add_index(sub) -> None:
                                      "modified or deleted, so the next 'rag build' adds it back if it is still in the folder. An exact "
                                      "duplicate of the article takes its place without re-embedding.")
     pr.add_argument("path", metavar="PATH")
-    _common(pr)
+    add_common(pr)
     pr.add_argument("--json", action="store_true", help="print the result as JSON")
     pr.set_defaults(func=cmd_index_remove)
 
@@ -293,7 +267,7 @@ def _add_serve(sub) -> None:
                                    "ui.state_dir (default ~/.local/state/rag). "
                                    "Programs can call the 'ask' API endpoint with gradio_client, and OpenAI-compatible clients "
                                    "POST /v1/chat/completions on the same port (see 'rag api --help'; beyond loopback it needs RAG_API_KEY).")
-    _common(p)
+    add_common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need RAG_UI_AUTH or --auth-file)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login. Not recommended: every local user can read it in the "
@@ -315,39 +289,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_api(sub) -> None:
-    from .api_cli import add_api_parsers  # rag api and rag mcp: the articles for other clients (rag/api_cli.py)
+    from .api import add_api_parsers  # rag api and rag mcp: the articles for other clients (rag/cli/api.py)
 
-    add_api_parsers(sub, _common, _config_path)
+    add_api_parsers(sub, add_common, config_path)
 
 
 def _add_feedback(sub) -> None:
-    from .feedback import add_feedback_parser  # rag feedback export (rag/feedback.py)
+    from ..feedback import add_feedback_parser  # rag feedback export (rag/feedback.py)
 
-    add_feedback_parser(sub, _config_path)
+    add_feedback_parser(sub, config_path)
 
 
 def _add_model(sub) -> None:
-    from .model_cli import add_model_parser  # rag model pull / list: the catalogue of small GGUF models (rag/model_cli.py)
+    from .model import add_model_parser  # rag model pull / list: the catalogue of small GGUF models (rag/cli/model.py)
 
     add_model_parser(sub)
 
 
 def _add_chat(sub) -> None:
-    from .chat_cli import add_chat_parser  # rag chat: a Conversation on the command line (rag/chat_cli.py)
+    from .chat import add_chat_parser  # rag chat: a Conversation on the command line (rag/cli/chat.py)
 
-    add_chat_parser(sub, _common, _config_path)
+    add_chat_parser(sub, add_common, config_path)
 
 
 def _add_eval(sub) -> None:
-    from .eval_cli import add_eval_parser  # rag eval (rag/eval_cli.py)
+    from .evaluate import add_eval_parser  # rag eval (rag/cli/evaluate.py)
 
-    add_eval_parser(sub, _config_path, DEFAULT_CONFIG)
+    add_eval_parser(sub, config_path, DEFAULT_CONFIG)
 
 
 def _add_calibrate(sub) -> None:
-    from .calibrate_cli import add_calibrate_parser  # rag calibrate: a per-index "not covered" threshold (rag/calibrate_cli.py)
+    from .calibrate import add_calibrate_parser  # rag calibrate: a per-index "not covered" threshold (rag/cli/calibrate.py)
 
-    add_calibrate_parser(sub, _common, _config_path)
+    add_calibrate_parser(sub, add_common, config_path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,10 +60,10 @@ def add_calibrate_parser(sub: argparse._SubParsersAction, common: Callable[[argp
 
 
 def cmd_calibrate(args: argparse.Namespace, config_path: Callable[[str | None], str | None]) -> int:
-    from . import RAG
-    from .evaluation import calibrate, load_qa
-    from .retrieval import RETRIEVERS
-    from .store.calibration import save_calibration
+    from .. import RAG
+    from ..evaluation import calibrate, load_qa
+    from ..retrieval import RETRIEVERS
+    from ..store.calibration import save_calibration
 
     rag = RAG.from_config(config_path(args.config), index=args.index)
     if args.remove:

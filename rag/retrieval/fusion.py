@@ -4,9 +4,10 @@
   hybrid default; it sees how far apart the scores are).
 - :func:`reciprocal_rank_fusion`: weighted RRF, ``sum_r w_r / (k + rank_r)`` (ranks only).
 - :func:`aggregate_articles`: lift a candidate whose article matches in several chunks.
+- :func:`mmr_order`: maximal marginal relevance over candidates (``retrieval.dedup: mmr``).
 
 Pure functions over ids and scores; :mod:`rag.retrieval` applies them to a store's hits.
-``eval/fusion_study.py`` measured the variants (README "Quality").
+``eval/studies/fusion_study.py`` measured the variants (README "Quality").
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .store import Hit
+from ..store.base import Hit
 
-__all__ = ["FUSION_METHODS", "aggregate_articles", "convex_score_fusion", "reciprocal_rank_fusion", "rescaled"]
+__all__ = ["FUSION_METHODS", "aggregate_articles", "convex_score_fusion", "mmr_order", "reciprocal_rank_fusion", "rescaled"]
 
 
 def rescaled(scores: Sequence[float]) -> np.ndarray:
@@ -109,3 +110,26 @@ def convex_score_fusion(dense: Sequence[tuple[int, float]], sparse: Sequence[tup
 
 #: Fusion name -> how the hybrid retriever combines its dense and BM25 candidates.
 FUSION_METHODS = ("convex", "rrf")
+
+
+def mmr_order(relevance: np.ndarray, vectors: np.ndarray, lam: float, k: int) -> list[int]:
+    """Maximal marginal relevance: positions of up to ``k`` candidates, the first always first.
+
+    Each next pick maximises ``lam * relevance - (1 - lam) * (its highest cosine to a pick)``.
+
+    Args:
+        relevance: one similarity per candidate (best first).
+        vectors: the candidates' L2-normalised vectors, in the same order.
+        lam: the trade-off; 1 is pure relevance.
+        k: how many to pick.
+    """
+    sims = vectors @ vectors.T
+    chosen: list[int] = [0]
+    left = list(range(1, len(relevance)))
+    while left and len(chosen) < k:
+        redundancy = sims[np.ix_(left, chosen)].max(axis=1)
+        mmr = lam * relevance[left] - (1 - lam) * redundancy
+        pick = left[int(np.argmax(mmr))]
+        chosen.append(pick)
+        left.remove(pick)
+    return chosen

@@ -31,7 +31,7 @@ def add_model_parser(sub: argparse._SubParsersAction) -> None:
                                      "sha256 checked against the hub's metadata (a mismatch deletes the file and fails). The commit "
                                      "and sha256 are recorded next to the file. With HF_HUB_OFFLINE=1 or no network it says which "
                                      "URL to download by hand and where to put the file.")
-    from .models import CATALOGUE  # choices come from the registry, never a second list here
+    from ..models import CATALOGUE  # choices come from the registry, never a second list here
 
     pp.add_argument("name", metavar="NAME", choices=sorted(CATALOGUE), help=f"one of: {', '.join(sorted(CATALOGUE))}")
     pp.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -42,7 +42,7 @@ def add_model_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_model_pull(args: argparse.Namespace) -> int:
-    from .models import CATALOGUE, pull
+    from ..models import CATALOGUE, pull
 
     e = CATALOGUE[args.name]
     print(f"Pulling {e.name}: {e.repo}/{e.filename} at {e.revision} ({e.size}, license {e.license}) ...", file=sys.stderr)
@@ -53,9 +53,9 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_model_list(args: argparse.Namespace) -> int:
-    from .generation.base import GeneratorError, packaged_smollm2_gguf
-    from .models import CATALOGUE, installed, model_file
-    from .models.hub import describe
+    from ..generation.base import GeneratorError, packaged_smollm2_gguf
+    from ..models import CATALOGUE, installed, model_file
+    from ..models.hub import describe
 
     rows = []
     for name, e in CATALOGUE.items():

@@ -1,9 +1,9 @@
 """Signals and fits tried for the answerability score, losers included (README "Quality", Abstention).
 
 Usage:
-    python eval/calibrate_evidence.py --current --dump /tmp/feats.jsonl   # the features, once (~2 min)
-    python eval/answerability_study.py /tmp/feats.jsonl                   # this study
-    python eval/answerability_study.py /tmp/feats.jsonl --no-llm          # without the SmolLM2 judge (~2 min less)
+    python -m eval.calibrate_evidence --current --dump /tmp/feats.jsonl   # the features, once (~2 min)
+    python -m eval.studies.answerability_study /tmp/feats.jsonl                   # this study
+    python -m eval.studies.answerability_study /tmp/feats.jsonl --no-llm          # without the SmolLM2 judge (~2 min less)
 
 It reads the per-question features that ``eval/calibrate_evidence.py --dump`` writes (the
 default retriever's passages and the selected evidence of every development set) and reports,
@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 from rag.evidence import _GENERIC, CALIBRATION, stem
 from rag.text import content_words

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from .conversation import Conversation
-from .errors import RagError
+from ..conversation import Conversation
+from ..errors import RagError
 
 DESCRIPTION = """\
 Ask questions one per line (typed, or piped in); each answer cites its passages as [n]. A
@@ -30,7 +30,7 @@ def add_chat_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.
     """Register ``rag chat`` on the ``rag`` parser (``common`` adds --config and --index)."""
     p = sub.add_parser("chat", help="a conversation: questions one per line, follow-ups rewritten as in the web UI",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from .cli import add_abstention_option
+    from .common import add_abstention_option
 
     common(p)
     p.add_argument("--top-k", type=int, metavar="N", help="passages to retrieve (default: retrieval.top_k)")
@@ -42,7 +42,7 @@ def add_chat_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.
 
 def cmd_chat(args: argparse.Namespace, config: str | None, stdin: TextIO | None = None) -> int:
     """Answer each line of ``stdin`` in one conversation; bad questions are reported and skipped."""
-    from .pipeline import RAG
+    from ..pipeline import RAG
 
     stdin = stdin or sys.stdin
     overrides = {"evidence.abstention": args.abstention} if args.abstention else None

@@ -1,14 +1,14 @@
 """Choose the relevance floor: below it a question is declined as "not covered", whatever the word overlap.
 
-Reads the per-question top relevance that ``eval/lead_study.py --relevance FILE`` writes (every
+Reads the per-question top relevance that ``eval/studies/lead_study.py --relevance FILE`` writes (every
 set, answerable or not) and prints, for each candidate floor, the share of each set's answerable
 questions it would decline and the share of the off-topic sets' questions it declines. The
 floor shipped for an embedder (``rag.config.CALIBRATED_RELEVANCE``) is the highest candidate that
 declines at most ``--max-answerable`` of every set's answerable questions.
 
 Usage:
-    python eval/lead_study.py --relevance /tmp/rel.jsonl
-    python eval/floor_study.py /tmp/rel.jsonl
+    python -m eval.studies.lead_study --relevance /tmp/rel.jsonl
+    python -m eval.studies.floor_study /tmp/rel.jsonl
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def table(rows: list[dict], floors: list[float], max_answerable: float) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("relevance", type=Path, help="the JSONL written by eval/lead_study.py --relevance")
+    ap.add_argument("relevance", type=Path, help="the JSONL written by eval/studies/lead_study.py --relevance")
     ap.add_argument("--max-answerable", type=float, default=0.01, help="most answerable questions a floor may decline on any set (default 0.01)")
     args = ap.parse_args(argv)
     rows = [json.loads(line) for line in args.relevance.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,11 +1,11 @@
 """Measure lexical re-rank features over the hybrid's fused candidates, on every development set.
 
 Usage:
-    python eval/rerank_study.py --shared ../shared               # every set, every variant
-    python eval/rerank_study.py --sets rgb-en-fact --misses      # also list the baseline's hit@5 misses
+    python -m eval.studies.rerank_study --shared ../shared               # every set, every variant
+    python -m eval.studies.rerank_study --sets rgb-en-fact --misses      # also list the baseline's hit@5 misses
 
 Each set's cached eval index is searched once per question (dense and BM25, 50 candidates
-each) and fused as the default hybrid does (:func:`rag.fusion.convex_score_fusion`, the
+each) and fused as the default hybrid does (:func:`rag.retrieval.fusion.convex_score_fusion`, the
 configured ``dense_share``); every variant then re-scores those same 50 candidates with a
 feature of the question and the chunk text, and MMR (the configured lambda) picks the top 10,
 as :class:`rag.retrieval.HybridRetriever` does; ``none`` is the hybrid without match
@@ -14,7 +14,7 @@ MRR@10 over the source files of the first 10 passages. The reference, ``dense``,
 ``--retriever dense`` runs it (cosine, the configured MMR).
 
 Features (each in [0, 1] per candidate): ``numbers`` and ``date`` are
-:func:`rag.term_match.number_match` and :func:`rag.term_match.date_match`; ``phrase`` the
+:func:`rag.retrieval.term_match.number_match` and :func:`rag.retrieval.term_match.date_match`; ``phrase`` the
 share of the question's adjacent word pairs holding a number found adjacent in the text;
 ``keys`` the share of the question's names and numbers (:func:`rag.evidence.key_terms`);
 ``content`` the share of its stemmed content words; ``-idf`` weights terms by their
@@ -35,13 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
+ROOT = Path(__file__).resolve().parents[2]
 
-from evalsets import DEFAULT_SHARED, eval_sets
-from fusion_study import DEPTH, metrics, mmr_rows, print_variant_table
-from run_all import config_path, index_key
+from eval.evalsets import DEFAULT_SHARED, eval_sets
+from eval.studies.fusion_study import DEPTH, metrics, mmr_rows, print_variant_table
+from eval.run_all import config_path, index_key
 
 
 @dataclass
@@ -55,7 +53,7 @@ class Question:
 def collect(eval_set, cfg: str | None, embedder, dense_share: float):
     from rag import RAG, Config
     from rag.evaluation import default_eval_index, load_qa
-    from rag.fusion import convex_score_fusion
+    from rag.retrieval.fusion import convex_score_fusion
 
     items = [it for it in load_qa(eval_set.qa_file) if it.answerable]
     index_path = default_eval_index(eval_set.articles_dir(), index_key(Config.load(cfg)))
@@ -77,7 +75,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 def chunk_tokens(text: str, number_words: bool = True) -> set[str]:
     from rag.evidence import stem
-    from rag.term_match import NUMBER_WORDS
+    from rag.retrieval.term_match import NUMBER_WORDS
 
     low = text.lower()
     words = set(_WORD.findall(low))
@@ -92,7 +90,7 @@ def q_keys(q: str) -> set[str]:
     for t in key_terms(q):
         for w in _WORD.findall(t):
             out.add(w)
-    from rag.term_match import question_numbers
+    from rag.retrieval.term_match import question_numbers
 
     return out | question_numbers(q)
 
@@ -121,7 +119,7 @@ Feature = Callable[[str, list[set[str]], list[str]], np.ndarray]
 
 
 def feat_numbers(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
-    from rag.term_match import number_match
+    from rag.retrieval.term_match import number_match
 
     return np.array(number_match(q, texts))
 
@@ -137,7 +135,7 @@ def share_feature(terms_of: Callable[[str], set[str]], idf: bool) -> Feature:
 
 
 def feat_date(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
-    from rag.term_match import date_match
+    from rag.retrieval.term_match import date_match
 
     return np.array(date_match(q, texts))
 

@@ -1,8 +1,8 @@
 """Measure fusion variants of dense + BM25 retrieval on every development set, side by side.
 
 Usage:
-    python eval/fusion_study.py                    # every set, the table of every variant
-    python eval/fusion_study.py --sets rgb-en-fact,squad --json
+    python -m eval.studies.fusion_study                    # every set, the table of every variant
+    python -m eval.studies.fusion_study --sets rgb-en-fact,squad --json
 
 Each set's cached eval index (built by ``eval/run_all.py`` or ``rag eval``) is searched once
 per question, dense and BM25, 50 candidates each; every variant then re-ranks those same
@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
+ROOT = Path(__file__).resolve().parents[2]
 
-from evalsets import DEFAULT_SHARED, eval_sets
-from run_all import config_path, index_key
+from eval.evalsets import DEFAULT_SHARED, eval_sets
+from rag.retrieval.fusion import convex_score_fusion, mmr_order, reciprocal_rank_fusion, rescaled
+from eval.run_all import config_path, index_key
 
 DEPTH = 50
 
@@ -62,10 +61,8 @@ def collect(name: str, eval_set, cfg: str | None, embedder) -> tuple[list[Candid
 
 
 def minmax(scores: dict[int, float]) -> dict[int, float]:
-    if not scores:
-        return {}
-    lo, hi = min(scores.values()), max(scores.values())
-    return {r: (s - lo) / (hi - lo) if hi > lo else 1.0 for r, s in scores.items()}
+    """``scores`` min-max normalised by row, as the library normalises them (:func:`rag.retrieval.fusion.rescaled`)."""
+    return dict(zip(scores, rescaled(list(scores.values())).tolist()))
 
 
 def zscore(scores: dict[int, float]) -> dict[int, float]:
@@ -78,18 +75,25 @@ def zscore(scores: dict[int, float]) -> dict[int, float]:
 
 
 def rrf(c: Candidates, w_bm25: float, k: int = 60) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for rank, (r, _) in enumerate(c.dense, 1):
-        out[r] = out.get(r, 0.0) + 1.0 / (k + rank)
-    for rank, (r, *_) in enumerate(c.bm25, 1):
-        out[r] = out.get(r, 0.0) + w_bm25 / (k + rank)
-    return out
+    """The library's weighted RRF (:func:`rag.retrieval.fusion.reciprocal_rank_fusion`), by row in first-appearance order."""
+    return dict(reciprocal_rank_fusion([[r for r, _ in c.dense], [x[0] for x in c.bm25]], [1.0, w_bm25], k))
 
 
 def convex(c: Candidates, alpha: float, norm: Callable[[dict[int, float]], dict[int, float]], bm25_key: int = 1) -> dict[int, float]:
+    """Convex fusion with another normalisation than the library's min-max (``zscore``)."""
     d = norm(dict(c.dense))
     b = norm({x[0]: x[bm25_key] for x in c.bm25})
     return {r: alpha * d.get(r, 0.0) + (1 - alpha) * b.get(r, 0.0) for r in set(d) | set(b)}
+
+
+def library_convex(c: Candidates, alpha: float) -> dict[int, float]:
+    """The library's convex fusion (:func:`rag.retrieval.fusion.convex_score_fusion`, min-max), by row.
+
+    Rows are listed in the order the study always used (a set of the dense and BM25 rows), so
+    exact ties rank as before.
+    """
+    fused = dict(convex_score_fusion(c.dense, [(x[0], x[1]) for x in c.bm25], alpha))
+    return {r: fused[r] for r in set(dict(c.dense)) | {x[0] for x in c.bm25}}
 
 
 def raw_convex(c: Candidates, alpha: float) -> dict[int, float]:
@@ -115,7 +119,7 @@ def article_boost(scores: dict[int, float], doc_of: Sequence[str], beta: float) 
 
 
 def metrics(ranked_rows: Sequence[int], sources: Sequence[str] | Mapping[int, str], gold: Sequence[str]) -> tuple[float, float, float]:
-    from rag.qa import retrieval_metrics
+    from rag.evaluation.qa import retrieval_metrics
 
     m = retrieval_metrics([sources[r] for r in ranked_rows[:10]], gold)
     return m["hit@1"], m["hit@5"], m["mrr@10"]
@@ -129,17 +133,11 @@ def mmr(rows: list[int], rel: dict[int, float], vectors: Callable[[list[int]], n
 
 
 def mmr_rows(rows: list[int], rel: np.ndarray, vecs: np.ndarray, lam: float, k: int = 10) -> list[int]:
-    """Maximal marginal relevance over ``rows`` (relevance ``rel`` and vectors ``vecs`` in their order), as the hybrid retriever does."""
+    """Maximal marginal relevance over ``rows`` (relevance ``rel`` and vectors ``vecs`` in their order): the retrievers' own
+    :func:`rag.retrieval.fusion.mmr_order`."""
     if len(rows) <= 1:
         return rows
-    sims = vecs @ vecs.T
-    chosen, left = [0], list(range(1, len(rows)))
-    while left and len(chosen) < k:
-        red = sims[np.ix_(left, chosen)].max(axis=1)
-        pick = left[int(np.argmax(lam * rel[left] - (1 - lam) * red))]
-        chosen.append(pick)
-        left.remove(pick)
-    return [rows[i] for i in chosen]
+    return [rows[i] for i in mmr_order(rel, vecs, lam, k)]
 
 
 def variants() -> dict[str, Callable[[Candidates], dict[int, float]]]:
@@ -147,7 +145,7 @@ def variants() -> dict[str, Callable[[Candidates], dict[int, float]]]:
     for w in (0.3, 0.5, 0.7, 1.0):
         v[f"rrf w={w}"] = lambda c, w=w: rrf(c, w)
     for a in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
-        v[f"minmax a={a}"] = lambda c, a=a: convex(c, a, minmax)
+        v[f"minmax a={a}"] = lambda c, a=a: library_convex(c, a)
         v[f"zscore a={a}"] = lambda c, a=a: convex(c, a, zscore)
         v[f"cos+rel a={a}"] = lambda c, a=a: raw_convex(c, a)
     return v

@@ -9,11 +9,11 @@ and weighted by the config, are added to a candidate's fused score before de-dup
   "93rd") that the candidate's text holds; "fourth" counts as 4 and "93rd" as 93.
   A question without numbers gets no bonus, and a number every candidate holds shifts all
   scores alike, so only numbers that tell candidates apart change the order.
-- :func:`date_match`: for a question asking when (:func:`rag.evidence.answer_type` is
+- :func:`date_match`: for a question asking when (:func:`rag.asked.answer_type` is
   ``date``, or it says "date"), 1 for a candidate holding a full date (day, month, year)
   past its first character: an opening date is a dateline, not an answer.
 
-``eval/rerank_study.py`` measured these and the variants that lost (README "Quality").
+``eval/studies/rerank_study.py`` measured these and the variants that lost (README "Quality").
 
 Example:
     >>> number_match("Tesla's revenue in Q1 2021?", ["Q1 2021 revenue was $10.4 billion", "Q1 2023 revenue"])
@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .evidence import answer_type, key_terms
-from .text import CARDINALS, MONTH, ORDINALS
+from ..asked import answer_type, key_terms
+from ..text import CARDINALS, MONTH, ORDINALS
 
 __all__ = ["asks_date", "bonus_applies", "date_match", "match_bonus", "number_match", "question_numbers", "text_numbers"]
 
@@ -66,7 +66,7 @@ def number_match(question: str, texts: Sequence[str]) -> list[float]:
 
 
 def asks_date(question: str) -> bool:
-    """True for a question asking when (:func:`rag.evidence.answer_type` ``date``) or saying "date"."""
+    """True for a question asking when (:func:`rag.asked.answer_type` ``date``) or saying "date"."""
     return answer_type(question) == "date" or bool(_SAYS_DATE.search(question))
 
 

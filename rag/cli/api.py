@@ -1,6 +1,7 @@
 """``rag api`` and ``rag mcp``: the articles for other clients (an OpenAI-compatible endpoint, MCP tools).
 
-Both live in ``ui/`` (they are servers, like ``rag serve``); this module only registers the commands.
+Both live in ``ui/`` (they are servers, like ``rag serve``); this module only registers the commands,
+which reach them through :data:`rag.cli.common.UI_COMMANDS`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+
+from .common import ui_command
 
 API_DESCRIPTION = """\
 Serve POST /v1/chat/completions and GET /v1/models (OpenAI's chat API) without the page, for
@@ -51,7 +54,7 @@ def add_api_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.
 
 def _api(args: argparse.Namespace, config: str | None) -> int:
     try:
-        from ui.api_server import serve_api
+        serve_api = ui_command("api")
     except ImportError as exc:
         print(f"error: the API server is not available ({exc}); install the project with: pip install -e .",
               file=sys.stderr)
@@ -60,6 +63,4 @@ def _api(args: argparse.Namespace, config: str | None) -> int:
 
 
 def _mcp(args: argparse.Namespace, config: str | None) -> int:
-    from ui.mcp_server import serve_mcp
-
-    return serve_mcp(config=config, index=args.index, http=args.http, host=args.host, port=args.port)
+    return ui_command("mcp")(config=config, index=args.index, http=args.http, host=args.host, port=args.port)

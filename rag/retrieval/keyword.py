@@ -37,15 +37,11 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import RagError
-from .records import Chunk
-
-if TYPE_CHECKING:
-    from .store import LoadedIndex
+from ..errors import RagError
+from ..records import Chunk
 
 KEYWORD_DIR = "bm25"
 KEYWORD_FORMAT = 1
@@ -251,11 +247,6 @@ def open_keyword_index(generation_dir: Path, rows_and_chunks: Callable[[], Itera
     kw = KeywordIndex.build(texts, rows)
     _try_save(kw, folder)
     return kw
-
-
-def keyword_index_for(index: LoadedIndex) -> KeywordIndex:
-    """The BM25 index of a loaded generation (loaded once and kept by ``index``)."""
-    return index.keyword_index()
 
 
 def _try_save(kw: KeywordIndex, folder: Path) -> None:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import RagError
-from .prompting import NOT_FOUND
-from .records import Passage
-from .retrieval import NOT_COVERED
-from .text import MARKER
+from ..errors import RagError
+from ..prompting import NOT_FOUND
+from ..records import Passage
+from ..retrieval import NOT_COVERED
+from ..text import MARKER
 
 KS = (1, 5, 10)
 DEPTH = 10

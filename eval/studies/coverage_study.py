@@ -10,8 +10,8 @@ that declines most of the worst off-topic set while declining at most ``--max-an
 every set's answerable questions (2.5%: half the 5% budget, leaving room for sets not measured here).
 
 Usage:
-    python eval/coverage_study.py --features /tmp/coverage.jsonl            # measure every set, then choose
-    python eval/coverage_study.py --features /tmp/coverage.jsonl --reuse    # choose again from the file
+    python -m eval.studies.coverage_study --features /tmp/coverage.jsonl            # measure every set, then choose
+    python -m eval.studies.coverage_study --features /tmp/coverage.jsonl --reuse    # choose again from the file
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "eval"))
+ROOT = Path(__file__).resolve().parents[2]
 
-from evalsets import DEFAULT_SHARED, eval_sets  # noqa: E402
-from run_all import config_path, index_key  # noqa: E402
+from eval.evalsets import DEFAULT_SHARED, eval_sets  # noqa: E402
+from eval.run_all import config_path, index_key  # noqa: E402
 
 COVERAGES = (0.2, 0.3, 0.4, 0.5, 0.6)
 RELEVANCES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
