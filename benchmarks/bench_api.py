@@ -76,8 +76,15 @@ def start(index: str, config: str | None, log_path: Path) -> tuple[subprocess.Po
 def stream_once(url: str, question: str) -> dict:
     """One streamed answer: its content, cited sources, status and timings (seconds from sending)."""
     body = {"model": "rag", "stream": True, "messages": [{"role": "user", "content": question}]}
-    out: dict = {"status": 0, "content": "", "sources": [], "error": None, "first_chunk": None, "first_content": None,
-                 "done": False}
+    out: dict = {
+        "status": 0,
+        "content": "",
+        "sources": [],
+        "error": None,
+        "first_chunk": None,
+        "first_content": None,
+        "done": False,
+    }
     t0 = time.perf_counter()
     with httpx.stream("POST", url, json=body, timeout=600) as r:
         out["status"] = r.status_code
@@ -146,24 +153,31 @@ def report(results: list[tuple[int, dict]], refs: list[dict], questions: list[st
             changed += 1
             others = [j for j in range(len(refs)) if questions[j] != questions[i]]
             if any(r["content"] == refs[j]["content"] for j in others) or (
-                    r["sources"] and not set(r["sources"]) & set(refs[i]["sources"]) and
-                    any(set(r["sources"]) <= set(refs[j]["sources"]) for j in others)):
+                r["sources"]
+                and not set(r["sources"]) & set(refs[i]["sources"])
+                and any(set(r["sources"]) <= set(refs[j]["sources"]) for j in others)
+            ):
                 mixed += 1
     per_client = [sum(1 for i, _ in ok if i == c) for c in range(clients)]
-    print(f"\n{clients} streaming clients for {seconds:.0f} s: {len(ok)} answers (requests started in the window), "
-          f"per client {per_client}")
+    print(
+        f"\n{clients} streaming clients for {seconds:.0f} s: {len(ok)} answers (requests started in the window), "
+        f"per client {per_client}"
+    )
     print(f"errors {errors}   busy (429) {busy}   mixed between clients {mixed}   changed from own reference {changed}")
     for name in ("first_chunk", "first_content", "total"):
         values = [r[name] for _, r in ok if r.get(name) is not None]
-        print(f"{name.replace('_', ' '):14} p50 {pct(values, 0.5):6.2f} s   p95 {pct(values, 0.95):6.2f} s   "
-              f"(n={len(values)})")
+        print(
+            f"{name.replace('_', ' '):14} p50 {pct(values, 0.5):6.2f} s   p95 {pct(values, 0.95):6.2f} s   "
+            f"(n={len(values)})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--index", help="index folder (default: build data/articles into a temporary folder)")
-    p.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"),
-                   help="config (default: configs/default.yaml)")
+    p.add_argument(
+        "--config", default=str(ROOT / "configs" / "default.yaml"), help="config (default: configs/default.yaml)"
+    )
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--seconds", type=float, default=60.0)
     args = p.parse_args(argv)
@@ -184,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             raise SystemExit(f"reference answers failed for {bad}; see {work / 'server.log'}")
         source_sets = len({tuple(r["sources"]) for r in refs})
-        print(f"reference answers: {len(refs)} in {time.perf_counter() - t0:.1f} s "
-              f"(serial, the first loads the models); {source_sets} distinct sets of cited sources")
+        print(
+            f"reference answers: {len(refs)} in {time.perf_counter() - t0:.1f} s "
+            f"(serial, the first loads the models); {source_sets} distinct sets of cited sources"
+        )
         results = run_clients(url, questions, args.seconds)
         report(results, refs, questions, args.seconds)
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

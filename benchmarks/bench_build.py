@@ -52,8 +52,15 @@ def _build(folder: Path, backend: str, index: Path) -> dict:
     t0 = time.perf_counter()
     summary = rag.build(folder, show_progress=False)
     seconds = time.perf_counter() - t0
-    return {"backend": backend, "embedder": rag.embedder.name, "articles": summary.articles, "chunks": summary.chunks,
-            "seconds": round(seconds, 2), "embed_seconds": round(summary.embed_seconds, 2), "chunks_per_s": round(summary.chunks / seconds, 2)}
+    return {
+        "backend": backend,
+        "embedder": rag.embedder.name,
+        "articles": summary.articles,
+        "chunks": summary.chunks,
+        "seconds": round(seconds, 2),
+        "embed_seconds": round(summary.embed_seconds, 2),
+        "chunks_per_s": round(summary.chunks / seconds, 2),
+    }
 
 
 def _raw_encode(folder: Path, limit: int, tmp: Path) -> dict:
@@ -61,18 +68,32 @@ def _raw_encode(folder: Path, limit: int, tmp: Path) -> dict:
     texts = [c.text for c in rag.chunker.split_all(load_documents(folder).documents)][:limit]
     rag.embedder.warm_up()
     t0 = time.perf_counter()
-    rag.embedder.model.encode(texts, batch_size=rag.config.embedding.batch_size, normalize_embeddings=True, show_progress_bar=False)
+    rag.embedder.model.encode(
+        texts, batch_size=rag.config.embedding.batch_size, normalize_embeddings=True, show_progress_bar=False
+    )
     seconds = time.perf_counter() - t0
-    return {"raw_encode_chunks": len(texts), "raw_encode_seconds": round(seconds, 2), "raw_encode_chunks_per_s": round(len(texts) / seconds, 2)}
+    return {
+        "raw_encode_chunks": len(texts),
+        "raw_encode_seconds": round(seconds, 2),
+        "raw_encode_chunks_per_s": round(len(texts) / seconds, 2),
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("articles", nargs="?", default=str(ROOT.parent / "shared" / "corpora" / "squad-articles"))
-    ap.add_argument("--articles-limit", type=int, default=0, help="build only the first N article files (sorted by name; 0 = all)")
-    ap.add_argument("--backends", default="torch,onnx-int8", help=f"comma-separated embedding backends, from {', '.join(BACKENDS)}")
-    ap.add_argument("--rounds", type=int, default=1, help="builds per backend, alternating backends (the best is reported)")
-    ap.add_argument("--limit", type=int, default=0, help="also time raw SentenceTransformer.encode on the first N chunks (0 = skip)")
+    ap.add_argument(
+        "--articles-limit", type=int, default=0, help="build only the first N article files (sorted by name; 0 = all)"
+    )
+    ap.add_argument(
+        "--backends", default="torch,onnx-int8", help=f"comma-separated embedding backends, from {', '.join(BACKENDS)}"
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="builds per backend, alternating backends (the best is reported)"
+    )
+    ap.add_argument(
+        "--limit", type=int, default=0, help="also time raw SentenceTransformer.encode on the first N chunks (0 = skip)"
+    )
     args = ap.parse_args()
     folder = Path(args.articles)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]

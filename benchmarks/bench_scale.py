@@ -65,15 +65,35 @@ def bench_build(folder: Path, tmp: Path) -> dict:
     r = remote.build(folder)
     ray_s = time.perf_counter() - t0
     assert not ray.is_initialized()
-    return {"articles": s.articles, "chunks": s.chunks, "local_s": round(local_s, 1), "local_embed_s": round(s.embed_seconds, 1),
-            "ray_s": round(ray_s, 1), "ray_embed_s": round(r.embed_seconds, 1), "ray_overhead_s": round(ray_s - local_s, 1),
-            "ray_cluster_start_s": round(start_s, 1), "ray_first_batch_s": round(first_s, 1),
-            "local_chunks_per_s": round(s.chunks / s.embed_seconds, 1), "ray_chunks_per_s": round(r.chunks / r.embed_seconds, 1)}
+    return {
+        "articles": s.articles,
+        "chunks": s.chunks,
+        "local_s": round(local_s, 1),
+        "local_embed_s": round(s.embed_seconds, 1),
+        "ray_s": round(ray_s, 1),
+        "ray_embed_s": round(r.embed_seconds, 1),
+        "ray_overhead_s": round(ray_s - local_s, 1),
+        "ray_cluster_start_s": round(start_s, 1),
+        "ray_first_batch_s": round(first_s, 1),
+        "local_chunks_per_s": round(s.chunks / s.embed_seconds, 1),
+        "ray_chunks_per_s": round(r.chunks / r.embed_seconds, 1),
+    }
 
 
 def _chunks(n: int) -> list[Chunk]:
-    return [Chunk(id=f"c{i}", doc_id=f"d{i // 20}", title=f"Article {i // 20}", source=f"a/{i // 20}.md", text=f"chunk {i} about topic {i % 997}",
-                  start=(i % 20) * 100, end=(i % 20) * 100 + 90, date="2025-01-01") for i in range(n)]
+    return [
+        Chunk(
+            id=f"c{i}",
+            doc_id=f"d{i // 20}",
+            title=f"Article {i // 20}",
+            source=f"a/{i // 20}.md",
+            text=f"chunk {i} about topic {i % 997}",
+            start=(i % 20) * 100,
+            end=(i % 20) * 100 + 90,
+            date="2025-01-01",
+        )
+        for i in range(n)
+    ]
 
 
 def _latency(search, queries: np.ndarray) -> dict:
@@ -104,10 +124,20 @@ def bench_query(n: int, queries: int, tmp: Path) -> list[dict]:
     IndexStore(cfg.path).write(vectors, chunks, manifest, rows, incremental=False)
     write_s = time.perf_counter() - t0
     index = IndexStore(cfg.path).load()
-    out.append({"n": n, "backend": "faiss", "type": index.manifest.index["built"]["type"], "write_s": round(write_s, 1),
-                **_latency(lambda q: index.dense_search(q, 10), qs)})
+    out.append(
+        {
+            "n": n,
+            "backend": "faiss",
+            "type": index.manifest.index["built"]["type"],
+            "write_s": round(write_s, 1),
+            **_latency(lambda q: index.dense_search(q, 10), qs),
+        }
+    )
     index.close()
-    cfg = Config.load(None, {"index.path": str(tmp / f"lock-{n}"), "index.backend": "milvus", "index.uri": str(tmp / f"milvus-{n}.db")}).index
+    cfg = Config.load(
+        None,
+        {"index.path": str(tmp / f"lock-{n}"), "index.backend": "milvus", "index.uri": str(tmp / f"milvus-{n}.db")},
+    ).index
     store = MilvusStore(cfg)
     t0 = time.perf_counter()
     store.write(vectors, chunks, manifest, rows, incremental=False)
@@ -117,8 +147,15 @@ def bench_query(n: int, queries: int, tmp: Path) -> list[dict]:
     store.close()
     store = MilvusStore(cfg)
     index = store.load()
-    out.append({"n": n, "backend": "milvus-lite (embedded .db)", "type": index.manifest.index["built"]["type"], "write_s": round(write_s, 1),
-                **_latency(lambda q: index.dense_search(q, 10), qs)})
+    out.append(
+        {
+            "n": n,
+            "backend": "milvus-lite (embedded .db)",
+            "type": index.manifest.index["built"]["type"],
+            "write_s": round(write_s, 1),
+            **_latency(lambda q: index.dense_search(q, 10), qs),
+        }
+    )
     store.close()
     return out
 
@@ -131,12 +168,18 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--skip-build", action="store_true")
     args = ap.parse_args()
-    res: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs (shared)", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    res: dict = {
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs (shared)",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
         tmp = Path(d)
         if not args.skip_build:
-            res["build"] = {"articles_dir": str(args.articles), "articles_limit": args.articles_limit,
-                            **bench_build(_articles(args.articles, args.articles_limit, tmp), tmp)}
+            res["build"] = {
+                "articles_dir": str(args.articles),
+                "articles_limit": args.articles_limit,
+                **bench_build(_articles(args.articles, args.articles_limit, tmp), tmp),
+            }
             print(json.dumps(res["build"]), flush=True)
         res["query"] = []
         for n in (int(s) for s in args.sizes.split(",")):

@@ -37,8 +37,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTIONS = ["How much market value did Nvidia lose on 27 January 2025?", "When did DeepSeek release R1, and under which licence?",
-             "What did the DeepSeek-V3 technical report say the final training run cost?"]
+QUESTIONS = [
+    "How much market value did Nvidia lose on 27 January 2025?",
+    "When did DeepSeek release R1, and under which licence?",
+    "What did the DeepSeek-V3 technical report say the final training run cost?",
+]
 FOLLOW_UP = "Why did that happen?"
 SAMPLE_S = 5.0
 
@@ -73,7 +76,13 @@ def children(pid: int) -> list[int]:
 def start(index: str, config: Path, work: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--index", index, "--port", str(port), "--config", str(config)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "XDG_STATE_HOME": str(work / "state"), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "XDG_STATE_HOME": str(work / "state"),
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("RAG_UI_AUTH", None)
     log = open(work / f"server-{port}.log", "w")  # noqa: SIM115 - kept open for the child's lifetime
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -107,7 +116,13 @@ class Load:
 
 def chat(url: str, fn: int, session: str, question: str, chat_so_far: list) -> tuple[str, list]:
     """One /chat call through the queue; ``(kind, chat)`` with kind answered, busy or errors."""
-    body = {"data": [question, chat_so_far, None, 4, 0.0, 128, False], "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None}
+    body = {
+        "data": [question, chat_so_far, None, 4, 0.0, 128, False],
+        "fn_index": fn,
+        "session_hash": session,
+        "event_data": None,
+        "trigger_id": None,
+    }
     r = httpx.post(url + "/gradio_api/queue/join", json=body, timeout=30)
     if r.status_code != 200:
         return "errors", chat_so_far
@@ -130,14 +145,18 @@ def client(url: str, fn: int, number: int, load: Load) -> None:
             if i % 3 == 0 and history:  # a follow-up in the client's own session
                 kind, history = chat(url, fn, own, FOLLOW_UP, history)
             else:  # a stateless caller: a new session each time
-                kind, out = chat(url, fn, f"soak-{number}-{i}-{os.urandom(4).hex()}", QUESTIONS[(number + i) % len(QUESTIONS)], [])
+                kind, out = chat(
+                    url, fn, f"soak-{number}-{i}-{os.urandom(4).hex()}", QUESTIONS[(number + i) % len(QUESTIONS)], []
+                )
                 history = out if i % 3 == 2 else history
         except httpx.HTTPError:
             kind = "errors"
         load.add(kind)
 
 
-def soak(index: str, config: Path, work: Path, clients: int, minutes: float, label: str) -> list[tuple[float, int, int, int, float, float]]:
+def soak(
+    index: str, config: Path, work: Path, clients: int, minutes: float, label: str
+) -> list[tuple[float, int, int, int, float, float]]:
     proc, url = start(index, config, work)
     rows = []
     try:
@@ -155,7 +174,14 @@ def soak(index: str, config: Path, work: Path, clients: int, minutes: float, lab
             time.sleep(SAMPLE_S)
             if elapsed + SAMPLE_S >= next_row or elapsed + SAMPLE_S >= minutes * 60:
                 child = sum(rss_mb(c) for c in children(proc.pid))
-                row = (round((elapsed + SAMPLE_S) / 60, 1), load.answered, load.busy, load.errors, rss_mb(proc.pid), child)
+                row = (
+                    round((elapsed + SAMPLE_S) / 60, 1),
+                    load.answered,
+                    load.busy,
+                    load.errors,
+                    rss_mb(proc.pid),
+                    child,
+                )
                 rows.append(row)
                 print(f"{row[0]:>5} {row[1]:>9} {row[2]:>6} {row[3]:>7} {row[4]:>10.0f} {row[5]:>9.0f}", flush=True)
                 next_row += 60.0
@@ -177,8 +203,10 @@ def summary(label: str, rows: list) -> None:
     first = rows[1] if len(rows) >= 3 else rows[0]  # the first minute includes loading the models
     warm, last = first[4], rows[-1][4]
     answered = rows[-1][1] - first[1]
-    print(f"[{label}] server RSS after warm-up ({first[0]} min) {warm:.0f} MB -> {last:.0f} MB at {rows[-1][0]} min: {last - warm:+.0f} MB "
-          f"(x{last / warm:.3f}) over {answered} more calls answered ({(last - warm) / max(answered, 1) * 1000:.0f} kB per call)")
+    print(
+        f"[{label}] server RSS after warm-up ({first[0]} min) {warm:.0f} MB -> {last:.0f} MB at {rows[-1][0]} min: {last - warm:+.0f} MB "
+        f"(x{last / warm:.3f}) over {answered} more calls answered ({(last - warm) / max(answered, 1) * 1000:.0f} kB per call)"
+    )
 
 
 def main() -> int:
@@ -186,10 +214,16 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="how long each soak runs (default 10)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent API clients (default 20)")
     parser.add_argument("--index", help="existing index folder (default: build data/articles into a temporary folder)")
-    parser.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="YAML config (default: configs/default.yaml)")
+    parser.add_argument(
+        "--config", default=str(ROOT / "configs" / "default.yaml"), help="YAML config (default: configs/default.yaml)"
+    )
     parser.add_argument("--backend", help="override generation.backend (e.g. none: extractive answers, no model)")
     parser.add_argument("--max-sessions", type=int, help="override ui.max_sessions (default: the config's, 200)")
-    parser.add_argument("--compare", action="store_true", help="then soak again with ui.max_sessions 10000 (Gradio's default, as before issue 27)")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="then soak again with ui.max_sessions 10000 (Gradio's default, as before issue 27)",
+    )
     args = parser.parse_args()
     import yaml
 
@@ -214,7 +248,19 @@ def main() -> int:
     for label, ui_cfg in runs:
         config = work / f"{label}.yaml"
         config.write_text(yaml.safe_dump({**base, "ui": ui_cfg}))
-        results.append((label, soak(index, config, work, args.clients, args.minutes, f"{label}, ui.max_sessions {ui_cfg.get('max_sessions', 200)}")))
+        results.append(
+            (
+                label,
+                soak(
+                    index,
+                    config,
+                    work,
+                    args.clients,
+                    args.minutes,
+                    f"{label}, ui.max_sessions {ui_cfg.get('max_sessions', 200)}",
+                ),
+            )
+        )
     print()
     for label, rows in results:
         summary(label, rows)

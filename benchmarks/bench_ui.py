@@ -89,7 +89,12 @@ def ask(client, question: str) -> tuple[float, float, str, int]:
     updates = 0
     for out in job:
         chat = out[0]
-        if chat and chat[-1]["role"] == "assistant" and not chat[-1].get("metadata") and "searched for" not in str(chat[-1]["content"]):
+        if (
+            chat
+            and chat[-1]["role"] == "assistant"
+            and not chat[-1].get("metadata")
+            and "searched for" not in str(chat[-1]["content"])
+        ):
             updates += 1
             if first is None and str(chat[-1]["content"]).strip():
                 first = time.perf_counter() - t0
@@ -103,7 +108,9 @@ def main() -> int:
     parser.add_argument("--index", help="existing index folder (default: build data/articles into a temporary folder)")
     parser.add_argument("--config", help="YAML config (default: configs/default.yaml)")
     parser.add_argument("--question", default=QUESTION)
-    parser.add_argument("--follow-up", default="Why did its shares fall?", help="follow-up asked after the timed runs ('' to skip)")
+    parser.add_argument(
+        "--follow-up", default="Why did its shares fall?", help="follow-up asked after the timed runs ('' to skip)"
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed questions (default 5)")
     parser.add_argument("--starts", type=int, default=3, help="server start-ups to time (default 3)")
     args = parser.parse_args()
@@ -117,7 +124,11 @@ def main() -> int:
     if index is None:
         index = str(tmp / "index")
         print(f"building an index of data/articles into {index} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "rag.cli", "build", "data/articles", "--index", index, "--quiet"], cwd=ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "rag.cli", "build", "data/articles", "--index", index, "--quiet"],
+            cwd=ROOT,
+            check=True,
+        )
 
     startups = []
     for i in range(args.starts):
@@ -143,20 +154,32 @@ def main() -> int:
         if args.follow_up:
             job = client.submit(args.follow_up, api_name="/chat")
             messages = job.result()[0]
-            shown = " ".join(content_text(m["content"]) for m in messages if "searched for" in content_text(m["content"]))
+            shown = " ".join(
+                content_text(m["content"]) for m in messages if "searched for" in content_text(m["content"])
+            )
     finally:
         stop(proc)
 
     ttft, total = statistics.median(firsts), statistics.median(totals)
-    print(f"question: {args.question!r}  (index {index}; cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f})")
-    print(f"start-up (process -> HTTP 200): median {statistics.median(startups):.2f} s  of {[round(s, 2) for s in startups]}")
-    print(f"first question after start-up (loads the models): first token {cold_first:.2f} s, answer {cold_total:.2f} s")
+    print(
+        f"question: {args.question!r}  (index {index}; cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f})"
+    )
+    print(
+        f"start-up (process -> HTTP 200): median {statistics.median(startups):.2f} s  of {[round(s, 2) for s in startups]}"
+    )
+    print(
+        f"first question after start-up (loads the models): first token {cold_first:.2f} s, answer {cold_total:.2f} s"
+    )
     print(f"time to first token: median {ttft:.2f} s  of {[round(x, 2) for x in firsts]}")
     print(f"total answer time:   median {total:.2f} s  of {[round(x, 2) for x in totals]}")
-    print(f"first token / total: {ttft / total:.2f}; streamed updates per answer: median {statistics.median(updates):.0f}")
+    print(
+        f"first token / total: {ttft / total:.2f}; streamed updates per answer: median {statistics.median(updates):.0f}"
+    )
     if follow:
-        print(f"follow-up {args.follow_up!r} (rewrite first, ui.rewrite from the config): first token median {statistics.median(follow):.2f} s "
-              f"of {[round(x, 2) for x in follow]}; shown: {html.unescape(re.sub(r'<[^>]+>', '', shown)).strip()!r}")
+        print(
+            f"follow-up {args.follow_up!r} (rewrite first, ui.rewrite from the config): first token median {statistics.median(follow):.2f} s "
+            f"of {[round(x, 2) for x in follow]}; shown: {html.unescape(re.sub(r'<[^>]+>', '', shown)).strip()!r}"
+        )
     return 0
 
 

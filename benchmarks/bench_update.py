@@ -42,7 +42,10 @@ def change_folder(folder: Path, round_no: int) -> dict[str, str]:
     a, b = files[(13 * round_no + 17) % len(files)], files[(19 * round_no + 23) % len(files)]
     text = edit.read_text(encoding="utf-8")
     middle = len(text) // 2
-    edit.write_text(text[:middle] + f" (Corrected in round {round_no}: the figures above were revised.) " + text[middle:], encoding="utf-8")
+    edit.write_text(
+        text[:middle] + f" (Corrected in round {round_no}: the figures above were revised.) " + text[middle:],
+        encoding="utf-8",
+    )
     # A new article with text no index chunk has: sentences of two articles interleaved.
     sa, sb = _sentences(a.read_text(encoding="utf-8")), _sentences(b.read_text(encoding="utf-8"))
     mixed = [s for pair in zip(sa, sb) for s in pair]
@@ -91,23 +94,43 @@ def main() -> int:
             ok = (s.added, s.updated, s.removed) == (1, 1, 1)
             hit = rag.retrieve(" ".join(_sentences((folder / names["added"]).read_text(encoding="utf-8"))[1:3]), 3)
             found = any(p.chunk.source == names["added"] for p in hit)
-            rounds.append({**names, "seconds": round(took, 2), "embedded_chunks": s.embedded_chunks, "counts_ok": ok, "new_article_retrieved": found})
-            print(f"update {r}: {took:.2f} s, {s.embedded_chunks} chunks embedded, added/updated/removed = {s.added}/{s.updated}/{s.removed}", file=sys.stderr)
+            rounds.append(
+                {
+                    **names,
+                    "seconds": round(took, 2),
+                    "embedded_chunks": s.embedded_chunks,
+                    "counts_ok": ok,
+                    "new_article_retrieved": found,
+                }
+            )
+            print(
+                f"update {r}: {took:.2f} s, {s.embedded_chunks} chunks embedded, added/updated/removed = {s.added}/{s.updated}/{s.removed}",
+                file=sys.stderr,
+            )
 
         cli = None
         if not args.no_cli:
             names = change_folder(folder, args.rounds)
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "rag.cli", "build", str(folder), "--index", str(index), "--json", "--quiet"],
-                                  cwd=tmp, env=env, capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "rag.cli", "build", str(folder), "--index", str(index), "--json", "--quiet"],
+                cwd=tmp,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             cli_s = time.perf_counter() - t0
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return 1
             out = json.loads(proc.stdout)
-            cli = {**names, "seconds": round(cli_s, 2), "embedded_chunks": out["embedded_chunks"],
-                   "ratio_to_full_build_with_model_load": round(cli_s / (full_s + load_s), 4)}
+            cli = {
+                **names,
+                "seconds": round(cli_s, 2),
+                "embedded_chunks": out["embedded_chunks"],
+                "ratio_to_full_build_with_model_load": round(cli_s / (full_s + load_s), 4),
+            }
 
     median = statistics.median(updates)
     result = {

@@ -114,11 +114,19 @@ def raw_encode(rag: Any, texts: list[str]) -> dict[str, Any]:
     """``SentenceTransformer.encode`` on ``texts`` (the limit the build is measured against)."""
     model = rag.embedder.model
     c0, t0 = _cpu(), time.perf_counter()
-    model.encode(texts, batch_size=rag.config.embedding.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    model.encode(
+        texts,
+        batch_size=rag.config.embedding.batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
     return {"wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0}
 
 
-def measure(folder: Path, runs: int = 1, log: Callable[[str], None] = print, profile: Path | None = None) -> dict[str, Any]:
+def measure(
+    folder: Path, runs: int = 1, log: Callable[[str], None] = print, profile: Path | None = None
+) -> dict[str, Any]:
     """Alternate ``runs`` full builds and raw encodes of the same chunks; report medians and ratios.
 
     Args:
@@ -155,7 +163,9 @@ def measure(folder: Path, runs: int = 1, log: Callable[[str], None] = print, pro
                 texts = embedded  # exactly what the build embedded (title and headings line, then the chunk)
             r = raw_encode(rag, texts)
             raws.append(r)
-            log(f"  ingest run {i + 1}/{runs}: build {b['chunks'] / b['wall_s']:.1f} chunks/s, raw encode {len(texts) / r['wall_s']:.1f} chunks/s")
+            log(
+                f"  ingest run {i + 1}/{runs}: build {b['chunks'] / b['wall_s']:.1f} chunks/s, raw encode {len(texts) / r['wall_s']:.1f} chunks/s"
+            )
     n = builds[0]["chunks"]
     build_wall = statistics.median(b["wall_s"] for b in builds)
     raw_wall = statistics.median(r["wall_s"] for r in raws)
@@ -175,8 +185,15 @@ def measure(folder: Path, runs: int = 1, log: Callable[[str], None] = print, pro
         "ratio_cpu": round((len(texts) / n) * raw_cpu / build_cpu, 3) if build_cpu else None,
         "stages_s": stages,
         "stage_share": {s: round(v / build_wall, 4) for s, v in stages.items()},
-        "pairs": [{"build_s": round(b["wall_s"], 2), "raw_s": round(r["wall_s"], 2), "build_cpu_s": round(b["cpu_s"], 2), "raw_cpu_s": round(r["cpu_s"], 2)}
-                  for b, r in zip(builds, raws)],
+        "pairs": [
+            {
+                "build_s": round(b["wall_s"], 2),
+                "raw_s": round(r["wall_s"], 2),
+                "build_cpu_s": round(b["cpu_s"], 2),
+                "raw_cpu_s": round(r["cpu_s"], 2),
+            }
+            for b, r in zip(builds, raws)
+        ],
     }
 
 
@@ -184,13 +201,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("articles", nargs="?", default=str(ROOT.parent / "shared" / "corpora" / "squad-articles"))
     ap.add_argument("--runs", type=int, default=1, help="build/raw pairs; medians are reported (default 1)")
-    ap.add_argument("--articles-limit", type=int, default=0, help="only the first N article files, sorted by name (0 = all)")
+    ap.add_argument(
+        "--articles-limit", type=int, default=0, help="only the first N article files, sorted by name (0 = all)"
+    )
     ap.add_argument("--json", type=Path, help="also write the result here")
     ap.add_argument("--profile", type=Path, help="write a pyinstrument profile of the first build here")
     args = ap.parse_args()
     folder = Path(args.articles)
     if not folder.is_dir():
-        print(f"articles folder {str(folder)!r} not found; pass one (e.g. ../shared/corpora/squad-articles)", file=sys.stderr)
+        print(
+            f"articles folder {str(folder)!r} not found; pass one (e.g. ../shared/corpora/squad-articles)",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         if args.articles_limit:

@@ -74,10 +74,19 @@ def fused_fp32() -> Path:
     axes = {k: {0: "batch", 1: "sequence"} for k in ("input_ids", "attention_mask", "token_type_ids")}
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(pooled_encoder(encoder), (example, torch.ones_like(example), torch.zeros_like(example)), str(eager),
-                          input_names=list(axes), output_names=["embedding"], dynamic_axes={**axes, "embedding": {0: "batch"}},
-                          opset_version=17, dynamo=False)
-    optimize_model(str(eager), model_type="bert", num_heads=12, hidden_size=384, opt_level=0).save_model_to_file(str(out))
+        torch.onnx.export(
+            pooled_encoder(encoder),
+            (example, torch.ones_like(example), torch.zeros_like(example)),
+            str(eager),
+            input_names=list(axes),
+            output_names=["embedding"],
+            dynamic_axes={**axes, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    optimize_model(str(eager), model_type="bert", num_heads=12, hidden_size=384, opt_level=0).save_model_to_file(
+        str(out)
+    )
     return out
 
 
@@ -94,7 +103,11 @@ def recipes(fp32: Path) -> dict[str, dict[str, Any]]:
     fused = str(fused_fp32())
     fused_ffn1 = ffn_in  # the fused graph keeps the FFN MatMuls' names
     base: dict[str, Any] = {"per_channel": True}
-    fused_q = {**base, "source": fused, "extra_options": {"DefaultTensorType": 1}}  # 1: FLOAT, for the fused ops' outputs
+    fused_q = {
+        **base,
+        "source": fused,
+        "extra_options": {"DefaultTensorType": 1},
+    }  # 1: FLOAT, for the fused ops' outputs
     only_mm = {**base, "op_types_to_quantize": ["MatMul"]}
     return {
         "pc": base,  # today's onnx-int8
@@ -144,8 +157,13 @@ def quantize(fp32: Path, name: str, kwargs: dict[str, Any]) -> Path:
                 MatMulNBitsQuantizer,
             )
 
-            q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=kwargs["nbits"], block_size=kwargs.get("block", 32), is_symmetric=True,
-                                     accuracy_level=kwargs.get("accuracy_level", 4))
+            q = MatMulNBitsQuantizer(
+                onnx.load(str(src)),
+                bits=kwargs["nbits"],
+                block_size=kwargs.get("block", 32),
+                is_symmetric=True,
+                accuracy_level=kwargs.get("accuracy_level", 4),
+            )
             q.process()
             q.model.save_model_to_file(str(out), False)
         else:
@@ -203,7 +221,11 @@ def main() -> int:
     if args.sensitivity:
         rows = []
         for node in weight_matmuls(fp32):
-            path = quantize(fp32, "one-" + node.strip("/").replace("/", "_"), {"per_channel": True, "op_types_to_quantize": ["MatMul"], "nodes_to_quantize": [node]})
+            path = quantize(
+                fp32,
+                "one-" + node.strip("/").replace("/", "_"),
+                {"per_channel": True, "op_types_to_quantize": ["MatMul"], "nodes_to_quantize": [node]},
+            )
             e = embedder_for(path)
             lo, mean = cosines(e.encode(chunks), ref_c)
             rows.append({"node": node, "chunk_cos_min": lo, "chunk_loss_mean": round(1 - mean, 6)})
@@ -229,7 +251,12 @@ def main() -> int:
             continue
         c_lo, c_mean = cosines(e.encode(chunks), ref_c)
         q_lo, q_mean = cosines(np.vstack([e.encode([q]) for q in questions]), ref_q) if questions else (None, None)
-        result[name] = {"chunk_cos_min": c_lo, "chunk_cos_mean": c_mean, "question_cos_min": q_lo, "question_cos_mean": q_mean}
+        result[name] = {
+            "chunk_cos_min": c_lo,
+            "chunk_cos_mean": c_mean,
+            "question_cos_min": q_lo,
+            "question_cos_mean": q_mean,
+        }
     seconds: dict[str, list[float]] = {n: [] for n in embedders}
     for _ in range(args.rounds):
         for name, e in embedders.items():
@@ -242,14 +269,18 @@ def main() -> int:
         result[name]["best_s"] = round(min(seconds[name]), 2)
         result[name]["speedup_best"] = round(base / min(seconds[name]), 2)
         # per-round ratio against that round's torch: less sensitive to one lucky round
-        result[name]["speedup_median"] = round(float(np.median([t / s for t, s in zip(seconds["torch"], seconds[name])])), 2)
+        result[name]["speedup_median"] = round(
+            float(np.median([t / s for t, s in zip(seconds["torch"], seconds[name])])), 2
+        )
     print(f"{'variant':14} {'speed best':>10} {'median':>7} {'chunk cos min/mean':>20} {'question cos min/mean':>22}")
     for name, r in result.items():
         cos_c = f"{r.get('chunk_cos_min', 1.0)} / {r.get('chunk_cos_mean', 1.0)}"
         cos_q = f"{r.get('question_cos_min', 1.0)} / {r.get('question_cos_mean', 1.0)}"
         print(f"{name:14} {r['speedup_best']:>9}x {r['speedup_median']:>6}x {cos_c:>20} {cos_q:>22}")
     if args.json:
-        args.json.write_text(json.dumps({"chunks": len(chunks), "rounds": args.rounds, "seconds": seconds, "result": result}, indent=1))
+        args.json.write_text(
+            json.dumps({"chunks": len(chunks), "rounds": args.rounds, "seconds": seconds, "result": result}, indent=1)
+        )
     return 0
 
 

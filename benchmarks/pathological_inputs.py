@@ -13,8 +13,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FILLER = ("orchard garden quarry mill canal museum library railway factory engine harvest council festival market river "
-          "bridge lantern meadow village bakery").split()
+FILLER = (
+    "orchard garden quarry mill canal museum library railway factory engine harvest council festival market river "
+    "bridge lantern meadow village bakery"
+).split()
 
 
 def one_line(n_chars: int, kind: str, seed: int = 0) -> str:

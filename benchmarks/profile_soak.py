@@ -84,8 +84,11 @@ def drive(url: str, clients: int, seconds: float, trace: bool) -> None:
         new = max(s1 - s0, 1)
         per_session = (p1 - p0) / new * 1024
         python_part = f"; Python objects {p1 - p0:+.1f} MB ({per_session:.0f} kB per new session)" if trace else ""
-        print(f"after warm-up: {a1 - a0} calls, {s1 - s0} new sessions; RSS {r1 - r0:+.0f} MB "
-              f"({(r1 - r0) / new * 1024:.0f} kB per new session){python_part}", flush=True)
+        print(
+            f"after warm-up: {a1 - a0} calls, {s1 - s0} new sessions; RSS {r1 - r0:+.0f} MB "
+            f"({(r1 - r0) / new * 1024:.0f} kB per new session){python_part}",
+            flush=True,
+        )
     finally:
         os.kill(os.getpid(), signal.SIGTERM)
 

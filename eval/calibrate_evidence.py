@@ -40,7 +40,9 @@ def dev_sets() -> dict[str, tuple[Path, Path]]:
     """name -> (QA file, articles folder to index), for the sets present on this machine (eval/evalsets.py)."""
     from eval import evalsets
 
-    return {name: (s.qa_file, s.articles_dir()) for name, s in evalsets.eval_sets(SHARED).items() if s.unavailable() is None}
+    return {
+        name: (s.qa_file, s.articles_dir()) for name, s in evalsets.eval_sets(SHARED).items() if s.unavailable() is None
+    }
 
 
 def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dict]:
@@ -50,7 +52,9 @@ def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dic
 
     base = Config.load(config)
     backend = {"embedding_backend": base.embedding.backend} if base.embedding.backend != "torch" else {}
-    index = default_eval_index(articles, {"embedding": base.embedding.model, "chunking": base.to_dict()["chunking"], **backend})
+    index = default_eval_index(
+        articles, {"embedding": base.embedding.model, "chunking": base.to_dict()["chunking"], **backend}
+    )
     rag = RAG.from_config(config, index=str(index))
     ensure_index(rag, articles, progress=True, log=lambda m: print(m, file=sys.stderr))
     items = load_qa(qa)
@@ -62,15 +66,30 @@ def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dic
     rows = []
     for it in items:
         passages = rag.retrieve(it.question)
-        ev = select_evidence(it.question, passages, cache, max_sentences=ev_cfg.max_sentences, max_passages=ev_cfg.max_passages,
-                             relative=ev_cfg.relative)
+        ev = select_evidence(
+            it.question,
+            passages,
+            cache,
+            max_sentences=ev_cfg.max_sentences,
+            max_passages=ev_cfg.max_passages,
+            relative=ev_cfg.relative,
+        )
         text = evidence_answer(ev)
         top = max((p.relevance_or_score for p in passages), default=0.0)
-        rows.append({"set": name, "id": it.id, "answerable": it.answerable, **{k: ev.features.get(k, 0.0) for k in FEATURES},
-                     "not_covered": top < threshold, "f1": token_f1(text, it.answers) if it.answerable else 0.0,
-                     "contains": float(contains_answer(text, it.answers)) if it.answerable else 0.0,
-                     "question": it.question, "evidence": [e.text for e in ev.sentences],
-                     "passages": [p.chunk.text for p in passages[: ev_cfg.max_passages]]})
+        rows.append(
+            {
+                "set": name,
+                "id": it.id,
+                "answerable": it.answerable,
+                **{k: ev.features.get(k, 0.0) for k in FEATURES},
+                "not_covered": top < threshold,
+                "f1": token_f1(text, it.answers) if it.answerable else 0.0,
+                "contains": float(contains_answer(text, it.answers)) if it.answerable else 0.0,
+                "question": it.question,
+                "evidence": [e.text for e in ev.sentences],
+                "passages": [p.chunk.text for p in passages[: ev_cfg.max_passages]],
+            }
+        )
     return rows
 
 
@@ -130,7 +149,9 @@ def choose_cautious(rows: list[dict], weights: dict[str, float], min_precision: 
 
 
 def report(rows: list[dict], weights: dict[str, float], t: float) -> None:
-    print(f"\n{'set':<10} {'q':>4} {'ans':>4} {'declined ans':>13} {'unans recall':>13} {'unans prec':>11} {'evidence F1':>12} {'contains':>9}")
+    print(
+        f"\n{'set':<10} {'q':>4} {'ans':>4} {'declined ans':>13} {'unans recall':>13} {'unans prec':>11} {'evidence F1':>12} {'contains':>9}"
+    )
     for name in sorted({r["set"] for r in rows}):
         rs = [r for r in rows if r["set"] == name]
         ans = [r for r in rs if r["answerable"]]
@@ -142,20 +163,41 @@ def report(rows: list[dict], weights: dict[str, float], t: float) -> None:
         kept = [r for r in ans if score(r, weights) >= t]
         f1 = sum(r["f1"] for r in kept) / len(ans) if ans else 0.0
         cont = sum(r["contains"] for r in kept) / len(ans) if ans else 0.0
-        print(f"{name:<10} {len(rs):>4} {len(ans):>4} {d_ans:>6} ({d_ans / max(len(ans), 1):.3f}) {recall:>13.3f} {prec:>11.3f} {f1:>12.3f} {cont:>9.3f}")
+        print(
+            f"{name:<10} {len(rs):>4} {len(ans):>4} {d_ans:>6} ({d_ans / max(len(ans), 1):.3f}) {recall:>13.3f} {prec:>11.3f} {f1:>12.3f} {cont:>9.3f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--sets", help="comma-separated subset of: rgb-en-fact, squad, searchbox, sample, pdf (default: all found)")
-    parser.add_argument("--fit", default="sample,searchbox,pdf", help="sets the weights are fitted on (those with unanswerable questions)")
-    parser.add_argument("--max-decline", type=float, default=0.05, help="most answerable questions declined per set (default 0.05)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    parser.add_argument(
+        "--sets", help="comma-separated subset of: rgb-en-fact, squad, searchbox, sample, pdf (default: all found)"
+    )
+    parser.add_argument(
+        "--fit",
+        default="sample,searchbox,pdf",
+        help="sets the weights are fitted on (those with unanswerable questions)",
+    )
+    parser.add_argument(
+        "--max-decline", type=float, default=0.05, help="most answerable questions declined per set (default 0.05)"
+    )
     parser.add_argument("--config", help="YAML config (default: built-in defaults)")
-    parser.add_argument("--min-precision", type=float, default=0.8, help="cautious threshold: least declining precision per set (default 0.8)")
+    parser.add_argument(
+        "--min-precision",
+        type=float,
+        default=0.8,
+        help="cautious threshold: least declining precision per set (default 0.8)",
+    )
     parser.add_argument("--loso", action="store_true", help="also report the cautious threshold leave one set out")
-    parser.add_argument("--current", action="store_true", help="report the shipped weights and threshold instead of fitting")
+    parser.add_argument(
+        "--current", action="store_true", help="report the shipped weights and threshold instead of fitting"
+    )
     parser.add_argument("--dump", help="write the per-question features to this JSONL file")
-    parser.add_argument("--features", metavar="FILE", help="read the per-question features from a --dump file instead of retrieving")
+    parser.add_argument(
+        "--features", metavar="FILE", help="read the per-question features from a --dump file instead of retrieving"
+    )
     args = parser.parse_args(argv)
     sets = dev_sets()
     if args.sets:
@@ -165,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         sets = {k: v for k, v in sets.items() if k in args.sets.split(",")}
     rows: list[dict] = []
     if args.features:
-        rows = [json.loads(line) for line in Path(args.features).read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [
+            json.loads(line) for line in Path(args.features).read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
         rows = [r for r in rows if r["set"] in sets]
     for name, (qa, articles) in ({} if args.features else sets).items():
         print(f"== {name}: {qa}", file=sys.stderr)
@@ -178,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.current:
         weights, t = dict(CALIBRATION), EvidenceConfig().min_answerability_for("all-MiniLM-L6-v2")
         cautious = EvidenceConfig(abstention="cautious").min_answerability_for("all-MiniLM-L6-v2")
-        print(f"cautious threshold chosen on these questions: {choose_cautious(rows, weights, args.min_precision)[0]} (shipped: {cautious})")
+        print(
+            f"cautious threshold chosen on these questions: {choose_cautious(rows, weights, args.min_precision)[0]} (shipped: {cautious})"
+        )
     else:
         fit_rows = [r for r in rows if r["set"] in args.fit.split(",")]
         if not any(not r["answerable"] for r in fit_rows):

@@ -93,7 +93,9 @@ def check_item(item: QAItem, folder: Path, listed: set[str] | None) -> list[str]
         return problems
     answers = [squash(a) for a in item.answers if a.strip()]
     if not any(a in source_text(folder / s) for a in answers for s in found_sources):
-        problems.append(f"no accepted answer occurs verbatim in {', '.join(found_sources)}; copy the span from the article")
+        problems.append(
+            f"no accepted answer occurs verbatim in {', '.join(found_sources)}; copy the span from the article"
+        )
         return problems
     for source, numbers in item.pages.items():
         if not source.lower().endswith(".pdf"):
@@ -106,7 +108,9 @@ def check_item(item: QAItem, folder: Path, listed: set[str] | None) -> list[str]
             continue
         if not any(a in pages[n - 1] for a in answers for n in numbers):
             holding = [i + 1 for i, text in enumerate(pages) if any(a in text for a in answers)]
-            problems.append(f"no accepted answer is on page(s) {list(numbers)} of {source!r} (found on {holding or 'no page'})")
+            problems.append(
+                f"no accepted answer is on page(s) {list(numbers)} of {source!r} (found on {holding or 'no page'})"
+            )
     return problems
 
 
@@ -136,10 +140,13 @@ def check_set(qa_file: Path, eval_set: EvalSet | None) -> tuple[list[str], str]:
         added: dict[str, str] = {}
         for add in read_additions(eval_set.additions):
             added[add.article] = added.get(add.article, "") + " " + squash(add.sentence)
-        problems += [f"id {it.id}: no accepted answer occurs in a sentence added to {', '.join(it.sources)}; "
-                     f"ask about the made-up fact, or add it to {eval_set.additions.name}"
-                     for it in items if it.answerable and not any(squash(a) in added.get(source_file(s), "")
-                                                                 for a in it.answers if a.strip() for s in it.sources)]
+        problems += [
+            f"id {it.id}: no accepted answer occurs in a sentence added to {', '.join(it.sources)}; "
+            f"ask about the made-up fact, or add it to {eval_set.additions.name}"
+            for it in items
+            if it.answerable
+            and not any(squash(a) in added.get(source_file(s), "") for a in it.answers if a.strip() for s in it.sources)
+        ]
     seen: dict[str, str] = {}
     for item in items:
         key = " ".join(item.question.lower().split())
@@ -149,9 +156,11 @@ def check_set(qa_file: Path, eval_set: EvalSet | None) -> tuple[list[str], str]:
         problems += [f"id {item.id}: {p}" for p in check_item(item, folder, listed)]
     answerable = sum(it.answerable for it in items)
     paged = sum(bool(it.pages) for it in items)
-    summary = (f"{len(items)} questions, {answerable} answerable, {len(items) - answerable} unanswerable"
-               + (f", {paged} with pages" if paged else "")
-               + (f"; {len(listed)} listed articles" if listed is not None else ""))
+    summary = (
+        f"{len(items)} questions, {answerable} answerable, {len(items) - answerable} unanswerable"
+        + (f", {paged} with pages" if paged else "")
+        + (f"; {len(listed)} listed articles" if listed is not None else "")
+    )
     return problems, summary
 
 
@@ -166,8 +175,11 @@ def check_additions(eval_set: EvalSet) -> tuple[list[str], str]:
         eval_set.articles_dir()  # applies them: a paragraph past the middle or an unlisted article fails here
     except (ValueError, FileNotFoundError) as exc:
         return [str(exc)], ""
-    corpus = [squash(p.read_text(encoding="utf-8", errors="replace")).lower()
-              for p in sorted(eval_set.articles.iterdir()) if p.is_file()]
+    corpus = [
+        squash(p.read_text(encoding="utf-8", errors="replace")).lower()
+        for p in sorted(eval_set.articles.iterdir())
+        if p.is_file()
+    ]
     problems: list[str] = []
     for n, add in enumerate(additions, start=1):
         where = f"addition {n} ({add.article})"
@@ -181,22 +193,33 @@ def check_additions(eval_set: EvalSet) -> tuple[list[str], str]:
                 problems.append(f"{where}: name {name!r} is not in its sentence")
             hits = sum(name.lower() in text for text in corpus)
             if hits:
-                problems.append(f"{where}: name {name!r} occurs in {hits} file(s) of {eval_set.articles}; "
-                                "invent a rarer one")
+                problems.append(
+                    f"{where}: name {name!r} occurs in {hits} file(s) of {eval_set.articles}; invent a rarer one"
+                )
     middle = sum(a.after_paragraph is not None for a in additions)
-    summary = (f"{len(additions)} additions to {len({a.article for a in additions})} articles of set {eval_set.name} "
-               f"({middle} in the middle, {len(additions) - middle} at the end); "
-               f"{sum(len(a.names) for a in additions)} names absent from the corpus")
+    summary = (
+        f"{len(additions)} additions to {len({a.article for a in additions})} articles of set {eval_set.name} "
+        f"({middle} in the middle, {len(additions) - middle} at the end); "
+        f"{sum(len(a.names) for a in additions)} names absent from the corpus"
+    )
     return problems, summary
 
 
 def main(argv: list[str] | None = None) -> int:
     """Check the given QA files (default: every eval/*.jsonl); returns 1 when any has a problem."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Each set's articles folder is defined in eval/evalsets.py.")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Each set's articles folder is defined in eval/evalsets.py.",
+    )
     ap.add_argument("files", nargs="*", type=Path, help="QA files to check (default: every eval/*.jsonl)")
-    ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, metavar="DIR",
-                    help=f"the shared data folder with corpora/squad-articles (default: {DEFAULT_SHARED})")
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=DEFAULT_SHARED,
+        metavar="DIR",
+        help=f"the shared data folder with corpora/squad-articles (default: {DEFAULT_SHARED})",
+    )
     args = ap.parse_args(argv)
     by_file = {s.qa_file.resolve(): s for s in eval_sets(args.shared).values()}
     by_additions = {s.additions.resolve(): s for s in eval_sets(args.shared).values() if s.additions is not None}

@@ -61,8 +61,12 @@ class EvalSet:
 
     def unavailable(self) -> str | None:
         """Why the set cannot be run here (a missing file or folder), or None."""
-        paths = (("QA file", self.qa_file), ("articles folder", self.articles), ("article list", self.article_list),
-                 ("additions file", self.additions))
+        paths = (
+            ("QA file", self.qa_file),
+            ("articles folder", self.articles),
+            ("article list", self.article_list),
+            ("additions file", self.additions),
+        )
         for what, path in paths:
             if path is not None and not path.exists():
                 return f"{what} {path} is absent" + (f"; {self.hint}" if self.hint else "")
@@ -97,7 +101,9 @@ def read_article_list(path: Path) -> list[str]:
         if not name or name.startswith("#"):
             continue
         if "/" in name or name in (".", ".."):
-            raise ValueError(f"{path}:{lineno}: {name!r} is not a plain file name; list files of the corpus folder, one per line")
+            raise ValueError(
+                f"{path}:{lineno}: {name!r} is not a plain file name; list files of the corpus folder, one per line"
+            )
         if name in names:
             raise ValueError(f"{path}:{lineno}: {name!r} is listed twice")
         names.append(name)
@@ -197,8 +203,10 @@ def apply_additions(text: str, additions: list[Addition]) -> str:
     for add in additions:
         n = count if add.after_paragraph is None else add.after_paragraph
         if add.after_paragraph is not None and n >= count:
-            raise ValueError(f"{add.article} has {count} paragraphs; after_paragraph {n} is not in the middle, "
-                             "leave it out to append at the end")
+            raise ValueError(
+                f"{add.article} has {count} paragraphs; after_paragraph {n} is not in the middle, "
+                "leave it out to append at the end"
+            )
         after.setdefault(n, []).append(add.sentence)
     out: list[str] = []
     seen = 0
@@ -213,8 +221,9 @@ def apply_additions(text: str, additions: list[Addition]) -> str:
     return "".join(out)
 
 
-def augmented_folder(corpus: Path, names: list[str], additions: list[Addition], label: str,
-                     cache: Path | None = None) -> Path:
+def augmented_folder(
+    corpus: Path, names: list[str], additions: list[Addition], label: str, cache: Path | None = None
+) -> Path:
     """Like :func:`subset_folder`, with ``additions`` applied to the copies of their articles.
 
     The folder is named by ``label`` and a hash of the corpus path, the names and the additions,
@@ -230,8 +239,9 @@ def augmented_folder(corpus: Path, names: list[str], additions: list[Addition], 
         raise FileNotFoundError(f"{len(missing)} listed article(s) are not files in {corpus}: {', '.join(missing[:5])}")
     unlisted = sorted({a.article for a in additions} - set(names))
     if unlisted:
-        raise ValueError(f"additions name {len(unlisted)} article(s) not in the article list: "
-                         f"{', '.join(unlisted[:5])}; list them")
+        raise ValueError(
+            f"additions name {len(unlisted)} article(s) not in the article list: {', '.join(unlisted[:5])}; list them"
+        )
     spec = json.dumps([str(corpus), sorted(names), [vars(a) for a in additions]], sort_keys=True)
     key = hashlib.sha256(spec.encode()).hexdigest()[:10]
     folder = (cache or Path(tempfile.gettempdir()) / "rag-eval" / "subsets") / f"{label}-{key}"
@@ -257,26 +267,71 @@ def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
     squad = shared / "corpora" / "squad-articles"
     hint = f"the shared data folder is not at {shared} (pass --shared DIR)" if not shared.is_dir() else ""
     sets = [
-        EvalSet("rgb-en-fact", shared / "eval" / "rgb-en-fact" / "qa.jsonl", shared / "eval" / "rgb-en-fact" / "articles",
-                description="100 news questions over 969 snippets (../shared; noisy labels)", hint=hint),
-        EvalSet("squad", EVAL / "squad-qa.jsonl", squad, EVAL / "squad-articles.txt",
-                description="49 paraphrased questions over 82 squad articles", hint=hint),
-        EvalSet("searchbox", EVAL / "searchbox-qa.jsonl", squad, EVAL / "searchbox-articles.txt",
-                description="120 search-box queries (39 unanswerable) over 93 other squad articles (31 of them topical distractors)", hint=hint),
-        EvalSet("sample", EVAL / "sample-qa.jsonl", ROOT / "data" / "articles",
-                description="56 questions (26 unanswerable) over the sample articles"),
-        EvalSet("pdf", EVAL / "pdf-qa.jsonl", EVAL / "pdfs" / "articles",
-                description="42 questions (10 unanswerable) over 5 multi-page PDFs, with gold pages"),
-        EvalSet("users", EVAL / "users-qa.jsonl", ROOT / "data" / "articles",
-                description="51 short questions a new user would type (11 unanswerable) over the sample articles"),
-        EvalSet("offtopic", EVAL / "offtopic-qa.jsonl", ROOT / "data" / "articles",
-                description="40 off-topic questions over the sample articles, all unanswerable"),
-        EvalSet("offtopic-squad", EVAL / "offtopic-squad-qa.jsonl", squad, EVAL / "squad-articles.txt",
-                folder_label="squad", hint=hint,
-                description="40 off-topic questions over the squad set's 82 articles, all unanswerable"),
-        EvalSet("rare", EVAL / "rare-qa.jsonl", squad, EVAL / "rare-articles.txt",
-                additions=EVAL / "rare-additions.jsonl", hint=hint,
-                description="50 questions on made-up names and facts added to 35 of 95 squad articles"),
+        EvalSet(
+            "rgb-en-fact",
+            shared / "eval" / "rgb-en-fact" / "qa.jsonl",
+            shared / "eval" / "rgb-en-fact" / "articles",
+            description="100 news questions over 969 snippets (../shared; noisy labels)",
+            hint=hint,
+        ),
+        EvalSet(
+            "squad",
+            EVAL / "squad-qa.jsonl",
+            squad,
+            EVAL / "squad-articles.txt",
+            description="49 paraphrased questions over 82 squad articles",
+            hint=hint,
+        ),
+        EvalSet(
+            "searchbox",
+            EVAL / "searchbox-qa.jsonl",
+            squad,
+            EVAL / "searchbox-articles.txt",
+            description="120 search-box queries (39 unanswerable) over 93 other squad articles (31 of them topical distractors)",
+            hint=hint,
+        ),
+        EvalSet(
+            "sample",
+            EVAL / "sample-qa.jsonl",
+            ROOT / "data" / "articles",
+            description="56 questions (26 unanswerable) over the sample articles",
+        ),
+        EvalSet(
+            "pdf",
+            EVAL / "pdf-qa.jsonl",
+            EVAL / "pdfs" / "articles",
+            description="42 questions (10 unanswerable) over 5 multi-page PDFs, with gold pages",
+        ),
+        EvalSet(
+            "users",
+            EVAL / "users-qa.jsonl",
+            ROOT / "data" / "articles",
+            description="51 short questions a new user would type (11 unanswerable) over the sample articles",
+        ),
+        EvalSet(
+            "offtopic",
+            EVAL / "offtopic-qa.jsonl",
+            ROOT / "data" / "articles",
+            description="40 off-topic questions over the sample articles, all unanswerable",
+        ),
+        EvalSet(
+            "offtopic-squad",
+            EVAL / "offtopic-squad-qa.jsonl",
+            squad,
+            EVAL / "squad-articles.txt",
+            folder_label="squad",
+            hint=hint,
+            description="40 off-topic questions over the squad set's 82 articles, all unanswerable",
+        ),
+        EvalSet(
+            "rare",
+            EVAL / "rare-qa.jsonl",
+            squad,
+            EVAL / "rare-articles.txt",
+            additions=EVAL / "rare-additions.jsonl",
+            hint=hint,
+            description="50 questions on made-up names and facts added to 35 of 95 squad articles",
+        ),
     ]
     return {s.name: s for s in sets}
 

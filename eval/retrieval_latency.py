@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="rgb-en-fact")
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     ap.add_argument("--config", metavar="FILE")
-    ap.add_argument("--a", default="retrieval.number_match_weight=0,retrieval.date_match_weight=0", help="variant A's config overrides")
+    ap.add_argument(
+        "--a",
+        default="retrieval.number_match_weight=0,retrieval.date_match_weight=0",
+        help="variant A's config overrides",
+    )
     ap.add_argument("--b", default="", help="variant B's config overrides")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
@@ -52,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.sets.split(","):
         questions = [it.question for it in load_qa(sets[name].qa_file)]
         index = default_eval_index(sets[name].articles_dir(), index_key(Config.load(cfg)))
-        rags = [RAG.from_config(cfg, index=index, overrides=parse_overrides(spec), embedder=embedder) for spec in (args.a, args.b)]
+        rags = [
+            RAG.from_config(cfg, index=index, overrides=parse_overrides(spec), embedder=embedder)
+            for spec in (args.a, args.b)
+        ]
         for rag in rags:
             rag.retrieve(questions[0])  # load the index, BM25 and the SQLite connection before timing
         times: list[list[float]] = [[], []]
@@ -63,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
                     rag.retrieve(q)
                     times[i].append(time.perf_counter() - t0)
         a, b = (np.array(t) * 1000 for t in times)
-        print(f"| {name} | {len(questions)} | {np.median(a):.1f} | {np.percentile(a, 95):.1f} | {np.median(b):.1f} | {np.percentile(b, 95):.1f} "
-              f"| {np.median(b) / np.median(a):.2f} |", flush=True)
+        print(
+            f"| {name} | {len(questions)} | {np.median(a):.1f} | {np.percentile(a, 95):.1f} | {np.median(b):.1f} | {np.percentile(b, 95):.1f} "
+            f"| {np.median(b) / np.median(a):.2f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -35,10 +35,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from eval.evalsets import DEFAULT_SHARED, EvalSet, eval_sets
 
-COLUMNS = [("set", "set"), ("variant", "variant"), ("questions", "q"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr@10", "MRR@10"),
-           ("lead_token_f1", "lead F1"), ("lead_containment", "lead contains"), ("answer_containment", "contains answer"),
-           ("token_f1", "token F1"), ("generated_share", "generated share"), ("declined_answerable", "answerable declined"),
-           ("abstention_precision", "abstain P"), ("abstention_recall", "abstain R"), ("page_hit@5", "page hit@5"), ("modes", "modes")]
+COLUMNS = [
+    ("set", "set"),
+    ("variant", "variant"),
+    ("questions", "q"),
+    ("hit@1", "hit@1"),
+    ("hit@5", "hit@5"),
+    ("mrr@10", "MRR@10"),
+    ("lead_token_f1", "lead F1"),
+    ("lead_containment", "lead contains"),
+    ("answer_containment", "contains answer"),
+    ("token_f1", "token F1"),
+    ("generated_share", "generated share"),
+    ("declined_answerable", "answerable declined"),
+    ("abstention_precision", "abstain P"),
+    ("abstention_recall", "abstain R"),
+    ("page_hit@5", "page hit@5"),
+    ("modes", "modes"),
+]
 
 
 @dataclass
@@ -64,9 +78,20 @@ def index_key(config: Any) -> dict[str, Any]:
     return {"embedding": config.embedding.model, "chunking": config.to_dict()["chunking"], **backend}
 
 
-def run_set(eval_set: EvalSet, variants: dict[str, dict[str, str]], *, config: str | None, retrieval_only: bool, limit: int | None,
-            embedder: Any, generator: Any, out_dir: Path | None, progress: bool, log: Callable[[str], None],
-            overrides: dict[str, Any] | None = None) -> SetRun:
+def run_set(
+    eval_set: EvalSet,
+    variants: dict[str, dict[str, str]],
+    *,
+    config: str | None,
+    retrieval_only: bool,
+    limit: int | None,
+    embedder: Any,
+    generator: Any,
+    out_dir: Path | None,
+    progress: bool,
+    log: Callable[[str], None],
+    overrides: dict[str, Any] | None = None,
+) -> SetRun:
     """Evaluate every variant on one set, as ``rag eval`` would (same index cache, same functions).
 
     Args:
@@ -103,17 +128,25 @@ def run_set(eval_set: EvalSet, variants: dict[str, dict[str, str]], *, config: s
     ensure_index(first, articles, progress=progress, log=log)
     missing = missing_sources(items, articles)
     if missing:
-        log(f"warning: {eval_set.name}: {len(missing)} gold source(s) are not files under {articles}: {', '.join(missing[:5])}")
+        log(
+            f"warning: {eval_set.name}: {len(missing)} gold source(s) are not files under {articles}: {', '.join(missing[:5])}"
+        )
     cached = QueryCache(embedder)
     if any(o["retrieval.retriever"] != "bm25" for o in variants.values()):
         cached.prime([it.question for it in items])
     run = SetRun(eval_set.name)
-    with open(out_dir / f"{eval_set.name}.jsonl", "w", encoding="utf-8") if out_dir else contextlib.nullcontext() as out:
+    with (
+        open(out_dir / f"{eval_set.name}.jsonl", "w", encoding="utf-8") if out_dir else contextlib.nullcontext() as out
+    ):
         for spec, variant in variants.items():
-            rag = RAG.from_config(config, index=index, overrides={**overrides, **variant}, embedder=cached, generator=generator)
+            rag = RAG.from_config(
+                config, index=index, overrides={**overrides, **variant}, embedder=cached, generator=generator
+            )
             write = (lambda r: out.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")) if out else None
             result = evaluate(rag, items, retrieval_only=retrieval_only, progress=progress, on_result=write, label=spec)
-            run.summaries.append({**result.summary, "set": eval_set.name, "variant": spec, "qa_file": str(eval_set.qa_file)})
+            run.summaries.append(
+                {**result.summary, "set": eval_set.name, "variant": spec, "qa_file": str(eval_set.qa_file)}
+            )
             log(f"{eval_set.name} / {spec}: {len(items)} questions in {result.summary['seconds']:.1f} s")
     return run
 
@@ -130,7 +163,9 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}; e.g. --set generation.llama_server.gguf_type=packaged")
+            raise ValueError(
+                f"--set takes KEY=VALUE, got {pair!r}; e.g. --set generation.llama_server.gguf_type=packaged"
+            )
         out[key.strip()] = yaml.safe_load(value) if value.strip() else value
     return out
 
@@ -160,21 +195,49 @@ def format_summary_table(runs: list[SetRun]) -> str:
 def build_parser(sets: dict[str, EvalSet]) -> argparse.ArgumentParser:
     """The command line, listing ``sets`` in ``--sets``' help."""
     names = "; ".join(f"{name}: {s.description}" for name, s in sets.items())
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 2)[2])
-    ap.add_argument("--config", metavar="FILE", help="YAML config (default: configs/default.yaml when present, else built-in defaults)")
-    ap.add_argument("--retrieval-only", action="store_true", help="skip generation: retrieval metrics and threshold abstention only")
-    ap.add_argument("--retriever", metavar="NAMES", help="retriever variants, comma-separated, as for rag eval: dense, bm25, hybrid, "
-                                                      "optionally with settings (dense/dedup=none, hybrid/bm25_weight=1) (default: retrieval.retriever)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    ap.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML config (default: configs/default.yaml when present, else built-in defaults)",
+    )
+    ap.add_argument(
+        "--retrieval-only", action="store_true", help="skip generation: retrieval metrics and threshold abstention only"
+    )
+    ap.add_argument(
+        "--retriever",
+        metavar="NAMES",
+        help="retriever variants, comma-separated, as for rag eval: dense, bm25, hybrid, "
+        "optionally with settings (dense/dedup=none, hybrid/bm25_weight=1) (default: retrieval.retriever)",
+    )
     ap.add_argument("--sets", metavar="NAMES", help=f"comma-separated subset of the sets (default: all): {names}")
-    ap.add_argument("--out", type=Path, metavar="DIR", help="write <set>.jsonl per set (one line per question and variant), "
-                                                           "summary.json and table.md here")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write <set>.jsonl per set (one line per question and variant), summary.json and table.md here",
+    )
     ap.add_argument("--limit", type=int, metavar="N", help="only the first N questions of each set (a quick run)")
-    ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, metavar="DIR",
-                    help=f"the shared data folder (rgb-en-fact, squad articles) (default: {DEFAULT_SHARED})")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                    help="override one config field for every set, e.g. --set generation.model=/models/m.gguf "
-                         "--set generation.llama_server.gguf_type=packaged (repeatable; values are read as YAML)")
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=DEFAULT_SHARED,
+        metavar="DIR",
+        help=f"the shared data folder (rgb-en-fact, squad articles) (default: {DEFAULT_SHARED})",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="override one config field for every set, e.g. --set generation.model=/models/m.gguf "
+        "--set generation.llama_server.gguf_type=packaged (repeatable; values are read as YAML)",
+    )
     ap.add_argument("--json", action="store_true", help="print the summaries as JSON instead of the table")
     ap.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     return ap
@@ -222,22 +285,37 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     runs = []
     for name in chosen:
-        run = run_set(sets[name], variants, config=cfg, retrieval_only=args.retrieval_only, limit=args.limit, embedder=proto.embedder,
-                      generator=generator, out_dir=args.out, progress=not args.quiet, log=log, overrides=settings)
+        run = run_set(
+            sets[name],
+            variants,
+            config=cfg,
+            retrieval_only=args.retrieval_only,
+            limit=args.limit,
+            embedder=proto.embedder,
+            generator=generator,
+            out_dir=args.out,
+            progress=not args.quiet,
+            log=log,
+            overrides=settings,
+        )
         if run.skipped:
             log(f"skipping {name}: {run.skipped}")
         runs.append(run)
     summaries = [s for r in runs for s in r.summaries]
     table = format_summary_table(runs)
     if args.out:
-        (args.out / "summary.json").write_text(json.dumps(summaries, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (args.out / "summary.json").write_text(
+            json.dumps(summaries, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
         (args.out / "table.md").write_text(table + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(summaries, ensure_ascii=False, indent=2))
         return 0
     mode = "retrieval only; abstention = relevance threshold" if args.retrieval_only else "full pipeline"
     limit = f", first {args.limit} questions per set" if args.limit else ""
-    print(f"{len(summaries)} runs over {sum(1 for r in runs if not r.skipped)} sets ({mode}{limit}) in {time.perf_counter() - t0:.0f} s\n")
+    print(
+        f"{len(summaries)} runs over {sum(1 for r in runs if not r.skipped)} sets ({mode}{limit}) in {time.perf_counter() - t0:.0f} s\n"
+    )
     print(table)
     if args.out:
         print(f"\nPer-question results: {args.out}/<set>.jsonl; summaries: {args.out}/summary.json")

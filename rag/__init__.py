@@ -36,7 +36,18 @@ from .models import FALLBACK_WARNING, ModelInUse, model_in_use
 from .pipeline import RAG, BuildSummary, StreamEvent
 from .verification import CitationVerifier
 from .prompting import NOT_FOUND, build_prompt
-from .records import Answer, Chunk, Citation, CitationCheck, Document, Evidence, Passage, SentenceCheck, Verification, pages_label
+from .records import (
+    Answer,
+    Chunk,
+    Citation,
+    CitationCheck,
+    Document,
+    Evidence,
+    Passage,
+    SentenceCheck,
+    Verification,
+    pages_label,
+)
 from .retrieval import BM25Retriever, DenseRetriever, HybridRetriever, MetadataFilter, Retriever, make_retriever
 from .store import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
 

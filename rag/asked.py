@@ -26,21 +26,56 @@ from .text import CARDINALS, MONTH, content_words
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-3][0-9])\b")  # 2048 is a count (H800 GPUs), not a year
 _MONTH = re.compile(rf"\b{MONTH}\b", re.I)
 _CAPITALISED = re.compile(r"\b[A-Z][\w\-]*")
-_QUESTION_WORDS = {"who", "whom", "whose", "what", "when", "where", "which", "why", "how", "did", "does", "do", "is", "are", "was", "were",
-                   "can", "could", "the", "a", "an", "in", "of", "i"}
+_QUESTION_WORDS = {
+    "who",
+    "whom",
+    "whose",
+    "what",
+    "when",
+    "where",
+    "which",
+    "why",
+    "how",
+    "did",
+    "does",
+    "do",
+    "is",
+    "are",
+    "was",
+    "were",
+    "can",
+    "could",
+    "the",
+    "a",
+    "an",
+    "in",
+    "of",
+    "i",
+}
 
-_EXPANSION_Q = re.compile(r"\bstands? for\b|\bshort for\b|\babbreviat|\bacronym\b|\bfull (name|form)\b|\bexpansion\b", re.I)
-_NUMBER_Q = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|fast|heavy)\b"
-                       r"|\bwhat (?:[\w@.\-]+\s+){0,2}?(percentage|percent|fraction|proportion|number|amount|share|score|price|size|rate|valuation|fine)\b"
-                       r"|\bwhat (?:is|was|were|are)\b.{0,40}\b(revenue|price|cost|population|budget|salary|net worth|market value|capacity)\b",
-                       re.I)
-_DATE_Q = re.compile(r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$"
-                     r"|\b(release|premiere|launch|opening|air|publication|founding) date\b|\bdate of\b", re.I)
-_PLACE_Q = re.compile(r"\bwhere\b|\bwhich (country|city|town|province|state|region|continent)\b|\b(based|headquartered|located)\b", re.I)
-_NAME_Q = re.compile(r"\bwho(m|se)?\b|\bwhat (nick)?name\b"
-                     r"|\bwhich (?:[A-Z][\w\-]*\s+)*(company|person|team|firm|organi[sz]ation|lab|group|model|agency|app|university|"
-                     r"newspaper|chip|party|body|regulator|authority|ministry|department|bank|fund|technique|method|algorithm|product)\b",
-                     re.I)
+_EXPANSION_Q = re.compile(
+    r"\bstands? for\b|\bshort for\b|\babbreviat|\bacronym\b|\bfull (name|form)\b|\bexpansion\b", re.I
+)
+_NUMBER_Q = re.compile(
+    r"\bhow (many|much|long|old|far|big|large|tall|high|fast|heavy)\b"
+    r"|\bwhat (?:[\w@.\-]+\s+){0,2}?(percentage|percent|fraction|proportion|number|amount|share|score|price|size|rate|valuation|fine)\b"
+    r"|\bwhat (?:is|was|were|are)\b.{0,40}\b(revenue|price|cost|population|budget|salary|net worth|market value|capacity)\b",
+    re.I,
+)
+_DATE_Q = re.compile(
+    r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$"
+    r"|\b(release|premiere|launch|opening|air|publication|founding) date\b|\bdate of\b",
+    re.I,
+)
+_PLACE_Q = re.compile(
+    r"\bwhere\b|\bwhich (country|city|town|province|state|region|continent)\b|\b(based|headquartered|located)\b", re.I
+)
+_NAME_Q = re.compile(
+    r"\bwho(m|se)?\b|\bwhat (nick)?name\b"
+    r"|\bwhich (?:[A-Z][\w\-]*\s+)*(company|person|team|firm|organi[sz]ation|lab|group|model|agency|app|university|"
+    r"newspaper|chip|party|body|regulator|authority|ministry|department|bank|fund|technique|method|algorithm|product)\b",
+    re.I,
+)
 _FOCUS = re.compile(r"\bhow (?:many|much)\s+(?:of\s+)?(?:the\s+)?([a-z][a-z\-]+)", re.I)
 
 
@@ -69,7 +104,9 @@ def key_terms(question: str) -> set[str]:
 
 
 # "What is the H20?", "what is AIME": a definition of a short term.
-_DEFINITION_Q = re.compile(r"^\s*what(?:'s| is| are| was| were)\s+(?:an?\s+|the\s+)?([\w][\w\-.' ]{0,40}?)\s*\??\s*$", re.I)
+_DEFINITION_Q = re.compile(
+    r"^\s*what(?:'s| is| are| was| were)\s+(?:an?\s+|the\s+)?([\w][\w\-.' ]{0,40}?)\s*\??\s*$", re.I
+)
 
 
 def answer_type(question: str) -> str:
@@ -98,7 +135,10 @@ def _definition_spans(sentence: str, question: str) -> list[tuple[int, int]]:
     if not m:
         return []
     term = re.escape(m.group(1).strip())
-    pattern = re.compile(rf"\b{term}\b(?:\s*\([^)]*\))?(?:,\s*|\s+(?:is|was|are|were|stands for|means)\s+)((?:an?|the)\s+[^,;.()]{{3,80}})", re.I)
+    pattern = re.compile(
+        rf"\b{term}\b(?:\s*\([^)]*\))?(?:,\s*|\s+(?:is|was|are|were|stands for|means)\s+)((?:an?|the)\s+[^,;.()]{{3,80}})",
+        re.I,
+    )
     return [(d.start(1), _word_end(sentence, d.end(1))) for d in pattern.finditer(sentence)]
 
 
@@ -112,7 +152,11 @@ def _word_end(sentence: str, end: int) -> int:
 
 def acronyms(question: str) -> list[str]:
     """Words of the question written in capitals (``GRPO``, ``MoE``), the things an expansion is asked of."""
-    return [w for w in re.findall(r"\b[A-Za-z][A-Za-z0-9\-]*\b", question) if sum(c.isupper() for c in w) >= 2 and len(w) <= 10]
+    return [
+        w
+        for w in re.findall(r"\b[A-Za-z][A-Za-z0-9\-]*\b", question)
+        if sum(c.isupper() for c in w) >= 2 and len(w) <= 10
+    ]
 
 
 def _expansion_spans(sentence: str, question: str) -> list[tuple[int, int]]:
@@ -139,22 +183,72 @@ def _initials_spans(words: list[re.Match[str]], question: str) -> list[tuple[int
                 elif w.lower() not in ("of", "and", "for", "the", "in", "on", "to") or j == i:
                     break
                 j += 1
-            if k == len(letters) and words[j - 1].group(0).lower() not in ("of", "and", "for", "the") and words[i].group(0) != acro:
+            if (
+                k == len(letters)
+                and words[j - 1].group(0).lower() not in ("of", "and", "for", "the")
+                and words[i].group(0) != acro
+            ):
                 out.append((words[i].start(), words[j - 1].end()))
     return out
 
 
-_NUMBER = re.compile(r"(?<![\w.$\u20ac\u00a3\u00a5])(?:US\$|[$\u20ac\u00a3\u00a5])?(?:\d[\d,.]*\d|\d)(?:\s?%)?")  # "$589 billion" keeps its sign
+_NUMBER = re.compile(
+    r"(?<![\w.$\u20ac\u00a3\u00a5])(?:US\$|[$\u20ac\u00a3\u00a5])?(?:\d[\d,.]*\d|\d)(?:\s?%)?"
+)  # "$589 billion" keeps its sign
 _SCALE = re.compile(r"\s+(?:thousand|million|billion|trillion|percent|per cent|hundred)\b", re.I)
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(w for w, v in CARDINALS.items() if 2 <= v) + r")\b", re.I)
 _DATE = re.compile(
     rf"\b(?:\d{{1,2}}\s+{MONTH}\.?,?\s+\d{{4}}|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|{MONTH}\.?\s+\d{{4}}"
-    rf"|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\d{{1,2}}\s+{MONTH}\b|(?:1[0-9]{{3}}|20[0-3][0-9])s?)\b", re.I)
+    rf"|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\d{{1,2}}\s+{MONTH}\b|(?:1[0-9]{{3}}|20[0-3][0-9])s?)\b",
+    re.I,
+)
 _NAME_RUN = re.compile(r"\b[A-Z][\w\-'\u2019.]*(?:\s+(?:of|de|da|von|van|the|and|al|bin)?\s*[A-Z][\w\-'\u2019.]*)*")
 _PLACE_CUE = re.compile(r"\b(?:in|at|based in|headquartered in|located in|from|near|to)\s+(?:the\s+)?$", re.I)
-_COMMON_OPENERS = {"the", "a", "an", "in", "on", "at", "it", "its", "this", "that", "these", "those", "he", "she", "they", "but", "and",
-                   "as", "after", "before", "when", "while", "since", "by", "for", "with", "from", "of", "to", "however", "also", "both",
-                   "according", "on", "last", "this", "during", "one", "two", "three", "there", "what", "who"}
+_COMMON_OPENERS = {
+    "the",
+    "a",
+    "an",
+    "in",
+    "on",
+    "at",
+    "it",
+    "its",
+    "this",
+    "that",
+    "these",
+    "those",
+    "he",
+    "she",
+    "they",
+    "but",
+    "and",
+    "as",
+    "after",
+    "before",
+    "when",
+    "while",
+    "since",
+    "by",
+    "for",
+    "with",
+    "from",
+    "of",
+    "to",
+    "however",
+    "also",
+    "both",
+    "according",
+    "on",
+    "last",
+    "this",
+    "during",
+    "one",
+    "two",
+    "three",
+    "there",
+    "what",
+    "who",
+}
 
 
 def _not_in_question(span: str, question: str) -> bool:
@@ -176,8 +270,10 @@ def _numbers(sentence: str, question: str) -> list[tuple[int, int]]:
             end = scale.end()
         focus = _FOCUS.search(question)
         counted = False
-        if focus and re.search(r"\bhow many\b", question, re.I):  # the counted thing within three words: "2,048 Nvidia H800 GPUs"
-            for word in list(re.finditer(r"[\w\-]+", sentence[end:end + 48]))[:3]:
+        if focus and re.search(
+            r"\bhow many\b", question, re.I
+        ):  # the counted thing within three words: "2,048 Nvidia H800 GPUs"
+            for word in list(re.finditer(r"[\w\-]+", sentence[end : end + 48]))[:3]:
                 if stem(word.group(0).lower()) == stem(focus.group(1).lower()):
                     counted, end = True, end + word.end()
                     break
@@ -202,7 +298,7 @@ def _names(sentence: str, question: str, place: bool) -> list[tuple[int, int]]:
         end = start + len(text)
         if not _not_in_question(text, question) or _MONTH.fullmatch(text) or text.lower() in _COMMON_OPENERS:
             continue
-        if place and not _PLACE_CUE.search(sentence[max(0, start - 24):start]):
+        if place and not _PLACE_CUE.search(sentence[max(0, start - 24) : start]):
             continue
         out.append((start, end))
     return out
@@ -239,12 +335,12 @@ def answer_phrase(sentence: str, question: str, kind: str | None = None) -> tupl
     wanted = stems(question)
 
     def near(span: tuple[int, int]) -> int:
-        before = sentence[:span[0]].split()[-6:]
-        after = sentence[span[1]:].split()[:6]
+        before = sentence[: span[0]].split()[-6:]
+        after = sentence[span[1] :].split()[:6]
         return len(stems(" ".join(before + after)) & wanted)
 
     # A span that names the counted thing itself ("2,048 Nvidia H800 GPUs" for "how many GPUs") comes first.
-    return max(spans, key=lambda sp: (bool(stems(sentence[sp[0]:sp[1]]) & wanted), near(sp), -spans.index(sp)))
+    return max(spans, key=lambda sp: (bool(stems(sentence[sp[0] : sp[1]]) & wanted), near(sp), -spans.index(sp)))
 
 
 def has_type(sentence: str, kind: str, question: str) -> float:

@@ -34,7 +34,6 @@ def _longest_token(name: str) -> int:
 _WORD = re.compile(r"\S+\s*")
 
 
-
 class Chunker:
     """Token-aware, sentence-aware chunker.
 
@@ -48,7 +47,9 @@ class Chunker:
         if chunk_tokens < 16:
             raise ValueError(f"chunk_tokens must be >= 16, got {chunk_tokens}")
         if not 0 <= overlap_tokens < chunk_tokens:
-            raise ValueError(f"overlap_tokens must be >= 0 and below chunk_tokens ({chunk_tokens}), got {overlap_tokens}")
+            raise ValueError(
+                f"overlap_tokens must be >= 0 and below chunk_tokens ({chunk_tokens}), got {overlap_tokens}"
+            )
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self.encoding_name = encoding
@@ -56,7 +57,12 @@ class Chunker:
     @property
     def settings(self) -> dict:
         """Settings recorded in the index manifest (a change means a rebuild)."""
-        return {"chunk_tokens": self.chunk_tokens, "overlap_tokens": self.overlap_tokens, "encoding": self.encoding_name, "splitter": "sentence-v1"}
+        return {
+            "chunk_tokens": self.chunk_tokens,
+            "overlap_tokens": self.overlap_tokens,
+            "encoding": self.encoding_name,
+            "splitter": "sentence-v1",
+        }
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` in this chunker's encoding."""
@@ -165,8 +171,19 @@ class Chunker:
         return out
 
     def _make_chunk(self, doc: Document, start: int, end: int) -> Chunk:
-        return Chunk(id=chunk_id(doc.id, start, end), doc_id=doc.id, title=doc.title, source=doc.source, text=doc.text[start:end], start=start,
-                     end=end, url=doc.url, date=doc.date, pages=doc.pages_of(start, end), headings=heading_path(doc, start))
+        return Chunk(
+            id=chunk_id(doc.id, start, end),
+            doc_id=doc.id,
+            title=doc.title,
+            source=doc.source,
+            text=doc.text[start:end],
+            start=start,
+            end=end,
+            url=doc.url,
+            date=doc.date,
+            pages=doc.pages_of(start, end),
+            headings=heading_path(doc, start),
+        )
 
 
 def heading_path(doc: Document, offset: int) -> tuple[str, ...]:

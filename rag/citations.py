@@ -17,7 +17,6 @@ from .records import Citation, Passage
 from .text import LIST_SEPARATORS, MARKER, RANGE_DASHES, content_words, sentence_spans
 
 
-
 def parse_markers(text: str) -> list[int]:
     """Citation numbers in order of appearance (repeats kept, ranges expanded)."""
     numbers: list[int] = []
@@ -34,7 +33,9 @@ def parse_markers(text: str) -> list[int]:
     return numbers
 
 
-def resolve_citations(text: str, passages: Sequence[Passage], snippet_chars: int = 300, added: set[int] | None = None) -> list[Citation]:
+def resolve_citations(
+    text: str, passages: Sequence[Passage], snippet_chars: int = 300, added: set[int] | None = None
+) -> list[Citation]:
     """Map the markers in ``text`` to ``passages``; each passage once, out-of-range numbers dropped.
 
     Args:
@@ -58,8 +59,23 @@ def resolve_citations(text: str, passages: Sequence[Passage], snippet_chars: int
         p = by_n[n]
         c = p.chunk
         snippet = c.text if len(c.text) <= snippet_chars else c.text[:snippet_chars].rsplit(" ", 1)[0] + " …"
-        out.append(Citation(n=n, title=c.title, source=c.source, snippet=snippet, score=p.score, chunk_id=c.id, start=c.start, end=c.end,
-                            url=c.url, date=c.date, support=support.get(n, 0.0), added=n in (added or set()), pages=c.pages))
+        out.append(
+            Citation(
+                n=n,
+                title=c.title,
+                source=c.source,
+                snippet=snippet,
+                score=p.score,
+                chunk_id=c.id,
+                start=c.start,
+                end=c.end,
+                url=c.url,
+                date=c.date,
+                support=support.get(n, 0.0),
+                added=n in (added or set()),
+                pages=c.pages,
+            )
+        )
     return out
 
 
@@ -75,7 +91,9 @@ def _sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in sentence_spans(text)]
 
 
-def attribute_citations(text: str, passages: Sequence[Passage], min_support: float = 0.5, question: str = "") -> tuple[str, set[int]]:
+def attribute_citations(
+    text: str, passages: Sequence[Passage], min_support: float = 0.5, question: str = ""
+) -> tuple[str, set[int]]:
     """Give each uncited or miscited answer sentence the passage that supports it best.
 
     Small models often omit markers or cite the wrong number. A sentence keeps its markers
@@ -114,7 +132,9 @@ def attribute_citations(text: str, passages: Sequence[Passage], min_support: flo
         if any(support[n] >= max(min_support / 2, support[best] - 0.25) for n in cited):
             out.append(sentence)
             continue
-        if support[best] < min_support or missing_facts(sentence, f"{by_n[best].chunk.title}\n{by_n[best].chunk.text}", allowed):
+        if support[best] < min_support or missing_facts(
+            sentence, f"{by_n[best].chunk.title}\n{by_n[best].chunk.text}", allowed
+        ):
             # The checker never lends a citation to a sentence whose names or numbers the
             # passage lacks: that would dress an invention as a cited fact.
             out.append(sentence)

@@ -59,14 +59,20 @@ def turns_from_history(history: Any, *, max_question_chars: int, max_turns: int 
     if history is None:
         return []
     if not isinstance(history, (list, tuple)):
-        raise InputError(f'history must be a list of {{"question": ..., "answer": ...}} objects, got {type(history).__name__}')
+        raise InputError(
+            f'history must be a list of {{"question": ..., "answer": ...}} objects, got {type(history).__name__}'
+        )
     if len(history) > max_turns:
         raise InputError(f"history has {len(history)} turns; the limit is {max_turns}: send only the latest ones")
     turns = []
     for i, item in enumerate(history):
         if not isinstance(item, Mapping):
-            raise InputError(f'history[{i}] must be an object like {{"question": ..., "answer": ...}}, got {type(item).__name__}')
-        question = check_text(item.get("question") or "", f"history[{i}].question", max_question_chars, "ui.max_question_chars")
+            raise InputError(
+                f'history[{i}] must be an object like {{"question": ..., "answer": ...}}, got {type(item).__name__}'
+            )
+        question = check_text(
+            item.get("question") or "", f"history[{i}].question", max_question_chars, "ui.max_question_chars"
+        )
         answer = check_text(item.get("answer") or "", f"history[{i}].answer", MAX_ANSWER_CHARS)
         query = check_text(item.get("query") or "", f"history[{i}].query", 2 * max_question_chars)
         if question:
@@ -94,7 +100,9 @@ class Conversation:
         ...     elif event.kind == "answer": print(event.text, end="")
     """
 
-    def __init__(self, rag: RAG, *, turns: Sequence[Turn] = (), rewriter: QueryRewriter | None = None, max_turns: int = MAX_TURNS) -> None:
+    def __init__(
+        self, rag: RAG, *, turns: Sequence[Turn] = (), rewriter: QueryRewriter | None = None, max_turns: int = MAX_TURNS
+    ) -> None:
         self.rag = rag
         self.max_turns = max_turns
         self.turns: list[Turn] = list(turns)[-max_turns:]
@@ -142,7 +150,7 @@ class Conversation:
             yield StreamEvent("rewritten", text=query)
         for event in self.rag.stream_events(q, query=query, **options):
             if event.kind == "done" and event.answer is not None:
-                self.turns = [*self.turns, Turn(q, event.answer.text, query or "")][-self.max_turns:]
+                self.turns = [*self.turns, Turn(q, event.answer.text, query or "")][-self.max_turns :]
             yield event
 
     def ask(self, question: str, **options: Any) -> Answer:

@@ -50,8 +50,25 @@ from .records import Evidence, Passage
 from .asked import answer_spans, answer_type, has_type, key_terms, stem, stems
 from .text import MARKER, STOPWORDS, content_words, neutralise_markers, sentence_spans
 
-__all__ = ["SUPPORT_LABEL", "compose", "quotes", "EvidenceSet", "answer_type", "answerability_score", "cite", "term_coverage", "draft_shortfall", "evidence_answer",
-           "extractive_answer", "key_terms", "select_evidence", "sentence_units", "stem", "stems", "unit_text"]
+__all__ = [
+    "SUPPORT_LABEL",
+    "compose",
+    "quotes",
+    "EvidenceSet",
+    "answer_type",
+    "answerability_score",
+    "cite",
+    "term_coverage",
+    "draft_shortfall",
+    "evidence_answer",
+    "extractive_answer",
+    "key_terms",
+    "select_evidence",
+    "sentence_units",
+    "stem",
+    "stems",
+    "unit_text",
+]
 
 # Said before the quotes under an answer's lead: they are the articles' own words.
 SUPPORT_LABEL = "From the articles:"
@@ -65,14 +82,23 @@ _RUNNING_HEAD = re.compile(r"(\bpage|\bp\.)\s*\d+(\s*(of|/)\s*\d+)?$|^\d+$", re.
 # Chat-template tokens and role tags ("<|im_start|>", "</passage>", "[INST]", "<s>", "<<SYS>>"):
 # article text that carries them is an injection attempt or debris, never an answer. A line
 # holding one is no part of any sentence (it would otherwise merge with the next real one).
-TEMPLATE_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?\s*(?:passage|passages|context|system|user|assistant|instructions?|s)\s*>|"
-                            r"\[/?INST\]|<</?SYS>>", re.IGNORECASE)
+TEMPLATE_TOKEN = re.compile(
+    r"<\|[^|>]{1,40}\|>|</?\s*(?:passage|passages|context|system|user|assistant|instructions?|s)\s*>|"
+    r"\[/?INST\]|<</?SYS>>",
+    re.IGNORECASE,
+)
 # A sentence opening with one of these usually needs the sentence before it.
-_ANAPHORA = re.compile(r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b", re.I)
+_ANAPHORA = re.compile(
+    r"^(it|its|he|his|she|her|they|their|them|this|these|that|those|such|the (company|firm|group|model|city|country|team|party))\b",
+    re.I,
+)
 # A sentence that announces what the next one says: it ends with a colon, or counts things
 # it does not name ("Two dark clouds hang over Chinese AI.", "There are three reasons.").
-_ANNOUNCES = re.compile(r":[\"'\u201d)]*$|^(?:there (?:are|were) )?(?:two|three|four|five|several|a few|a couple of)\s+(?:[\w\-]+\s+){0,2}"
-                        r"[\w\-]+s\b[^,;]{0,60}[.!]$", re.I)
+_ANNOUNCES = re.compile(
+    r":[\"'\u201d)]*$|^(?:there (?:are|were) )?(?:two|three|four|five|several|a few|a couple of)\s+(?:[\w\-]+\s+){0,2}"
+    r"[\w\-]+s\b[^,;]{0,60}[.!]$",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +126,11 @@ def sentence_units(p: Passage) -> list[tuple[int, int]]:
     def flush(unit: tuple[int, int] | None) -> None:
         if unit is None:
             return
-        sentence = text[unit[0]:unit[1]]
+        sentence = text[unit[0] : unit[1]]
         if len(content_words(sentence)) >= 2 and not _ASKS.search(sentence):
-            out.append(unit)  # an article's own question ("What is the date for the Super Bowl in 2022?") answers nothing
+            out.append(
+                unit
+            )  # an article's own question ("What is the date for the Super Bowl in 2022?") answers nothing
 
     for s, e in sentence_spans(text):
         pos = s
@@ -135,7 +163,11 @@ def sentence_units(p: Passage) -> list[tuple[int, int]]:
 def unit_text(raw: str) -> str:
     """A sentence unit's text on one line, without the page heads a page break put inside it."""
     lines = raw.split("\n")
-    kept = [ln for ln in lines if _ENDS_SENTENCE.search(ln.strip()) or not _RUNNING_HEAD.search(ln.strip())] if len(lines) > 1 else lines
+    kept = (
+        [ln for ln in lines if _ENDS_SENTENCE.search(ln.strip()) or not _RUNNING_HEAD.search(ln.strip())]
+        if len(lines) > 1
+        else lines
+    )
     return " ".join(" ".join(kept).split())
 
 
@@ -156,7 +188,7 @@ class _Candidate:
 
     @property
     def text(self) -> str:
-        return unit_text(self.passage.chunk.text[self.start:self.end])
+        return unit_text(self.passage.chunk.text[self.start : self.end])
 
 
 def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candidate]:
@@ -164,7 +196,9 @@ def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candida
     for p in list(passages)[:max_passages]:
         units = sentence_units(p)
         for i, (s, e) in enumerate(units):
-            out.append(_Candidate(p.n, p, s, e, units[i - 1] if i else None, units[i + 1] if i + 1 < len(units) else None))
+            out.append(
+                _Candidate(p.n, p, s, e, units[i - 1] if i else None, units[i + 1] if i + 1 < len(units) else None)
+            )
     return out
 
 
@@ -176,13 +210,37 @@ def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candida
 # expansion the question does not already give), so the sentence that answers leads.
 # ``fragment``: fewer than six words ("2021 Wimbledon Championships."): a heading or caption
 # that echoes the question without answering it.
-SENTENCE_WEIGHTS = {"similarity": 1.0, "overlap": 0.5, "keys": 0.3, "answer_type": 0.15, "rank": 0.1, "gives": 0.3, "fragment": -0.3}
-CALIBRATION = {"bias": -4.943, "relevance": 0.732, "coverage": 2.218, "similarity": 1.179, "overlap": 1.629, "keys": 0.369, "answer_type": 1.15}
+SENTENCE_WEIGHTS = {
+    "similarity": 1.0,
+    "overlap": 0.5,
+    "keys": 0.3,
+    "answer_type": 0.15,
+    "rank": 0.1,
+    "gives": 0.3,
+    "fragment": -0.3,
+}
+CALIBRATION = {
+    "bias": -4.943,
+    "relevance": 0.732,
+    "coverage": 2.218,
+    "similarity": 1.179,
+    "overlap": 1.629,
+    "keys": 0.369,
+    "answer_type": 1.15,
+}
 
 
-def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedder, *, max_sentences: int = 3,
-                    max_passages: int = 3, relative: float = 0.75, duplicate_overlap: float = 0.7,
-                    weights: dict[str, float] | None = None) -> EvidenceSet:
+def select_evidence(
+    question: str,
+    passages: Sequence[Passage],
+    embedder: Embedder,
+    *,
+    max_sentences: int = 3,
+    max_passages: int = 3,
+    relative: float = 0.75,
+    duplicate_overlap: float = 0.7,
+    weights: dict[str, float] | None = None,
+) -> EvidenceSet:
     """Choose the sentences that answer ``question`` from the top passages.
 
     Args:
@@ -220,7 +278,9 @@ def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedd
         ev = _evidence(cand, score)
         # A sentence that brings its predecessor along may overlap one already kept: join the two
         # (same chunk) or skip it (another chunk over the same article text), never repeat text.
-        overlapping = next((i for i, e in enumerate(chosen) if e.source == ev.source and e.start < ev.end and ev.start < e.end), None)
+        overlapping = next(
+            (i for i, e in enumerate(chosen) if e.source == ev.source and e.start < ev.end and ev.start < e.end), None
+        )
         if overlapping is not None:
             kept = chosen[overlapping]
             if kept.chunk_id == ev.chunk_id:
@@ -235,8 +295,11 @@ def select_evidence(question: str, passages: Sequence[Passage], embedder: Embedd
         if len(chosen) == max_sentences:
             break
     relevance = max((p.relevance_or_score for p in passages), default=0.0)
-    feats = {"relevance": relevance, "coverage": _coverage(q_stems, passages[:max_passages]),
-             **{k: best_feats[k] for k in ("similarity", "overlap", "keys", "answer_type")}}
+    feats = {
+        "relevance": relevance,
+        "coverage": _coverage(q_stems, passages[:max_passages]),
+        **{k: best_feats[k] for k in ("similarity", "overlap", "keys", "answer_type")},
+    }
     return EvidenceSet(tuple(chosen), answerability_score(feats), feats)
 
 
@@ -284,7 +347,9 @@ def term_coverage(weights: Mapping[str, float], passages: Sequence[Passage]) -> 
     return sum(w for t, w in weights.items() if t in seen) / total
 
 
-def _features(text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: str, question: str, n: int) -> dict[str, float]:
+def _features(
+    text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: str, question: str, n: int
+) -> dict[str, float]:
     s_stems = stems(text)
     lower = text.lower()
     return {
@@ -306,15 +371,23 @@ def _evidence(cand: _Candidate, score: float) -> Evidence:
         end = cand.next[1]  # "Two dark clouds hang over Chinese AI." is only answered by what follows
     chunk = cand.passage.chunk
     text = unit_text(chunk.text[start:end])
-    return Evidence(n=cand.n, text=text, start=chunk.start + start, end=chunk.start + end, score=score,
-                    chunk_id=chunk.id, source=chunk.source, title=chunk.title)
+    return Evidence(
+        n=cand.n,
+        text=text,
+        start=chunk.start + start,
+        end=chunk.start + end,
+        score=score,
+        chunk_id=chunk.id,
+        source=chunk.source,
+        title=chunk.title,
+    )
 
 
 def _joined(kept: Evidence, other: Evidence, passage: Passage) -> Evidence:
     """``kept`` widened to cover ``other`` too (both spans of ``passage``'s chunk), keeping its place and score."""
     chunk = passage.chunk
     start, end = min(kept.start, other.start), max(kept.end, other.end)
-    text = unit_text(chunk.text[start - chunk.start:end - chunk.start])
+    text = unit_text(chunk.text[start - chunk.start : end - chunk.start])
     return replace(kept, text=text, start=start, end=end)
 
 
@@ -341,7 +414,9 @@ def evidence_answer(evidence: EvidenceSet) -> str:
     return compose(quotes(evidence.sentences[:1]), evidence.sentences[1:])
 
 
-def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: str = "all", sentences: int = 2, words: float = 0.0) -> str:
+def draft_shortfall(
+    draft: str, evidence: EvidenceSet, question: str, *, keep: str = "all", sentences: int = 2, words: float = 0.0
+) -> str:
     """Why a draft whose every sentence is supported still says less than its evidence ("" if it does not).
 
     A small model's checked draft loses what the evidence answer gives in five ways, each
@@ -373,8 +448,15 @@ def draft_shortfall(draft: str, evidence: EvidenceSet, question: str, *, keep: s
     return ""
 
 
-def _keeps_too_little(plain: str, draft_stems: set[str], question_stems: set[str], evidence: EvidenceSet, question: str, keep: str,
-                      sentences: int) -> str:
+def _keeps_too_little(
+    plain: str,
+    draft_stems: set[str],
+    question_stems: set[str],
+    evidence: EvidenceSet,
+    question: str,
+    keep: str,
+    sentences: int,
+) -> str:
     """The ``draft_must_keep`` rules of :func:`draft_shortfall` ("" when the draft passes them)."""
     if not draft_stems - question_stems:
         return "it only repeats the question"
@@ -383,7 +465,11 @@ def _keeps_too_little(plain: str, draft_stems: set[str], question_stems: set[str
     if absent:
         return f"it does not mention {', '.join(absent[:4])}, which the question names and the evidence has"
     kind = answer_type(question)
-    if kind in ("number", "date") and not has_type(plain, kind, question) and any(has_type(e.text, kind, question) for e in evidence.sentences):
+    if (
+        kind in ("number", "date")
+        and not has_type(plain, kind, question)
+        and any(has_type(e.text, kind, question) for e in evidence.sentences)
+    ):
         return f"it gives no {kind}, and the evidence does"
     facts: list[str] = []
     missing: list[str] = []
@@ -400,11 +486,13 @@ def cite(sentence: str, n: int) -> str:
     """Put ``[n]`` before the sentence's final punctuation."""
     m = re.search(r"[.!?]+[\"'\u201d)]*$", sentence)
     if m:
-        return f"{sentence[: m.start()].rstrip()} [{n}]{sentence[m.start():]}"
+        return f"{sentence[: m.start()].rstrip()} [{n}]{sentence[m.start() :]}"
     return f"{sentence} [{n}]."
 
 
-def extractive_answer(question: str, passages: Sequence[Passage], embedder: Embedder, max_sentences: int = 3, max_passages: int = 3) -> str:
+def extractive_answer(
+    question: str, passages: Sequence[Passage], embedder: Embedder, max_sentences: int = 3, max_passages: int = 3
+) -> str:
     """The evidence sentences for ``question``, each ending with its ``[n]`` (no lead); ``""`` if none."""
     ev = select_evidence(question, passages, embedder, max_sentences=max_sentences, max_passages=max_passages)
     return " ".join(cite(neutralise_markers(e.text), e.n) for e in ev.sentences)

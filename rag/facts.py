@@ -29,15 +29,24 @@ _COMMON = frozenset(
     "a an the this that these those it its he she they we i you his her their our my your in on at by for with from of to as "
     "and or but if when while after before during since until although because so yes no not there here what who which where "
     "why how according answer some many most all each every both one two three first second third last next also however "
-    "today yesterday".split())
+    "today yesterday".split()
+)
 
 # Names written differently for the same place: a demonym and its country's short forms.
 _ALIASES = {
-    "american": ("us", "u.s", "usa", "united states", "america"), "america": ("us", "u.s", "usa", "united states", "american"),
-    "us": ("american", "united states", "america", "u.s"), "usa": ("american", "united states", "america", "u.s"),
-    "british": ("uk", "britain", "united kingdom", "england"), "uk": ("british", "britain", "united kingdom"),
-    "britain": ("uk", "british", "united kingdom"), "dutch": ("netherlands", "holland"), "french": ("france",),
-    "german": ("germany",), "swiss": ("switzerland",), "greek": ("greece",), "spanish": ("spain",),
+    "american": ("us", "u.s", "usa", "united states", "america"),
+    "america": ("us", "u.s", "usa", "united states", "american"),
+    "us": ("american", "united states", "america", "u.s"),
+    "usa": ("american", "united states", "america", "u.s"),
+    "british": ("uk", "britain", "united kingdom", "england"),
+    "uk": ("british", "britain", "united kingdom"),
+    "britain": ("uk", "british", "united kingdom"),
+    "dutch": ("netherlands", "holland"),
+    "french": ("france",),
+    "german": ("germany",),
+    "swiss": ("switzerland",),
+    "greek": ("greece",),
+    "spanish": ("spain",),
 }
 
 
@@ -65,7 +74,9 @@ def names_in(sentence: str) -> list[str]:
 
 # Endings that turn one form of a name into another: Edward/Edwards, China/Chinese,
 # Persia/Persian, America/Americans. "DeepSea" is no form of "DeepSeek" ("a" vs "ek").
-_ENDINGS = frozenset({"", "s", "es", "a", "an", "ans", "n", "ns", "ese", "ian", "ians", "ish", "i", "ic", "e", "ed", "ing"})
+_ENDINGS = frozenset(
+    {"", "s", "es", "a", "an", "ans", "n", "ns", "ese", "ian", "ians", "ish", "i", "ic", "e", "ed", "ing"}
+)
 
 
 def _prefix_len(a: str, b: str) -> int:
@@ -136,4 +147,3 @@ def dropped_facts(source: str, draft: str, question: str) -> tuple[tuple[str, ..
     facts = missing_facts(source, "", allowed=[question])
     missing = missing_facts(source, draft, allowed=[question])
     return facts, missing
-

@@ -32,8 +32,17 @@ from .documents import mark_not_articles
 MAX_COMMENT_CHARS = 2000
 
 
-def feedback_record(*, question: str, answer: str, liked: bool, mode: str = "", query: str = "",
-                    citations: Sequence[Mapping[str, Any]] = (), generation: str | None = None, comment: str = "") -> dict[str, Any]:
+def feedback_record(
+    *,
+    question: str,
+    answer: str,
+    liked: bool,
+    mode: str = "",
+    query: str = "",
+    citations: Sequence[Mapping[str, Any]] = (),
+    generation: str | None = None,
+    comment: str = "",
+) -> dict[str, Any]:
     """One rating as stored: when, liked or not, the comment, and what was rated.
 
     Args:
@@ -76,7 +85,9 @@ class FeedbackLog:
         """Add ``record`` as one line."""
         line = json.dumps(record, ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        mark_not_articles(self.path.parent, self.path.name)  # a build of a folder above it must not read ratings as articles
+        mark_not_articles(
+            self.path.parent, self.path.name
+        )  # a build of a folder above it must not read ratings as articles
         with FileLock(str(self.path) + ".lock", timeout=10):
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
@@ -122,14 +133,18 @@ def qa_skeleton(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if r.get("rating") != "down" or not str(r.get("question", "")).strip():
             continue
         digest = hashlib.sha256(f"{r.get('question')}\n{r.get('answer')}".encode()).hexdigest()[:10]
-        items.append({
-            "id": f"feedback-{digest}",
-            "question": str(r["question"]).strip(),
-            "answers": [],
-            "sources": [],
-            "answerable": True,
-            "feedback": {k: r.get(k) for k in ("comment", "answer", "mode", "citations", "index_generation", "time")},
-        })
+        items.append(
+            {
+                "id": f"feedback-{digest}",
+                "question": str(r["question"]).strip(),
+                "answers": [],
+                "sources": [],
+                "answerable": True,
+                "feedback": {
+                    k: r.get(k) for k in ("comment", "answer", "mode", "citations", "index_generation", "time")
+                },
+            }
+        )
     return items
 
 
@@ -150,25 +165,41 @@ def cmd_feedback_export(args: argparse.Namespace, config_path: Callable[[str | N
 
     path = Path(args.feedback or Config.load(config_path(args.config)).ui.feedback_path)
     if not path.is_file():
-        raise FileNotFoundError(f"no feedback file at {str(path)!r}: rate answers in the chat UI first (thumbs up or down), "
-                                "or pass the file with --feedback FILE")
+        raise FileNotFoundError(
+            f"no feedback file at {str(path)!r}: rate answers in the chat UI first (thumbs up or down), "
+            "or pass the file with --feedback FILE"
+        )
     n = export_disliked(FeedbackLog(path).read(), args.out)
     where = args.out or "stdout"
-    print(f"Wrote {n} disliked answer{'s' * (n != 1)} to {where} as QA JSONL; fill in 'answers' (and 'sources'), "
-          f"then run: rag eval {args.out or 'FILE'} --articles DIR", file=sys.stderr)
+    print(
+        f"Wrote {n} disliked answer{'s' * (n != 1)} to {where} as QA JSONL; fill in 'answers' (and 'sources'), "
+        f"then run: rag eval {args.out or 'FILE'} --articles DIR",
+        file=sys.stderr,
+    )
     return 0
 
 
 def add_feedback_parser(sub: Any, config_path: Callable[[str | None], str | None]) -> None:
     """``rag feedback export``: the CLI side of this module."""
-    p = sub.add_parser("feedback", help="export the answers rated in the chat UI", description="Work with the ratings saved by the chat UI (ui.feedback_path).")
+    p = sub.add_parser(
+        "feedback",
+        help="export the answers rated in the chat UI",
+        description="Work with the ratings saved by the chat UI (ui.feedback_path).",
+    )
     fsub = p.add_subparsers(dest="feedback_command", metavar="SUBCOMMAND")
-    pe = fsub.add_parser("export", help="write the disliked answers as a QA JSONL skeleton for rag eval",
-                         description="Write every answer whose latest rating is thumbs down as one QA JSONL line "
-                                     "(id, question, empty answers and sources to fill in, answerable: true, and a 'feedback' "
-                                     "object with the rejected answer, its citations and the comment). Fill in the accepted "
-                                     "answers and run it with rag eval: the complaints become a regression set.")
-    pe.add_argument("--config", metavar="FILE", help="YAML config whose ui.feedback_path is read (default: configs/default.yaml when present)")
+    pe = fsub.add_parser(
+        "export",
+        help="write the disliked answers as a QA JSONL skeleton for rag eval",
+        description="Write every answer whose latest rating is thumbs down as one QA JSONL line "
+        "(id, question, empty answers and sources to fill in, answerable: true, and a 'feedback' "
+        "object with the rejected answer, its citations and the comment). Fill in the accepted "
+        "answers and run it with rag eval: the complaints become a regression set.",
+    )
+    pe.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML config whose ui.feedback_path is read (default: configs/default.yaml when present)",
+    )
     pe.add_argument("--feedback", metavar="FILE", help="the feedback file (default: ui.feedback_path from the config)")
     pe.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
     pe.set_defaults(func=lambda args: cmd_feedback_export(args, config_path))

@@ -28,12 +28,16 @@ def check_text(value: Any, name: str, limit: int, setting: str = "") -> str:
         raise InputError(f"{name} must be text, got {type(value).__name__}")
     text = value.strip()
     if len(text) > limit:
-        raise InputError(f"{name} is {len(text)} characters long; the limit is {limit}{f' ({setting})' if setting else ''}")
+        raise InputError(
+            f"{name} is {len(text)} characters long; the limit is {limit}{f' ({setting})' if setting else ''}"
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InputError(f"{name} holds an invalid character ({text[exc.start]!r} at position {exc.start}, half of a UTF-16 pair); "
-                         "remove it and try again") from None
+        raise InputError(
+            f"{name} holds an invalid character ({text[exc.start]!r} at position {exc.start}, half of a UTF-16 pair); "
+            "remove it and try again"
+        ) from None
     return text
 
 
@@ -53,4 +57,6 @@ def check_question(question: Any, max_chars: int | None = None) -> str:
     """
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty; type a question about the articles")
-    return check_text(question, "the question", len(question) if max_chars is None else max_chars, "ui.max_question_chars")
+    return check_text(
+        question, "the question", len(question) if max_chars is None else max_chars, "ui.max_question_chars"
+    )

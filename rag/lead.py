@@ -26,6 +26,7 @@ from .evidence import SUPPORT_LABEL, EvidenceSet, compose, key_terms, quotes
 from .facts import numbers_in
 from .text import CARDINALS, MARKER
 
+
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[^\W\d_]+", MARKER.sub(" ", text).lower()))
 
@@ -42,7 +43,9 @@ def _in_evidence(phrase: str, evidence_text: str) -> bool:
 
 def _mentions(text: str, term: str) -> bool:
     """``term`` (a question's name, lower-cased) is in ``text``, or one of its hyphen parts is ("R1" for "DeepSeek-R1")."""
-    return term in text or any(len(part) >= 2 and re.search(rf"\b{re.escape(part)}\b", text) for part in term.split("-")[1:])
+    return term in text or any(
+        len(part) >= 2 and re.search(rf"\b{re.escape(part)}\b", text) for part in term.split("-")[1:]
+    )
 
 
 def _in_evidence_loosely(phrase: str, evidence_text: str) -> bool:
@@ -53,7 +56,14 @@ def _in_evidence_loosely(phrase: str, evidence_text: str) -> bool:
     return not words or 3 * len(words & stems(evidence_text)) >= 2 * len(words)
 
 
-_KINDS = {"number": "number", "date": "date", "name": "name", "place": "place", "expansion": "expansion", "definition": "definition"}
+_KINDS = {
+    "number": "number",
+    "date": "date",
+    "name": "name",
+    "place": "place",
+    "expansion": "expansion",
+    "definition": "definition",
+}
 
 
 def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
@@ -80,7 +90,7 @@ def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
             return f"it gives no {_KINDS[kind]}, and the question asks for one"
         found = _in_evidence_loosely if kind == "definition" else _in_evidence
         if not any(found(plain[a:b], evidence_text) for a, b in spans):
-            return f"its {_KINDS[kind]} ({plain[spans[0][0]:spans[0][1]]}) is not in the evidence"
+            return f"its {_KINDS[kind]} ({plain[spans[0][0] : spans[0][1]]}) is not in the evidence"
         return ""
     if len(new & stems(evidence_text)) < 2:
         return "it says too little beyond the question"

@@ -69,7 +69,9 @@ class RAG:
         generator: override the configured generator.
     """
 
-    def __init__(self, config: Config | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None
+    ) -> None:
         self.config = config or Config()
         emb = self.config.embedding
         self.embedder: Embedder = embedder or make_embedder(emb)
@@ -81,7 +83,14 @@ class RAG:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, path: str | Path | None = None, *, index: str | None = None, overrides: dict[str, Any] | None = None, **kwargs: Any) -> RAG:
+    def from_config(
+        cls,
+        path: str | Path | None = None,
+        *,
+        index: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> RAG:
         """Create from a YAML config (None: built-in defaults). Cheap: nothing is loaded.
 
         Args:
@@ -103,8 +112,14 @@ class RAG:
         return self._generator
 
     # -- building --------------------------------------------------------------------
-    def build(self, articles_dir: str | Path, show_progress: bool = False, *, full: bool = False,
-              on_message: Callable[[str], None] | None = None) -> BuildSummary:
+    def build(
+        self,
+        articles_dir: str | Path,
+        show_progress: bool = False,
+        *,
+        full: bool = False,
+        on_message: Callable[[str], None] | None = None,
+    ) -> BuildSummary:
         """Bring the index up to date with ``articles_dir`` (see :mod:`rag.indexing`).
 
         Only new and changed articles are embedded; chunks of changed and deleted ones are
@@ -130,7 +145,16 @@ class RAG:
         cfg = self.config
         # embedding.engine: ray embeds the chunks on a Ray cluster (started and stopped here when no address is set).
         with ENGINES[cfg.embedding.engine](self.embedder, cfg.embedding) as embedder:
-            builder = IndexBuilder(self.store.root, embedder, self.chunker, cfg.loader, cfg.indexing, on_message, cfg.index, store=self.store)
+            builder = IndexBuilder(
+                self.store.root,
+                embedder,
+                self.chunker,
+                cfg.loader,
+                cfg.indexing,
+                on_message,
+                cfg.index,
+                store=self.store,
+            )
             summary = builder.build(articles_dir, full=full, show_progress=show_progress)
         with self._lock:
             self._loaded = None  # next question picks up the new generation
@@ -198,7 +222,14 @@ class RAG:
         chunks = index.chunks_of(doc_id)
         return assemble_text(chunks), chunks
 
-    def retrieve(self, query: str, top_k: int | None = None, *, filters: MetadataFilter | None = None, retriever: str | None = None) -> list[Passage]:
+    def retrieve(
+        self,
+        query: str,
+        top_k: int | None = None,
+        *,
+        filters: MetadataFilter | None = None,
+        retriever: str | None = None,
+    ) -> list[Passage]:
         """Top-k passages for ``query`` from the current index.
 
         Args:
@@ -210,11 +241,21 @@ class RAG:
         k = self.config.retrieval.top_k if top_k is None else top_k
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
-        return make_retriever(self.config.retrieval, self.index(), self.embedder, retriever).retrieve(query, k, filters=filters)
+        return make_retriever(self.config.retrieval, self.index(), self.embedder, retriever).retrieve(
+            query, k, filters=filters
+        )
 
     # -- answering -------------------------------------------------------------------
-    def ask(self, question: str, *, top_k: int | None = None, temperature: float | None = None, max_new_tokens: int | None = None,
-            filters: MetadataFilter | None = None, abstention: str | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        temperature: float | None = None,
+        max_new_tokens: int | None = None,
+        filters: MetadataFilter | None = None,
+        abstention: str | None = None,
+    ) -> Answer:
         """Answer ``question`` from the articles, with citations.
 
         Each cited sentence is verified against its passage (``citations.mode``); when the
@@ -227,8 +268,14 @@ class RAG:
             GeneratorError: the model failed and ``generation.fallback`` is ``error``.
         """
         answer = None
-        for event in self.stream_events(question, top_k=top_k, temperature=temperature, max_new_tokens=max_new_tokens, filters=filters,
-                                        abstention=abstention):
+        for event in self.stream_events(
+            question,
+            top_k=top_k,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            filters=filters,
+            abstention=abstention,
+        ):
             if event.kind == "done":
                 answer = event.answer
         assert answer is not None
@@ -276,7 +323,10 @@ class RAG:
         yield StreamEvent("retrieved", passages=passages)
         if not passages:
             yield StreamEvent("answer", text=NOT_FOUND)
-            yield StreamEvent("done", answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text, mode="declined"))
+            yield StreamEvent(
+                "done",
+                answer=Answer(question=question, text=NOT_FOUND, passages=[], query=search_text, mode="declined"),
+            )
             return
         yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature), ev_cfg)
 
@@ -287,10 +337,17 @@ class RAG:
         if min_cov <= 0 or top >= below or not self.store.keeps_term_statistics:
             return False
         weights = self.index().term_weights(search_text)
-        return bool(weights) and term_coverage(weights, passages[:ev_cfg.max_passages]) < min_cov
+        return bool(weights) and term_coverage(weights, passages[: ev_cfg.max_passages]) < min_cov
 
-    def _answer_events(self, question: str, passages: list[Passage], search_text: str, max_new_tokens: int, temperature: float,
-                       ev_cfg: EvidenceConfig) -> Iterator[StreamEvent]:
+    def _answer_events(
+        self,
+        question: str,
+        passages: list[Passage],
+        search_text: str,
+        max_new_tokens: int,
+        temperature: float,
+        ev_cfg: EvidenceConfig,
+    ) -> Iterator[StreamEvent]:
         """Evidence first: choose the answering sentences, decline or let the model write the lead, check, fall back.
 
         1. :func:`rag.evidence.select_evidence` picks the sentences that answer and scores
@@ -302,10 +359,21 @@ class RAG:
            miscited, unresponsive, looping, empty, or the generator failed) the best evidence
            sentence leads (``mode="evidence"``). Either way the evidence sentences are quoted under it.
         """
-        evidence = select_evidence(search_text, passages, self.embedder, max_sentences=ev_cfg.max_sentences,
-                                   max_passages=ev_cfg.max_passages, relative=ev_cfg.relative)
-        base = dict(question=question, passages=list(passages), query=search_text, evidence=list(evidence.sentences),
-                    answerability=evidence.answerability)
+        evidence = select_evidence(
+            search_text,
+            passages,
+            self.embedder,
+            max_sentences=ev_cfg.max_sentences,
+            max_passages=ev_cfg.max_passages,
+            relative=ev_cfg.relative,
+        )
+        base = dict(
+            question=question,
+            passages=list(passages),
+            query=search_text,
+            evidence=list(evidence.sentences),
+            answerability=evidence.answerability,
+        )
         top = max(p.relevance_or_score for p in passages)
         floor = self.relevance_threshold()[0]
         # Two ways to decline: the top passage is far off (below the relevance floor: configured,
@@ -346,14 +414,29 @@ class RAG:
                 run.close()  # stops the model if the consumer left early
         yield from self._finish_draft(run, evidence, base, looped)
 
-    def _draft_stream(self, question: str, evidence: EvidenceSet, max_new_tokens: int, temperature: float) -> AnswerStream:
+    def _draft_stream(
+        self, question: str, evidence: EvidenceSet, max_new_tokens: int, temperature: float
+    ) -> AnswerStream:
         gen_cfg = self.config.generation
-        messages = build_evidence_prompt(question, [(e.n, e.text) for e in evidence.sentences], use_system_prompt=gen_cfg.use_system_prompt,
-                                         few_shot=gen_cfg.few_shot)
-        return AnswerStream(self.generator, messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=gen_cfg.stop,
-                            max_thinking_tokens=gen_cfg.max_thinking_tokens, opens_think=gen_cfg.opens_think)
+        messages = build_evidence_prompt(
+            question,
+            [(e.n, e.text) for e in evidence.sentences],
+            use_system_prompt=gen_cfg.use_system_prompt,
+            few_shot=gen_cfg.few_shot,
+        )
+        return AnswerStream(
+            self.generator,
+            messages,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            stop=gen_cfg.stop,
+            max_thinking_tokens=gen_cfg.max_thinking_tokens,
+            opens_think=gen_cfg.opens_think,
+        )
 
-    def _finish_draft(self, run: AnswerStream, evidence: EvidenceSet, base: dict[str, Any], looped: bool) -> Iterator[StreamEvent]:
+    def _finish_draft(
+        self, run: AnswerStream, evidence: EvidenceSet, base: dict[str, Any], looped: bool
+    ) -> Iterator[StreamEvent]:
         """Check the model's draft: faithful and responsive, it leads; otherwise the best evidence sentence does."""
         draft = run.answer
         if looped:  # the last sentence was still being written when the loop was cut
@@ -362,7 +445,9 @@ class RAG:
         notes: list[str] = []
         if run.continued:
             budget = self.config.generation.max_thinking_tokens
-            why = f"the thinking budget of {budget} tokens was spent" if run.budget_spent else "the reasoning was cut off"
+            why = (
+                f"the thinking budget of {budget} tokens was spent" if run.budget_spent else "the reasoning was cut off"
+            )
             notes.append(f"{why}, so the reasoning was closed and the model was asked for its final answer")
         base = {**base, "reasoning": run.reasoning}
         question = base["query"] or base["question"]
@@ -371,14 +456,28 @@ class RAG:
         if why_not:
             reason = "the model reasoned but gave no answer" if not run.answer.strip() and run.reasoning else why_not
             notes.append(f"evidence lead: the model's draft was not used ({reason})")
-            yield from self._evidence_events(evidence, {**base, "draft": checked.text, "out_of_range": checked.out_of_range}, notes)
+            yield from self._evidence_events(
+                evidence, {**base, "draft": checked.text, "out_of_range": checked.out_of_range}, notes
+            )
             return
         lead = checked.text
         text = compose(lead, evidence.sentences)
         checked_by_n = {c.n: c for c in checked.citations}
-        citations = [checked_by_n.get(c.n) or replace(c, status="supported", verified=1.0) for c in resolve_citations(text, base["passages"])]
-        answer = Answer(text=text, citations=citations, checks=checked.report.sentences, out_of_range=checked.out_of_range, notes=notes,
-                        mode="generated", lead=lead, lead_span=lead_span(lead, question), **base)
+        citations = [
+            checked_by_n.get(c.n) or replace(c, status="supported", verified=1.0)
+            for c in resolve_citations(text, base["passages"])
+        ]
+        answer = Answer(
+            text=text,
+            citations=citations,
+            checks=checked.report.sentences,
+            out_of_range=checked.out_of_range,
+            notes=notes,
+            mode="generated",
+            lead=lead,
+            lead_span=lead_span(lead, question),
+            **base,
+        )
         yield StreamEvent("answer", text=text)
         yield StreamEvent("done", answer=answer)
 
@@ -395,8 +494,14 @@ class RAG:
             why = disagrees(checked.text, question, evidence)
             if why:
                 return why
-        return draft_shortfall(checked.text, evidence, question, keep=ev_cfg.draft_must_keep, sentences=ev_cfg.draft_must_keep_from,
-                               words=ev_cfg.draft_must_keep_words)
+        return draft_shortfall(
+            checked.text,
+            evidence,
+            question,
+            keep=ev_cfg.draft_must_keep,
+            sentences=ev_cfg.draft_must_keep_from,
+            words=ev_cfg.draft_must_keep_words,
+        )
 
     def _evidence_events(self, evidence: EvidenceSet, base: dict[str, Any], notes: list[str]) -> Iterator[StreamEvent]:
         """The evidence answer: the best sentence leads, the other chosen sentences are quoted under it (``mode="evidence"``)."""
@@ -406,11 +511,22 @@ class RAG:
         citations = [replace(c, status="supported", verified=1.0) for c in citations]  # the article's own words
         question = base["query"] or base["question"]
         yield StreamEvent("answer", text=text)
-        yield StreamEvent("done", answer=Answer(text=text, citations=citations, notes=notes, mode="evidence", extractive=True, lead=lead,
-                                                lead_span=lead_span(lead, question), **base))
+        yield StreamEvent(
+            "done",
+            answer=Answer(
+                text=text,
+                citations=citations,
+                notes=notes,
+                mode="evidence",
+                extractive=True,
+                lead=lead,
+                lead_span=lead_span(lead, question),
+                **base,
+            ),
+        )
 
 
 def _check_question(question: Any) -> str:
-    return check_question(question)  # the one check (rag/inputs.py); the length limit is the front ends' (ui.max_question_chars)
-
-
+    return check_question(
+        question
+    )  # the one check (rag/inputs.py); the length limit is the front ends' (ui.max_question_chars)

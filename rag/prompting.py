@@ -29,7 +29,9 @@ INSTRUCTIONS = (
 )
 
 # Article text must not be able to close the passage quoting or fake a citation marker.
-_DELIMITER_LIKE = re.compile(r"</?\s*(passage|passages|context|system|user|assistant|instructions?)\b[^>]*>", re.IGNORECASE)
+_DELIMITER_LIKE = re.compile(
+    r"</?\s*(passage|passages|context|system|user|assistant|instructions?)\b[^>]*>", re.IGNORECASE
+)
 _CHAT_TOKENS = re.compile(r"<\|[^|>]{1,40}\|>")
 
 
@@ -97,13 +99,23 @@ def build_prompt(
     question = question.strip()
     tail = f"\n\nQuestion: {question}\nAnswer (cite passages like [1]):"
     head = "Passages:\n"
-    fixed = INSTRUCTIONS + head + tail + (history_note or "") + ((EXAMPLE_QUESTION + EXAMPLE_ANSWER) if few_shot else "")
+    fixed = (
+        INSTRUCTIONS + head + tail + (history_note or "") + ((EXAMPLE_QUESTION + EXAMPLE_ANSWER) if few_shot else "")
+    )
     # 32 tokens cover the chat template's role markers.
     blocks, used = _fit_passages(passages, count_tokens, context_window - max_new_tokens - count_tokens(fixed) - 32)
     context = head + "\n".join(blocks)
-    example = [{"role": "user", "content": EXAMPLE_QUESTION}, {"role": "assistant", "content": EXAMPLE_ANSWER}] if few_shot else []
+    example = (
+        [{"role": "user", "content": EXAMPLE_QUESTION}, {"role": "assistant", "content": EXAMPLE_ANSWER}]
+        if few_shot
+        else []
+    )
     if use_system_prompt:
-        messages = [{"role": "system", "content": INSTRUCTIONS}, *example, {"role": "user", "content": history_note + context + tail}]
+        messages = [
+            {"role": "system", "content": INSTRUCTIONS},
+            *example,
+            {"role": "user", "content": history_note + context + tail},
+        ]
     elif example:
         messages = [
             {"role": "user", "content": INSTRUCTIONS + "\n\n" + EXAMPLE_QUESTION},
@@ -115,7 +127,9 @@ def build_prompt(
     return Prompt(messages=messages, passages=used)
 
 
-def _fit_passages(passages: Sequence[Passage], count_tokens: Callable[[str], int], budget: int) -> tuple[list[str], list[Passage]]:
+def _fit_passages(
+    passages: Sequence[Passage], count_tokens: Callable[[str], int], budget: int
+) -> tuple[list[str], list[Passage]]:
     """Passage blocks that fit ``budget`` tokens, best first; the first that does not fit is shortened if worthwhile."""
     blocks: list[str] = []
     used: list[Passage] = []
@@ -157,8 +171,9 @@ EVIDENCE_EXAMPLE_QUESTION = (
 EVIDENCE_EXAMPLE_ANSWER = "Mount Everest is 8,849 metres tall [2]."
 
 
-def build_evidence_prompt(question: str, evidence: Sequence[tuple[int, str]], *, use_system_prompt: bool = True,
-                          few_shot: bool = True) -> list[dict[str, str]]:
+def build_evidence_prompt(
+    question: str, evidence: Sequence[tuple[int, str]], *, use_system_prompt: bool = True, few_shot: bool = True
+) -> list[dict[str, str]]:
     """Chat messages asking for a short cited answer from evidence sentences only.
 
     The instructions and the worked example come first and never change, so a server that
@@ -172,9 +187,20 @@ def build_evidence_prompt(question: str, evidence: Sequence[tuple[int, str]], *,
     """
     lines = "\n".join(f"[{n}] {quote_passage_text(' '.join(text.split()))}" for n, text in evidence)
     user = f"Evidence:\n{lines}\n\nQuestion: {' '.join(question.split())}"
-    example = [{"role": "user", "content": EVIDENCE_EXAMPLE_QUESTION}, {"role": "assistant", "content": EVIDENCE_EXAMPLE_ANSWER}] if few_shot else []
+    example = (
+        [
+            {"role": "user", "content": EVIDENCE_EXAMPLE_QUESTION},
+            {"role": "assistant", "content": EVIDENCE_EXAMPLE_ANSWER},
+        ]
+        if few_shot
+        else []
+    )
     if use_system_prompt:
         return [{"role": "system", "content": EVIDENCE_INSTRUCTIONS}, *example, {"role": "user", "content": user}]
     if example:
-        return [{"role": "user", "content": EVIDENCE_INSTRUCTIONS + "\n\n" + EVIDENCE_EXAMPLE_QUESTION}, example[1], {"role": "user", "content": user}]
+        return [
+            {"role": "user", "content": EVIDENCE_INSTRUCTIONS + "\n\n" + EVIDENCE_EXAMPLE_QUESTION},
+            example[1],
+            {"role": "user", "content": user},
+        ]
     return [{"role": "user", "content": EVIDENCE_INSTRUCTIONS + "\n\n" + user}]

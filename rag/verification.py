@@ -77,7 +77,9 @@ class CitationVerifier:
 
     def __init__(self, embedder: Embedder, supported_threshold: float = 0.5, weak_threshold: float = 0.3) -> None:
         if not 0.0 <= weak_threshold <= supported_threshold <= 1.0:
-            raise ValueError(f"need 0 <= weak_threshold <= supported_threshold <= 1, got {weak_threshold!r} and {supported_threshold!r}")
+            raise ValueError(
+                f"need 0 <= weak_threshold <= supported_threshold <= 1, got {weak_threshold!r} and {supported_threshold!r}"
+            )
         self.embedder = embedder
         self.supported_threshold = supported_threshold
         self.weak_threshold = weak_threshold
@@ -108,15 +110,36 @@ class CitationVerifier:
                 support = (lexical + max(similarity, 0.0)) / 2
                 missing = missing_facts(sentence, f"{by_n[n].chunk.title}\n{passage_text}", allowed)
                 numbers = tuple(m for m in missing if m[0].isdigit())
-                status = "supported" if support >= self.supported_threshold else "weak" if support >= self.weak_threshold else "unsupported"
+                status = (
+                    "supported"
+                    if support >= self.supported_threshold
+                    else "weak"
+                    if support >= self.weak_threshold
+                    else "unsupported"
+                )
                 if missing:
                     status = "unsupported"  # a name or number the passage lacks is never supported
-                results.append(CitationCheck(n=n, lexical=lexical, similarity=similarity, support=support, status=status,
-                                             missing_numbers=numbers, missing_names=tuple(m for m in missing if m not in numbers)))
-            checks.append(SentenceCheck(text=sentence, start=start, end=end, citations=tuple(results), factual=is_factual(sentence)))
+                results.append(
+                    CitationCheck(
+                        n=n,
+                        lexical=lexical,
+                        similarity=similarity,
+                        support=support,
+                        status=status,
+                        missing_numbers=numbers,
+                        missing_names=tuple(m for m in missing if m not in numbers),
+                    )
+                )
+            checks.append(
+                SentenceCheck(
+                    text=sentence, start=start, end=end, citations=tuple(results), factual=is_factual(sentence)
+                )
+            )
         return Verification(sentences=checks)
 
-    def _similarities(self, sentences: list[str], cited: list[list[int]], passages: list[Passage]) -> dict[tuple[int, int], float]:
+    def _similarities(
+        self, sentences: list[str], cited: list[list[int]], passages: list[Passage]
+    ) -> dict[tuple[int, int], float]:
         """Cosine of each citing sentence to each passage it cites (best of whole passage and its sentences)."""
         wanted = [i for i, ns in enumerate(cited) if any(n in {p.n for p in passages} for n in ns)]
         if not wanted or not passages:
@@ -163,7 +186,9 @@ class CheckedDraft:
     reason: str = ""
 
 
-def check_draft(draft: str, question: str, passages: Sequence[Passage], embedder: Embedder, config: CitationsConfig) -> CheckedDraft:
+def check_draft(
+    draft: str, question: str, passages: Sequence[Passage], embedder: Embedder, config: CitationsConfig
+) -> CheckedDraft:
     """Run every citation step on a model draft and decide whether it can be shown.
 
     The steps: drop markers of passages that do not exist, drop repeated sentences, place
@@ -176,25 +201,41 @@ def check_draft(draft: str, question: str, passages: Sequence[Passage], embedder
     out_of_range = list(dict.fromkeys(n for n in parse_markers(draft) if n not in valid))
     text = strip_invalid_markers(drop_repeated_lines(draft).strip(), valid)
     if not text or text.rstrip(".") == NOT_FOUND.rstrip("."):
-        return CheckedDraft(text, [], Verification(), set(), out_of_range, False, "the model found no answer in the evidence")
+        return CheckedDraft(
+            text, [], Verification(), set(), out_of_range, False, "the model found no answer in the evidence"
+        )
     added: set[int] = set()
     if config.attribute:
         text, added = attribute_citations(text, passages, config.min_support, question)
     citations = resolve_citations(text, passages, added=added)
     if not citations:
-        return CheckedDraft(text, [], Verification(), added, out_of_range, False, "the draft cites no passage that supports it")
+        return CheckedDraft(
+            text, [], Verification(), added, out_of_range, False, "the draft cites no passage that supports it"
+        )
     if config.mode == "off":
         return CheckedDraft(text, citations, Verification(), added, out_of_range, True)
-    report = CitationVerifier(embedder, config.supported_threshold, config.weak_threshold).verify(text, passages, question)
+    report = CitationVerifier(embedder, config.supported_threshold, config.weak_threshold).verify(
+        text, passages, question
+    )
     best = report.by_passage()
-    citations = [replace(c, similarity=best[c.n].similarity, verified=best[c.n].support, status=best[c.n].status) if c.n in best else c
-                 for c in citations]
+    citations = [
+        replace(c, similarity=best[c.n].similarity, verified=best[c.n].support, status=best[c.n].status)
+        if c.n in best
+        else c
+        for c in citations
+    ]
     bad = {"unsupported", "uncited"} | ({"weak"} if config.mode == "strict" else set())
     flagged = [s for s in report.sentences if s.status in bad]
     if flagged:
         missing = sorted({m for s in flagged for c in s.citations for m in (*c.missing_names, *c.missing_numbers)})
-        why = f"names or numbers not in the cited passage: {', '.join(missing)}" if missing else f"a sentence is {flagged[0].status}"
+        why = (
+            f"names or numbers not in the cited passage: {', '.join(missing)}"
+            if missing
+            else f"a sentence is {flagged[0].status}"
+        )
         return CheckedDraft(text, citations, report, added, out_of_range, False, why)
     if not any(s.status in ("supported", "weak") for s in report.sentences):
-        return CheckedDraft(text, citations, report, added, out_of_range, False, "no sentence is supported by its passage")
+        return CheckedDraft(
+            text, citations, report, added, out_of_range, False, "no sentence is supported by its passage"
+        )
     return CheckedDraft(text, citations, report, added, out_of_range, True)

@@ -17,6 +17,7 @@ Usage (run with the project's venv python; scripts/setup.sh does this)::
 
 The outcome is written to ``<venv>/llama-build.json`` for rag to read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,17 @@ from pathlib import Path
 from typing import Callable
 
 VERSION = "0.3.36"
-_OFF_ALWAYS = ("-DGGML_NATIVE=OFF", "-DGGML_AVX512=OFF", "-DGGML_AVX512_VBMI=OFF", "-DGGML_AVX512_VNNI=OFF",
-               "-DGGML_AVX512_BF16=OFF", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF",
-               "-DGGML_AVX_VNNI=OFF")
+_OFF_ALWAYS = (
+    "-DGGML_NATIVE=OFF",
+    "-DGGML_AVX512=OFF",
+    "-DGGML_AVX512_VBMI=OFF",
+    "-DGGML_AVX512_VNNI=OFF",
+    "-DGGML_AVX512_BF16=OFF",
+    "-DGGML_AMX_TILE=OFF",
+    "-DGGML_AMX_INT8=OFF",
+    "-DGGML_AMX_BF16=OFF",
+    "-DGGML_AVX_VNNI=OFF",
+)
 # Simulates a crashing build in tests: RAG_LLAMA_SMOKE_SIMULATE=sigill:<target>[,<target>...]
 SIMULATE_ENV = "RAG_LLAMA_SMOKE_SIMULATE"
 
@@ -54,10 +63,17 @@ class Target:
 
 # Fastest first. Each is a strict subset of the one before, so a CPU that runs one runs the next.
 TARGETS = (
-    Target("avx2", ("avx", "avx2", "fma", "f16c", "bmi2"),
-           ("-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON", "-DGGML_BMI2=ON")),
-    Target("avx", ("avx",), ("-DGGML_AVX=ON", "-DGGML_AVX2=OFF", "-DGGML_FMA=OFF", "-DGGML_F16C=OFF", "-DGGML_BMI2=OFF")),
-    Target("baseline", (), ("-DGGML_AVX=OFF", "-DGGML_AVX2=OFF", "-DGGML_FMA=OFF", "-DGGML_F16C=OFF", "-DGGML_BMI2=OFF")),
+    Target(
+        "avx2",
+        ("avx", "avx2", "fma", "f16c", "bmi2"),
+        ("-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON", "-DGGML_BMI2=ON"),
+    ),
+    Target(
+        "avx", ("avx",), ("-DGGML_AVX=ON", "-DGGML_AVX2=OFF", "-DGGML_FMA=OFF", "-DGGML_F16C=OFF", "-DGGML_BMI2=OFF")
+    ),
+    Target(
+        "baseline", (), ("-DGGML_AVX=OFF", "-DGGML_AVX2=OFF", "-DGGML_FMA=OFF", "-DGGML_F16C=OFF", "-DGGML_BMI2=OFF")
+    ),
 )
 
 
@@ -101,8 +117,24 @@ def build_wheel(version: str, target: Target) -> Path:
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
     # --no-cache-dir: pip's own wheel cache is keyed by the source, not by CMAKE_ARGS, so it
     # would hand back a natively built wheel from an earlier install.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-cache-dir", "--no-binary",
-                    "llama-cpp-python", "-w", str(out), f"llama-cpp-python=={version}"], env=env, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-cache-dir",
+            "--no-binary",
+            "llama-cpp-python",
+            "-w",
+            str(out),
+            f"llama-cpp-python=={version}",
+        ],
+        env=env,
+        check=True,
+    )
     found = sorted(out.glob("llama_cpp_python-*.whl"))
     if not found:
         raise RuntimeError(f"pip wheel produced no llama_cpp_python wheel in {out}")
@@ -115,7 +147,8 @@ def install_wheel(wheel: Path) -> None:
     subprocess.run(pip + [f"{wheel}[server]"], check=True)
 
 
-SMOKE_CODE = r"""
+SMOKE_CODE = (
+    r"""
 import os, signal, sys
 target = sys.argv[1]
 sim = os.environ.get("%s", "")
@@ -131,7 +164,9 @@ out = llm("The capital of France is", max_tokens=4, temperature=0.0)
 text = out["choices"][0]["text"]
 assert out["usage"]["completion_tokens"] >= 1, out
 print("SMOKE-OK", repr(text))
-""" % SIMULATE_ENV
+"""
+    % SIMULATE_ENV
+)
 
 
 @dataclass(frozen=True)
@@ -143,8 +178,9 @@ class SmokeResult:
 def smoke_test(target_name: str, timeout: float = 120.0) -> SmokeResult:
     """Load the packaged GGUF and generate 4 tokens in a child process."""
     try:
-        proc = subprocess.run([sys.executable, "-c", SMOKE_CODE, target_name], capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-c", SMOKE_CODE, target_name], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return SmokeResult(False, f"timed out after {timeout:.0f} s")
     if proc.returncode < 0:
@@ -168,11 +204,15 @@ def write_status(status: dict) -> None:
     os.replace(tmp, path)
 
 
-def ensure(targets: list[Target], *, version: str = VERSION,
-           build: Callable[[str, Target], Path] = build_wheel,
-           install: Callable[[Path], None] = install_wheel,
-           smoke: Callable[[str], SmokeResult] = smoke_test,
-           uninstall: Callable[[], None] | None = None) -> dict:
+def ensure(
+    targets: list[Target],
+    *,
+    version: str = VERSION,
+    build: Callable[[str, Target], Path] = build_wheel,
+    install: Callable[[Path], None] = install_wheel,
+    smoke: Callable[[str], SmokeResult] = smoke_test,
+    uninstall: Callable[[], None] | None = None,
+) -> dict:
     """Install the fastest target whose smoke test passes; return the status written.
 
     Each failure is explained on stdout; when every target fails, llama.cpp is removed so
@@ -189,20 +229,32 @@ def ensure(targets: list[Target], *, version: str = VERSION,
             continue
         result = smoke(target.name)
         if result.ok:
-            status = {"ok": True, "version": version, "target": target.name, "cmake_args": target.cmake_args,
-                      "failures": failures, "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            status = {
+                "ok": True,
+                "version": version,
+                "target": target.name,
+                "cmake_args": target.cmake_args,
+                "failures": failures,
+                "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             write_status(status)
             print(f"==> llama.cpp {version} ({target.name}) passed its smoke test")
             return status
         failures.append(f"{target.name}: {result.detail}")
-        print(f"!!  llama.cpp built for '{target.name}' failed its smoke test: {result.detail}; "
-              "trying a safer target")
+        print(f"!!  llama.cpp built for '{target.name}' failed its smoke test: {result.detail}; trying a safer target")
     (uninstall or _uninstall)()
-    status = {"ok": False, "version": version, "target": None, "failures": failures,
-              "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    status = {
+        "ok": False,
+        "version": version,
+        "target": None,
+        "failures": failures,
+        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     write_status(status)
-    print("!!  no llama.cpp build runs on this CPU; rag will use the slower transformers backend. "
-          "Details: " + "; ".join(failures))
+    print(
+        "!!  no llama.cpp build runs on this CPU; rag will use the slower transformers backend. "
+        "Details: " + "; ".join(failures)
+    )
     return status
 
 
@@ -220,6 +272,7 @@ def installed_matches(version: str) -> str | None:
         return None
     try:
         from importlib.metadata import version as dist_version
+
         if dist_version("llama-cpp-python") != version:
             return None
     except Exception:  # noqa: BLE001 - not installed

@@ -19,8 +19,9 @@ from conftest import ROOT
 
 SAMPLE_ARTICLES = ROOT / "data" / "articles"
 NVIDIA_Q = "How much did Nvidia shares fall on 27 January 2025?"
-SCRIPTED_CONFIG = ("generation:\n  backend: ui-test\n"
-                   "ui:\n  max_queue: 1\n  rewrite: heuristic\n  allowed_hosts: [rag.test]\n")
+SCRIPTED_CONFIG = (
+    "generation:\n  backend: ui-test\nui:\n  max_queue: 1\n  rewrite: heuristic\n  allowed_hosts: [rag.test]\n"
+)
 _built: dict[str, Path] = {}
 
 
@@ -53,8 +54,16 @@ class Server:
         env: extra environment (e.g. RAG_API_KEY).
     """
 
-    def __init__(self, work: Path, command: str, config: str, index: Path, ready: str, *args: str,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        work: Path,
+        command: str,
+        config: str,
+        index: Path,
+        ready: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.work, self.ready = work, ready
         work.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -62,11 +71,28 @@ class Server:
         self.release = work / "release"
         self.log_path = work / f"{command}.log"
         (work / "config.yaml").write_text(config, encoding="utf-8")
-        cmd = [sys.executable, str(ROOT / "tests" / "ui_launcher.py"), command, "--config", str(work / "config.yaml"),
-               "--index", str(index), "--port", str(self.port), *args]
-        full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                    "GRADIO_TEMP_DIR": str(work / "gradio-tmp"), "RAG_TEST_HOLD": str(self.release),
-                    "RAG_UI_AUTH": "", "RAG_API_KEY": "", **(env or {})}
+        cmd = [
+            sys.executable,
+            str(ROOT / "tests" / "ui_launcher.py"),
+            command,
+            "--config",
+            str(work / "config.yaml"),
+            "--index",
+            str(index),
+            "--port",
+            str(self.port),
+            *args,
+        ]
+        full_env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "GRADIO_TEMP_DIR": str(work / "gradio-tmp"),
+            "RAG_TEST_HOLD": str(self.release),
+            "RAG_UI_AUTH": "",
+            "RAG_API_KEY": "",
+            **(env or {}),
+        }
         with open(self.log_path, "w") as fh:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=full_env)
 

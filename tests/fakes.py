@@ -53,7 +53,15 @@ class FakeGenerator:
     supports_reasoning = True
     notice = ""
 
-    def __init__(self, reply="Answer [1].", *, opens_think: bool = False, context_window: int = 2048, piece: int = 3, fail: Exception | None = None) -> None:
+    def __init__(
+        self,
+        reply="Answer [1].",
+        *,
+        opens_think: bool = False,
+        context_window: int = 2048,
+        piece: int = 3,
+        fail: Exception | None = None,
+    ) -> None:
         self.name = "fake-generator"
         self.reply = reply
         self._opens_think = opens_think

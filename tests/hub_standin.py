@@ -39,7 +39,9 @@ def sha256_of(path: Path) -> str:
 class HubStandIn:
     """Serves ``files`` (``{(repo, filename): path}``) like the hub; a context manager."""
 
-    def __init__(self, files: dict[tuple[str, str], Path], *, drop_after: int | None = None, wrong_sha256: bool = False) -> None:
+    def __init__(
+        self, files: dict[tuple[str, str], Path], *, drop_after: int | None = None, wrong_sha256: bool = False
+    ) -> None:
         self.files = {key: (Path(p), sha256_of(Path(p))) for key, p in files.items()}
         self.drop_after = drop_after
         self.wrong_sha256 = wrong_sha256
@@ -106,7 +108,9 @@ class HubStandIn:
                 self.send_header("X-Repo-Commit", COMMIT)
                 self.send_header("X-Linked-Etag", f'"{linked}"')
                 self.send_header("X-Linked-Size", str(path.stat().st_size))
-                self.send_header("ETag", '"' + hashlib.sha1(sha.encode()).hexdigest() + '"')  # the LFS pointer's git hash
+                self.send_header(
+                    "ETag", '"' + hashlib.sha1(sha.encode()).hexdigest() + '"'
+                )  # the LFS pointer's git hash
                 self.send_header("Location", f"{hub.cdn_url}/cdn/{sha}/{m['file']}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()

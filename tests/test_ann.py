@@ -124,7 +124,9 @@ def test_tuning_stops_when_recall_stops_rising(monkeypatch):
 
 
 def test_pq_bytes_must_divide_the_dimension():
-    with pytest.raises(ValueError, match=r"pq_bytes must divide the embedding dimension 32, got 7; try one of \[1, 2, 4, 8, 16, 32\]"):
+    with pytest.raises(
+        ValueError, match=r"pq_bytes must divide the embedding dimension 32, got 7; try one of \[1, 2, 4, 8, 16, 32\]"
+    ):
         ann.build_index(clustered(100), None, "ivf", pq_bytes=7)
 
 
@@ -197,7 +199,10 @@ def _rag(tmp_path, embedder, **overrides):
     from rag import RAG, Config
     from fakes import FakeGenerator
 
-    cfg = Config.load(None, {"index.path": str(tmp_path / "idx"), "retrieval.retriever": "dense", "retrieval.dedup": "none", **overrides})
+    cfg = Config.load(
+        None,
+        {"index.path": str(tmp_path / "idx"), "retrieval.retriever": "dense", "retrieval.dedup": "none", **overrides},
+    )
     return RAG(cfg, embedder=embedder, generator=FakeGenerator())
 
 
@@ -211,7 +216,9 @@ def test_store_builds_the_configured_type_and_searches_like_flat(tmp_path, kind,
     rag = _rag(tmp_path / "a", FakeEmbedder(), **{"index.type": kind, "index.pq_bytes": pq})
     rag.build(folder)
     built = rag.index().manifest.index["built"]
-    assert built["type"] == kind and built["factory"].startswith("IDMap2,") and (("PQ8" in built["factory"]) == bool(pq))
+    assert (
+        built["type"] == kind and built["factory"].startswith("IDMap2,") and (("PQ8" in built["factory"]) == bool(pq))
+    )
     assert (rag.index().path / "vectors.npy").is_file() == bool(pq)
     query = "w1 w2 w3 topic3"
     if not pq:  # exact codes: the same top hits as exact search
@@ -247,7 +254,9 @@ def test_changing_the_index_type_rewrites_without_embedding(tmp_path):
     stored = dict(zip(*second.index().rows_and_vectors()))
     expect = dict(zip(*first.index().rows_and_vectors()))  # from vectors.npy: exact despite PQ
     row = next(iter(stored))
-    assert np.allclose(stored[row], expect[row]) and np.allclose(stored[row], emb.vector(second.index().chunks_by_rows([row])[row].indexed_text))
+    assert np.allclose(stored[row], expect[row]) and np.allclose(
+        stored[row], emb.vector(second.index().chunks_by_rows([row])[row].indexed_text)
+    )
 
 
 @pytest.mark.slow

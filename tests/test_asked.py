@@ -7,52 +7,87 @@ import pytest
 from rag.asked import answer_phrase, answer_type, has_type
 
 
-@pytest.mark.parametrize("question, kind", [
-    ("How many parameters does DeepSeek-V3 have?", "number"),
-    ("What was Tesla's revenue in Q1 2021?", "number"),
-    ("When was DeepSeek founded?", "date"),
-    ("What is the release date of The Last of Us Part II?", "date"),
-    ("union of utrecht year", "date"),
-    ("Who founded DeepSeek?", "name"),
-    ("Where is DeepSeek based?", "place"),
-    ("Which country won the most medals?", "place"),
-    ("what does GRPO stand for", "expansion"),
-    ("What is the H20?", "definition"),
-    ("What pass@1 score did DeepSeek-R1 achieve on AIME 2024?", "number"),
-    ("What rental price per GPU hour did DeepSeek assume?", "number"),
-    ("Which South Korean agency suspended new downloads of the DeepSeek app?", "name"),
-    ("At which university did Liang Wenfeng study?", "name"),
-    ("What nickname did local media give DeepSeek?", "name"),
-    ("what percent of heart attack patients have atypical symptoms", "number"),
-    ("What is the context window of DeepSeek-V3?", "other"),  # an attribute of something, not what a term is
-    ("Why did Nvidia shares fall?", "other"),
-    ("What is the capital city of the country where DeepSeek is based?", "place"),
-])
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("How many parameters does DeepSeek-V3 have?", "number"),
+        ("What was Tesla's revenue in Q1 2021?", "number"),
+        ("When was DeepSeek founded?", "date"),
+        ("What is the release date of The Last of Us Part II?", "date"),
+        ("union of utrecht year", "date"),
+        ("Who founded DeepSeek?", "name"),
+        ("Where is DeepSeek based?", "place"),
+        ("Which country won the most medals?", "place"),
+        ("what does GRPO stand for", "expansion"),
+        ("What is the H20?", "definition"),
+        ("What pass@1 score did DeepSeek-R1 achieve on AIME 2024?", "number"),
+        ("What rental price per GPU hour did DeepSeek assume?", "number"),
+        ("Which South Korean agency suspended new downloads of the DeepSeek app?", "name"),
+        ("At which university did Liang Wenfeng study?", "name"),
+        ("What nickname did local media give DeepSeek?", "name"),
+        ("what percent of heart attack patients have atypical symptoms", "number"),
+        ("What is the context window of DeepSeek-V3?", "other"),  # an attribute of something, not what a term is
+        ("Why did Nvidia shares fall?", "other"),
+        ("What is the capital city of the country where DeepSeek is based?", "place"),
+    ],
+)
 def test_answer_type_names_the_kind_asked_for(question, kind):
     assert answer_type(question) == kind
 
 
-@pytest.mark.parametrize("sentence, question, phrase", [
-    ("DeepSeek-V3 is a mixture-of-experts model with 671 billion parameters, of which 37 billion are active.",
-     "How many parameters does DeepSeek-V3 have?", "671 billion parameters"),
-    ("On 27 January 2025 Nvidia shares fell about 17 percent.", "How much did Nvidia shares fall?", "17 percent"),
-    ("Nvidia lost $589 billion of market value on 27 January 2025.", "How much market value did Nvidia lose?", "$589 billion"),
-    ("Nvidia shares fell about 17% on Monday, 27 January 2025, wiping roughly $589 billion off the chipmaker's market value.",
-     "How much market value did Nvidia lose on 27 January 2025?", "$589 billion"),
-    ("DeepSeek was founded in July 2023 by Liang Wenfeng.", "When was DeepSeek founded?", "July 2023"),
-    ("DeepSeek was founded in July 2023 by Liang Wenfeng.", "Who founded DeepSeek?", "Liang Wenfeng"),
-    ("DeepSeek is a Chinese AI company based in Hangzhou, Zhejiang.", "Where is DeepSeek based?", "Hangzhou"),
-    ("GRPO (Group Relative Policy Optimization) removes the critic model.", "what does GRPO stand for", "Group Relative Policy Optimization"),
-    ("The Crown season 3 premieres Sunday, November 17 on Netflix.", "When does season 3 of The Crown premiere?", "November 17"),
-    ("In an MoE (mixture-of-experts) model each layer holds many experts.", "What does MoE stand for?", "mixture-of-experts"),
-    ("The second key ingredient is multi-head latent attention, usually shortened to MLA.", "what does MLA stand for",
-     "multi-head latent attention"),  # a hyphenated word gives one letter
-    ("Its main new China product was the H20, a Hopper-generation chip with far less power.", "What is the H20?", "a Hopper-generation chip with far less power"),
-    ("FP8 is an 8-bit floating-point number format.", "what is FP8", "an 8-bit floating-point number format"),
-])
+@pytest.mark.parametrize(
+    "sentence, question, phrase",
+    [
+        (
+            "DeepSeek-V3 is a mixture-of-experts model with 671 billion parameters, of which 37 billion are active.",
+            "How many parameters does DeepSeek-V3 have?",
+            "671 billion parameters",
+        ),
+        ("On 27 January 2025 Nvidia shares fell about 17 percent.", "How much did Nvidia shares fall?", "17 percent"),
+        (
+            "Nvidia lost $589 billion of market value on 27 January 2025.",
+            "How much market value did Nvidia lose?",
+            "$589 billion",
+        ),
+        (
+            "Nvidia shares fell about 17% on Monday, 27 January 2025, wiping roughly $589 billion off the chipmaker's market value.",
+            "How much market value did Nvidia lose on 27 January 2025?",
+            "$589 billion",
+        ),
+        ("DeepSeek was founded in July 2023 by Liang Wenfeng.", "When was DeepSeek founded?", "July 2023"),
+        ("DeepSeek was founded in July 2023 by Liang Wenfeng.", "Who founded DeepSeek?", "Liang Wenfeng"),
+        ("DeepSeek is a Chinese AI company based in Hangzhou, Zhejiang.", "Where is DeepSeek based?", "Hangzhou"),
+        (
+            "GRPO (Group Relative Policy Optimization) removes the critic model.",
+            "what does GRPO stand for",
+            "Group Relative Policy Optimization",
+        ),
+        (
+            "The Crown season 3 premieres Sunday, November 17 on Netflix.",
+            "When does season 3 of The Crown premiere?",
+            "November 17",
+        ),
+        (
+            "In an MoE (mixture-of-experts) model each layer holds many experts.",
+            "What does MoE stand for?",
+            "mixture-of-experts",
+        ),
+        (
+            "The second key ingredient is multi-head latent attention, usually shortened to MLA.",
+            "what does MLA stand for",
+            "multi-head latent attention",
+        ),  # a hyphenated word gives one letter
+        (
+            "Its main new China product was the H20, a Hopper-generation chip with far less power.",
+            "What is the H20?",
+            "a Hopper-generation chip with far less power",
+        ),
+        ("FP8 is an 8-bit floating-point number format.", "what is FP8", "an 8-bit floating-point number format"),
+    ],
+)
 def test_answer_phrase_finds_what_is_asked_and_not_what_the_question_gives(sentence, question, phrase):
     span = answer_phrase(sentence, question)
-    assert span is not None and sentence[span[0]:span[1]] == phrase
+    assert span is not None and sentence[span[0] : span[1]] == phrase
 
 
 def test_no_phrase_where_the_sentence_only_repeats_the_question():
@@ -71,7 +106,9 @@ def test_has_type_is_unchanged_for_the_answerability_features():
 
 
 def test_a_definition_cut_by_its_length_limit_ends_at_a_whole_word():
-    sentence = ("High-Flyer is a quantitative hedge fund that relies on computer models rather than human stock pickers "
-                "to decide its trades.")
+    sentence = (
+        "High-Flyer is a quantitative hedge fund that relies on computer models rather than human stock pickers "
+        "to decide its trades."
+    )
     span = answer_phrase(sentence, "What is High-Flyer?")
-    assert span is not None and sentence[span[0]:span[1]].endswith("human stock")
+    assert span is not None and sentence[span[0] : span[1]].endswith("human stock")

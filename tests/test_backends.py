@@ -46,7 +46,9 @@ from rag.generation import (
 )
 
 HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
-needs_llama_cpp = pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)")
+needs_llama_cpp = pytest.mark.skipif(
+    not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)"
+)
 
 STORY = [{"role": "user", "content": "Write a short story about a cat named Tom who lives in Paris."}]
 
@@ -62,8 +64,20 @@ def start_llama_server(log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port),
-           "--n_ctx", "2048", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(packaged_smollm2_gguf()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -147,7 +161,10 @@ def test_openai_wrong_port_is_a_clear_error():
     port = free_port()
     gen = openai_gen(f"http://127.0.0.1:{port}/v1", retries=2, backoff=0.05)
     t0 = time.monotonic()
-    with pytest.raises(GeneratorError, match=rf"127\.0\.0\.1:{port}/v1/chat/completions after 3 attempts: ConnectError.*Start the server"):
+    with pytest.raises(
+        GeneratorError,
+        match=rf"127\.0\.0\.1:{port}/v1/chat/completions after 3 attempts: ConnectError.*Start the server",
+    ):
         list(gen.stream(STORY))
     assert time.monotonic() - t0 < 10
 
@@ -182,8 +199,17 @@ def test_openai_api_key_then_server_killed_mid_answer(tmp_path, monkeypatch):
 def test_ask_falls_back_to_extractive_when_the_server_dies_mid_answer(tmp_path, articles_dir):
     proc, base = start_llama_server(tmp_path / "server.log")
     try:
-        cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "openai", "generation.openai.base_url": base,
-                                 "generation.openai.retries": 0, "generation.max_new_tokens": 200, "retrieval.top_k": 1})
+        cfg = Config.load(
+            None,
+            {
+                "index.path": str(tmp_path / "index"),
+                "generation.backend": "openai",
+                "generation.openai.base_url": base,
+                "generation.openai.retries": 0,
+                "generation.max_new_tokens": 200,
+                "retrieval.top_k": 1,
+            },
+        )
         rag = RAG(cfg, embedder=FakeEmbedder())
         rag.build(articles_dir)
         events = []
@@ -243,7 +269,12 @@ def delta(**d) -> dict:
         (200, sse(["not json at all"]), "text/event-stream", "sent an event that is not JSON"),
         (200, sse([{"object": "something else"}]), "text/event-stream", "without 'choices'"),
         (200, "garbage line\n\n", "text/event-stream", "not server-sent events"),
-        (200, sse([{"error": {"message": "model overloaded"}}]), "text/event-stream", "reported an error: model overloaded"),
+        (
+            200,
+            sse([{"error": {"message": "model overloaded"}}]),
+            "text/event-stream",
+            "reported an error: model overloaded",
+        ),
         (404, '{"error": "no such route"}', "application/json", "HTTP 404.*should end in /v1"),
         (400, '{"error": "bad request"}', "application/json", "rejected the request \\(HTTP 400\\)"),
     ],
@@ -260,12 +291,17 @@ def test_openai_garbage_and_errors_are_clear(status, body, ctype, message):
 def test_openai_stream_closed_without_finishing_is_an_error_not_a_short_answer():
     """A connection closed cleanly mid-answer (no [DONE], no finish_reason) must not pass as a complete answer."""
     cut = [delta(content="Nvidia fell"), delta(content=" 17")]
-    finished = [delta(content="Nvidia fell"), {"choices": [{"index": 0, "delta": {"content": " 17 percent."}, "finish_reason": "stop"}]}]
+    finished = [
+        delta(content="Nvidia fell"),
+        {"choices": [{"index": 0, "delta": {"content": " 17 percent."}, "finish_reason": "stop"}]},
+    ]
     for events, outcome in ((cut, None), (finished, "Nvidia fell 17 percent."), ([*cut, "[DONE]"], "Nvidia fell 17")):
         server, base, _ = local_server(lambda h, b, events=events: send(h, 200, sse(events), "text/event-stream"))
         try:
             if outcome is None:
-                with pytest.raises(GeneratorError, match=r"closed the stream after 14 characters without finishing the answer.*cut off"):
+                with pytest.raises(
+                    GeneratorError, match=r"closed the stream after 14 characters without finishing the answer.*cut off"
+                ):
                     list(openai_gen(base).stream(STORY))
             else:
                 assert "".join(openai_gen(base).stream(STORY)) == outcome
@@ -295,11 +331,17 @@ def test_openai_retries_server_errors_with_backoff_then_succeeds():
 
 
 def test_openai_request_carries_settings_and_strips_history_reasoning(monkeypatch):
-    server, base, requests = local_server(lambda h, b: send(h, 200, sse([delta(content="ok"), "[DONE]"]), "text/event-stream"))
+    server, base, requests = local_server(
+        lambda h, b: send(h, 200, sse([delta(content="ok"), "[DONE]"]), "text/event-stream")
+    )
     monkeypatch.setenv("RAG_TEST_KEY2", "k-123")
     try:
         history = [{"role": "assistant", "content": "<think>old</think>Earlier answer."}, *STORY]
-        "".join(openai_gen(base, api_key_env="RAG_TEST_KEY2").stream(history, max_new_tokens=7, temperature=0.3, stop=("a", "b", "c", "d", "e")))
+        "".join(
+            openai_gen(base, api_key_env="RAG_TEST_KEY2").stream(
+                history, max_new_tokens=7, temperature=0.3, stop=("a", "b", "c", "d", "e")
+            )
+        )
         req = requests[0]
         assert req["auth"] == "Bearer k-123"
         assert req["body"]["max_tokens"] == 7 and req["body"]["temperature"] == 0.3 and req["body"]["stream"] is True
@@ -311,7 +353,12 @@ def test_openai_request_carries_settings_and_strips_history_reasoning(monkeypatc
 
 def test_openai_reasoning_deltas_become_think_tags():
     """vLLM/DeepSeek send reasoning as delta.reasoning_content: it must not reach the answer."""
-    events = [delta(reasoning_content="Passage 1 says"), delta(reasoning_content=" 17%."), delta(content="It fell 17 percent [1]."), "[DONE]"]
+    events = [
+        delta(reasoning_content="Passage 1 says"),
+        delta(reasoning_content=" 17%."),
+        delta(content="It fell 17 percent [1]."),
+        "[DONE]",
+    ]
     server, base, _ = local_server(lambda h, b: send(h, 200, sse(events), "text/event-stream"))
     try:
         run = AnswerStream(openai_gen(base), STORY, max_new_tokens=50)
@@ -384,7 +431,11 @@ def test_llama_cpp_budget_cut_closes_reasoning_and_answers(llama_generator):
 def cited_claim(answer) -> tuple[list[str], list[tuple[int, str]], list[str]]:
     """What must agree between backends: the numbers stated, the sources cited, the words (case, spacing and punctuation aside)."""
     text = re.sub(r"\[\d+\]", " ", answer.text)
-    return re.findall(r"\d+(?:[.,]\d+)*", text), sorted((c.n, c.source) for c in answer.citations), re.findall(r"\w+", text.lower())
+    return (
+        re.findall(r"\d+(?:[.,]\d+)*", text),
+        sorted((c.n, c.source) for c in answer.citations),
+        re.findall(r"\w+", text.lower()),
+    )
 
 
 def test_cited_claim_ignores_spacing_and_punctuation_but_not_numbers_or_sources():
@@ -392,7 +443,11 @@ def test_cited_claim_ignores_spacing_and_punctuation_but_not_numbers_or_sources(
     from rag.records import Answer, Citation
 
     def answer(text, source="markets/nvidia.txt"):
-        return Answer(question="q", text=text, citations=[Citation(n=1, title="t", source=source, snippet="s", score=1.0, chunk_id="c", start=0, end=1)])
+        return Answer(
+            question="q",
+            text=text,
+            citations=[Citation(n=1, title="t", source=source, snippet="s", score=1.0, chunk_id="c", start=0, end=1)],
+        )
 
     base = cited_claim(answer("The share price fell 17 percent on 27 January 2025 [1]."))
     assert cited_claim(answer("The share price fell 17 percent  on 27 January 2025 [1]")) == base
@@ -401,7 +456,9 @@ def test_cited_claim_ignores_spacing_and_punctuation_but_not_numbers_or_sources(
 
 
 @pytest.mark.slow
-def test_llama_cpp_and_transformers_give_the_same_cited_answer(tmp_path, articles_dir, real_embedder, real_generator, llama_generator, llama_server_gen):
+def test_llama_cpp_and_transformers_give_the_same_cited_answer(
+    tmp_path, articles_dir, real_embedder, real_generator, llama_generator, llama_server_gen
+):
     """Greedy decoding of the same GGUF through transformers, llama.cpp in process and the
     supervised llama.cpp server (the default path), same evidence prompt.
 
@@ -514,7 +571,10 @@ def test_llama_server_restarts_after_sigkill_mid_answer_and_stops_on_close():
         assert "".join(gen.stream(STORY, max_new_tokens=8)).strip()
         first = gen.pid
         got = []
-        with pytest.raises(GeneratorError, match=rf"local model process \(llama.cpp server, pid {first}\) stopped while answering \(killed by SIGKILL\); it is being restarted"):
+        with pytest.raises(
+            GeneratorError,
+            match=rf"local model process \(llama.cpp server, pid {first}\) stopped while answering \(killed by SIGKILL\); it is being restarted",
+        ):
             for i, piece in enumerate(gen.stream(STORY, max_new_tokens=200)):
                 got.append(piece)
                 if i == 2:
@@ -533,7 +593,12 @@ def test_llama_server_restarts_after_sigkill_mid_answer_and_stops_on_close():
 def test_llama_server_child_exits_when_its_parent_is_killed(tmp_path):
     """No orphans: SIGKILL skips atexit, so the child watches a pipe from its parent and exits when it closes."""
     code = "from rag.generation import LlamaServerGenerator\ng = LlamaServerGenerator('smollm2'); g.warm_up(); print(g.pid, flush=True)\nimport time; time.sleep(300)"
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
     try:
         child = int(parent.stdout.readline())
         os.kill(child, 0)  # running
@@ -566,11 +631,16 @@ def test_llama_server_reuses_the_fixed_prompt_prefix(tmp_path, articles_dir, lla
 
 @pytest.mark.slow
 @needs_llama_cpp
-def test_default_path_answers_then_falls_back_to_extractive_when_the_child_dies_then_recovers(tmp_path, articles_dir, real_embedder):
+def test_default_path_answers_then_falls_back_to_extractive_when_the_child_dies_then_recovers(
+    tmp_path, articles_dir, real_embedder
+):
     """Through RAG with the default configuration (the facts rule off, so the model's draft is shown): a cited
     answer; SIGKILL mid-answer gives an extractive answer whose note says the model process is being restarted;
     the next question is generated again."""
-    cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "generation.max_new_tokens": 60, "evidence.draft_must_keep": "none"})
+    cfg = Config.load(
+        None,
+        {"index.path": str(tmp_path / "index"), "generation.max_new_tokens": 60, "evidence.draft_must_keep": "none"},
+    )
     assert cfg.generation.backend == "llama_server"
     rag = RAG(cfg, embedder=real_embedder)
     try:
@@ -595,8 +665,12 @@ def test_default_path_answers_then_falls_back_to_extractive_when_the_child_dies_
 # -- the fallback to transformers ---------------------------------------------------------------
 def write_build_record(folder: Path, ok: bool) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"ok": ok, "version": "0.3.36", "target": None if not ok else "avx2",
-              "failures": [] if ok else ["avx2: died with SIGILL (an instruction this CPU reports but cannot run)"]}
+    record = {
+        "ok": ok,
+        "version": "0.3.36",
+        "target": None if not ok else "avx2",
+        "failures": [] if ok else ["avx2: died with SIGILL (an instruction this CPU reports but cannot run)"],
+    }
     (folder / "llama-build.json").write_text(json.dumps(record))
     return folder
 
@@ -609,7 +683,9 @@ def test_default_backend_falls_back_to_transformers_when_the_smoke_test_failed(t
     cfg = Config.load(None).generation
     gen = llama_server_or_fallback(cfg, status_prefix=write_build_record(tmp_path / "bad", ok=False))
     assert isinstance(gen, TransformersGenerator) and gen._model is None
-    assert gen.notice.startswith("llama.cpp is not available (the llama.cpp build failed its smoke test at set-up (avx2: died with SIGILL")
+    assert gen.notice.startswith(
+        "llama.cpp is not available (the llama.cpp build failed its smoke test at set-up (avx2: died with SIGILL"
+    )
     assert "transformers" in gen.notice and "\n" not in gen.notice
     good = llama_server_or_fallback(cfg, status_prefix=write_build_record(tmp_path / "good", ok=True))
     assert isinstance(good, LlamaServerGenerator) and good.notice == "" and good.pid is None
@@ -630,8 +706,13 @@ def test_default_backend_falls_back_to_transformers_without_llama_cpp(monkeypatc
 @needs_llama_cpp
 def test_fallback_generator_answers_through_rag(tmp_path, articles_dir, real_embedder, monkeypatch):
     """The transformers fallback is a working generator: a cited answer, and RAG exposes the notice."""
-    monkeypatch.setenv("RAG_LLAMA_BUILD_STATUS", str(write_build_record(tmp_path / "bad", ok=False) / "llama-build.json"))
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "generation.max_new_tokens": 40}), embedder=real_embedder)
+    monkeypatch.setenv(
+        "RAG_LLAMA_BUILD_STATUS", str(write_build_record(tmp_path / "bad", ok=False) / "llama-build.json")
+    )
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "index"), "generation.max_new_tokens": 40}),
+        embedder=real_embedder,
+    )
     rag.build(articles_dir)
     answer = rag.ask("By how much did Nvidia's share price fall on 27 January 2025?")
     assert isinstance(rag.generator, TransformersGenerator) and "smoke test" in rag.generator.notice

@@ -30,10 +30,28 @@ def test_synthetic_vectors_are_unit_and_clustered():
 def test_markdown_and_plot_from_a_minimal_result(tmp_path):
     from benchmarks.run import markdown, plot
 
-    res = {"mode": "quick", "machine": "m", "started": "now", "seconds": 1.0,
-           "ann": {"data": "d", "queries": 2, "rows": [{"n": 100, "type": "flat", "p50_ms": 0.1, "p95_ms": 0.2, "recall@10": 1.0,
-                                                         "bytes_per_chunk": 1544.0, "build_s": 0.0},
-                                                        {"n": 1000, "type": "hnsw", "skipped": "too slow"}]}}
+    res = {
+        "mode": "quick",
+        "machine": "m",
+        "started": "now",
+        "seconds": 1.0,
+        "ann": {
+            "data": "d",
+            "queries": 2,
+            "rows": [
+                {
+                    "n": 100,
+                    "type": "flat",
+                    "p50_ms": 0.1,
+                    "p95_ms": 0.2,
+                    "recall@10": 1.0,
+                    "bytes_per_chunk": 1544.0,
+                    "build_s": 0.0,
+                },
+                {"n": 1000, "type": "hnsw", "skipped": "too slow"},
+            ],
+        },
+    }
     text = markdown(res)
     assert "| 100 | flat | 0.1 | 0.2 | 1.0 | 1544 | 0.0 | exact |" in text and "skipped: too slow" in text
     assert plot(res, tmp_path / "p.png") and (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -50,13 +68,22 @@ def test_unknown_section_is_refused(capsys):
 @pytest.mark.slow
 def test_quick_suite_runs_and_writes_results(tmp_path):
     out = tmp_path / "bench"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert res["mode"] == "quick" and set(res["sections"]) == {"ingest", "embed", "quality", "ann", "e2e", "answer"}
     ing = res["ingest"]
-    assert ing["chunks"] > 0 and ing["ratio_wall"] > 0 and set(ing["stages_s"]) >= {"load", "chunk", "embed", "faiss", "sqlite", "other"}
+    assert (
+        ing["chunks"] > 0
+        and ing["ratio_wall"] > 0
+        and set(ing["stages_s"]) >= {"load", "chunk", "embed", "faiss", "sqlite", "other"}
+    )
     assert res["embed"]["backends"]["torch"]["speedup_vs_torch"] == 1.0
     assert {r["type"] for r in res["ann"]["rows"]} >= {"flat", "hnsw", "ivf"}
     assert all(0.0 <= r["recall@10"] <= 1.0 and r["p50_ms"] > 0 for r in res["ann"]["rows"] if "p50_ms" in r)

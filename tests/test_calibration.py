@@ -19,7 +19,9 @@ SAMPLE_QA = ROOT / "eval" / "sample-qa.jsonl"
 
 
 def fake_rag(index, name="all-MiniLM-L6-v2"):
-    return RAG(Config.load(None, {"index.path": str(index)}), embedder=FakeEmbedder(name=name), generator=FakeGenerator())
+    return RAG(
+        Config.load(None, {"index.path": str(index)}), embedder=FakeEmbedder(name=name), generator=FakeGenerator()
+    )
 
 
 @pytest.fixture
@@ -32,7 +34,16 @@ def built(tmp_path, articles_dir):
 def test_calibration_round_trips_and_removes(built):
     root = built.store.root
     assert read_calibration(root) is None
-    cal = Calibration("all-MiniLM-L6-v2", {"hybrid": 0.41, "dense": 0.4}, 0.05, 24, 6, {"hybrid": 3}, "mine.jsonl", "2026-12-01T00:00:00+00:00")
+    cal = Calibration(
+        "all-MiniLM-L6-v2",
+        {"hybrid": 0.41, "dense": 0.4},
+        0.05,
+        24,
+        6,
+        {"hybrid": 3},
+        "mine.jsonl",
+        "2026-12-01T00:00:00+00:00",
+    )
     save_calibration(built.store, cal)
     assert read_calibration(root) == cal
     assert [p.name for p in root.iterdir() if p.name.startswith(f".{CALIBRATION}")] == []  # no temporary file left
@@ -60,8 +71,11 @@ def test_threshold_order_config_then_index_then_shipped(built, tmp_path):
     assert built.relevance_threshold("dense") == (0.33, "index")
     assert built.relevance_threshold("bm25") == (0.17, "calibrated")  # not calibrated for bm25: the shipped one
     assert built.info()["min_relevance_source"] == "index"
-    configured = RAG(Config.load(None, {"index.path": str(built.store.root), "retrieval.min_relevance_hybrid": 0.5}),
-                     embedder=FakeEmbedder(name="all-MiniLM-L6-v2"), generator=FakeGenerator())
+    configured = RAG(
+        Config.load(None, {"index.path": str(built.store.root), "retrieval.min_relevance_hybrid": 0.5}),
+        embedder=FakeEmbedder(name="all-MiniLM-L6-v2"),
+        generator=FakeGenerator(),
+    )
     assert configured.relevance_threshold() == (0.5, "configured")
     assert fake_rag(built.store.root, name="e5-small").relevance_threshold() == (0.0, "uncalibrated")
 
@@ -88,7 +102,22 @@ def test_rag_calibrate_end_to_end_with_the_real_model(tmp_path, monkeypatch, cap
     cfg.write_text("generation:\n  backend: none\n", encoding="utf-8")
     assert main(["build", str(SAMPLE), "--index", "idx", "--config", str(cfg), "--quiet"]) == 0
     capsys.readouterr()
-    assert main(["calibrate", str(SAMPLE_QA), "--index", "idx", "--config", str(cfg), "--json", "--retrievers", "hybrid,dense"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                str(SAMPLE_QA),
+                "--index",
+                "idx",
+                "--config",
+                str(cfg),
+                "--json",
+                "--retrievers",
+                "hybrid,dense",
+            ]
+        )
+        == 0
+    )
     cal = json.loads(capsys.readouterr().out)
     assert cal["questions"] == 30 and cal["unanswerable"] == 26 and cal["qa_file"] == "sample-qa.jsonl"
     # At most 5% of 30 answerable questions (1) may fall below it: the threshold is at or under the second-lowest best relevance.
@@ -99,9 +128,24 @@ def test_rag_calibrate_end_to_end_with_the_real_model(tmp_path, monkeypatch, cap
     assert (info["min_relevance"], info["min_relevance_source"]) == (cal["thresholds"]["hybrid"], "index")
     # A stored threshold above every passage's relevance declines even an answerable question, saying "not covered".
     save_calibration(IndexStore(tmp_path / "idx"), Calibration("all-MiniLM-L6-v2", {"hybrid": 0.99}, 0.05, 30))
-    assert main(["ask", "How many parameters does DeepSeek-V3 have in total?", "--index", "idx", "--config", str(cfg), "--json"]) == 0
+    assert (
+        main(
+            [
+                "ask",
+                "How many parameters does DeepSeek-V3 have in total?",
+                "--index",
+                "idx",
+                "--config",
+                str(cfg),
+                "--json",
+            ]
+        )
+        == 0
+    )
     answer = json.loads(capsys.readouterr().out)
-    assert answer["mode"] == "declined" and answer["answer"].startswith("The articles don't cover this question."), answer
+    assert answer["mode"] == "declined" and answer["answer"].startswith("The articles don't cover this question."), (
+        answer
+    )
     assert main(["calibrate", "--remove", "--index", "idx", "--config", str(cfg)]) == 0
     assert read_calibration(tmp_path / "idx") is None
 
@@ -110,8 +154,16 @@ def test_rag_calibrate_refuses_too_few_questions(built, tmp_path, capsys):
     from rag.cli import main
 
     qa = tmp_path / "few.jsonl"
-    qa.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What about bread {i}?", "answers": ["bread"], "sources": ["bread.html"]}) + "\n"
-                          for i in range(3)), encoding="utf-8")
+    qa.write_text(
+        "".join(
+            json.dumps(
+                {"id": f"q{i}", "question": f"What about bread {i}?", "answers": ["bread"], "sources": ["bread.html"]}
+            )
+            + "\n"
+            for i in range(3)
+        ),
+        encoding="utf-8",
+    )
     assert main(["calibrate", str(qa), "--index", str(built.store.root)]) == 1
     assert "has 3 answerable question(s); calibrating needs at least 10" in capsys.readouterr().err
 

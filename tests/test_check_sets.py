@@ -23,8 +23,9 @@ def _rare_set(tmp_path: Path, additions: list[dict], questions: list[dict]) -> e
     (tmp_path / "list.txt").write_text("river.txt\ncity.txt\n")
     (tmp_path / "add.jsonl").write_text("".join(json.dumps(a) + "\n" for a in additions))
     (tmp_path / "qa.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
-    return evalsets.EvalSet("rare", tmp_path / "qa.jsonl", corpus, tmp_path / "list.txt",
-                            additions=tmp_path / "add.jsonl")
+    return evalsets.EvalSet(
+        "rare", tmp_path / "qa.jsonl", corpus, tmp_path / "list.txt", additions=tmp_path / "add.jsonl"
+    )
 
 
 def test_check_additions_wants_names_absent_from_the_corpus(tmp_path, monkeypatch):
@@ -34,28 +35,46 @@ def test_check_additions_wants_names_absent_from_the_corpus(tmp_path, monkeypatc
     problems, summary = check_sets.check_additions(_rare_set(tmp_path, [good], []))
     assert problems == []
     assert summary.startswith("1 additions to 1 articles of set rare (1 in the middle, 0 at the end)")
-    bad = [dict(good, names=["Zebrovian", "quorn"]),
-           {"article": "city.txt", "sentence": "It is old.", "names": ["Velk"]}]
+    bad = [
+        dict(good, names=["Zebrovian", "quorn"]),
+        {"article": "city.txt", "sentence": "It is old.", "names": ["Velk"]},
+    ]
     problems, _ = check_sets.check_additions(_rare_set(tmp_path / "b", bad, []))
     corpus = tmp_path / "b" / "corpus"
-    assert problems == ["addition 1 (river.txt): name 'quorn' is not in its sentence",
-                        f"addition 1 (river.txt): name 'quorn' occurs in 1 file(s) of {corpus}; invent a rarer one",
-                        "addition 2 (city.txt): the sentence is already in the article; write a made-up one",
-                        "addition 2 (city.txt): name 'Velk' is not in its sentence"]
+    assert problems == [
+        "addition 1 (river.txt): name 'quorn' is not in its sentence",
+        f"addition 1 (river.txt): name 'quorn' occurs in 1 file(s) of {corpus}; invent a rarer one",
+        "addition 2 (city.txt): the sentence is already in the article; write a made-up one",
+        "addition 2 (city.txt): name 'Velk' is not in its sentence",
+    ]
 
 
 def test_check_set_wants_questions_about_the_added_facts(tmp_path, monkeypatch):
     """Answers are looked up in the modified copies, and must come from an added sentence, not the original text."""
     monkeypatch.setattr(evalsets.tempfile, "tempdir", str(tmp_path / "tmp"))
     add = {"article": "river.txt", "sentence": ADDED, "names": ["Zebrovian"]}
-    questions = [{"id": "rt1", "question": "When did the Zebrovian council meet?", "answers": ["1847"],
-                  "sources": ["river.txt"], "answerable": True},
-                 {"id": "rt2", "question": "what do boats use", "answers": ["Boats use it"],
-                  "sources": ["river.txt"], "answerable": True}]
+    questions = [
+        {
+            "id": "rt1",
+            "question": "When did the Zebrovian council meet?",
+            "answers": ["1847"],
+            "sources": ["river.txt"],
+            "answerable": True,
+        },
+        {
+            "id": "rt2",
+            "question": "what do boats use",
+            "answers": ["Boats use it"],
+            "sources": ["river.txt"],
+            "answerable": True,
+        },
+    ]
     eval_set = _rare_set(tmp_path, [add], questions)
     problems, summary = check_sets.check_set(eval_set.qa_file, eval_set)
-    assert problems == ["id rt2: no accepted answer occurs in a sentence added to river.txt; "
-                        "ask about the made-up fact, or add it to add.jsonl"]
+    assert problems == [
+        "id rt2: no accepted answer occurs in a sentence added to river.txt; "
+        "ask about the made-up fact, or add it to add.jsonl"
+    ]
     assert summary == "2 questions, 2 answerable, 0 unanswerable; 2 listed articles"
 
 

@@ -7,7 +7,19 @@ from rag.records import Passage
 
 
 def passage(n, text, title=None):
-    return Passage(n=n, chunk=Chunk(id=f"c{n}", doc_id=f"d{n}", title=title or f"Title {n}", source=f"s{n}.txt", text=text, start=0, end=len(text)), score=0.9)
+    return Passage(
+        n=n,
+        chunk=Chunk(
+            id=f"c{n}",
+            doc_id=f"d{n}",
+            title=title or f"Title {n}",
+            source=f"s{n}.txt",
+            text=text,
+            start=0,
+            end=len(text),
+        ),
+        score=0.9,
+    )
 
 
 PASSAGES = [

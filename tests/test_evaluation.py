@@ -34,9 +34,19 @@ from rag.retrieval import not_covered_text
 
 # -- pure metric functions ---------------------------------------------------------------------
 def test_retrieval_metrics_hand_computed():
-    assert retrieval_metrics(["b.txt", "a.txt", "c.txt"], ["a.txt"]) == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.5}
+    assert retrieval_metrics(["b.txt", "a.txt", "c.txt"], ["a.txt"]) == {
+        "hit@1": 0.0,
+        "hit@5": 1.0,
+        "hit@10": 1.0,
+        "mrr@10": 0.5,
+    }
     ranked = [f"x{i}.txt" for i in range(6)] + ["gold.jsonl#4"]
-    assert retrieval_metrics(ranked, ["gold.jsonl"]) == {"hit@1": 0.0, "hit@5": 0.0, "hit@10": 1.0, "mrr@10": pytest.approx(1 / 7)}
+    assert retrieval_metrics(ranked, ["gold.jsonl"]) == {
+        "hit@1": 0.0,
+        "hit@5": 0.0,
+        "hit@10": 1.0,
+        "mrr@10": pytest.approx(1 / 7),
+    }
     assert retrieval_metrics([f"x{i}" for i in range(10)] + ["a"], ["a"])["mrr@10"] == 0.0  # rank 11 is past the cut
 
 
@@ -72,7 +82,9 @@ def test_load_qa_errors_name_file_line_and_fix(tmp_path):
 
 # -- evaluate() on a scripted pipeline: every metric by hand ------------------------------------
 def _passage(n: int, source: str, text: str, relevance: float, pages: tuple[int, ...] = ()) -> Passage:
-    chunk = Chunk(id=f"{source}-{n}", doc_id=source, title=source, source=source, text=text, start=0, end=len(text), pages=pages)
+    chunk = Chunk(
+        id=f"{source}-{n}", doc_id=source, title=source, source=source, text=text, start=0, end=len(text), pages=pages
+    )
     return Passage(n=n, chunk=chunk, score=relevance, relevance=relevance)
 
 
@@ -87,11 +99,20 @@ QA = [
 # question -> (retrieved passages best first, answer text)
 SCRIPT = {
     # gold a.txt at rank 2: hit@1 0, hit@5 1, rr 1/2. Cites [1] (b.txt, holds "Paris": correct) and [2] (gold: correct).
-    "Capital of France?": ([_passage(1, "b.txt", "Paris is large.", 0.9), _passage(2, "a.txt", "France's capital.", 0.7), _passage(3, "c.txt", "x", 0.1)],
-                           "The capital is Paris [1][2]."),
+    "Capital of France?": (
+        [
+            _passage(1, "b.txt", "Paris is large.", 0.9),
+            _passage(2, "a.txt", "France's capital.", 0.7),
+            _passage(3, "c.txt", "x", 0.1),
+        ],
+        "The capital is Paris [1][2].",
+    ),
     # no gold in the top 10: all 0. Cites [1] (x0.txt, no "42": wrong). Answer "41": containment 0, F1 0.
-    "The answer?": ([_passage(i + 1, f"x{i}.txt", "no number here", 0.4 if i == 0 else 0.1) for i in range(10)] + [_passage(11, "d.txt", "42", 0.05)],
-                    "It is 41 [1]."),
+    "The answer?": (
+        [_passage(i + 1, f"x{i}.txt", "no number here", 0.4 if i == 0 else 0.1) for i in range(10)]
+        + [_passage(11, "d.txt", "42", 0.05)],
+        "It is 41 [1].",
+    ),
     # gold at rank 1, but the answer declines: abstained answerable question, containment 0.
     "Largest animal?": ([_passage(1, "e.txt", "The blue whale.", 0.8)], NOT_FOUND),
     # unanswerable, declined by the threshold reply.
@@ -105,7 +126,9 @@ class ScriptedRAG:
     """Just enough of RAG for evaluate(): config, retrieve, ask, relevance_threshold."""
 
     def __init__(self):
-        self.config = Config.load(None, {"retrieval.top_k": 2, "retrieval.retriever": "dense", "retrieval.min_relevance_dense": 0.5})
+        self.config = Config.load(
+            None, {"retrieval.top_k": 2, "retrieval.retriever": "dense", "retrieval.min_relevance_dense": 0.5}
+        )
         self.embedder = FakeEmbedder()
         self.asked = []
 
@@ -146,9 +169,21 @@ def test_evaluate_full_metrics_hand_computed(qa_file):
     assert s["declined_answerable"] == 1
     line = run.results[0].to_dict()
     assert line["retrieved"][1] == {"n": 2, "source": "a.txt", "score": 0.7, "relevance": 0.7}
-    assert line["citations"] == [{"n": 1, "source": "b.txt", "correct": True}, {"n": 2, "source": "a.txt", "correct": True}]
-    assert line["metrics"] == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.5, "answer_containment": 1.0, "token_f1": 0.5,
-                               "lead_containment": 0.0, "lead_token_f1": 0.0, "lead_misses_evidence": 0.0}  # scripted answers have no lead
+    assert line["citations"] == [
+        {"n": 1, "source": "b.txt", "correct": True},
+        {"n": 2, "source": "a.txt", "correct": True},
+    ]
+    assert line["metrics"] == {
+        "hit@1": 0.0,
+        "hit@5": 1.0,
+        "hit@10": 1.0,
+        "mrr@10": 0.5,
+        "answer_containment": 1.0,
+        "token_f1": 0.5,
+        "lead_containment": 0.0,
+        "lead_token_f1": 0.0,
+        "lead_misses_evidence": 0.0,
+    }  # scripted answers have no lead
     assert line["abstained"] is False and run.results[3].to_dict()["abstained"] is True
 
 
@@ -163,7 +198,13 @@ def test_evaluate_retrieval_only_uses_the_threshold_and_never_asks(qa_file):
     assert s["abstention_precision"] == pytest.approx(1 / 2) and s["abstention_recall"] == pytest.approx(1 / 2)
     assert s["hit@5"] == pytest.approx(2 / 3)  # the top 10 are still retrieved for the metrics
     # At most 34% of 3 answerable = 1 may be declined: threshold = 2nd lowest answerable relevance, 0.8.
-    assert choose_threshold(run.results, 0.34) == {"threshold": 0.8, "answerable": 3, "declined_answerable": 1, "unanswerable": 2, "declined_unanswerable": 2}
+    assert choose_threshold(run.results, 0.34) == {
+        "threshold": 0.8,
+        "answerable": 3,
+        "declined_answerable": 1,
+        "unanswerable": 2,
+        "declined_unanswerable": 2,
+    }
 
 
 def test_format_table_and_missing_sources(qa_file, tmp_path):
@@ -176,8 +217,13 @@ def test_format_table_and_missing_sources(qa_file, tmp_path):
 
 
 # -- answer modes ---------------------------------------------------------------------------------
-MODES = {"Capital of France?": "generated", "The answer?": "evidence", "Largest animal?": "declined", "Moon cheese?": "declined",
-         "Mars pizza?": "generated"}
+MODES = {
+    "Capital of France?": "generated",
+    "The answer?": "evidence",
+    "Largest animal?": "declined",
+    "Moon cheese?": "declined",
+    "Mars pizza?": "generated",
+}
 
 
 class ModeRAG(ScriptedRAG):
@@ -188,7 +234,9 @@ class ModeRAG(ScriptedRAG):
         self.modes = modes or MODES
 
     def ask(self, question, *, top_k=None, max_new_tokens=None):
-        return dataclasses.replace(super().ask(question, top_k=top_k, max_new_tokens=max_new_tokens), mode=self.modes[question])
+        return dataclasses.replace(
+            super().ask(question, top_k=top_k, max_new_tokens=max_new_tokens), mode=self.modes[question]
+        )
 
 
 def _core(mode: dict) -> dict:
@@ -197,8 +245,15 @@ def _core(mode: dict) -> dict:
 
 def test_lead_metrics_read_the_first_sentence_and_flag_a_buried_answer():
     """lead_* score what a reader sees first; lead_misses_evidence is 1 when the quotes under the lead hold the gold answer it lacks."""
-    m = answer_metrics("It rose. From the articles: Paris is the capital [1].", "It rose.", "Paris is the capital", ["Paris"], False)
-    assert (m["lead_containment"], m["lead_token_f1"], m["answer_containment"], m["lead_misses_evidence"]) == (0.0, 0.0, 1.0, 1.0)
+    m = answer_metrics(
+        "It rose. From the articles: Paris is the capital [1].", "It rose.", "Paris is the capital", ["Paris"], False
+    )
+    assert (m["lead_containment"], m["lead_token_f1"], m["answer_containment"], m["lead_misses_evidence"]) == (
+        0.0,
+        0.0,
+        1.0,
+        1.0,
+    )
     m = answer_metrics("Paris [1].", "Paris [1].", "Paris is the capital", ["Paris"], False)
     assert (m["lead_containment"], m["lead_token_f1"], m["lead_misses_evidence"]) == (1.0, 1.0, 0.0)
     assert set(answer_metrics("x", "x", "x", ["Paris"], True).values()) == {0.0}
@@ -210,11 +265,26 @@ def test_summary_breaks_answers_down_by_mode(qa_file):
     s = run.summary
     assert s["modes"] == {"generated": 2, "evidence": 1, "declined": 2}
     # generated: q1 (answerable: contains "Paris", F1 0.5) and q5 (unanswerable, not scored)
-    assert _core(s["by_mode"]["generated"]) == {"questions": 2, "answerable": 1, "token_f1": 0.5, "answer_containment": 1.0}
+    assert _core(s["by_mode"]["generated"]) == {
+        "questions": 2,
+        "answerable": 1,
+        "token_f1": 0.5,
+        "answer_containment": 1.0,
+    }
     # evidence: q2 answered "It is 41", gold "42"
-    assert _core(s["by_mode"]["evidence"]) == {"questions": 1, "answerable": 1, "token_f1": 0.0, "answer_containment": 0.0}
+    assert _core(s["by_mode"]["evidence"]) == {
+        "questions": 1,
+        "answerable": 1,
+        "token_f1": 0.0,
+        "answer_containment": 0.0,
+    }
     # declined: q3 (answerable, scores 0) and q4 (unanswerable)
-    assert _core(s["by_mode"]["declined"]) == {"questions": 2, "answerable": 1, "token_f1": 0.0, "answer_containment": 0.0}
+    assert _core(s["by_mode"]["declined"]) == {
+        "questions": 2,
+        "answerable": 1,
+        "token_f1": 0.0,
+        "answer_containment": 0.0,
+    }
     # the overall figures are unchanged by the breakdown
     assert s["token_f1"] == pytest.approx(0.5 / 3) and s["answer_containment"] == pytest.approx(1 / 3)
     assert [r.to_dict()["mode"] for r in run.results] == ["generated", "evidence", "declined", "declined", "generated"]
@@ -233,12 +303,20 @@ def test_mode_breakdown_absent_in_retrieval_only_and_unknown_modes_kept(qa_file)
     assert "modes" not in format_table([s]).splitlines()[0]
     s = evaluate(ModeRAG({**MODES, "Mars pizza?": "extractive"}), load_qa(qa_file), progress=False).summary
     assert s["modes"] == {"generated": 1, "evidence": 1, "declined": 2, "extractive": 1}
-    assert _core(s["by_mode"]["extractive"]) == {"questions": 1, "answerable": 0, "token_f1": None, "answer_containment": None}
+    assert _core(s["by_mode"]["extractive"]) == {
+        "questions": 1,
+        "answerable": 0,
+        "token_f1": None,
+        "answer_containment": None,
+    }
 
 
 # -- pages: the optional field and page_hit@5 --------------------------------------------------------
 def _qa_line(**extra) -> str:
-    return json.dumps({"id": "p1", "question": "Q?", "answers": ["a"], "sources": ["r.pdf"], "answerable": True, **extra}) + "\n"
+    return (
+        json.dumps({"id": "p1", "question": "Q?", "answers": ["a"], "sources": ["r.pdf"], "answerable": True, **extra})
+        + "\n"
+    )
 
 
 def test_load_qa_pages(tmp_path):
@@ -249,16 +327,19 @@ def test_load_qa_pages(tmp_path):
     assert items[0].pages == {"r.pdf": (3, 4)} and items[1].pages == {}
 
 
-@pytest.mark.parametrize("pages, message", [
-    (["r.pdf", 3], r"qa.jsonl:2: 'pages' must be an object mapping a source file"),
-    ({"other.pdf": [3]}, r"qa.jsonl:2: 'pages' names 'other.pdf', which is not in 'sources'"),
-    ({"r.pdf": 3}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list of page numbers >= 1, got 3"),
-    ({"r.pdf": []}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list"),
-    ({"r.pdf": [0]}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list of page numbers >= 1, got \[0\]"),
-    ({"r.pdf": ["3"]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
-    ({"r.pdf": [True]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
-    ({"r.pdf": [2.0]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
-])
+@pytest.mark.parametrize(
+    "pages, message",
+    [
+        (["r.pdf", 3], r"qa.jsonl:2: 'pages' must be an object mapping a source file"),
+        ({"other.pdf": [3]}, r"qa.jsonl:2: 'pages' names 'other.pdf', which is not in 'sources'"),
+        ({"r.pdf": 3}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list of page numbers >= 1, got 3"),
+        ({"r.pdf": []}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list"),
+        ({"r.pdf": [0]}, r"qa.jsonl:2: 'pages' for 'r.pdf' must be a non-empty list of page numbers >= 1, got \[0\]"),
+        ({"r.pdf": ["3"]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
+        ({"r.pdf": [True]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
+        ({"r.pdf": [2.0]}, r"qa.jsonl:2: 'pages' for 'r.pdf'"),
+    ],
+)
 def test_load_qa_rejects_bad_pages_naming_the_line(tmp_path, pages, message):
     """A malformed pages field is a QAFormatError naming file and line, never a crash later in scoring."""
     path = tmp_path / "qa.jsonl"
@@ -279,7 +360,10 @@ def test_page_hit_hand_computed():
 
 
 PAGED = {
-    "Where is A?": [_passage(1, "x.txt", "", 0.9), _passage(2, "r.pdf", "", 0.8, pages=(2, 3))],  # gold page 3 at rank 2: hit
+    "Where is A?": [
+        _passage(1, "x.txt", "", 0.9),
+        _passage(2, "r.pdf", "", 0.8, pages=(2, 3)),
+    ],  # gold page 3 at rank 2: hit
     "Where is B?": [_passage(1, "r.pdf", "", 0.9, pages=(1,))],  # gold page 5: miss
     "Where is C?": [_passage(1, "r.pdf", "", 0.9)],  # no page numbers: not scored
     "Where is D?": [_passage(1, "x.txt", "", 0.9)],  # no pages field: not scored
@@ -296,10 +380,12 @@ class PagedRAG(ScriptedRAG):
 def test_evaluate_page_hit_at_5(tmp_path, qa_file):
     """page_hit@5 averages the questions with pages whose passages carry page numbers, and shows in the table."""
     path = tmp_path / "paged.jsonl"
-    rows = [{"id": "a", "question": "Where is A?", "answers": ["a"], "sources": ["r.pdf"], "pages": {"r.pdf": [3]}},
-            {"id": "b", "question": "Where is B?", "answers": ["b"], "sources": ["r.pdf"], "pages": {"r.pdf": [5]}},
-            {"id": "c", "question": "Where is C?", "answers": ["c"], "sources": ["r.pdf"], "pages": {"r.pdf": [1]}},
-            {"id": "d", "question": "Where is D?", "answers": ["d"], "sources": ["x.txt"]}]
+    rows = [
+        {"id": "a", "question": "Where is A?", "answers": ["a"], "sources": ["r.pdf"], "pages": {"r.pdf": [3]}},
+        {"id": "b", "question": "Where is B?", "answers": ["b"], "sources": ["r.pdf"], "pages": {"r.pdf": [5]}},
+        {"id": "c", "question": "Where is C?", "answers": ["c"], "sources": ["r.pdf"], "pages": {"r.pdf": [1]}},
+        {"id": "d", "question": "Where is D?", "answers": ["d"], "sources": ["x.txt"]},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run = evaluate(PagedRAG(), load_qa(path), retrieval_only=True, progress=False)
     assert [r.metrics.get("page_hit@5") for r in run.results] == [1.0, 0.0, None, None]
@@ -317,9 +403,27 @@ def test_evaluate_page_hit_at_5(tmp_path, qa_file):
 def tiny_qa(tmp_path):
     path = tmp_path / "tiny.jsonl"
     rows = [
-        {"id": "1", "question": "By how much did Nvidia shares fall?", "answers": ["17 percent"], "sources": ["markets/nvidia.txt"], "answerable": True},
-        {"id": "2", "question": "At what temperature should sourdough be baked?", "answers": ["230 degrees Celsius"], "sources": ["bread.html"], "answerable": True},
-        {"id": "3", "question": "Who won the 1998 football World Cup?", "answers": [], "sources": [], "answerable": False},
+        {
+            "id": "1",
+            "question": "By how much did Nvidia shares fall?",
+            "answers": ["17 percent"],
+            "sources": ["markets/nvidia.txt"],
+            "answerable": True,
+        },
+        {
+            "id": "2",
+            "question": "At what temperature should sourdough be baked?",
+            "answers": ["230 degrees Celsius"],
+            "sources": ["bread.html"],
+            "answerable": True,
+        },
+        {
+            "id": "3",
+            "question": "Who won the 1998 football World Cup?",
+            "answers": [],
+            "sources": [],
+            "answerable": False,
+        },
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -328,11 +432,29 @@ def tiny_qa(tmp_path):
 @pytest.mark.slow
 def test_rag_eval_cli_retrieval_only_compares_retrievers(tmp_path, articles_dir, tiny_qa, capsys):
     out = tmp_path / "results.jsonl"
-    code = main(["eval", str(tiny_qa), "--articles", str(articles_dir), "--index", str(tmp_path / "idx"), "--retrieval-only",
-                 "--retriever", "dense,bm25,hybrid", "--out", str(out), "--quiet", "--calibrate", "0.5"])
+    code = main(
+        [
+            "eval",
+            str(tiny_qa),
+            "--articles",
+            str(articles_dir),
+            "--index",
+            str(tmp_path / "idx"),
+            "--retrieval-only",
+            "--retriever",
+            "dense,bm25,hybrid",
+            "--out",
+            str(out),
+            "--quiet",
+            "--calibrate",
+            "0.5",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| dense | 1.000 |" in printed and "| hybrid | 1.000 |" in printed and "suggested min_relevance_bm25" in printed
+    assert (
+        "| dense | 1.000 |" in printed and "| hybrid | 1.000 |" in printed and "suggested min_relevance_bm25" in printed
+    )
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 9 and {line["retriever"] for line in lines} == {"dense", "bm25", "hybrid"}
     summaries = json.loads((tmp_path / "results.jsonl.summary.json").read_text())
@@ -340,7 +462,22 @@ def test_rag_eval_cli_retrieval_only_compares_retrievers(tmp_path, articles_dir,
     assert all(s["hit@1"] == 1.0 and s["answerable"] == 2 for s in summaries)
     # The second run reuses the index instead of rebuilding it.
     gen = sorted(p.name for p in (tmp_path / "idx").iterdir() if p.name.startswith("gen-"))
-    assert main(["eval", str(tiny_qa), "--articles", str(articles_dir), "--index", str(tmp_path / "idx"), "--retrieval-only", "--quiet", "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_qa),
+                "--articles",
+                str(articles_dir),
+                "--index",
+                str(tmp_path / "idx"),
+                "--retrieval-only",
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "idx").iterdir() if p.name.startswith("gen-")) == gen
     assert json.loads(capsys.readouterr().out)[0]["questions"] == 3
 
@@ -349,8 +486,23 @@ def test_rag_eval_cli_retrieval_only_compares_retrievers(tmp_path, articles_dir,
 def test_rag_eval_cli_with_generation(tmp_path, articles_dir, tiny_qa, capsys):
     """The whole pipeline on a tiny set: answers, citations and abstention are recorded per question."""
     out = tmp_path / "full.jsonl"
-    code = main(["eval", str(tiny_qa), "--articles", str(articles_dir), "--index", str(tmp_path / "idx"), "--out", str(out),
-                 "--quiet", "--max-new-tokens", "48", "--limit", "2"])
+    code = main(
+        [
+            "eval",
+            str(tiny_qa),
+            "--articles",
+            str(articles_dir),
+            "--index",
+            str(tmp_path / "idx"),
+            "--out",
+            str(out),
+            "--quiet",
+            "--max-new-tokens",
+            "48",
+            "--limit",
+            "2",
+        ]
+    )
     assert code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 2 and all(isinstance(line["answer"], str) and line["answer"] for line in lines)
@@ -358,9 +510,13 @@ def test_rag_eval_cli_with_generation(tmp_path, articles_dir, tiny_qa, capsys):
     summary = json.loads((tmp_path / "full.jsonl.summary.json").read_text())[0]
     # Exactly the mean over the recorded answers (a declined answer scores 0): the summary is
     # computed from what was answered, not just some value in [0, 1]. (0.0 with SmolLM2-135M today.)
-    expected = [0.0 if line["abstained"] else float(contains_answer(line["answer"], line["gold_answers"])) for line in lines]
+    expected = [
+        0.0 if line["abstained"] else float(contains_answer(line["answer"], line["gold_answers"])) for line in lines
+    ]
     assert summary["answer_containment"] == pytest.approx(sum(expected) / len(expected))
-    assert summary["token_f1"] == pytest.approx(sum(0.0 if line["abstained"] else token_f1(line["answer"], line["gold_answers"]) for line in lines) / 2)
+    assert summary["token_f1"] == pytest.approx(
+        sum(0.0 if line["abstained"] else token_f1(line["answer"], line["gold_answers"]) for line in lines) / 2
+    )
     assert summary["hit@1"] == 1.0
 
 

@@ -76,6 +76,7 @@ class KillOnDraft:
 
 def kill_when_stalled(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> threading.Thread:
     """SIGKILL the stub once its log says it stalled mid-answer (it has sent its first pieces by then)."""
+
     def watch() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and "stalling mid-answer" not in log.read_text():
@@ -109,7 +110,9 @@ def test_deleted_index_is_reported_and_a_rebuild_recovers(tmp_path):
     assert "17 percent" in ask(ui)
     shutil.rmtree(tmp_path / "index")
     msg = ask(ui)
-    assert "no index at '…/index'" in msg and str(tmp_path) not in msg, "the page names the index without its absolute path"
+    assert "no index at '…/index'" in msg and str(tmp_path) not in msg, (
+        "the page names the index without its absolute path"
+    )
     assert "deleted or moved while the app was running" in msg and "Rebuild index from folder" in msg
     assert "Traceback" not in msg
     assert "deleted or moved" in ui.status()
@@ -173,8 +176,16 @@ def stub(tmp_path):
 
 @pytest.mark.parametrize("fallback", ["extractive", "error"])
 def test_model_server_dying_mid_answer_is_reported_and_the_next_question_works(tmp_path, stub, fallback):
-    ui, _ = make_ui(tmp_path, **{"generation.backend": "openai", "generation.model": "stub", "generation.openai.retries": 0,
-                                 "generation.openai.base_url": f"http://127.0.0.1:{stub['port']}/v1", "generation.fallback": fallback})
+    ui, _ = make_ui(
+        tmp_path,
+        **{
+            "generation.backend": "openai",
+            "generation.model": "stub",
+            "generation.openai.retries": 0,
+            "generation.openai.base_url": f"http://127.0.0.1:{stub['port']}/v1",
+            "generation.fallback": fallback,
+        },
+    )
     ui.rag = KillOnDraft(ui.rag, lambda: stub["proc"].send_signal(signal.SIGKILL))
     for step in ui.respond("STALL " + NVIDIA_Q, None, None, 3, 0.0, 64):
         pass
@@ -184,11 +195,18 @@ def test_model_server_dying_mid_answer_is_reported_and_the_next_question_works(t
     final = html.unescape(step[0][-1]["content"])
     if fallback == "extractive":
         assert final.startswith("On 27 January 2025") and "17 percent" in final  # the best evidence sentence leads
-        assert "the generator is unavailable: the connection to" in final and "broke mid-answer after 12 characters" in final
+        assert (
+            "the generator is unavailable: the connection to" in final
+            and "broke mid-answer after 12 characters" in final
+        )
     else:
-        assert "The model failed to answer: the connection to" in final and "broke mid-answer after 12 characters" in final
+        assert (
+            "The model failed to answer: the connection to" in final and "broke mid-answer after 12 characters" in final
+        )
         assert "is the server still running?" in final
-        with pytest.raises(gr.Error, match="The model failed to answer: cannot get an answer from the OpenAI-compatible server"):
+        with pytest.raises(
+            gr.Error, match="The model failed to answer: cannot get an answer from the OpenAI-compatible server"
+        ):
             ui.ask(NVIDIA_Q)  # while it is down
     # The server comes back on the same port; the app was never restarted.
     stub["proc"], _, _ = start_stub_on(tmp_path, stub["port"])
@@ -198,8 +216,15 @@ def test_model_server_dying_mid_answer_is_reported_and_the_next_question_works(t
 
 def test_answer_cut_off_by_the_server_is_not_shown_as_complete(tmp_path, stub):
     """A stream that ends cleanly without [DONE] or a finish_reason is a cut-off answer: reported, extractive instead."""
-    ui, _ = make_ui(tmp_path, **{"generation.backend": "openai", "generation.model": "stub", "generation.openai.retries": 0,
-                                 "generation.openai.base_url": f"http://127.0.0.1:{stub['port']}/v1"})
+    ui, _ = make_ui(
+        tmp_path,
+        **{
+            "generation.backend": "openai",
+            "generation.model": "stub",
+            "generation.openai.retries": 0,
+            "generation.openai.base_url": f"http://127.0.0.1:{stub['port']}/v1",
+        },
+    )
     final = html.unescape(list(ui.respond("CUT " + NVIDIA_Q, None, None, 3, 0.0, 64))[-1][0][-1]["content"])
     assert final.startswith("On 27 January 2025") and "17 percent" in final, final  # the best evidence sentence leads
     assert "closed the stream after 12 characters without finishing the answer" in final, final
@@ -212,7 +237,9 @@ def start_stub_on(tmp_path: Path, port: int):
 
     log = tmp_path / f"stub-{port}-again.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "openai_stub.py"), str(port)], stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "openai_stub.py"), str(port)], stdout=fh, stderr=subprocess.STDOUT
+        )
     wait_for(lambda: _up(f"http://127.0.0.1:{port}/v1/models"), 20, "stub did not restart")
     return proc, port, log
 
@@ -230,8 +257,21 @@ def _up(url: str) -> bool:
 def start_llama_server(port: int, log: Path) -> subprocess.Popen:
     from rag.generation import resolve_gguf
 
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf("smollm2")), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(resolve_gguf("smollm2")),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+    ]
     with open(log, "a") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -243,16 +283,29 @@ def start_llama_server(port: int, log: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed (pip install -e '.[llamacpp]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python is not installed (pip install -e '.[llamacpp]')",
+)
 def test_real_llama_server_killed_mid_answer(tmp_path, real_embedder):
     """The packaged SmolLM2 behind llama.cpp's OpenAI-compatible server, SIGKILLed as the answer streams."""
     port = bench_load.free_port()
     log = tmp_path / "llama.log"
     server = start_llama_server(port, log)
     try:
-        cfg = Config.load(None, {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic", "retrieval.top_k": 2,
-                                 "generation.backend": "openai", "generation.model": "smollm2", "generation.openai.retries": 0,
-                                 "generation.few_shot": False, "generation.openai.base_url": f"http://127.0.0.1:{port}/v1"})
+        cfg = Config.load(
+            None,
+            {
+                "index.path": str(tmp_path / "index"),
+                "ui.rewrite": "heuristic",
+                "retrieval.top_k": 2,
+                "generation.backend": "openai",
+                "generation.model": "smollm2",
+                "generation.openai.retries": 0,
+                "generation.few_shot": False,
+                "generation.openai.base_url": f"http://127.0.0.1:{port}/v1",
+            },
+        )
         rag = RAG(cfg, embedder=real_embedder)
         rag.build(write_articles(tmp_path / "articles"))
         ui = ChatUI(KillOnDraft(rag, server.kill))
@@ -289,7 +342,9 @@ def test_rag_serve_survives_every_fault_and_recovers(tmp_path):
 
         # a. the index folder deleted
         shutil.rmtree(index)
-        with pytest.raises(Exception, match="The index is missing: no index at .*deleted or moved while the app was running"):
+        with pytest.raises(
+            Exception, match="The index is missing: no index at .*deleted or moved while the app was running"
+        ):
             client.predict(NVIDIA_Q, api_name="/ask")
         chat, _, _ = client.predict(NVIDIA_Q, api_name="/chat")
         assert "deleted or moved while the app was running" in str(chat[-1]["content"])
@@ -300,8 +355,12 @@ def test_rag_serve_survives_every_fault_and_recovers(tmp_path):
         # b. the chunk store garbled
         chunks = current_generation(index) / "chunks.sqlite"
         garble(chunks)
-        shown = f"…/index/{chunks.parent.name}/chunks.sqlite"  # relative to the index: no absolute path reaches the page
-        with pytest.raises(Exception, match=f"The index cannot be used: chunk store '{re.escape(shown)}' is unreadable"):
+        shown = (
+            f"…/index/{chunks.parent.name}/chunks.sqlite"  # relative to the index: no absolute path reaches the page
+        )
+        with pytest.raises(
+            Exception, match=f"The index cannot be used: chunk store '{re.escape(shown)}' is unreadable"
+        ):
             client.predict(NVIDIA_Q, api_name="/ask")
         done, _ = client.predict(str(articles), api_name="/rebuild")
         assert "Indexed 5 articles" in done, done

@@ -12,8 +12,16 @@ from rag.evaluation.qa import load_qa
 
 
 def test_record_keeps_what_was_rated():
-    r = feedback_record(question="Q", answer="A [1].", liked=False, mode="generated", query="Q?",
-                        citations=[{"n": 1, "title": "T", "source": "a.pdf", "pages": [2], "snippet": "not kept"}], generation="gen-1", comment=" no ")
+    r = feedback_record(
+        question="Q",
+        answer="A [1].",
+        liked=False,
+        mode="generated",
+        query="Q?",
+        citations=[{"n": 1, "title": "T", "source": "a.pdf", "pages": [2], "snippet": "not kept"}],
+        generation="gen-1",
+        comment=" no ",
+    )
     assert (r["rating"], r["comment"], r["mode"], r["index_generation"]) == ("down", "no", "generated", "gen-1")
     assert r["citations"] == [{"n": 1, "title": "T", "source": "a.pdf", "pages": [2]}]
 
@@ -39,8 +47,14 @@ def test_a_later_thumbs_up_takes_the_answer_out_of_the_export(tmp_path):
 
 def test_concurrent_ratings_never_interleave(tmp_path):
     log = FeedbackLog(tmp_path / "f.jsonl")
-    threads = [threading.Thread(target=lambda i=i: [log.append(feedback_record(question=f"Q{i}", answer="x" * 5000, liked=False)) for _ in range(20)])
-               for i in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda i=i: [
+                log.append(feedback_record(question=f"Q{i}", answer="x" * 5000, liked=False)) for _ in range(20)
+            ]
+        )
+        for i in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -121,7 +121,12 @@ def test_strip_history_reasoning_only_touches_assistant_turns():
         {"role": "user", "content": "Q2"},
     ]
     out = strip_history_reasoning(messages)
-    assert [m["content"] for m in out] == ["Q1 <think>user text stays</think>", "Old answer [1].", "Second answer [2].", "Q2"]
+    assert [m["content"] for m in out] == [
+        "Q1 <think>user text stays</think>",
+        "Old answer [1].",
+        "Second answer [2].",
+        "Q2",
+    ]
     assert messages[1]["content"].startswith("<think>")  # the caller's list is not modified
 
 
@@ -227,7 +232,11 @@ def test_close_stops_the_underlying_stream():
 
 def test_previous_turns_reasoning_never_reaches_the_model():
     gen = ScriptedReasoner(NVIDIA_ANSWER)
-    history = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "<think>secret old plan</think>Old answer [1]."}, *MESSAGES]
+    history = [
+        {"role": "user", "content": "Q1"},
+        {"role": "assistant", "content": "<think>secret old plan</think>Old answer [1]."},
+        *MESSAGES,
+    ]
     run_all(AnswerStream(gen, history, max_new_tokens=50))
     assert "secret old plan" not in str(gen.requests[0]["messages"])
 
@@ -244,14 +253,23 @@ def test_unknown_backend_lists_the_registry():
         Config.load(None, {"generation.backend": "vllm"})
     cfg = Config.load(None).generation.model_copy(update={"backend": "vllm"})  # past the config check
     assert {"llama_cpp", "llama_server", "none", "openai", "transformers"} <= set(BACKENDS)
-    with pytest.raises(ConfigError, match=rf"unknown generation backend 'vllm'; choose from {re.escape(str(sorted(BACKENDS)))}$"):
+    with pytest.raises(
+        ConfigError, match=rf"unknown generation backend 'vllm'; choose from {re.escape(str(sorted(BACKENDS)))}$"
+    ):
         make_generator(cfg)
 
 
 def test_registry_builds_each_backend_cheaply():
     """Constructors load nothing: the openai backend makes no request, llama_cpp opens no file."""
     assert {"transformers", "llama_cpp", "openai", "none"} <= set(BACKENDS)
-    cfg = Config.load(None, {"generation.backend": "openai", "generation.openai.base_url": "http://127.0.0.1:9/v1", "generation.model": "m"}).generation
+    cfg = Config.load(
+        None,
+        {
+            "generation.backend": "openai",
+            "generation.openai.base_url": "http://127.0.0.1:9/v1",
+            "generation.model": "m",
+        },
+    ).generation
     gen = make_generator(cfg)
     assert gen.url == "http://127.0.0.1:9/v1/chat/completions" and gen.name == "m"
     llama = make_generator(Config.load(None, {"generation.backend": "llama_cpp"}).generation)
@@ -260,7 +278,9 @@ def test_registry_builds_each_backend_cheaply():
 
 def test_registry_default_backend_starts_no_process(tmp_path, monkeypatch):
     """The default llama_server backend is chosen (llama.cpp recorded as working) without starting its server."""
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)")
+    pytest.importorskip(
+        "llama_cpp", reason="llama-cpp-python is not installed: pip install '.[llamacpp]' (CI installs it)"
+    )
     from rag.generation import LlamaServerGenerator
 
     (tmp_path / "llama-build.json").write_text('{"ok": true}')
@@ -273,28 +293,42 @@ def test_registry_default_backend_starts_no_process(tmp_path, monkeypatch):
 
 def test_backend_options_name_the_bad_setting():
     """Each backend validates its own section when the config loads; the error names the nested key and the value."""
-    with pytest.raises(ConfigError, match=r"generation\.llama_cpp\.gguf_type must be one of packaged, q8_0, q4_0, f16, got 'q5_k'"):
+    with pytest.raises(
+        ConfigError, match=r"generation\.llama_cpp\.gguf_type must be one of packaged, q8_0, q4_0, f16, got 'q5_k'"
+    ):
         Config.load(None, {"generation.backend": "llama_cpp", "generation.llama_cpp.gguf_type": "q5_k"})
-    with pytest.raises(ConfigError, match=r"unknown config key 'generation\.openai\.gguf_type'; valid keys here: \['api_key_env', 'base_url'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown config key 'generation\.openai\.gguf_type'; valid keys here: \['api_key_env', 'base_url'",
+    ):
         Config.load(None, {"generation.openai.gguf_type": "q8_0"})
 
 
 def test_old_flat_backend_keys_still_load_into_every_backend_that_takes_them(tmp_path):
     """Guards against the nested layout breaking config files and --set overrides written for the flat one."""
-    with pytest.warns(FutureWarning, match=r"generation\.gguf_type is deprecated; write generation\.llama_server\.gguf_type and "
-                                           r"generation\.llama_cpp\.gguf_type"):
+    with pytest.warns(
+        FutureWarning,
+        match=r"generation\.gguf_type is deprecated; write generation\.llama_server\.gguf_type and "
+        r"generation\.llama_cpp\.gguf_type",
+    ):
         cfg = Config.load(None, {"generation.gguf_type": "q4_0", "generation.llama_cpp.gguf_type": "f16"}).generation
     assert (cfg.llama_server.gguf_type, cfg.llama_cpp.gguf_type) == ("q4_0", "f16"), "the nested value wins"
     from conftest import ROOT
 
     with pytest.warns(FutureWarning, match=r"generation\.gguf_type is deprecated"):  # README's eval command, old form
         cfg = Config.load(ROOT / "configs" / "default.yaml", {"generation.gguf_type": "packaged"}).generation
-    assert cfg.llama_server.gguf_type == cfg.llama_cpp.gguf_type == "packaged", "an override wins over the file's nested value"
+    assert cfg.llama_server.gguf_type == cfg.llama_cpp.gguf_type == "packaged", (
+        "an override wins over the file's nested value"
+    )
     old = tmp_path / "old.yaml"
     old.write_text("generation:\n  backend: openai\n  base_url: http://127.0.0.1:9/v1\n  retries: 0\n  timeout: 5\n")
     with pytest.warns(FutureWarning, match=r"generation\.retries is deprecated; write generation\.openai\.retries"):
         cfg = Config.load(old).generation
-    assert cfg.options is cfg.openai and (cfg.openai.base_url, cfg.openai.retries, cfg.openai.timeout) == ("http://127.0.0.1:9/v1", 0, 5)
+    assert cfg.options is cfg.openai and (cfg.openai.base_url, cfg.openai.retries, cfg.openai.timeout) == (
+        "http://127.0.0.1:9/v1",
+        0,
+        5,
+    )
     assert cfg.llama_server.timeout == 5, "timeout applied to both backends that take it, as it did before"
     gen = make_generator(cfg)
     assert (gen.base_url, gen.retries, gen.timeout) == ("http://127.0.0.1:9/v1", 0, 5.0)
@@ -314,7 +348,9 @@ def make_rag(tmp_path, generator, **overrides) -> RAG:
 
 def test_reasoning_never_leaks_into_answer_or_citations(tmp_path, articles_dir):
     """Markers and claims in the <think> part must not become answer text or citations."""
-    gen = FakeGenerator("<think>Maybe passage [3] about bread? No: passage [1], Nvidia fell 17 percent.</think>Nvidia shares fell about 17 percent [1].")
+    gen = FakeGenerator(
+        "<think>Maybe passage [3] about bread? No: passage [1], Nvidia fell 17 percent.</think>Nvidia shares fell about 17 percent [1]."
+    )
     rag = make_rag(tmp_path, gen)
     rag.build(articles_dir)
     events = list(rag.stream_events("How much did Nvidia shares fall?"))
@@ -327,7 +363,9 @@ def test_reasoning_never_leaks_into_answer_or_citations(tmp_path, articles_dir):
 
 
 def test_budget_cut_through_the_pipeline_gives_a_cited_answer(tmp_path, articles_dir):
-    gen = ScriptedReasoner("<think> " + " ".join(f"hmm{i}" for i in range(400)), continuation="Nvidia shares fell about 17 percent [1].")
+    gen = ScriptedReasoner(
+        "<think> " + " ".join(f"hmm{i}" for i in range(400)), continuation="Nvidia shares fell about 17 percent [1]."
+    )
     rag = make_rag(tmp_path, gen, **{"generation.max_thinking_tokens": 12})
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
@@ -406,14 +444,26 @@ def test_r1_preset_follows_the_recommended_settings(tmp_path, articles_dir):
     default = Config.load(ROOT / "configs" / "default.yaml")
     assert (cfg.chunking, cfg.embedding.model, cfg.index) == (default.chunking, default.embedding.model, default.index)
 
-    gen = ScriptedReasoner("The Nvidia passage gives the figure.</think>\n\nNvidia shares fell about 17 percent [1].", opens_think=True)
-    rag = RAG(Config.load(preset, {"index.path": str(tmp_path / "index"), "evidence.draft_must_keep": "none"}), embedder=FakeEmbedder(), generator=gen)
+    gen = ScriptedReasoner(
+        "The Nvidia passage gives the figure.</think>\n\nNvidia shares fell about 17 percent [1].", opens_think=True
+    )
+    rag = RAG(
+        Config.load(preset, {"index.path": str(tmp_path / "index"), "evidence.draft_must_keep": "none"}),
+        embedder=FakeEmbedder(),
+        generator=gen,
+    )
     rag.build(articles_dir)
     answer = rag.ask("How much did Nvidia shares fall?")
     messages = gen.requests[0]["messages"]
     assert [m["role"] for m in messages] == ["user"]  # no system prompt, no few-shot turns
-    assert messages[0]["content"].startswith("Answer the question in one short sentence") and "Evidence:\n[1] " in messages[0]["content"]
-    assert answer.lead == "Nvidia shares fell about 17 percent [1]." and answer.reasoning == "The Nvidia passage gives the figure."
+    assert (
+        messages[0]["content"].startswith("Answer the question in one short sentence")
+        and "Evidence:\n[1] " in messages[0]["content"]
+    )
+    assert (
+        answer.lead == "Nvidia shares fell about 17 percent [1]."
+        and answer.reasoning == "The Nvidia passage gives the figure."
+    )
 
 
 # -- adding a backend: the worked example in CONTRIBUTING.md ---------------------------------

@@ -51,8 +51,7 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
             for alias in node.names:
                 targets.add(nearest(alias.name))
         elif isinstance(node, ast.ImportFrom):
-            source = (_resolve_relative(module, is_package, node.level, node.module) if node.level
-                      else node.module or "")
+            source = _resolve_relative(module, is_package, node.level, node.module) if node.level else node.module or ""
             for alias in node.names:
                 submodule = f"{source}.{alias.name}"
                 targets.add(submodule if submodule in known else nearest(source))
@@ -123,14 +122,16 @@ def test_no_import_circle_among_rag_modules():
     rag_graph = {m: {t for t in targets if _is_rag(t)} for m, targets in graph.items() if _is_rag(m)}
     found = circles(rag_graph)
     assert found == [], "import circles among rag modules (move the shared piece down):\n" + "\n".join(
-        " <-> ".join(component) for component in found)
+        " <-> ".join(component) for component in found
+    )
 
 
 def test_rag_never_imports_ui():
     """Guards against the library reaching into the UI (``ui`` calls ``rag``, never the other way)."""
     graph = import_graph()
-    wrong = sorted(f"{m} -> {t}" for m, targets in graph.items() if _is_rag(m)
-                   for t in targets if t == "ui" or t.startswith("ui."))
+    wrong = sorted(
+        f"{m} -> {t}" for m, targets in graph.items() if _is_rag(m) for t in targets if t == "ui" or t.startswith("ui.")
+    )
     assert wrong == []
 
 
@@ -143,8 +144,9 @@ def test_the_graph_sees_function_level_relative_and_submodule_imports(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "a.py").write_text("def f():\n    from rag.sub import b\n")
     (pkg / "sub" / "__init__.py").write_text("from .b import thing\n")
-    (pkg / "sub" / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import f\n"
-                                      "thing = 1\n")
+    (pkg / "sub" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import f\nthing = 1\n"
+    )
     (pkg / "c.py").write_text("import ui\nfrom . import a\n")
     graph = import_graph(tmp_path)
     assert graph["rag.a"] == {"rag.sub.b"}
@@ -177,6 +179,12 @@ def test_every_rag_module_imports_first():
     import sys
 
     modules = sorted(m for m in module_files() if _is_rag(m) and not m.endswith(".__main__"))  # __main__ runs the CLI
-    done = subprocess.run([sys.executable, "-c", _IMPORT_EACH_FIRST, *modules], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EACH_FIRST, *modules],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -26,13 +26,27 @@ from rag import RAG, Config, IndexMismatchError
 from rag.indexing import builder as indexing_module
 from rag import store as store_module
 from rag.faults import PAUSE_ENV
-from rag.indexing import BuildError, BuildLockedError, build_lock, find_near_duplicates, minhash_signature, read_lock_holder, remove_article
+from rag.indexing import (
+    BuildError,
+    BuildLockedError,
+    build_lock,
+    find_near_duplicates,
+    minhash_signature,
+    read_lock_holder,
+    remove_article,
+)
 from rag.store import CURRENT
 
 ROOT = Path(__file__).resolve().parent.parent
 
-LONG = ("# Harbour history\n\n" + " ".join(
-    f"In year {1800 + i} the harbour of town number {i} handled {i * 7} ships and {i * 3} tons of grain." for i in range(40)) + "\n")
+LONG = (
+    "# Harbour history\n\n"
+    + " ".join(
+        f"In year {1800 + i} the harbour of town number {i} handled {i * 7} ships and {i * 3} tons of grain."
+        for i in range(40)
+    )
+    + "\n"
+)
 
 # A syndicated copy: the same article with a note appended (word 3-shingle Jaccard 0.88).
 SYNDICATED = ARTICLES["r1.md"] + "\nThis article first appeared in Test Tech Review.\n"
@@ -102,7 +116,9 @@ def test_edit_embeds_only_changed_chunks_and_drops_stale_ones(tmp_path: Path) ->
     before = {c.text for c in all_chunks(rag) if c.source == "harbour.md"}
     assert len(before) >= 5
     emb.take()
-    (folder / "harbour.md").write_text(LONG.replace("In year 1839 the harbour", "In year 1839 the rebuilt harbour"), encoding="utf-8")
+    (folder / "harbour.md").write_text(
+        LONG.replace("In year 1839 the harbour", "In year 1839 the rebuilt harbour"), encoding="utf-8"
+    )
     s = rag.build(folder)
     assert (s.updated, s.unchanged, s.added, s.removed) == (1, 3, 0, 0)
     encoded = emb.take()
@@ -157,7 +173,9 @@ def test_exact_duplicate_is_indexed_once_with_both_sources(articles_dir: Path, t
     m = rag.store.read_manifest()
     entry = next(d for d in m["documents"] if d["source"] == "markets/nvidia.txt")
     assert entry["duplicates"] == ["nvidia-copy.txt"]
-    assert m["duplicates"][0]["source"] == "nvidia-copy.txt" and m["duplicates"][0]["duplicate_of"] == "markets/nvidia.txt"
+    assert (
+        m["duplicates"][0]["source"] == "nvidia-copy.txt" and m["duplicates"][0]["duplicate_of"] == "markets/nvidia.txt"
+    )
     # Deleting the original promotes the copy without embedding anything.
     (articles_dir / "markets" / "nvidia.txt").unlink()
     s = rag.build(articles_dir)
@@ -195,7 +213,10 @@ def test_near_duplicates_can_be_dropped(articles_dir: Path, tmp_path: Path) -> N
     s = rag.build(articles_dir)
     assert [n.kept for n in s.near_duplicates] == [False]
     reasons = {x.source: x.reason for x in s.skipped}
-    assert "near-duplicate of r1.md" in reasons["syndicated-copy.md"] and "indexing.near_duplicates: keep" in reasons["syndicated-copy.md"]
+    assert (
+        "near-duplicate of r1.md" in reasons["syndicated-copy.md"]
+        and "indexing.near_duplicates: keep" in reasons["syndicated-copy.md"]
+    )
     assert reasons["syndicated.md"] == "copy of syndicated-copy.md, a dropped near-duplicate"
     assert not {"syndicated.md", "syndicated-copy.md"} & {c.source for c in all_chunks(rag)}
     assert s.embedded_chunks == 0 and s.articles == 3 and s.duplicates == []
@@ -206,7 +227,9 @@ def test_near_duplicate_threshold_is_respected() -> None:
     b = minhash_signature(SYNDICATED)
     c = minhash_signature(ARTICLES["markets/nvidia.txt"])
     sigs = {"a": a, "b": b, "c": c}
-    assert find_near_duplicates(["a", "b", "c"], sigs, 0.8) == {"b": ("a", pytest.approx(find_near_duplicates(["a", "b"], sigs, 0.8)["b"][1]))}
+    assert find_near_duplicates(["a", "b", "c"], sigs, 0.8) == {
+        "b": ("a", pytest.approx(find_near_duplicates(["a", "b"], sigs, 0.8)["b"][1]))
+    }
     assert find_near_duplicates(["a", "b", "c"], sigs, 0.99) == {}
     assert minhash_signature("  ...  ") is None
 
@@ -256,10 +279,14 @@ def test_full_flag_re_embeds_everything(articles_dir: Path, tmp_path: Path) -> N
     assert s.mode == "full" and s.reason == "--full was requested" and len(emb.take()) == s.chunks
 
 
-def test_generation_writers_see_every_chunk_in_row_order_on_incremental_builds(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_generation_writers_see_every_chunk_in_row_order_on_incremental_builds(
+    articles_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     """Guards against an incremental generation whose keyword index only holds the new chunks."""
     calls = []
-    monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [lambda d, chunks, rows: calls.append((Path(d), list(chunks), rows.copy()))])
+    monkeypatch.setattr(
+        indexing_module, "BUILD_WRITERS", [lambda d, chunks, rows: calls.append((Path(d), list(chunks), rows.copy()))]
+    )
     rag = make_rag(tmp_path, FakeEmbedder())
     rag.build(articles_dir)
     old_rows = {c.id: r for r, c in zip(calls[-1][2], calls[-1][1])}
@@ -298,7 +325,9 @@ def test_lock_names_the_holder_and_is_released(articles_dir: Path, tmp_path: Pat
     assert rag.build(articles_dir).articles == 3
 
 
-def test_readers_keep_the_old_generation_during_a_build_and_pick_up_the_new_one(articles_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_readers_keep_the_old_generation_during_a_build_and_pick_up_the_new_one(
+    articles_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     reader = make_rag(tmp_path, FakeEmbedder())
     reader.build(articles_dir)
     first = reader.store.current_name()
@@ -310,7 +339,9 @@ def test_readers_keep_the_old_generation_during_a_build_and_pick_up_the_new_one(
         release.wait(10)
 
     monkeypatch.setattr(indexing_module, "BUILD_WRITERS", [slow_writer])
-    (articles_dir / "tides.txt").write_text("Tides\n\nThe tide tables for the harbour are printed every Monday.", encoding="utf-8")
+    (articles_dir / "tides.txt").write_text(
+        "Tides\n\nThe tide tables for the harbour are printed every Monday.", encoding="utf-8"
+    )
     writer = make_rag(tmp_path, FakeEmbedder())
     t = threading.Thread(target=writer.build, args=(articles_dir,))
     t.start()
@@ -404,17 +435,24 @@ def test_real_add_edit_delete_rename_duplicate(articles_dir: Path, tmp_path: Pat
     assert len(emb.take()) == first.chunks == _faiss_count(rag)
 
     # add
-    (articles_dir / "tides.txt").write_text("Harbour tides\n\nThe harbour master prints the tide tables every Monday morning.", encoding="utf-8")
+    (articles_dir / "tides.txt").write_text(
+        "Harbour tides\n\nThe harbour master prints the tide tables every Monday morning.", encoding="utf-8"
+    )
     s = rag.build(articles_dir)
     assert s.added == 1 and s.unchanged == 3
     added = [c for c in all_chunks(rag) if c.source == "tides.txt"]
-    assert [c.text for c in added] == ["Harbour tides\n\nThe harbour master prints the tide tables every Monday morning."]
+    assert [c.text for c in added] == [
+        "Harbour tides\n\nThe harbour master prints the tide tables every Monday morning."
+    ]
     assert emb.take() == [c.indexed_text for c in added]  # only the new article's chunk, with its title
     assert reader.retrieve("When are the tide tables printed?", 1)[0].chunk.source == "tides.txt"
 
     # edit
     nvidia = articles_dir / "markets" / "nvidia.txt"
-    nvidia.write_text(nvidia.read_text(encoding="utf-8").replace("fell about 17 percent", "fell by a record seventeen percent"), encoding="utf-8")
+    nvidia.write_text(
+        nvidia.read_text(encoding="utf-8").replace("fell about 17 percent", "fell by a record seventeen percent"),
+        encoding="utf-8",
+    )
     s = rag.build(articles_dir)
     assert (s.updated, s.unchanged) == (1, 3)
     assert emb.take() and not any("about 17 percent" in c.text for c in all_chunks(rag))
@@ -432,12 +470,16 @@ def test_real_add_edit_delete_rename_duplicate(articles_dir: Path, tmp_path: Pat
     s = rag.build(articles_dir)
     assert s.duplicates == [("bread-syndicated.html", "bread.html")] and emb.take() == []
     hits = reader.retrieve("How long does sourdough bake?", 4)
-    assert [p.chunk.source for p in hits].count("bread.html") == 1 and "bread-syndicated.html" not in [p.chunk.source for p in hits]
+    assert [p.chunk.source for p in hits].count("bread.html") == 1 and "bread-syndicated.html" not in [
+        p.chunk.source for p in hits
+    ]
 
     # near-duplicate: reported, kept
     (articles_dir / "r1-syndicated.md").write_text(SYNDICATED, encoding="utf-8")
     s = rag.build(articles_dir)
-    assert [(n.source, n.similar_to, n.kept) for n in s.near_duplicates] == [("r1-syndicated.md", "deepseek-r1.md", True)]
+    assert [(n.source, n.similar_to, n.kept) for n in s.near_duplicates] == [
+        ("r1-syndicated.md", "deepseek-r1.md", True)
+    ]
     emb.take()
 
     # delete
@@ -456,7 +498,11 @@ def test_real_add_edit_delete_rename_duplicate(articles_dir: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_real_settings_change(articles_dir: Path, tmp_path: Path, real_embedder) -> None:
     make_rag(tmp_path, real_embedder).build(articles_dir)
-    refuse = make_rag(tmp_path, real_embedder, **{"chunking.chunk_tokens": 40, "chunking.overlap_tokens": 8, "indexing.on_settings_change": "refuse"})
+    refuse = make_rag(
+        tmp_path,
+        real_embedder,
+        **{"chunking.chunk_tokens": 40, "chunking.overlap_tokens": 8, "indexing.on_settings_change": "refuse"},
+    )
     with pytest.raises(IndexMismatchError, match="chunk_tokens 160 -> 40.*--full"):
         refuse.build(articles_dir)
     messages: list[str] = []
@@ -469,10 +515,33 @@ def test_real_settings_change(articles_dir: Path, tmp_path: Path, real_embedder)
 
 
 def _article(i: int, rng: random.Random) -> str:
-    words = ["harbour", "ferry", "lantern", "tide", "market", "river", "bridge", "engine", "harvest", "council", "festival", "library",
-             "railway", "orchard", "factory", "museum", "garden", "quarry", "mill", "canal"]
-    sentences = [f"Report {i}-{j}: the {rng.choice(words)} near the {rng.choice(words)} opened in {1900 + rng.randrange(120)} "
-                 f"after {rng.randrange(2, 90)} {rng.choice(words)}s were counted by the {rng.choice(words)} committee." for j in range(24)]
+    words = [
+        "harbour",
+        "ferry",
+        "lantern",
+        "tide",
+        "market",
+        "river",
+        "bridge",
+        "engine",
+        "harvest",
+        "council",
+        "festival",
+        "library",
+        "railway",
+        "orchard",
+        "factory",
+        "museum",
+        "garden",
+        "quarry",
+        "mill",
+        "canal",
+    ]
+    sentences = [
+        f"Report {i}-{j}: the {rng.choice(words)} near the {rng.choice(words)} opened in {1900 + rng.randrange(120)} "
+        f"after {rng.randrange(2, 90)} {rng.choice(words)}s were counted by the {rng.choice(words)} committee."
+        for j in range(24)
+    ]
     return f"Local report {i}\n\n" + " ".join(sentences)
 
 
@@ -494,7 +563,9 @@ def _wait_for(proc: subprocess.Popen, marker: str, timeout: float = 300) -> str:
         ready, _, _ = select.select([fd], [], [], 1.0)
         if ready:
             data = os.read(fd, 65536)
-            assert data or proc.poll() is None, f"the build ended (exit {proc.wait()}) before {marker!r}: {seen[-2000:]!r}"
+            assert data or proc.poll() is None, (
+                f"the build ended (exit {proc.wait()}) before {marker!r}: {seen[-2000:]!r}"
+            )
             seen += data
     return seen.decode("utf-8", "replace")
 
@@ -520,8 +591,13 @@ def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_p
             n += 1
         before = (index / CURRENT).read_text().strip()
         env = _env() if phase == "embedding" else {**_env(), PAUSE_ENV: phase}
-        proc = subprocess.Popen(_cli("build", str(articles_dir), "--index", str(index)), cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            _cli("build", str(articles_dir), "--index", str(index)),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             said = _wait_for(proc, "Embedding" if phase == "embedding" else f"paused at {phase}")
             tmp_gens = [p for p in index.iterdir() if p.name.startswith(".tmp-gen-")]
@@ -547,8 +623,14 @@ def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_p
     # A rerun completes normally, and readers answer throughout it.
     reader = make_rag(tmp_path, real_embedder)
     assert reader.retrieve("When did DeepSeek release R1?", 1)
-    proc = subprocess.Popen(_cli("build", str(articles_dir), "--index", str(index), "--quiet", "--json"), cwd=tmp_path, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("build", str(articles_dir), "--index", str(index), "--quiet", "--json"),
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     answered = 0
     while proc.poll() is None:
         assert reader.retrieve("When did DeepSeek release R1?", 1)[0].chunk.source == "r1.md"
@@ -557,27 +639,48 @@ def test_killed_build_leaves_the_previous_index_usable(articles_dir: Path, tmp_p
     out, err = proc.communicate()
     assert proc.returncode == 0, err
     assert answered >= 1
-    assert reader.retrieve("Report 23-0", 3) and any(p.chunk.source.startswith("report-") for p in reader.retrieve("report committee counted", 5))
+    assert reader.retrieve("Report 23-0", 3) and any(
+        p.chunk.source.startswith("report-") for p in reader.retrieve("report committee counted", 5)
+    )
     assert len(reader.index().manifest.documents) == 3 + n
     assert not [p for p in index.iterdir() if p.name.startswith(".tmp-")]
     assert len([p for p in index.iterdir() if p.name.startswith("gen-")]) <= 2
-    assert orphans and not [name for name in orphans if (index / name).exists()], "the killed build's complete generation was left behind"
+    assert orphans and not [name for name in orphans if (index / name).exists()], (
+        "the killed build's complete generation was left behind"
+    )
     assert (index / CURRENT).read_text().strip() == reader.index().manifest.generation
 
 
 @pytest.mark.slow
-def test_concurrent_build_gets_a_clear_error_naming_the_holder(articles_dir: Path, tmp_path: Path, real_embedder) -> None:
+def test_concurrent_build_gets_a_clear_error_naming_the_holder(
+    articles_dir: Path, tmp_path: Path, real_embedder
+) -> None:
     index = tmp_path / "index"
     rag = make_rag(tmp_path, real_embedder)
     rag.build(articles_dir)
     gen = rag.store.current_name()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom rag.indexing import build_lock\nwith build_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(120)\n", str(index)],
-        env=_env(), stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom rag.indexing import build_lock\nwith build_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(120)\n",
+            str(index),
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         (articles_dir / "tides.txt").write_text("Tides\n\nThe tide tables are printed every Monday.", encoding="utf-8")
-        proc = subprocess.run(_cli("build", str(articles_dir), "--index", str(index), "--quiet"), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            _cli("build", str(articles_dir), "--index", str(index), "--quiet"),
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 1
         assert f"another build of index {str(index)!r} is running (pid {holder.pid}" in proc.stderr
         assert f"kill {holder.pid}" in proc.stderr
@@ -654,7 +757,13 @@ def test_cli_index_info_and_remove(fake_cli, articles_dir: Path, capsys) -> None
     capsys.readouterr()
     assert fake_cli(["index", "info", "--index", "idx"]) == 0
     out = capsys.readouterr().out
-    for field in ("articles         3", "chunker          chunk_tokens=160, overlap_tokens=32", "built_at", "embedder         all-MiniLM-L6-v2", "size             "):
+    for field in (
+        "articles         3",
+        "chunker          chunk_tokens=160, overlap_tokens=32",
+        "built_at",
+        "embedder         all-MiniLM-L6-v2",
+        "size             ",
+    ):
         assert field in out
     assert fake_cli(["index", "info", "--index", "idx", "--json", "--sources"]) == 0
     info = json.loads(capsys.readouterr().out)

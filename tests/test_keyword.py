@@ -132,7 +132,9 @@ def test_rebuild_through_rag_updates_bm25(tmp_path, articles_dir):
     rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder())
     rag.build(articles_dir)
     assert not any(p.source == "kiwi.txt" for p in rag.retrieve("kiwifruit orchard", 3, retriever="bm25"))
-    (articles_dir / "kiwi.txt").write_text("Kiwifruit orchard news\n\nThe kiwifruit orchard in Te Puke had a record harvest.", encoding="utf-8")
+    (articles_dir / "kiwi.txt").write_text(
+        "Kiwifruit orchard news\n\nThe kiwifruit orchard in Te Puke had a record harvest.", encoding="utf-8"
+    )
     rag.build(articles_dir)
     hits = rag.retrieve("kiwifruit orchard", 3, retriever="bm25")
     assert hits[0].source == "kiwi.txt"
@@ -143,11 +145,20 @@ def test_bm25_sees_the_title_and_heading_path(tmp_path):
     folder = tmp_path / "articles"
     folder.mkdir()
     section = " ".join(f"Delivery {i} came by boat in month {i} of the year." for i in range(6))
-    (folder / "guide.md").write_text(f"# Lighthouse keepers\n\nSome intro.\n\n## Paraffin logistics\n\n{section}\n", encoding="utf-8")
-    (folder / "feed.jsonl").write_text('{"title": "Sourdough starters", "text": "Flour and water ferment for days."}\n'
-                                       '{"title": "Bakery", "text": "Bread is baked at dawn every day."}\n', encoding="utf-8")
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "chunking.chunk_tokens": 24, "chunking.overlap_tokens": 0}),
-              embedder=FakeEmbedder())
+    (folder / "guide.md").write_text(
+        f"# Lighthouse keepers\n\nSome intro.\n\n## Paraffin logistics\n\n{section}\n", encoding="utf-8"
+    )
+    (folder / "feed.jsonl").write_text(
+        '{"title": "Sourdough starters", "text": "Flour and water ferment for days."}\n'
+        '{"title": "Bakery", "text": "Bread is baked at dawn every day."}\n',
+        encoding="utf-8",
+    )
+    rag = RAG(
+        Config.load(
+            None, {"index.path": str(tmp_path / "index"), "chunking.chunk_tokens": 24, "chunking.overlap_tokens": 0}
+        ),
+        embedder=FakeEmbedder(),
+    )
     rag.build(folder)
     hits = rag.retrieve("paraffin logistics", 10, retriever="bm25")
     assert {h.source for h in hits} == {"guide.md"}
@@ -161,5 +172,7 @@ def test_term_weights_give_each_query_word_its_idf_and_unknown_words_the_largest
     kw = KeywordIndex.build(["The cat sat.", "A dog barked.", "The cat ran."])
     weights = kw.term_weights("cats and zebras")
     assert set(weights) == {"cat", "zebra"}  # stemmed, stop words dropped
-    assert weights["zebra"] == pytest.approx(math.log(1 + 3.5 / 0.5)) and weights["cat"] == pytest.approx(math.log(1 + 1.5 / 2.5))
+    assert weights["zebra"] == pytest.approx(math.log(1 + 3.5 / 0.5)) and weights["cat"] == pytest.approx(
+        math.log(1 + 1.5 / 2.5)
+    )
     assert weights["zebra"] > weights["cat"]

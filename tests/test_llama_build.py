@@ -20,7 +20,9 @@ llama_build = importlib.util.module_from_spec(spec)
 sys.modules["llama_build"] = llama_build  # dataclasses look their module up there
 spec.loader.exec_module(llama_build)
 
-AMX_CPU = "processor: 0\nflags\t\t: fpu sse sse2 avx avx2 fma f16c bmi2 avx512f avx512_vnni avx512_bf16 amx_tile amx_int8\n"
+AMX_CPU = (
+    "processor: 0\nflags\t\t: fpu sse sse2 avx avx2 fma f16c bmi2 avx512f avx512_vnni avx512_bf16 amx_tile amx_int8\n"
+)
 
 
 def test_targets_for_an_amx_cpu_never_build_native_avx512_or_amx():
@@ -56,8 +58,12 @@ def test_simulated_sigill_in_the_smoke_test_leads_to_the_safer_rebuild(fake_inst
     """The avx2 build 'dies with SIGILL' in its real smoke child: the next target is built and kept."""
     calls, build = fake_install
     monkeypatch.setenv(llama_build.SIMULATE_ENV, "sigill:avx2")
-    status = llama_build.ensure(list(llama_build.TARGETS), build=build, install=lambda wheel: None,
-                                uninstall=lambda: pytest.fail("must not uninstall while a target works"))
+    status = llama_build.ensure(
+        list(llama_build.TARGETS),
+        build=build,
+        install=lambda wheel: None,
+        uninstall=lambda: pytest.fail("must not uninstall while a target works"),
+    )
     assert calls == ["avx2", "avx"]
     assert status["ok"] and status["target"] == "avx"
     assert status["failures"] == ["avx2: died with SIGILL (an instruction this CPU reports but cannot run)"]
@@ -71,7 +77,9 @@ def test_every_target_crashing_uninstalls_and_records_the_transformers_fallback(
     calls, build = fake_install
     removed: list[bool] = []
     monkeypatch.setenv(llama_build.SIMULATE_ENV, "sigill:avx2,avx,baseline")
-    status = llama_build.ensure(list(llama_build.TARGETS), build=build, install=lambda wheel: None, uninstall=lambda: removed.append(True))
+    status = llama_build.ensure(
+        list(llama_build.TARGETS), build=build, install=lambda wheel: None, uninstall=lambda: removed.append(True)
+    )
     assert calls == ["avx2", "avx", "baseline"] and removed == [True]
     assert status["ok"] is False and len(status["failures"]) == 3
     assert "rag will use the slower transformers backend" in capsys.readouterr().out

@@ -34,8 +34,19 @@ def stdio_params(work: Path, index: Path):
     (work / "config.yaml").write_text(SCRIPTED_CONFIG, encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAG_TEST_HOLD": str(work / "release")}
     (work / "release").touch()
-    return StdioServerParameters(command=sys.executable, args=[str(ROOT / "tests" / "ui_launcher.py"), "mcp", "--config", str(work / "config.yaml"),
-                                                               "--index", str(index)], env=env, cwd=str(ROOT))
+    return StdioServerParameters(
+        command=sys.executable,
+        args=[
+            str(ROOT / "tests" / "ui_launcher.py"),
+            "mcp",
+            "--config",
+            str(work / "config.yaml"),
+            "--index",
+            str(index),
+        ],
+        env=env,
+        cwd=str(ROOT),
+    )
 
 
 def call_all(server) -> dict:
@@ -95,17 +106,24 @@ def test_ask_returns_the_cited_answer_with_its_mode(stdio_results):
 
 def test_list_articles_lists_the_sample_articles(stdio_results):
     articles = structured(stdio_results["list"])
-    on_disk = {p.relative_to(ROOT / "data" / "articles").as_posix() for p in (ROOT / "data" / "articles").rglob("*") if p.is_file()}
+    on_disk = {
+        p.relative_to(ROOT / "data" / "articles").as_posix()
+        for p in (ROOT / "data" / "articles").rglob("*")
+        if p.is_file()
+    }
     listed = {a["source"] for a in articles}
     assert listed and all(s.split("#")[0] in on_disk for s in listed), listed - on_disk
     assert "news/nvidia-selloff.md" in listed
 
 
-@pytest.mark.parametrize("name, message", [
-    ("empty", "the question is empty"),
-    ("bad_k", "top-k must be a whole number from 1 to 20, got 0"),
-    ("too_long", "the limit is 2000 (ui.max_question_chars)"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("empty", "the question is empty"),
+        ("bad_k", "top-k must be a whole number from 1 to 20, got 0"),
+        ("too_long", "the limit is 2000 (ui.max_question_chars)"),
+    ],
+)
 def test_tool_errors_are_mcp_errors_with_a_message_not_a_traceback(stdio_results, name, message):
     result = stdio_results[name]
     assert result.is_error
@@ -115,7 +133,9 @@ def test_tool_errors_are_mcp_errors_with_a_message_not_a_traceback(stdio_results
 
 @pytest.fixture(scope="module")
 def http_server(tmp_path_factory, index) -> Iterator[Server]:
-    server = Server(tmp_path_factory.mktemp("mcp-http"), "mcp", SCRIPTED_CONFIG, index, "Serving MCP (streamable HTTP)", "--http")
+    server = Server(
+        tmp_path_factory.mktemp("mcp-http"), "mcp", SCRIPTED_CONFIG, index, "Serving MCP (streamable HTTP)", "--http"
+    )
     try:
         yield server.wait_up()
     finally:
@@ -127,18 +147,30 @@ def test_streamable_http_on_loopback(http_server):
 
     async def run():
         async with Client(http_server.url + "/mcp", read_timeout_seconds=180) as client:
-            return await client.list_tools(), await client.call_tool("search_articles", {"query": "Nvidia shares fall", "top_k": 2})
+            return await client.list_tools(), await client.call_tool(
+                "search_articles", {"query": "Nvidia shares fall", "top_k": 2}
+            )
 
     tools, search = anyio.run(run)
     assert {t.name for t in tools.tools} == {"search_articles", "ask", "list_articles"}
     assert structured(search)[0]["source"] == "news/nvidia-selloff.md"
-    forged = httpx.post(http_server.url + "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"Host": "evil.example"}, timeout=30)
+    forged = httpx.post(
+        http_server.url + "/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        headers={"Host": "evil.example"},
+        timeout=30,
+    )
     assert forged.status_code == 403
 
 
 def test_http_refuses_a_non_loopback_host(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "rag.cli", "mcp", "--http", "--host", "0.0.0.0", "--index", str(tmp_path / "none")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "mcp", "--http", "--host", "0.0.0.0", "--index", str(tmp_path / "none")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "serves on loopback only" in out.stderr
 
 

@@ -37,7 +37,9 @@ def run_cli(args: list[str], cache: Path, **env: str) -> subprocess.CompletedPro
     """``python -m rag.cli`` in a child, with the model cache in ``cache`` and ``env`` added."""
     full = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT")}
     full.update(RAG_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT), HF_HOME=str(cache / "hf-home"), **env)
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, env=full, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, env=full, cwd=ROOT, timeout=300
+    )
 
 
 def served(**kwargs) -> HubStandIn:
@@ -47,15 +49,21 @@ def served(**kwargs) -> HubStandIn:
 
 def leftovers(folder: Path) -> list[str]:
     """Files under ``folder`` that are partial downloads."""
-    return [str(p) for p in folder.rglob("*") if p.is_file() and p.name.endswith(".incomplete")] if folder.exists() else []
+    return (
+        [str(p) for p in folder.rglob("*") if p.is_file() and p.name.endswith(".incomplete")] if folder.exists() else []
+    )
 
 
 # -- the catalogue and profiles ----------------------------------------------------------------
 def test_catalogue_has_the_five_models_each_with_repo_file_revision_size_license_profile():
-    assert {"deepseek-r1-distill-qwen-1.5b", "qwen2.5-1.5b", "qwen2.5-0.5b", "smollm2-1.7b", "llama-3.2-1b"} <= set(CATALOGUE)
+    assert {"deepseek-r1-distill-qwen-1.5b", "qwen2.5-1.5b", "qwen2.5-0.5b", "smollm2-1.7b", "llama-3.2-1b"} <= set(
+        CATALOGUE
+    )
     for name, e in CATALOGUE.items():
         assert e.name == name and "/" in e.repo and e.filename.endswith(".gguf")
-        assert e.revision == "main" and "main" in e.revision_note, "no commit hash was confirmed: main is pinned explicitly and said so"
+        assert e.revision == "main" and "main" in e.revision_note, (
+            "no commit hash was confirmed: main is pinned explicitly and said so"
+        )
         assert e.size[0].isdigit() and e.license
         assert e.profile.matches_file(e.filename), f"{name}: its profile must recognise its own file"
 
@@ -65,8 +73,11 @@ def test_every_profile_names_real_config_fields_with_valid_values():
     for p in PROFILES.values():
         cfg = Config.load(None, {"generation.profile": p.name})
         for name, value in p.generation.items():  # a shared field, or one each backend declaring it takes
-            places = [cfg.generation] if name in GenerationConfig.model_fields else [
-                s for s in cfg.generation.__pydantic_extra__.values() if name in type(s).model_fields]
+            places = (
+                [cfg.generation]
+                if name in GenerationConfig.model_fields
+                else [s for s in cfg.generation.__pydantic_extra__.values() if name in type(s).model_fields]
+            )
             assert places and all(getattr(s, name) == value for s in places), (p.name, name)
         EvidenceConfig(**p.evidence)
 
@@ -101,13 +112,19 @@ def test_a_catalogue_name_resolves_to_the_pulled_file(cache):
 # -- profiles under the user's config ------------------------------------------------------------
 def test_profile_fills_fields_the_config_leaves_open():
     cfg = Config.load(None, {"generation.model": "deepseek-r1-distill-qwen-1.5b"})
-    assert (cfg.generation.temperature, cfg.generation.use_system_prompt, cfg.generation.few_shot) == (0.6, False, False)
+    assert (cfg.generation.temperature, cfg.generation.use_system_prompt, cfg.generation.few_shot) == (
+        0.6,
+        False,
+        False,
+    )
     assert cfg.generation.llama_server.gguf_type == cfg.generation.llama_cpp.gguf_type == "packaged"
 
 
 def test_fields_the_user_sets_win_over_the_profile(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("generation:\n  model: deepseek-r1-distill-qwen-1.5b\n  temperature: 0.3\n  llama_server: {gguf_type: q4_0}\n")
+    p.write_text(
+        "generation:\n  model: deepseek-r1-distill-qwen-1.5b\n  temperature: 0.3\n  llama_server: {gguf_type: q4_0}\n"
+    )
     cfg = Config.load(p)
     assert cfg.generation.temperature == 0.3 and cfg.generation.llama_server.gguf_type == "q4_0"
     assert cfg.generation.llama_cpp.gguf_type == "packaged", "the profile still fills the section the user left open"
@@ -129,7 +146,9 @@ def test_profile_evidence_settings_reach_the_evidence_section(monkeypatch):
     """Any EvidenceConfig field by name: a profile's draft-check defaults land in cfg.evidence, the user's win."""
     monkeypatch.setitem(PROFILES["qwen2.5-1.5b"].evidence, "max_sentences", 2)
     assert Config.load(None, {"generation.model": "qwen2.5-1.5b"}).evidence.max_sentences == 2
-    assert Config.load(None, {"generation.model": "qwen2.5-1.5b", "evidence.max_sentences": 5}).evidence.max_sentences == 5
+    assert (
+        Config.load(None, {"generation.model": "qwen2.5-1.5b", "evidence.max_sentences": 5}).evidence.max_sentences == 5
+    )
 
 
 def test_the_evaluation_models_profile_is_chosen_by_its_file_name(tmp_path):
@@ -157,7 +176,9 @@ def test_a_profiles_settings_reach_the_generator(cache, monkeypatch):
     gen = make_generator(Config.load(None, {"generation.model": "qwen2.5-1.5b"}).generation)
     assert isinstance(gen, LlamaServerGenerator)
     assert (gen.gguf_type, gen.prompt_lookup, gen.n_threads) == ("packaged", 7, 3)
-    gen = make_generator(Config.load(None, {"generation.model": "qwen2.5-1.5b", "generation.llama_server.n_threads": 1}).generation)
+    gen = make_generator(
+        Config.load(None, {"generation.model": "qwen2.5-1.5b", "generation.llama_server.n_threads": 1}).generation
+    )
     assert gen.n_threads == 1
 
 
@@ -210,7 +231,11 @@ def test_pull_offline_says_what_to_download_and_where(cache):
     proc = run_cli(["model", "pull", "qwen2.5-1.5b"], cache, HF_HUB_OFFLINE="1")
     assert proc.returncode == 1
     e = CATALOGUE["qwen2.5-1.5b"]
-    assert "HF_HUB_OFFLINE is set" in proc.stderr and e.url in proc.stderr and str(model_file("qwen2.5-1.5b")) in proc.stderr
+    assert (
+        "HF_HUB_OFFLINE is set" in proc.stderr
+        and e.url in proc.stderr
+        and str(model_file("qwen2.5-1.5b")) in proc.stderr
+    )
     assert not model_file("qwen2.5-1.5b").parent.exists()
 
 
@@ -229,7 +254,9 @@ def test_a_pulled_model_is_not_downloaded_again(cache):
         hub.requests.clear()
         proc = run_cli(["model", "pull", NAME, "--quiet"], cache, HF_ENDPOINT=hub.url)
     assert proc.returncode == 0, proc.stderr
-    assert not [r for r in hub.requests if r[0] == "GET" and r[1].startswith("/cdn/")], "only the metadata is asked for again"
+    assert not [r for r in hub.requests if r[0] == "GET" and r[1].startswith("/cdn/")], (
+        "only the metadata is asked for again"
+    )
 
 
 @pytest.mark.slow
@@ -239,7 +266,9 @@ def test_a_pulled_model_answers_through_llama_cpp(cache, tmp_path):
     from rag.generation import LlamaCppGenerator
 
     shutil.copy(smollm2_gguf(), model_file(NAME).parent.mkdir(parents=True) or model_file(NAME))
-    gen = LlamaCppGenerator.from_config(Config.load(None, {"generation.model": NAME, "generation.backend": "llama_cpp"}).generation)
+    gen = LlamaCppGenerator.from_config(
+        Config.load(None, {"generation.model": NAME, "generation.backend": "llama_cpp"}).generation
+    )
     text = "".join(gen.stream([{"role": "user", "content": "Say hello."}], max_new_tokens=8))
     assert gen.gguf_type == "packaged" and text.strip()
 
@@ -250,7 +279,11 @@ def test_prompt_lookup_reaches_the_real_llama_server_and_it_answers(cache):
     pytest.importorskip("llama_cpp")
     from rag.generation import make_generator
 
-    gen = make_generator(Config.load(None, {"generation.llama_server.prompt_lookup": 4, "generation.llama_server.gguf_type": "packaged"}).generation)
+    gen = make_generator(
+        Config.load(
+            None, {"generation.llama_server.prompt_lookup": 4, "generation.llama_server.gguf_type": "packaged"}
+        ).generation
+    )
     try:
         text = "".join(gen.stream([{"role": "user", "content": "Repeat: the cat sat on the mat."}], max_new_tokens=12))
         cmdline = Path(f"/proc/{gen.pid}/cmdline").read_bytes().split(b"\0")

@@ -63,8 +63,11 @@ def check_chunks(text: str, chunks, chunk_tokens: int) -> None:
         assert text[c.start : c.end] == c.text and has_text(c.text)
         assert len(enc.encode_ordinary(c.text)) <= chunk_tokens
         covered[c.start : c.end] = True
-    visible = np.array([not ch.isspace() for ch in text], dtype=bool) if len(text) < 100_000 else \
-        np.frombuffer(text.encode("ascii"), dtype=np.uint8) != ord(" ")
+    visible = (
+        np.array([not ch.isspace() for ch in text], dtype=bool)
+        if len(text) < 100_000
+        else np.frombuffer(text.encode("ascii"), dtype=np.uint8) != ord(" ")
+    )
     assert covered[visible].all(), "some text is in no chunk"
 
 
@@ -92,7 +95,10 @@ def test_200mb_file_is_skipped_by_size_without_being_read(tmp_path: Path) -> Non
     assert [d.source for d in result.documents] == ["ok.txt"]
     [skip] = result.skipped
     assert skip.source == "huge.txt"
-    assert skip.reason == "file is 200.0 MB (209,715,200 bytes), over the 20 MB limit; raise loader.max_file_mb to include it"
+    assert (
+        skip.reason
+        == "file is 200.0 MB (209,715,200 bytes), over the 20 MB limit; raise loader.max_file_mb to include it"
+    )
     assert peak < 5 * 2**20, f"loading allocated {peak / 2**20:.0f} MB: the big file was read"
 
 
@@ -107,7 +113,11 @@ def test_the_size_limit_is_the_configured_one(tmp_path: Path) -> None:
     result = load_documents(folder, max_file_mb=1)
     assert [d.source for d in result.documents] == ["at-limit.txt"]
     assert [(s.source, s.reason) for s in result.skipped] == [
-        ("over-limit.txt", "file is 1.0 MB (1,048,577 bytes), over the 1 MB limit; raise loader.max_file_mb to include it")]
+        (
+            "over-limit.txt",
+            "file is 1.0 MB (1,048,577 bytes), over the 1 MB limit; raise loader.max_file_mb to include it",
+        )
+    ]
 
 
 def test_a_file_growing_after_the_size_check_is_not_read_whole(tmp_path: Path, monkeypatch) -> None:
@@ -121,8 +131,20 @@ def test_a_file_growing_after_the_size_check_is_not_read_whole(tmp_path: Path, m
     def stat(self, *args, **kwargs):
         st = real_stat(self, *args, **kwargs)
         if self.name == "growing.txt":  # as it was an instant before the writer appended
-            return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 100,
-                                   int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))
+            return os.stat_result(
+                (
+                    st.st_mode,
+                    st.st_ino,
+                    st.st_dev,
+                    st.st_nlink,
+                    st.st_uid,
+                    st.st_gid,
+                    100,
+                    int(st.st_atime),
+                    int(st.st_mtime),
+                    int(st.st_ctime),
+                )
+            )
         return st
 
     monkeypatch.setattr(Path, "stat", stat)
@@ -150,8 +172,10 @@ def test_links_to_devices_are_never_opened(tmp_path: Path) -> None:
     os.symlink("fifo", folder / "pipe.txt")
     (folder / "ok.txt").write_text("Harbour\n\nThe harbour opened in 1850.", encoding="utf-8")
     result = load_documents(folder)
-    assert [(s.source, s.reason) for s in result.skipped] == [("pipe.txt", "not a regular file (a link to a device, pipe or socket)"),
-                                                              ("zeros.txt", LINK_OUTSIDE)]
+    assert [(s.source, s.reason) for s in result.skipped] == [
+        ("pipe.txt", "not a regular file (a link to a device, pipe or socket)"),
+        ("zeros.txt", LINK_OUTSIDE),
+    ]
     assert [d.source for d in result.documents] == ["ok.txt"]
 
 
@@ -244,9 +268,16 @@ def whitespace_folder(root: Path) -> Path:
     for name, data in WHITESPACE_FILES.items():
         (root / name).write_bytes(data)
     (root / "empty.txt").write_bytes(b"")
-    (root / "padded.txt").write_text("Padded\n\n" + " \n\t" * 300_000 + "\n\nThe padded article ends with one real sentence.", encoding="utf-8")
-    (root / "feed.jsonl").write_text(json.dumps({"title": "Blank", "text": " \n "}) + "\n"
-                                     + json.dumps({"title": "Ferry", "text": "The ferry leaves at noon."}) + "\n", encoding="utf-8")
+    (root / "padded.txt").write_text(
+        "Padded\n\n" + " \n\t" * 300_000 + "\n\nThe padded article ends with one real sentence.", encoding="utf-8"
+    )
+    (root / "feed.jsonl").write_text(
+        json.dumps({"title": "Blank", "text": " \n "})
+        + "\n"
+        + json.dumps({"title": "Ferry", "text": "The ferry leaves at noon."})
+        + "\n",
+        encoding="utf-8",
+    )
     return root
 
 
@@ -258,14 +289,20 @@ def test_whitespace_only_files_are_reported_and_never_chunked(tmp_path: Path) ->
     for name in WHITESPACE_FILES:
         if name != "blank.html":
             assert reasons.pop(name) == WHITESPACE_ONLY, name
-    assert reasons == {"blank.html": "no text found", "empty.txt": "empty file", "feed.jsonl#0": "record has no text (only whitespace)"}
+    assert reasons == {
+        "blank.html": "no text found",
+        "empty.txt": "empty file",
+        "feed.jsonl#0": "record has no text (only whitespace)",
+    }
     assert sorted(d.source for d in result.documents) == ["feed.jsonl#1", "padded.txt"]
     for doc in result.documents:
         chunks = Chunker().split(doc)
         assert chunks and all(has_text(c.text) and c.text == c.text.strip() for c in chunks)
 
 
-def test_a_folder_of_only_whitespace_fails_clearly_and_keeps_the_index(cli, articles_dir: Path, tmp_path: Path, capsys) -> None:
+def test_a_folder_of_only_whitespace_fails_clearly_and_keeps_the_index(
+    cli, articles_dir: Path, tmp_path: Path, capsys
+) -> None:
     embedder = FakeEmbedder(name=MODEL)
     assert cli(embedder, "build", str(articles_dir), "--index", "idx", "--quiet") == 0
     current = IndexStore(tmp_path / "idx").current_name()
@@ -276,7 +313,10 @@ def test_a_folder_of_only_whitespace_fails_clearly_and_keeps_the_index(cli, arti
     capsys.readouterr()
     assert cli(embedder, "build", str(blank), "--index", "idx", "--quiet") == 1
     err = capsys.readouterr().err
-    assert f"error: no readable articles in {str(blank)!r} (skipped: blank.html: no text found; crlf.md: {WHITESPACE_ONLY}" in err
+    assert (
+        f"error: no readable articles in {str(blank)!r} (skipped: blank.html: no text found; crlf.md: {WHITESPACE_ONLY}"
+        in err
+    )
     assert "The index was left as it was" in err and "Traceback" not in err
     assert IndexStore(tmp_path / "idx").current_name() == current
 
@@ -291,8 +331,14 @@ def test_real_build_over_pathological_files(cli, articles_dir: Path, tmp_path: P
     (articles_dir / "line.txt").write_text(filler[:15_000] + fact + filler[15_000:], encoding="utf-8")
     assert cli(real_embedder, "build", str(articles_dir), "--index", "idx", "--quiet") == 0
     out = capsys.readouterr().out
-    assert "  huge.txt: file is 200.0 MB (209,715,200 bytes), over the 20 MB limit; raise loader.max_file_mb to include it" in out
-    assert f"  blank/spaces.txt: {WHITESPACE_ONLY}" in out and "  blank/feed.jsonl#0: record has no text (only whitespace)" in out
+    assert (
+        "  huge.txt: file is 200.0 MB (209,715,200 bytes), over the 20 MB limit; raise loader.max_file_mb to include it"
+        in out
+    )
+    assert (
+        f"  blank/spaces.txt: {WHITESPACE_ONLY}" in out
+        and "  blank/feed.jsonl#0: record has no text (only whitespace)" in out
+    )
     rag = reader(tmp_path / "idx", real_embedder)
     doc_text = (articles_dir / "line.txt").read_text(encoding="utf-8")
     line_chunks = [c for c in rag.index().iter_chunks() if c.source == "line.txt"]
@@ -319,9 +365,14 @@ def test_50k_tiny_files_build_with_progress_in_bounded_memory(tmp_path: Path) ->
     folder = tmp_path / "articles"
     unique, copies = tiny_folder(folder, n)
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUNNER, "build", str(folder), "--index", str(tmp_path / "idx"), "--json"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                          env=runner_env())
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, "build", str(folder), "--index", str(tmp_path / "idx"), "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=runner_env(),
+    )
     seconds = time.perf_counter() - t0
     assert done.returncode == 0, done.stderr[-3000:]
     peak_mb = int(done.stderr.rsplit("peak_rss_kb=", 1)[1].split()[0]) / 1024
@@ -331,14 +382,23 @@ def test_50k_tiny_files_build_with_progress_in_bounded_memory(tmp_path: Path) ->
     assert summary["articles"] == summary["chunks"] == summary["added"] - len(summary["duplicates"]) == canonical
     assert summary["added"] == n and summary["skipped"] == [] and len(summary["duplicates"]) == max(0, copies - 10)
     if n >= 20_000:  # bars appear once a stage runs over half a second
-        for bar in ("Reading articles: 100%", f"{n}/{n}", "Near-duplicates: comparing: 100%", "Chunking: 100%", "Writing index: 100%"):
+        for bar in (
+            "Reading articles: 100%",
+            f"{n}/{n}",
+            "Near-duplicates: comparing: 100%",
+            "Chunking: 100%",
+            "Writing index: 100%",
+        ):
             assert bar in done.stderr, bar
     assert peak_mb < 300 + 20 * n / 1024, f"peak RSS {peak_mb:.0f} MB for {n} files"
     manifest = IndexStore(tmp_path / "idx").read_manifest()
     sources = {d["source"] for d in manifest["documents"]} | {d["source"] for d in manifest["duplicates"]}
     assert len(sources) == n and f"d000/n{0:05d}.txt" in sources
     i = unique // 2  # FakeEmbedder's 64 hashed dimensions cannot tell numbers apart; BM25 can
-    bm25 = RAG(Config.load(None, {"index.path": str(tmp_path / "idx"), "retrieval.retriever": "bm25"}), embedder=FakeEmbedder(name=MODEL))
+    bm25 = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "idx"), "retrieval.retriever": "bm25"}),
+        embedder=FakeEmbedder(name=MODEL),
+    )
     hit = bm25.retrieve(f"harbour log entry number {i} ferry crossing {i * 7}", 1)[0]
     assert hit.chunk.source == f"d{i // 1000:03d}/n{i:05d}.txt"
 
@@ -353,7 +413,11 @@ def test_many_copies_embed_once_with_the_real_embedder(cli, tmp_path: Path, caps
         (folder / f"d{i // 500}" / f"b{i:04d}.txt").write_text(text, encoding="utf-8")
     assert cli(real_embedder, "build", str(folder), "--index", "idx", "--quiet", "--json") == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["embedded_chunks"] == summary["articles"] == 10 and len(summary["duplicates"]) == 1990 and summary["added"] == 2000
+    assert (
+        summary["embedded_chunks"] == summary["articles"] == 10
+        and len(summary["duplicates"]) == 1990
+        and summary["added"] == 2000
+    )
     assert cli(real_embedder, "index", "info", "--index", "idx", "--json", "--sources") == 0
     info = json.loads(capsys.readouterr().out)
     assert len(info["sources"]) == len(set(info["sources"])) == 2000

@@ -29,7 +29,9 @@ def test_build_then_ask_with_fakes(tmp_path, articles_dir):
     assert [c.source for c in answer.citations] == ["markets/nvidia.txt"]
     # The prompt holds only the numbered evidence sentences and the question.
     prompt = gen.calls[0][-1]["content"]
-    assert prompt.startswith("Evidence:\n[1] ") and "17 percent" in prompt and "How much did Nvidia shares fall?" in prompt
+    assert (
+        prompt.startswith("Evidence:\n[1] ") and "17 percent" in prompt and "How much did Nvidia shares fall?" in prompt
+    )
     assert "<passage" not in prompt
 
 
@@ -81,8 +83,12 @@ def test_a_short_correct_draft_leads_and_the_evidence_stays_under_it(tmp_path, a
     assert answer.mode == "generated" and answer.lead == short
     assert answer.text.startswith(short + "\n\n" + SUPPORT_LABEL) and "600 billion dollars" in answer.text
     span = answer.lead_span
-    assert span is not None and answer.lead[span[0]:span[1]] == "17 percent"
-    strict = make_rag(tmp_path, generator=FakeGenerator(short), **{"evidence.draft_must_keep": "all", "evidence.draft_must_keep_words": 0})
+    assert span is not None and answer.lead[span[0] : span[1]] == "17 percent"
+    strict = make_rag(
+        tmp_path,
+        generator=FakeGenerator(short),
+        **{"evidence.draft_must_keep": "all", "evidence.draft_must_keep_words": 0},
+    )
     answer = strict.ask("How much did Nvidia shares fall?")
     assert answer.mode == "evidence" and leads_with_evidence(answer) and answer.draft == short
     assert any("it left out what the evidence says: 27, 2025, 600" in n for n in answer.notes), answer.notes
@@ -260,7 +266,9 @@ def test_a_loosely_related_passage_missing_the_questions_rare_words_is_not_cover
     rag._generator = FakeGenerator("Nvidia lost close to 600 billion dollars of market value [1].")
     assert rag.ask("How much market value did Nvidia lose?").mode == "generated"
     # The rule, not anything else, declined it: without it the same question is answered.
-    loose = make_rag(tmp_path, generator=FakeGenerator("Nvidia shares fell [1]."), **rule, **{"evidence.min_term_coverage": 0.0})
+    loose = make_rag(
+        tmp_path, generator=FakeGenerator("Nvidia shares fell [1]."), **rule, **{"evidence.min_term_coverage": 0.0}
+    )
     assert loose.ask(off).mode != "declined"
 
 

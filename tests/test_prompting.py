@@ -7,7 +7,11 @@ from rag.records import Passage
 
 
 def passage(n, text, title="T"):
-    return Passage(n=n, chunk=Chunk(id=f"c{n}", doc_id="d", title=title, source="s.txt", text=text, start=0, end=len(text)), score=1.0 / n)
+    return Passage(
+        n=n,
+        chunk=Chunk(id=f"c{n}", doc_id="d", title=title, source="s.txt", text=text, start=0, end=len(text)),
+        score=1.0 / n,
+    )
 
 
 def words(text):

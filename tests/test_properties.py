@@ -101,8 +101,26 @@ def test_quoted_article_text_cannot_close_passage(text):
 # Every form the marker grammar accepts: brackets (ASCII or full-width), digits (ASCII or
 # full-width), list separators and range dashes of every kind, any spacing.
 _DIGITS = st.integers(min_value=0, max_value=120).map(str) | st.integers(min_value=0, max_value=99).map(
-    lambda n: str(n).translate(str.maketrans("0123456789", "０１２３４５６７８９")))
-_SEPARATOR = st.sampled_from([",", ";", "\uff0c", "\uff1b", "-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212", "\ufe63", "\uff0d"])
+    lambda n: str(n).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+)
+_SEPARATOR = st.sampled_from(
+    [
+        ",",
+        ";",
+        "\uff0c",
+        "\uff1b",
+        "-",
+        "\u2010",
+        "\u2011",
+        "\u2012",
+        "\u2013",
+        "\u2014",
+        "\u2015",
+        "\u2212",
+        "\ufe63",
+        "\uff0d",
+    ]
+)
 _SPACE = st.sampled_from(["", " ", "  ", "\t"])
 
 
@@ -128,6 +146,8 @@ def test_every_marker_form_the_parser_reads_is_neutralised_in_quoted_text(before
     assert MARKER.search(marker), marker  # the generator really produces parser-readable forms
     assert parse_markers(neutralise_markers(text)) == []
     assert parse_markers(quote_passage_text(text)) == []
-    p = Passage(n=1, chunk=Chunk(id="c", doc_id="d", title=text, source="s", text=text, start=0, end=len(text)), score=0.5)
+    p = Passage(
+        n=1, chunk=Chunk(id="c", doc_id="d", title=text, source="s", text=text, start=0, end=len(text)), score=0.5
+    )
     block = format_passage(p)
     assert parse_markers(block) == [], block

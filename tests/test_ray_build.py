@@ -40,7 +40,9 @@ def test_ray_build_gives_the_local_build_vectors(real_embedder, tmp_path, capsys
     cos = np.einsum("ij,ij->i", np.stack([by_id_a[i] for i in ids]), np.stack([by_id_b[i] for i in ids]))
     print(f"\nRay vs local: {len(ids)} chunks, min cosine {cos.min():.6f}", file=sys.stderr)
     assert cos.min() > 0.999
-    assert remote.store.manifest().embedder == local.store.manifest().embedder  # queries embedded locally fit either index
+    assert (
+        remote.store.manifest().embedder == local.store.manifest().embedder
+    )  # queries embedded locally fit either index
 
 
 def test_ray_engine_without_ray_says_which_extra_to_install(monkeypatch):
@@ -58,7 +60,9 @@ def test_failed_ray_embedding_leaves_the_previous_index_answering(real_embedder,
     """A build whose Ray embedding fails (a worker died) raises, and the index it was updating still answers as before."""
     from rag.embedding.ray_engine import RayEmbedder
 
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "embedding.engine": "local"}), embedder=real_embedder)
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "index"), "embedding.engine": "local"}), embedder=real_embedder
+    )
     rag.build(articles_dir)
     before = rag.store.current_name()
     answer = [p.chunk.id for p in rag.retrieve("sourdough starter", 2)]
@@ -68,7 +72,9 @@ def test_failed_ray_embedding_leaves_the_previous_index_answering(real_embedder,
 
     monkeypatch.setattr(RayEmbedder, "encode", dies)
     (articles_dir / "new.txt").write_text("Quantum chips\n\nA lab showed a chip with a thousand qubits.\n")
-    ray_rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "embedding.engine": "ray"}), embedder=real_embedder)
+    ray_rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "index"), "embedding.engine": "ray"}), embedder=real_embedder
+    )
     with pytest.raises(RuntimeError, match="ray worker died"):
         ray_rag.build(articles_dir)
     assert rag.store.current_name() == before

@@ -134,7 +134,9 @@ def test_hybrid_fuses_and_reports_cosine_relevance(built):
     idx = built.index()
     dense = DenseRetriever(idx, built.embedder).retrieve("DeepSeek R1 reasoning model licence", 3)
     bm25 = BM25Retriever(idx).retrieve("DeepSeek R1 reasoning model licence", 3)
-    hybrid = HybridRetriever(idx, built.embedder, fusion="rrf", rrf_k=60).retrieve("DeepSeek R1 reasoning model licence", 3)
+    hybrid = HybridRetriever(idx, built.embedder, fusion="rrf", rrf_k=60).retrieve(
+        "DeepSeek R1 reasoning model licence", 3
+    )
     assert hybrid[0].source == "r1.md" == dense[0].source == bm25[0].source
     expected = {s: 1 / (60 + i + 1) for i, s in enumerate(p.source for p in dense)}
     for i, p in enumerate(bm25):
@@ -150,10 +152,17 @@ def test_hybrid_weights_change_the_order(built):
     dense = [p.source for p in DenseRetriever(idx, built.embedder).retrieve(q, 3)]
     bm25 = [p.source for p in BM25Retriever(idx).retrieve(q, 3)]
     rrf = dict(fusion="rrf")
-    assert [p.source for p in HybridRetriever(idx, built.embedder, dense_weight=0, bm25_weight=1, **rrf).retrieve(q, len(bm25))] == bm25
-    assert [p.source for p in HybridRetriever(idx, built.embedder, dense_weight=1, bm25_weight=0, **rrf).retrieve(q, 3)][: len(dense)] == dense
+    assert [
+        p.source
+        for p in HybridRetriever(idx, built.embedder, dense_weight=0, bm25_weight=1, **rrf).retrieve(q, len(bm25))
+    ] == bm25
+    assert [
+        p.source for p in HybridRetriever(idx, built.embedder, dense_weight=1, bm25_weight=0, **rrf).retrieve(q, 3)
+    ][: len(dense)] == dense
     assert [p.source for p in HybridRetriever(idx, built.embedder, dense_share=0.0).retrieve(q, len(bm25))] == bm25
-    assert [p.source for p in HybridRetriever(idx, built.embedder, dense_share=1.0).retrieve(q, 3)][: len(dense)] == dense
+    assert [p.source for p in HybridRetriever(idx, built.embedder, dense_share=1.0).retrieve(q, 3)][
+        : len(dense)
+    ] == dense
 
 
 def test_top_k_larger_than_index_and_empty_query(built):
@@ -189,7 +198,11 @@ def test_a_retriever_registered_in_one_line_is_configured_built_and_asked(built,
             chunks = self.index.chunks_by_rows(list(range(self.index.size)))
             return [Hit(row, 1.0, 1.0) for row, c in sorted(chunks.items()) if words & set(c.title.lower().split())][:n]
 
-    monkeypatch.setitem(retrieval.RETRIEVERS, "title", lambda cfg, index, embedder: TitleRetriever(index, **retrieval.ranking_options(cfg)))
+    monkeypatch.setitem(
+        retrieval.RETRIEVERS,
+        "title",
+        lambda cfg, index, embedder: TitleRetriever(index, **retrieval.ranking_options(cfg)),
+    )
     assert Config.load(None, {"retrieval.retriever": "title"}).retrieval.retriever == "title"
     passages = built.retrieve("sourdough", 2, retriever="title")
     assert [p.chunk.source for p in passages] == ["bread.html"]
@@ -226,19 +239,34 @@ def test_mmr_prefers_a_new_article_over_a_copy(tmp_path):
     assert {p.source for p in got} == {"c.txt", got[0].source} and got[0].source in {"a.txt", "b.txt"}
     # lambda = 1 is pure relevance: both copies again.
     rag = make_rag(tmp_path, **{"retrieval.dedup": "mmr", "retrieval.mmr_lambda": 1.0})
-    assert {p.source for p in rag.retrieve("Perseverance rock sample Jezero", 2, retriever="dense")} == {"a.txt", "b.txt"}
-    assert {p.source for p in rag.retrieve("Perseverance rock sample Jezero", 2, retriever="hybrid")} == {"a.txt", "b.txt"}
+    assert {p.source for p in rag.retrieve("Perseverance rock sample Jezero", 2, retriever="dense")} == {
+        "a.txt",
+        "b.txt",
+    }
+    assert {p.source for p in rag.retrieve("Perseverance rock sample Jezero", 2, retriever="hybrid")} == {
+        "a.txt",
+        "b.txt",
+    }
 
 
 # -- neighbour widening ----------------------------------------------------------------------
-LONG = " ".join(f"Sentence number {w} talks about topic {w}." for w in
-                ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"])
+LONG = " ".join(
+    f"Sentence number {w} talks about topic {w}."
+    for w in ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+)
 
 
 def test_neighbours_widen_a_hit_with_exact_offsets(tmp_path):
     folder = write_articles(tmp_path / "long", {"long.txt": "Phonetic alphabet\n\n" + LONG})
-    rag = make_rag(tmp_path, **{"chunking.chunk_tokens": 16, "chunking.overlap_tokens": 0, "retrieval.neighbours": 1,
-                                "retrieval.neighbour_budget_tokens": 1000})
+    rag = make_rag(
+        tmp_path,
+        **{
+            "chunking.chunk_tokens": 16,
+            "chunking.overlap_tokens": 0,
+            "retrieval.neighbours": 1,
+            "retrieval.neighbour_budget_tokens": 1000,
+        },
+    )
     rag.build(folder)
     narrow = BM25Retriever(rag.index()).retrieve("echo", 1)[0]
     wide = rag.retrieve("echo", 1, retriever="bm25")[0]
@@ -247,14 +275,21 @@ def test_neighbours_widen_a_hit_with_exact_offsets(tmp_path):
     assert 0 < i < len(chunks) - 1, "the hit must have a neighbour on each side for this test"
     assert (wide.chunk.start, wide.chunk.end) == (chunks[i - 1].start, chunks[i + 1].end)
     assert chunks[i - 1].text in wide.text and chunks[i + 1].text in wide.text and "topic echo" in wide.text
-    doc_text = ("Phonetic alphabet\n\n" + LONG)
+    doc_text = "Phonetic alphabet\n\n" + LONG
     assert wide.text == doc_text[wide.chunk.start : wide.chunk.end]
 
 
 def test_neighbour_budget_limits_widening(tmp_path):
     folder = write_articles(tmp_path / "long", {"long.txt": "Phonetic alphabet\n\n" + LONG})
-    rag = make_rag(tmp_path, **{"chunking.chunk_tokens": 16, "chunking.overlap_tokens": 0, "retrieval.neighbours": 3,
-                                "retrieval.neighbour_budget_tokens": 0})
+    rag = make_rag(
+        tmp_path,
+        **{
+            "chunking.chunk_tokens": 16,
+            "chunking.overlap_tokens": 0,
+            "retrieval.neighbours": 3,
+            "retrieval.neighbour_budget_tokens": 0,
+        },
+    )
     rag.build(folder)
     narrow = BM25Retriever(rag.index()).retrieve("echo", 1)[0]
     assert rag.retrieve("echo", 1, retriever="bm25")[0].chunk == narrow.chunk
@@ -323,7 +358,9 @@ def test_above_threshold_calls_the_generator(tmp_path, articles_dir):
 
 
 def test_threshold_is_per_retriever():
-    cfg = Config.load(None, {"retrieval.min_relevance_dense": 0.5, "retrieval.min_relevance_bm25": 0.2, "retrieval.retriever": "bm25"})
+    cfg = Config.load(
+        None, {"retrieval.min_relevance_dense": 0.5, "retrieval.min_relevance_bm25": 0.2, "retrieval.retriever": "bm25"}
+    )
     assert cfg.retrieval.min_relevance_for() == 0.2
     assert cfg.retrieval.min_relevance_for("dense") == 0.5
     assert cfg.retrieval.min_relevance_for("hybrid") == 0.0  # unset, and no embedder named
@@ -344,7 +381,12 @@ def test_passage_relevance_defaults_to_score():
 @pytest.mark.slow
 def test_real_embedder_hybrid_filters_and_threshold(tmp_path, articles_dir, real_embedder):
     gen = FakeGenerator(fail=AssertionError("generator must not be called"))
-    rag = make_rag(tmp_path, embedder=real_embedder, generator=gen, **{"retrieval.retriever": "hybrid", "retrieval.min_relevance_hybrid": 0.3})
+    rag = make_rag(
+        tmp_path,
+        embedder=real_embedder,
+        generator=gen,
+        **{"retrieval.retriever": "hybrid", "retrieval.min_relevance_hybrid": 0.3},
+    )
     rag.build(articles_dir)
     assert (rag.index().path / "bm25" / "keyword.json").is_file()
     hits = rag.retrieve("How far did Nvidia's stock drop?", 3)
@@ -377,7 +419,9 @@ def test_number_match_lifts_the_snippet_about_the_asked_year(tmp_path):
     before, after = {p.source: p.score for p in plain}, {p.source: p.score for p in matched}
     assert after["b.txt"] == pytest.approx(before["b.txt"] + 1.0)  # holds q1 and 2021
     assert after["a.txt"] == pytest.approx(before["a.txt"])  # holds neither
-    assert {p.source: p.relevance for p in plain} == pytest.approx({p.source: p.relevance for p in matched})  # cosine, unchanged
+    assert {p.source: p.relevance for p in plain} == pytest.approx(
+        {p.source: p.relevance for p in matched}
+    )  # cosine, unchanged
     with pytest.raises(ValueError, match="number_match_weight and date_match_weight must be >= 0"):
         HybridRetriever(rag.index(), rag.embedder, number_match_weight=-1)
 
@@ -413,8 +457,10 @@ def test_an_exact_rare_term_match_leads_the_hybrid_ranking(built):
     sparse = [Hit(5, 9.0, 0.8), Hit(1, 3.0, 0.27)]
     assert [row for row, _ in r._keep_rare_match(dense, sparse, fused)][:3] == [5, 0, 1]
     assert r._keep_rare_match(dense, sparse, fused)[0][1] > fused[0][1]
-    for weaker in ([Hit(5, 9.0, 0.4), Hit(1, 3.0, 0.27)],  # matches too little of the question
-                   [Hit(5, 9.0, 0.8), Hit(1, 7.0, 0.6)]):  # no clear lead over BM25's second
+    for weaker in (
+        [Hit(5, 9.0, 0.4), Hit(1, 3.0, 0.27)],  # matches too little of the question
+        [Hit(5, 9.0, 0.8), Hit(1, 7.0, 0.6)],
+    ):  # no clear lead over BM25's second
         assert r._keep_rare_match(dense, weaker, fused) == fused
     agreeing = [Hit(5, 0.95, 0.95)] + [h for h in dense if h.row != 5]  # dense ranks it in its top 4 already
     assert r._keep_rare_match(agreeing, sparse, fused) == fused
@@ -423,7 +469,11 @@ def test_an_exact_rare_term_match_leads_the_hybrid_ranking(built):
 
 
 def test_rare_match_settings_come_from_the_config(built):
-    r = make_retriever(built.config.retrieval.model_copy(update={"rare_match_relevance": 0.7, "rare_match_margin": 2.0}), built.index(),
-                       built.embedder, "hybrid")
+    r = make_retriever(
+        built.config.retrieval.model_copy(update={"rare_match_relevance": 0.7, "rare_match_margin": 2.0}),
+        built.index(),
+        built.embedder,
+        "hybrid",
+    )
     assert (r.rare_match_relevance, r.rare_match_margin) == (0.7, 2.0)
     assert Config().retrieval.rare_match_relevance == 0.5

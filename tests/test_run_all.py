@@ -24,7 +24,9 @@ def test_subset_folder_copies_exactly_the_listed_files(tmp_path):
     folder = evalsets.subset_folder(corpus, ["a.txt", "b.txt"], "demo", cache=tmp_path / "cache")
     assert sorted(p.name for p in folder.iterdir()) == ["a.txt", "b.txt"]
     assert not (folder / "a.txt").is_symlink() and (folder / "a.txt").read_text() == "a.txt"
-    assert evalsets.subset_folder(corpus, ["a.txt", "b.txt"], "demo", cache=tmp_path / "cache") == folder  # same list, same folder
+    assert (
+        evalsets.subset_folder(corpus, ["a.txt", "b.txt"], "demo", cache=tmp_path / "cache") == folder
+    )  # same list, same folder
     (folder / "stray.txt").write_text("x")
     evalsets.subset_folder(corpus, ["a.txt", "b.txt"], "demo", cache=tmp_path / "cache")
     assert sorted(p.name for p in folder.iterdir()) == ["a.txt", "b.txt"]  # brought back in line
@@ -50,8 +52,17 @@ def test_article_list_rejects_paths_and_repeats(tmp_path):
 def test_registered_sets_point_at_files_of_this_repository():
     """Every set in eval/ is registered, and the repository's own sets are all present."""
     sets = evalsets.eval_sets(Path("/nonexistent-shared"))
-    assert list(sets) == ["rgb-en-fact", "squad", "searchbox", "sample", "pdf",
-                          "users", "offtopic", "offtopic-squad", "rare"]
+    assert list(sets) == [
+        "rgb-en-fact",
+        "squad",
+        "searchbox",
+        "sample",
+        "pdf",
+        "users",
+        "offtopic",
+        "offtopic-squad",
+        "rare",
+    ]
     registered = {s.qa_file.resolve() for s in sets.values()}
     registered |= {s.additions.resolve() for s in sets.values() if s.additions}
     assert all(p.resolve() in registered for p in (ROOT / "eval").glob("*.jsonl"))
@@ -78,14 +89,20 @@ def test_apply_additions_inserts_after_a_paragraph_or_at_the_end():
 def test_read_additions_names_the_bad_line(tmp_path):
     """A malformed addition is an error naming the file and line and what the line needs."""
     path = tmp_path / "add.jsonl"
-    path.write_text('{"article": "a.txt", "sentence": "S", "after_paragraph": 2, "names": ["Zorb"]}\n\n'
-                    '{"article": "b.txt", "sentence": "T"}\n')
-    assert evalsets.read_additions(path) == [evalsets.Addition("a.txt", "S", 2, ("Zorb",)),
-                                             evalsets.Addition("b.txt", "T")]
-    bad = [('{"article": "a.txt"}', 'needs "article"'),
-           ('{"article": "a.txt", "sentence": "S", "after_paragraph": 0}', "after_paragraph 0"),
-           ('{"article": "a.txt", "sentence": "S", "names": "Zorb"}', "names must be a list"),
-           ("nope", "not JSON")]
+    path.write_text(
+        '{"article": "a.txt", "sentence": "S", "after_paragraph": 2, "names": ["Zorb"]}\n\n'
+        '{"article": "b.txt", "sentence": "T"}\n'
+    )
+    assert evalsets.read_additions(path) == [
+        evalsets.Addition("a.txt", "S", 2, ("Zorb",)),
+        evalsets.Addition("b.txt", "T"),
+    ]
+    bad = [
+        ('{"article": "a.txt"}', 'needs "article"'),
+        ('{"article": "a.txt", "sentence": "S", "after_paragraph": 0}', "after_paragraph 0"),
+        ('{"article": "a.txt", "sentence": "S", "names": "Zorb"}', "names must be a list"),
+        ("nope", "not JSON"),
+    ]
     for line, message in bad:
         path.write_text(line + "\n")
         with pytest.raises(ValueError, match=f"add.jsonl:1: .*{message}"):
@@ -106,8 +123,9 @@ def test_augmented_folder_applies_additions_and_changes_folder_with_them(tmp_pat
     assert (folder / "b.txt").read_text() == (corpus / "b.txt").read_text()
     assert (corpus / "a.txt").read_text() == "a.txt one\na.txt two"  # the corpus itself is untouched
     assert evalsets.augmented_folder(corpus, ["a.txt", "b.txt"], adds, "rare", cache=cache) == folder
-    changed = evalsets.augmented_folder(corpus, ["a.txt", "b.txt"], [evalsets.Addition("a.txt", "Other.")], "rare",
-                                        cache=cache)
+    changed = evalsets.augmented_folder(
+        corpus, ["a.txt", "b.txt"], [evalsets.Addition("a.txt", "Other.")], "rare", cache=cache
+    )
     assert changed != folder and (changed / "a.txt").read_text().endswith("a.txt two\nOther.\n")
     with pytest.raises(ValueError, match="not in the article list: c.txt"):
         evalsets.augmented_folder(corpus, ["a.txt"], [evalsets.Addition("c.txt", "X")], "rare", cache=cache)
@@ -115,14 +133,37 @@ def test_augmented_folder_applies_additions_and_changes_folder_with_them(tmp_pat
 
 def test_format_summary_table_rows_and_skips():
     """One row per set and variant with "-" for what was not measured; skipped sets are listed with the reason."""
-    runs = [run_all.SetRun("sample", [{"set": "sample", "variant": "hybrid", "questions": 2, "hit@1": 1.0, "hit@5": 1.0, "mrr@10": 1.0,
-                                       "token_f1": None, "answer_containment": None, "abstention_precision": None,
-                                       "abstention_recall": 0.5, "page_hit@5": None, "modes": {"generated": 1, "evidence": 0, "declined": 1}}]),
-            run_all.SetRun("rgb-en-fact", skipped="QA file x is absent")]
+    runs = [
+        run_all.SetRun(
+            "sample",
+            [
+                {
+                    "set": "sample",
+                    "variant": "hybrid",
+                    "questions": 2,
+                    "hit@1": 1.0,
+                    "hit@5": 1.0,
+                    "mrr@10": 1.0,
+                    "token_f1": None,
+                    "answer_containment": None,
+                    "abstention_precision": None,
+                    "abstention_recall": 0.5,
+                    "page_hit@5": None,
+                    "modes": {"generated": 1, "evidence": 0, "declined": 1},
+                }
+            ],
+        ),
+        run_all.SetRun("rgb-en-fact", skipped="QA file x is absent"),
+    ]
     lines = run_all.format_summary_table(runs).splitlines()
-    assert lines[0] == ("| set | variant | q | hit@1 | hit@5 | MRR@10 | lead F1 | lead contains | contains answer | token F1 | generated share | "
-                        "answerable declined | abstain P | abstain R | page hit@5 | modes |")
-    assert lines[2] == "| sample | hybrid | 2 | 1.000 | 1.000 | 1.000 | - | - | - | - | - | - | - | 0.500 | - | generated 1, declined 1 |"
+    assert lines[0] == (
+        "| set | variant | q | hit@1 | hit@5 | MRR@10 | lead F1 | lead contains | contains answer | token F1 | generated share | "
+        "answerable declined | abstain P | abstain R | page hit@5 | modes |"
+    )
+    assert (
+        lines[2]
+        == "| sample | hybrid | 2 | 1.000 | 1.000 | 1.000 | - | - | - | - | - | - | - | 0.500 | - | generated 1, declined 1 |"
+    )
     assert lines[-1] == "skipped rgb-en-fact: QA file x is absent"
 
 
@@ -141,8 +182,22 @@ def test_run_all_retrieval_only_on_the_sample_set(tmp_path, monkeypatch, capsys)
     """End to end with the packaged embedder: two variants on two questions, one table row each, results on disk."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the eval index cache goes under the test's folder
     out = tmp_path / "out"
-    code = run_all.main(["--retrieval-only", "--limit", "2", "--sets", "sample,rgb-en-fact", "--retriever", "bm25,hybrid",
-                         "--shared", str(tmp_path / "no-shared"), "--out", str(out), "--quiet"])
+    code = run_all.main(
+        [
+            "--retrieval-only",
+            "--limit",
+            "2",
+            "--sets",
+            "sample,rgb-en-fact",
+            "--retriever",
+            "bm25,hybrid",
+            "--shared",
+            str(tmp_path / "no-shared"),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| sample |")]
@@ -150,9 +205,17 @@ def test_run_all_retrieval_only_on_the_sample_set(tmp_path, monkeypatch, capsys)
     assert all(row.endswith("| - | - |") for row in rows)  # no page numbers, no answers in retrieval-only runs
     assert "skipped rgb-en-fact:" in printed and "pass --shared DIR" in printed
     summaries = json.loads((out / "summary.json").read_text())
-    assert [(s["set"], s["variant"], s["questions"]) for s in summaries] == [("sample", "bm25", 2), ("sample", "hybrid", 2)]
+    assert [(s["set"], s["variant"], s["questions"]) for s in summaries] == [
+        ("sample", "bm25", 2),
+        ("sample", "hybrid", 2),
+    ]
     # the first two sample questions' gold articles are found first by both retrievers
     assert all(s["hit@1"] == 1.0 and s["retrieval_only"] and s["modes"] is None for s in summaries)
     lines = [json.loads(line) for line in (out / "sample.jsonl").read_text().splitlines()]
-    assert [(line["id"], line["retriever"]) for line in lines] == [("s1", "bm25"), ("s2", "bm25"), ("s1", "hybrid"), ("s2", "hybrid")]
+    assert [(line["id"], line["retriever"]) for line in lines] == [
+        ("s1", "bm25"),
+        ("s2", "bm25"),
+        ("s1", "hybrid"),
+        ("s2", "hybrid"),
+    ]
     assert (out / "table.md").read_text().count("| sample |") == 2

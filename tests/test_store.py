@@ -30,7 +30,18 @@ def chunks_and_vectors(n: int, dim: int = 8, seed: int = 0) -> tuple[list[Chunk]
     rng = np.random.default_rng(seed)
     v = rng.normal(size=(n, dim)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    chunks = [Chunk(id=f"c{seed}-{i}", doc_id=f"d{i % 3}", title=f"T{i}", source=f"s{i % 3}.txt", text=f"text {seed} {i}", start=0, end=6) for i in range(n)]
+    chunks = [
+        Chunk(
+            id=f"c{seed}-{i}",
+            doc_id=f"d{i % 3}",
+            title=f"T{i}",
+            source=f"s{i % 3}.txt",
+            text=f"text {seed} {i}",
+            start=0,
+            end=6,
+        )
+        for i in range(n)
+    ]
     return chunks, v
 
 
@@ -139,7 +150,10 @@ def test_missing_or_broken_generation_errors_say_how_to_rebuild(tmp_path: Path) 
 def test_settings_mismatch_names_both_and_the_fix(tmp_path: Path) -> None:
     chunks, v = chunks_and_vectors(3)
     write_generation(tmp_path, v, chunks, manifest(name="old-model"))
-    with pytest.raises(IndexMismatchError, match=r"embedder changed \('old-model' -> 'new-model'\).*--full \(or set embedding.model: old-model\)"):
+    with pytest.raises(
+        IndexMismatchError,
+        match=r"embedder changed \('old-model' -> 'new-model'\).*--full \(or set embedding.model: old-model\)",
+    ):
         IndexStore(tmp_path).load(expect_embedder="new-model")
     with pytest.raises(IndexMismatchError, match="chunker settings"):
         IndexStore(tmp_path).load(expect_chunker={**SETTINGS, "chunk_tokens": 64})
@@ -155,7 +169,9 @@ def test_size_on_disk_counts_current_and_all(tmp_path: Path) -> None:
     assert one["current_bytes"] == sum(f.stat().st_size for f in cur.rglob("*") if f.is_file()) > 50 * 8 * 4
     write_generation(tmp_path, v, chunks, manifest())
     two = store.size_on_disk()
-    assert two["total_bytes"] >= 2 * one["current_bytes"] - 64 and two["current_bytes"] == pytest.approx(one["current_bytes"], rel=0.1)
+    assert two["total_bytes"] >= 2 * one["current_bytes"] - 64 and two["current_bytes"] == pytest.approx(
+        one["current_bytes"], rel=0.1
+    )
 
 
 def test_current_is_replaced_atomically(tmp_path: Path, monkeypatch) -> None:
@@ -183,7 +199,10 @@ def test_damaged_current_pointer_is_a_clear_error_and_a_build_replaces_it(tmp_pa
     store = IndexStore(tmp_path)
     assert store.exists()  # damaged, not absent: loading says what is wrong
     for read in (store.load, store.read_manifest):
-        with pytest.raises(IndexCorruptError, match=rf"index pointer .*{CURRENT}.* is damaged .*rag build ARTICLES_DIR --index .* --full"):
+        with pytest.raises(
+            IndexCorruptError,
+            match=rf"index pointer .*{CURRENT}.* is damaged .*rag build ARTICLES_DIR --index .* --full",
+        ):
             read()
     assert store.size_on_disk()["current_bytes"] == 0
     new = write_generation(tmp_path, v, chunks, manifest())
@@ -229,9 +248,13 @@ def test_format_1_index_loads_without_pages_and_the_next_build_rebuilds_it(artic
     summary = old.build(articles_dir, on_message=notes.append)
     assert summary.mode == "full" and summary.reason == f"the index format changed (version 1 -> {FORMAT_VERSION})"
     assert old.index().manifest.format_version == FORMAT_VERSION
-    with pytest.raises(IndexMismatchError, match=rf"the index format changed \(version 0 -> {FORMAT_VERSION}\); rebuild it with"):
+    with pytest.raises(
+        IndexMismatchError, match=rf"the index format changed \(version 0 -> {FORMAT_VERSION}\); rebuild it with"
+    ):
         m = json.loads((tmp_path / "index" / old.store.current_name() / MANIFEST).read_text(encoding="utf-8"))
-        (tmp_path / "index" / old.store.current_name() / MANIFEST).write_text(json.dumps({**m, "format_version": 0}), encoding="utf-8")
+        (tmp_path / "index" / old.store.current_name() / MANIFEST).write_text(
+            json.dumps({**m, "format_version": 0}), encoding="utf-8"
+        )
         IndexStore(tmp_path / "index").load()
 
 
@@ -255,8 +278,12 @@ def test_the_loaded_index_answers_dense_and_bm25_searches_with_filters(articles_
     news = MetadataFilter(source="markets/*")
     assert {by_row[h.row].source for h in index.dense_search(q, 10, news)} == {"markets/nvidia.txt"}
     bm25 = index.bm25_retrieval("DeepSeek", None, 10)
-    assert {by_row[h.row].source for h in bm25} == {"r1.md", "markets/nvidia.txt"} and all(0 < h.relevance < 1 for h in bm25)
-    assert {by_row[h.row].source for h in index.bm25_retrieval("DeepSeek", MetadataFilter(until="2025-01-21"), 10)} == {"r1.md"}
+    assert {by_row[h.row].source for h in bm25} == {"r1.md", "markets/nvidia.txt"} and all(
+        0 < h.relevance < 1 for h in bm25
+    )
+    assert {by_row[h.row].source for h in index.bm25_retrieval("DeepSeek", MetadataFilter(until="2025-01-21"), 10)} == {
+        "r1.md"
+    }
     assert index.bm25_retrieval("sourdough", news, 10) == []
     assert index.chunk_table() is index.chunk_table() and index.keyword_index() is index.keyword_index()
     assert index.vectors([dense[0].row])[0] @ q[0] == pytest.approx(dense[0].score, abs=1e-5)

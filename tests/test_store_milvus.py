@@ -83,13 +83,29 @@ def milvus_server(tmp_path_factory):
     """A ``milvus-lite server`` on loopback; stopped by its pid at teardown. Yields its URL."""
     port = _free_port()
     data = tmp_path_factory.mktemp("milvus-data")
-    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "milvus_lite",
+            "server",
+            "--data-dir",
+            str(data),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"milvus-lite server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(
+                    f"milvus-lite server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}"
+                )
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
@@ -119,7 +135,10 @@ def built(milvus_server, real_embedder, tmp_path_factory):
     emb = CachingEmbedder(real_embedder)
     faiss = RAG(_config(tmp, path=str(tmp / "faiss")), embedder=emb)
     faiss.build(articles)
-    milvus = RAG(_config(tmp, backend="milvus", uri=milvus_server, collection="sample", path=str(tmp / "milvus-lock")), embedder=emb)
+    milvus = RAG(
+        _config(tmp, backend="milvus", uri=milvus_server, collection="sample", path=str(tmp / "milvus-lock")),
+        embedder=emb,
+    )
     milvus.build(articles)
     return faiss, milvus, articles
 
@@ -142,7 +161,9 @@ def test_milvus_dense_top_passages_equal_faiss(built):
     assert overlap == 1.0
     q = QUESTIONS[0]
     a, b = faiss.retrieve(q, 4, retriever="dense"), milvus.retrieve(q, 4, retriever="dense")
-    assert [round(p.relevance, 4) for p in a] == [round(p.relevance, 4) for p in b]  # "not covered" sees the same cosine
+    assert [round(p.relevance, 4) for p in a] == [
+        round(p.relevance, 4) for p in b
+    ]  # "not covered" sees the same cosine
 
 
 def test_milvus_hybrid_overlaps_faiss_and_reports_it(built):
@@ -177,14 +198,18 @@ def test_the_source_viewer_reads_an_article_back_from_milvus(built):
     doc = faiss.retrieve(QUESTIONS[0], 1, retriever="dense")[0].chunk.doc_id
     text, chunks = milvus.article(doc)
     assert (text, [c.id for c in chunks]) == (faiss.article(doc)[0], [c.id for c in faiss.article(doc)[1]])
-    assert text and all(text[c.start:c.end] == c.text for c in chunks)
+    assert text and all(text[c.start : c.end] == c.text for c in chunks)
     assert milvus.article("no-such-article") == ("", [])
 
 
 def test_milvus_filters_by_date_and_source_as_faiss_does(built):
     """A date range and a source glob restrict Milvus's results to exactly what they restrict FAISS's to."""
     faiss, milvus, _ = built
-    for flt in (MetadataFilter(since="2025-01-25"), MetadataFilter(until="2025-01-10"), MetadataFilter(source="policy/*,news/*.md")):
+    for flt in (
+        MetadataFilter(since="2025-01-25"),
+        MetadataFilter(until="2025-01-10"),
+        MetadataFilter(source="policy/*,news/*.md"),
+    ):
         assert _overlap(faiss, milvus, "dense", filters=flt) == 1.0, flt
         for p in milvus.retrieve("DeepSeek", 6, retriever="hybrid", filters=flt):
             assert flt.matches(p.chunk.source, p.chunk.date), (flt, p.chunk.source, p.chunk.date)
@@ -197,7 +222,18 @@ def test_rag_index_info_and_remove_work_against_milvus(built, milvus_server, tmp
 
     faiss, milvus, _ = built
     cfg = tmp_path / "milvus.yaml"
-    cfg.write_text(json.dumps({"index": {"backend": "milvus", "uri": milvus_server, "collection": "sample", "path": str(milvus.store.root)}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "index": {
+                    "backend": "milvus",
+                    "uri": milvus_server,
+                    "collection": "sample",
+                    "path": str(milvus.store.root),
+                }
+            }
+        )
+    )
     assert main(["index", "info", "--json", "--config", str(cfg)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["articles"] == faiss.info()["articles"] and info["chunks"] == faiss.info()["chunks"]
@@ -208,8 +244,9 @@ def test_rag_index_info_and_remove_work_against_milvus(built, milvus_server, tmp
     assert milvus.store.live_collection() == before  # in place, no new collection
     sources = {p.chunk.source for p in milvus.retrieve("What is GRPO?", 8, retriever="dense")}
     assert "explainers/grpo-explained.md" not in sources
-    assert milvus.index().size == info["chunks"] - sum(d.chunks for d in faiss.index().manifest.documents
-                                                       if d.source == "explainers/grpo-explained.md")
+    assert milvus.index().size == info["chunks"] - sum(
+        d.chunks for d in faiss.index().manifest.documents if d.source == "explainers/grpo-explained.md"
+    )
 
 
 def _table(rag: RAG) -> list[tuple[str, str]]:
@@ -221,7 +258,9 @@ def test_embedded_db_applies_edit_add_delete_rename_in_place(tmp_path):
     embedding only new text, and ends up holding exactly what a FAISS build of the folder holds."""
     arts = write_articles(tmp_path / "articles")
     emb = FakeEmbedder()
-    rag = RAG(_config(tmp_path, backend="milvus", uri=str(tmp_path / "m.db"), path=str(tmp_path / "lock")), embedder=emb)
+    rag = RAG(
+        _config(tmp_path, backend="milvus", uri=str(tmp_path / "m.db"), path=str(tmp_path / "lock")), embedder=emb
+    )
     rag.build(arts)
     first = rag.store.live_collection()
     (arts / "r1.md").write_text(ARTICLES["r1.md"] + "\nThe weights were published on Hugging Face.\n")
@@ -230,7 +269,9 @@ def test_embedded_db_applies_edit_add_delete_rename_in_place(tmp_path):
     (arts / "new.txt").write_text("Quantum chips\nDate: 2025-03-01\n\nA lab showed a chip with a thousand qubits.\n")
     s = rag.build(arts)
     assert (s.added, s.updated, s.removed, s.renamed) == (1, 1, 1, 1)
-    assert s.reused_chunks >= 1 and s.embedded_chunks == 2  # the renamed article is not embedded again; the edit and the new one are
+    assert (
+        s.reused_chunks >= 1 and s.embedded_chunks == 2
+    )  # the renamed article is not embedded again; the edit and the new one are
     assert rag.store.live_collection() == first and rag.store.stale_reason() is None
     assert rag.retrieve("qubits chip", 1)[0].chunk.source == "new.txt"
     assert rag.index().size == rag.store.manifest().chunks == len(list(rag.index().iter_rows()))
@@ -245,14 +286,20 @@ def test_a_process_reads_an_embedded_db_another_process_built(tmp_path):
     arts = write_articles(tmp_path / "articles")
     db = str(tmp_path / "m.db")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
-    writer = ("import sys; from fakes import FakeEmbedder; from rag import RAG; from rag.config import Config; "
-              "RAG(Config.load(None, {'index.backend': 'milvus', 'index.uri': sys.argv[1], 'index.path': sys.argv[2]}), "
-              "embedder=FakeEmbedder()).build(sys.argv[3])")
-    reader = ("import sys; from rag.config import Config; from rag.store import make_store; "
-              "s = make_store(Config.load(None, {'index.backend': 'milvus', 'index.uri': sys.argv[1]}).index); "
-              "i = s.load(); print(sorted(c.source for c in i.chunks_by_rows([r for r, _ in i.iter_rows()]).values()))")
+    writer = (
+        "import sys; from fakes import FakeEmbedder; from rag import RAG; from rag.config import Config; "
+        "RAG(Config.load(None, {'index.backend': 'milvus', 'index.uri': sys.argv[1], 'index.path': sys.argv[2]}), "
+        "embedder=FakeEmbedder()).build(sys.argv[3])"
+    )
+    reader = (
+        "import sys; from rag.config import Config; from rag.store import make_store; "
+        "s = make_store(Config.load(None, {'index.backend': 'milvus', 'index.uri': sys.argv[1]}).index); "
+        "i = s.load(); print(sorted(c.source for c in i.chunks_by_rows([r for r, _ in i.iter_rows()]).values()))"
+    )
     for code, args in ((writer, [db, str(tmp_path / "lock"), str(arts)]), (reader, [db])):
-        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=env, check=False)
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
         assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == str(sorted(ARTICLES))
 
@@ -260,7 +307,10 @@ def test_a_process_reads_an_embedded_db_another_process_built(tmp_path):
 def test_interrupted_update_in_place_triggers_a_full_rebuild(tmp_path):
     """A collection left dirty by an interrupted in-place update is not updated again: the next build rebuilds it."""
     arts = write_articles(tmp_path / "articles")
-    rag = RAG(_config(tmp_path, backend="milvus", uri=str(tmp_path / "m.db"), path=str(tmp_path / "lock")), embedder=FakeEmbedder())
+    rag = RAG(
+        _config(tmp_path, backend="milvus", uri=str(tmp_path / "m.db"), path=str(tmp_path / "lock")),
+        embedder=FakeEmbedder(),
+    )
     rag.build(arts)
     live = rag.store.live_collection()
     rag.store.set_state(live, "dirty: updating to x")
@@ -271,20 +321,38 @@ def test_interrupted_update_in_place_triggers_a_full_rebuild(tmp_path):
     assert rag.retrieve("sourdough starter", 1)[0].chunk.source == "bread.html"
 
 
-def test_build_killed_before_the_alias_switch_leaves_the_old_collection_answering(milvus_server, real_embedder, tmp_path):
+def test_build_killed_before_the_alias_switch_leaves_the_old_collection_answering(
+    milvus_server, real_embedder, tmp_path
+):
     """SIGKILL while paused after the new collection is written, before the alias switch: the alias still
     names the old, complete collection, which answers; the next build drops the orphan."""
     arts = write_articles(tmp_path / "articles")
     cfg_file = tmp_path / "cfg.yaml"
-    cfg_file.write_text(json.dumps({"index": {"backend": "milvus", "uri": milvus_server, "collection": "killed", "path": str(tmp_path / "lock")}}))
+    cfg_file.write_text(
+        json.dumps(
+            {
+                "index": {
+                    "backend": "milvus",
+                    "uri": milvus_server,
+                    "collection": "killed",
+                    "path": str(tmp_path / "lock"),
+                }
+            }
+        )
+    )
     cfg = Config.load(cfg_file)
     rag = RAG(cfg, embedder=real_embedder)
     rag.build(arts)
     old = rag.store.live_collection()
     answer_before = [p.chunk.id for p in rag.retrieve("sourdough starter", 2)]
     env = {**os.environ, PAUSE_ENV: "switch", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "build", str(arts), "--full", "--config", str(cfg_file), "--quiet"], env=env,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "build", str(arts), "--full", "--config", str(cfg_file), "--quiet"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         for line in proc.stderr:
             if "paused at switch" in line:
@@ -292,7 +360,9 @@ def test_build_killed_before_the_alias_switch_leaves_the_old_collection_answerin
         else:
             pytest.fail(f"the build never reached the pause point (exit {proc.wait()})")
         orphans = [c for c in rag.store.physical_collections() if c != old]
-        assert len(orphans) == 1 and rag.store.read_manifest(orphans[0])["chunks"] == rag.store.manifest().chunks  # written, complete
+        assert (
+            len(orphans) == 1 and rag.store.read_manifest(orphans[0])["chunks"] == rag.store.manifest().chunks
+        )  # written, complete
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         if proc.poll() is None:

@@ -11,8 +11,10 @@ from conftest import write_pdf
 from rag.documents import load_documents, load_file
 from rag.documents.titles import MAX_TITLE_WORDS, first_line_title, readable_name
 
-PARAGRAPH = ("The 1973 oil crisis began in October 1973 when the members of the Organization of Arab Petroleum Exporting "
-             "Countries proclaimed an oil embargo. By the end of the embargo in March 1974, the price of oil had risen.")
+PARAGRAPH = (
+    "The 1973 oil crisis began in October 1973 when the members of the Organization of Arab Petroleum Exporting "
+    "Countries proclaimed an oil embargo. By the end of the embargo in March 1974, the price of oil had risen."
+)
 
 
 def _load(tmp_path: Path, name: str, content: str | bytes):
@@ -23,7 +25,9 @@ def _load(tmp_path: Path, name: str, content: str | bytes):
 
 def test_html_title_element(tmp_path: Path) -> None:
     """Guards against an HTML page losing its <title> to a body paragraph."""
-    [doc] = _load(tmp_path, "page.html", f"<html><head><title>Harbour lights</title></head><body><p>{PARAGRAPH}</p></body></html>")
+    [doc] = _load(
+        tmp_path, "page.html", f"<html><head><title>Harbour lights</title></head><body><p>{PARAGRAPH}</p></body></html>"
+    )
     assert doc.title == "Harbour lights"
 
 
@@ -76,17 +80,23 @@ def test_plain_text_without_a_title_line_keeps_its_first_paragraph_and_is_named_
     assert doc.text == body  # the first line stays in the body: no lost text
 
 
-@pytest.mark.parametrize(("line", "title"), [
-    ("Italy's Privacy Watchdog Orders DeepSeek Blocked", "Italy's Privacy Watchdog Orders DeepSeek Blocked"),
-    ("Does DeepSeek-R1 Really Rival OpenAI's o1? Reading the Benchmark Table", "Does DeepSeek-R1 Really Rival OpenAI's o1? Reading the Benchmark Table"),
-    ("Season 3 of Netflix series The Crown premiered on November 17, 2019.", ""),  # a sentence
-    ("Winner · All Players ...", ""),  # an ellipsis: cut-off text
-    ("The following were found:", ""),
-    ("- first item of a list", ""),
-    ("1. Open the box", ""),
-    ("2024", ""),  # no letter
-    (" ".join(["word"] * (MAX_TITLE_WORDS + 1)), ""),  # too long for a label
-])
+@pytest.mark.parametrize(
+    ("line", "title"),
+    [
+        ("Italy's Privacy Watchdog Orders DeepSeek Blocked", "Italy's Privacy Watchdog Orders DeepSeek Blocked"),
+        (
+            "Does DeepSeek-R1 Really Rival OpenAI's o1? Reading the Benchmark Table",
+            "Does DeepSeek-R1 Really Rival OpenAI's o1? Reading the Benchmark Table",
+        ),
+        ("Season 3 of Netflix series The Crown premiered on November 17, 2019.", ""),  # a sentence
+        ("Winner · All Players ...", ""),  # an ellipsis: cut-off text
+        ("The following were found:", ""),
+        ("- first item of a list", ""),
+        ("1. Open the box", ""),
+        ("2024", ""),  # no letter
+        (" ".join(["word"] * (MAX_TITLE_WORDS + 1)), ""),  # too long for a label
+    ],
+)
 def test_first_line_title_rule(line: str, title: str) -> None:
     """Guards against sentences, list items and long lines passing for titles (and real titles failing)."""
     assert first_line_title(line, followed=True) == title
@@ -98,14 +108,17 @@ def test_a_one_line_text_is_its_body_not_its_title(tmp_path: Path) -> None:
     assert doc.title == "rgb 0783" and doc.text == "Cast & Crew"
 
 
-@pytest.mark.parametrize(("source", "title"), [
-    ("Age_of_Enlightenment.txt", "Age of Enlightenment"),
-    ("Bill_%26_Melinda_Gates_Foundation.txt", "Bill & Melinda Gates Foundation"),
-    ("Sino-Tibetan_relations.txt", "Sino-Tibetan relations"),
-    ("Arsenal_F.C..txt", "Arsenal F.C."),
-    ("news/deepseek-r1-release.md", "deepseek r1 release"),
-    ("news/briefs.jsonl#3", "briefs"),
-])
+@pytest.mark.parametrize(
+    ("source", "title"),
+    [
+        ("Age_of_Enlightenment.txt", "Age of Enlightenment"),
+        ("Bill_%26_Melinda_Gates_Foundation.txt", "Bill & Melinda Gates Foundation"),
+        ("Sino-Tibetan_relations.txt", "Sino-Tibetan relations"),
+        ("Arsenal_F.C..txt", "Arsenal F.C."),
+        ("news/deepseek-r1-release.md", "deepseek r1 release"),
+        ("news/briefs.jsonl#3", "briefs"),
+    ],
+)
 def test_file_name_made_readable(source: str, title: str) -> None:
     """Guards against file-name titles keeping underscores, URL escapes or the suffix."""
     assert readable_name(source) == title

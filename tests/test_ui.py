@@ -31,8 +31,16 @@ def nvidia_reply(messages) -> str:
 
 
 def make_rag(tmp_path: Path, generator=None, embedder=None, build: bool = True, **ui) -> RAG:
-    overrides = {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic", **{f"ui.{k}": v for k, v in ui.items()}}
-    rag = RAG(Config.load(None, overrides), embedder=embedder or FakeEmbedder(), generator=generator or FakeGenerator(nvidia_reply))
+    overrides = {
+        "index.path": str(tmp_path / "index"),
+        "ui.rewrite": "heuristic",
+        **{f"ui.{k}": v for k, v in ui.items()},
+    }
+    rag = RAG(
+        Config.load(None, overrides),
+        embedder=embedder or FakeEmbedder(),
+        generator=generator or FakeGenerator(nvidia_reply),
+    )
     if build:
         rag.build(write_articles(tmp_path / "articles"))
     return rag
@@ -68,17 +76,26 @@ def test_chat_marks_a_weakly_supported_citation(tmp_path):
     """Through ChatUI and the real citation checker: a loosely matching claim gets the ⚠ sign."""
     rag = make_rag(tmp_path, generator=FakeGenerator("Shares of Nvidia dropped after the new chip rules [1]."))
     # It gives no number for "how much", so it would not lead; turned off here to show the mark.
-    rag.config = rag.config.model_copy(update={"evidence": rag.config.evidence.model_copy(update={"draft_must_answer": False, "draft_must_agree": False})})
+    rag.config = rag.config.model_copy(
+        update={
+            "evidence": rag.config.evidence.model_copy(update={"draft_must_answer": False, "draft_must_agree": False})
+        }
+    )
     _, chat, _, sources = run(ChatUI(rag), "How much did Nvidia shares fall?")
     assert "[⚠](#src-1-1" in texts(chat)[-1]
     assert "weakly supported by this passage" in sources
-    rag = make_rag(tmp_path / "supported", generator=FakeGenerator("Nvidia shares fell 17% on 27 January 2025, close to 600 billion dollars [1]."))
+    rag = make_rag(
+        tmp_path / "supported",
+        generator=FakeGenerator("Nvidia shares fell 17% on 27 January 2025, close to 600 billion dollars [1]."),
+    )
     _, chat, _, _ = run(ChatUI(rag), "How much did Nvidia shares fall?")
     assert "(#src-1-1)" in texts(chat)[-1] and "⚠" not in texts(chat)[-1]
 
 
 def test_model_output_cannot_inject_html_or_links():
-    md = render.answer_markdown('<img src=x onerror="alert(1)"> see [here](javascript:alert(1)) ![x](http://e/x.png) [1]', 1, {1})
+    md = render.answer_markdown(
+        '<img src=x onerror="alert(1)"> see [here](javascript:alert(1)) ![x](http://e/x.png) [1]', 1, {1}
+    )
     assert "<img" not in md and "&lt;img" in md
     assert "](javascript" not in md and "![" not in md
     assert "(#src-1-1)" in md
@@ -86,8 +103,14 @@ def test_model_output_cannot_inject_html_or_links():
 
 def test_article_fields_are_escaped_in_sources(tmp_path):
     """Articles are untrusted: a title or passage with markup must show as text, never run."""
-    hostile = {"evil.md": "# <script>alert('t')</script> Nvidia title\nDate: <b>2025</b>\n\nNvidia <img src=x onerror=alert(1)> fell 17 percent on 27 January 2025.\n"}
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "idx")}), embedder=FakeEmbedder(), generator=FakeGenerator("Nvidia fell 17 percent [1]."))
+    hostile = {
+        "evil.md": "# <script>alert('t')</script> Nvidia title\nDate: <b>2025</b>\n\nNvidia <img src=x onerror=alert(1)> fell 17 percent on 27 January 2025.\n"
+    }
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "idx")}),
+        embedder=FakeEmbedder(),
+        generator=FakeGenerator("Nvidia fell 17 percent [1]."),
+    )
     rag.build(write_articles(tmp_path / "a", hostile))
     answer = rag.ask("How far did Nvidia fall?")
     html = render.answer_section(1, answer, answer.question)
@@ -117,7 +140,9 @@ def test_verifier_verdicts_and_notes_are_shown(tmp_path):
         def stream_events(self, *a, **kw):
             for event in self.inner.stream_events(*a, **kw):
                 if event.kind == "done":
-                    event = SimpleNamespace(kind="done", answer=replace(event.answer, notes=["extractive answer: <b>model down</b>"]))
+                    event = SimpleNamespace(
+                        kind="done", answer=replace(event.answer, notes=["extractive answer: <b>model down</b>"])
+                    )
                 yield event
 
     ui = ChatUI(NotedRAG(rag))
@@ -145,13 +170,21 @@ def test_the_answer_is_shown_once_checked_and_never_taken_back(tmp_path):
     ui = ChatUI(make_rag(tmp_path, generator=FakeGenerator(nvidia_reply, piece=4)))
     question = "How much did Nvidia shares fall on 27 January 2025?"
     # The chat list is updated in place: read what each step shows as it is yielded.
-    answers = [step[0][-1]["content"] for step in ui.respond(question, None, None, 3, 0.0, 64) if step[0][-1]["role"] == "assistant"]
+    answers = [
+        step[0][-1]["content"]
+        for step in ui.respond(question, None, None, 3, 0.0, 64)
+        if step[0][-1]["role"] == "assistant"
+    ]
     shown = list(dict.fromkeys(answers))
     steps, chat, session, sources = run(ui, question)
     assert shown[0] == render.CHECKING and len(shown) == 2, shown
     assert texts(chat)[0] == "How much did Nvidia shares fall on 27 January 2025?"
     final = chat[-1]["content"]
-    assert final.index("**") < final.index('<span class="rag-quotes">From the articles:') < final.index('<details class="rag-how">')
+    assert (
+        final.index("**")
+        < final.index('<span class="rag-quotes">From the articles:')
+        < final.index('<details class="rag-how">')
+    )
     assert "17 percent" in final and re.search(r"\(#src-1-\d\)", final)
     n = re.search(r"#src-1-(\d)", final).group(1)
     cited = re.search(rf'<li class="rag-source" id="src-1-{n}".*?</li>', sources, re.S).group(0)
@@ -417,7 +450,9 @@ def test_chat_keeps_working_during_a_rebuild(tmp_path, roots):
     rag = make_rag(tmp_path, embedder=emb)
     ui = ChatUI(rag, allowed_roots=[allowed])
     # New text, so the (incremental) build has something to embed.
-    write_articles(allowed / "fresh", {"new.md": "# A new article\n\nNvidia shares recovered part of the loss the next day.\n"})
+    write_articles(
+        allowed / "fresh", {"new.md": "# A new article\n\nNvidia shares recovered part of the loss the next day.\n"}
+    )
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("r", ui.rebuild(str(allowed))), name="rebuild")
     t.start()
@@ -493,7 +528,9 @@ def served(tmp_path):
     ui = ChatUI(make_rag(tmp_path, generator=FakeGenerator(reply)), allowed_roots=[tmp_path / "articles"])
     demo = build_app(ui).queue()
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False)
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False
+    )
     try:
         yield f"http://127.0.0.1:{port}/", ui
     finally:
@@ -506,7 +543,17 @@ def test_api_ask_returns_answer_and_citations_as_json(served):
     url, ui = served
     client = Client(url, verbose=False)
     result = client.predict("How much did Nvidia shares fall on 27 January 2025?", api_name="/ask")
-    assert set(result) >= {"question", "answer", "citations", "passages", "query", "reasoning", "rewritten", "lead", "lead_span"}
+    assert set(result) >= {
+        "question",
+        "answer",
+        "citations",
+        "passages",
+        "query",
+        "reasoning",
+        "rewritten",
+        "lead",
+        "lead_span",
+    }
     assert "17 percent" in result["answer"] and re.search(r"\[\d\]", result["answer"])
     a, b = result["lead_span"]
     assert result["answer"].startswith(result["lead"]) and result["lead"][a:b] == "17 percent"
@@ -514,7 +561,9 @@ def test_api_ask_returns_answer_and_citations_as_json(served):
     assert set(cite) >= {"n", "title", "source", "snippet", "date"}
     assert cite["title"] == "Nvidia shares plunge after the DeepSeek launch"
     assert all(set(p) >= {"n", "title", "source", "score", "text"} for p in result["passages"])
-    follow = client.predict("and why did it fall?", api_name="/ask", history=[{"question": result["question"], "answer": result["answer"]}])
+    follow = client.predict(
+        "and why did it fall?", api_name="/ask", history=[{"question": result["question"], "answer": result["answer"]}]
+    )
     assert follow["rewritten"] is True and follow["query"] == "Why did Nvidia fall?"
     # The API's cautious flag: the fakes' calibration declines everything when cautious.
     from rag.config import CALIBRATED_ANSWERABILITY
@@ -558,8 +607,13 @@ def test_rag_serve_refuses_public_host_without_auth(tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "RAG_UI_AUTH"}
-    proc = subprocess.run([sys.executable, "-m", "rag.cli", "serve", "--host", "0.0.0.0", "--index", str(tmp_path / "idx")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "serve", "--host", "0.0.0.0", "--index", str(tmp_path / "idx")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "without authentication" in proc.stderr and "RAG_UI_AUTH=user:password" in proc.stderr
 
@@ -576,8 +630,12 @@ def test_rag_serve_with_auth_requires_the_login(tmp_path):
     port = free_port()
     env = {**os.environ, "RAG_UI_AUTH": "alice:s3cret"}
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--index", str(tmp_path / "idx")],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--index", str(tmp_path / "idx")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120
@@ -592,13 +650,18 @@ def test_rag_serve_with_auth_requires_the_login(tmp_path):
         status = Client(url, auth=("alice", "s3cret"), verbose=False).predict(api_name="/status")
         assert "no index at" in status
         # Without a login the app's config is refused, so the client cannot even connect.
-        with pytest.raises(ValueError, match=r"Could not load http://127\.0\.0\.1:\d+/ as credentials were not provided"):
+        with pytest.raises(
+            ValueError, match=r"Could not load http://127\.0\.0\.1:\d+/ as credentials were not provided"
+        ):
             Client(url, verbose=False).predict(api_name="/status")
         with pytest.raises(ValueError, match=r"^Could not login to http://127\.0\.0\.1:\d+/\.$"):
             Client(url, auth=("alice", "wrong"), verbose=False)
         import httpx
 
-        assert httpx.post(url + "login", data={"username": "alice", "password": "wrong"}).text == '{"detail":"Incorrect credentials."}'
+        assert (
+            httpx.post(url + "login", data={"username": "alice", "password": "wrong"}).text
+            == '{"detail":"Incorrect credentials."}'
+        )
         assert httpx.post(url + "login", data={"username": "alice", "password": "s3cret"}).status_code == 200
         forbidden = urllib.request.Request(url + "gradio_api/info")
         with pytest.raises(urllib.error.HTTPError, match="HTTP Error 401"):
@@ -658,17 +721,40 @@ def test_page_messages_name_folders_relative_to_the_start_folder(tmp_path):
 
 def test_every_user_facing_error_of_rag_is_a_rag_error():
     """The UI and the CLI show RagError messages as they are; each of rag's own errors must be one."""
-    from rag import BuildError, ConfigError, GeneratorError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, InputError, RagError
+    from rag import (
+        BuildError,
+        ConfigError,
+        GeneratorError,
+        IndexCorruptError,
+        IndexMismatchError,
+        IndexNotFoundError,
+        InputError,
+        RagError,
+    )
     from rag.indexing.errors import BuildLockedError, DiskFullError
     from rag.retrieval.keyword import KeywordIndexError
     from rag.evaluation.qa import QAFormatError
     from ui.errors import friendly_error
 
-    for cls in (BuildError, BuildLockedError, ConfigError, DiskFullError, GeneratorError, IndexCorruptError, IndexMismatchError,
-                IndexNotFoundError, InputError, KeywordIndexError, QAFormatError):
+    for cls in (
+        BuildError,
+        BuildLockedError,
+        ConfigError,
+        DiskFullError,
+        GeneratorError,
+        IndexCorruptError,
+        IndexMismatchError,
+        IndexNotFoundError,
+        InputError,
+        KeywordIndexError,
+        QAFormatError,
+    ):
         assert issubclass(cls, RagError), cls
     assert issubclass(ConfigError, ValueError) and issubclass(IndexNotFoundError, FileNotFoundError)
-    assert friendly_error(QAFormatError("line 3 of qa.jsonl is not JSON; fix the line")) == "line 3 of qa.jsonl is not JSON; fix the line"
+    assert (
+        friendly_error(QAFormatError("line 3 of qa.jsonl is not JSON; fix the line"))
+        == "line 3 of qa.jsonl is not JSON; fix the line"
+    )
 
 
 def test_status_and_page_name_the_model_and_warn_once_for_the_135m_fallback(served):
@@ -681,14 +767,19 @@ def test_status_and_page_name_the_model_and_warn_once_for_the_135m_fallback(serv
     url, _ = served
     assert "SmolLM2-135M-Instruct (packaged" in Client(url, verbose=False).predict(api_name="/status")
     page = httpx.get(url).text
-    assert page.count("answers are mostly quoted from the articles") == 1 and "rag model pull qwen2.5-1.5b" in FALLBACK_WARNING
+    assert (
+        page.count("answers are mostly quoted from the articles") == 1
+        and "rag model pull qwen2.5-1.5b" in FALLBACK_WARNING
+    )
 
 
 def test_no_fallback_warning_for_a_real_model(tmp_path):
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index"), "generation.model": "qwen2.5-1.5b"}),
-              embedder=FakeEmbedder(), generator=FakeGenerator(nvidia_reply))
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "index"), "generation.model": "qwen2.5-1.5b"}),
+        embedder=FakeEmbedder(),
+        generator=FakeGenerator(nvidia_reply),
+    )
     rag.build(write_articles(tmp_path / "articles"))
     ui = ChatUI(rag)
     assert ui.model.warning == "" and "qwen2.5-1.5b (Qwen2.5-1.5B-Instruct-Q4_K_M.gguf" in ui.status()
     assert "model-warning" not in str(build_app(ui).config)
-

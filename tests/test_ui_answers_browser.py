@@ -50,11 +50,22 @@ def assert_panels_apart(page) -> None:
     and nothing of the Sources panel is painted outside its own box (no text on text)."""
     boxes = page.evaluate(PANEL_BOXES)
     src, art = boxes["sources"], boxes["viewer"]
-    intersect = src["left"] < art["right"] and art["left"] < src["right"] and src["top"] < art["bottom"] and art["top"] < src["bottom"]
+    intersect = (
+        src["left"] < art["right"]
+        and art["left"] < src["right"]
+        and src["top"] < art["bottom"]
+        and art["top"] < src["bottom"]
+    )
     assert not intersect, f"Sources {src} and Article {art} overlap"
     assert art["top"] >= src["bottom"], f"the Article panel {art} is not below the Sources panel {src}"
-    outside = [(what, r) for what, r in boxes["painted"]
-               if r["top"] < src["top"] - 1 or r["bottom"] > src["bottom"] + 1 or r["left"] < src["left"] - 1 or r["right"] > src["right"] + 1]
+    outside = [
+        (what, r)
+        for what, r in boxes["painted"]
+        if r["top"] < src["top"] - 1
+        or r["bottom"] > src["bottom"] + 1
+        or r["left"] < src["left"] - 1
+        or r["right"] > src["right"] + 1
+    ]
     assert not outside, f"painted outside the Sources panel {src}: {outside[:3]}"
 
 
@@ -68,8 +79,10 @@ def layout_server(tmp_path_factory, real_embedder) -> Iterator[str]:
     work = tmp_path_factory.mktemp("ui-layout")
     index = work / "index"
     RAG(Config.load(None, {"index.path": str(index)}), embedder=real_embedder).build(ROOT / "data" / "articles")
-    config = ("generation:\n  backend: ui-test\ncitations:\n  mode: 'off'\n  attribute: false\n"
-              "evidence:\n  max_passages: 1\n  draft_must_answer: false\nui:\n  warm_up: false\n")
+    config = (
+        "generation:\n  backend: ui-test\ncitations:\n  mode: 'off'\n  attribute: false\n"
+        "evidence:\n  max_passages: 1\n  draft_must_answer: false\nui:\n  warm_up: false\n"
+    )
     launcher = [sys.executable, str(ROOT / "tests" / "ui_launcher.py")]
     yield from start_server(work, config, index, ROOT / "data", launcher)
 
@@ -134,7 +147,10 @@ def _sample_questions() -> list[tuple[str, str]]:
     from rag import Config
 
     examples = [("button", q) for q in Config.load(ROOT / "configs" / "default.yaml").ui.examples]
-    items = {d["id"]: d for d in map(json.loads, (ROOT / "eval" / "sample-qa.jsonl").read_text(encoding="utf-8").splitlines())}
+    items = {
+        d["id"]: d
+        for d in map(json.loads, (ROOT / "eval" / "sample-qa.jsonl").read_text(encoding="utf-8").splitlines())
+    }
     return examples + [("typed", items[i]["question"]) for i in ("s1", "s9", "s32")]
 
 
@@ -188,15 +204,22 @@ def test_sample_questions_on_the_page_are_shown_once_checked(sample_server, brow
             assert page.locator(f"#sources #{anchor}").count() == 1, (question, anchor)
         if mode == "declined":
             assert not answer["links"] and not answer["bold"], (question, answer)
-            expect(page.locator(f"#sources #turn-{len(modes)} > .rag-none")).to_have_text("No retrieved passage answers this question.")
+            expect(page.locator(f"#sources #turn-{len(modes)} > .rag-none")).to_have_text(
+                "No retrieved passage answers this question."
+            )
             continue
         assert answer["links"], (question, answer)
         # The lead's answer phrase (lead_span for the question it answered) is bold, and nothing else is.
         query = answers[i - 1]["text"].split("searched for:", 1)[1].strip() if i - 1 in searched else question
         lead = answer["lead"].replace("⚠", "")
         span = lead_span(lead, query)
-        assert answer["bold"] == ([lead[span[0]:span[1]].strip()] if span else []), (question, query, answer)
-    print(json.dumps([{"question": q, "mode": m, "shown": seen[i]} for (i, _), (_, q), m in zip(shown, questions, modes)], indent=1))
+        assert answer["bold"] == ([lead[span[0] : span[1]].strip()] if span else []), (question, query, answer)
+    print(
+        json.dumps(
+            [{"question": q, "mode": m, "shown": seen[i]} for (i, _), (_, q), m in zip(shown, questions, modes)],
+            indent=1,
+        )
+    )
     assert modes.count("declined") < len(modes) // 2, modes  # the sample questions are mostly answered
     assert_panels_apart(page)
     page.evaluate("window.scrollTo(0, 0)")
@@ -206,5 +229,7 @@ def test_sample_questions_on_the_page_are_shown_once_checked(sample_server, brow
     if os.environ.get("RAG_UI_SCREENSHOT_DIR"):
         shutil.copy(shot, Path(os.environ["RAG_UI_SCREENSHOT_DIR"]) / "answers-1280.png")
         for turn, (i, _) in enumerate(shown, start=1):  # each answer as it looks in the chat
-            page.locator('#chat [data-testid="bot"]').nth(i).screenshot(path=str(Path(os.environ["RAG_UI_SCREENSHOT_DIR"]) / f"answer-{turn}.png"))
+            page.locator('#chat [data-testid="bot"]').nth(i).screenshot(
+                path=str(Path(os.environ["RAG_UI_SCREENSHOT_DIR"]) / f"answer-{turn}.png")
+            )
     page.close()

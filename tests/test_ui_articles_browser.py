@@ -21,9 +21,13 @@ from test_ui_browser import browser, start_server  # noqa: F401  (the module-sco
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 QUESTION = "How many steel cables does the Harbour Bridge need?"
-PDF_PAGES = ["Harbour Bridge inspection report.\n\n" + " ".join(f"Inspectors walked deck segment {i} in March and logged its paint." for i in range(1, 26)),
-             "Findings.\n\n" + " ".join(f"Walkway section {i} was dry and clean." for i in range(1, 26))
-             + " The survey found that the Harbour Bridge needs 42 new steel cables before 2027."]
+PDF_PAGES = [
+    "Harbour Bridge inspection report.\n\n"
+    + " ".join(f"Inspectors walked deck segment {i} in March and logged its paint." for i in range(1, 26)),
+    "Findings.\n\n"
+    + " ".join(f"Walkway section {i} was dry and clean." for i in range(1, 26))
+    + " The survey found that the Harbour Bridge needs 42 new steel cables before 2027.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,9 @@ def server(tmp_path_factory, real_embedder) -> Iterator[tuple[str, Path]]:
 def _files(work: Path) -> tuple[Path, Path]:
     pdf = write_pdf(work / "picked" / "bridge.pdf", PDF_PAGES)
     md = work / "picked" / "ferry.md"
-    md.write_text("# Night ferry timetable\n\nThe night ferry to the island leaves at 23:40 from pier 7.\n", encoding="utf-8")
+    md.write_text(
+        "# Night ferry timetable\n\nThe night ferry to the island leaves at 23:40 from pier 7.\n", encoding="utf-8"
+    )
     return pdf, md
 
 
@@ -72,8 +78,11 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
     bad.write_bytes(b"MZ")
     big = work / "picked" / "big.md"
     big.write_text("# Big\n\n" + "word " * 300_000, encoding="utf-8")
-    for path, message in [(slip, "contains '..', which would leave the upload folder"), (bad, "'tool.exe' is not an accepted type"),
-                          (big, "'big.md' is 1.50001 MB; the limit is 1 MB per file")]:
+    for path, message in [
+        (slip, "contains '..', which would leave the upload folder"),
+        (bad, "'tool.exe' is not an accepted type"),
+        (big, "'big.md' is 1.50001 MB; the limit is 1 MB per file"),
+    ]:
         page.locator("#upload-files input[type=file]").set_input_files([str(path)])
         expect(page.locator(f"#upload-files a[href$='/{path.name}']")).to_have_count(1, timeout=30_000)
         page.locator("#upload").click()
@@ -103,7 +112,9 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
     expect(passage).to_contain_text("42 new steel cables", timeout=30_000)
     expect(passage).to_be_in_viewport()
     expect(page.locator("#source-viewer .rag-viewer-meta")).to_contain_text("p. 2")
-    expect(page.locator("#source-viewer .rag-article")).to_contain_text("Inspectors walked deck segment 1 ")  # the whole article, not the chunk
+    expect(page.locator("#source-viewer .rag-article")).to_contain_text(
+        "Inspectors walked deck segment 1 "
+    )  # the whole article, not the chunk
     expect(page.locator("#source-viewer mark.rag-evidence").first).to_contain_text("42 new steel cables")
     page.locator("#add-articles").get_by_text("Add articles").click()  # folded, for the screenshot
     page.evaluate("window.scrollTo(0, 0)")
@@ -134,7 +145,9 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
     assert main(["feedback", "export", "--feedback", str(work / "feedback.jsonl"), "--out", str(out)]) == 0
     items = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [i["question"] for i in items] == [QUESTION] and items[0]["feedback"]["comment"] == "should say which year"
-    assert items[0]["feedback"]["citations"][0]["source"] == "uploads/bridge.pdf" and items[0]["feedback"]["citations"][0]["pages"] == [2]
+    assert items[0]["feedback"]["citations"][0]["source"] == "uploads/bridge.pdf" and items[0]["feedback"]["citations"][
+        0
+    ]["pages"] == [2]
 
     # 6. Reload: the conversation is in the list of past chats and opens again; it can be deleted.
     page.reload()
@@ -163,7 +176,9 @@ def test_an_upload_can_be_removed_from_a_fresh_page(server, browser, tmp_path): 
     url, work = server
     uploads = work / "allowed" / "articles" / "uploads"
     kettle = tmp_path / "kettle.md"
-    kettle.write_text("# Kettle descaling\n\nDescale the office kettle every 14 days with citric acid.\n", encoding="utf-8")
+    kettle.write_text(
+        "# Kettle descaling\n\nDescale the office kettle every 14 days with citric acid.\n", encoding="utf-8"
+    )
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(url)
     page.locator("#add-articles").get_by_text("Add articles").click()
@@ -197,7 +212,11 @@ def test_upload_api_cannot_name_a_server_file(server):
     url, work = server
     secret = work / "secret.md"
     secret.write_text("# Secret\n\nThe vault code is 4711.\n", encoding="utf-8")
-    r = httpx.post(url + "gradio_api/call/upload", json={"data": [[{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]]}, timeout=30)
+    r = httpx.post(
+        url + "gradio_api/call/upload",
+        json={"data": [[{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]]},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     events = httpx.get(url + f"gradio_api/call/upload/{r.json()['event_id']}", timeout=60).text
     assert "event: error" in events, events[:500]

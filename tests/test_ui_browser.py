@@ -23,7 +23,14 @@ from conftest import ROOT, write_articles
 from ui.render import CHECKING, MODE_LABELS
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 QUESTION = "How much did Nvidia shares fall on 27 January 2025?"
 NVIDIA_TITLE = "Nvidia shares plunge after the DeepSeek launch"
 
@@ -52,13 +59,26 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     raise RuntimeError(f"server did not answer on {url} within {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def start_server(workdir: Path, config: str, index: Path, allowed: Path, launcher: list[str] | None = None) -> Iterator[str]:
+def start_server(
+    workdir: Path, config: str, index: Path, allowed: Path, launcher: list[str] | None = None
+) -> Iterator[str]:
     """Run ``rag serve`` (or the test launcher) until the generator using it is closed."""
     cfg = workdir / "config.yaml"
     cfg.write_text(config, encoding="utf-8")
     port = free_port()
     log = workdir / "server.log"
-    cmd = [*(launcher or [sys.executable, "-m", "rag.cli"]), "serve", "--config", str(cfg), "--index", str(index), "--port", str(port), "--allowed-root", str(allowed)]
+    cmd = [
+        *(launcher or [sys.executable, "-m", "rag.cli"]),
+        "serve",
+        "--config",
+        str(cfg),
+        "--index",
+        str(index),
+        "--port",
+        str(port),
+        "--allowed-root",
+        str(allowed),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAG_UI_AUTH": ""}
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -149,7 +169,9 @@ def test_chat_in_a_real_browser(real_server, browser, tmp_path):
     answer = chat.locator(".bot").last.inner_text()
     seen = page.evaluate("window.__ragSeen")
     checking = re.sub(r"<[^>]+>", "", CHECKING)
-    assert [t for t in seen if t not in (checking, "Loading content")] == [answer.strip()], f"the answer was replaced (saw {seen!r})"
+    assert [t for t in seen if t not in (checking, "Loading content")] == [answer.strip()], (
+        f"the answer was replaced (saw {seen!r})"
+    )
 
     # 3. the answer text and at least one [n] marker linking to a source
     # The figure, not the wording: greedy output differs at near-ties between a cold and a
@@ -260,8 +282,12 @@ def test_failure_paths_show_messages_and_the_server_keeps_answering(failing_serv
 
     # Rebuilds outside the allowed roots (directly, via .., via a symlink) are refused.
     folder = page.locator("#rebuild-folder textarea, #rebuild-folder input").first
-    for typed, message in [("/etc", "outside the allowed folders"), (str(allowed / ".." / "outside"), "outside the allowed folders"),
-                           (str(allowed / "escape"), "through a symbolic link"), (str(allowed / "nope"), "does not exist")]:
+    for typed, message in [
+        ("/etc", "outside the allowed folders"),
+        (str(allowed / ".." / "outside"), "outside the allowed folders"),
+        (str(allowed / "escape"), "through a symbolic link"),
+        (str(allowed / "nope"), "does not exist"),
+    ]:
         folder.fill(typed)
         page.locator("#rebuild").click()
         expect(page.locator("#rebuild-message")).to_contain_text(f"{typed!r}", timeout=30_000)
@@ -341,7 +367,9 @@ def test_sample_questions_show_no_invented_name_or_number_as_cited(sample_server
         for n in parse_markers(sentence):
             source = page.locator(f"#sources .rag-cited li.rag-source[data-n='{n}']")
             expect(source).to_have_count(1)
-            passage = source.locator(".rag-src-title").inner_text() + "\n" + source.locator(".rag-src-text").inner_text()
+            passage = (
+                source.locator(".rag-src-title").inner_text() + "\n" + source.locator(".rag-src-text").inner_text()
+            )
             assert missing_facts(sentence, passage, [question]) == (), (sentence, passage)
             cited += 1
     assert cited, f"no cited sentence in {body!r}"
@@ -367,7 +395,11 @@ def test_the_cautious_box_declines_a_question_the_default_answers(sample_server,
         box.fill(question)
         box.press("Enter")
         expect(page.locator("#chat .bot")).to_have_count(turn, timeout=240_000)
-        wanted = MODE_LABELS["declined"] if cautious else re.compile(f"{re.escape(MODE_LABELS['evidence'])}|{re.escape(MODE_LABELS['generated'])}")
+        wanted = (
+            MODE_LABELS["declined"]
+            if cautious
+            else re.compile(f"{re.escape(MODE_LABELS['evidence'])}|{re.escape(MODE_LABELS['generated'])}")
+        )
         expect(page.locator("#chat .bot").last).to_contain_text(wanted, timeout=240_000)
     assert MODE_LABELS["declined"] not in page.locator("#chat .bot").first.text_content()
     page.close()

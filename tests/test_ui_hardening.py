@@ -70,7 +70,9 @@ def child_of(pid: int) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed: pip install '.[llamacpp]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed: pip install '.[llamacpp]'"
+)
 def test_llama_child_needs_its_key_sends_no_cors_and_hides_the_model_path(tmp_path_factory):
     """The child answered anyone: no key, any Host, CORS echoing any origin with credentials, the GGUF's path in /v1/models."""
     served = start(tmp_path_factory, "llama-child", "ui:\n  upload: false\n  max_new_tokens_limit: 32\n")
@@ -78,23 +80,33 @@ def test_llama_child_needs_its_key_sends_no_cors_and_hides_the_model_path(tmp_pa
         c = client(served)
         c.predict(str(served.work / "allowed" / "articles"), api_name="/rebuild")
         answer = c.predict(NVIDIA_Q, api_name="/ask", max_new_tokens=24)  # the app's own client sends the key
-        assert answer["mode"] in ("generated", "evidence", "declined") and "local model process" not in json.dumps(answer), answer
+        assert answer["mode"] in ("generated", "evidence", "declined") and "local model process" not in json.dumps(
+            answer
+        ), answer
         assert "401" not in served.log() and "Invalid API key" not in served.log()
         child, port = child_of(served.proc.pid)
         url = f"http://127.0.0.1:{port}"
         body = {"prompt": "The capital of France is", "max_tokens": 4}
         evil = {"Host": "evil.example", "Origin": "http://evil.example"}
-        assert httpx.post(url + "/v1/completions", json=body, headers=evil, timeout=60).status_code == 400  # Host refused first
+        assert (
+            httpx.post(url + "/v1/completions", json=body, headers=evil, timeout=60).status_code == 400
+        )  # Host refused first
         no_key = httpx.post(url + "/v1/completions", json=body, headers={"Origin": "http://evil.example"}, timeout=60)
         assert no_key.status_code == 401, no_key.text[:200]
         assert "access-control-allow-origin" not in no_key.headers
         wrong = httpx.post(url + "/v1/completions", json=body, headers={"Authorization": "Bearer guess"}, timeout=60)
         assert wrong.status_code == 401
-        preflight = httpx.options(url + "/v1/completions", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}, timeout=10)
+        preflight = httpx.options(
+            url + "/v1/completions",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+            timeout=10,
+        )
         assert not any(h.startswith("access-control-") for h in preflight.headers), dict(preflight.headers)
         assert httpx.get(url + "/v1/models", timeout=10).status_code == 401
         # The key is not on the command line (every local user can read that), only in the child's environment.
-        key = next(v for v in (Path("/proc") / str(child) / "environ").read_bytes().split(b"\0") if v.startswith(b"API_KEY="))[8:].decode()
+        key = next(
+            v for v in (Path("/proc") / str(child) / "environ").read_bytes().split(b"\0") if v.startswith(b"API_KEY=")
+        )[8:].decode()
         assert key.encode() not in (Path("/proc") / str(child) / "cmdline").read_bytes() and len(key) >= 32
         models = httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert models.status_code == 200 and [m["id"] for m in models.json()["data"]] == ["smollm2"]
@@ -157,9 +169,15 @@ class Proxy:
 
             def forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("x-forwarded-for", "content-length", "connection")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("x-forwarded-for", "content-length", "connection")
+                }
                 previous = self.headers.get("X-Forwarded-For")
-                headers["X-Forwarded-For"] = f"{previous}, {self.client_address[0]}" if previous else self.client_address[0]
+                headers["X-Forwarded-For"] = (
+                    f"{previous}, {self.client_address[0]}" if previous else self.client_address[0]
+                )
                 r = http.request(self.command, upstream + self.path, headers=headers, content=body)
                 self.send_response(r.status_code)
                 for k, v in r.headers.items():
@@ -187,12 +205,18 @@ def test_lockout_behind_a_trusted_proxy_counts_each_client_and_ignores_forged_he
     proxy = Proxy(served.url)
     try:
         # Clients reach the proxy from 127.0.0.1 and from 127.0.0.3; the proxy reaches the app from 127.0.0.2.
-        assert [login(proxy.url, f"guess{i}", forwarded=f"10.0.0.{i}", source="127.0.0.1") for i in range(5)] == [400] * 5
+        assert [login(proxy.url, f"guess{i}", forwarded=f"10.0.0.{i}", source="127.0.0.1") for i in range(5)] == [
+            400
+        ] * 5
         assert login(proxy.url, "s3cret", forwarded="10.9.9.9", source="127.0.0.1") == 429
         assert "5 failed attempts from 127.0.0.1" in served.log(), served.log()[-2000:]
-        assert login(proxy.url, "s3cret", source="127.0.0.3") == 200  # another client behind the proxy is not locked out
+        assert (
+            login(proxy.url, "s3cret", source="127.0.0.3") == 200
+        )  # another client behind the proxy is not locked out
         # Straight to the app from an address that is not a trusted proxy: the header is ignored.
-        assert [login(served.url, f"guess{i}", forwarded="127.0.0.9", source="127.0.0.4") for i in range(5)] == [400] * 5
+        assert [login(served.url, f"guess{i}", forwarded="127.0.0.9", source="127.0.0.4") for i in range(5)] == [
+            400
+        ] * 5
         assert login(served.url, "s3cret", forwarded="127.0.0.5", source="127.0.0.4") == 429
         assert "from 127.0.0.4" in served.log() and "from 127.0.0.9" not in served.log()
     finally:
@@ -205,7 +229,10 @@ def test_trusted_proxies_must_be_addresses():
 
     with pytest.raises(ValueError, match=r"ui.trusted_proxies: 'proxy.lan' is not an IP address or network"):
         Config.load(None, overrides={"ui.trusted_proxies": ["proxy.lan"]})
-    assert Config.load(None, overrides={"ui.trusted_proxies": ["127.0.0.1", "10.0.0.0/8"]}).ui.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+    assert Config.load(None, overrides={"ui.trusted_proxies": ["127.0.0.1", "10.0.0.0/8"]}).ui.trusted_proxies == (
+        "127.0.0.1",
+        "10.0.0.0/8",
+    )
 
 
 # -- 3. Gradio's temp folder -------------------------------------------------------------------
@@ -214,13 +241,17 @@ def test_received_files_past_the_cap_are_refused(tmp_path_factory):
     work = tmp_path_factory.mktemp("temp-space")
     write_articles(work / "allowed" / "articles")
     state = work / "state" / "rag"
-    served = Served(work, UI_TEST + "ui:\n  temp_max_mb: 3\n  upload_max_total_mb: 1\n", env={"XDG_STATE_HOME": str(work / "state")})
+    served = Served(
+        work, UI_TEST + "ui:\n  temp_max_mb: 3\n  upload_max_total_mb: 1\n", env={"XDG_STATE_HOME": str(work / "state")}
+    )
     served.wait_up()
     try:
         own = state / f"gradio-{served.proc.pid}"
         codes = []
         for i in range(5):
-            r = httpx.post(served.url + "/gradio_api/upload", files={"files": (f"part{i}.md", os.urandom(900_000))}, timeout=30)
+            r = httpx.post(
+                served.url + "/gradio_api/upload", files={"files": (f"part{i}.md", os.urandom(900_000))}, timeout=30
+            )
             codes.append(r.status_code)
             if r.status_code == 200:
                 assert Path(r.json()[0]).is_relative_to(own), r.json()
@@ -242,7 +273,9 @@ def test_received_files_go_to_the_servers_own_private_folder(tmp_path_factory):
     stale = state / "gradio-999999999"  # left by a server that no longer runs
     stale.mkdir(parents=True)
     (stale / "old.txt").write_text("left over")
-    served = Served(work, UI_TEST, env={"XDG_STATE_HOME": str(work / "state"), "GRADIO_TEMP_DIR": str(work / "shared-gradio")})
+    served = Served(
+        work, UI_TEST, env={"XDG_STATE_HOME": str(work / "state"), "GRADIO_TEMP_DIR": str(work / "shared-gradio")}
+    )
     served.wait_up()
     try:
         own = state / f"gradio-{served.proc.pid}"
@@ -250,7 +283,9 @@ def test_received_files_go_to_the_servers_own_private_folder(tmp_path_factory):
         r = httpx.post(served.url + "/gradio_api/upload", files={"files": ("note.md", b"# Note")}, timeout=30)
         assert r.status_code == 200 and Path(r.json()[0]).is_relative_to(own), r.text[:300]
         assert stat.S_IMODE(state.stat().st_mode) == 0o700 and stat.S_IMODE(own.stat().st_mode) == 0o700
-        assert not [p for p in (work / "shared-gradio").rglob("*") if p.is_file()], "a received file went to the shared folder"
+        assert not [p for p in (work / "shared-gradio").rglob("*") if p.is_file()], (
+            "a received file went to the shared folder"
+        )
     finally:
         served.stop()
 
@@ -277,7 +312,9 @@ def test_api_sessions_beyond_the_cap_are_forgotten(tmp_path_factory):
             return str(out["data"][2])
 
         assert "Earlier: " not in sources("keep-me")
-        assert sources("keep-me").count("Earlier: ") == 1  # the same session: the panel keeps the first answer's sources below
+        assert (
+            sources("keep-me").count("Earlier: ") == 1
+        )  # the same session: the panel keeps the first answer's sources below
         for i in range(4):
             sources(f"other-{i}")
         assert "Earlier: " not in sources("keep-me")  # evicted by four newer sessions: it starts afresh
@@ -312,7 +349,9 @@ def test_worker_threads_share_at_most_two_malloc_arenas(mode):
     """Each Gradio worker thread got its own glibc arena (up to 8 per core) that kept freed pages: the soak's memory crept up
     while Python's objects stayed flat. ``limit_malloc_arenas`` caps them at 2; without it, 8 threads take more."""
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-    out = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT, check=True
+    ).stdout.split()
     capped, heaps = out[0] == "True", int(out[1])
     if mode == "capped":
         assert capped and heaps <= MALLOC_ARENAS, out
@@ -321,8 +360,18 @@ def test_worker_threads_share_at_most_two_malloc_arenas(mode):
 
 
 # -- 5. Host and Origin parsing --------------------------------------------------------------------
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}@evil.example", "[::1]evil.example", "localhost:evil.example", "127.0.0.1:99999",
-                                  "127.0.0.1:+{port}", "localhost:{port}/x", "127.0.0.1:{port}:80"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1:{port}@evil.example",
+        "[::1]evil.example",
+        "localhost:evil.example",
+        "127.0.0.1:99999",
+        "127.0.0.1:+{port}",
+        "localhost:{port}/x",
+        "127.0.0.1:{port}:80",
+    ],
+)
 def test_malformed_host_headers_get_403(server, host):
     r = httpx.get(server.url + "/config", headers={"Host": host.format(port=server.port)}, timeout=10)
     assert r.status_code == 403, (host, r.status_code)
@@ -331,8 +380,14 @@ def test_malformed_host_headers_get_403(server, host):
 def test_origin_must_match_scheme_host_and_port(server):
     """A page from another local server on localhost (another port) was accepted."""
     own = f"127.0.0.1:{server.port}"
-    for origin in (f"http://localhost:{server.port + 1}", "http://localhost", f"https://127.0.0.1:{server.port}", f"http://127.0.0.1:{server.port}@evil.example",
-                   f"http://127.0.0.1:{server.port}/path", f"ftp://127.0.0.1:{server.port}"):
+    for origin in (
+        f"http://localhost:{server.port + 1}",
+        "http://localhost",
+        f"https://127.0.0.1:{server.port}",
+        f"http://127.0.0.1:{server.port}@evil.example",
+        f"http://127.0.0.1:{server.port}/path",
+        f"ftp://127.0.0.1:{server.port}",
+    ):
         r = httpx.get(server.url + "/config", headers={"Host": own, "Origin": origin}, timeout=10)
         assert r.status_code == 403, (origin, r.status_code)
     for origin in (f"http://127.0.0.1:{server.port}", f"http://localhost:{server.port}", f"http://[::1]:{server.port}"):
@@ -345,12 +400,18 @@ def test_host_and_origin_checks_are_reusable_functions():
 
     hosts = frozenset({"127.0.0.1", "localhost", "::1"})
     assert parse_host("[::1]:7860") == ("::1", 7860) and parse_host("LocalHost.") == ("localhost", None)
-    assert parse_host("[::1]evil.example") is None and parse_host("127.0.0.1:7893@evil.example") is None and parse_host("[zz::1]") is None
+    assert (
+        parse_host("[::1]evil.example") is None
+        and parse_host("127.0.0.1:7893@evil.example") is None
+        and parse_host("[zz::1]") is None
+    )
     assert host_allowed("localhost:7860", hosts) and not host_allowed("localhost:evil.example", hosts)
     assert parse_origin("https://Example.org") == ("https", "example.org", 443) and parse_origin("null") is None
     assert origin_allowed("http://localhost:7860", scheme="http", host="127.0.0.1:7860", hosts=hosts, port=7860)
     assert not origin_allowed("http://localhost:8000", scheme="http", host="127.0.0.1:7860", hosts=hosts, port=7860)
-    assert origin_allowed("https://rag.lan", scheme="https", host="rag.lan", hosts=hosts | {"rag.lan"}, port=7860)  # behind TLS, port 443
+    assert origin_allowed(
+        "https://rag.lan", scheme="https", host="rag.lan", hosts=hosts | {"rag.lan"}, port=7860
+    )  # behind TLS, port 443
 
 
 # -- 6. the tool's own files are not articles ----------------------------------------------------------
@@ -369,16 +430,26 @@ def test_rebuild_of_a_folder_holding_the_index_reads_only_articles(tmp_path_fact
         c = client(served)
         message, _ = c.predict(str(root / "articles"), api_name="/rebuild")
         assert "Indexed 3 articles" in message, message
-        assert list((root / "idx").glob("gen-*/bm25/*.json")), "the keyword index this test relies on is not a .json file any more"
-        FeedbackLog(root / "feedback" / "feedback.jsonl").append({"question": "Nvidia?", "answer": "It fell [1].", "rating": 1})
-        received = httpx.post(served.url + "/gradio_api/upload", files={"files": ("received.md", b"# Received\n\nA file the page sent.")}, timeout=30)
+        assert list((root / "idx").glob("gen-*/bm25/*.json")), (
+            "the keyword index this test relies on is not a .json file any more"
+        )
+        FeedbackLog(root / "feedback" / "feedback.jsonl").append(
+            {"question": "Nvidia?", "answer": "It fell [1].", "rating": 1}
+        )
+        received = httpx.post(
+            served.url + "/gradio_api/upload",
+            files={"files": ("received.md", b"# Received\n\nA file the page sent.")},
+            timeout=30,
+        )
         message, _ = c.predict(str(root), api_name="/rebuild")
         current = (root / "idx" / "CURRENT").read_text().strip()
         manifest = json.loads((root / "idx" / current / "manifest.json").read_text())
         sources = sorted(d["source"] for d in manifest["documents"])
         assert all(s.startswith("articles/") for s in sources), sources
         assert "Indexed 3 articles" in message, message
-        assert received.status_code == 200 and Path(received.json()[0]).is_relative_to(root / "state"), received.text[:300]
+        assert received.status_code == 200 and Path(received.json()[0]).is_relative_to(root / "state"), received.text[
+            :300
+        ]
     finally:
         served.stop()
 
@@ -427,12 +498,15 @@ def test_upload_during_a_rebuild_is_refused_at_once(tmp_path_factory):
         served.stop()
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("abc", 0.0, 64), "top-k must be a whole number from 1 to 20, got 'abc'"),
-    ((True, 0.0, 64), "top-k must be a whole number from 1 to 20, got 'True'"),
-    ((3, "warm", 64), "temperature must be a number from 0 to 2.0, got 'warm'"),
-    ((3, 0.0, False), "max new tokens must be a whole number from 1 to 1024, got 'False'"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("abc", 0.0, 64), "top-k must be a whole number from 1 to 20, got 'abc'"),
+        ((True, 0.0, 64), "top-k must be a whole number from 1 to 20, got 'True'"),
+        ((3, "warm", 64), "temperature must be a number from 0 to 2.0, got 'warm'"),
+        ((3, 0.0, False), "max new tokens must be a whole number from 1 to 1024, got 'False'"),
+    ],
+)
 def test_malformed_chat_settings_are_messages(server, args, expected):
     """top_k "abc" came back as {"error": null} (a TypeError in Gradio's slider), and top_k=true was taken as 1."""
     ok, out = call(server, "chat", NVIDIA_Q, [], None, *args, False)
@@ -442,7 +516,9 @@ def test_malformed_chat_settings_are_messages(server, args, expected):
 
 def test_chat_given_as_text_is_a_message(server):
     ok, out = call(server, "chat", NVIDIA_Q, "What did we say?", None, 3, 0.0, 64, False)
-    assert not ok and out["error"] and "the chat must be a list of messages" in out["error"] and "got text" in out["error"], out
+    assert (
+        not ok and out["error"] and "the chat must be a list of messages" in out["error"] and "got text" in out["error"]
+    ), out
     ok, out = call(server, "chat", NVIDIA_Q, [{"role": "user"}], None, 3, 0.0, 64, False)
     assert not ok and "chat[0].content" in str(out["error"]), out
     assert "Traceback" not in server.log()[-5000:]

@@ -25,9 +25,13 @@ from ui.library import ArticlesPanel
 from ui.rating import Ratings
 
 # Long enough pages that the cables sentence lies in a chunk of page 2 alone.
-PDF_PAGES = ["The Harbour Bridge survey.\n\n" + " ".join(f"Inspectors walked deck segment {i} in March and logged its paint." for i in range(1, 26)),
-             "Findings.\n\n" + " ".join(f"Walkway section {i} was dry and clean." for i in range(1, 26))
-             + " The survey found that the Harbour Bridge needs 42 new steel cables before 2027."]
+PDF_PAGES = [
+    "The Harbour Bridge survey.\n\n"
+    + " ".join(f"Inspectors walked deck segment {i} in March and logged its paint." for i in range(1, 26)),
+    "Findings.\n\n"
+    + " ".join(f"Walkway section {i} was dry and clean." for i in range(1, 26))
+    + " The survey found that the Harbour Bridge needs 42 new steel cables before 2027.",
+]
 
 
 def cite_first(messages) -> str:
@@ -51,8 +55,12 @@ class SlowEmbedder(FakeEmbedder):
 
 
 def make_ui(tmp_path: Path, embedder=None, **ui_settings) -> ChatUI:
-    overrides = {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic", "ui.feedback_path": str(tmp_path / "fb" / "feedback.jsonl"),
-                 **{f"ui.{k}": v for k, v in ui_settings.items()}}
+    overrides = {
+        "index.path": str(tmp_path / "index"),
+        "ui.rewrite": "heuristic",
+        "ui.feedback_path": str(tmp_path / "fb" / "feedback.jsonl"),
+        **{f"ui.{k}": v for k, v in ui_settings.items()},
+    }
     rag = RAG(Config.load(None, overrides), embedder=embedder or FakeEmbedder(), generator=FakeGenerator(cite_first))
     rag.build(write_articles(tmp_path / "articles"))
     return ChatUI(rag, allowed_roots=[tmp_path], upload_enabled=True)
@@ -105,22 +113,31 @@ def test_upload_while_a_build_runs_is_refused_and_writes_nothing(tmp_path):
         t.join(30)
 
 
-@pytest.mark.parametrize("name, data, message", [
-    ("evil.exe", b"MZ", "'evil.exe' is not an accepted type"),
-    ("bomb.zip", None, "looks like a zip bomb"),
-    ("slip.zip", None, "contains '..', which would leave the upload folder"),
-])
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("evil.exe", b"MZ", "'evil.exe' is not an accepted type"),
+        ("bomb.zip", None, "looks like a zip bomb"),
+        ("slip.zip", None, "contains '..', which would leave the upload folder"),
+    ],
+)
 def test_bad_uploads_leave_the_index_and_the_folders_unchanged(tmp_path, name, data, message):
     ui = make_ui(tmp_path)
     if data is None:
         path = tmp_path / "gradio-tmp" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("zeros.txt" if name == "bomb.zip" else "../../escape.md", b"0" * 3_000_000 if name == "bomb.zip" else b"# evil")
+            zf.writestr(
+                "zeros.txt" if name == "bomb.zip" else "../../escape.md",
+                b"0" * 3_000_000 if name == "bomb.zip" else b"# evil",
+            )
         data_path = str(path)
     else:
         data_path = received(tmp_path, name, data)
-    before_gen, before_files = ui.generation(), sorted(p.as_posix() for p in tmp_path.rglob("*") if "gradio-tmp" not in p.parts)
+    before_gen, before_files = (
+        ui.generation(),
+        sorted(p.as_posix() for p in tmp_path.rglob("*") if "gradio-tmp" not in p.parts),
+    )
     msg, _, _ = ArticlesPanel(ui).upload([data_path])
     assert "Upload refused:" in msg and message in html.unescape(msg), msg
     assert ui.generation() == before_gen
@@ -154,7 +171,9 @@ def test_removing_an_upload_drops_it_from_the_index_and_the_folder(tmp_path):
 
 # -- source viewer -------------------------------------------------------------------------
 def test_article_text_is_reassembled_from_chunks_by_offset(tmp_path):
-    ui = make_ui(tmp_path, )
+    ui = make_ui(
+        tmp_path,
+    )
     index = ui.rag.index()
     for doc_id in {c.doc_id for c in index.iter_chunks()}:
         text, chunks = ui.rag.article(doc_id)
@@ -162,29 +181,49 @@ def test_article_text_is_reassembled_from_chunks_by_offset(tmp_path):
     assert ui.rag.article("no-such-id") == ("", [])
     from rag import Chunk
 
-    parts = [Chunk("a", "d", "t", "s", "Hello world", 0, 11), Chunk("b", "d", "t", "s", "world again", 6, 17), Chunk("c", "d", "t", "s", "end", 20, 23)]
+    parts = [
+        Chunk("a", "d", "t", "s", "Hello world", 0, 11),
+        Chunk("b", "d", "t", "s", "world again", 6, 17),
+        Chunk("c", "d", "t", "s", "end", 20, 23),
+    ]
     assert assemble_text(parts) == "Hello world again   end"
 
 
 def test_viewer_shows_the_article_with_the_passage_and_evidence_marked_and_escaped(tmp_path):
     ui = make_ui(tmp_path)
     panel = ArticlesPanel(ui)
-    panel.upload([received(tmp_path, "x.md", "# <b>Bold</b> title\n\nFirst part. The <script>alert(1)</script> evidence sentence is here. Last.\n")])
+    panel.upload(
+        [
+            received(
+                tmp_path,
+                "x.md",
+                "# <b>Bold</b> title\n\nFirst part. The <script>alert(1)</script> evidence sentence is here. Last.\n",
+            )
+        ]
+    )
     chunk = next(c for c in ui.rag.index().iter_chunks() if c.source == "uploads/x.md")
     s = chunk.start + chunk.text.index("The <script>")
     e = chunk.start + chunk.text.index("Last.")
-    shown = ui.view_source(json.dumps({"doc": chunk.doc_id, "n": 2, "start": chunk.start, "end": chunk.end, "ev": [[s, e]]}))
+    shown = ui.view_source(
+        json.dumps({"doc": chunk.doc_id, "n": 2, "start": chunk.start, "end": chunk.end, "ev": [[s, e]]})
+    )
     assert '<span class="rag-passage" id="viewer-passage">' in shown
-    assert '<mark class="rag-evidence">The &lt;script&gt;alert(1)&lt;/script&gt; evidence sentence is here. </mark>' in shown
+    assert (
+        '<mark class="rag-evidence">The &lt;script&gt;alert(1)&lt;/script&gt; evidence sentence is here. </mark>'
+        in shown
+    )
     assert "<script>" not in shown and "<b>" not in shown and "uploads/x.md" in shown and "[2]" in shown
 
 
-@pytest.mark.parametrize("request_text, message", [
-    ("not json", "not valid"),
-    ('{"doc": "../../etc/passwd"}', "names no article"),
-    ('{"doc": "abc", "start": -1}', "start must be a whole number"),
-    ('{"doc": "abc", "ev": [[1]]}', "must be [start, end] pairs"),
-])
+@pytest.mark.parametrize(
+    "request_text, message",
+    [
+        ("not json", "not valid"),
+        ('{"doc": "../../etc/passwd"}', "names no article"),
+        ('{"doc": "abc", "start": -1}', "start must be a whole number"),
+        ('{"doc": "abc", "ev": [[1]]}', "must be [start, end] pairs"),
+    ],
+)
 def test_viewer_refuses_bad_requests_with_a_message(tmp_path, request_text, message):
     ui = make_ui(tmp_path)
     assert message in ui.view_source(request_text)
@@ -205,13 +244,22 @@ def test_sources_panel_items_carry_the_viewer_request(tmp_path):
 
 # -- pages -----------------------------------------------------------------------------------
 def test_pages_label():
-    assert (pages_label(()), pages_label((2,)), pages_label((2, 3)), pages_label((5, 2))) == ("", "p. 2", "pp. 2\u20133", "pp. 2, 5")
+    assert (pages_label(()), pages_label((2,)), pages_label((2, 3)), pages_label((5, 2))) == (
+        "",
+        "p. 2",
+        "pp. 2\u20133",
+        "pp. 2, 5",
+    )
 
 
 def test_cli_sources_and_json_show_pdf_pages(tmp_path, monkeypatch, capsys):
     articles = tmp_path / "pdfs"
     write_pdf(articles / "bridge.pdf", PDF_PAGES)
-    rag = RAG(Config.load(None, {"index.path": str(tmp_path / "index")}), embedder=FakeEmbedder(), generator=FakeGenerator(cite_first))
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "index")}),
+        embedder=FakeEmbedder(),
+        generator=FakeGenerator(cite_first),
+    )
     rag.build(articles)
     from rag import embedding, pipeline
 
@@ -219,11 +267,20 @@ def test_cli_sources_and_json_show_pdf_pages(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pipeline, "make_generator", lambda cfg: FakeGenerator(cite_first))
     assert main(["ask", "How many steel cables does the Harbour Bridge need?", "--index", str(tmp_path / "index")]) == 0
     assert re.search(r"\*\[\d\] bridge \(bridge\.pdf, (p\. \d|pp\. \d\u2013\d)\)", capsys.readouterr().out)
-    assert main(["ask", "How many steel cables does the Harbour Bridge need?", "--index", str(tmp_path / "index"), "--json"]) == 0
+    assert (
+        main(
+            ["ask", "How many steel cables does the Harbour Bridge need?", "--index", str(tmp_path / "index"), "--json"]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     by_n = {p["n"]: p for p in out["passages"]}
     cited = out["citations"][0]
-    assert cited["pages"] and cited["pages"] == by_n[cited["n"]]["pages"] and (cited["start"], cited["end"]) == (by_n[cited["n"]]["start"], by_n[cited["n"]]["end"])
+    assert (
+        cited["pages"]
+        and cited["pages"] == by_n[cited["n"]]["pages"]
+        and (cited["start"], cited["end"]) == (by_n[cited["n"]]["start"], by_n[cited["n"]]["end"])
+    )
 
 
 # -- past chats --------------------------------------------------------------------------------
@@ -242,7 +299,10 @@ def test_past_chats_round_trip_and_delete(tmp_path):
     assert len(saved) == 1 and history.delete_chat(saved, cid) == []
     assert history.open_chat(saved, "nope", max_question_chars=2000)[2] is None
     # The page sends messages back in Gradio 6's form: content as a list of parts.
-    assert history.title_of([{"role": "user", "content": [{"type": "text", "text": "Who \\[1\\] won?"}]}]) == "Who [1] won?"
+    assert (
+        history.title_of([{"role": "user", "content": [{"type": "text", "text": "Who \\[1\\] won?"}]}])
+        == "Who [1] won?"
+    )
 
 
 # -- ratings and export ----------------------------------------------------------------------------
@@ -260,17 +320,24 @@ def test_a_rating_records_its_own_answer_after_the_chat_drops_old_messages(tmp_p
     ratings = Ratings(ui)
     assert "thumbs down saved" in ratings.rate(session, second, False)
     drop = first + 1  # the trim takes the first question and its answer
-    filler = [{"role": "user", "content": f"q{i}"} if i % 2 == 0 else {"role": "assistant", "content": f"a{i}"}
-              for i in range(MAX_CHAT_MESSAGES + drop - len(chat))]
+    filler = [
+        {"role": "user", "content": f"q{i}"} if i % 2 == 0 else {"role": "assistant", "content": f"a{i}"}
+        for i in range(MAX_CHAT_MESSAGES + drop - len(chat))
+    ]
     chat2, session2, _ = answer(ui, "Why did Nvidia shares fall?", chat + filler, session)
     assert chat2[0] == chat[drop]
     assert {info["question"]: int(k) for k, info in session2["answers"].items()} == {
-        "Who released DeepSeek-R1?": second - drop, "Why did Nvidia shares fall?": len(chat2) - 1}
+        "Who released DeepSeek-R1?": second - drop,
+        "Why did Nvidia shares fall?": len(chat2) - 1,
+    }
     assert session2["rated"]["index"] == str(second - drop)
     assert "thumbs up saved" in ratings.rate(session2, second - drop, True)
     assert "Only finished answers" in ratings.rate(session2, len(chat2) - 2, True)  # the user's question
     records = FeedbackLog(tmp_path / "fb" / "feedback.jsonl").read()
-    assert [(r["question"], r["rating"]) for r in records] == [("Who released DeepSeek-R1?", "down"), ("Who released DeepSeek-R1?", "up")]
+    assert [(r["question"], r["rating"]) for r in records] == [
+        ("Who released DeepSeek-R1?", "down"),
+        ("Who released DeepSeek-R1?", "up"),
+    ]
 
 
 def test_rating_is_stored_and_disliked_answers_export_as_qa(tmp_path, capsys):
@@ -285,7 +352,9 @@ def test_rating_is_stored_and_disliked_answers_export_as_qa(tmp_path, capsys):
     records = FeedbackLog(tmp_path / "fb" / "feedback.jsonl").read()
     assert [r["rating"] for r in records] == ["down", "down"] and records[1]["comment"] == "the date is missing"
     r = records[0]
-    assert r["question"] == "How much did Nvidia shares fall?" and r["mode"] and r["index_generation"] == ui.generation()
+    assert (
+        r["question"] == "How much did Nvidia shares fall?" and r["mode"] and r["index_generation"] == ui.generation()
+    )
     assert r["citations"] and {"n", "title", "source", "pages"} == set(r["citations"][0])
     out = tmp_path / "regress.jsonl"
     assert main(["feedback", "export", "--feedback", str(tmp_path / "fb" / "feedback.jsonl"), "--out", str(out)]) == 0

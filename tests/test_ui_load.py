@@ -35,7 +35,9 @@ from ui.server import launch_threads
 
 from benchmarks import bench_load  # noqa: E402
 
-LOAD_SECONDS = float(os.environ.get("RAG_LOAD_SECONDS", "30"))  # 10 s halves were still inside the warm-up: +130 then +88 MB
+LOAD_SECONDS = float(
+    os.environ.get("RAG_LOAD_SECONDS", "30")
+)  # 10 s halves were still inside the warm-up: +130 then +88 MB
 # Allowance on the second half's RSS growth (allocator noise). Measured: +150 MB over
 # 20 clients x 20 s, ~+160 MB over 120 s: it levels off after the first answers (bench_load.py).
 RSS_SLACK_MB = 20
@@ -114,8 +116,11 @@ class Gate:
 
 
 def make_ui(tmp_path: Path, gate: Gate, **ui) -> ChatUI:
-    overrides = {"index.path": str(tmp_path / "index"), "ui.rewrite": "heuristic",
-                 **{f"ui.{k}": v for k, v in ui.items()}}
+    overrides = {
+        "index.path": str(tmp_path / "index"),
+        "ui.rewrite": "heuristic",
+        **{f"ui.{k}": v for k, v in ui.items()},
+    }
     rag = RAG(Config.load(None, overrides), embedder=FakeEmbedder(), generator=FakeGenerator(gate))
     rag.build(write_articles(tmp_path / "articles"))
     return ChatUI(rag)
@@ -157,7 +162,9 @@ def test_chat_past_the_queue_limit_says_busy_at_once(tmp_path):
     for steps in (a_steps, b_steps):
         final = steps[-1][0]
         assert "17 percent" in final[-1]["content"] and "Waiting" not in str(final)
-    assert any("Waiting for the model: yours is next" in str(s[0]) for s in b_steps), "the waiting question should say so"
+    assert any("Waiting for the model: yours is next" in str(s[0]) for s in b_steps), (
+        "the waiting question should say so"
+    )
     assert ui.queue.running == 0 and ui.queue.waiting == 0
 
 
@@ -203,7 +210,9 @@ def test_busy_and_oversized_questions_through_the_api(tmp_path):
     ui = make_ui(tmp_path, gate, max_queue=1)
     demo = build_app(ui).queue()
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False)
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         client = Client(url, verbose=False)
@@ -215,7 +224,10 @@ def test_busy_and_oversized_questions_through_the_api(tmp_path):
             assert time.monotonic() < deadline, "the second question never joined the line"
             time.sleep(0.02)
         t0 = time.perf_counter()
-        with pytest.raises(Exception, match=r"^The server is busy: 1 question is waiting \(ui.max_queue = 1\)\. Try again in a moment\.$"):
+        with pytest.raises(
+            Exception,
+            match=r"^The server is busy: 1 question is waiting \(ui.max_queue = 1\)\. Try again in a moment\.$",
+        ):
             client.predict(NVIDIA_Q, api_name="/ask")  # the message itself, not "Something went wrong (QueueFull: ...)"
         chat, _, _ = client.predict(NVIDIA_Q, api_name="/chat")
         assert "The server is busy: 1 question is waiting" in str(chat[-1]["content"])
@@ -224,7 +236,9 @@ def test_busy_and_oversized_questions_through_the_api(tmp_path):
         # 1 MB questions: refused before they take a place, and not echoed back whole.
         huge = "Why? " * 200_000
         t0 = time.perf_counter()
-        with pytest.raises(Exception, match=r"the question is 999999 characters long; the limit is 2000 \(ui.max_question_chars\)"):
+        with pytest.raises(
+            Exception, match=r"the question is 999999 characters long; the limit is 2000 \(ui.max_question_chars\)"
+        ):
             client.predict(huge, api_name="/ask")
         chat, _, _ = client.predict(huge, api_name="/chat")
         assert "the limit is 2000 (ui.max_question_chars)" in str(chat[-1]["content"])
@@ -248,10 +262,14 @@ def test_the_browser_shows_waiting_and_busy_messages(tmp_path):
     ui = make_ui(tmp_path, gate, max_queue=1)
     demo = build_app(ui).queue()
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False)
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False
+    )
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+            )
             try:
                 pages = [browser.new_page() for _ in range(3)]
                 for page in pages:
@@ -266,20 +284,28 @@ def test_the_browser_shows_waiting_and_busy_messages(tmp_path):
                 ask_in(pages[0])
                 assert gate.entered.acquire(timeout=20)
                 ask_in(pages[1])
-                expect(pages[1].locator("#chat")).to_contain_text("Waiting for the model: yours is next…", timeout=20_000)
+                expect(pages[1].locator("#chat")).to_contain_text(
+                    "Waiting for the model: yours is next…", timeout=20_000
+                )
                 ask_in(pages[2])
                 expect(pages[2].locator("#chat")).to_contain_text(
-                    "The server is busy: 1 question is waiting (ui.max_queue = 1). Try again in a moment.", timeout=20_000)
+                    "The server is busy: 1 question is waiting (ui.max_queue = 1). Try again in a moment.",
+                    timeout=20_000,
+                )
                 # The waiting tab is closed: its place is freed, so the busy tab gets in line on its next try.
                 pages[1].close()
                 wait_for(lambda: ui.queue.waiting == 0, 20, "a closed tab kept its place in line")
                 ask_in(pages[2])
-                expect(pages[2].locator("#chat")).to_contain_text("Waiting for the model: yours is next…", timeout=20_000)
+                expect(pages[2].locator("#chat")).to_contain_text(
+                    "Waiting for the model: yours is next…", timeout=20_000
+                )
                 gate.release.set()
                 for page in (pages[0], pages[2]):
                     expect(page.locator("#chat")).to_contain_text("17 percent", timeout=30_000)
                 expect(pages[2].locator("#chat")).not_to_contain_text("Waiting for the model")
-                wait_for(lambda: ui.queue.running == 0 and ui.queue.waiting == 0, 20, "the line should be empty at the end")
+                wait_for(
+                    lambda: ui.queue.running == 0 and ui.queue.waiting == 0, 20, "the line should be empty at the end"
+                )
             finally:
                 browser.close()
     finally:
@@ -321,8 +347,14 @@ def stop(proc: subprocess.Popen) -> None:
 def stub_config(folder: Path, port: int, **ui) -> Path:
     import json
 
-    cfg = {"generation": {"backend": "openai", "model": "stub", "openai": {"base_url": f"http://127.0.0.1:{port}/v1", "retries": 0, "timeout": 30}},
-           "ui": {"rewrite": "heuristic", **ui}}
+    cfg = {
+        "generation": {
+            "backend": "openai",
+            "model": "stub",
+            "openai": {"base_url": f"http://127.0.0.1:{port}/v1", "retries": 0, "timeout": 30},
+        },
+        "ui": {"rewrite": "heuristic", **ui},
+    }
     path = folder / "stub.yaml"
     path.write_text(json.dumps(cfg), encoding="utf-8")
     return path
@@ -342,8 +374,12 @@ def test_rag_serve_says_busy_past_max_queue(tmp_path):
 
     hold = tmp_path / "release"
     stub, port, stub_log = start_stub(tmp_path, hold)
-    server = bench_load.Server(stub_config(tmp_path, port, max_queue=1), tmp_path / "index",
-                               bench_load.write_articles(tmp_path / "articles"), tmp_path / "server.log")
+    server = bench_load.Server(
+        stub_config(tmp_path, port, max_queue=1),
+        tmp_path / "index",
+        bench_load.write_articles(tmp_path / "articles"),
+        tmp_path / "server.log",
+    )
     try:
         server.wait_up()
         client = Client(server.url, verbose=False)
@@ -351,7 +387,11 @@ def test_rag_serve_says_busy_past_max_queue(tmp_path):
         first = client.submit(question, api_name="/ask")
         wait_for(lambda: "request 1:" in stub_log.read_text(), 120, "the first question never reached the model server")
         second = client.submit(question, api_name="/chat")
-        wait_for(lambda: any("Waiting for the model" in str(o) for o in second.outputs()), 30, "the second question should wait in line")
+        wait_for(
+            lambda: any("Waiting for the model" in str(o) for o in second.outputs()),
+            30,
+            "the second question should wait in line",
+        )
         with pytest.raises(Exception, match=r"^The server is busy: 1 question is waiting \(ui.max_queue = 1\)"):
             client.predict(NVIDIA_Q, api_name="/ask")  # the message itself, not "Something went wrong (QueueFull: ...)"
         chat, _, _ = client.predict(NVIDIA_Q, api_name="/chat")
@@ -360,10 +400,14 @@ def test_rag_serve_says_busy_past_max_queue(tmp_path):
         assert "17 percent" in first.result(timeout=60)["answer"]
         final = second.result(timeout=60)[0]
         assert "17 percent" in str(final[-1]["content"]) and "Waiting" not in str(final)
-        assert "17 percent" in client.predict(NVIDIA_Q, api_name="/ask")["answer"], "the server answers again once the line is free"
+        assert "17 percent" in client.predict(NVIDIA_Q, api_name="/ask")["answer"], (
+            "the server answers again once the line is free"
+        )
         huge = "Why? " * 200_000  # 1 MB
         t0 = time.perf_counter()
-        with pytest.raises(Exception, match=r"the question is 999999 characters long; the limit is 2000 \(ui.max_question_chars\)"):
+        with pytest.raises(
+            Exception, match=r"the question is 999999 characters long; the limit is 2000 \(ui.max_question_chars\)"
+        ):
             client.predict(huge, api_name="/ask")
         chat, _, _ = client.predict(huge, api_name="/chat")
         assert "the limit is 2000 (ui.max_question_chars)" in str(chat[-1]["content"]) and len(str(chat)) < 5000
@@ -389,11 +433,17 @@ def test_twenty_clients_get_their_own_answers_and_memory_levels_off(tmp_path):
     benchmarks/bench_load.py runs 120 s).
     """
     config = bench_load.write_config(tmp_path, max_new_tokens=12, top_k=2, few_shot=False)
-    server = bench_load.Server(config, tmp_path / "index", bench_load.write_articles(tmp_path / "articles"), tmp_path / "server.log")
+    server = bench_load.Server(
+        config, tmp_path / "index", bench_load.write_articles(tmp_path / "articles"), tmp_path / "server.log"
+    )
     try:
         server.wait_up()
         warm = bench_load.run_load(server.url, 1, 0.1)
-        assert warm.answered == 1 and not warm.errors and not warm.mixups, (warm.errors, warm.mixups, server.log()[-3000:])
+        assert warm.answered == 1 and not warm.errors and not warm.mixups, (
+            warm.errors,
+            warm.mixups,
+            server.log()[-3000:],
+        )
         rss = [server.rss_mb()]
         halves = []
         for _ in range(2):
@@ -404,8 +454,10 @@ def test_twenty_clients_get_their_own_answers_and_memory_levels_off(tmp_path):
         server.stop()
     for i, res in enumerate(halves, 1):
         s = res.summary()
-        print(f"\nload half {i}: {s['clients']} clients, {LOAD_SECONDS / 2:.0f} s: {s['requests']} requests, {s['answered']} answered, "
-              f"{s['busy']} busy, {s['errors']} errors, {s['mixups']} mix-ups, {s['lost']} lost; p50 {s['p50_s']} s, p95 {s['p95_s']} s")
+        print(
+            f"\nload half {i}: {s['clients']} clients, {LOAD_SECONDS / 2:.0f} s: {s['requests']} requests, {s['answered']} answered, "
+            f"{s['busy']} busy, {s['errors']} errors, {s['mixups']} mix-ups, {s['lost']} lost; p50 {s['p50_s']} s, p95 {s['p95_s']} s"
+        )
     print(f"RSS {rss[0]:.0f} -> {rss[1]:.0f} -> {rss[2]:.0f} MB")
     assert alive, "the server died under load"
     for res in halves:
@@ -416,4 +468,5 @@ def test_twenty_clients_get_their_own_answers_and_memory_levels_off(tmp_path):
         assert res.answered >= 20, "every client should have had at least one answer in each half"
     first, second = rss[1] - rss[0], rss[2] - rss[1]
     assert second <= 0.5 * max(first, 0.0) + RSS_SLACK_MB, (
-        f"memory kept growing: +{first:.0f} MB over the first half, +{second:.0f} MB over the second ({rss[0]:.0f} -> {rss[1]:.0f} -> {rss[2]:.0f})")
+        f"memory kept growing: +{first:.0f} MB over the first half, +{second:.0f} MB over the second ({rss[0]:.0f} -> {rss[1]:.0f} -> {rss[2]:.0f})"
+    )

@@ -45,11 +45,30 @@ class Served:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = work / "server.log"
         (work / "config.yaml").write_text(config, encoding="utf-8")
-        cmd = [sys.executable, str(ROOT / "tests" / "ui_launcher.py"), "serve", "--config", str(work / "config.yaml"),
-               "--index", str(work / "index"), "--port", str(self.port), "--allowed-root", str(work / "allowed"), *args]
+        cmd = [
+            sys.executable,
+            str(ROOT / "tests" / "ui_launcher.py"),
+            "serve",
+            "--config",
+            str(work / "config.yaml"),
+            "--index",
+            str(work / "index"),
+            "--port",
+            str(self.port),
+            "--allowed-root",
+            str(work / "allowed"),
+            *args,
+        ]
         # XDG_STATE_HOME: the server's state folder (its Gradio temp folder) inside the test's folder.
-        full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_TEMP_DIR": str(work / "gradio-tmp"),
-                    "XDG_STATE_HOME": str(work / "state"), "RAG_TEST_HOLD": str(work / "release"), **(env or {})}
+        full_env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "GRADIO_TEMP_DIR": str(work / "gradio-tmp"),
+            "XDG_STATE_HOME": str(work / "state"),
+            "RAG_TEST_HOLD": str(work / "release"),
+            **(env or {}),
+        }
         full_env.setdefault("RAG_UI_AUTH", "")
         with open(self.log_path, "w") as fh:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=full_env)
@@ -78,7 +97,10 @@ class Served:
 def server(tmp_path_factory) -> Iterator[Served]:
     work = tmp_path_factory.mktemp("ui-security")
     write_articles(work / "allowed" / "articles")
-    served = Served(work, "generation:\n  backend: ui-test\nui:\n  max_queue: 1\n  rewrite: auto\n  allowed_hosts: [rag.test]\n  upload: false\n")
+    served = Served(
+        work,
+        "generation:\n  backend: ui-test\nui:\n  max_queue: 1\n  rewrite: auto\n  allowed_hosts: [rag.test]\n  upload: false\n",
+    )
     try:
         served.wait_up()
         yield served
@@ -102,13 +124,25 @@ def call(server: Served, api_name: str, *data: object, session: str | None = Non
     surrogate travels as a ``\\ud800`` escape, as JSON.stringify sends it); returns (success, output).
     ``session``: the session hash (default: a new one for each call)."""
     session = session or os.urandom(6).hex()
-    body = {"data": list(data), "fn_index": fn_index(server, api_name), "session_hash": session, "event_data": None, "trigger_id": None}
-    r = httpx.post(f"{server.url}/gradio_api/queue/join", content=json.dumps(body, ensure_ascii=True),
-                   headers={"Content-Type": "application/json"}, timeout=30)
+    body = {
+        "data": list(data),
+        "fn_index": fn_index(server, api_name),
+        "session_hash": session,
+        "event_data": None,
+        "trigger_id": None,
+    }
+    r = httpx.post(
+        f"{server.url}/gradio_api/queue/join",
+        content=json.dumps(body, ensure_ascii=True),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text[:300]
-    with httpx.stream("GET", f"{server.url}/gradio_api/queue/data", params={"session_hash": session}, timeout=60) as stream:
+    with httpx.stream(
+        "GET", f"{server.url}/gradio_api/queue/data", params={"session_hash": session}, timeout=60
+    ) as stream:
         for line in stream.iter_lines():
-            message = json.loads(line[len("data: "):]) if line.startswith("data: ") else {}
+            message = json.loads(line[len("data: ") :]) if line.startswith("data: ") else {}
             if message.get("msg") == "process_completed":
                 return message["success"], message["output"]
     raise AssertionError(f"no result from /{api_name}")
@@ -123,18 +157,30 @@ def test_forged_host_and_origin_get_403(server):
     # A cross-site request keeps the right Host but names the other site as its Origin.
     assert httpx.get(server.url + "/config", headers={"Origin": "http://evil.example"}, timeout=10).status_code == 403
     assert httpx.get(server.url + "/config", headers={"Origin": "null"}, timeout=10).status_code == 403
-    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", f"[::1]:{server.port}", f"rag.test:{server.port}"):
+    for host in (
+        f"127.0.0.1:{server.port}",
+        f"localhost:{server.port}",
+        f"[::1]:{server.port}",
+        f"rag.test:{server.port}",
+    ):
         ok = httpx.get(server.url + "/config", headers={"Host": host, "Origin": f"http://{host}"}, timeout=10)
         assert ok.status_code == 200, (host, ok.text[:200])
 
 
 def test_forged_queue_join_runs_nothing(server):
     """The rebinding page's POST to /gradio_api/queue/join must not run /rebuild (it did: the index appeared)."""
-    body = {"data": [str(server.work / "allowed" / "articles")], "fn_index": fn_index(server, "rebuild"), "session_hash": "evil123",
-            "event_data": None, "trigger_id": None}
+    body = {
+        "data": [str(server.work / "allowed" / "articles")],
+        "fn_index": fn_index(server, "rebuild"),
+        "session_hash": "evil123",
+        "event_data": None,
+        "trigger_id": None,
+    }
     joined = httpx.post(server.url + "/gradio_api/queue/join", json=body, headers=EVIL, timeout=10)
     assert joined.status_code == 403
-    data = httpx.get(server.url + "/gradio_api/queue/data", params={"session_hash": "evil123"}, headers=EVIL, timeout=10)
+    data = httpx.get(
+        server.url + "/gradio_api/queue/data", params={"session_hash": "evil123"}, headers=EVIL, timeout=10
+    )
     assert data.status_code == 403
     time.sleep(3)  # a rebuild that had been let through would be embedding by now
     assert not (server.work / "index" / "CURRENT").exists(), "a forged request rebuilt the index"
@@ -154,8 +200,12 @@ def test_oversized_history_is_refused_before_the_rewriter(server):
     c = client(server)
     calls_before = server.log().count("generate:")
     t0 = time.perf_counter()
-    with pytest.raises(Exception, match=r"history\[0\]\.question is 20000 characters long; the limit is 2000 \(ui.max_question_chars\)") as info:
-        c.predict("and why did it fall?", api_name="/ask", history=[{"question": "W" * 20_000, "answer": "It fell [1]."}])
+    with pytest.raises(
+        Exception, match=r"history\[0\]\.question is 20000 characters long; the limit is 2000 \(ui.max_question_chars\)"
+    ) as info:
+        c.predict(
+            "and why did it fall?", api_name="/ask", history=[{"question": "W" * 20_000, "answer": "It fell [1]."}]
+        )
     assert "Something went wrong" not in str(info.value)
     with pytest.raises(Exception, match=r"history\[0\]\.answer is 20001 characters long; the limit is 20000"):
         c.predict("and why did it fall?", api_name="/ask", history=[{"question": NVIDIA_Q, "answer": "x" * 20_001}])
@@ -165,13 +215,17 @@ def test_oversized_history_is_refused_before_the_rewriter(server):
         c.predict("and why did it fall?", api_name="/ask", history=["not a turn"])
     assert time.perf_counter() - t0 < 10
     assert server.log().count("generate:") == calls_before, "a refused request reached the model"
-    answered = c.predict("and why did it fall?", api_name="/ask", history=[{"question": NVIDIA_Q, "answer": "It fell 17 percent [1]."}])
+    answered = c.predict(
+        "and why did it fall?", api_name="/ask", history=[{"question": NVIDIA_Q, "answer": "It fell 17 percent [1]."}]
+    )
     assert answered["rewritten"] is True and "Nvidia" in answered["query"]
 
 
 def test_lone_surrogate_is_a_clear_message(server):
     """'\\ud800' in a question came back as a TypeError's text."""
-    ok, out = call(server, "ask", "Why \ud800 did Nvidia fall?", None, None, None, None, None)  # top_k, temperature, max_new_tokens, history, cautious
+    ok, out = call(
+        server, "ask", "Why \ud800 did Nvidia fall?", None, None, None, None, None
+    )  # top_k, temperature, max_new_tokens, history, cautious
     assert not ok and "the question holds an invalid character ('\\ud800' at position 4" in out["error"], out
     assert "TypeError" not in str(out) and "Something went wrong" not in str(out)
     ok, out = call(server, "chat", "Why \ud800 did Nvidia fall?", [], None, 3, 0.0, 64, False)
@@ -226,10 +280,16 @@ def test_queue_full_message_is_the_same_on_ask_and_chat(server):
         assert time.monotonic() < deadline, "the second question never waited in line"
         time.sleep(0.1)
     busy = "The server is busy: 1 question is waiting (ui.max_queue = 1). Try again in a moment."
-    with pytest.raises(Exception, match=re.escape(busy)) as info:  # gradio_client's AppError carries the server's message
+    with pytest.raises(
+        Exception, match=re.escape(busy)
+    ) as info:  # gradio_client's AppError carries the server's message
         c.predict(NVIDIA_Q, api_name="/ask")
     chat, _, _ = c.predict(NVIDIA_Q, api_name="/chat")
-    assert str(info.value).strip().endswith(busy) and "QueueFull" not in str(info.value) and "Something went wrong" not in str(info.value)
+    assert (
+        str(info.value).strip().endswith(busy)
+        and "QueueFull" not in str(info.value)
+        and "Something went wrong" not in str(info.value)
+    )
     assert busy in str(chat[-1]["content"])
     (server.work / "release").touch()
     assert "17 percent" in first.result(timeout=60)["answer"]
@@ -243,7 +303,12 @@ def test_upload_route_is_closed(server):
     marker = b"rag-upload-test-" + os.urandom(8).hex().encode()
     r = httpx.post(server.url + "/gradio_api/upload", files={"files": ("big.txt", marker * 1000)}, timeout=30)
     assert r.status_code in (403, 404), r.text[:200]
-    stored = [p for folder in ("gradio-tmp", "state") for p in (server.work / folder).rglob("*") if p.is_file() and marker in p.read_bytes()]
+    stored = [
+        p
+        for folder in ("gradio-tmp", "state")
+        for p in (server.work / folder).rglob("*")
+        if p.is_file() and marker in p.read_bytes()
+    ]
     assert stored == []
 
 
@@ -263,13 +328,20 @@ def test_upload_route_opens_only_with_upload_and_for_one_upload_of_bytes():
     assert refusal(closed, "/gradio_api/upload", 10)[0] == 404
     open_ = RequestGuard(None, hosts=hosts, throttle=LoginThrottle(), upload_bytes=20_000_000)
     assert refusal(open_, "/gradio_api/upload", 19_000_000) is None
-    assert refusal(open_, "/gradio_api/upload", 20_000_001) == (413, "The request body is 20000001 bytes; the limit is 20000000.")
+    assert refusal(open_, "/gradio_api/upload", 20_000_001) == (
+        413,
+        "The request body is 20000001 bytes; the limit is 20000000.",
+    )
     assert refusal(open_, "/gradio_api/queue/join", MAX_BODY_BYTES + 1)[0] == 413
 
 
 def test_oversized_body_is_refused_before_it_is_read(server):
-    r = httpx.post(server.url + "/gradio_api/queue/join", content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
-                   headers={"Content-Type": "application/json"}, timeout=30)
+    r = httpx.post(
+        server.url + "/gradio_api/queue/join",
+        content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert r.status_code == 413 and "the limit is 4194304" in r.text
 
 

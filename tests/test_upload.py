@@ -10,8 +10,12 @@ import pytest
 
 from ui.upload import UploadError, UploadLimits, clean_name, list_uploads, plan_upload, save_upload, upload_allowed
 
-LIMITS = UploadLimits(max_file_bytes=10_000, max_total_bytes=25_000, max_files=3, suffixes=(".md", ".txt", ".pdf"), max_zip_ratio=50)
-BIG_LIMITS = UploadLimits(max_file_bytes=5_000_000, max_total_bytes=10_000_000, max_files=10, suffixes=(".md", ".txt"), max_zip_ratio=50)
+LIMITS = UploadLimits(
+    max_file_bytes=10_000, max_total_bytes=25_000, max_files=3, suffixes=(".md", ".txt", ".pdf"), max_zip_ratio=50
+)
+BIG_LIMITS = UploadLimits(
+    max_file_bytes=5_000_000, max_total_bytes=10_000_000, max_files=10, suffixes=(".md", ".txt"), max_zip_ratio=50
+)
 
 
 def _file(folder: Path, name: str, data: bytes | str = "# Title\n\nSome text.\n") -> Path:
@@ -21,7 +25,9 @@ def _file(folder: Path, name: str, data: bytes | str = "# Title\n\nSome text.\n"
     return path
 
 
-def _zip(folder: Path, entries: dict[str, bytes | str], name: str = "batch.zip", links: dict[str, str] | None = None) -> Path:
+def _zip(
+    folder: Path, entries: dict[str, bytes | str], name: str = "batch.zip", links: dict[str, str] | None = None
+) -> Path:
     path = folder / "received" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -40,23 +46,27 @@ def _tree(folder: Path) -> set[str]:
 
 def test_files_and_a_zip_are_saved_inside_the_upload_folder(tmp_path):
     up = tmp_path / "articles" / "uploads"
-    plan = plan_upload([("a.md", _file(tmp_path, "a.md")),
-                        ("batch.zip", _zip(tmp_path, {"sub/b.txt": "Bee.", "c.md": "# C"}))], LIMITS)
+    plan = plan_upload(
+        [("a.md", _file(tmp_path, "a.md")), ("batch.zip", _zip(tmp_path, {"sub/b.txt": "Bee.", "c.md": "# C"}))], LIMITS
+    )
     assert save_upload(plan, up) == ["a.md", "sub/b.txt", "c.md"]
     assert list_uploads(up) == ["a.md", "c.md", "sub/b.txt"]
     assert (up / "sub" / "b.txt").read_text() == "Bee."
     assert not list(up.rglob(".upload-*")), "temporary files left behind"
 
 
-@pytest.mark.parametrize("name, message", [
-    ("../evil.md", "contains '..'"),
-    ("notes/../../evil.md", "contains '..'"),
-    ("/etc/evil.md", "is an absolute path"),
-    ("C:\\evil.md", "is an absolute path"),
-    ("", "has no file name"),
-    ("bad\x00name.md", "control characters"),
-    (".hidden.md", "hidden file"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("../evil.md", "contains '..'"),
+        ("notes/../../evil.md", "contains '..'"),
+        ("/etc/evil.md", "is an absolute path"),
+        ("C:\\evil.md", "is an absolute path"),
+        ("", "has no file name"),
+        ("bad\x00name.md", "control characters"),
+        (".hidden.md", "hidden file"),
+    ],
+)
 def test_bad_names_are_refused(name, message):
     """Guards against a name that escapes the upload folder or hides there."""
     with pytest.raises(UploadError, match=message):
@@ -65,7 +75,9 @@ def test_bad_names_are_refused(name, message):
 
 def test_oversize_file_is_refused_naming_the_limit(tmp_path):
     big = _file(tmp_path, "big.md", "x" * 10_001)
-    with pytest.raises(UploadError, match=r"'big.md' is 0.010001 MB; the limit is 0.01 MB per file \(ui.upload_max_file_mb\)"):
+    with pytest.raises(
+        UploadError, match=r"'big.md' is 0.010001 MB; the limit is 0.01 MB per file \(ui.upload_max_file_mb\)"
+    ):
         plan_upload([("big.md", big)], LIMITS)
 
 
@@ -157,7 +169,9 @@ def test_a_refused_upload_writes_nothing(tmp_path):
     """All or nothing: the good file of a refused upload is not saved either."""
     up = tmp_path / "up"
     with pytest.raises(UploadError, match="not an accepted type"):
-        save_upload(plan_upload([("good.md", _file(tmp_path, "good.md")), ("bad.exe", _file(tmp_path, "bad.exe"))], LIMITS), up)
+        save_upload(
+            plan_upload([("good.md", _file(tmp_path, "good.md")), ("bad.exe", _file(tmp_path, "bad.exe"))], LIMITS), up
+        )
     assert _tree(up) == set()
 
 

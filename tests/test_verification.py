@@ -36,7 +36,13 @@ class WordEmbedder:
 
 
 def passage(n, text):
-    return Passage(n=n, chunk=Chunk(id=f"c{n}", doc_id=f"d{n}", title=f"Title {n}", source=f"s{n}.txt", text=text, start=0, end=len(text)), score=0.9)
+    return Passage(
+        n=n,
+        chunk=Chunk(
+            id=f"c{n}", doc_id=f"d{n}", title=f"Title {n}", source=f"s{n}.txt", text=text, start=0, end=len(text)
+        ),
+        score=0.9,
+    )
 
 
 PASSAGES = [
@@ -149,7 +155,11 @@ def test_strict_mode_also_replaces_weak_drafts(tmp_path, articles_dir):
     flag.build(articles_dir)
     shown = flag.ask("How much did Nvidia shares fall?")
     assert shown.mode == "generated" and shown.citations[0].status == "weak"
-    strict = make_rag(tmp_path / "strict", GOOD, **{"citations.mode": "strict", "citations.supported_threshold": 0.99, "citations.weak_threshold": 0.1})
+    strict = make_rag(
+        tmp_path / "strict",
+        GOOD,
+        **{"citations.mode": "strict", "citations.supported_threshold": 0.99, "citations.weak_threshold": 0.1},
+    )
     strict.build(articles_dir)
     replaced = strict.ask("How much did Nvidia shares fall?")
     assert replaced.mode == "evidence" and replaced.draft == GOOD
@@ -177,12 +187,21 @@ def test_mode_off_skips_verification(tmp_path, articles_dir):
 
 
 # -- the real embedder -----------------------------------------------------------------------------
-NVIDIA = passage(1, "On 27 January 2025 the share price of Nvidia fell about 17 percent, wiping close to 600 billion dollars from its market value. "
-                    "It was the largest one-day loss in value for any company in US history.")
-DEEPSEEK = passage(2, "The Chinese company DeepSeek released DeepSeek-R1 on 20 January 2025 under the MIT licence. "
-                      "The reasoning model was trained with large-scale reinforcement learning. "
-                      "DeepSeek is based in Hangzhou and is funded by the hedge fund High-Flyer.")
-BREAD = passage(3, "Sourdough bread needs a starter of flour and water that ferments for several days. Bake the loaf at 230 degrees Celsius for 40 minutes.")
+NVIDIA = passage(
+    1,
+    "On 27 January 2025 the share price of Nvidia fell about 17 percent, wiping close to 600 billion dollars from its market value. "
+    "It was the largest one-day loss in value for any company in US history.",
+)
+DEEPSEEK = passage(
+    2,
+    "The Chinese company DeepSeek released DeepSeek-R1 on 20 January 2025 under the MIT licence. "
+    "The reasoning model was trained with large-scale reinforcement learning. "
+    "DeepSeek is based in Hangzhou and is funded by the hedge fund High-Flyer.",
+)
+BREAD = passage(
+    3,
+    "Sourdough bread needs a starter of flour and water that ferments for several days. Bake the loaf at 230 degrees Celsius for 40 minutes.",
+)
 
 # Hand-labelled: paraphrases are supported, claims cited to the wrong passage unsupported,
 # claims with names or numbers the passage lacks unsupported.

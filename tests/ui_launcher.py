@@ -56,7 +56,11 @@ class ScriptedGenerator(FromConfig):
             return
         cite = re.search(r"CITE(\d)", prompt)
         if cite:  # the layout tests: a lead citing passages 1..N (run with citations.mode: off)
-            yield "DeepSeek released its models in January 2025 " + "".join(f"[{n}]" for n in range(1, int(cite.group(1)) + 1)) + "."
+            yield (
+                "DeepSeek released its models in January 2025 "
+                + "".join(f"[{n}]" for n in range(1, int(cite.group(1)) + 1))
+                + "."
+            )
             return
         cables = re.search(r"\[(\d+)\][^\n]*steel cables", prompt)
         if cables:  # the uploaded PDF of the articles browser test

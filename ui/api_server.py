@@ -32,9 +32,11 @@ log = logging.getLogger("rag.api")
 def api_refusal(host: str, port: int, key: str | None) -> str | None:
     """Why ``rag api`` must not start with these settings, or None."""
     if not is_loopback(host) and key is None:
-        return (f"refusing to serve the API on {host!r} without a key: anyone who can reach this machine could use it. "
-                f"Set {API_KEY_ENV} in the environment (clients then send Authorization: Bearer <key>), "
-                "or use --host 127.0.0.1.")
+        return (
+            f"refusing to serve the API on {host!r} without a key: anyone who can reach this machine could use it. "
+            f"Set {API_KEY_ENV} in the environment (clients then send Authorization: Bearer <key>), "
+            "or use --host 127.0.0.1."
+        )
     if not 0 < port < 65536:
         return f"--port must be between 1 and 65535, got {port}"
     return None
@@ -78,8 +80,14 @@ def serve_until_stopped(app: object, sock: socket.socket) -> None:
         sock.close()
 
 
-def serve_api(*, config: str | Path | None = None, index: str | Path | None = None, host: str = "127.0.0.1",
-              port: int = 8000, articles: str | Path | None = None) -> int:
+def serve_api(
+    *,
+    config: str | Path | None = None,
+    index: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    articles: str | Path | None = None,
+) -> int:
     """Serve ``/v1/chat/completions`` and ``/v1/models`` until Ctrl+C (see ``rag api --help``).
 
     Returns:
@@ -96,17 +104,22 @@ def serve_api(*, config: str | Path | None = None, index: str | Path | None = No
     ui = ChatUI(open_rag(config, index, articles))
     api = ChatAPI(ui, loopback=is_loopback(host), key=key)
     hosts = allowed_host_names(host, ui.cfg.allowed_hosts)
-    app = Starlette(routes=api.routes(), middleware=[Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), port=port)])
+    app = Starlette(
+        routes=api.routes(), middleware=[Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), port=port)]
+    )
     try:
         sock = bind(host, port)
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"Serving the OpenAI-compatible API on http://{shown_host}:{port}/v1 (model {', '.join(api.models)}; "
-          f"started in {time.perf_counter() - t0:.1f} s; index {index or ui.rag.config.index.path}; "
-          f"{'a bearer key is required' if api.key_required else 'no key required on loopback'}; "
-          f"host names answered: {', '.join(sorted(hosts))}). Ctrl+C stops it.", flush=True)
+    print(
+        f"Serving the OpenAI-compatible API on http://{shown_host}:{port}/v1 (model {', '.join(api.models)}; "
+        f"started in {time.perf_counter() - t0:.1f} s; index {index or ui.rag.config.index.path}; "
+        f"{'a bearer key is required' if api.key_required else 'no key required on loopback'}; "
+        f"host names answered: {', '.join(sorted(hosts))}). Ctrl+C stops it.",
+        flush=True,
+    )
     if ui.cfg.warm_up:
         threading.Thread(target=ui.ensure_loaded, name="rag-load-models", daemon=True).start()
     serve_until_stopped(app, sock)

@@ -50,12 +50,15 @@ QUEUE_POLL_S = 1.0
 MAX_CHAT_MESSAGES = 200
 
 
-def check_settings(top_k: Any, temperature: Any, max_new_tokens: Any, *, max_top_k: int, max_tokens: int) -> tuple[int, float, int]:
+def check_settings(
+    top_k: Any, temperature: Any, max_new_tokens: Any, *, max_top_k: int, max_tokens: int
+) -> tuple[int, float, int]:
     """The side-panel settings as numbers within the UI's limits (sliders send floats, the API anything).
 
     Raises:
         InputError: naming the setting, the value and the allowed range.
     """
+
     def as_int(name: str, value: Any, lo: int, hi: int) -> int:
         try:
             if isinstance(value, bool):  # float(True) is 1.0: a JSON true is not a number
@@ -74,7 +77,9 @@ def check_settings(top_k: Any, temperature: Any, max_new_tokens: Any, *, max_top
             raise TypeError
         t = float(temperature)
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"temperature must be a number from 0 to {TEMPERATURE_MAX}, got {shown(str(temperature), 50)}") from None
+        raise InputError(
+            f"temperature must be a number from 0 to {TEMPERATURE_MAX}, got {shown(str(temperature), 50)}"
+        ) from None
     if not 0.0 <= t <= TEMPERATURE_MAX:
         raise InputError(f"temperature must be a number from 0 to {TEMPERATURE_MAX}, got {temperature!r}")
     return k, t, n
@@ -95,7 +100,11 @@ def check_cautious(cautious: Any) -> str | None:
 
 def waiting_message(ahead: int) -> dict[str, str]:
     """The chat line shown while a question waits in line."""
-    note = f"Waiting for the model: {ahead} question{'s' * (ahead != 1)} ahead of yours…" if ahead else "Waiting for the model: yours is next…"
+    note = (
+        f"Waiting for the model: {ahead} question{'s' * (ahead != 1)} ahead of yours…"
+        if ahead
+        else "Waiting for the model: yours is next…"
+    )
     return {"role": "assistant", "content": "*" + render.md_text(note) + "*"}
 
 
@@ -109,7 +118,7 @@ def forget_messages(session: dict[str, Any], drop: int) -> None:
     position, the latest rating) so a rating still records the answer it was given on."""
     answers: dict[str, Any] = {}
     kept = session.get("answers")
-    for key, info in (kept.items() if isinstance(kept, dict) else ()):
+    for key, info in kept.items() if isinstance(kept, dict) else ():
         if isinstance(key, str) and key.isdigit() and int(key) >= drop:
             answers[str(int(key) - drop)] = info
     session["answers"] = answers
@@ -132,8 +141,13 @@ class ChatUI:
         default_folder: prefilled in the rebuild box.
     """
 
-    def __init__(self, rag: RAG, allowed_roots: Sequence[str | Path] | None = None, default_folder: str | None = None,
-                 upload_enabled: bool = False) -> None:
+    def __init__(
+        self,
+        rag: RAG,
+        allowed_roots: Sequence[str | Path] | None = None,
+        default_folder: str | None = None,
+        upload_enabled: bool = False,
+    ) -> None:
         self.rag = rag
         self.cfg = rag.config.ui
         roots = list(allowed_roots or self.cfg.allowed_roots or [Path.cwd()])
@@ -156,20 +170,32 @@ class ChatUI:
         return Conversation(self.rag, turns=turns)
 
     def settings(self, top_k: Any, temperature: Any, max_new_tokens: Any) -> tuple[int, float, int]:
-        return check_settings(top_k, temperature, max_new_tokens, max_top_k=self.cfg.max_top_k, max_tokens=self.cfg.max_new_tokens_limit)
+        return check_settings(
+            top_k, temperature, max_new_tokens, max_top_k=self.cfg.max_top_k, max_tokens=self.cfg.max_new_tokens_limit
+        )
 
     def explain(self, exc: BaseException) -> str:
         """:func:`friendly_error` without absolute paths, saying so when an index seen earlier has gone."""
         if isinstance(exc, IndexNotFoundError) and self._index_seen:
-            text = (f"The index is missing: {exc}. It was there earlier, so it was deleted or moved while the app was running. "
-                    "Or use 'Rebuild index from folder' in the side panel.")
+            text = (
+                f"The index is missing: {exc}. It was there earlier, so it was deleted or moved while the app was running. "
+                "Or use 'Rebuild index from folder' in the side panel."
+            )
         else:
             text = friendly_error(exc)
         return self.display.redact(text)
 
     # -- chat ------------------------------------------------------------------------
-    def respond(self, message: Any, chat: list | None, session: dict | None, top_k: Any, temperature: Any, max_new_tokens: Any,
-                cautious: Any = None) -> Iterator[tuple]:
+    def respond(
+        self,
+        message: Any,
+        chat: list | None,
+        session: dict | None,
+        top_k: Any,
+        temperature: Any,
+        max_new_tokens: Any,
+        cautious: Any = None,
+    ) -> Iterator[tuple]:
         """Answer ``message`` in the conversation, streaming (``cautious``: the side panel's box, None: the config's abstention).
 
         Yields:
@@ -215,8 +241,15 @@ class ChatUI:
                 chat.pop()
             yield from self._answer(question, chat, session, settings, abstention, out)
 
-    def _answer(self, question: str, chat: list, session: dict, settings: tuple[int, float, int], abstention: str | None,
-                out: Callable[[], tuple]) -> Iterator[tuple]:
+    def _answer(
+        self,
+        question: str,
+        chat: list,
+        session: dict,
+        settings: tuple[int, float, int],
+        abstention: str | None,
+        out: Callable[[], tuple],
+    ) -> Iterator[tuple]:
         """The body of :meth:`respond` once the question has its slot."""
         session["count"] += 1
         view = render.AnswerView(chat, session["count"], question)
@@ -224,7 +257,9 @@ class ChatUI:
         conversation = self.conversation(session["turns"])
         k, temperature, n_tokens = settings
         try:
-            for event in conversation.stream_events(question, top_k=k, temperature=temperature, max_new_tokens=n_tokens, abstention=abstention):
+            for event in conversation.stream_events(
+                question, top_k=k, temperature=temperature, max_new_tokens=n_tokens, abstention=abstention
+            ):
                 if event.kind == "retrieved":
                     self._index_seen = True
                 if view.add(event):
@@ -236,18 +271,29 @@ class ChatUI:
             yield out()
             return
         if view.answer is None:  # the pipeline ended without a final answer
-            chat.append({"role": "assistant", "content": render.error_markdown("The answer was cut off; please ask again.")})
+            chat.append(
+                {"role": "assistant", "content": render.error_markdown("The answer was cut off; please ask again.")}
+            )
             yield out()
             return
         view.finish()
         # What a rating of this answer records (ui.rating), keyed by its place in the chat.
         session.setdefault("answers", {})[str(view.answer_index)] = {
-            "question": question, "answer": view.answer.text, "mode": view.answer.mode, "query": view.answer.query,
-            "citations": [{"n": c.n, "title": c.title, "source": c.source, "pages": list(c.pages)} for c in view.answer.citations],
-            "generation": self.generation()}
+            "question": question,
+            "answer": view.answer.text,
+            "mode": view.answer.mode,
+            "query": view.answer.query,
+            "citations": [
+                {"n": c.n, "title": c.title, "source": c.source, "pages": list(c.pages)} for c in view.answer.citations
+            ],
+            "generation": self.generation(),
+        }
         session["turns"] = conversation.turns
         # The panel keeps as many answers as the conversation keeps turns.
-        session["sections"] = [*session["sections"], (question, render.answer_section(view.turn, view.answer, view.query or question))][-MAX_TURNS:]
+        session["sections"] = [
+            *session["sections"],
+            (question, render.answer_section(view.turn, view.answer, view.query or question)),
+        ][-MAX_TURNS:]
         yield out()
 
     def clear(self) -> tuple:
@@ -291,7 +337,9 @@ class ChatUI:
             with self.queue.join() as place:
                 place.wait()
                 self.ensure_loaded()
-                answer = self.conversation(turns).ask(q, top_k=k, temperature=t, max_new_tokens=n, abstention=abstention)
+                answer = self.conversation(turns).ask(
+                    q, top_k=k, temperature=t, max_new_tokens=n, abstention=abstention
+                )
         except Exception as exc:
             if not isinstance(exc, EXPECTED):
                 log.exception("API ask %s failed", shown(str(question), 100))
@@ -335,7 +383,9 @@ class ChatUI:
         """The page's note on a finished build."""
         msg = f"Indexed {summary.articles} articles as {summary.chunks} chunks in {summary.seconds:.1f} s."
         if summary.skipped:
-            msg += f" Skipped {len(summary.skipped)}: " + "; ".join(f"{s.source} ({s.reason})" for s in summary.skipped[:10])
+            msg += f" Skipped {len(summary.skipped)}: " + "; ".join(
+                f"{s.source} ({s.reason})" for s in summary.skipped[:10]
+            )
         return f'<span class="rag-ok"><b>Done:</b> {render.esc(self.display.redact(msg))}</span>'
 
     @property
@@ -351,8 +401,12 @@ class ChatUI:
         except Exception as exc:
             return render.status_html(None, error=self.explain(exc), note=note)
         self._index_seen = True
-        shown_info = {**info, "index_path": self.display.show(Path(info["index_path"])), "generator": self.display.redact(str(info.get("generator"))),
-                      "model": self.display.redact(self.model.label)}
+        shown_info = {
+            **info,
+            "index_path": self.display.show(Path(info["index_path"])),
+            "generator": self.display.redact(str(info.get("generator"))),
+            "model": self.display.redact(self.model.label),
+        }
         return render.status_html(shown_info, note=note)
 
     def rebuild(self, folder: Any, progress: gr.Progress | None = None) -> tuple[str, str]:
@@ -376,7 +430,9 @@ class ChatUI:
         except Exception as exc:
             if not isinstance(exc, EXPECTED):
                 log.exception("rebuild from %s failed", path)
-            return render.error_markdown(f"Rebuild failed; the previous index is still in use. {self.explain(exc)}"), self.status()
+            return render.error_markdown(
+                f"Rebuild failed; the previous index is still in use. {self.explain(exc)}"
+            ), self.status()
         return self.build_message(summary), self.status()
 
     def build_folder(self, path: Path, progress: gr.Progress | None) -> Any:
@@ -404,10 +460,12 @@ class ChatUI:
         with self._load_lock:
             if self._loaded:
                 return
-            for name, load in (("embedder", lambda: self.rag.embedder.warm_up()), ("generator", lambda: self.rag.generator.warm_up())):
+            for name, load in (
+                ("embedder", lambda: self.rag.embedder.warm_up()),
+                ("generator", lambda: self.rag.generator.warm_up()),
+            ):
                 try:
                     load()
                 except Exception as exc:  # e.g. an unknown backend or a missing model: shown when a question needs it
                     log.warning("loading the %s failed: %s", name, exc)
             self._loaded = True
-

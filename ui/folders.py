@@ -65,8 +65,9 @@ class PathDisplay:
         return message
 
 
-def resolve_rebuild_folder(folder: object, allowed_roots: Sequence[Path], base: Path | None = None,
-                           display: PathDisplay | None = None) -> Path:
+def resolve_rebuild_folder(
+    folder: object, allowed_roots: Sequence[Path], base: Path | None = None, display: PathDisplay | None = None
+) -> Path:
     """The real folder to rebuild from, if it exists and lies inside an allowed root.
 
     ``..`` parts and symbolic links are resolved before the check, so neither can lead
@@ -101,13 +102,19 @@ def resolve_rebuild_folder(folder: object, allowed_roots: Sequence[Path], base: 
     try:
         real = Path(os.path.realpath(path))  # non-strict, but a link it may not read still raises
         if not inside(real):
-            raise InputError(f"folder {shown(text)} leads outside the allowed folders ({roots_text}) through a symbolic link; {fix}")
+            raise InputError(
+                f"folder {shown(text)} leads outside the allowed folders ({roots_text}) through a symbolic link; {fix}"
+            )
         is_dir, exists = real.is_dir(), real.exists()
     except OSError as exc:  # too long a name, too deep, no permission
-        raise InputError(f"folder {shown(text)} cannot be opened ({exc.strerror or type(exc).__name__}); "
-                         f"enter an existing folder of articles inside: {roots_text}") from None
+        raise InputError(
+            f"folder {shown(text)} cannot be opened ({exc.strerror or type(exc).__name__}); "
+            f"enter an existing folder of articles inside: {roots_text}"
+        ) from None
     if not exists:
-        raise InputError(f"folder {shown(text)} does not exist; enter an existing folder of articles inside: {roots_text}")
+        raise InputError(
+            f"folder {shown(text)} does not exist; enter an existing folder of articles inside: {roots_text}"
+        )
     if not is_dir:
         raise InputError(f"{shown(text)} is a file, not a folder; enter the folder that holds the articles")
     return real

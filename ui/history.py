@@ -41,7 +41,9 @@ def session_from_json(data: Any, *, max_question_chars: int) -> dict[str, Any]:
         turns: list[Turn] = turns_from_history(data.get("turns") or [], max_question_chars=max_question_chars)
     except RagError:
         turns = []
-    sections = [(str(s[0]), str(s[1])) for s in data.get("sections") or [] if isinstance(s, (list, tuple)) and len(s) == 2]
+    sections = [
+        (str(s[0]), str(s[1])) for s in data.get("sections") or [] if isinstance(s, (list, tuple)) and len(s) == 2
+    ]
     answers = data.get("answers") if isinstance(data.get("answers"), dict) else {}
     count = data.get("count") if isinstance(data.get("count"), int) else len(sections)
     return {"turns": turns, "sections": sections, "count": count, "answers": answers}
@@ -54,7 +56,9 @@ def title_of(chat: Sequence[dict[str, Any]]) -> str:
             content = m.get("content") or ""
             if isinstance(content, list):  # Gradio 6 sends messages back as [{"type": "text", "text": ...}, ...]
                 content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-            text = str(content).replace("\\", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+            text = (
+                str(content).replace("\\", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+            )
             return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
     return "(empty chat)"
 
@@ -63,7 +67,9 @@ def _valid(saved: Any) -> list[dict[str, Any]]:
     return [c for c in saved if isinstance(c, dict) and isinstance(c.get("id"), str)] if isinstance(saved, list) else []
 
 
-def save_chat(saved: Any, chat_id: str | None, chat: Any, session: dict[str, Any] | None) -> tuple[list[dict[str, Any]], str | None]:
+def save_chat(
+    saved: Any, chat_id: str | None, chat: Any, session: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], str | None]:
     """``saved`` with this chat stored first (replacing its earlier copy); the chat's id.
 
     An empty chat is not saved.
@@ -82,7 +88,9 @@ def choices(saved: Any) -> list[tuple[str, str]]:
     return [(str(c.get("title") or "(untitled)"), c["id"]) for c in _valid(saved)]
 
 
-def open_chat(saved: Any, chat_id: Any, *, max_question_chars: int) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+def open_chat(
+    saved: Any, chat_id: Any, *, max_question_chars: int
+) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     """The chat messages, session and id of saved chat ``chat_id`` (an empty chat when not found)."""
     for c in _valid(saved):
         if c["id"] == chat_id:

@@ -39,7 +39,9 @@ class CheckedMessages(ChatbotDataMessages):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-            raise gr.Error(f"the chat must be {CHAT_SHAPE}; chat{where}: {first['msg']}", print_exception=False) from None
+            raise gr.Error(
+                f"the chat must be {CHAT_SHAPE}; chat{where}: {first['msg']}", print_exception=False
+            ) from None
 
 
 class ChatHistory(gr.Chatbot):

@@ -22,10 +22,8 @@ from pydantic import ValidationError
 
 CHAT_SHAPE = 'a list of messages such as [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]'
 
-
 def _kind(value: Any) -> str:
     return "text" if isinstance(value, str) else type(value).__name__
-
 
 class CheckedMessages(ChatbotDataMessages):
     """Gradio's chat data model, refusing anything else with a message (``gr.Error``, no traceback)."""
@@ -39,7 +37,9 @@ class CheckedMessages(ChatbotDataMessages):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-            raise gr.Error(f"the chat must be {CHAT_SHAPE}; chat{where}: {first['msg']}", print_exception=False) from None
+            raise gr.Error(
+                f"the chat must be {CHAT_SHAPE}; chat{where}: {first['msg']}", print_exception=False
+            ) from None
 
 from gradio.events import Dependency
 
@@ -50,10 +50,10 @@ class ChatHistory(gr.Chatbot):
     data_model = CheckedMessages
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
+
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
-
 
 class SettingSlider(gr.Slider):
     """:class:`gradio.Slider` that passes a value that is not a number (text, true/false) on unchanged.
@@ -70,6 +70,7 @@ class SettingSlider(gr.Slider):
         return super().preprocess(payload)
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
+
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component

@@ -58,14 +58,18 @@ class ArticlesPanel:
         configured = ui.cfg.upload_dir
         upload = Path(os.path.normpath(ui.base / configured)) if configured else articles / "uploads"
         if not self._inside_roots(upload):
-            raise InputError(f"the upload folder {ui.display.show(upload)} (ui.upload_dir) is outside the allowed folders "
-                             f"({', '.join(ui.display.show(r) for r in ui.allowed_roots)}); set ui.upload_dir inside one of them")
+            raise InputError(
+                f"the upload folder {ui.display.show(upload)} (ui.upload_dir) is outside the allowed folders "
+                f"({', '.join(ui.display.show(r) for r in ui.allowed_roots)}); set ui.upload_dir inside one of them"
+            )
         if upload == articles or upload.is_relative_to(articles):
             return upload, articles
         if built_from:
-            raise InputError(f"the upload folder {ui.display.show(upload)} (ui.upload_dir) is outside the folder the index is built from "
-                             f"({ui.display.show(articles)}), so building from it would drop the other articles; "
-                             "set ui.upload_dir inside that folder, or leave it empty")
+            raise InputError(
+                f"the upload folder {ui.display.show(upload)} (ui.upload_dir) is outside the folder the index is built from "
+                f"({ui.display.show(articles)}), so building from it would drop the other articles; "
+                "set ui.upload_dir inside that folder, or leave it empty"
+            )
         return upload, upload
 
     def uploads(self) -> list[str]:
@@ -86,7 +90,9 @@ class ArticlesPanel:
         """
         ui = self.ui
         if not ui.upload_enabled:
-            return self._refuse("Uploading is off on this server (ui.upload, or it listens beyond this machine without a login).")
+            return self._refuse(
+                "Uploading is off on this server (ui.upload, or it listens beyond this machine without a login)."
+            )
         received = [(Path(str(getattr(f, "name", f))).name, Path(str(getattr(f, "name", f)))) for f in files or []]
         try:
             plan = plan_upload(received, self.limits)
@@ -101,7 +107,9 @@ class ArticlesPanel:
         except Exception as exc:
             if not isinstance(exc, EXPECTED):
                 log.exception("upload failed")
-            return self._refuse(f"The files were saved, but the rebuild failed; the previous index is still in use. {ui.explain(exc)}")
+            return self._refuse(
+                f"The files were saved, but the rebuild failed; the previous index is still in use. {ui.explain(exc)}"
+            )
         names = ", ".join(written[:10]) + (f" and {len(written) - 10} more" if len(written) > 10 else "")
         note = f'<div class="rag-ok">Added: {render.esc(names)}</div>'
         return note + ui.build_message(summary), ui.status(), gr.update(choices=self.uploads(), value=None)
@@ -132,5 +140,8 @@ class ArticlesPanel:
             if not isinstance(exc, EXPECTED):
                 log.exception("removing %s failed", name)
             return self._refuse(f"Not removed: {ui.explain(exc)}")
-        return (f'<span class="rag-ok"><b>Removed:</b> {render.esc(name)}</span>', ui.status(),
-                gr.update(choices=self.uploads(), value=None))
+        return (
+            f'<span class="rag-ok"><b>Removed:</b> {render.esc(name)}</span>',
+            ui.status(),
+            gr.update(choices=self.uploads(), value=None),
+        )

@@ -31,8 +31,10 @@ from .plain import answer_content, citations_json, passage_json
 
 log = logging.getLogger("rag.mcp")
 
-INSTRUCTIONS = ("Answers come only from a local collection of indexed articles. Use search_articles to find passages, "
-                "ask for a checked, cited answer (cite its sources), list_articles to see what is indexed.")
+INSTRUCTIONS = (
+    "Answers come only from a local collection of indexed articles. Use search_articles to find passages, "
+    "ask for a checked, cited answer (cite its sources), list_articles to see what is indexed."
+)
 
 
 def _server_class() -> Any:
@@ -100,8 +102,12 @@ class ArticleTools:
                 place.wait()
                 ui.ensure_loaded()
                 answer = ui.conversation([]).ask(q, top_k=k, temperature=t, max_new_tokens=n)
-        return {"answer": answer_content(answer), "mode": answer.mode, "citations": citations_json(answer),
-                "query": answer.query}
+        return {
+            "answer": answer_content(answer),
+            "mode": answer.mode,
+            "citations": citations_json(answer),
+            "query": answer.query,
+        }
 
     def list_articles(self) -> list[dict[str, Any]]:
         """The indexed articles: source (path under the articles folder), title, date, url and chunk count."""
@@ -119,8 +125,14 @@ def build_server(ui: ChatUI) -> Any:
     return server
 
 
-def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = None, http: bool = False,
-              host: str = "127.0.0.1", port: int = 8765) -> int:
+def serve_mcp(
+    *,
+    config: str | Path | None = None,
+    index: str | Path | None = None,
+    http: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+) -> int:
     """Serve the tools over stdio (default) or streamable HTTP at ``http://host:port/mcp`` (loopback only).
 
     Returns:
@@ -131,11 +143,14 @@ def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = No
     from .server import is_loopback
 
     # stdout is the protocol's wire under stdio: every log line goes to stderr.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     if http and not is_loopback(host):
-        print(f"error: rag mcp --http serves on loopback only (it has no login), got --host {host!r}; use 127.0.0.1",
-              file=sys.stderr)
+        print(
+            f"error: rag mcp --http serves on loopback only (it has no login), got --host {host!r}; use 127.0.0.1",
+            file=sys.stderr,
+        )
         return 2
     ui = ChatUI(RAG.from_config(config, index=index))
     server = build_server(ui)
@@ -154,8 +169,11 @@ def serve_mcp(*, config: str | Path | None = None, index: str | Path | None = No
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
-    print(f"Serving MCP (streamable HTTP) on http://{host}:{port}/mcp: tools search_articles, ask, list_articles. "
-          "Ctrl+C stops it.",
-          file=sys.stderr, flush=True)
+    print(
+        f"Serving MCP (streamable HTTP) on http://{host}:{port}/mcp: tools search_articles, ask, list_articles. "
+        "Ctrl+C stops it.",
+        file=sys.stderr,
+        flush=True,
+    )
     serve_until_stopped(app, sock)
     return 0

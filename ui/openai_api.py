@@ -82,8 +82,9 @@ class ChatAPI:
         throttle: failed-key bookkeeping (5 wrong keys within a minute lock the address out for a minute).
     """
 
-    def __init__(self, ui: ChatUI, *, loopback: bool, key: str | None = None,
-                 throttle: LoginThrottle | None = None) -> None:
+    def __init__(
+        self, ui: ChatUI, *, loopback: bool, key: str | None = None, throttle: LoginThrottle | None = None
+    ) -> None:
         self.ui = ui
         self.key = key
         self.key_required = key is not None or not loopback
@@ -92,14 +93,19 @@ class ChatAPI:
         self.created = int(time.time())
         self._encoding = None
         if self.key_required and key is None:
-            log.warning("the OpenAI-compatible API answers 401 to every request: this server is reachable "
-                        "beyond loopback and %s is not set", API_KEY_ENV)
+            log.warning(
+                "the OpenAI-compatible API answers 401 to every request: this server is reachable "
+                "beyond loopback and %s is not set",
+                API_KEY_ENV,
+            )
 
     def routes(self) -> list[Route]:
         """The Starlette routes (``rag serve`` passes them to the page's app)."""
-        return [Route("/v1/models", self.list_models, methods=["GET"]),
-                Route("/v1/models/{model}", self.get_model, methods=["GET"]),
-                Route("/v1/chat/completions", self.chat_completions, methods=["POST"])]
+        return [
+            Route("/v1/models", self.list_models, methods=["GET"]),
+            Route("/v1/models/{model}", self.get_model, methods=["GET"]),
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+        ]
 
     # -- models ---------------------------------------------------------------------------
     def _model(self, name: str) -> dict[str, Any]:
@@ -129,23 +135,35 @@ class ChatAPI:
         client = client_of(request.scope)
         wait = self.throttle.retry_after(client)
         if wait:
-            return APIError(429, f"too many wrong API keys from this address; try again in {wait:.0f} s",
-                            type="rate_limit_error", code="too_many_failed_keys",
-                            headers={"Retry-After": str(math.ceil(wait))})
+            return APIError(
+                429,
+                f"too many wrong API keys from this address; try again in {wait:.0f} s",
+                type="rate_limit_error",
+                code="too_many_failed_keys",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
         if self.key is None:
-            return APIError(401, f"this server is reachable beyond this machine and has no API key: restart it with "
-                                 f"{API_KEY_ENV} set in its environment, then send Authorization: Bearer <key>",
-                            type="authentication_error", code="api_key_not_configured")
+            return APIError(
+                401,
+                f"this server is reachable beyond this machine and has no API key: restart it with "
+                f"{API_KEY_ENV} set in its environment, then send Authorization: Bearer <key>",
+                type="authentication_error",
+                code="api_key_not_configured",
+            )
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.key.encode()):
             self.throttle.succeeded(client)
             return None
         if token:
             self.throttle.failed(client)
-        message = "wrong API key" if token else \
-            f"an API key is required: send Authorization: Bearer <key> (the server's {API_KEY_ENV})"
-        return APIError(401, message, type="authentication_error", code="invalid_api_key",
-                        headers={"WWW-Authenticate": "Bearer"})
+        message = (
+            "wrong API key"
+            if token
+            else f"an API key is required: send Authorization: Bearer <key> (the server's {API_KEY_ENV})"
+        )
+        return APIError(
+            401, message, type="authentication_error", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
+        )
 
     # -- chat -----------------------------------------------------------------------------
     async def chat_completions(self, request: Request) -> Response:
@@ -154,16 +172,20 @@ class ChatAPI:
             refused = self._key_refusal(request)
             if refused is not None:
                 raise refused
-            req = parse_chat_request(await _read_json(request), models=self.models,
-                                     max_question_chars=self.ui.cfg.max_question_chars,
-                                     max_tokens_limit=self.ui.cfg.max_new_tokens_limit)
+            req = parse_chat_request(
+                await _read_json(request),
+                models=self.models,
+                max_question_chars=self.ui.cfg.max_question_chars,
+                max_tokens_limit=self.ui.cfg.max_new_tokens_limit,
+            )
             settings = self._settings(req)
             place = self.ui.queue.join()
         except APIError as exc:
             return exc.response()
         except QueueFull as exc:
-            busy = APIError(429, str(exc), type="rate_limit_error", code="server_busy",
-                            headers={"Retry-After": str(BUSY_RETRY_S)})
+            busy = APIError(
+                429, str(exc), type="rate_limit_error", code="server_busy", headers={"Retry-After": str(BUSY_RETRY_S)}
+            )
             return busy.response()
         if not place.admitted:
             log.info("an API question waits in line (%d waiting)", self.ui.queue.waiting)
@@ -174,8 +196,11 @@ class ChatAPI:
                 return Response(status_code=499)  # the client left while waiting; nobody reads this
             first, events = await anyio.to_thread.run_sync(self._start, req, settings)
             if req.stream:
-                return StreamingResponse(self._sse(req, place, first, events), media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                return StreamingResponse(
+                    self._sse(req, place, first, events),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                )
             answer = await _collect(first, events)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an OpenAI-shaped error, never a traceback
             place.leave()
@@ -230,14 +255,21 @@ class ChatAPI:
     def _completion(self, req: ChatRequest, answer: Answer) -> dict[str, Any]:
         content = self._content(req, answer)
         message = {"role": "assistant", "content": content, "refusal": None}
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": req.model,
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-                "usage": self._usage(req, content), "citations": citations_json(answer), "mode": answer.mode,
-                "query": answer.query}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": req.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+            "usage": self._usage(req, content),
+            "citations": citations_json(answer),
+            "mode": answer.mode,
+            "query": answer.query,
+        }
 
-    async def _sse(self, req: ChatRequest, place: Any, first: StreamEvent,
-                   events: Iterator[StreamEvent]) -> AsyncIterator[str]:
+    async def _sse(
+        self, req: ChatRequest, place: Any, first: StreamEvent, events: Iterator[StreamEvent]
+    ) -> AsyncIterator[str]:
         """The answer as OpenAI chat-completion chunks, then ``data: [DONE]``.
 
         The line's slot is freed at the end, or when the client leaves.
@@ -246,8 +278,14 @@ class ChatAPI:
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
-                    "choices": [choice], **extra}
+            body = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": req.model,
+                "choices": [choice],
+                **extra,
+            }
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         try:
@@ -265,8 +303,14 @@ class ChatAPI:
                 yield chunk({"content": piece})
             yield chunk({}, "stop", citations=citations_json(answer), mode=answer.mode, query=answer.query)
             if req.include_usage:
-                body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
-                        "choices": [], "usage": self._usage(req, content)}
+                body = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": req.model,
+                    "choices": [],
+                    "usage": self._usage(req, content),
+                }
                 yield f"data: {json.dumps(body)}\n\n"
             yield "data: [DONE]\n\n"
         except Exception as exc:  # noqa: BLE001 - the stream has begun: the error goes in it, in OpenAI's shape

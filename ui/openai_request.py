@@ -43,8 +43,16 @@ class APIError(Exception):
         headers: extra response headers (``Retry-After``, ``WWW-Authenticate``).
     """
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
         self.headers = headers or {}
@@ -87,8 +95,9 @@ class ChatRequest:
     sent_text: str = ""
 
 
-def parse_chat_request(body: Any, *, models: tuple[str, ...], max_question_chars: int,
-                       max_tokens_limit: int = 1024) -> ChatRequest:
+def parse_chat_request(
+    body: Any, *, models: tuple[str, ...], max_question_chars: int, max_tokens_limit: int = 1024
+) -> ChatRequest:
     """Check an OpenAI chat request body.
 
     Raises:
@@ -98,36 +107,56 @@ def parse_chat_request(body: Any, *, models: tuple[str, ...], max_question_chars
         raise bad("", f"the request body must be a JSON object, got {type(body).__name__}", "invalid_json")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise bad("model", f"model must be the name of a served model ({', '.join(models)}); see GET /v1/models",
-                  "missing_model")
+        raise bad(
+            "model",
+            f"model must be the name of a served model ({', '.join(models)}); see GET /v1/models",
+            "missing_model",
+        )
     if model not in models:
-        raise APIError(404, f"the model {model[:100]!r} does not exist here; use one of: {', '.join(models)} "
-                            "(GET /v1/models lists them)", param="model", code="model_not_found")
+        raise APIError(
+            404,
+            f"the model {model[:100]!r} does not exist here; use one of: {', '.join(models)} "
+            "(GET /v1/models lists them)",
+            param="model",
+            code="model_not_found",
+        )
     texts = _message_texts(body.get("messages"))
     question, turns = _conversation(texts, max_question_chars)
     if body.get("n") not in (None, 1):
         raise bad("n", f"n must be 1 (one answer per request), got {body.get('n')!r}")
-    return ChatRequest(model=model, question=question, turns=turns, stream=_flag(body, "stream"),
-                       include_usage=_include_usage(body), temperature=_temperature(body.get("temperature")),
-                       max_tokens=_max_tokens(body, max_tokens_limit),
-                       stop=_stops(body.get("stop")), sent_text="\n".join(text for _, text in texts))
+    return ChatRequest(
+        model=model,
+        question=question,
+        turns=turns,
+        stream=_flag(body, "stream"),
+        include_usage=_include_usage(body),
+        temperature=_temperature(body.get("temperature")),
+        max_tokens=_max_tokens(body, max_tokens_limit),
+        stop=_stops(body.get("stop")),
+        sent_text="\n".join(text for _, text in texts),
+    )
 
 
 def _message_texts(messages: Any) -> list[tuple[str, str]]:
     """``(role, text)`` of each message; content may be a string or a list of text parts."""
     if not isinstance(messages, list) or not messages:
-        raise bad("messages", "messages must be a non-empty list of {\"role\": ..., \"content\": ...} objects",
-                  "invalid_type")
+        raise bad(
+            "messages", "messages must be a non-empty list of {\"role\": ..., \"content\": ...} objects", "invalid_type"
+        )
     out = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
-            raise bad(f"messages[{i}]",
-                      f"messages[{i}] must be an object with role and content, got {type(m).__name__}", "invalid_type")
+            raise bad(
+                f"messages[{i}]",
+                f"messages[{i}] must be an object with role and content, got {type(m).__name__}",
+                "invalid_type",
+            )
         role = m.get("role")
         if role not in ("user", "assistant", *SIDE_ROLES):
-            raise bad(f"messages[{i}].role",
-                      f"messages[{i}].role must be one of user, assistant, {', '.join(SIDE_ROLES)}; "
-                      f"got {str(role)[:50]!r}")
+            raise bad(
+                f"messages[{i}].role",
+                f"messages[{i}].role must be one of user, assistant, {', '.join(SIDE_ROLES)}; got {str(role)[:50]!r}",
+            )
         out.append((role, _text_of(m.get("content"), f"messages[{i}].content")))
     return out
 
@@ -139,8 +168,11 @@ def _text_of(content: Any, param: str) -> str:
         parts = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise bad(param, f"{param} may hold only text parts ({{\"type\": \"text\", \"text\": ...}}): "
-                                 "this server answers text questions")
+                raise bad(
+                    param,
+                    f"{param} may hold only text parts ({{\"type\": \"text\", \"text\": ...}}): "
+                    "this server answers text questions",
+                )
             parts.append(part["text"])
         return "\n".join(parts)
     raise bad(param, f"{param} must be a string or a list of text parts, got {type(content).__name__}", "invalid_type")
@@ -183,8 +215,9 @@ def _include_usage(body: dict) -> bool:
     if options is None:
         return False
     if not isinstance(options, dict):
-        raise bad("stream_options", "stream_options must be an object such as {\"include_usage\": true}",
-                  "invalid_type")
+        raise bad(
+            "stream_options", "stream_options must be an object such as {\"include_usage\": true}", "invalid_type"
+        )
     return _flag(options, "include_usage")
 
 
@@ -221,8 +254,11 @@ def _stops(value: Any) -> tuple[str, ...]:
     stops = [value] if isinstance(value, str) else value
     fine = isinstance(stops, list) and len(stops) <= MAX_STOPS
     if not fine or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in stops):
-        raise bad("stop", f"stop must be a string or a list of up to {MAX_STOPS} non-empty strings "
-                          f"of at most {MAX_STOP_CHARS} characters")
+        raise bad(
+            "stop",
+            f"stop must be a string or a list of up to {MAX_STOPS} non-empty strings "
+            f"of at most {MAX_STOP_CHARS} characters",
+        )
     return tuple(stops)
 
 

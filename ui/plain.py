@@ -51,13 +51,36 @@ def strip_sources(content: str) -> str:
 
 def citations_json(answer: Answer) -> list[dict[str, Any]]:
     """The cited passages: n, title, source, pages, start/end offsets in the article, snippet, support, verdict."""
-    return [{"n": c.n, "title": c.title, "source": c.source, "pages": list(c.pages), "start": c.start, "end": c.end,
-             "snippet": c.snippet, "support": round(c.support, 3), "status": c.status, "url": c.url, "date": c.date}
-            for c in answer.citations]
+    return [
+        {
+            "n": c.n,
+            "title": c.title,
+            "source": c.source,
+            "pages": list(c.pages),
+            "start": c.start,
+            "end": c.end,
+            "snippet": c.snippet,
+            "support": round(c.support, 3),
+            "status": c.status,
+            "url": c.url,
+            "date": c.date,
+        }
+        for c in answer.citations
+    ]
 
 
 def passage_json(p: Passage) -> dict[str, Any]:
     """A retrieved passage: its number, article, pages, offsets, relevance (0-1) and text."""
     c = p.chunk
-    return {"n": p.n, "title": c.title, "source": c.source, "pages": list(c.pages), "start": c.start, "end": c.end,
-            "relevance": round(p.relevance_or_score, 4), "date": c.date, "url": c.url, "text": c.text}
+    return {
+        "n": p.n,
+        "title": c.title,
+        "source": c.source,
+        "pages": list(c.pages),
+        "start": c.start,
+        "end": c.end,
+        "relevance": round(p.relevance_or_score, 4),
+        "date": c.date,
+        "url": c.url,
+        "text": c.text,
+    }

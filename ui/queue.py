@@ -89,8 +89,10 @@ class AnswerQueue:
     def busy_message(self) -> str:
         """What a refused request is told (call with the lock held or accept a racy count)."""
         if self.max_waiting == 0:
-            return (f"The server is busy: it is answering {self.running} question{'s' * (self.running != 1)} and keeps no line "
-                    f"(ui.max_queue = 0). Try again in a moment.")
+            return (
+                f"The server is busy: it is answering {self.running} question{'s' * (self.running != 1)} and keeps no line "
+                f"(ui.max_queue = 0). Try again in a moment."
+            )
         n = len(self._line)
         return f"The server is busy: {n} question{'s are' if n != 1 else ' is'} waiting (ui.max_queue = {self.max_waiting}). Try again in a moment."
 

@@ -35,9 +35,18 @@ class Ratings:
         self.log = FeedbackLog(path if path.is_absolute() else ui.base / path)
 
     def _save(self, info: dict[str, Any], liked: bool, comment: str = "") -> None:
-        self.log.append(feedback_record(question=info["question"], answer=info["answer"], liked=liked, mode=info.get("mode", ""),
-                                        query=info.get("query", ""), citations=info.get("citations", []),
-                                        generation=info.get("generation"), comment=comment))
+        self.log.append(
+            feedback_record(
+                question=info["question"],
+                answer=info["answer"],
+                liked=liked,
+                mode=info.get("mode", ""),
+                query=info.get("query", ""),
+                citations=info.get("citations", []),
+                generation=info.get("generation"),
+                comment=comment,
+            )
+        )
 
     def rate(self, session: dict | None, index: Any, liked: Any) -> str:
         """Record a rating of chat message ``index``; the note for the page (``session`` remembers it for a comment)."""
@@ -49,7 +58,9 @@ class Ratings:
             self._save(info, bool(liked))
         except OSError as exc:
             log.warning("saving feedback failed: %s", exc)
-            return render.error_markdown("The rating could not be saved (the feedback file is not writable); tell whoever runs this server.")
+            return render.error_markdown(
+                "The rating could not be saved (the feedback file is not writable); tell whoever runs this server."
+            )
         session["rated"] = {"index": key, "liked": bool(liked)}
         return f'<span class="rag-ok">Thanks: thumbs {"up" if liked else "down"} saved. Add a comment below if you like.</span>'
 

@@ -52,9 +52,13 @@ def answer_markdown(text: str, turn: int, linkable: set[int], weak: Collection[i
         out.append(md_text(text[last : m.start()]))
         nums = [n for n in dict.fromkeys(parse_markers(m.group(0))) if n in linkable]
         if nums:
-            out.append("".join(
-                f"[\\[{n}\\]](#{source_anchor(turn, n)})" + (f'[⚠](#{source_anchor(turn, n)} "{WEAK_MARK_TITLE}")' if n in weak else "")
-                for n in nums))
+            out.append(
+                "".join(
+                    f"[\\[{n}\\]](#{source_anchor(turn, n)})"
+                    + (f'[⚠](#{source_anchor(turn, n)} "{WEAK_MARK_TITLE}")' if n in weak else "")
+                    for n in nums
+                )
+            )
         else:
             out.append(md_text(m.group(0)))
         last = m.end()
@@ -91,8 +95,13 @@ def lead_markdown(lead: str, span: tuple[int, int] | None, turn: int, linkable: 
     if not span or not 0 <= span[0] < span[1] <= len(lead):
         return answer_markdown(lead, turn, linkable, weak)
     a, b = span
-    return (answer_markdown(lead[:a], turn, linkable, weak) + "**" + md_text(lead[a:b].strip()) + "**"
-            + answer_markdown(lead[b:], turn, linkable, weak))
+    return (
+        answer_markdown(lead[:a], turn, linkable, weak)
+        + "**"
+        + md_text(lead[a:b].strip())
+        + "**"
+        + answer_markdown(lead[b:], turn, linkable, weak)
+    )
 
 
 def how_made_html(answer: Answer) -> str:
@@ -111,7 +120,7 @@ def final_answer_markdown(answer: Answer, turn: int) -> str:
         body = answer_markdown(answer.text, turn, linkable, weak)
     else:
         body = lead_markdown(answer.lead, answer.lead_span, turn, linkable, weak)
-        rest = answer.text[len(answer.lead):].strip()
+        rest = answer.text[len(answer.lead) :].strip()
         if rest:
             body += f'\n\n<span class="rag-quotes">{answer_markdown(rest, turn, linkable, weak)}</span>'
     return body + "\n\n" + how_made_html(answer)
@@ -150,8 +159,15 @@ def _evidence_spans(p: Passage, evidence: Sequence[Evidence]) -> list[tuple[int,
     return [(e.start - c.start, e.end - c.start) for e in evidence if e.n == p.n and c.start <= e.start < c.end]
 
 
-def _source_item(turn: int, p: Passage, *, support: float | None = None, added: bool = False, status: str = "",
-                 evidence: Sequence[Evidence] = ()) -> str:
+def _source_item(
+    turn: int,
+    p: Passage,
+    *,
+    support: float | None = None,
+    added: bool = False,
+    status: str = "",
+    evidence: Sequence[Evidence] = (),
+) -> str:
     c = p.chunk
     meta = []
     if c.date:
@@ -161,15 +177,31 @@ def _source_item(turn: int, p: Passage, *, support: float | None = None, added: 
         meta.append(f'<span class="rag-pages">{esc(pages_label(c.pages))}</span>')
     # Relevance (cosine to the question for dense and hybrid retrieval), not the raw ranking
     # score: an RRF score of 0.016-0.033 says nothing to a reader.
-    meta.append(f'<span class="rag-score" title="how close this passage is to the question (0-1)">relevance {p.relevance_or_score:.2f}</span>')
+    meta.append(
+        f'<span class="rag-score" title="how close this passage is to the question (0-1)">relevance {p.relevance_or_score:.2f}</span>'
+    )
     if support is not None:
-        meta.append(f'<span class="rag-support">support {support:.2f}{" (marker placed by checker)" if added else ""}</span>')
+        meta.append(
+            f'<span class="rag-support">support {support:.2f}{" (marker placed by checker)" if added else ""}</span>'
+        )
     if status in _STATUS_LABELS:
         meta.append(f'<span class="rag-status-{esc(status)}">{_STATUS_LABELS[status]}</span>')
     url = _safe_url(c.url)
-    link = f' <a class="rag-url" href="{esc(url)}" target="_blank" rel="noopener noreferrer nofollow">link</a>' if url else ""
+    link = (
+        f' <a class="rag-url" href="{esc(url)}" target="_blank" rel="noopener noreferrer nofollow">link</a>'
+        if url
+        else ""
+    )
     # What the source viewer asks the server for (ui.viewer): the article, the passage, its evidence.
-    view = json.dumps({"doc": c.doc_id, "n": p.n, "start": c.start, "end": c.end, "ev": [[e.start, e.end] for e in evidence if e.n == p.n]})
+    view = json.dumps(
+        {
+            "doc": c.doc_id,
+            "n": p.n,
+            "start": c.start,
+            "end": c.end,
+            "ev": [[e.start, e.end] for e in evidence if e.n == p.n],
+        }
+    )
     return (
         f'<li class="rag-source" id="{source_anchor(turn, p.n)}" data-n="{p.n}" data-view="{esc(view)}">'
         f'<div class="rag-src-title"><span class="rag-n">[{p.n}]</span> {esc(c.title)}{link}'
@@ -180,7 +212,9 @@ def _source_item(turn: int, p: Passage, *, support: float | None = None, added: 
 
 
 def _turn_head(turn: int, question: str, query: str) -> str:
-    searched = f'<div class="rag-turn-query">searched for: <em>{esc(query)}</em></div>' if query and query != question else ""
+    searched = (
+        f'<div class="rag-turn-query">searched for: <em>{esc(query)}</em></div>' if query and query != question else ""
+    )
     return f'<div class="rag-turn-head"><b>Q{turn}:</b> {esc(question)}</div>{searched}'
 
 
@@ -206,7 +240,9 @@ def answer_section(turn: int, answer: Answer, query: str) -> str:
     parts = [f'<section class="rag-turn" id="turn-{turn}">{_turn_head(turn, answer.question, query)}']
     if cited:
         parts.append(f'<h4>Sources ({len(cited_ns)})</h4><ol class="rag-sources rag-cited">{cited}</ol>')
-    elif answer.mode == "declined" or answer.text == NOT_FOUND:  # "not found", or "not covered" below the relevance floor
+    elif (
+        answer.mode == "declined" or answer.text == NOT_FOUND
+    ):  # "not found", or "not covered" below the relevance floor
         parts.append('<div class="rag-none">No retrieved passage answers this question.</div>')
     else:
         parts.append('<div class="rag-none">The answer cites no passage; check it against the passages below.</div>')
@@ -230,12 +266,17 @@ def sources_panel(sections: Sequence[tuple[str, str]]) -> str:
         return SOURCES_PLACEHOLDER
     latest = sections[-1][1]
     earlier = "".join(
-        f'<details class="rag-earlier"><summary>Earlier: {esc(q)}</summary>{html_}</details>' for q, html_ in reversed(sections[:-1])
+        f'<details class="rag-earlier"><summary>Earlier: {esc(q)}</summary>{html_}</details>'
+        for q, html_ in reversed(sections[:-1])
     )
     return f'<div class="rag-sources-panel">{latest}{earlier}</div>'
 
 
-_THRESHOLD_SOURCES = {"configured": "set in the config", "index": "calibrated for this index", "calibrated": "shipped for the embedder"}
+_THRESHOLD_SOURCES = {
+    "configured": "set in the config",
+    "index": "calibrated for this index",
+    "calibrated": "shipped for the embedder",
+}
 
 
 def _threshold_text(info: dict[str, Any]) -> str | None:
@@ -248,7 +289,9 @@ def _threshold_text(info: dict[str, Any]) -> str | None:
     text = f"relevance {info.get('min_relevance', 0):.3f} ({_THRESHOLD_SOURCES.get(source, source)})"
     rule = info.get("term_coverage_rule")
     if rule:  # (min_term_coverage, below_relevance): only when in force
-        text += f"; below relevance {rule[1]:.2f} when the passages hold under {rule[0]:.0%} of the question's rare words"
+        text += (
+            f"; below relevance {rule[1]:.2f} when the passages hold under {rule[0]:.0%} of the question's rare words"
+        )
     return text
 
 
@@ -267,7 +310,11 @@ def status_html(info: dict[str, Any] | None, error: str | None = None, note: str
             ("Index", info.get("index_path")),
             ("Not covered below", _threshold_text(info)),
         ]
-        body = "<table class='rag-status'>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows if v is not None) + "</table>"
+        body = (
+            "<table class='rag-status'>"
+            + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows if v is not None)
+            + "</table>"
+        )
     if note:
         body += f'<div class="rag-status-note">{esc(note)}</div>'
     return f'<div id="rag-status-body">{body}</div>'
@@ -316,8 +363,11 @@ class AnswerView:
                 self._t_reason = time.perf_counter()
                 self._reasoning_i = self._insert_before_answer()
             # "done" keeps the accordion collapsed while it streams.
-            self.chat[self._reasoning_i] = {"role": "assistant", "content": md_text("".join(self._reasoning).strip()),
-                                            "metadata": {"title": "Reasoning (thinking…)", "status": "done"}}
+            self.chat[self._reasoning_i] = {
+                "role": "assistant",
+                "content": md_text("".join(self._reasoning).strip()),
+                "metadata": {"title": "Reasoning (thinking…)", "status": "done"},
+            }
         elif event.kind == "done":
             self.answer = event.answer
             return False
@@ -359,9 +409,15 @@ class AnswerView:
             self.chat[self._reasoning_i] = {
                 "role": "assistant",
                 "content": md_text(answer.reasoning or "".join(self._reasoning).strip()),
-                "metadata": {"title": "Reasoning", "status": "done", "duration": round(time.perf_counter() - self._t_reason, 1)},
+                "metadata": {
+                    "title": "Reasoning",
+                    "status": "done",
+                    "duration": round(time.perf_counter() - self._t_reason, 1),
+                },
             }
-        self._answer_i = self._put(self._answer_i, {"role": "assistant", "content": final_answer_markdown(answer, self.turn)})
+        self._answer_i = self._put(
+            self._answer_i, {"role": "assistant", "content": final_answer_markdown(answer, self.turn)}
+        )
 
 
 # Height of the Sources panel's own scrolling box (gr.HTML's max_height, ui/app.py). Not CSS on #sources: Gradio 6

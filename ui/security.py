@@ -163,8 +163,13 @@ class LoginThrottle:
     # Clients remembered at most, so a flood of addresses cannot grow memory without bound.
     MAX_CLIENTS = 10_000
 
-    def __init__(self, max_failures: int = 5, window_s: float = 60.0, lockout_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window_s: float = 60.0,
+        lockout_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
         self.lockout_s = lockout_s
@@ -189,8 +194,13 @@ class LoginThrottle:
         if len(recent) >= self.max_failures:
             self._locked_until[client] = now + self.lockout_s
             self._failures.pop(client, None)
-            log.warning("login: %d failed attempts from %s within %.0f s; refusing its logins for %.0f s",
-                        len(recent), client, self.window_s, self.lockout_s)
+            log.warning(
+                "login: %d failed attempts from %s within %.0f s; refusing its logins for %.0f s",
+                len(recent),
+                client,
+                self.window_s,
+                self.lockout_s,
+            )
 
     def succeeded(self, client: str) -> None:
         self._failures.pop(client, None)
@@ -206,8 +216,17 @@ class RequestGuard:
         max_body_bytes: larger request bodies get 413.
     """
 
-    def __init__(self, app: Any, *, hosts: frozenset[str], throttle: LoginThrottle, max_body_bytes: int = MAX_BODY_BYTES,
-                 upload_bytes: int = 0, port: int | None = None, upload_space: Callable[[int], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        hosts: frozenset[str],
+        throttle: LoginThrottle,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        upload_bytes: int = 0,
+        port: int | None = None,
+        upload_space: Callable[[int], str | None] | None = None,
+    ) -> None:
         self.app = app
         self.upload_bytes = upload_bytes
         self.hosts = hosts
@@ -224,12 +243,18 @@ class RequestGuard:
         """``(status, message)`` when the request must not reach the app."""
         host = headers.get("host", "")
         if not host or not self.allowed(host):
-            return 403, (f"Host {host[:100]!r} is not allowed: open the app as http://127.0.0.1:PORT, "
-                         "or add the name to ui.allowed_hosts in the config.")
+            return 403, (
+                f"Host {host[:100]!r} is not allowed: open the app as http://127.0.0.1:PORT, "
+                "or add the name to ui.allowed_hosts in the config."
+            )
         origin = headers.get("origin")
-        if origin is not None and not origin_allowed(origin, scheme=scope.get("scheme", "http"), host=host, hosts=self.hosts, port=self.port):
-            return 403, (f"Requests from pages on {origin[:100]!r} are not allowed (only pages served by this app, "
-                         "same scheme, host and port, may call it).")
+        if origin is not None and not origin_allowed(
+            origin, scheme=scope.get("scheme", "http"), host=host, hosts=self.hosts, port=self.port
+        ):
+            return 403, (
+                f"Requests from pages on {origin[:100]!r} are not allowed (only pages served by this app, "
+                "same scheme, host and port, may call it)."
+            )
         path = scope.get("path", "").rstrip("/") or "/"
         if path in UPLOAD_PATHS and not self.upload_bytes:
             return 404, "File uploads are off: this app has no file input."
@@ -268,7 +293,11 @@ class RequestGuard:
             headers_out = {"Retry-After": str(int(self.throttle.lockout_s))} if status == 429 else None
             await PlainTextResponse(message, status_code=status, headers=headers_out)(scope, receive, send)
             return
-        if scope["type"] == "http" and "content-length" not in headers and scope.get("method") in ("POST", "PUT", "PATCH"):
+        if (
+            scope["type"] == "http"
+            and "content-length" not in headers
+            and scope.get("method") in ("POST", "PUT", "PATCH")
+        ):
             receive = _capped(receive, self.body_limit(scope))
         if scope.get("method") == "POST" and (scope.get("path", "").rstrip("/") == "/login"):
             send = self._watch_login(client_of(scope), send)

@@ -78,8 +78,10 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
         return None
     user, sep, password = value.partition(":")
     if not sep or not user or not password:
-        raise ValueError(f"authentication must look like USER:PASSWORD (both non-empty), e.g. {AUTH_ENV}=alice:s3cret "
-                         "or a file holding alice:s3cret given to --auth-file")
+        raise ValueError(
+            f"authentication must look like USER:PASSWORD (both non-empty), e.g. {AUTH_ENV}=alice:s3cret "
+            "or a file holding alice:s3cret given to --auth-file"
+        )
     return user, password
 
 
@@ -92,7 +94,9 @@ def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the --auth-file {str(path)!r} ({exc}); create it with one USER:PASSWORD line") from None
+        raise ValueError(
+            f"cannot read the --auth-file {str(path)!r} ({exc}); create it with one USER:PASSWORD line"
+        ) from None
     logins = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -101,7 +105,9 @@ def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
         try:
             logins.append(parse_auth(line))
         except ValueError:
-            raise ValueError(f"line {number} of the --auth-file {str(path)!r} is not USER:PASSWORD (both non-empty)") from None
+            raise ValueError(
+                f"line {number} of the --auth-file {str(path)!r} is not USER:PASSWORD (both non-empty)"
+            ) from None
     if not logins:
         raise ValueError(f"the --auth-file {str(path)!r} holds no login; write one USER:PASSWORD line")
     if os.name == "posix" and Path(path).stat().st_mode & 0o077:
@@ -114,8 +120,11 @@ def logins(auth: str | None, auth_file: str | Path | None) -> list[tuple[str, st
     if auth_file:
         return read_auth_file(auth_file)
     if auth:
-        print(f"warning: --auth puts the password in the process list, where every local user can read it (ps); "
-              f"use {AUTH_ENV}=user:password or --auth-file FILE instead", file=sys.stderr)
+        print(
+            f"warning: --auth puts the password in the process list, where every local user can read it (ps); "
+            f"use {AUTH_ENV}=user:password or --auth-file FILE instead",
+            file=sys.stderr,
+        )
     login = parse_auth(auth or os.environ.get(AUTH_ENV))
     return [login] if login else None
 
@@ -125,9 +134,17 @@ def launch_threads(cfg: Any) -> int:
     return max(40, cfg.generation_concurrency + cfg.max_queue + 8)
 
 
-def serve(*, config: str | Path | None = None, index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
-          auth: str | None = None, auth_file: str | Path | None = None, articles: str | Path | None = None,
-          allowed_roots: Sequence[str | Path] | None = None) -> int:
+def serve(
+    *,
+    config: str | Path | None = None,
+    index: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: str | None = None,
+    auth_file: str | Path | None = None,
+    articles: str | Path | None = None,
+    allowed_roots: Sequence[str | Path] | None = None,
+) -> int:
     """Start the chat UI and serve until Ctrl+C (see ``rag serve --help``).
 
     Args:
@@ -157,13 +174,18 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
     try:
         space.prepare()  # sets GRADIO_TEMP_DIR, which Gradio reads when imported and when the Blocks are made
     except OSError as exc:
-        print(f"error: cannot create the server's state folder {space.state} ({exc}); set ui.state_dir to a folder you can write", file=sys.stderr)
+        print(
+            f"error: cannot create the server's state folder {space.state} ({exc}); set ui.state_dir to a folder you can write",
+            file=sys.stderr,
+        )
         return 2
     from .app import build_app
     from .chat import ChatUI
     from .openai_api import ChatAPI, api_key_from_env
 
-    ui = ChatUI(rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None, upload_enabled=uploads)
+    ui = ChatUI(
+        rag, allowed_roots=allowed_roots, default_folder=str(articles) if articles else None, upload_enabled=uploads
+    )
     # uvicorn believes X-Forwarded-For/-Proto only from these (its default trusts 127.0.0.1, so any local
     # program or a forged header on a proxied request could pick the client address the login lockout counts).
     os.environ["FORWARDED_ALLOW_IPS"] = ",".join(ui.cfg.trusted_proxies)
@@ -178,8 +200,14 @@ def serve(*, config: str | Path | None = None, index: str | Path | None = None, 
         space.remove()
         print(f"error: cannot listen on {host}:{port} ({exc}); pick another port with --port", file=sys.stderr)
         return 1
-    _announce(ui, host, port, f"started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}", hosts,
-              f"OpenAI-compatible API at /v1{', bearer key required' if api.key_required else ''}")
+    _announce(
+        ui,
+        host,
+        port,
+        f"started in {time.perf_counter() - t0:.1f} s; index {index or rag.config.index.path}",
+        hosts,
+        f"OpenAI-compatible API at /v1{', bearer key required' if api.key_required else ''}",
+    )
     _run_until_stopped(demo, ui, space)
     return 0
 
@@ -199,7 +227,9 @@ def _run_until_stopped(demo: Any, ui: ChatUI, space: TempSpace) -> None:
         space.remove()
 
 
-def _start_refusal(host: str, port: int, auth: str | None, auth_file: str | Path | None) -> tuple[list[tuple[str, str]] | None, str | None]:
+def _start_refusal(
+    host: str, port: int, auth: str | None, auth_file: str | Path | None
+) -> tuple[list[tuple[str, str]] | None, str | None]:
     """``(logins required, why rag serve must not start)``."""
     try:
         required = logins(auth, auth_file)
@@ -211,9 +241,12 @@ def _start_refusal(host: str, port: int, auth: str | None, auth_file: str | Path
 def _announce(ui: ChatUI, host: str, port: int, started: str, hosts: frozenset[str], api: str = "") -> None:
     shown_host = f"[{host}]" if ":" in host else host
     n = ui.cfg.generation_concurrency
-    print(f"Serving the chat UI on http://{shown_host}:{port} ({started}; "
-          f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}"
-          f"{'; ' + api if api else ''}). Ctrl+C stops it.", flush=True)
+    print(
+        f"Serving the chat UI on http://{shown_host}:{port} ({started}; "
+        f"answering {n} question{'s' * (n != 1)} at a time, up to {ui.cfg.max_queue} waiting; host names answered: {', '.join(sorted(hosts))}"
+        f"{'; ' + api if api else ''}). Ctrl+C stops it.",
+        flush=True,
+    )
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -223,8 +256,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _refusal(host: str, port: int, required: list[tuple[str, str]] | None) -> str | None:
     """Why ``rag serve`` must not start with these settings, or None."""
     if not is_loopback(host) and required is None:
-        return (f"refusing to serve on {host!r} without authentication: anyone who can reach this machine could use it. "
-                f"Set {AUTH_ENV}=user:password or pass --auth-file FILE, or use --host 127.0.0.1.")
+        return (
+            f"refusing to serve on {host!r} without authentication: anyone who can reach this machine could use it. "
+            f"Set {AUTH_ENV}=user:password or pass --auth-file FILE, or use --host 127.0.0.1."
+        )
     if not 0 < port < 65536:
         return f"--port must be between 1 and 65535, got {port}"
     return None
@@ -248,13 +283,27 @@ def open_rag(config: str | Path | None, index: str | Path | None, articles: str 
     return rag
 
 
-def _launch(demo: Any, ui: ChatUI, host: str, port: int, required: list[tuple[str, str]] | None, hosts: frozenset[str], space: TempSpace,
-            routes: Sequence[Any] = ()) -> None:
+def _launch(
+    demo: Any,
+    ui: ChatUI,
+    host: str,
+    port: int,
+    required: list[tuple[str, str]] | None,
+    hosts: frozenset[str],
+    space: TempSpace,
+    routes: Sequence[Any] = (),
+) -> None:
     # FastAPI's own middleware list: the guard is in place before the server takes a request.
     # Gradio's upload route opens only with the upload panel, for one upload's bytes (plus multipart overhead).
     upload_bytes = UploadLimits.from_config(ui.rag.config).max_total_bytes if ui.upload_enabled else 0
-    guard = Middleware(RequestGuard, hosts=hosts, throttle=LoginThrottle(), upload_bytes=upload_bytes + MAX_BODY_BYTES if upload_bytes else 0,
-                       port=port, upload_space=space.refusal)
+    guard = Middleware(
+        RequestGuard,
+        hosts=hosts,
+        throttle=LoginThrottle(),
+        upload_bytes=upload_bytes + MAX_BODY_BYTES if upload_bytes else 0,
+        port=port,
+        upload_space=space.refusal,
+    )
     demo.launch(
         server_name=host,
         server_port=port,

@@ -88,7 +88,7 @@ class TempSpace:
         os.chmod(self.state, 0o700)
         mark_not_articles(self.state)  # in case ui.state_dir lies inside an articles folder
         for old in self.state.glob(f"{PREFIX}*"):
-            pid = old.name[len(PREFIX):]
+            pid = old.name[len(PREFIX) :]
             if old != self.root and (not pid.isdigit() or not _running(int(pid))):
                 shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -102,8 +102,10 @@ class TempSpace:
         used = disk_usage(self.root)
         if used + incoming <= self.max_bytes:
             return None
-        return (f"The server's space for received files is full ({used / MB:.0f} MB held, {incoming / MB:.1f} MB more sent; "
-                f"the limit is {self.max_bytes / MB:g} MB, ui.temp_max_mb). Files are cleaned up after a while; try again later.")
+        return (
+            f"The server's space for received files is full ({used / MB:.0f} MB held, {incoming / MB:.1f} MB more sent; "
+            f"the limit is {self.max_bytes / MB:g} MB, ui.temp_max_mb). Files are cleaned up after a while; try again later."
+        )
 
     def remove(self) -> None:
         """Delete the folder (at exit)."""

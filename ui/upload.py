@@ -55,13 +55,20 @@ class UploadLimits:
         """The limits of a :class:`rag.Config` (suffixes: ``ui.upload_suffixes``, else the loader's)."""
         ui = config.ui
         suffixes = ui.upload_suffixes or config.loader.extensions or DEFAULT_EXTENSIONS
-        return cls(int(ui.upload_max_file_mb * MB), int(ui.upload_max_total_mb * MB), ui.upload_max_files,
-                   tuple(s.lower() for s in suffixes), ui.upload_max_zip_ratio)
+        return cls(
+            int(ui.upload_max_file_mb * MB),
+            int(ui.upload_max_total_mb * MB),
+            ui.upload_max_files,
+            tuple(s.lower() for s in suffixes),
+            ui.upload_max_zip_ratio,
+        )
 
     def describe(self) -> str:
         """The limits in words, for the page."""
-        return (f"up to {self.max_files} files, {_mb(self.max_file_bytes)} each, {_mb(self.max_total_bytes)} in all; "
-                f"types: {', '.join(sorted(self.suffixes))}, or a .zip of them")
+        return (
+            f"up to {self.max_files} files, {_mb(self.max_file_bytes)} each, {_mb(self.max_total_bytes)} in all; "
+            f"types: {', '.join(sorted(self.suffixes))}, or a .zip of them"
+        )
 
 
 @dataclass(frozen=True)
@@ -91,12 +98,16 @@ def clean_name(name: Any, where: str = "") -> str:
     if _BAD_CHARS.search(text):
         raise UploadError(f"{label} has control characters in its name; rename the file")
     if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
-        raise UploadError(f"{label} is an absolute path; only names inside the upload folder are accepted (e.g. notes.md)")
+        raise UploadError(
+            f"{label} is an absolute path; only names inside the upload folder are accepted (e.g. notes.md)"
+        )
     parts = [p for p in PurePosixPath(text).parts if p not in ("", ".")]
     if ".." in parts:
         raise UploadError(f"{label} contains '..', which would leave the upload folder; rename it without '..'")
     if len(text) > MAX_NAME_CHARS or len(parts) > MAX_DEPTH:
-        raise UploadError(f"{label} is too long a name (at most {MAX_NAME_CHARS} characters, {MAX_DEPTH} folders deep); shorten it")
+        raise UploadError(
+            f"{label} is too long a name (at most {MAX_NAME_CHARS} characters, {MAX_DEPTH} folders deep); shorten it"
+        )
     if any(p.startswith(".") for p in parts):
         raise UploadError(f"{label} is a hidden file or folder (starts with '.'); rename it")
     return "/".join(parts)
@@ -105,8 +116,10 @@ def clean_name(name: Any, where: str = "") -> str:
 def _check_suffix(name: str, limits: UploadLimits, where: str = "") -> None:
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in limits.suffixes:
-        raise UploadError(f"{where}{name!r} is not an accepted type ({suffix or 'no suffix'}); "
-                          f"accepted: {', '.join(sorted(limits.suffixes))}, or a .zip of them")
+        raise UploadError(
+            f"{where}{name!r} is not an accepted type ({suffix or 'no suffix'}); "
+            f"accepted: {', '.join(sorted(limits.suffixes))}, or a .zip of them"
+        )
 
 
 def _is_link(info: zipfile.ZipInfo) -> bool:
@@ -119,24 +132,32 @@ def _plan_zip(name: str, path: Path, limits: UploadLimits) -> list[PlannedFile]:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise UploadError(f"{name!r} is not a readable .zip ({exc}); make it again, or upload the files themselves") from None
+        raise UploadError(
+            f"{name!r} is not a readable .zip ({exc}); make it again, or upload the files themselves"
+        ) from None
     out = []
     for info in infos:
         if info.is_dir():
             continue
         if _is_link(info):
-            raise UploadError(f"{where}{info.filename[:MAX_NAME_CHARS]!r} is a symbolic link; links are refused, put the file itself in the .zip")
+            raise UploadError(
+                f"{where}{info.filename[:MAX_NAME_CHARS]!r} is a symbolic link; links are refused, put the file itself in the .zip"
+            )
         if info.flag_bits & 0x1:
             raise UploadError(f"{where}{info.filename[:MAX_NAME_CHARS]!r} is encrypted; upload an unencrypted .zip")
         member = clean_name(info.filename, where)
         _check_suffix(member, limits, where)
         if info.file_size > limits.max_file_bytes:
-            raise UploadError(f"{where}{member!r} is {_mb(info.file_size)} uncompressed; the limit is {_mb(limits.max_file_bytes)} per file "
-                              "(ui.upload_max_file_mb)")
+            raise UploadError(
+                f"{where}{member!r} is {_mb(info.file_size)} uncompressed; the limit is {_mb(limits.max_file_bytes)} per file "
+                "(ui.upload_max_file_mb)"
+            )
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > RATIO_FLOOR_BYTES and ratio > limits.max_zip_ratio:
-            raise UploadError(f"{where}{member!r} expands {ratio:.0f} times (to {_mb(info.file_size)}); the limit is {limits.max_zip_ratio:g} times "
-                              "(ui.upload_max_zip_ratio): this looks like a zip bomb")
+            raise UploadError(
+                f"{where}{member!r} expands {ratio:.0f} times (to {_mb(info.file_size)}); the limit is {limits.max_zip_ratio:g} times "
+                "(ui.upload_max_zip_ratio): this looks like a zip bomb"
+            )
         out.append(PlannedFile(member, path, info.filename, info.file_size))
     if not out:
         raise UploadError(f"{name!r} holds no files; put the articles in the .zip")
@@ -157,7 +178,9 @@ def plan_upload(files: Sequence[tuple[Any, Path]], limits: UploadLimits) -> list
     if not files:
         raise UploadError("choose one or more files (or a .zip) to upload")
     if len(files) > limits.max_files:
-        raise UploadError(f"{len(files)} files chosen; the limit is {limits.max_files} per upload (ui.upload_max_files): upload them in parts")
+        raise UploadError(
+            f"{len(files)} files chosen; the limit is {limits.max_files} per upload (ui.upload_max_files): upload them in parts"
+        )
     planned: list[PlannedFile] = []
     for raw_name, path in files:
         name = clean_name(PurePosixPath(str(raw_name).replace("\\", "/")).as_posix() if raw_name else raw_name)
@@ -169,18 +192,26 @@ def plan_upload(files: Sequence[tuple[Any, Path]], limits: UploadLimits) -> list
             raise UploadError(f"{name!r} is not a plain file (a link or a folder); upload the file itself")
         if name.lower().endswith(".zip"):
             if st.st_size > limits.max_total_bytes:
-                raise UploadError(f"{name!r} is {_mb(st.st_size)}; the limit is {_mb(limits.max_total_bytes)} per upload (ui.upload_max_total_mb)")
+                raise UploadError(
+                    f"{name!r} is {_mb(st.st_size)}; the limit is {_mb(limits.max_total_bytes)} per upload (ui.upload_max_total_mb)"
+                )
             planned.extend(_plan_zip(name, Path(path), limits))
             continue
         _check_suffix(name, limits)
         if st.st_size > limits.max_file_bytes:
-            raise UploadError(f"{name!r} is {_mb(st.st_size)}; the limit is {_mb(limits.max_file_bytes)} per file (ui.upload_max_file_mb)")
+            raise UploadError(
+                f"{name!r} is {_mb(st.st_size)}; the limit is {_mb(limits.max_file_bytes)} per file (ui.upload_max_file_mb)"
+            )
         planned.append(PlannedFile(PurePosixPath(name).name, Path(path), None, st.st_size))
     if len(planned) > limits.max_files:
-        raise UploadError(f"the upload holds {len(planned)} files; the limit is {limits.max_files} (ui.upload_max_files): upload them in parts")
+        raise UploadError(
+            f"the upload holds {len(planned)} files; the limit is {limits.max_files} (ui.upload_max_files): upload them in parts"
+        )
     total = sum(p.size for p in planned)
     if total > limits.max_total_bytes:
-        raise UploadError(f"the upload holds {_mb(total)}; the limit is {_mb(limits.max_total_bytes)} per upload (ui.upload_max_total_mb): upload it in parts")
+        raise UploadError(
+            f"the upload holds {_mb(total)}; the limit is {_mb(limits.max_total_bytes)} per upload (ui.upload_max_total_mb): upload it in parts"
+        )
     seen: set[str] = set()
     for p in planned:
         if p.name.lower() in seen:

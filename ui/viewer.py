@@ -24,8 +24,10 @@ from rag import Chunk, InputError, pages_label
 
 from .render import esc, highlighted_text
 
-VIEWER_PLACEHOLDER = ('<div class="rag-viewer-empty">Click <b>Read in article</b> on a source, or a marker such as [1] in an answer, '
-                      "to read the passage in its article.</div>")
+VIEWER_PLACEHOLDER = (
+    '<div class="rag-viewer-empty">Click <b>Read in article</b> on a source, or a marker such as [1] in an answer, '
+    "to read the passage in its article.</div>"
+)
 _DOC_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MAX_REQUEST_CHARS = 4000
 MAX_SPANS = 50
@@ -85,18 +87,29 @@ def article_html(request: ViewRequest, text: str, chunks: Sequence[Chunk]) -> st
     An article the index no longer holds gets a message instead.
     """
     if not chunks:
-        return ('<div class="rag-viewer-missing">This article is no longer in the index (it was removed, or the index was rebuilt '
-                "without it); ask again to get current sources.</div>")
+        return (
+            '<div class="rag-viewer-missing">This article is no longer in the index (it was removed, or the index was rebuilt '
+            "without it); ask again to get current sources.</div>"
+        )
     first = chunks[0]
     start, end = min(request.start, len(text)), min(request.end, len(text))
     pages = pages_label(passage_pages(chunks, start, end))
-    meta = [esc(first.source)] + ([esc(first.date)] if first.date else []) + ([f'<span class="rag-pages">{esc(pages)}</span>'] if pages else [])
+    meta = (
+        [esc(first.source)]
+        + ([esc(first.date)] if first.date else [])
+        + ([f'<span class="rag-pages">{esc(pages)}</span>'] if pages else [])
+    )
     spans = [(max(s, start) - start, min(e, end) - start) for s, e in request.spans if s < end and e > start]
-    body = (esc(text[:start]) + f'<span class="rag-passage" id="viewer-passage">{highlighted_text(text[start:end], spans)}</span>'
-            + esc(text[end:]))
+    body = (
+        esc(text[:start])
+        + f'<span class="rag-passage" id="viewer-passage">{highlighted_text(text[start:end], spans)}</span>'
+        + esc(text[end:])
+    )
     n = f'<span class="rag-n">[{request.n}]</span> ' if request.n else ""
-    return (f'<div class="rag-viewer" data-doc="{esc(request.doc)}"><div class="rag-viewer-title">{n}{esc(first.title)}</div>'
-            f'<div class="rag-viewer-meta">{" · ".join(meta)}</div><div class="rag-article">{body}</div></div>')
+    return (
+        f'<div class="rag-viewer" data-doc="{esc(request.doc)}"><div class="rag-viewer-title">{n}{esc(first.title)}</div>'
+        f'<div class="rag-viewer-meta">{" · ".join(meta)}</div><div class="rag-article">{body}</div></div>'
+    )
 
 
 CSS = """

@@ -59,7 +59,9 @@ def add_soft_coverage(rows: list[dict]) -> None:
     vectors = np.asarray(embedder.encode(words), dtype=np.float32)
     index = {w: i for i, w in enumerate(words)}
     for r in rows:
-        asked = [w for w in content_words(r["question"]) if stem(w) not in _GENERIC] or sorted(content_words(r["question"]))
+        asked = [w for w in content_words(r["question"]) if stem(w) not in _GENERIC] or sorted(
+            content_words(r["question"])
+        )
         q = vectors[[index[w] for w in asked]] if asked else None
         r["soft_sentence"] = _soft(q, r["evidence"][0], vectors, index) if r["evidence"] else 0.0
         r["soft_passages"] = _soft(q, " ".join(r["passages"]), vectors, index)
@@ -83,9 +85,11 @@ def add_llm_judge(rows: list[dict]) -> None:
 
     yes, no = [first(w) for w in ("Yes", " Yes", "yes")], [first(w) for w in ("No", " No", "no")]
     for r in rows:
-        prompt = ("<|im_start|>system\nYou check whether a text answers a question. Reply Yes or No.<|im_end|>\n"
-                  f"<|im_start|>user\nText: {' '.join(r['evidence'][:2])}\n\nQuestion: {r['question']}\n\n"
-                  "Does the text contain the answer to the question?<|im_end|>\n<|im_start|>assistant\n")
+        prompt = (
+            "<|im_start|>system\nYou check whether a text answers a question. Reply Yes or No.<|im_end|>\n"
+            f"<|im_start|>user\nText: {' '.join(r['evidence'][:2])}\n\nQuestion: {r['question']}\n\n"
+            "Does the text contain the answer to the question?<|im_end|>\n<|im_start|>assistant\n"
+        )
         llm.reset()
         llm.eval(llm.tokenize(prompt.encode(), add_bos=False, special=True)[-900:])
         logits = np.asarray(llm.scores[llm.n_tokens - 1])
@@ -130,11 +134,16 @@ class Points:
         declined = in_set & (self.score < t)
         hits = (declined & self.unanswerable).sum()
         answerable = (in_set & ~self.unanswerable).sum()
-        return (hits / max((in_set & self.unanswerable).sum(), 1), hits / declined.sum() if declined.sum() else 1.0,
-                (declined & ~self.unanswerable).sum() / max(answerable, 1))
+        return (
+            hits / max((in_set & self.unanswerable).sum(), 1),
+            hits / declined.sum() if declined.sum() else 1.0,
+            (declined & ~self.unanswerable).sum() / max(answerable, 1),
+        )
 
     def balanced(self, max_decline: float = 0.05) -> float:
-        ok = [t for t in np.arange(0.0, 1.0, 0.0025) if all(self.declines(t, s)[2] <= max_decline for s in set(self.sets))]
+        ok = [
+            t for t in np.arange(0.0, 1.0, 0.0025) if all(self.declines(t, s)[2] <= max_decline for s in set(self.sets))
+        ]
         return float(max(ok)) if ok else 0.0
 
     def cautious(self, sets: tuple[str, ...], min_precision: float = 0.8) -> tuple[float, float]:
@@ -146,7 +155,9 @@ class Points:
         return best
 
 
-def operating_points(rows: list[dict], weights: dict[str, float], refit: Callable[[list[dict]], dict[str, float]] | None) -> str:
+def operating_points(
+    rows: list[dict], weights: dict[str, float], refit: Callable[[list[dict]], dict[str, float]] | None
+) -> str:
     """balanced and cautious thresholds in-sample, and cautious leave one set out."""
     pts = Points(rows, weights)
     t_bal = pts.balanced()
@@ -159,12 +170,16 @@ def operating_points(rows: list[dict], weights: dict[str, float], refit: Callabl
         held_pts = Points(rows, w)
         t = held_pts.cautious(tuple(s for s in UNANSWERABLE_SETS if s != held))[0]
         loso.append("{} {:.2f}/{:.2f}".format(held[:6], *held_pts.declines(t, held)[:2]))
-    return (f"balanced t={t_bal:.3f} recall {bal} | cautious t={t_cau:.3f} worst {worst:.2f}, recall/precision {cau}, "
-            f"squad declined {pts.declines(t_cau, 'squad')[2]:.0%} | cautious LOSO {' '.join(loso)}")
+    return (
+        f"balanced t={t_bal:.3f} recall {bal} | cautious t={t_cau:.3f} worst {worst:.2f}, recall/precision {cau}, "
+        f"squad declined {pts.declines(t_cau, 'squad')[2]:.0%} | cautious LOSO {' '.join(loso)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("features", help="a JSONL file written by eval/calibrate_evidence.py --dump")
     parser.add_argument("--no-llm", action="store_true", help="skip the SmolLM2 judge")
     args = parser.parse_args(argv)
@@ -177,8 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     print("ROC AUC, answerable above unanswerable (0.5 = no signal):")
     for name in UNANSWERABLE_SETS:
         rs = [r for r in rows if r["set"] == name]
-        print(f"  {name:<10} " + "  ".join(f"{k} {auc([r[k] for r in rs if r['answerable']], [r[k] for r in rs if not r['answerable']]):.2f}"
-                                         for k in signals))
+        print(
+            f"  {name:<10} "
+            + "  ".join(
+                f"{k} {auc([r[k] for r in rs if r['answerable']], [r[k] for r in rs if not r['answerable']]):.2f}"
+                for k in signals
+            )
+        )
     shipped = tuple(k for k in CALIBRATION if k != "bias")
     print("\nOperating points (recall on unanswerable questions; cautious: recall/precision):")
     print(f"  shipped weights: {operating_points(rows, dict(CALIBRATION), None)}")
@@ -186,10 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     for features in (shipped, (*shipped, "soft_sentence", "soft_passages")):
         for per_set in (False, True):
             for l2 in (0.0, 0.001, 0.01):
+
                 def refit(rs: list[dict], f=features, p=per_set, l=l2) -> dict[str, float]:
                     return fit(rs, f, l, p)
 
-                label = f"{'per-set' if per_set else 'pooled'} L2 {l2}{' +soft' if len(features) > len(shipped) else ''}"
+                label = (
+                    f"{'per-set' if per_set else 'pooled'} L2 {l2}{' +soft' if len(features) > len(shipped) else ''}"
+                )
                 print(f"  {label:<22} {operating_points(rows, refit(fit_rows), refit)}")
     return 0
 

@@ -48,12 +48,26 @@ def measure_set(eval_set, cfg: str | None) -> list[dict]:
     for item in items:
         passages = rag.retrieve(item.question)
         top = max((p.relevance_or_score for p in passages), default=0.0)
-        ev = select_evidence(item.question, passages, rag.embedder, max_sentences=ev_cfg.max_sentences,
-                             max_passages=ev_cfg.max_passages, relative=ev_cfg.relative)
-        coverage = term_coverage(rag.index().term_weights(item.question), passages[:ev_cfg.max_passages])
+        ev = select_evidence(
+            item.question,
+            passages,
+            rag.embedder,
+            max_sentences=ev_cfg.max_sentences,
+            max_passages=ev_cfg.max_passages,
+            relative=ev_cfg.relative,
+        )
+        coverage = term_coverage(rag.index().term_weights(item.question), passages[: ev_cfg.max_passages])
         declined = not passages or not ev.sentences or ev.answerability < min_answerability or top < floor
-        rows.append({"set": eval_set.name, "id": item.id, "answerable": item.answerable, "top_relevance": round(top, 4),
-                     "term_coverage": round(coverage, 4), "declined_before": declined})
+        rows.append(
+            {
+                "set": eval_set.name,
+                "id": item.id,
+                "answerable": item.answerable,
+                "top_relevance": round(top, 4),
+                "term_coverage": round(coverage, 4),
+                "declined_before": declined,
+            }
+        )
     return rows
 
 
@@ -68,12 +82,24 @@ def table(rows: list[dict], max_answerable: float) -> tuple[str, tuple[float, fl
     def shares(cov: float, rel: float) -> tuple[list[float], list[float]]:
         def declined(r: dict) -> bool:
             return r["declined_before"] or (r["term_coverage"] < cov and r["top_relevance"] < rel)
-        lost = [sum(declined(r) for r in by_set[s] if r["answerable"]) / sum(r["answerable"] for r in by_set[s]) for s in answerable]
-        caught = [sum(declined(r) for r in by_set[s] if not r["answerable"]) / sum(not r["answerable"] for r in by_set[s]) for s in unanswerable]
+
+        lost = [
+            sum(declined(r) for r in by_set[s] if r["answerable"]) / sum(r["answerable"] for r in by_set[s])
+            for s in answerable
+        ]
+        caught = [
+            sum(declined(r) for r in by_set[s] if not r["answerable"]) / sum(not r["answerable"] for r in by_set[s])
+            for s in unanswerable
+        ]
         return lost, caught
 
-    head = ("| rule | " + " | ".join(f"{s} answerable declined" for s in answerable) + " | "
-            + " | ".join(f"{s} unanswerable declined" for s in unanswerable) + " |")
+    head = (
+        "| rule | "
+        + " | ".join(f"{s} answerable declined" for s in answerable)
+        + " | "
+        + " | ".join(f"{s} unanswerable declined" for s in unanswerable)
+        + " |"
+    )
     lines = [head, "|" + "---|" * (1 + len(answerable) + len(unanswerable))]
     lost, caught = shares(0.0, 0.0)
     lines.append("| none (floor and answerability only) | " + " | ".join(f"{x:.3f}" for x in lost + caught) + " |")
@@ -86,21 +112,30 @@ def table(rows: list[dict], max_answerable: float) -> tuple[str, tuple[float, fl
             key = (min(caught[i] for i in offtopic), sum(caught), -sum(lost)) if caught else (0.0, 0.0, -sum(lost))
             if ok and (best_key is None or key > best_key):
                 best, best_key = (cov, rel), key
-            lines.append(f"| coverage < {cov:.2f} and relevance < {rel:.2f}{' (ok)' if ok else ''} | "
-                         + " | ".join(f"{x:.3f}" for x in lost + caught) + " |")
+            lines.append(
+                f"| coverage < {cov:.2f} and relevance < {rel:.2f}{' (ok)' if ok else ''} | "
+                + " | ".join(f"{x:.3f}" for x in lost + caught)
+                + " |"
+            )
     return "\n".join(lines), best
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--features", type=Path, required=True, help="JSONL of per-question figures (written, or read with --reuse)")
+    ap.add_argument(
+        "--features", type=Path, required=True, help="JSONL of per-question figures (written, or read with --reuse)"
+    )
     ap.add_argument("--reuse", action="store_true", help="read --features instead of measuring")
     ap.add_argument("--sets", help="comma-separated sets (default: all)")
     ap.add_argument("--config", help="YAML config (default: configs/default.yaml)")
-    ap.add_argument("--max-answerable", type=float, default=0.025,
-                    help="most answerable questions the rules may decline on any set (default 0.025: half the 5%% budget, "
-                         "a margin for question sets not measured here)")
+    ap.add_argument(
+        "--max-answerable",
+        type=float,
+        default=0.025,
+        help="most answerable questions the rules may decline on any set (default 0.025: half the 5%% budget, "
+        "a margin for question sets not measured here)",
+    )
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     args = ap.parse_args(argv)
     if args.reuse:
@@ -117,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         args.features.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     text, best = table(rows, args.max_answerable)
     print(text)
-    print(f"\nrule declining most of the worst off-topic set with at most {args.max_answerable:.1%} of every set's answerable "
-          f"questions declined: {'none' if best is None else f'coverage < {best[0]} and relevance < {best[1]}'}")
+    print(
+        f"\nrule declining most of the worst off-topic set with at most {args.max_answerable:.1%} of every set's answerable "
+        f"questions declined: {'none' if best is None else f'coverage < {best[0]} and relevance < {best[1]}'}"
+    )
     return 0
 
 

@@ -30,7 +30,13 @@ def table(rows: list[dict], floors: list[float], max_answerable: float) -> tuple
         elif r["set"].startswith("offtopic"):
             offtopic[r["set"]].append(r["top_relevance"])
     sets = sorted(answerable)
-    head = "| floor | " + " | ".join(f"{s} answerable declined" for s in sets) + " | " + " | ".join(f"{s} declined" for s in sorted(offtopic)) + " |"
+    head = (
+        "| floor | "
+        + " | ".join(f"{s} answerable declined" for s in sets)
+        + " | "
+        + " | ".join(f"{s} declined" for s in sorted(offtopic))
+        + " |"
+    )
     lines = [head, "|" + "---|" * (1 + len(sets) + len(offtopic))]
     chosen = None
     for f in floors:
@@ -39,15 +45,25 @@ def table(rows: list[dict], floors: list[float], max_answerable: float) -> tuple
         ok = max(lost) <= max_answerable
         if ok:
             chosen = f
-        lines.append(f"| {f:.2f}{' (ok)' if ok else ''} | " + " | ".join(f"{x:.3f}" for x in lost) + " | "
-                     + " | ".join(f"{x:.3f}" for x in caught) + " |")
+        lines.append(
+            f"| {f:.2f}{' (ok)' if ok else ''} | "
+            + " | ".join(f"{x:.3f}" for x in lost)
+            + " | "
+            + " | ".join(f"{x:.3f}" for x in caught)
+            + " |"
+        )
     return "\n".join(lines), chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("relevance", type=Path, help="the JSONL written by eval/studies/lead_study.py --relevance")
-    ap.add_argument("--max-answerable", type=float, default=0.01, help="most answerable questions a floor may decline on any set (default 0.01)")
+    ap.add_argument(
+        "--max-answerable",
+        type=float,
+        default=0.01,
+        help="most answerable questions a floor may decline on any set (default 0.01)",
+    )
     args = ap.parse_args(argv)
     rows = [json.loads(line) for line in args.relevance.read_text(encoding="utf-8").splitlines() if line.strip()]
     floors = [round(0.05 * i, 2) for i in range(1, 11)]

@@ -79,7 +79,9 @@ def rrf(c: Candidates, w_bm25: float, k: int = 60) -> dict[int, float]:
     return dict(reciprocal_rank_fusion([[r for r, _ in c.dense], [x[0] for x in c.bm25]], [1.0, w_bm25], k))
 
 
-def convex(c: Candidates, alpha: float, norm: Callable[[dict[int, float]], dict[int, float]], bm25_key: int = 1) -> dict[int, float]:
+def convex(
+    c: Candidates, alpha: float, norm: Callable[[dict[int, float]], dict[int, float]], bm25_key: int = 1
+) -> dict[int, float]:
     """Convex fusion with another normalisation than the library's min-max (``zscore``)."""
     d = norm(dict(c.dense))
     b = norm({x[0]: x[bm25_key] for x in c.bm25})
@@ -118,14 +120,18 @@ def article_boost(scores: dict[int, float], doc_of: Sequence[str], beta: float) 
     return out
 
 
-def metrics(ranked_rows: Sequence[int], sources: Sequence[str] | Mapping[int, str], gold: Sequence[str]) -> tuple[float, float, float]:
+def metrics(
+    ranked_rows: Sequence[int], sources: Sequence[str] | Mapping[int, str], gold: Sequence[str]
+) -> tuple[float, float, float]:
     from rag.evaluation.qa import retrieval_metrics
 
     m = retrieval_metrics([sources[r] for r in ranked_rows[:10]], gold)
     return m["hit@1"], m["hit@5"], m["mrr@10"]
 
 
-def mmr(rows: list[int], rel: dict[int, float], vectors: Callable[[list[int]], np.ndarray], lam: float, k: int = 10) -> list[int]:
+def mmr(
+    rows: list[int], rel: dict[int, float], vectors: Callable[[list[int]], np.ndarray], lam: float, k: int = 10
+) -> list[int]:
     """:func:`mmr_rows` with relevance by row and the vectors read only when there is a choice."""
     if len(rows) <= 1:
         return rows
@@ -141,7 +147,10 @@ def mmr_rows(rows: list[int], rel: np.ndarray, vecs: np.ndarray, lam: float, k: 
 
 
 def variants() -> dict[str, Callable[[Candidates], dict[int, float]]]:
-    v: dict[str, Callable[[Candidates], dict[int, float]]] = {"dense": lambda c: dict(c.dense), "bm25": lambda c: {x[0]: x[1] for x in c.bm25}}
+    v: dict[str, Callable[[Candidates], dict[int, float]]] = {
+        "dense": lambda c: dict(c.dense),
+        "bm25": lambda c: {x[0]: x[1] for x in c.bm25},
+    }
     for w in (0.3, 0.5, 0.7, 1.0):
         v[f"rrf w={w}"] = lambda c, w=w: rrf(c, w)
     for a in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
@@ -206,14 +215,21 @@ def main(argv: list[str] | None = None) -> int:
 def print_variant_table(results: dict[str, dict[str, tuple[float, float, float]]], chosen: list[str]) -> None:
     """One Markdown row per variant: (hit@1, hit@5, MRR@10) per set, and the worst gaps to the ``dense`` variant."""
     labels = list(next(iter(results.values())))
-    print("| variant | " + " | ".join(f"{s} h@1 / h@5 / MRR" for s in chosen) + " | min Δh@1 vs dense | min ΔMRR vs dense | sets +0.02 h@1 |")
+    print(
+        "| variant | "
+        + " | ".join(f"{s} h@1 / h@5 / MRR" for s in chosen)
+        + " | min Δh@1 vs dense | min ΔMRR vs dense | sets +0.02 h@1 |"
+    )
     print("|---|" + "---|" * (len(chosen) + 3))
     for label in labels:
         cells = [results[s][label] for s in chosen]
         dh = [results[s][label][0] - results[s]["dense"][0] for s in chosen]
         dm = [results[s][label][2] - results[s]["dense"][2] for s in chosen]
-        print(f"| {label} | " + " | ".join(f"{a:.3f} / {b:.3f} / {c:.3f}" for a, b, c in cells)
-              + f" | {min(dh):+.3f} | {min(dm):+.3f} | {sum(d >= 0.02 - 1e-9 for d in dh)} |")
+        print(
+            f"| {label} | "
+            + " | ".join(f"{a:.3f} / {b:.3f} / {c:.3f}" for a, b, c in cells)
+            + f" | {min(dh):+.3f} | {min(dm):+.3f} | {sum(d >= 0.02 - 1e-9 for d in dh)} |"
+        )
 
 
 if __name__ == "__main__":

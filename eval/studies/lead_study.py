@@ -51,25 +51,36 @@ def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, 
     cached.prime([it.question for it in items])
     rag = RAG.from_config(cfg, index=rag.store.root, embedder=cached)
     ev_cfg = rag.config.evidence
-    rows = {name: {"lead_contains": 0.0, "lead_f1": 0.0, "phrase_f1": 0.0, "phrase_contains": 0.0, "whole_contains": 0.0}
-            for name in variants}
+    rows = {
+        name: {"lead_contains": 0.0, "lead_f1": 0.0, "phrase_f1": 0.0, "phrase_contains": 0.0, "whole_contains": 0.0}
+        for name in variants
+    }
     relevance = []
     answerable = 0
     for item in items:
         passages = rag.retrieve(item.question)
         top = max((p.relevance_or_score for p in passages), default=0.0)
-        relevance.append({"set": eval_set.name, "id": item.id, "answerable": item.answerable, "top_relevance": round(top, 4)})
+        relevance.append(
+            {"set": eval_set.name, "id": item.id, "answerable": item.answerable, "top_relevance": round(top, 4)}
+        )
         if not item.answerable:
             continue
         answerable += 1
         for name, change in variants.items():
-            ev = select_evidence(item.question, passages, cached, max_sentences=ev_cfg.max_sentences, max_passages=ev_cfg.max_passages,
-                                 relative=ev_cfg.relative, weights={**SENTENCE_WEIGHTS, **change})
+            ev = select_evidence(
+                item.question,
+                passages,
+                cached,
+                max_sentences=ev_cfg.max_sentences,
+                max_passages=ev_cfg.max_passages,
+                relative=ev_cfg.relative,
+                weights={**SENTENCE_WEIGHTS, **change},
+            )
             if not ev.sentences:
                 continue
             lead = ev.sentences[0].text
             span = answer_phrase(lead, item.question)
-            phrase = lead[span[0]:span[1]] if span else lead
+            phrase = lead[span[0] : span[1]] if span else lead
             r = rows[name]
             r["lead_contains"] += contains_answer(lead, item.answers)
             r["lead_f1"] += token_f1(lead, item.answers)
@@ -110,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         rows, relevance = study_set(sets[name], variants, cfg, embedder, args.limit)
         all_relevance += relevance
         for variant, r in rows.items():
-            print(f"| {name} | {variant} | {r['lead_contains']:.3f} | {r['lead_f1']:.3f} | {r['phrase_contains']:.3f} | "
-                  f"{r['phrase_f1']:.3f} | {r['whole_contains']:.3f} |", flush=True)
+            print(
+                f"| {name} | {variant} | {r['lead_contains']:.3f} | {r['lead_f1']:.3f} | {r['phrase_contains']:.3f} | "
+                f"{r['phrase_f1']:.3f} | {r['whole_contains']:.3f} |",
+                flush=True,
+            )
     if args.relevance:
         args.relevance.write_text("".join(json.dumps(r) + "\n" for r in all_relevance), encoding="utf-8")
     return 0

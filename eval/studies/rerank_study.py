@@ -126,6 +126,7 @@ def feat_numbers(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
 
 def share_feature(terms_of: Callable[[str], set[str]], idf: bool) -> Feature:
     """The share of the question's terms (``terms_of``) each candidate holds, plain or idf-weighted."""
+
     def feature(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
         t = terms_of(q)
         w = pool_idf(t, toks) if idf else None
@@ -154,13 +155,25 @@ def feat_phrase(q: str, toks: list[set[str]], texts: list[str]) -> np.ndarray:
     return np.array(out)
 
 
-FEATURES: dict[str, Feature] = {"numbers": feat_numbers, "date": feat_date, "phrase": feat_phrase, "keys": share_feature(q_keys, False),
-                                "keys-idf": share_feature(q_keys, True), "content": share_feature(q_content, False),
-                                "content-idf": share_feature(q_content, True)}
+FEATURES: dict[str, Feature] = {
+    "numbers": feat_numbers,
+    "date": feat_date,
+    "phrase": feat_phrase,
+    "keys": share_feature(q_keys, False),
+    "keys-idf": share_feature(q_keys, True),
+    "content": share_feature(q_content, False),
+    "content-idf": share_feature(q_content, True),
+}
 
 
-def run_variant(qs: list[Question], vectors: Callable[[list[int]], np.ndarray], texts: dict[int, str], sources: dict[int, str], lam: float,
-                weights: dict[str, float]) -> list[tuple[float, float, float]]:
+def run_variant(
+    qs: list[Question],
+    vectors: Callable[[list[int]], np.ndarray],
+    texts: dict[int, str],
+    sources: dict[int, str],
+    lam: float,
+    weights: dict[str, float],
+) -> list[tuple[float, float, float]]:
     """Each question's metrics after adding ``sum(w * feature)`` to the fused scores, then MMR."""
     out = []
     for q in qs:
@@ -191,9 +204,17 @@ def parse_variant(spec: str) -> dict[str, float]:
 
 
 # Every variant README "Quality" reports (winners and losers); --variants replaces the list.
-VARIANTS = (["none"] + [f"{f}={w}" for f in ("numbers", "date", "phrase", "keys", "keys-idf", "content", "content-idf") for w in (0.1, 0.2, 0.3, 0.5)]
-            + [f"numbers=0.3+date={w}" for w in (0.1, 0.2, 0.3)] + ["numbers=0.2+date=0.2", "numbers=0.4+date=0.2"]
-            + [f"numbers=0.3+phrase={w}" for w in (0.1, 0.2)])
+VARIANTS = (
+    ["none"]
+    + [
+        f"{f}={w}"
+        for f in ("numbers", "date", "phrase", "keys", "keys-idf", "content", "content-idf")
+        for w in (0.1, 0.2, 0.3, 0.5)
+    ]
+    + [f"numbers=0.3+date={w}" for w in (0.1, 0.2, 0.3)]
+    + ["numbers=0.2+date=0.2", "numbers=0.4+date=0.2"]
+    + [f"numbers=0.3+phrase={w}" for w in (0.1, 0.2)]
+)
 
 
 def mean(rs):
@@ -206,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", help="comma-separated sets (default: all)")
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     ap.add_argument("--config", metavar="FILE")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, each feature=weight joined by + (none: today's hybrid)")
+    ap.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated, each feature=weight joined by + (none: today's hybrid)",
+    )
     ap.add_argument("--mmr-lambda", type=float, help="default: the config's retrieval.mmr_lambda")
     ap.add_argument("--misses", action="store_true", help="list the hit@5 misses of the hybrid without bonuses")
     args = ap.parse_args(argv)
@@ -227,8 +252,21 @@ def main(argv: list[str] | None = None) -> int:
         texts = {r: c.text for r, c in index.chunks_by_rows(rows).items()}
         res: dict[str, tuple[float, float, float]] = {}
         # The reference: dense as `--retriever dense` runs it (the config's MMR over cosine).
-        res["dense"] = mean([metrics(mmr_rows([r for r, _ in q.dense], np.array([c for _, c in q.dense]), index.vectors([r for r, _ in q.dense]), lam),
-                                     sources, q.gold) for q in qs])
+        res["dense"] = mean(
+            [
+                metrics(
+                    mmr_rows(
+                        [r for r, _ in q.dense],
+                        np.array([c for _, c in q.dense]),
+                        index.vectors([r for r, _ in q.dense]),
+                        lam,
+                    ),
+                    sources,
+                    q.gold,
+                )
+                for q in qs
+            ]
+        )
         for spec, weights in variants.items():
             per_q = run_variant(qs, index.vectors, texts, sources, lam, weights)
             res[spec] = mean(per_q)

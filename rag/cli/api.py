@@ -33,18 +33,29 @@ on loopback only. Needs the MCP SDK: pip install -e '.[mcp]'.
 """
 
 
-def add_api_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None],
-                    config_path: Callable[[str | None], str | None]) -> None:
+def add_api_parsers(
+    sub: argparse._SubParsersAction,
+    common: Callable[[argparse.ArgumentParser], None],
+    config_path: Callable[[str | None], str | None],
+) -> None:
     """Register ``rag api`` and ``rag mcp`` (``common`` adds --config and --index)."""
-    p = sub.add_parser("api", help="serve an OpenAI-compatible chat API over the articles (no page)",
-                       description=API_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "api",
+        help="serve an OpenAI-compatible chat API over the articles (no page)",
+        description=API_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; others need RAG_API_KEY)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--articles", metavar="DIR", help="build the index from DIR first when none exists")
     p.set_defaults(func=lambda args: _api(args, config_path(args.config)))
-    m = sub.add_parser("mcp", help="serve the articles as MCP tools (stdio, or streamable HTTP on loopback)",
-                       description=MCP_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m = sub.add_parser(
+        "mcp",
+        help="serve the articles as MCP tools (stdio, or streamable HTTP on loopback)",
+        description=MCP_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(m)
     m.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
     m.add_argument("--host", default="127.0.0.1", help="with --http: a loopback address to bind (default: 127.0.0.1)")
@@ -56,8 +67,10 @@ def _api(args: argparse.Namespace, config: str | None) -> int:
     try:
         serve_api = ui_command("api")
     except ImportError as exc:
-        print(f"error: the API server is not available ({exc}); install the project with: pip install -e .",
-              file=sys.stderr)
+        print(
+            f"error: the API server is not available ({exc}); install the project with: pip install -e .",
+            file=sys.stderr,
+        )
         return 2
     return serve_api(config=config, index=args.index, host=args.host, port=args.port, articles=args.articles)
 

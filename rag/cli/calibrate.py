@@ -42,19 +42,43 @@ which threshold is in force.
 MIN_ANSWERABLE = 10
 
 
-def add_calibrate_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None],
-                         config_path: Callable[[str | None], str | None]) -> None:
+def add_calibrate_parser(
+    sub: argparse._SubParsersAction,
+    common: Callable[[argparse.ArgumentParser], None],
+    config_path: Callable[[str | None], str | None],
+) -> None:
     """Register ``rag calibrate`` on the ``rag`` parser (``common`` adds --config and --index)."""
-    p = sub.add_parser("calibrate", help="set the index's \"not covered\" threshold from your own questions",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("qa_file", metavar="QA.jsonl", nargs="?", help="questions about the indexed articles, in the QA format of rag eval "
-                   f"(at least {MIN_ANSWERABLE} answerable; unanswerable ones, with an empty answers list, are reported)")
+    p = sub.add_parser(
+        "calibrate",
+        help="set the index's \"not covered\" threshold from your own questions",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "qa_file",
+        metavar="QA.jsonl",
+        nargs="?",
+        help="questions about the indexed articles, in the QA format of rag eval "
+        f"(at least {MIN_ANSWERABLE} answerable; unanswerable ones, with an empty answers list, are reported)",
+    )
     common(p)
-    p.add_argument("--rate", type=float, default=0.05, metavar="R",
-                   help="the share of answerable questions a threshold may decline (default 0.05)")
-    p.add_argument("--retrievers", default="dense,bm25,hybrid", metavar="NAMES", help="retrievers to calibrate, comma-separated (default: all three)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.05,
+        metavar="R",
+        help="the share of answerable questions a threshold may decline (default 0.05)",
+    )
+    p.add_argument(
+        "--retrievers",
+        default="dense,bm25,hybrid",
+        metavar="NAMES",
+        help="retrievers to calibrate, comma-separated (default: all three)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the thresholds without storing them")
-    p.add_argument("--remove", action="store_true", help="delete the index's calibration (back to the shipped thresholds)")
+    p.add_argument(
+        "--remove", action="store_true", help="delete the index's calibration (back to the shipped thresholds)"
+    )
     p.add_argument("--json", action="store_true", help="print the calibration as JSON")
     p.set_defaults(func=lambda args: cmd_calibrate(args, config_path))
 
@@ -81,10 +105,19 @@ def cmd_calibrate(args: argparse.Namespace, config_path: Callable[[str | None], 
     items = load_qa(args.qa_file)
     answerable = sum(it.answerable for it in items)
     if answerable < MIN_ANSWERABLE:
-        raise ValueError(f"{args.qa_file} has {answerable} answerable question(s); calibrating needs at least {MIN_ANSWERABLE} "
-                         f"(with fewer, one question is more than the {args.rate:.0%} a threshold may decline)")
-    cal = calibrate(rag, items, rate=args.rate, retrievers=names, progress=not args.json,
-                    qa_file=Path(args.qa_file).name, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        raise ValueError(
+            f"{args.qa_file} has {answerable} answerable question(s); calibrating needs at least {MIN_ANSWERABLE} "
+            f"(with fewer, one question is more than the {args.rate:.0%} a threshold may decline)"
+        )
+    cal = calibrate(
+        rag,
+        items,
+        rate=args.rate,
+        retrievers=names,
+        progress=not args.json,
+        qa_file=Path(args.qa_file).name,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
     if not args.dry_run:
         save_calibration(rag.store, cal)
     if args.json:
@@ -92,7 +125,12 @@ def cmd_calibrate(args: argparse.Namespace, config_path: Callable[[str | None], 
         return 0
     for name, value in cal.thresholds.items():
         declined = cal.declined_unanswerable.get(name, 0)
-        print(f"{name}: min relevance {value:.3f} (declines at most {args.rate:.0%} of {cal.questions} answerable, "
-              f"{declined}/{cal.unanswerable} unanswerable)")
-    print("not stored (--dry-run)" if args.dry_run else f"stored with the index: {rag.store.root / 'calibration.json'}", file=sys.stderr)
+        print(
+            f"{name}: min relevance {value:.3f} (declines at most {args.rate:.0%} of {cal.questions} answerable, "
+            f"{declined}/{cal.unanswerable} unanswerable)"
+        )
+    print(
+        "not stored (--dry-run)" if args.dry_run else f"stored with the index: {rag.store.root / 'calibration.json'}",
+        file=sys.stderr,
+    )
     return 0

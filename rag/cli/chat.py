@@ -25,17 +25,31 @@ line /clear starts a new conversation; /quit or end of input stops.
 """
 
 
-def add_chat_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None],
-                    config_path: Callable[[str | None], str | None]) -> None:
+def add_chat_parser(
+    sub: argparse._SubParsersAction,
+    common: Callable[[argparse.ArgumentParser], None],
+    config_path: Callable[[str | None], str | None],
+) -> None:
     """Register ``rag chat`` on the ``rag`` parser (``common`` adds --config and --index)."""
-    p = sub.add_parser("chat", help="a conversation: questions one per line, follow-ups rewritten as in the web UI",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "chat",
+        help="a conversation: questions one per line, follow-ups rewritten as in the web UI",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     from .common import add_abstention_option
 
     common(p)
     p.add_argument("--top-k", type=int, metavar="N", help="passages to retrieve (default: retrieval.top_k)")
-    p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length limit in tokens (default: generation.max_new_tokens)")
-    p.add_argument("--json", action="store_true", help='print one JSON object per answer (as rag ask --json, plus "rewritten")')
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        metavar="N",
+        help="answer length limit in tokens (default: generation.max_new_tokens)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help='print one JSON object per answer (as rag ask --json, plus "rewritten")'
+    )
     add_abstention_option(p)
     p.set_defaults(func=lambda args: cmd_chat(args, config_path(args.config)))
 

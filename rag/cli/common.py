@@ -32,9 +32,15 @@ def config_path(arg: str | None) -> str | None:
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """--config and --index."""
-    p.add_argument("--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
-    p.add_argument("--index", metavar="DIR", help="index folder (default: index.path from the config, index/default; with index.backend: milvus "
-                                                  "only the build lock lives there)")
+    p.add_argument(
+        "--config", metavar="FILE", help=f"YAML config (default: {DEFAULT_CONFIG} when present, else built-in defaults)"
+    )
+    p.add_argument(
+        "--index",
+        metavar="DIR",
+        help="index folder (default: index.path from the config, index/default; with index.backend: milvus "
+        "only the build lock lives there)",
+    )
 
 
 def add_abstention_option(p: argparse.ArgumentParser) -> None:
@@ -43,10 +49,13 @@ def add_abstention_option(p: argparse.ArgumentParser) -> None:
 
     from ..config import EvidenceConfig
 
-    p.add_argument("--abstention", choices=get_args(EvidenceConfig.model_fields["abstention"].annotation),
-                   help="how readily to decline: balanced declines at most 5%% of answerable questions on the development sets; "
-                        "cautious declines several times as many unanswerable questions, and more answerable ones (README 'Quality') "
-                        "(default: evidence.abstention, balanced)")
+    p.add_argument(
+        "--abstention",
+        choices=get_args(EvidenceConfig.model_fields["abstention"].annotation),
+        help="how readily to decline: balanced declines at most 5%% of answerable questions on the development sets; "
+        "cautious declines several times as many unanswerable questions, and more answerable ones (README 'Quality') "
+        "(default: evidence.abstention, balanced)",
+    )
 
 
 def ui_command(name: str) -> Callable[..., Any]:

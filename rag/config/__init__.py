@@ -13,7 +13,6 @@ Example:
     3
 """
 
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,9 +41,23 @@ from .stages import (
 from .ui import UIConfig
 
 __all__ = [
-    "CALIBRATED_ANSWERABILITY", "CALIBRATED_RELEVANCE", "CALIBRATED_TERM_COVERAGE", "ChunkingConfig", "CitationsConfig", "Config", "ConfigError",
-    "EmbeddingConfig", "EvidenceConfig", "GenerationConfig", "IndexConfig", "IndexingConfig", "LoaderConfig",
-    "RetrievalConfig", "UIConfig", "apply_profile", "user_fields",
+    "CALIBRATED_ANSWERABILITY",
+    "CALIBRATED_RELEVANCE",
+    "CALIBRATED_TERM_COVERAGE",
+    "ChunkingConfig",
+    "CitationsConfig",
+    "Config",
+    "ConfigError",
+    "EmbeddingConfig",
+    "EvidenceConfig",
+    "GenerationConfig",
+    "IndexConfig",
+    "IndexingConfig",
+    "LoaderConfig",
+    "RetrievalConfig",
+    "UIConfig",
+    "apply_profile",
+    "user_fields",
 ]
 
 
@@ -59,7 +72,9 @@ class Config(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="How passages are retrieved.")
     generation: GenerationConfig = Field(default_factory=GenerationConfig, description="The generator.")
     citations: CitationsConfig = Field(default_factory=CitationsConfig, description="How citations are checked.")
-    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Evidence-first answering: evidence sentences and answerability.")
+    evidence: EvidenceConfig = Field(
+        default_factory=EvidenceConfig, description="Evidence-first answering: evidence sentences and answerability."
+    )
     ui: UIConfig = Field(default_factory=UIConfig, description="The web UI.")
 
     @model_validator(mode="before")
@@ -126,5 +141,3 @@ def _read_yaml(p: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections, got {type(loaded).__name__}")
     return loaded
-
-

@@ -61,8 +61,10 @@ def _validated(name: str, raw: Any, module: str, prefix: str) -> BaseModel:
     if isinstance(raw, BaseModel):
         raw = raw.model_dump(exclude_unset=True)
     if not isinstance(raw, dict):
-        raise ConfigError(f"config key '{prefix}.{name}' must be a mapping of {name}'s settings "
-                          f"({', '.join(cls.model_fields) or 'it has none'}), got {raw!r}")
+        raise ConfigError(
+            f"config key '{prefix}.{name}' must be a mapping of {name}'s settings "
+            f"({', '.join(cls.model_fields) or 'it has none'}), got {raw!r}"
+        )
     try:
         return cls.model_validate(raw)
     except ValidationError as exc:
@@ -75,7 +77,11 @@ def _owners(config: type[BaseModel], key: str) -> list[str]:
 
 def _warn_deprecated(prefix: str, key: str, owners: list[str]) -> None:
     new = " and ".join(f"{prefix}.{n}.{key}" for n in owners)
-    warnings.warn(f"{prefix}.{key} is deprecated; write {new} (configs/default.yaml shows the layout)", FutureWarning, stacklevel=3)
+    warnings.warn(
+        f"{prefix}.{key} is deprecated; write {new} (configs/default.yaml shows the layout)",
+        FutureWarning,
+        stacklevel=3,
+    )
 
 
 def override_keys(config: type[BaseModel] | None, key: str) -> list[str]:

@@ -20,7 +20,11 @@ from .stages import EvidenceConfig, GenerationConfig
 def user_fields(section: BaseModel) -> set[str]:
     """Fields set explicitly (pydantic's ``model_fields_set``) to a value other than the built-in default."""
     fields = type(section).model_fields  # a generation backend's own section (an extra) is not one of them
-    return {n for n in section.model_fields_set & fields.keys() if getattr(section, n) != fields[n].get_default(call_default_factory=True)}
+    return {
+        n
+        for n in section.model_fields_set & fields.keys()
+        if getattr(section, n) != fields[n].get_default(call_default_factory=True)
+    }
 
 
 def _per_backend(gen: GenerationConfig, settings: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +36,9 @@ def _per_backend(gen: GenerationConfig, settings: dict[str, Any]) -> dict[str, A
     """
     sections = gen.__pydantic_extra__ or {}
     declared = {k for section in sections.values() for k in type(section).model_fields}
-    out = {k: v for k, v in settings.items() if k not in declared}  # shared fields, and any typo (refused by the config)
+    out = {
+        k: v for k, v in settings.items() if k not in declared
+    }  # shared fields, and any typo (refused by the config)
     own = {k: v for k, v in settings.items() if k in declared}
     for name, section in sections.items():
         updates = {k: v for k, v in own.items() if k in type(section).model_fields and k not in user_fields(section)}
@@ -69,7 +75,10 @@ def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
     if profile is None:
         return data
     out = dict(data)
-    for key, cls, settings in (("generation", GenerationConfig, profile.generation), ("evidence", EvidenceConfig, profile.evidence)):
+    for key, cls, settings in (
+        ("generation", GenerationConfig, profile.generation),
+        ("evidence", EvidenceConfig, profile.evidence),
+    ):
         section = gen if key == "generation" else _section(cls, data.get(key))
         if section is None or not settings:
             continue

@@ -40,9 +40,28 @@ from .base import (
     supported_types,
 )
 
-__all__ = ["DEFAULT_EXTENSIONS", "LINK_OUTSIDE", "LOADERS", "WHITESPACE_ONLY", "LoadResult", "Loader", "SkippedFile", "UnreadableFile",
-           "content_hash", "decode_bytes", "document_id", "has_text", "iter_article_files", "load_documents", "load_file", "loader",
-           "make_document", "mark_not_articles", "NOT_ARTICLES", "supported_types"]
+__all__ = [
+    "DEFAULT_EXTENSIONS",
+    "LINK_OUTSIDE",
+    "LOADERS",
+    "WHITESPACE_ONLY",
+    "LoadResult",
+    "Loader",
+    "SkippedFile",
+    "UnreadableFile",
+    "content_hash",
+    "decode_bytes",
+    "document_id",
+    "has_text",
+    "iter_article_files",
+    "load_documents",
+    "load_file",
+    "loader",
+    "make_document",
+    "mark_not_articles",
+    "NOT_ARTICLES",
+    "supported_types",
+]
 
 # The built-in types; a loader registered later is read too when ``extensions`` is None.
 DEFAULT_EXTENSIONS = tuple(LOADERS)
@@ -79,13 +98,18 @@ def mark_not_articles(folder: str | Path, name: str = "*") -> None:
 def _not_articles(folder: Path) -> set[str]:
     """The names marked in ``folder``'s :data:`NOT_ARTICLES` (``{"*"}``: all of it)."""
     try:
-        return {n.strip() for n in (folder / NOT_ARTICLES).read_text(encoding="utf-8", errors="replace").splitlines() if n.strip()}
+        return {
+            n.strip()
+            for n in (folder / NOT_ARTICLES).read_text(encoding="utf-8", errors="replace").splitlines()
+            if n.strip()
+        }
     except OSError:
         return set()
 
 
-def iter_article_files(folder: Path, extensions: tuple[str, ...] | None = None,
-                       exclude: tuple[str | Path, ...] = ()) -> Iterator[tuple[Path, str | None]]:
+def iter_article_files(
+    folder: Path, extensions: tuple[str, ...] | None = None, exclude: tuple[str | Path, ...] = ()
+) -> Iterator[tuple[Path, str | None]]:
     """Yield ``(path, problem)`` for candidate files under ``folder``, sorted, without following symlink loops.
 
     ``problem`` is None for a readable candidate, or the reason it must be skipped. A link
@@ -130,13 +154,24 @@ def iter_article_files(folder: Path, extensions: tuple[str, ...] | None = None,
                     continue
                 is_file = entry.is_file(follow_symlinks=True)
             except OSError as exc:
-                reason = "symlink loop (the link points back to itself)" if exc.errno == errno.ELOOP else f"cannot stat: {exc.strerror or exc}"
+                reason = (
+                    "symlink loop (the link points back to itself)"
+                    if exc.errno == errno.ELOOP
+                    else f"cannot stat: {exc.strerror or exc}"
+                )
                 found.append((path, reason))
                 continue
             if not is_file:
                 if entry.is_symlink():
                     # A link to a device or pipe (/dev/zero, a FIFO) would read forever: never opened.
-                    found.append((path, "broken symlink" if not os.path.exists(path) else "not a regular file (a link to a device, pipe or socket)"))
+                    found.append(
+                        (
+                            path,
+                            "broken symlink"
+                            if not os.path.exists(path)
+                            else "not a regular file (a link to a device, pipe or socket)",
+                        )
+                    )
                 continue
             if path.suffix.lower() in extensions:
                 found.append((path, None))
@@ -156,8 +191,13 @@ def _visit_folder(d: Path, seen_dirs: set[tuple[int, int]]) -> str | None:
     return None
 
 
-def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tuple[str, ...] | None = None,
-                   show_progress: bool = False, exclude: tuple[str | Path, ...] = ()) -> LoadResult:
+def load_documents(
+    folder: str | Path,
+    max_file_mb: float = 20.0,
+    extensions: tuple[str, ...] | None = None,
+    show_progress: bool = False,
+    exclude: tuple[str | Path, ...] = (),
+) -> LoadResult:
     """Load every supported article under ``folder``.
 
     Args:
@@ -176,12 +216,16 @@ def load_documents(folder: str | Path, max_file_mb: float = 20.0, extensions: tu
     """
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"articles folder {str(root)!r} does not exist or is not a folder; pass a folder of {supported_types()} files")
+        raise FileNotFoundError(
+            f"articles folder {str(root)!r} does not exist or is not a folder; pass a folder of {supported_types()} files"
+        )
     from tqdm.auto import tqdm
 
     docs: list[Document] = []
     skipped: list[SkippedFile] = []
-    candidates = list(iter_article_files(root, None if extensions is None else tuple(e.lower() for e in extensions), exclude))
+    candidates = list(
+        iter_article_files(root, None if extensions is None else tuple(e.lower() for e in extensions), exclude)
+    )
     for path, problem in tqdm(candidates, desc="Reading articles", unit="file", disable=not show_progress, delay=0.5):
         rel = _relative(path, root)
         if problem:
@@ -207,7 +251,9 @@ def load_file(path: Path, source: str, max_file_mb: float = 20.0) -> list[Docume
     return _load_file_reporting(path, source, max_file_mb)[0]
 
 
-def _load_file_reporting(path: Path, source: str, max_file_mb: float = 20.0) -> tuple[list[Document], list[SkippedFile]]:
+def _load_file_reporting(
+    path: Path, source: str, max_file_mb: float = 20.0
+) -> tuple[list[Document], list[SkippedFile]]:
     """Like :func:`load_file`, also returning the parts of the file that were skipped (bad JSONL lines)."""
     limit = int(max_file_mb * 1024 * 1024)
     try:
@@ -236,8 +282,10 @@ def _load_file_reporting(path: Path, source: str, max_file_mb: float = 20.0) -> 
     suffix = path.suffix.lower()
     load = LOADERS.get(suffix)
     if load is None:
-        raise UnreadableFile(f"unsupported file type {suffix or '(no suffix)'!r}; supported: {supported_types()} "
-                             f"(register a loader for it: see 'Adding a file type' in CONTRIBUTING.md)")
+        raise UnreadableFile(
+            f"unsupported file type {suffix or '(no suffix)'!r}; supported: {supported_types()} "
+            f"(register a loader for it: see 'Adding a file type' in CONTRIBUTING.md)"
+        )
     loaded = load(raw, source)
     docs, partial = (loaded.documents, list(loaded.skipped)) if isinstance(loaded, LoadResult) else (loaded, [])
     if not any(has_text(d.text) for d in docs):
@@ -259,8 +307,10 @@ def _visible(raw: bytes) -> bool:
 
 
 def _too_big(size: int, max_file_mb: float) -> str:
-    return (f"file is {size / 2**20:,.1f} MB ({size:,} bytes), over the {max_file_mb:g} MB limit; "
-            f"raise loader.max_file_mb to include it")
+    return (
+        f"file is {size / 2**20:,.1f} MB ({size:,} bytes), over the {max_file_mb:g} MB limit; "
+        f"raise loader.max_file_mb to include it"
+    )
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -77,8 +77,14 @@ def document_id(source: str, chash: str) -> str:
     return hashlib.sha256(f"{source}\0{chash}".encode()).hexdigest()[:16]
 
 
-def make_document(text: str, title: str, source: str, url: str | None = None, date: str | None = None,
-                  page_starts: tuple[int, ...] = ()) -> Document:
+def make_document(
+    text: str,
+    title: str,
+    source: str,
+    url: str | None = None,
+    date: str | None = None,
+    page_starts: tuple[int, ...] = (),
+) -> Document:
     """Build a :class:`Document` with a stable id derived from source and content.
 
     ``title`` is what the document declares (cut to a label, rag/documents/titles.py); when it
@@ -89,8 +95,16 @@ def make_document(text: str, title: str, source: str, url: str | None = None, da
     chash = content_hash(text)
     doc_id = document_id(source, chash)
     title = declared_title(title) or readable_name(source)
-    return Document(id=doc_id, text=text, title=title[:300], source=source, url=url or None, date=date or None, content_hash=chash,
-                    page_starts=page_starts)
+    return Document(
+        id=doc_id,
+        text=text,
+        title=title[:300],
+        source=source,
+        url=url or None,
+        date=date or None,
+        content_hash=chash,
+        page_starts=page_starts,
+    )
 
 
 WHITESPACE_ONLY = "empty file (only whitespace)"
@@ -130,7 +144,9 @@ def decode_bytes(raw: bytes) -> str:
     # On Western European text charset-normalizer often ranks Baltic or Central European
     # code pages just above cp1252 (è read as č); cp1252 is far more common in articles, so
     # it wins when it decodes the text about as cleanly.
-    if "cp1252" in best.could_be_from_charset or any(m.encoding == "cp1252" and m.chaos <= best.chaos + 0.05 for m in results):
+    if "cp1252" in best.could_be_from_charset or any(
+        m.encoding == "cp1252" and m.chaos <= best.chaos + 0.05 for m in results
+    ):
         encoding = "cp1252"
     try:
         return raw.decode(encoding, errors="replace")
@@ -147,7 +163,9 @@ def _looks_binary(raw: bytes) -> bool:
 
 
 # Typographic ligatures (PDFs set "financial" as "\ufb01nancial"): search and quotes need the letters.
-_LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st"})
+_LIGATURES = str.maketrans(
+    {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st"}
+)
 
 
 def normalise_text(text: str) -> str:

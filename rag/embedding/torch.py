@@ -53,7 +53,9 @@ class SentenceTransformerEmbedder:
             try:
                 self._model = SentenceTransformer(path, device=self.device)
             except OSError as exc:
-                raise OSError(f"cannot load embedder {self.model_name!r} from {path!r} offline: {exc}. Use 'all-MiniLM-L6-v2' (packaged) or a local sentence-transformers folder") from exc
+                raise OSError(
+                    f"cannot load embedder {self.model_name!r} from {path!r} offline: {exc}. Use 'all-MiniLM-L6-v2' (packaged) or a local sentence-transformers folder"
+                ) from exc
 
     @property
     def model(self):
@@ -76,7 +78,11 @@ class SentenceTransformerEmbedder:
         """Embedding dimension."""
         model = self.model
         # sentence-transformers renamed the getter; the version is pinned, but both are in use.
-        getter = model.get_embedding_dimension if hasattr(model, "get_embedding_dimension") else model.get_sentence_embedding_dimension
+        getter = (
+            model.get_embedding_dimension
+            if hasattr(model, "get_embedding_dimension")
+            else model.get_sentence_embedding_dimension
+        )
         return int(getter())
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
@@ -94,7 +100,9 @@ class SentenceTransformerEmbedder:
             return emb.cpu().numpy()
 
         texts = list(texts)
-        prepare = model.preprocess if hasattr(model, "preprocess") else model.tokenize  # sentence-transformers < 6 calls it tokenize
+        prepare = (
+            model.preprocess if hasattr(model, "preprocess") else model.tokenize
+        )  # sentence-transformers < 6 calls it tokenize
         if len(texts) > SMALL_INPUT or self.device != "cpu":
             return encode_in_batches(texts, self.batch_size, prepare, run, self.dimension, show_progress)
         before = torch.get_num_threads()

@@ -90,7 +90,9 @@ class EmbeddingWindow:
 def _window_of(folder: str) -> EmbeddingWindow | None:
     tokenizer_file = Path(folder) / "tokenizer.json"
     try:
-        size = int(json.loads((Path(folder) / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
+        size = int(
+            json.loads((Path(folder) / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"]
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not tokenizer_file.is_file():

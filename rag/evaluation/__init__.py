@@ -67,6 +67,33 @@ from .results import MODES, EvalRun, QuestionResult
 from .run import evaluate, evaluate_question
 from .summary import choose_threshold, format_modes, format_table, summarize
 
-__all__ = ["DEPTH", "KS", "MODES", "EvalRun", "QAFormatError", "QAItem", "QueryCache", "QuestionResult", "answer_metrics", "calibrate", "choose_threshold", "contains_answer",
-           "default_eval_index", "ensure_index", "evaluate", "evaluate_question", "format_modes", "format_table", "is_abstention", "load_qa",
-           "missing_sources", "normalize_answer", "page_hit", "parse_variant", "retrieval_metrics", "source_file", "summarize", "token_f1"]
+__all__ = [
+    "DEPTH",
+    "KS",
+    "MODES",
+    "EvalRun",
+    "QAFormatError",
+    "QAItem",
+    "QueryCache",
+    "QuestionResult",
+    "answer_metrics",
+    "calibrate",
+    "choose_threshold",
+    "contains_answer",
+    "default_eval_index",
+    "ensure_index",
+    "evaluate",
+    "evaluate_question",
+    "format_modes",
+    "format_table",
+    "is_abstention",
+    "load_qa",
+    "missing_sources",
+    "normalize_answer",
+    "page_hit",
+    "parse_variant",
+    "retrieval_metrics",
+    "source_file",
+    "summarize",
+    "token_f1",
+]

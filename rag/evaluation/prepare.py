@@ -24,10 +24,21 @@ def default_eval_index(articles_dir: str | Path, config_key: dict[str, Any]) -> 
     import tempfile
 
     key = json.dumps({"articles": str(Path(articles_dir).resolve()), **config_key}, sort_keys=True)
-    return Path(tempfile.gettempdir()) / "rag-eval" / (Path(articles_dir).resolve().name + "-" + hashlib.sha256(key.encode()).hexdigest()[:10])
+    return (
+        Path(tempfile.gettempdir())
+        / "rag-eval"
+        / (Path(articles_dir).resolve().name + "-" + hashlib.sha256(key.encode()).hexdigest()[:10])
+    )
 
 
-def ensure_index(rag: RAG, articles_dir: str | Path, *, rebuild: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> bool:
+def ensure_index(
+    rag: RAG,
+    articles_dir: str | Path,
+    *,
+    rebuild: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> bool:
     """Make sure ``rag``'s index holds ``articles_dir``: reuse it when it was built from that folder
     in the current index format (an older format is brought up to date by a build).
 
@@ -40,12 +51,16 @@ def ensure_index(rag: RAG, articles_dir: str | Path, *, rebuild: bool = False, p
     """
     articles = Path(articles_dir)
     if not articles.is_dir():
-        raise FileNotFoundError(f"articles folder {str(articles)!r} does not exist; pass the folder the QA file's sources are relative to")
+        raise FileNotFoundError(
+            f"articles folder {str(articles)!r} does not exist; pass the folder the QA file's sources are relative to"
+        )
     if rag.store.exists() and not rebuild:
         built_from = rag.store.read_manifest().get("articles_dir")
         if built_from and Path(built_from).resolve() != articles.resolve():
-            raise ValueError(f"index {str(rag.store.root)!r} was built from {built_from!r}, not {str(articles.resolve())!r}; "
-                             "pass another --index, or --rebuild to replace it")
+            raise ValueError(
+                f"index {str(rag.store.root)!r} was built from {built_from!r}, not {str(articles.resolve())!r}; "
+                "pass another --index, or --rebuild to replace it"
+            )
         if rag.store.manifest().format_version == FORMAT_VERSION:
             rag.index()  # fails early with a clear message when it was built with other settings
             return False
@@ -112,12 +127,16 @@ def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
 
     name, *pairs = [part.strip() for part in spec.strip().split("/")]
     if name not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {name!r} in --retriever; choose from {sorted(RETRIEVERS)}, optionally with settings like hybrid/bm25_weight=1/dedup=none")
+        raise ValueError(
+            f"unknown retriever {name!r} in --retriever; choose from {sorted(RETRIEVERS)}, optionally with settings like hybrid/bm25_weight=1/dedup=none"
+        )
     fields = set(RetrievalConfig.model_fields)
     overrides = {"retrieval.retriever": name}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key.strip() not in fields:
-            raise ValueError(f"bad setting {pair!r} in --retriever {spec!r}; write retrieval settings as key=value, keys: {sorted(fields)}")
+            raise ValueError(
+                f"bad setting {pair!r} in --retriever {spec!r}; write retrieval settings as key=value, keys: {sorted(fields)}"
+            )
         overrides[f"retrieval.{key.strip()}"] = None if value.strip() == "null" else value.strip()
     return name, overrides

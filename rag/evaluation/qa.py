@@ -51,7 +51,9 @@ def load_qa(path: str | Path) -> list[QAItem]:
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"QA file {str(p)!r} not found; pass a JSONL file with one question per line (format: ../shared/README.md)")
+        raise FileNotFoundError(
+            f"QA file {str(p)!r} not found; pass a JSONL file with one question per line (format: ../shared/README.md)"
+        )
     items: list[QAItem] = []
     seen: set[str] = set()
     for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
@@ -98,10 +100,17 @@ def _parse_pages(value: Any, sources: list[str], where: str) -> dict[str, tuple[
     pages: dict[str, tuple[int, ...]] = {}
     for name, numbers in value.items():
         if name not in sources:
-            raise QAFormatError(f"{where}: 'pages' names {name!r}, which is not in 'sources' {sources!r}; add it there or fix the name")
-        if (not isinstance(numbers, list) or not numbers
-                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in numbers)):
-            raise QAFormatError(f"{where}: 'pages' for {name!r} must be a non-empty list of page numbers >= 1, got {numbers!r}")
+            raise QAFormatError(
+                f"{where}: 'pages' names {name!r}, which is not in 'sources' {sources!r}; add it there or fix the name"
+            )
+        if (
+            not isinstance(numbers, list)
+            or not numbers
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in numbers)
+        ):
+            raise QAFormatError(
+                f"{where}: 'pages' for {name!r} must be a non-empty list of page numbers >= 1, got {numbers!r}"
+            )
         pages[name] = tuple(numbers)
     return pages
 
@@ -146,11 +155,17 @@ def answer_metrics(text: str, lead: str, evidence: str, answers: Sequence[str], 
     every gold answer while the evidence quoted under it has one (a lead that buried the answer).
     """
     if abstained:
-        return dict.fromkeys(("answer_containment", "token_f1", "lead_containment", "lead_token_f1", "lead_misses_evidence"), 0.0)
+        return dict.fromkeys(
+            ("answer_containment", "token_f1", "lead_containment", "lead_token_f1", "lead_misses_evidence"), 0.0
+        )
     lead_has = contains_answer(lead, answers)
-    return {"answer_containment": float(contains_answer(text, answers)), "token_f1": token_f1(text, answers),
-            "lead_containment": float(lead_has), "lead_token_f1": token_f1(lead, answers),
-            "lead_misses_evidence": float(not lead_has and contains_answer(evidence, answers))}
+    return {
+        "answer_containment": float(contains_answer(text, answers)),
+        "token_f1": token_f1(text, answers),
+        "lead_containment": float(lead_has),
+        "lead_token_f1": token_f1(lead, answers),
+        "lead_misses_evidence": float(not lead_has and contains_answer(evidence, answers)),
+    }
 
 
 def is_abstention(text: str) -> bool:

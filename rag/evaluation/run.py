@@ -20,8 +20,15 @@ def _cited_correct(passage: Passage, item: QAItem) -> bool:
     return source_file(passage.chunk.source) in gold or contains_answer(passage.chunk.text, item.answers)
 
 
-def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, top_k: int | None = None, max_new_tokens: int | None = None,
-                      label: str | None = None) -> QuestionResult:
+def evaluate_question(
+    rag: RAG,
+    item: QAItem,
+    *,
+    retrieval_only: bool = False,
+    top_k: int | None = None,
+    max_new_tokens: int | None = None,
+    label: str | None = None,
+) -> QuestionResult:
     """Retrieve (top 10 for the metrics) and, unless ``retrieval_only``, answer one question."""
     t0 = time.perf_counter()
     cfg = rag.config.retrieval
@@ -50,13 +57,37 @@ def evaluate_question(rag: RAG, item: QAItem, *, retrieval_only: bool = False, t
         by_n = {p.n: p for p in answer.passages}
         for c in answer.citations:
             p = by_n.get(c.n)
-            citations.append({"n": c.n, "source": c.source, "correct": bool(p is not None and item.answerable and _cited_correct(p, item))})
+            citations.append(
+                {
+                    "n": c.n,
+                    "source": c.source,
+                    "correct": bool(p is not None and item.answerable and _cited_correct(p, item)),
+                }
+            )
         if item.answerable:
-            metrics.update(answer_metrics(answer.text, answer.lead, " ".join(e.text for e in answer.evidence), item.answers, abstained))
-    retrieved = [{"n": p.n, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4)} for p in passages]
-    return QuestionResult(item, label or cfg.retriever, retrieved, metrics, abstained, answer_text, citations, float(top_relevance),
-                          time.perf_counter() - t0, mode, lead, notes)
-
+            metrics.update(
+                answer_metrics(
+                    answer.text, answer.lead, " ".join(e.text for e in answer.evidence), item.answers, abstained
+                )
+            )
+    retrieved = [
+        {"n": p.n, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4)}
+        for p in passages
+    ]
+    return QuestionResult(
+        item,
+        label or cfg.retriever,
+        retrieved,
+        metrics,
+        abstained,
+        answer_text,
+        citations,
+        float(top_relevance),
+        time.perf_counter() - t0,
+        mode,
+        lead,
+        notes,
+    )
 
 
 def evaluate(
@@ -89,7 +120,9 @@ def evaluate(
     label = label or rag.config.retrieval.retriever
     bar = tqdm(items, desc=f"eval {label}", unit="q", disable=not progress, leave=False)
     for item in bar:
-        result = evaluate_question(rag, item, retrieval_only=retrieval_only, top_k=top_k, max_new_tokens=max_new_tokens, label=label)
+        result = evaluate_question(
+            rag, item, retrieval_only=retrieval_only, top_k=top_k, max_new_tokens=max_new_tokens, label=label
+        )
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -106,10 +106,21 @@ def format_table(summaries: Sequence[dict[str, Any]]) -> str:
     plus a second table of answer metrics per mode (answers, answerable, contains answer,
     token F1) when a summary has ``modes`` (runs with generation).
     """
-    cols = [("retriever", "retriever"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("hit@10", "hit@10"), ("mrr@10", "MRR@10"),
-            ("lead_containment", "lead contains"), ("lead_token_f1", "lead F1"), ("answer_containment", "contains answer"),
-            ("token_f1", "token F1"), ("generated_share", "generated share"), ("citation_precision", "citation P"),
-            ("abstention_precision", "abstain P"), ("abstention_recall", "abstain R")]
+    cols = [
+        ("retriever", "retriever"),
+        ("hit@1", "hit@1"),
+        ("hit@5", "hit@5"),
+        ("hit@10", "hit@10"),
+        ("mrr@10", "MRR@10"),
+        ("lead_containment", "lead contains"),
+        ("lead_token_f1", "lead F1"),
+        ("answer_containment", "contains answer"),
+        ("token_f1", "token F1"),
+        ("generated_share", "generated share"),
+        ("citation_precision", "citation P"),
+        ("abstention_precision", "abstain P"),
+        ("abstention_recall", "abstain R"),
+    ]
     if any(s.get("page_hit@5") is not None for s in summaries):
         cols.append(("page_hit@5", "page hit@5"))
     with_modes = [s for s in summaries if s.get("modes")]
@@ -129,11 +140,17 @@ def format_table(summaries: Sequence[dict[str, Any]]) -> str:
     for s in summaries:
         lines.append("| " + " | ".join(cell(s.get(k)) for k, _ in cols) + " |")
     if with_modes:
-        lines += ["", "| retriever | mode | answers | answerable | lead contains | lead F1 | lead misses evidence | contains answer | "
-                  "token F1 |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| retriever | mode | answers | answerable | lead contains | lead F1 | lead misses evidence | contains answer | "
+            "token F1 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for s in with_modes:
             for mode, m in s["by_mode"].items():
-                lines.append(f"| {cell(s.get('retriever'))} | {mode} | {m['questions']} | {m['answerable']} | {cell(m.get('lead_containment'))} | "
-                             f"{cell(m.get('lead_token_f1'))} | {cell(m.get('lead_misses_evidence'))} | "
-                             f"{cell(m['answer_containment'])} | {cell(m['token_f1'])} |")
+                lines.append(
+                    f"| {cell(s.get('retriever'))} | {mode} | {m['questions']} | {m['answerable']} | {cell(m.get('lead_containment'))} | "
+                    f"{cell(m.get('lead_token_f1'))} | {cell(m.get('lead_misses_evidence'))} | "
+                    f"{cell(m['answer_containment'])} | {cell(m['token_f1'])} |"
+                )
     return "\n".join(lines)

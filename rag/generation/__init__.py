@@ -57,13 +57,16 @@ from .transformers import TransformersGenerator
 
 #: Backend name -> backend class: ``from_config(cfg)`` builds it, ``Options`` validates its own
 #: settings (``generation.<name>`` in the config). One line per backend.
-BACKENDS: Registry[Any] = Registry("generation backend", {
-    "llama_server": LlamaServerGenerator,
-    "transformers": TransformersGenerator,
-    "llama_cpp": LlamaCppGenerator,
-    "openai": OpenAIGenerator,
-    "none": NullGenerator,
-})
+BACKENDS: Registry[Any] = Registry(
+    "generation backend",
+    {
+        "llama_server": LlamaServerGenerator,
+        "transformers": TransformersGenerator,
+        "llama_cpp": LlamaCppGenerator,
+        "openai": OpenAIGenerator,
+        "none": NullGenerator,
+    },
+)
 
 
 def make_generator(cfg: Any) -> Generator:

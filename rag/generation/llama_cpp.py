@@ -50,8 +50,16 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
 
     shared: ClassVar[tuple[str, ...]] = ("model", "context_window", "cache_dir")
 
-    def __init__(self, model: str = "smollm2", context_window: int | None = 2048, n_threads: int | None = None, n_threads_batch: int | None = None,
-                 gguf_type: str = "q8_0", cache_dir: str | None = None, prompt_lookup: int = 0) -> None:
+    def __init__(
+        self,
+        model: str = "smollm2",
+        context_window: int | None = 2048,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        gguf_type: str = "q8_0",
+        cache_dir: str | None = None,
+        prompt_lookup: int = 0,
+    ) -> None:
         require_llama_cpp()
         self.prompt_lookup = prompt_lookup
         self.name = model
@@ -79,16 +87,27 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
 
                 draft = LlamaPromptLookupDecoding(num_pred_tokens=self.prompt_lookup)
             try:
-                llm = llama_cpp.Llama(model_path=str(path), n_ctx=self._context_window or 0, n_threads=self.n_threads, n_threads_batch=self.n_threads_batch,
-                                      draft_model=draft, verbose=False)
+                llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=self._context_window or 0,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads_batch,
+                    draft_model=draft,
+                    verbose=False,
+                )
             except (ValueError, RuntimeError, OSError) as exc:
-                raise GeneratorError(f"llama.cpp cannot load {str(path)!r}: {exc}; check that it is a valid GGUF file") from exc
+                raise GeneratorError(
+                    f"llama.cpp cannot load {str(path)!r}: {exc}; check that it is a valid GGUF file"
+                ) from exc
             template = llm.metadata.get("tokenizer.chat_template")
             if template:
+
                 def text_of(token_id: int) -> str:
                     return llm._model.token_get_text(token_id) if token_id != -1 else ""
 
-                self._formatter = Jinja2ChatFormatter(template=template, eos_token=text_of(llm.token_eos()), bos_token=text_of(llm.token_bos()))
+                self._formatter = Jinja2ChatFormatter(
+                    template=template, eos_token=text_of(llm.token_eos()), bos_token=text_of(llm.token_bos())
+                )
             self._llm = llm
 
     @property
@@ -107,18 +126,29 @@ class LlamaCppGenerator(FromConfig, TemplatedGenerator):
         self.warm_up()
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def _stream_prompt(self, prompt: str, max_new_tokens: int, temperature: float, stop: tuple[str, ...]) -> Iterator[str]:
-        sampling: dict[str, Any] = dict(temperature=temperature, top_p=0.95, top_k=0, min_p=0.0) if temperature > 0 else dict(temperature=0.0, top_k=1)
+    def _stream_prompt(
+        self, prompt: str, max_new_tokens: int, temperature: float, stop: tuple[str, ...]
+    ) -> Iterator[str]:
+        sampling: dict[str, Any] = (
+            dict(temperature=temperature, top_p=0.95, top_k=0, min_p=0.0)
+            if temperature > 0
+            else dict(temperature=0.0, top_k=1)
+        )
         with self._generate_lock:
             try:
                 chunks = self._llm.create_completion(
-                    prompt, max_tokens=max_new_tokens, stop=list(stop), stream=True,
+                    prompt,
+                    max_tokens=max_new_tokens,
+                    stop=list(stop),
+                    stream=True,
                     # Same decoding as transformers: no repetition penalty (llama.cpp defaults to 1.1 in some versions).
-                    repeat_penalty=1.0, **sampling,
+                    repeat_penalty=1.0,
+                    **sampling,
                 )
                 # create_completion stops at `stop` itself; cut_at_stop also catches a stop
                 # string split across pieces in a way llama.cpp lets through.
                 yield from cut_at_stop((c["choices"][0]["text"] for c in chunks), stop)
             except ValueError as exc:  # e.g. "Requested tokens exceed context window"
-                raise GeneratorError(f"llama.cpp generation failed: {exc}; lower retrieval.top_k or raise generation.context_window") from exc
-
+                raise GeneratorError(
+                    f"llama.cpp generation failed: {exc}; lower retrieval.top_k or raise generation.context_window"
+                ) from exc

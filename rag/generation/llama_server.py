@@ -164,9 +164,20 @@ class LlamaServerGenerator(FromConfig):
         """The registry's factory: this backend, or transformers with a notice when llama.cpp is unusable here."""
         return llama_server_or_fallback(cfg, options=options)
 
-    def __init__(self, model: str = "smollm2", *, context_window: int | None = 2048, n_threads: int | None = None, n_threads_batch: int | None = None,
-                 gguf_type: str = "q8_0", cache_dir: str | None = None, prompt_lookup: int = 0, opens_think: bool | None = None,
-                 timeout: float = 60.0, startup_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        model: str = "smollm2",
+        *,
+        context_window: int | None = 2048,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        gguf_type: str = "q8_0",
+        cache_dir: str | None = None,
+        prompt_lookup: int = 0,
+        opens_think: bool | None = None,
+        timeout: float = 60.0,
+        startup_timeout: float = 120.0,
+    ) -> None:
         require_llama_cpp()
         self.prompt_lookup = prompt_lookup
         self.name = model
@@ -177,8 +188,15 @@ class LlamaServerGenerator(FromConfig):
         self.startup_timeout = startup_timeout
         self.restarts = 0
         self._proc: subprocess.Popen | None = None
-        self._client = OpenAIGenerator(model_alias(model), base_url="http://127.0.0.1:1/v1", api_key_env=None, timeout=timeout, retries=0,
-                                       context_window=self.context_window, opens_think=opens_think)
+        self._client = OpenAIGenerator(
+            model_alias(model),
+            base_url="http://127.0.0.1:1/v1",
+            api_key_env=None,
+            timeout=timeout,
+            retries=0,
+            context_window=self.context_window,
+            opens_think=opens_think,
+        )
         self._lock = threading.Lock()
         self._epoch = 0  # bumped by close(), so a restart scheduled before it does not run after it
         self.log_path: Path | None = None
@@ -209,7 +227,14 @@ class LlamaServerGenerator(FromConfig):
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
-    def stream(self, messages: list[Message], *, max_new_tokens: int = 256, temperature: float = 0.0, stop: tuple[str, ...] = ()) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+    ) -> Iterator[str]:
         """Stream the server's answer; a server that died mid-answer is restarted for the next question.
 
         Raises:
@@ -228,8 +253,10 @@ class LlamaServerGenerator(FromConfig):
             if not _has_exited(proc, wait=2.0 if exc.__cause__ is not None else 0.0):
                 raise
             self._restart_in_background()
-            raise GeneratorError(f"the local model process (llama.cpp server, pid {proc.pid}) stopped while answering ({describe_exit(proc.returncode)}); "
-                                 "it is being restarted, so ask again in a moment") from exc
+            raise GeneratorError(
+                f"the local model process (llama.cpp server, pid {proc.pid}) stopped while answering ({describe_exit(proc.returncode)}); "
+                "it is being restarted, so ask again in a moment"
+            ) from exc
 
     def close(self) -> None:
         """Stop the server (safe to call more than once; the next question starts it again)."""
@@ -243,7 +270,11 @@ class LlamaServerGenerator(FromConfig):
         if self._proc is not None:
             if self._proc.poll() is None:
                 return self._proc
-            log.warning("the local model process (pid %d) stopped (%s); restarting it", self._proc.pid, describe_exit(self._proc.returncode))
+            log.warning(
+                "the local model process (pid %d) stopped (%s); restarting it",
+                self._proc.pid,
+                describe_exit(self._proc.returncode),
+            )
             self._stop()
             self.restarts += 1
         gguf = prepared_gguf(self.name, self.gguf_type, self._cache_dir)
@@ -260,10 +291,29 @@ class LlamaServerGenerator(FromConfig):
         raise AssertionError("unreachable")  # pragma: no cover - _wait_ready raises on the last try
 
     def _spawn(self, gguf: Path, port: int, key: str) -> subprocess.Popen:
-        args = ["--model", str(gguf), "--model_alias", self._client.name, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.n_ctx),
-                "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads_batch)]
+        args = [
+            "--model",
+            str(gguf),
+            "--model_alias",
+            self._client.name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.n_threads),
+            "--n_threads_batch",
+            str(self.n_threads_batch),
+        ]
         if self.prompt_lookup:
-            args += ["--draft_model", "prompt-lookup-decoding", "--draft_model_num_pred_tokens", str(self.prompt_lookup)]
+            args += [
+                "--draft_model",
+                "prompt-lookup-decoding",
+                "--draft_model_num_pred_tokens",
+                str(self.prompt_lookup),
+            ]
         self.log_path = Path(tempfile.gettempdir()) / f"rag-llama-server-{os.getpid()}-{id(self):x}.log"
         # llama.cpp's OpenMP threads spin at every barrier by default; when anything else runs
         # on the cores (the embedder, the UI, other programs) a descheduled thread stalls the
@@ -273,8 +323,14 @@ class LlamaServerGenerator(FromConfig):
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         with self.log_path.open("wb") as out:
             # Its own process group, so close() and atexit stop everything it started.
-            return subprocess.Popen([sys.executable, "-c", _CHILD, *args], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=env)
+            return subprocess.Popen(
+                [sys.executable, "-c", _CHILD, *args],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
 
     def _wait_ready(self, proc: subprocess.Popen, port: int, key: str, *, last_try: bool) -> bool:
         """Wait until ``/v1/models`` answers; False when the port was taken (worth another try)."""
@@ -286,17 +342,26 @@ class LlamaServerGenerator(FromConfig):
                 tail = self._log_tail()
                 if "address already in use" in tail.lower() and not last_try:
                     return False
-                raise GeneratorError(f"the local model process (llama.cpp server) {describe_exit(proc.returncode)} while starting: {tail[-500:]!r}; "
-                                     "check the build with `python scripts/llama_build.py --check`, or set generation.backend: transformers")
+                raise GeneratorError(
+                    f"the local model process (llama.cpp server) {describe_exit(proc.returncode)} while starting: {tail[-500:]!r}; "
+                    "check the build with `python scripts/llama_build.py --check`, or set generation.backend: transformers"
+                )
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=2).status_code == 200:
+                if (
+                    httpx.get(
+                        f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=2
+                    ).status_code
+                    == 200
+                ):
                     return True
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         _kill_group(proc)
-        raise GeneratorError(f"the local model process (llama.cpp server) did not answer within {self.startup_timeout:g} s (log: {self.log_path}); "
-                             "the machine may be overloaded, or set generation.backend: transformers")
+        raise GeneratorError(
+            f"the local model process (llama.cpp server) did not answer within {self.startup_timeout:g} s (log: {self.log_path}); "
+            "the machine may be overloaded, or set generation.backend: transformers"
+        )
 
     def _log_tail(self) -> str:
         try:
@@ -363,12 +428,15 @@ _NOTICES_LOGGED: set[str] = set()
 
 def fallback_notice(reason: str) -> str:
     """The one-line notice shown when the default path falls back to transformers."""
-    return (f"llama.cpp is not available ({reason}), so answers come from the slower transformers backend; "
-            "run `bash scripts/setup.sh` to rebuild it, or set generation.backend: transformers to silence this")
+    return (
+        f"llama.cpp is not available ({reason}), so answers come from the slower transformers backend; "
+        "run `bash scripts/setup.sh` to rebuild it, or set generation.backend: transformers to silence this"
+    )
 
 
-def llama_server_or_fallback(cfg: Any, *, options: LlamaOptions | None = None,
-                             status_prefix: str | Path | None = None) -> LlamaServerGenerator | TransformersGenerator:
+def llama_server_or_fallback(
+    cfg: Any, *, options: LlamaOptions | None = None, status_prefix: str | Path | None = None
+) -> LlamaServerGenerator | TransformersGenerator:
     """The ``llama_server`` backend, or :class:`TransformersGenerator` with a notice when llama.cpp is unusable.
 
     Args:

@@ -36,6 +36,15 @@ class NullGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, messages: list[Message], *, max_new_tokens: int = 256, temperature: float = 0.0, stop: tuple[str, ...] = ()) -> Iterator[str]:
-        raise GeneratorError("no generator is configured (generation.backend: none); set generation.backend to llama_server, transformers, llama_cpp or openai for generated answers")
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+    ) -> Iterator[str]:
+        raise GeneratorError(
+            "no generator is configured (generation.backend: none); set generation.backend to llama_server, transformers, llama_cpp or openai for generated answers"
+        )
         yield ""  # pragma: no cover - makes this a generator

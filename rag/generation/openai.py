@@ -61,16 +61,31 @@ class OpenAIGenerator(FromConfig):
     class Options(BackendOptions):
         """This backend's own settings: ``generation.openai`` in the config."""
 
-        base_url: str = Field("http://127.0.0.1:8080/v1", pattern=r"^https?://[^/\s]+", description="API root ending in /v1.")
-        api_key_env: str = Field("OPENAI_API_KEY", description="The environment variable holding the key (the key never goes in a file).")
+        base_url: str = Field(
+            "http://127.0.0.1:8080/v1", pattern=r"^https?://[^/\s]+", description="API root ending in /v1."
+        )
+        api_key_env: str = Field(
+            "OPENAI_API_KEY", description="The environment variable holding the key (the key never goes in a file)."
+        )
         timeout: float = Field(60.0, gt=0, description="Seconds to connect / between streamed pieces.")
         retries: int = Field(2, ge=0, description="Retries with exponential backoff before the first token.")
 
     shared: ClassVar[tuple[str, ...]] = ("model", "context_window", "opens_think")
 
-    def __init__(self, model: str, *, base_url: str = "http://127.0.0.1:8080/v1", api_key_env: str | None = "OPENAI_API_KEY", timeout: float = 60.0,
-                 retries: int = 2, backoff: float = 0.5, context_window: int | None = None, opens_think: bool | None = False, encoding: str = "cl100k_base",
-                 api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = "http://127.0.0.1:8080/v1",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        context_window: int | None = None,
+        opens_think: bool | None = False,
+        encoding: str = "cl100k_base",
+        api_key: str | None = None,
+    ) -> None:
         self.name = model
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env or None
@@ -117,7 +132,14 @@ class OpenAIGenerator(FromConfig):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def stream(self, messages: list[Message], *, max_new_tokens: int = 256, temperature: float = 0.0, stop: tuple[str, ...] = ()) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+    ) -> Iterator[str]:
         """Stream the server's answer; ``stop`` is sent to the server and also applied here."""
         payload: dict[str, Any] = {
             "model": self.name,
@@ -150,7 +172,9 @@ class OpenAIGenerator(FromConfig):
             stop=stop_after_attempt(self.retries + 1),
             wait=wait_exponential(multiplier=self.backoff, max=10),
             retry=retry_if_exception_type(_Transient),
-            before_sleep=lambda state: log.warning("%s: attempt %d failed (%s); retrying", self.url, state.attempt_number, state.outcome.exception()),
+            before_sleep=lambda state: log.warning(
+                "%s: attempt %d failed (%s); retrying", self.url, state.attempt_number, state.outcome.exception()
+            ),
             reraise=True,
         )
         try:
@@ -169,7 +193,9 @@ class OpenAIGenerator(FromConfig):
         import httpx
 
         try:
-            response = client.send(client.build_request("POST", self.url, json=payload, headers=self._headers()), stream=True)
+            response = client.send(
+                client.build_request("POST", self.url, json=payload, headers=self._headers()), stream=True
+            )
         except httpx.TimeoutException as exc:
             raise _Transient(f"timed out after {self.timeout:g} s ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
@@ -186,11 +212,19 @@ class OpenAIGenerator(FromConfig):
         if status == 429 or status >= 500:
             raise _Transient(f"HTTP {status}: {body}")
         if status in (401, 403):
-            where = f"the environment variable {self.api_key_env}" if self.api_key_env else "an environment variable named by generation.openai.api_key_env"
+            where = (
+                f"the environment variable {self.api_key_env}"
+                if self.api_key_env
+                else "an environment variable named by generation.openai.api_key_env"
+            )
             have = "is set but was refused" if self.api_key_env and os.environ.get(self.api_key_env) else "is not set"
-            raise GeneratorError(f"the server at {self.url} refused the request (HTTP {status}: {body}); put the API key in {where} (it {have})")
+            raise GeneratorError(
+                f"the server at {self.url} refused the request (HTTP {status}: {body}); put the API key in {where} (it {have})"
+            )
         if status == 404:
-            raise GeneratorError(f"HTTP 404 from {self.url}: {body}; check generation.openai.base_url (it should end in /v1) and generation.model ({self.name!r})")
+            raise GeneratorError(
+                f"HTTP 404 from {self.url}: {body}; check generation.openai.base_url (it should end in /v1) and generation.model ({self.name!r})"
+            )
         raise GeneratorError(f"the server at {self.url} rejected the request (HTTP {status}): {body}")
 
     def _read_stream(self, response) -> Iterator[str]:
@@ -214,7 +248,9 @@ class OpenAIGenerator(FromConfig):
                 if not line or line.startswith(":") or line.startswith(("event:", "id:", "retry:")):
                     continue  # keep-alive comments and SSE fields we do not need
                 if not line.startswith("data:"):
-                    raise GeneratorError(f"the server at {self.url} sent a line that is not server-sent events: {line[:200]!r}; is generation.openai.base_url an OpenAI-compatible API?")
+                    raise GeneratorError(
+                        f"the server at {self.url} sent a line that is not server-sent events: {line[:200]!r}; is generation.openai.base_url an OpenAI-compatible API?"
+                    )
                 data = line[5:].strip()
                 if data == "[DONE]":
                     finished = True
@@ -235,13 +271,19 @@ class OpenAIGenerator(FromConfig):
                     received += len(content)
                     yield content
         except httpx.TimeoutException as exc:
-            raise GeneratorError(f"the server at {self.url} stopped sending for {self.timeout:g} s after {received} characters; raise generation.openai.timeout or check the server") from exc
+            raise GeneratorError(
+                f"the server at {self.url} stopped sending for {self.timeout:g} s after {received} characters; raise generation.openai.timeout or check the server"
+            ) from exc
         except httpx.HTTPError as exc:
-            raise GeneratorError(f"the connection to {self.url} broke mid-answer after {received} characters ({type(exc).__name__}: {exc}); is the server still running?") from exc
+            raise GeneratorError(
+                f"the connection to {self.url} broke mid-answer after {received} characters ({type(exc).__name__}: {exc}); is the server still running?"
+            ) from exc
         if in_reasoning:
             yield THINK_CLOSE
         if not saw_event:
-            raise GeneratorError(f"the server at {self.url} ended the stream without any answer event; check the server log")
+            raise GeneratorError(
+                f"the server at {self.url} ended the stream without any answer event; check the server log"
+            )
         if not finished:
             raise GeneratorError(
                 f"the server at {self.url} closed the stream after {received} characters without finishing the answer "
@@ -258,10 +300,14 @@ class OpenAIGenerator(FromConfig):
             raise GeneratorError(f"the server at {self.url} sent an unexpected event: {data[:200]!r}")
         if event.get("error"):
             err = event["error"]
-            raise GeneratorError(f"the server at {self.url} reported an error: {err.get('message', err) if isinstance(err, dict) else err}")
+            raise GeneratorError(
+                f"the server at {self.url} reported an error: {err.get('message', err) if isinstance(err, dict) else err}"
+            )
         choices = event.get("choices")
         if not isinstance(choices, list):
-            raise GeneratorError(f"the server at {self.url} sent an event without 'choices' (not chat-completions streaming?): {data[:200]!r}")
+            raise GeneratorError(
+                f"the server at {self.url} sent an event without 'choices' (not chat-completions streaming?): {data[:200]!r}"
+            )
         if not choices:
             return "", "", ""  # e.g. a final usage-only event
         delta = choices[0].get("delta") or choices[0].get("message") or {}
@@ -285,4 +331,3 @@ class OpenAIGenerator(FromConfig):
             yield f"{THINK_OPEN}{reasoning}{THINK_CLOSE}"
         if message.get("content"):
             yield message["content"]
-

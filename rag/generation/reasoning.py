@@ -11,7 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from .base import BUDGET_NOTE, FINAL_ANSWER_REQUEST, THINK_CLOSE, THINK_OPEN, ContinuingGenerator, Generator, Message, strip_history_reasoning
+from .base import (
+    BUDGET_NOTE,
+    FINAL_ANSWER_REQUEST,
+    THINK_CLOSE,
+    THINK_OPEN,
+    ContinuingGenerator,
+    Generator,
+    Message,
+    strip_history_reasoning,
+)
 
 
 def cut_at_stop(pieces, stop: tuple[str, ...]) -> Iterator[str]:
@@ -158,8 +167,17 @@ class AnswerStream:
         >>> run.answer, run.reasoning, run.budget_spent
     """
 
-    def __init__(self, generator: Generator, messages: list[Message], *, max_new_tokens: int = 256, temperature: float = 0.0,
-                 stop: tuple[str, ...] = (), max_thinking_tokens: int | None = None, opens_think: bool | None = None) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        messages: list[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+        max_thinking_tokens: int | None = None,
+        opens_think: bool | None = None,
+    ) -> None:
         self.generator = generator
         self.messages = strip_history_reasoning(messages)
         self.max_new_tokens = max_new_tokens
@@ -189,7 +207,9 @@ class AnswerStream:
     def __iter__(self) -> Iterator[Piece]:
         budget = self.max_thinking_tokens
         first_cap = self.max_new_tokens + (budget or 0)
-        stream = self.generator.stream(self.messages, max_new_tokens=first_cap, temperature=self.temperature, stop=self.stop)
+        stream = self.generator.stream(
+            self.messages, max_new_tokens=first_cap, temperature=self.temperature, stop=self.stop
+        )
         yield from self._consume(stream, ThinkSplitter(self.opens_think))
         if self.answer or not self.reasoning:
             return
@@ -197,14 +217,26 @@ class AnswerStream:
         self.continued = True
         reasoning = self.reasoning
         if self.generator.can_continue:
-            prefix = ("" if self.opens_think else THINK_OPEN + "\n") + f"{reasoning}\n\n{BUDGET_NOTE}\n{THINK_CLOSE}\n\n"
+            prefix = (
+                "" if self.opens_think else THINK_OPEN + "\n"
+            ) + f"{reasoning}\n\n{BUDGET_NOTE}\n{THINK_CLOSE}\n\n"
             continuing = cast(ContinuingGenerator, self.generator)
-            stream = continuing.stream_continuation(self.messages, prefix, max_new_tokens=self.max_new_tokens, temperature=self.temperature, stop=self.stop)
+            stream = continuing.stream_continuation(
+                self.messages, prefix, max_new_tokens=self.max_new_tokens, temperature=self.temperature, stop=self.stop
+            )
             yield from self._consume(stream, ThinkSplitter(False))
             return
         last = self.messages[-1]
-        messages = [*self.messages[:-1], {**last, "content": f"{last['content']}\n\n{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{FINAL_ANSWER_REQUEST}"}]
-        stream = self.generator.stream(messages, max_new_tokens=self.max_new_tokens + (budget or 0), temperature=self.temperature, stop=self.stop)
+        messages = [
+            *self.messages[:-1],
+            {
+                **last,
+                "content": f"{last['content']}\n\n{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{FINAL_ANSWER_REQUEST}",
+            },
+        ]
+        stream = self.generator.stream(
+            messages, max_new_tokens=self.max_new_tokens + (budget or 0), temperature=self.temperature, stop=self.stop
+        )
         yield from self._consume(stream, ThinkSplitter(self.opens_think))
 
     def _consume(self, stream, splitter: ThinkSplitter) -> Iterator[Piece]:
@@ -253,4 +285,3 @@ class AnswerStream:
         """Stop generating (safe to call more than once)."""
         for stream in list(self._open_streams):
             self._close(stream)
-

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..loading import MODEL_LOAD_LOCK
-from .base import BackendOptions, FromConfig, GeneratorError, Message, TemplatedGenerator, default_cache_dir, resolve_model
+from .base import (
+    BackendOptions,
+    FromConfig,
+    GeneratorError,
+    Message,
+    TemplatedGenerator,
+    default_cache_dir,
+    resolve_model,
+)
 from .reasoning import cut_at_stop
 
 
@@ -68,7 +76,9 @@ class TransformersGenerator(FromConfig, TemplatedGenerator):
                 else:
                     self._model, self._tokenizer = self._load_gguf(Path(folder) / gguf_file)
             except OSError as exc:
-                raise GeneratorError(f"cannot load model {self.name!r} offline: {exc}. Use 'smollm2' (packaged), a local folder, or a .gguf path") from exc
+                raise GeneratorError(
+                    f"cannot load model {self.name!r} offline: {exc}. Use 'smollm2' (packaged), a local folder, or a .gguf path"
+                ) from exc
             self._model.eval()
 
     def gguf_cache_path(self, path: Path) -> Path:
@@ -119,13 +129,20 @@ class TransformersGenerator(FromConfig, TemplatedGenerator):
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     # -- generation ----------------------------------------------------------------
-    def _stream_prompt(self, prompt: str, max_new_tokens: int, temperature: float, stop: tuple[str, ...]) -> Iterator[str]:
+    def _stream_prompt(
+        self, prompt: str, max_new_tokens: int, temperature: float, stop: tuple[str, ...]
+    ) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
         inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs = dict(**inputs, max_new_tokens=max_new_tokens, streamer=streamer, pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id)
+        kwargs = dict(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            streamer=streamer,
+            pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
+        )
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
         else:
@@ -184,4 +201,3 @@ def _save_dequantised(model, tokenizer, cache: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-

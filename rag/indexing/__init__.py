@@ -36,6 +36,25 @@ from .lock import LOCK_FILE, OWNER_FILE, build_lock, read_lock_holder
 from .remove import remove_article
 from .summary import BuildSummary, Changes, Plan, RemoveSummary
 
-__all__ = ["BUILD_WRITERS", "LOCK_FILE", "NUM_PERM", "OWNER_FILE", "SIGNATURES", "BuildError", "BuildLockedError", "BuildSummary", "Changes",
-           "DiskFullError", "IndexBuilder", "NearDuplicate", "Plan", "RemoveSummary", "build_lock", "disk_full_error", "find_near_duplicates",
-           "minhash_signature", "read_lock_holder", "remove_article"]
+__all__ = [
+    "BUILD_WRITERS",
+    "LOCK_FILE",
+    "NUM_PERM",
+    "OWNER_FILE",
+    "SIGNATURES",
+    "BuildError",
+    "BuildLockedError",
+    "BuildSummary",
+    "Changes",
+    "DiskFullError",
+    "IndexBuilder",
+    "NearDuplicate",
+    "Plan",
+    "RemoveSummary",
+    "build_lock",
+    "disk_full_error",
+    "find_near_duplicates",
+    "minhash_signature",
+    "read_lock_holder",
+    "remove_article",
+]

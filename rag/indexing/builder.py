@@ -156,7 +156,9 @@ class IndexBuilder:
             raise
         except Exception as exc:
             if is_disk_full(exc):
-                raise disk_full_error(self.store.root, exc, f"rag build {articles_dir} --index {self.store.root}") from exc
+                raise disk_full_error(
+                    self.store.root, exc, f"rag build {articles_dir} --index {self.store.root}"
+                ) from exc
             raise
 
     # -- steps -------------------------------------------------------------------------
@@ -179,8 +181,10 @@ class IndexBuilder:
         why = settings_difference(manifest, self.embedder.name, self.chunker.settings)
         if why is not None:
             if self.indexing.on_settings_change == "refuse":
-                raise IndexMismatchError(f"cannot update index {str(self.store.root)!r}: {why}. Pass --full to rebuild it from scratch "
-                                         f"(or set indexing.on_settings_change: rebuild)")
+                raise IndexMismatchError(
+                    f"cannot update index {str(self.store.root)!r}: {why}. Pass --full to rebuild it from scratch "
+                    f"(or set indexing.on_settings_change: rebuild)"
+                )
             self.on_message(f"note: {why}; rebuilding all articles")
             return None, why
         try:
@@ -192,12 +196,20 @@ class IndexBuilder:
 
     def _build(self, folder: Path, full: bool, show_progress: bool, t0: float) -> BuildSummary:
         # The index itself may lie inside the folder (a rebuild of "."): never read as articles.
-        result = load_documents(folder, max_file_mb=self.loader.max_file_mb, extensions=self.loader.extensions, show_progress=show_progress,
-                                exclude=(self.store.root,))
+        result = load_documents(
+            folder,
+            max_file_mb=self.loader.max_file_mb,
+            extensions=self.loader.extensions,
+            show_progress=show_progress,
+            exclude=(self.store.root,),
+        )
         if not result.documents:
             why = "; ".join(f"{s.source}: {s.reason}" for s in result.skipped[:5])
-            raise BuildError(f"no readable articles in {str(folder)!r}" + (f" (skipped: {why})" if why else "")
-                             + f"; add {supported_types()} files. The index was left as it was")
+            raise BuildError(
+                f"no readable articles in {str(folder)!r}"
+                + (f" (skipped: {why})" if why else "")
+                + f"; add {supported_types()} files. The index was left as it was"
+            )
         prev, reason = self._previous(full)
         try:
             return self._update(folder, result.documents, list(result.skipped), prev, reason, show_progress, t0)
@@ -209,28 +221,65 @@ class IndexBuilder:
             if prev is not None:
                 prev.close()
 
-    def _update(self, folder: Path, docs: list[Document], skipped: list[SkippedFile], prev: SearchableIndex | None, reason: str,
-                show_progress: bool, t0: float) -> BuildSummary:
+    def _update(
+        self,
+        folder: Path,
+        docs: list[Document],
+        skipped: list[SkippedFile],
+        prev: SearchableIndex | None,
+        reason: str,
+        show_progress: bool,
+        t0: float,
+    ) -> BuildSummary:
         old = prev.manifest if prev is not None else None
         plan, signatures = self._plan(docs, skipped, prev, show_progress)
         rows = self._rows(plan, prev, show_progress)
-        dups = tuple(ManifestDocument.of(d, duplicate_of=c.source) for d, c in sorted(plan.duplicates, key=lambda p: p[0].source))
+        dups = tuple(
+            ManifestDocument.of(d, duplicate_of=c.source) for d, c in sorted(plan.duplicates, key=lambda p: p[0].source)
+        )
         near = tuple(NearDuplicate(n.source, n.similar_to, round(n.similarity, 4), n.kept) for n in plan.near)
-        if old is not None and not rows.new_chunks and rows.dropped == 0 and not rows.to_write and old.duplicates == dups \
-                and old.near_duplicates == near and len(old.documents) == len(plan.canonical) and old.index_settings == self.index_settings:
+        if (
+            old is not None
+            and not rows.new_chunks
+            and rows.dropped == 0
+            and not rows.to_write
+            and old.duplicates == dups
+            and old.near_duplicates == near
+            and len(old.documents) == len(plan.canonical)
+            and old.index_settings == self.index_settings
+        ):
             # Nothing to write: leave the generation as it is (readers keep it, nothing is churned).
-            return BuildSummary.of(self.store.label, plan, prev.size, time.perf_counter() - t0, mode="unchanged", reason=reason)
+            return BuildSummary.of(
+                self.store.label, plan, prev.size, time.perf_counter() - t0, mode="unchanged", reason=reason
+            )
         vec = self._vectors(rows, prev, folder, show_progress)
         mode = "full" if prev is None else "incremental"
         manifest = self._manifest(folder, plan, rows, vec, dups, near, mode, reason)
         kept = {d.content_hash: signatures[d.content_hash] for d in plan.canonical if d.content_hash in signatures}
-        self.store.write(vec.vectors, vec.chunks, manifest, vec.rows, incremental=prev is not None, writers=[*self.writers, signature_writer(kept)],
-                         show_progress=show_progress)
-        return BuildSummary.of(self.store.label, plan, len(vec.chunks), time.perf_counter() - t0, embed_seconds=vec.seconds,
-                               embedded=vec.embedded, reused=vec.reused, mode=mode, reason=reason)
+        self.store.write(
+            vec.vectors,
+            vec.chunks,
+            manifest,
+            vec.rows,
+            incremental=prev is not None,
+            writers=[*self.writers, signature_writer(kept)],
+            show_progress=show_progress,
+        )
+        return BuildSummary.of(
+            self.store.label,
+            plan,
+            len(vec.chunks),
+            time.perf_counter() - t0,
+            embed_seconds=vec.seconds,
+            embedded=vec.embedded,
+            reused=vec.reused,
+            mode=mode,
+            reason=reason,
+        )
 
-    def _plan(self, docs: list[Document], skipped: list[SkippedFile], prev: SearchableIndex | None,
-              show_progress: bool) -> tuple[Plan, dict[str, np.ndarray]]:
+    def _plan(
+        self, docs: list[Document], skipped: list[SkippedFile], prev: SearchableIndex | None, show_progress: bool
+    ) -> tuple[Plan, dict[str, np.ndarray]]:
         """Steps 1-3: one canonical document per text, near-duplicates, and what changed."""
         old = prev.manifest if prev is not None else None
         indexed = {e.source for e in old.documents} if old is not None else set()
@@ -240,21 +289,37 @@ class IndexBuilder:
         # (and dropped, if so set).
         order = sorted(canonical, key=lambda d: (d.source not in indexed, d.source))
         by_hash = {d.content_hash: d for d in canonical}
-        found = find_near_duplicates([d.content_hash for d in order], signatures, self.indexing.near_duplicate_threshold, show_progress)
+        found = find_near_duplicates(
+            [d.content_hash for d in order], signatures, self.indexing.near_duplicate_threshold, show_progress
+        )
         keep = self.indexing.near_duplicates == "keep"
-        near = sorted((NearDuplicate(by_hash[h].source, by_hash[other].source, sim, keep) for h, (other, sim) in found.items()),
-                      key=lambda n: n.source)
+        near = sorted(
+            (NearDuplicate(by_hash[h].source, by_hash[other].source, sim, keep) for h, (other, sim) in found.items()),
+            key=lambda n: n.source,
+        )
         if not keep:
             dropped = {n.source for n in near}
-            skipped = skipped + [SkippedFile(n.source, f"near-duplicate of {n.similar_to} (similarity {n.similarity:.2f}); "
-                                                       f"set indexing.near_duplicates: keep to index it") for n in near]
-            skipped += [SkippedFile(d.source, f"copy of {c.source}, a dropped near-duplicate") for d, c in duplicates if c.source in dropped]
+            skipped = skipped + [
+                SkippedFile(
+                    n.source,
+                    f"near-duplicate of {n.similar_to} (similarity {n.similarity:.2f}); "
+                    f"set indexing.near_duplicates: keep to index it",
+                )
+                for n in near
+            ]
+            skipped += [
+                SkippedFile(d.source, f"copy of {c.source}, a dropped near-duplicate")
+                for d, c in duplicates
+                if c.source in dropped
+            ]
             canonical = [d for d in canonical if d.source not in dropped]
             duplicates = [(d, c) for d, c in duplicates if c.source not in dropped]
         skipped = sorted(skipped, key=lambda s: s.source)
         return Plan(canonical, duplicates, near, skipped, diff(canonical, duplicates, old)), signatures
 
-    def _signatures(self, canonical: list[Document], prev: SearchableIndex | None, show_progress: bool) -> dict[str, np.ndarray]:
+    def _signatures(
+        self, canonical: list[Document], prev: SearchableIndex | None, show_progress: bool
+    ) -> dict[str, np.ndarray]:
         """MinHash signatures by content hash: stored ones reused, new texts hashed."""
         from tqdm.auto import tqdm
 
@@ -288,7 +353,11 @@ class IndexBuilder:
                     counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
                 if to_write:
                     reuse.setdefault(text_key(chunk.indexed_text), row)
-        new_chunks = [c for d in tqdm(to_write, desc="Chunking", unit="doc", disable=not show_progress, delay=0.5) for c in self.chunker.split(d)]
+        new_chunks = [
+            c
+            for d in tqdm(to_write, desc="Chunking", unit="doc", disable=not show_progress, delay=0.5)
+            for c in self.chunker.split(d)
+        ]
         for c in new_chunks:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
         dropped = (prev.size if prev is not None else 0) - len(kept_rows)
@@ -309,12 +378,24 @@ class IndexBuilder:
             if key not in rows.reuse:
                 embed_texts.setdefault(key, (c.indexed_prefix, c.text))
         t_embed = time.perf_counter()
-        embedded = self.embedder.encode(self._fitted(list(embed_texts.values())), show_progress=show_progress) if embed_texts else None
+        embedded = (
+            self.embedder.encode(self._fitted(list(embed_texts.values())), show_progress=show_progress)
+            if embed_texts
+            else None
+        )
         seconds = time.perf_counter() - t_embed if embed_texts else 0.0
-        dim = int(embedded.shape[1]) if embedded is not None else prev.manifest.dimension if prev is not None else int(self.embedder.dimension)
+        dim = (
+            int(embedded.shape[1])
+            if embedded is not None
+            else prev.manifest.dimension
+            if prev is not None
+            else int(self.embedder.dimension)
+        )
         if prev is not None and embedded is not None and dim != prev.manifest.dimension:
-            raise BuildError(f"embedder {self.embedder.name!r} now gives {dim}-dimensional vectors but the index holds "
-                             f"{prev.manifest.dimension}-dimensional ones; rebuild with: rag build {folder} --full")
+            raise BuildError(
+                f"embedder {self.embedder.name!r} now gives {dim}-dimensional vectors but the index holds "
+                f"{prev.manifest.dimension}-dimensional ones; rebuild with: rag build {folder} --full"
+            )
         fresh = {key: i for i, key in enumerate(embed_texts)}
         new_vectors = np.zeros((len(rows.new_chunks), dim), dtype=np.float32)
         reused = 0
@@ -325,9 +406,15 @@ class IndexBuilder:
             else:
                 new_vectors[i] = old_vectors[position[rows.reuse[key]]]
                 reused += 1
-        kept_vectors = old_vectors[[position[r] for r in rows.kept_rows]] if rows.kept_rows else np.zeros((0, dim), dtype=np.float32)
+        kept_vectors = (
+            old_vectors[[position[r] for r in rows.kept_rows]]
+            if rows.kept_rows
+            else np.zeros((0, dim), dtype=np.float32)
+        )
         start = int(old_ids.max()) + 1 if len(old_ids) else 0
-        row_ids = np.concatenate([np.asarray(rows.kept_rows, dtype=np.int64), np.arange(start, start + len(rows.new_chunks), dtype=np.int64)])
+        row_ids = np.concatenate(
+            [np.asarray(rows.kept_rows, dtype=np.int64), np.arange(start, start + len(rows.new_chunks), dtype=np.int64)]
+        )
         chunks = rows.kept_chunks + rows.new_chunks
         vectors = np.concatenate([kept_vectors, new_vectors]) if chunks else np.zeros((0, dim), dtype=np.float32)
         return _Vectors(row_ids, chunks, vectors, dim, len(embed_texts), reused, seconds)
@@ -337,20 +424,51 @@ class IndexBuilder:
         window = EmbeddingWindow.of(self.embedder.name)
         return window.fit(items) if window is not None else [f"{prefix}\n{text}" for prefix, text in items]
 
-    def _manifest(self, folder: Path, plan: Plan, rows: _Rows, vec: _Vectors, dups: tuple[ManifestDocument, ...], near: tuple[NearDuplicate, ...],
-                  mode: str, reason: str) -> Manifest:
+    def _manifest(
+        self,
+        folder: Path,
+        plan: Plan,
+        rows: _Rows,
+        vec: _Vectors,
+        dups: tuple[ManifestDocument, ...],
+        near: tuple[NearDuplicate, ...],
+        mode: str,
+        reason: str,
+    ) -> Manifest:
         """Step 6: the new generation's manifest."""
         copies: dict[str, list[str]] = {}
         for d, c in plan.duplicates:
             copies.setdefault(c.source, []).append(d.source)
         c = plan.changes
         return Manifest(
-            embedder=self.embedder.name, dimension=vec.dim, chunker=self.chunker.settings, built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            embedder=self.embedder.name,
+            dimension=vec.dim,
+            chunker=self.chunker.settings,
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             articles_dir=str(folder.resolve()),
-            documents=tuple(ManifestDocument.of(d, chunks=rows.counts.get(d.id, 0), duplicates=tuple(sorted(copies.get(d.source, ()))))
-                            for d in plan.canonical),
-            duplicates=dups, near_duplicates=near, skipped=tuple(plan.skipped),
-            indexing={"near_duplicates": self.indexing.near_duplicates, "near_duplicate_threshold": self.indexing.near_duplicate_threshold},
+            documents=tuple(
+                ManifestDocument.of(
+                    d, chunks=rows.counts.get(d.id, 0), duplicates=tuple(sorted(copies.get(d.source, ())))
+                )
+                for d in plan.canonical
+            ),
+            duplicates=dups,
+            near_duplicates=near,
+            skipped=tuple(plan.skipped),
+            indexing={
+                "near_duplicates": self.indexing.near_duplicates,
+                "near_duplicate_threshold": self.indexing.near_duplicate_threshold,
+            },
             index=self.index_settings,
-            build={"mode": mode, "reason": reason, "added": len(c.added), "updated": len(c.updated), "removed": len(c.removed),
-                   "renamed": len(c.renamed), "unchanged": len(c.unchanged), "embedded_chunks": vec.embedded, "reused_chunks": vec.reused})
+            build={
+                "mode": mode,
+                "reason": reason,
+                "added": len(c.added),
+                "updated": len(c.updated),
+                "removed": len(c.removed),
+                "renamed": len(c.renamed),
+                "unchanged": len(c.unchanged),
+                "embedded_chunks": vec.embedded,
+                "reused_chunks": vec.reused,
+            },
+        )

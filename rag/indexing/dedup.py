@@ -57,8 +57,9 @@ def minhash_signature(text: str) -> np.ndarray | None:
     return np.asarray(m.hashvalues).copy()
 
 
-def find_near_duplicates(order: Sequence[str], signatures: dict[str, np.ndarray], threshold: float,
-                         show_progress: bool = False) -> dict[str, tuple[str, float]]:
+def find_near_duplicates(
+    order: Sequence[str], signatures: dict[str, np.ndarray], threshold: float, show_progress: bool = False
+) -> dict[str, tuple[str, float]]:
     """Map each key of ``order`` that nearly duplicates an earlier key to ``(earlier, similarity)``.
 
     Candidates come from MinHash LSH; a pair counts when the estimated Jaccard similarity is
@@ -84,7 +85,9 @@ def find_near_duplicates(order: Sequence[str], signatures: dict[str, np.ndarray]
         best: tuple[str, float] | None = None
         for other in lsh.query(m):
             sim = float(np.mean(signatures[other] == sig))
-            if sim >= threshold and (best is None or sim > best[1] or (sim == best[1] and position[other] < position[best[0]])):
+            if sim >= threshold and (
+                best is None or sim > best[1] or (sim == best[1] and position[other] < position[best[0]])
+            ):
                 best = (other, sim)
         if best is not None:
             found[key] = best

@@ -42,15 +42,24 @@ def disk_full_error(root: Path, exc: BaseException, rerun: str) -> DiskFullError
         free = shutil.disk_usage(root).free
     except OSError:
         current, held, free = None, 0, None
-    kept = (f"The previous index ({current}) is unchanged and still answers questions"
-            if current else "No index was there before, so there is still none")
-    space = (f" (the current index takes {_mb(held)}; {_mb(free)} free now)" if current and free is not None
-             else f" ({_mb(free)} free now)" if free is not None else "")
+    kept = (
+        f"The previous index ({current}) is unchanged and still answers questions"
+        if current
+        else "No index was there before, so there is still none"
+    )
+    space = (
+        f" (the current index takes {_mb(held)}; {_mb(free)} free now)"
+        if current and free is not None
+        else f" ({_mb(free)} free now)"
+        if free is not None
+        else ""
+    )
     return DiskFullError(
         f"no space left on the disk holding index {str(root)!r}"
         + (f" while writing {where}" if where else "")
         + f": the build was abandoned and its unfinished files removed. {kept}. "
-        f"Free some disk space{space}, or point --index at another disk, and run the build again: {rerun}")
+        f"Free some disk space{space}, or point --index at another disk, and run the build again: {rerun}"
+    )
 
 
 class BuildLockedError(BuildError):
@@ -63,5 +72,3 @@ class BuildLockedError(BuildError):
     def __init__(self, message: str, holder_pid: int | None) -> None:
         super().__init__(message)
         self.holder_pid = holder_pid
-
-

@@ -52,7 +52,13 @@ def build_lock(root: str | Path, timeout: float = 0.0) -> Iterator[None]:
             holder = read_lock_holder(root)
         holder = holder or {}
         pid = holder.get("pid")
-        who = f"pid {pid}" + (f" on {holder['host']}" if holder.get("host") else "") + (f", started {holder['started']}" if holder.get("started") else "") if pid else "pid unknown"
+        who = (
+            f"pid {pid}"
+            + (f" on {holder['host']}" if holder.get("host") else "")
+            + (f", started {holder['started']}" if holder.get("started") else "")
+            if pid
+            else "pid unknown"
+        )
         stop = f"stop it (kill {pid}) and " if pid else ""
         raise BuildLockedError(
             f"another build of index {str(root)!r} is running ({who}); wait for it to finish, or {stop}run the build again "

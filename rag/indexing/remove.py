@@ -41,7 +41,9 @@ def _source_for(path: str, manifest: Manifest) -> str:
     return p.as_posix()
 
 
-def remove_article(root: str | Path, path: str, *, lock_timeout: float = 0.0, store: IndexBackend | None = None) -> RemoveSummary:
+def remove_article(
+    root: str | Path, path: str, *, lock_timeout: float = 0.0, store: IndexBackend | None = None
+) -> RemoveSummary:
     """Drop one article (every record of a JSONL file, for a file) from the index at ``root``.
 
     The article's file is not touched; the next ``rag build`` adds it back if it is still
@@ -77,13 +79,18 @@ def _matching(manifest: Manifest, source: str, root: Path | str) -> set[str]:
     found = {s for s in names if s == source or s.startswith(source + "#")}
     if not found:
         close = difflib.get_close_matches(source, names, n=3)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see the sources with: rag index info --json"
+        hint = (
+            f"; did you mean {', '.join(repr(c) for c in close)}?"
+            if close
+            else "; see the sources with: rag index info --json"
+        )
         raise KeyError(f"no article {source!r} in index {str(root)!r}{hint}")
     return found
 
 
-def _promote(manifest: Manifest, gone_sources: set[str]) -> tuple[list[ManifestDocument], list[ManifestDocument], dict[str, ManifestDocument],
-                                                                   list[tuple[str, str]]]:
+def _promote(
+    manifest: Manifest, gone_sources: set[str]
+) -> tuple[list[ManifestDocument], list[ManifestDocument], dict[str, ManifestDocument], list[tuple[str, str]]]:
     """The documents and duplicates left, with a copy of each removed article promoted in its place.
 
     Returns:
@@ -100,11 +107,16 @@ def _promote(manifest: Manifest, gone_sources: set[str]) -> tuple[list[ManifestD
         dups.remove(heir)
         others = tuple(sorted(d.source for d in dups if d.duplicate_of == e.source))
         dups = [replace(d, duplicate_of=heir.source) if d.duplicate_of == e.source else d for d in dups]
-        record = replace(heir, id=document_id(heir.source, heir.content_hash), duplicate_of=None, chunks=e.chunks, duplicates=others)
+        record = replace(
+            heir, id=document_id(heir.source, heir.content_hash), duplicate_of=None, chunks=e.chunks, duplicates=others
+        )
         docs.append(record)
         heirs[e.id] = record
         promoted.append((e.source, heir.source))
-    docs = sorted((replace(e, duplicates=tuple(s for s in e.duplicates if s not in gone_sources)) for e in docs), key=lambda e: e.source)
+    docs = sorted(
+        (replace(e, duplicates=tuple(s for s in e.duplicates if s not in gone_sources)) for e in docs),
+        key=lambda e: e.source,
+    )
     return docs, dups, heirs, promoted
 
 
@@ -128,16 +140,41 @@ def _remove_article(store: IndexBackend, path: str, lock_timeout: float) -> Remo
                 continue
             heir = heirs.get(c.doc_id)
             if heir is not None:  # same text at another name: same vector, records re-pointed
-                c = replace(c, id=chunk_id(heir.id, c.start, c.end), doc_id=heir.id, title=heir.title, source=heir.source, url=heir.url,
-                            date=heir.date)
+                c = replace(
+                    c,
+                    id=chunk_id(heir.id, c.start, c.end),
+                    doc_id=heir.id,
+                    title=heir.title,
+                    source=heir.source,
+                    url=heir.url,
+                    date=heir.date,
+                )
             rows.append(row)
             chunks.append(c)
         position = {int(r): i for i, r in enumerate(ids)}
-        kept_vectors = vectors[[position[r] for r in rows]] if rows else np.zeros((0, manifest.dimension), dtype=np.float32)
-        near = tuple(n for n in manifest.near_duplicates if n.source not in gone_sources and n.similar_to not in gone_sources)
-        new_manifest = replace(manifest, built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), documents=tuple(docs), duplicates=tuple(dups),
-                               near_duplicates=near, build={"mode": "remove", "removed": sorted(gone_sources), "promoted": [list(p) for p in promoted]})
+        kept_vectors = (
+            vectors[[position[r] for r in rows]] if rows else np.zeros((0, manifest.dimension), dtype=np.float32)
+        )
+        near = tuple(
+            n for n in manifest.near_duplicates if n.source not in gone_sources and n.similar_to not in gone_sources
+        )
+        new_manifest = replace(
+            manifest,
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            documents=tuple(docs),
+            duplicates=tuple(dups),
+            near_duplicates=near,
+            build={"mode": "remove", "removed": sorted(gone_sources), "promoted": [list(p) for p in promoted]},
+        )
         signatures = read_signatures(store.root / manifest.generation)
-        store.write(kept_vectors, chunks, new_manifest, np.asarray(rows, dtype=np.int64), incremental=True,
-                    writers=[write_keyword_index, signature_writer(signatures)])
-        return RemoveSummary(store.label, sorted(gone_sources), promoted, len(by_row) - len(chunks), len(docs), len(chunks))
+        store.write(
+            kept_vectors,
+            chunks,
+            new_manifest,
+            np.asarray(rows, dtype=np.int64),
+            incremental=True,
+            writers=[write_keyword_index, signature_writer(signatures)],
+        )
+        return RemoveSummary(
+            store.label, sorted(gone_sources), promoted, len(by_row) - len(chunks), len(docs), len(chunks)
+        )

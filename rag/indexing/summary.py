@@ -19,7 +19,12 @@ class Changes:
     renamed: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[str]]:
-        return {"added": self.added, "updated": self.updated, "removed": self.removed, "renamed": [f"{a} -> {b}" for a, b in self.renamed]}
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "renamed": [f"{a} -> {b}" for a, b in self.renamed],
+        }
 
 
 @dataclass(frozen=True)
@@ -63,14 +68,41 @@ class BuildSummary:
     changes: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, index_path: str, plan: Plan, chunks: int, seconds: float, *, embed_seconds: float = 0.0, embedded: int = 0, reused: int = 0,
-           mode: str = "full", reason: str = "") -> BuildSummary:
+    def of(
+        cls,
+        index_path: str,
+        plan: Plan,
+        chunks: int,
+        seconds: float,
+        *,
+        embed_seconds: float = 0.0,
+        embedded: int = 0,
+        reused: int = 0,
+        mode: str = "full",
+        reason: str = "",
+    ) -> BuildSummary:
         """The summary of a build that carried out ``plan`` and left ``chunks`` chunks."""
         c = plan.changes
-        return cls(index_path=index_path, articles=len(plan.canonical), chunks=chunks, skipped=plan.skipped, seconds=seconds,
-                   embed_seconds=embed_seconds, added=len(c.added), updated=len(c.updated), removed=len(c.removed), unchanged=len(c.unchanged),
-                   renamed=len(c.renamed), duplicates=sorted((d.source, o.source) for d, o in plan.duplicates), near_duplicates=plan.near,
-                   embedded_chunks=embedded, reused_chunks=reused, mode=mode, reason=reason, changes=c.to_dict())
+        return cls(
+            index_path=index_path,
+            articles=len(plan.canonical),
+            chunks=chunks,
+            skipped=plan.skipped,
+            seconds=seconds,
+            embed_seconds=embed_seconds,
+            added=len(c.added),
+            updated=len(c.updated),
+            removed=len(c.removed),
+            unchanged=len(c.unchanged),
+            renamed=len(c.renamed),
+            duplicates=sorted((d.source, o.source) for d, o in plan.duplicates),
+            near_duplicates=plan.near,
+            embedded_chunks=embedded,
+            reused_chunks=reused,
+            mode=mode,
+            reason=reason,
+            changes=c.to_dict(),
+        )
 
     @property
     def chunks_per_second(self) -> float:
@@ -98,7 +130,10 @@ class BuildSummary:
             "skipped_count": self.skipped_count,
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
             "duplicates": [{"source": s, "duplicate_of": of} for s, of in self.duplicates],
-            "near_duplicates": [{"source": n.source, "similar_to": n.similar_to, "similarity": round(n.similarity, 3), "kept": n.kept} for n in self.near_duplicates],
+            "near_duplicates": [
+                {"source": n.source, "similar_to": n.similar_to, "similarity": round(n.similarity, 3), "kept": n.kept}
+                for n in self.near_duplicates
+            ],
             "changes": self.changes,
             "embedded_chunks": self.embedded_chunks,
             "reused_chunks": self.reused_chunks,
@@ -125,7 +160,10 @@ class BuildSummary:
             lines += [f"  {s} = {of}" for s, of in self.duplicates]
         if self.near_duplicates:
             lines.append(f"Near-duplicates ({len(self.near_duplicates)}):")
-            lines += [f"  {n.source} ~ {n.similar_to} (similarity {n.similarity:.2f}, {'kept' if n.kept else 'dropped'})" for n in self.near_duplicates]
+            lines += [
+                f"  {n.source} ~ {n.similar_to} (similarity {n.similarity:.2f}, {'kept' if n.kept else 'dropped'})"
+                for n in self.near_duplicates
+            ]
         if self.skipped:
             lines.append(f"Skipped {self.skipped_count} file(s):")
             lines += [f"  {s.source}: {s.reason}" for s in self.skipped]
@@ -145,5 +183,11 @@ class RemoveSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {"index_path": self.index_path, "removed": self.removed, "promoted": [{"from": a, "to": b} for a, b in self.promoted],
-                "chunks_removed": self.chunks_removed, "articles": self.articles, "chunks": self.chunks}
+        return {
+            "index_path": self.index_path,
+            "removed": self.removed,
+            "promoted": [{"from": a, "to": b} for a, b in self.promoted],
+            "chunks_removed": self.chunks_removed,
+            "articles": self.articles,
+            "chunks": self.chunks,
+        }

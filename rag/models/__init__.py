@@ -24,8 +24,10 @@ from .catalogue import CATALOGUE, PACKAGED_NAMES, PROFILES, ModelEntry, Profile,
 from .hub import InstalledModel, ModelError, installed, installed_models, model_file, models_root, pull
 
 #: Said once (the web page, ``rag index info``) when answers come from the packaged 135M model.
-FALLBACK_WARNING = ("The model in use is the small packaged SmolLM2-135M: answers are mostly quoted from the articles; "
-                    "`rag model pull qwen2.5-1.5b` for generated answers.")
+FALLBACK_WARNING = (
+    "The model in use is the small packaged SmolLM2-135M: answers are mostly quoted from the articles; "
+    "`rag model pull qwen2.5-1.5b` for generated answers."
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,20 @@ def model_in_use(gen: Any) -> ModelInUse:
 
 
 __all__ = [
-    "CATALOGUE", "FALLBACK_WARNING", "PACKAGED_NAMES", "PROFILES", "InstalledModel", "ModelEntry", "ModelError", "ModelInUse",
-    "Profile", "installed", "installed_models", "model_file", "model_in_use", "models_root", "profile_for", "pull",
+    "CATALOGUE",
+    "FALLBACK_WARNING",
+    "PACKAGED_NAMES",
+    "PROFILES",
+    "InstalledModel",
+    "ModelEntry",
+    "ModelError",
+    "ModelInUse",
+    "Profile",
+    "installed",
+    "installed_models",
+    "model_file",
+    "model_in_use",
+    "models_root",
+    "profile_for",
+    "pull",
 ]

@@ -130,9 +130,16 @@ R1_DISTILL = Profile(
     # DeepSeek's usage recommendations: temperature 0.5-0.7, every instruction in the user turn,
     # no few-shot examples. The <think> part gets its own budget (rag/generation/reasoning.py);
     # blank lines are part of the reasoning, so "\n\n" must not stop it.
-    generation={"gguf_type": "packaged", "temperature": 0.6, "use_system_prompt": False, "few_shot": False,
-                "max_thinking_tokens": 512, "max_new_tokens": 256, "context_window": 4096,
-                "stop": ("Question:", "Evidence:")},
+    generation={
+        "gguf_type": "packaged",
+        "temperature": 0.6,
+        "use_system_prompt": False,
+        "few_shot": False,
+        "max_thinking_tokens": 512,
+        "max_new_tokens": 256,
+        "context_window": 4096,
+        "stop": ("Question:", "Evidence:"),
+    },
     evidence={**_BIGGER},
     files=("DeepSeek-R1-Distill-Qwen-1.5B*.gguf",),
 )
@@ -166,21 +173,57 @@ EVAL_QWEN_CODER = Profile(
 
 #: Catalogue name -> the model ``rag model pull NAME`` fetches. One entry per model.
 CATALOGUE: dict[str, ModelEntry] = {
-    "qwen2.5-1.5b": ModelEntry("qwen2.5-1.5b", "lmstudio-community/Qwen2.5-1.5B-Instruct-GGUF", "Qwen2.5-1.5B-Instruct-Q4_K_M.gguf",
-                               "main", "986 MB", "apache-2.0", QWEN_CHAT),
-    "qwen2.5-0.5b": ModelEntry("qwen2.5-0.5b", "second-state/Qwen2.5-0.5B-Instruct-GGUF", "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf",
-                               "main", "398 MB", "apache-2.0", QWEN_SMALL),
-    "deepseek-r1-distill-qwen-1.5b": ModelEntry("deepseek-r1-distill-qwen-1.5b", "unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF",
-                                                "DeepSeek-R1-Distill-Qwen-1.5B-Q4_K_M.gguf", "main", "1.12 GB",
-                                                "apache-2.0 (repository tag; DeepSeek-R1 weights MIT)", R1_DISTILL),
-    "smollm2-1.7b": ModelEntry("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF", "smollm2-1.7b-instruct-q4_k_m.gguf",
-                               "main", "1.06 GB", "apache-2.0", SMOLLM2_17B),
-    "llama-3.2-1b": ModelEntry("llama-3.2-1b", "bartowski/Llama-3.2-1B-Instruct-GGUF", "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
-                               "main", "0.81 GB", "llama3.2 (Llama 3.2 Community License)", LLAMA_32_1B),
+    "qwen2.5-1.5b": ModelEntry(
+        "qwen2.5-1.5b",
+        "lmstudio-community/Qwen2.5-1.5B-Instruct-GGUF",
+        "Qwen2.5-1.5B-Instruct-Q4_K_M.gguf",
+        "main",
+        "986 MB",
+        "apache-2.0",
+        QWEN_CHAT,
+    ),
+    "qwen2.5-0.5b": ModelEntry(
+        "qwen2.5-0.5b",
+        "second-state/Qwen2.5-0.5B-Instruct-GGUF",
+        "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf",
+        "main",
+        "398 MB",
+        "apache-2.0",
+        QWEN_SMALL,
+    ),
+    "deepseek-r1-distill-qwen-1.5b": ModelEntry(
+        "deepseek-r1-distill-qwen-1.5b",
+        "unsloth/DeepSeek-R1-Distill-Qwen-1.5B-GGUF",
+        "DeepSeek-R1-Distill-Qwen-1.5B-Q4_K_M.gguf",
+        "main",
+        "1.12 GB",
+        "apache-2.0 (repository tag; DeepSeek-R1 weights MIT)",
+        R1_DISTILL,
+    ),
+    "smollm2-1.7b": ModelEntry(
+        "smollm2-1.7b",
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF",
+        "smollm2-1.7b-instruct-q4_k_m.gguf",
+        "main",
+        "1.06 GB",
+        "apache-2.0",
+        SMOLLM2_17B,
+    ),
+    "llama-3.2-1b": ModelEntry(
+        "llama-3.2-1b",
+        "bartowski/Llama-3.2-1B-Instruct-GGUF",
+        "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
+        "main",
+        "0.81 GB",
+        "llama3.2 (Llama 3.2 Community License)",
+        LLAMA_32_1B,
+    ),
 }
 
 #: Profile name -> profile: the catalogue's, the packaged SmolLM2's and the evaluation model's.
-PROFILES: dict[str, Profile] = {p.name: p for p in (SMOLLM2_135M, EVAL_QWEN_CODER, *(e.profile for e in CATALOGUE.values()))}
+PROFILES: dict[str, Profile] = {
+    p.name: p for p in (SMOLLM2_135M, EVAL_QWEN_CODER, *(e.profile for e in CATALOGUE.values()))
+}
 
 #: ``generation.model`` values that mean the packaged SmolLM2-135M GGUF.
 PACKAGED_NAMES = ("smollm2", "default")

@@ -69,7 +69,9 @@ class InstalledModel:
 
 def default_cache_dir() -> Path:
     """Where converted model files are cached (``$RAG_CACHE_DIR/models``, else ``~/.cache/rag/models``)."""
-    base = os.environ.get("RAG_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rag")
+    base = os.environ.get("RAG_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rag"
+    )
     return Path(base) / "models"
 
 
@@ -87,7 +89,9 @@ def entry(name: str) -> ModelEntry:
     try:
         return CATALOGUE[name]
     except KeyError:
-        raise ModelError(f"unknown model {name!r}; choose from {sorted(CATALOGUE)} (`rag model list` shows them)") from None
+        raise ModelError(
+            f"unknown model {name!r}; choose from {sorted(CATALOGUE)} (`rag model list` shows them)"
+        ) from None
 
 
 def model_file(name: str, cache_dir: str | Path | None = None) -> Path:
@@ -113,9 +117,11 @@ def installed_models(cache_dir: str | Path | None = None) -> list[InstalledModel
 
 def offline_message(e: ModelEntry, target: Path, reason: str) -> str:
     """What to download by hand, and where to put it, when the hub cannot be reached."""
-    return (f"cannot download {e.name}: {reason}. On a machine with internet access download\n  {e.url}\n"
-            f"({e.size}, license {e.license}) and put the file at\n  {target}\n"
-            f"then `rag model list` shows it and `generation.model: {e.name}` uses it")
+    return (
+        f"cannot download {e.name}: {reason}. On a machine with internet access download\n  {e.url}\n"
+        f"({e.size}, license {e.license}) and put the file at\n  {target}\n"
+        f"then `rag model list` shows it and `generation.model: {e.name}` uses it"
+    )
 
 
 def is_offline() -> bool:
@@ -124,7 +130,9 @@ def is_offline() -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def pull(name: str, *, cache_dir: str | Path | None = None, endpoint: str | None = None, progress: bool = True) -> InstalledModel:
+def pull(
+    name: str, *, cache_dir: str | Path | None = None, endpoint: str | None = None, progress: bool = True
+) -> InstalledModel:
     """Download the catalogue model ``name`` into the model cache, checking its sha256.
 
     Args:
@@ -152,9 +160,11 @@ def pull(name: str, *, cache_dir: str | Path | None = None, endpoint: str | None
     meta = _metadata(e, endpoint, target)
     expected = e.sha256 or (meta.etag if meta.etag and _SHA256.match(meta.etag) else None)
     if expected is None:
-        raise ModelError(f"the hub at {endpoint} gave no sha256 for {e.repo}/{e.filename} (etag {meta.etag!r}), "
-                         "so the file cannot be checked; "
-                         f"not downloaded. Check HF_ENDPOINT, or download {e.url} by hand and put it at {target}")
+        raise ModelError(
+            f"the hub at {endpoint} gave no sha256 for {e.repo}/{e.filename} (etag {meta.etag!r}), "
+            "so the file cannot be checked; "
+            f"not downloaded. Check HF_ENDPOINT, or download {e.url} by hand and put it at {target}"
+        )
     have = installed(name, cache_dir)
     if have is not None and have.sha256 == expected:
         return have
@@ -162,12 +172,22 @@ def pull(name: str, *, cache_dir: str | Path | None = None, endpoint: str | None
     actual = file_sha256(path)
     if actual != expected:
         _discard(target.parent, e.filename)
-        raise ModelError(f"sha256 of the downloaded {e.filename} is {actual}, but the hub lists {expected}: "
-                         "refused, and the file was deleted. "
-                         f"Pull again; if it persists, the mirror at {endpoint} serves a different file")
-    record = {"name": e.name, "repo": e.repo, "filename": e.filename, "revision": e.revision, "commit": meta.commit_hash,
-              "sha256": actual, "size_bytes": path.stat().st_size, "endpoint": endpoint,
-              "pulled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        raise ModelError(
+            f"sha256 of the downloaded {e.filename} is {actual}, but the hub lists {expected}: "
+            "refused, and the file was deleted. "
+            f"Pull again; if it persists, the mirror at {endpoint} serves a different file"
+        )
+    record = {
+        "name": e.name,
+        "repo": e.repo,
+        "filename": e.filename,
+        "revision": e.revision,
+        "commit": meta.commit_hash,
+        "sha256": actual,
+        "size_bytes": path.stat().st_size,
+        "endpoint": endpoint,
+        "pulled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     _write_record(target.parent, record)
     return InstalledModel(e.name, path, record["size_bytes"], actual, meta.commit_hash, e.revision)
 
@@ -176,22 +196,33 @@ def _metadata(e: ModelEntry, endpoint: str, target: Path):
     """The hub's metadata of the file (commit, LFS sha256, size), or a ModelError saying what to do."""
     try:
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
-        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            HfHubHTTPError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
     except ImportError as exc:  # pragma: no cover - a dependency of the project
         raise ImportError("rag model pull needs huggingface_hub: pip install huggingface_hub") from exc
     url = hf_hub_url(e.repo, e.filename, revision=e.revision, endpoint=endpoint)
     try:
         return get_hf_file_metadata(url, endpoint=endpoint)
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
-        raise ModelError(f"the hub at {endpoint} has no {e.filename} in {e.repo} at revision {e.revision} ({type(exc).__name__}); "
-                         f"the catalogue entry may be out of date: download the file by hand and put it at {target}") from None
+        raise ModelError(
+            f"the hub at {endpoint} has no {e.filename} in {e.repo} at revision {e.revision} ({type(exc).__name__}); "
+            f"the catalogue entry may be out of date: download the file by hand and put it at {target}"
+        ) from None
     except HfHubHTTPError as exc:
-        raise ModelError(offline_message(e, target, f"the hub at {endpoint} answered {exc.response.status_code}")) from None
+        raise ModelError(
+            offline_message(e, target, f"the hub at {endpoint} answered {exc.response.status_code}")
+        ) from None
     except OSError as exc:  # connection refused, DNS failure, timeouts (httpx errors are not OSErrors)
         raise ModelError(offline_message(e, target, f"{endpoint} cannot be reached ({type(exc).__name__})")) from None
     except Exception as exc:  # httpx transport errors
         if type(exc).__module__.startswith(("httpx", "httpcore")):
-            raise ModelError(offline_message(e, target, f"{endpoint} cannot be reached ({type(exc).__name__}: {exc})")) from None
+            raise ModelError(
+                offline_message(e, target, f"{endpoint} cannot be reached ({type(exc).__name__}: {exc})")
+            ) from None
         raise
 
 

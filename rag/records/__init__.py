@@ -14,11 +14,25 @@ would bring the store and FAISS with it). All records are frozen dataclasses.
 - :class:`Calibration`: a "not covered" threshold calibrated for one index (``rag calibrate``).
 """
 
-
 from .answers import Answer, Citation, CitationCheck, SentenceCheck, Verification, pages_label
 from .calibration import Calibration
 from .content import Chunk, Document, Evidence, Passage
 from .manifest import Manifest, ManifestDocument, NearDuplicate, SkippedFile
 
-__all__ = ["Document", "Chunk", "Passage", "Evidence", "Citation", "CitationCheck", "SentenceCheck", "Verification", "Answer", "pages_label", "SkippedFile",
-           "ManifestDocument", "NearDuplicate", "Manifest", "Calibration"]
+__all__ = [
+    "Document",
+    "Chunk",
+    "Passage",
+    "Evidence",
+    "Citation",
+    "CitationCheck",
+    "SentenceCheck",
+    "Verification",
+    "Answer",
+    "pages_label",
+    "SkippedFile",
+    "ManifestDocument",
+    "NearDuplicate",
+    "Manifest",
+    "Calibration",
+]

@@ -70,8 +70,15 @@ class CitationCheck:
     missing_names: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "lexical": round(self.lexical, 3), "similarity": round(self.similarity, 3), "support": round(self.support, 3),
-                "status": self.status, "missing_numbers": list(self.missing_numbers), "missing_names": list(self.missing_names)}
+        return {
+            "n": self.n,
+            "lexical": round(self.lexical, 3),
+            "similarity": round(self.similarity, 3),
+            "support": round(self.support, 3),
+            "status": self.status,
+            "missing_numbers": list(self.missing_numbers),
+            "missing_names": list(self.missing_names),
+        }
 
 
 @dataclass(frozen=True)
@@ -108,8 +115,13 @@ class SentenceCheck:
         return max((c.support for c in self.citations), default=0.0)
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "status": self.status, "support": round(self.support, 3), "factual": self.factual,
-                "citations": [c.to_dict() for c in self.citations]}
+        return {
+            "text": self.text,
+            "status": self.status,
+            "support": round(self.support, 3),
+            "factual": self.factual,
+            "citations": [c.to_dict() for c in self.citations],
+        }
 
 
 @dataclass(frozen=True)
@@ -213,15 +225,42 @@ class Answer:
             "extractive": self.extractive,
             "notes": list(self.notes),
             "citations": [
-                {"n": c.n, "title": c.title, "source": c.source, "snippet": c.snippet, "url": c.url, "date": c.date, "support": round(c.support, 3), "added": c.added,
-                 "similarity": round(c.similarity, 3), "verified": None if c.verified is None else round(c.verified, 3), "status": c.status,
-                 "start": c.start, "end": c.end, "pages": list(c.pages)}
+                {
+                    "n": c.n,
+                    "title": c.title,
+                    "source": c.source,
+                    "snippet": c.snippet,
+                    "url": c.url,
+                    "date": c.date,
+                    "support": round(c.support, 3),
+                    "added": c.added,
+                    "similarity": round(c.similarity, 3),
+                    "verified": None if c.verified is None else round(c.verified, 3),
+                    "status": c.status,
+                    "start": c.start,
+                    "end": c.end,
+                    "pages": list(c.pages),
+                }
                 for c in self.citations
             ],
             "sentences": [s.to_dict() for s in self.checks],
             "out_of_range": list(self.out_of_range),
-            "passages": [{"n": p.n, "title": p.chunk.title, "source": p.chunk.source, "score": round(p.score, 4), "relevance": round(p.relevance_or_score, 4), "text": p.chunk.text, "date": p.chunk.date, "url": p.chunk.url,
-                          "start": p.chunk.start, "end": p.chunk.end, "pages": list(p.chunk.pages)} for p in self.passages],
+            "passages": [
+                {
+                    "n": p.n,
+                    "title": p.chunk.title,
+                    "source": p.chunk.source,
+                    "score": round(p.score, 4),
+                    "relevance": round(p.relevance_or_score, 4),
+                    "text": p.chunk.text,
+                    "date": p.chunk.date,
+                    "url": p.chunk.url,
+                    "start": p.chunk.start,
+                    "end": p.chunk.end,
+                    "pages": list(p.chunk.pages),
+                }
+                for p in self.passages
+            ],
         }
 
 

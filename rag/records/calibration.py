@@ -39,9 +39,16 @@ class Calibration:
     created_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"embedder": self.embedder, "thresholds": dict(self.thresholds), "rate": self.rate, "questions": self.questions,
-                "unanswerable": self.unanswerable, "declined_unanswerable": dict(self.declined_unanswerable), "qa_file": self.qa_file,
-                "created_at": self.created_at}
+        return {
+            "embedder": self.embedder,
+            "thresholds": dict(self.thresholds),
+            "rate": self.rate,
+            "questions": self.questions,
+            "unanswerable": self.unanswerable,
+            "declined_unanswerable": dict(self.declined_unanswerable),
+            "qa_file": self.qa_file,
+            "created_at": self.created_at,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
@@ -52,10 +59,16 @@ class Calibration:
         """
         try:
             thresholds = {str(k): float(v) for k, v in dict(d["thresholds"]).items()}
-            return cls(embedder=str(d["embedder"]), thresholds=thresholds, rate=float(d["rate"]), questions=int(d["questions"]),
-                       unanswerable=int(d.get("unanswerable", 0)),
-                       declined_unanswerable={str(k): int(v) for k, v in dict(d.get("declined_unanswerable") or {}).items()},
-                       qa_file=str(d.get("qa_file", "")), created_at=str(d.get("created_at", "")))
+            return cls(
+                embedder=str(d["embedder"]),
+                thresholds=thresholds,
+                rate=float(d["rate"]),
+                questions=int(d["questions"]),
+                unanswerable=int(d.get("unanswerable", 0)),
+                declined_unanswerable={str(k): int(v) for k, v in dict(d.get("declined_unanswerable") or {}).items()},
+                qa_file=str(d.get("qa_file", "")),
+                created_at=str(d.get("created_at", "")),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"calibration record is incomplete or malformed ({exc!r})") from None
 

@@ -37,7 +37,11 @@ class Document:
     def pages_of(self, start: int, end: int) -> tuple[int, ...]:
         """The 1-based pages that ``text[start:end]`` overlaps (``()`` for a document without pages)."""
         bounds = (*self.page_starts, len(self.text))
-        return tuple(i + 1 for i in range(len(self.page_starts)) if bounds[i] < bounds[i + 1] and bounds[i] < end and bounds[i + 1] > start)
+        return tuple(
+            i + 1
+            for i in range(len(self.page_starts))
+            if bounds[i] < bounds[i + 1] and bounds[i] < end and bounds[i + 1] > start
+        )
 
 
 @dataclass(frozen=True)
@@ -144,5 +148,12 @@ class Evidence:
     title: str
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "text": self.text, "start": self.start, "end": self.end, "score": round(self.score, 4),
-                "source": self.source, "title": self.title}
+        return {
+            "n": self.n,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 4),
+            "source": self.source,
+            "title": self.title,
+        }

@@ -54,23 +54,56 @@ if TYPE_CHECKING:
     from ..embedding.base import Embedder
     from ..store.base import SearchableIndex
 
-__all__ = ["DEDUP_METHODS", "FUSION_METHODS", "NOT_COVERED", "RARE_DENSE_AGREES", "RETRIEVERS", "BM25Retriever", "DenseRetriever",
-           "HybridRetriever", "MetadataFilter", "Passage", "RankedRetriever", "Retriever", "aggregate_articles", "convex_score_fusion",
-           "make_retriever", "not_covered_text", "ranking_options", "reciprocal_rank_fusion"]
+__all__ = [
+    "DEDUP_METHODS",
+    "FUSION_METHODS",
+    "NOT_COVERED",
+    "RARE_DENSE_AGREES",
+    "RETRIEVERS",
+    "BM25Retriever",
+    "DenseRetriever",
+    "HybridRetriever",
+    "MetadataFilter",
+    "Passage",
+    "RankedRetriever",
+    "Retriever",
+    "aggregate_articles",
+    "convex_score_fusion",
+    "make_retriever",
+    "not_covered_text",
+    "ranking_options",
+    "reciprocal_rank_fusion",
+]
 
 
 def ranking_options(config: RetrievalConfig) -> dict[str, Any]:
     """The settings every :class:`RankedRetriever` takes: de-duplication, neighbours, article weight."""
-    return dict(dedup=config.dedup, dedup_threshold=config.dedup_threshold, mmr_lambda=config.mmr_lambda,
-                neighbours=config.neighbours, neighbour_budget_tokens=config.neighbour_budget_tokens, article_weight=config.article_weight)
+    return dict(
+        dedup=config.dedup,
+        dedup_threshold=config.dedup_threshold,
+        mmr_lambda=config.mmr_lambda,
+        neighbours=config.neighbours,
+        neighbour_budget_tokens=config.neighbour_budget_tokens,
+        article_weight=config.article_weight,
+    )
 
 
 def _hybrid(config: RetrievalConfig, index: SearchableIndex, embedder: Embedder) -> HybridRetriever:
-    return HybridRetriever(index, embedder, fusion=config.fusion, dense_share=config.dense_share, dense_weight=config.dense_weight,
-                           bm25_weight=config.bm25_weight, rrf_k=config.rrf_k, number_match_weight=config.number_match_weight,
-                           date_match_weight=config.date_match_weight, candidates=config.candidates,
-                           rare_match_relevance=config.rare_match_relevance, rare_match_margin=config.rare_match_margin,
-                           **ranking_options(config))
+    return HybridRetriever(
+        index,
+        embedder,
+        fusion=config.fusion,
+        dense_share=config.dense_share,
+        dense_weight=config.dense_weight,
+        bm25_weight=config.bm25_weight,
+        rrf_k=config.rrf_k,
+        number_match_weight=config.number_match_weight,
+        date_match_weight=config.date_match_weight,
+        candidates=config.candidates,
+        rare_match_relevance=config.rare_match_relevance,
+        rare_match_margin=config.rare_match_margin,
+        **ranking_options(config),
+    )
 
 
 # name -> factory taking the validated ``retrieval`` section, the loaded index and the embedder.
@@ -82,7 +115,9 @@ RETRIEVERS: dict[str, Callable[[RetrievalConfig, SearchableIndex, Embedder], Ret
 }
 
 
-def make_retriever(config: RetrievalConfig, index: SearchableIndex, embedder: Embedder, retriever: str | None = None) -> RankedRetriever:
+def make_retriever(
+    config: RetrievalConfig, index: SearchableIndex, embedder: Embedder, retriever: str | None = None
+) -> RankedRetriever:
     """The retriever named by ``retriever`` (default ``config.retriever``) with the config's settings.
 
     Raises:

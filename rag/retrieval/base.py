@@ -50,7 +50,13 @@ def _merge_span(chunks: Sequence[Chunk]) -> Chunk:
         else:
             text += c.text[end - c.start :]
         end = c.end
-    return replace(ordered[0], text=text, start=ordered[0].start, end=end, pages=tuple(sorted({p for c in ordered for p in c.pages})))
+    return replace(
+        ordered[0],
+        text=text,
+        start=ordered[0].start,
+        end=end,
+        pages=tuple(sorted({p for c in ordered for p in c.pages})),
+    )
 
 
 class RankedRetriever:
@@ -119,16 +125,25 @@ class RankedRetriever:
         fetched: dict[int, Chunk] = {}
         if self.article_weight and len(hits) > 1:
             fetched = self.index.chunks_by_rows([h.row for h in hits])  # read once: reused for the top k below
-            hits = aggregate_articles(hits, [fetched[h.row].doc_id if h.row in fetched else str(h.row) for h in hits], self.article_weight)
+            hits = aggregate_articles(
+                hits, [fetched[h.row].doc_id if h.row in fetched else str(h.row) for h in hits], self.article_weight
+            )
         if self.dedup != "none" and len(hits) > 1:
             hits = DEDUP_METHODS[self.dedup](self, hits, k)
         hits = hits[:k]
-        by_row = {h.row: fetched[h.row] for h in hits if h.row in fetched} if fetched else self.index.chunks_by_rows([h.row for h in hits])
+        by_row = (
+            {h.row: fetched[h.row] for h in hits if h.row in fetched}
+            if fetched
+            else self.index.chunks_by_rows([h.row for h in hits])
+        )
         hits = [h for h in hits if h.row in by_row]
         chunks = [by_row[h.row] for h in hits]
         if self.neighbours > 0:
             chunks, hits = self._widen(chunks, hits)
-        return [Passage(n=i + 1, chunk=c, score=float(h.score), relevance=float(h.relevance)) for i, (c, h) in enumerate(zip(chunks, hits))]
+        return [
+            Passage(n=i + 1, chunk=c, score=float(h.score), relevance=float(h.relevance))
+            for i, (c, h) in enumerate(zip(chunks, hits))
+        ]
 
     # -- de-duplication ---------------------------------------------------------------
     def _similarity_cut(self, hits: list[Hit], k: int) -> list[Hit]:
@@ -164,7 +179,12 @@ class RankedRetriever:
             if budget <= 0:
                 break
             before, after = self.index.neighbours(hit.row, self.neighbours)
-            wanted = [r for pair in zip(before + [None] * len(after), after + [None] * len(before)) for r in pair if r is not None]
+            wanted = [
+                r
+                for pair in zip(before + [None] * len(after), after + [None] * len(before))
+                for r in pair
+                if r is not None
+            ]
             wanted = list(dict.fromkeys(wanted))
             extra = self.index.chunks_by_rows(wanted)
             parts = [chunks[i]]

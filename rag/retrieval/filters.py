@@ -66,7 +66,11 @@ class MetadataFilter:
         """Whether an article at ``source`` dated ``date`` passes the filter."""
         if self.source:
             path = source.split("#", 1)[0]
-            if not any(fnmatch.fnmatchcase(path, g.strip()) or fnmatch.fnmatchcase(source, g.strip()) for g in self.source.split(",") if g.strip()):
+            if not any(
+                fnmatch.fnmatchcase(path, g.strip()) or fnmatch.fnmatchcase(source, g.strip())
+                for g in self.source.split(",")
+                if g.strip()
+            ):
                 return False
         if self.since or self.until:
             day = (date or "")[:10]

@@ -18,7 +18,14 @@ import numpy as np
 
 from ..store.base import Hit
 
-__all__ = ["FUSION_METHODS", "aggregate_articles", "convex_score_fusion", "mmr_order", "reciprocal_rank_fusion", "rescaled"]
+__all__ = [
+    "FUSION_METHODS",
+    "aggregate_articles",
+    "convex_score_fusion",
+    "mmr_order",
+    "reciprocal_rank_fusion",
+    "rescaled",
+]
 
 
 def rescaled(scores: Sequence[float]) -> np.ndarray:
@@ -57,7 +64,9 @@ def aggregate_articles(hits: Sequence[Hit], doc_ids: Sequence[str], weight: floa
     return [out[i] for i in order]
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None, k: int = 60) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None, k: int = 60
+) -> list[tuple[int, float]]:
     """Fuse ranked lists of ids: ``score(id) = sum_r weights[r] / (k + rank_r(id))``, ranks from 1.
 
     Args:
@@ -81,7 +90,9 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[
     return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
 
-def convex_score_fusion(dense: Sequence[tuple[int, float]], sparse: Sequence[tuple[int, float]], dense_share: float = 0.9) -> list[tuple[int, float]]:
+def convex_score_fusion(
+    dense: Sequence[tuple[int, float]], sparse: Sequence[tuple[int, float]], dense_share: float = 0.9
+) -> list[tuple[int, float]]:
     """Fuse two scored lists: ``dense_share * d + (1 - dense_share) * b``, each min-max normalised.
 
     Unlike RRF it sees how far apart the scores are: a chunk far ahead on cosine stays ahead

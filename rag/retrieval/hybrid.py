@@ -50,9 +50,23 @@ class HybridRetriever(RankedRetriever):
         >>> HybridRetriever(loaded_index, embedder, dense_weight=1.0, bm25_weight=0.5).retrieve("H800 GPUs", k=4)
     """
 
-    def __init__(self, index: SearchableIndex, embedder: Embedder, *, fusion: str = "convex", dense_share: float = 0.9, dense_weight: float = 1.0,
-                 bm25_weight: float = 1.0, rrf_k: int = 60, number_match_weight: float = 0.3, date_match_weight: float = 0.2,
-                 candidates: int = 50, rare_match_relevance: float = 0.0, rare_match_margin: float = 1.5, **options) -> None:
+    def __init__(
+        self,
+        index: SearchableIndex,
+        embedder: Embedder,
+        *,
+        fusion: str = "convex",
+        dense_share: float = 0.9,
+        dense_weight: float = 1.0,
+        bm25_weight: float = 1.0,
+        rrf_k: int = 60,
+        number_match_weight: float = 0.3,
+        date_match_weight: float = 0.2,
+        candidates: int = 50,
+        rare_match_relevance: float = 0.0,
+        rare_match_margin: float = 1.5,
+        **options,
+    ) -> None:
         super().__init__(index, pool=candidates, **options)
         if fusion not in FUSION_METHODS:
             raise ValueError(f"unknown fusion {fusion!r}; choose from {sorted(FUSION_METHODS)}")
@@ -61,7 +75,9 @@ class HybridRetriever(RankedRetriever):
         # A store whose BM25 scores are only good for their order (Milvus Lite) is fused by rank.
         self.score_is_similarity = fusion == "convex" and index.bm25_scores_comparable
         if dense_weight < 0 or bm25_weight < 0 or dense_weight + bm25_weight == 0:
-            raise ValueError(f"dense_weight and bm25_weight must be >= 0 and not both 0, got {dense_weight} and {bm25_weight}")
+            raise ValueError(
+                f"dense_weight and bm25_weight must be >= 0 and not both 0, got {dense_weight} and {bm25_weight}"
+            )
         if rrf_k < 0:
             raise ValueError(f"rrf_k must be >= 0, got {rrf_k}")
         self.embedder = embedder
@@ -69,7 +85,9 @@ class HybridRetriever(RankedRetriever):
         self.bm25_weight = bm25_weight
         self.rrf_k = rrf_k
         if number_match_weight < 0 or date_match_weight < 0:
-            raise ValueError(f"number_match_weight and date_match_weight must be >= 0, got {number_match_weight} and {date_match_weight}")
+            raise ValueError(
+                f"number_match_weight and date_match_weight must be >= 0, got {number_match_weight} and {date_match_weight}"
+            )
         self.number_match_weight = number_match_weight
         self.date_match_weight = date_match_weight
         self.candidates = candidates
@@ -82,10 +100,14 @@ class HybridRetriever(RankedRetriever):
         dense = self.index.dense_search(vector, depth, filters)
         sparse = self.index.bm25_retrieval(query, filters, depth)
         if self.fusion == "convex" and self.index.bm25_scores_comparable:
-            fused = convex_score_fusion([(h.row, h.score) for h in dense], [(h.row, h.score) for h in sparse], self.dense_share)[:depth]
+            fused = convex_score_fusion(
+                [(h.row, h.score) for h in dense], [(h.row, h.score) for h in sparse], self.dense_share
+            )[:depth]
             fused = self._keep_rare_match(dense, sparse, self._match_terms(query, fused))[:n]
         else:
-            fused = reciprocal_rank_fusion([[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k)[:n]
+            fused = reciprocal_rank_fusion(
+                [[h.row for h in dense], [h.row for h in sparse]], [self.dense_weight, self.bm25_weight], self.rrf_k
+            )[:n]
         cosine = {h.row: h.score for h in dense}
         missing = [row for row, _ in fused if row not in cosine]
         if missing:
@@ -94,7 +116,9 @@ class HybridRetriever(RankedRetriever):
                 cosine[row] = float(sim)
         return [Hit(row, score, cosine[row]) for row, score in fused]
 
-    def _keep_rare_match(self, dense: list[Hit], sparse: list[Hit], fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    def _keep_rare_match(
+        self, dense: list[Hit], sparse: list[Hit], fused: list[tuple[int, float]]
+    ) -> list[tuple[int, float]]:
         """``fused`` with BM25's best hit first when it is an exact match of rare words the dense side missed.
 
         BM25's relevance is the share of the question's idf-weighted words a chunk matches, so a

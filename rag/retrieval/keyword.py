@@ -60,7 +60,9 @@ def _stemmer():
     try:
         import Stemmer  # PyStemmer
     except ImportError as exc:
-        raise ImportError("BM25 retrieval needs the PyStemmer package; pip install PyStemmer (it is a dependency of rag-articles)") from exc
+        raise ImportError(
+            "BM25 retrieval needs the PyStemmer package; pip install PyStemmer (it is a dependency of rag-articles)"
+        ) from exc
     return Stemmer.Stemmer("english")
 
 
@@ -80,7 +82,17 @@ def tokenize(text: str) -> list[str]:
 
 def tokenizer_settings() -> dict:
     """Recorded with a saved index: a different tokenizer means the index must be rebuilt."""
-    return {"format": KEYWORD_FORMAT, "text": "title-headings-text", "token_pattern": _TOKEN.pattern, "lower": True, "stopwords": "bm25s-english", "stemmer": "snowball-english", "k1": K1, "b": B, "method": "lucene"}
+    return {
+        "format": KEYWORD_FORMAT,
+        "text": "title-headings-text",
+        "token_pattern": _TOKEN.pattern,
+        "lower": True,
+        "stopwords": "bm25s-english",
+        "stemmer": "snowball-english",
+        "k1": K1,
+        "b": B,
+        "method": "lucene",
+    }
 
 
 class KeywordIndex:
@@ -189,7 +201,9 @@ class KeywordIndex:
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save(str(folder), show_progress=False)
         np.save(folder / "rows.npy", self.rows)
-        (folder / "keyword.json").write_text(json.dumps({**tokenizer_settings(), "documents": self.size}), encoding="utf-8")
+        (folder / "keyword.json").write_text(
+            json.dumps({**tokenizer_settings(), "documents": self.size}), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, folder: str | Path) -> KeywordIndex:
@@ -209,14 +223,20 @@ class KeywordIndex:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             rows = np.load(folder / "rows.npy")
         except (OSError, ValueError) as exc:
-            raise KeywordIndexError(f"BM25 index in {str(folder)!r} is unreadable ({exc}); rebuild with: rag build ARTICLES_DIR --index INDEX --full") from exc
+            raise KeywordIndexError(
+                f"BM25 index in {str(folder)!r} is unreadable ({exc}); rebuild with: rag build ARTICLES_DIR --index INDEX --full"
+            ) from exc
         expected = tokenizer_settings()
         if {k: meta.get(k) for k in expected} != expected:
-            raise KeywordIndexError(f"BM25 index in {str(folder)!r} was built with settings {meta}, this version uses {expected}; rebuild with: rag build ARTICLES_DIR --index INDEX --full")
+            raise KeywordIndexError(
+                f"BM25 index in {str(folder)!r} was built with settings {meta}, this version uses {expected}; rebuild with: rag build ARTICLES_DIR --index INDEX --full"
+            )
         try:
             model = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
         except Exception as exc:  # bm25s raises assorted errors for truncated files
-            raise KeywordIndexError(f"BM25 index in {str(folder)!r} is unreadable ({type(exc).__name__}: {exc}); rebuild with: rag build ARTICLES_DIR --index INDEX --full") from exc
+            raise KeywordIndexError(
+                f"BM25 index in {str(folder)!r} is unreadable ({type(exc).__name__}: {exc}); rebuild with: rag build ARTICLES_DIR --index INDEX --full"
+            ) from exc
         return cls(model, rows)
 
 
@@ -225,7 +245,9 @@ def write_keyword_index(generation_dir: Path, chunks: Sequence[Chunk], rows: np.
     KeywordIndex.build([c.indexed_text for c in chunks], rows).save(Path(generation_dir) / KEYWORD_DIR)
 
 
-def open_keyword_index(generation_dir: Path, rows_and_chunks: Callable[[], Iterable[tuple[int, Chunk]]]) -> KeywordIndex:
+def open_keyword_index(
+    generation_dir: Path, rows_and_chunks: Callable[[], Iterable[tuple[int, Chunk]]]
+) -> KeywordIndex:
     """The BM25 index of a generation: loaded from its ``bm25/`` folder, else built from its chunks.
 
     A generation built before BM25 was added (no ``bm25/`` folder, or one with outdated
@@ -238,8 +260,11 @@ def open_keyword_index(generation_dir: Path, rows_and_chunks: Callable[[], Itera
         return KeywordIndex.load(folder)
     except (FileNotFoundError, KeywordIndexError) as exc:
         reason = "has no BM25 index" if isinstance(exc, FileNotFoundError) else f"has an outdated BM25 index ({exc})"
-        print(f"note: index generation {str(generation_dir)!r} {reason}; building it from the stored chunks "
-              "(once; `rag build ARTICLES_DIR --full` makes it part of the build)", file=sys.stderr)
+        print(
+            f"note: index generation {str(generation_dir)!r} {reason}; building it from the stored chunks "
+            "(once; `rag build ARTICLES_DIR --full` makes it part of the build)",
+            file=sys.stderr,
+        )
     rows, texts = [], []
     for row, chunk in rows_and_chunks():
         rows.append(row)

@@ -30,7 +30,15 @@ from collections.abc import Sequence
 from ..asked import answer_type, key_terms
 from ..text import CARDINALS, MONTH, ORDINALS
 
-__all__ = ["asks_date", "bonus_applies", "date_match", "match_bonus", "number_match", "question_numbers", "text_numbers"]
+__all__ = [
+    "asks_date",
+    "bonus_applies",
+    "date_match",
+    "match_bonus",
+    "number_match",
+    "question_numbers",
+    "text_numbers",
+]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -41,7 +49,9 @@ NUMBER_WORDS = {w: str(v) for w, v in (CARDINALS | ORDINALS).items() if 1 <= v <
 _MONTH = rf"{MONTH}\.?"
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 # "November 10, 2020", "Nov. 10 2020", "10 November 2020", "21 of November, 1998".
-_FULL_DATE = re.compile(rf"\b(?:{_MONTH}\s+{_DAY},?\s+(?:of\s+)?\d{{4}}|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+\d{{4}})\b", re.IGNORECASE)
+_FULL_DATE = re.compile(
+    rf"\b(?:{_MONTH}\s+{_DAY},?\s+(?:of\s+)?\d{{4}}|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+\d{{4}})\b", re.IGNORECASE
+)
 _SAYS_DATE = re.compile(r"\bdates?\b", re.IGNORECASE)
 
 

@@ -45,9 +45,32 @@ from .loaded import ChunkTable, LoadedIndex
 if TYPE_CHECKING:
     from ..config import IndexConfig
 
-__all__ = ["BACKENDS", "CHUNKS", "CURRENT", "EXACT_VECTORS", "FORMAT_VERSION", "GENERATION_NAME", "MANIFEST", "READABLE_FORMATS", "VECTORS",
-           "ChunkTable", "GenerationWriter", "Hit", "IndexBackend", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexStore",
-           "LoadedIndex", "SearchableIndex", "check_compatible", "is_disk_full", "make_store", "settings_difference", "write_generation"]
+__all__ = [
+    "BACKENDS",
+    "CHUNKS",
+    "CURRENT",
+    "EXACT_VECTORS",
+    "FORMAT_VERSION",
+    "GENERATION_NAME",
+    "MANIFEST",
+    "READABLE_FORMATS",
+    "VECTORS",
+    "ChunkTable",
+    "GenerationWriter",
+    "Hit",
+    "IndexBackend",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IndexStore",
+    "LoadedIndex",
+    "SearchableIndex",
+    "check_compatible",
+    "is_disk_full",
+    "make_store",
+    "settings_difference",
+    "write_generation",
+]
 
 
 def _milvus(config: IndexConfig) -> IndexBackend:

@@ -127,11 +127,17 @@ def factory_string(index_type: str, n: int, dim: int, pq_bytes: int = 0) -> str:
         if pq_bytes:
             if dim % pq_bytes:
                 divisors = [m for m in range(1, dim + 1) if dim % m == 0 and m <= 128]
-                raise ValueError(f"index.pq_bytes must divide the embedding dimension {dim}, got {pq_bytes}; try one of {divisors}")
+                raise ValueError(
+                    f"index.pq_bytes must divide the embedding dimension {dim}, got {pq_bytes}; try one of {divisors}"
+                )
             # 8-bit codes need 256 training points per sub-quantiser; small corpora get fewer bits.
             bits = max(1, min(8, int(math.log2(max(n, 2)))))
             # np: skip polysemous training (minutes, and unused here).
-            return f"IDMap2,IVF{ivf_lists(n)},PQ{pq_bytes}np" if bits == 8 else f"IDMap2,IVF{ivf_lists(n)},PQ{pq_bytes}x{bits}np"
+            return (
+                f"IDMap2,IVF{ivf_lists(n)},PQ{pq_bytes}np"
+                if bits == 8
+                else f"IDMap2,IVF{ivf_lists(n)},PQ{pq_bytes}x{bits}np"
+            )
         return f"IDMap2,IVF{ivf_lists(n)},Flat"
     raise ValueError(f"unknown index type {index_type!r}; choose from {list(INDEX_TYPES)}")
 
@@ -189,7 +195,9 @@ def build_index(
         return _build(vectors, ids, index_type, pq_bytes, recall_target, seed)
 
 
-def _build(vectors: np.ndarray, ids: np.ndarray | None, index_type: str, pq_bytes: int, recall_target: float, seed: int) -> BuiltIndex:
+def _build(
+    vectors: np.ndarray, ids: np.ndarray | None, index_type: str, pq_bytes: int, recall_target: float, seed: int
+) -> BuiltIndex:
     import faiss
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -234,7 +242,9 @@ def _build(vectors: np.ndarray, ids: np.ndarray | None, index_type: str, pq_byte
     return BuiltIndex(index, info)
 
 
-def probe_queries(vectors: np.ndarray, count: int = TUNE_QUERIES, seed: int = 0, cosine: float | None = None) -> np.ndarray:
+def probe_queries(
+    vectors: np.ndarray, count: int = TUNE_QUERIES, seed: int = 0, cosine: float | None = None
+) -> np.ndarray:
     """Query-like vectors made from ``vectors``: random members with noise, renormalised.
 
     Each probe has cosine ``cosine`` (in expectation) to the member it came from.
@@ -258,7 +268,9 @@ def exact_neighbours(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
     import faiss
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    _, pos = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32), x, min(k, len(x)), metric=faiss.METRIC_INNER_PRODUCT)
+    _, pos = faiss.knn(
+        np.ascontiguousarray(queries, dtype=np.float32), x, min(k, len(x)), metric=faiss.METRIC_INNER_PRODUCT
+    )
     return np.where(pos >= 0, ids[np.clip(pos, 0, None)], -1)
 
 
@@ -354,7 +366,12 @@ def _tune(index: Any, kind: str, x: np.ndarray, target: float, seed: int) -> dic
         set_search_param(index, value)
         best = (value, recall_at_k(index.search(queries, min(TUNE_K, n))[1], truth))
     set_search_param(index, best[0])
-    return {name: int(best[0]), "tuned_recall": round(float(best[1]), 4), "recall_target": target, "recall_met": best[1] >= target}
+    return {
+        name: int(best[0]),
+        "tuned_recall": round(float(best[1]), 4),
+        "recall_target": target,
+        "recall_met": best[1] >= target,
+    }
 
 
 def memory_bytes(index: Any) -> int:

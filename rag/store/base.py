@@ -66,18 +66,45 @@ CHUNK_COLUMNS = ("row", "id", "doc_id", "title", "source", "text", "start", "end
 
 def chunk_to_row(row: int, c: Chunk) -> tuple:
     """The row of :data:`CHUNK_COLUMNS` that stores ``c`` (pages as ``"2,3"``, headings as a JSON list)."""
-    return (row, c.id, c.doc_id, c.title, c.source, c.text, c.start, c.end, c.url, c.date, ",".join(str(p) for p in c.pages),
-            json.dumps(list(c.headings), ensure_ascii=False) if c.headings else "")
+    return (
+        row,
+        c.id,
+        c.doc_id,
+        c.title,
+        c.source,
+        c.text,
+        c.start,
+        c.end,
+        c.url,
+        c.date,
+        ",".join(str(p) for p in c.pages),
+        json.dumps(list(c.headings), ensure_ascii=False) if c.headings else "",
+    )
 
 
 def chunk_from_row(r: Sequence[Any]) -> Chunk:
     """A chunk from a row of :data:`CHUNK_COLUMNS` (``r[0]`` is the row id)."""
-    return Chunk(id=r[1], doc_id=r[2], title=r[3], source=r[4], text=r[5], start=r[6], end=r[7], url=r[8], date=r[9],
-                 pages=tuple(int(p) for p in r[10].split(",")) if r[10] else (), headings=tuple(json.loads(r[11])) if r[11] else ())
+    return Chunk(
+        id=r[1],
+        doc_id=r[2],
+        title=r[3],
+        source=r[4],
+        text=r[5],
+        start=r[6],
+        end=r[7],
+        url=r[8],
+        date=r[9],
+        pages=tuple(int(p) for p in r[10].split(",")) if r[10] else (),
+        headings=tuple(json.loads(r[11])) if r[11] else (),
+    )
 
 
-def settings_difference(manifest: Manifest, embedder: str | None, chunker: Mapping[str, Any] | None,
-                        formats: Sequence[int] = (FORMAT_VERSION,)) -> str | None:
+def settings_difference(
+    manifest: Manifest,
+    embedder: str | None,
+    chunker: Mapping[str, Any] | None,
+    formats: Sequence[int] = (FORMAT_VERSION,),
+) -> str | None:
     """Why an index built as ``manifest`` does not fit these settings, or None when it does.
 
     Args:
@@ -92,19 +119,27 @@ def settings_difference(manifest: Manifest, embedder: str | None, chunker: Mappi
         return f"the embedder changed ({manifest.embedder!r} -> {embedder!r}); vectors of two embedders are never mixed"
     old = dict(manifest.chunker)
     if chunker is not None and old != dict(chunker):
-        diffs = [f"{k} {old.get(k)!r} -> {chunker.get(k)!r}" for k in sorted(set(old) | set(chunker)) if old.get(k) != chunker.get(k)]
+        diffs = [
+            f"{k} {old.get(k)!r} -> {chunker.get(k)!r}"
+            for k in sorted(set(old) | set(chunker))
+            if old.get(k) != chunker.get(k)
+        ]
         return "the chunker settings changed (" + ", ".join(diffs) + ")"
     return None
 
 
-def check_compatible(manifest: Manifest, expect_embedder: str | None, expect_chunker: Mapping[str, Any] | None, root: Path | str) -> None:
+def check_compatible(
+    manifest: Manifest, expect_embedder: str | None, expect_chunker: Mapping[str, Any] | None, root: Path | str
+) -> None:
     """Raise :class:`IndexMismatchError` when ``manifest`` was built with other settings."""
     why = settings_difference(manifest, expect_embedder, expect_chunker, READABLE_FORMATS)
     if why is None:
         return
     hint = f" (or set embedding.model: {manifest.embedder})" if why.startswith("the embedder") else ""
-    raise IndexMismatchError(f"index at {str(root)!r} was built with other settings: {why}; "
-                             f"rebuild it with: rag build ARTICLES_DIR --index {root} --full{hint}")
+    raise IndexMismatchError(
+        f"index at {str(root)!r} was built with other settings: {why}; "
+        f"rebuild it with: rag build ARTICLES_DIR --index {root} --full{hint}"
+    )
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -218,7 +253,18 @@ class IndexBackend(Protocol):
 
     def stale_reason(self) -> str | None: ...
 
-    def load(self, expect_embedder: str | None = None, expect_chunker: Mapping[str, Any] | None = None) -> SearchableIndex: ...
+    def load(
+        self, expect_embedder: str | None = None, expect_chunker: Mapping[str, Any] | None = None
+    ) -> SearchableIndex: ...
 
-    def write(self, vectors: np.ndarray, chunks: Sequence[Chunk], manifest: Manifest, rows: Sequence[int] | np.ndarray, *, incremental: bool,
-              writers: Sequence[GenerationWriter] = (), show_progress: bool = False) -> str: ...
+    def write(
+        self,
+        vectors: np.ndarray,
+        chunks: Sequence[Chunk],
+        manifest: Manifest,
+        rows: Sequence[int] | np.ndarray,
+        *,
+        incremental: bool,
+        writers: Sequence[GenerationWriter] = (),
+        show_progress: bool = False,
+    ) -> str: ...

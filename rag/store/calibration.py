@@ -38,14 +38,18 @@ def read_calibration(root: str | Path) -> Calibration | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(f"calibration file {str(path)!r} is unreadable ({exc}); delete it or run rag calibrate again") from exc
+        raise IndexCorruptError(
+            f"calibration file {str(path)!r} is unreadable ({exc}); delete it or run rag calibrate again"
+        ) from exc
     try:
         data = json.loads(raw)
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         return Calibration.from_dict(data)
     except ValueError as exc:
-        raise IndexCorruptError(f"calibration file {str(path)!r} is damaged ({exc}); delete it or run rag calibrate again") from exc
+        raise IndexCorruptError(
+            f"calibration file {str(path)!r} is damaged ({exc}); delete it or run rag calibrate again"
+        ) from exc
 
 
 def save_calibration(store: IndexBackend, calibration: Calibration | None) -> Path:
@@ -58,7 +62,9 @@ def save_calibration(store: IndexBackend, calibration: Calibration | None) -> Pa
     """
     root = Path(store.root)
     if not store.exists():
-        raise IndexNotFoundError(f"no index at {store.label} to calibrate; build one with: rag build ARTICLES_DIR --index {root}")
+        raise IndexNotFoundError(
+            f"no index at {store.label} to calibrate; build one with: rag build ARTICLES_DIR --index {root}"
+        )
     root.mkdir(parents=True, exist_ok=True)
     path = root / CALIBRATION
     if calibration is None:

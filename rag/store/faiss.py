@@ -60,6 +60,7 @@ from .base import (
 )
 from .loaded import LoadedIndex
 
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -135,8 +136,16 @@ def write_generation(
     return root / name
 
 
-def _write_files(tmp: Path, vectors: np.ndarray, chunks: Sequence[Chunk], row_ids: np.ndarray, manifest: Manifest, name: str,
-                 writers: Sequence[GenerationWriter], bar: Any) -> None:
+def _write_files(
+    tmp: Path,
+    vectors: np.ndarray,
+    chunks: Sequence[Chunk],
+    row_ids: np.ndarray,
+    manifest: Manifest,
+    name: str,
+    writers: Sequence[GenerationWriter],
+    bar: Any,
+) -> None:
     """Write every file of generation ``name`` into ``tmp``, the manifest last, all fsynced."""
     import faiss
 
@@ -144,8 +153,13 @@ def _write_files(tmp: Path, vectors: np.ndarray, chunks: Sequence[Chunk], row_id
     # type is resolved here, by corpus size for "auto", and what was built recorded.
     wanted = manifest.index_settings
     x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(chunks), manifest.dimension)
-    built = build_index(x, row_ids, str(wanted.get("type", "auto")), pq_bytes=int(wanted.get("pq_bytes", 0)),
-                        recall_target=float(wanted.get("recall_target", 0.95)))
+    built = build_index(
+        x,
+        row_ids,
+        str(wanted.get("type", "auto")),
+        pq_bytes=int(wanted.get("pq_bytes", 0)),
+        recall_target=float(wanted.get("recall_target", 0.95)),
+    )
     bar.update()
     faiss.write_index(built.index, str(tmp / VECTORS))
     if built.info.get("pq_bytes"):
@@ -157,8 +171,12 @@ def _write_files(tmp: Path, vectors: np.ndarray, chunks: Sequence[Chunk], row_id
     for writer in writers:
         writer(tmp, chunks, row_ids)
         bar.update()
-    done = manifest.to_dict() | {"index": {**wanted, "built": built.info}, "format_version": FORMAT_VERSION, "chunks": len(chunks),
-                                 "generation": name}
+    done = manifest.to_dict() | {
+        "index": {**wanted, "built": built.info},
+        "format_version": FORMAT_VERSION,
+        "chunks": len(chunks),
+        "generation": name,
+    }
     with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
         json.dump(done, fh, ensure_ascii=False, indent=1)
         fh.flush()
@@ -203,9 +221,14 @@ def _write_chunks(path: Path, chunks: Sequence[Chunk], rows: np.ndarray) -> None
     try:
         con.execute("PRAGMA journal_mode=OFF")
         con.execute("PRAGMA synchronous=OFF")
-        con.execute("CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT, doc_id TEXT, title TEXT, source TEXT, text TEXT, start INTEGER, "
-                    "end_ INTEGER, url TEXT, date TEXT, pages TEXT, headings TEXT)")
-        con.executemany(f"INSERT INTO chunks VALUES ({','.join('?' * len(CHUNK_COLUMNS))})", (chunk_to_row(int(r), c) for r, c in zip(rows, chunks)))
+        con.execute(
+            "CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT, doc_id TEXT, title TEXT, source TEXT, text TEXT, start INTEGER, "
+            "end_ INTEGER, url TEXT, date TEXT, pages TEXT, headings TEXT)"
+        )
+        con.executemany(
+            f"INSERT INTO chunks VALUES ({','.join('?' * len(CHUNK_COLUMNS))})",
+            (chunk_to_row(int(r), c) for r, c in zip(rows, chunks)),
+        )
         con.execute("CREATE INDEX chunks_doc ON chunks(doc_id)")
         con.commit()
     finally:
@@ -238,6 +261,7 @@ def _collect_garbage(root: Path, keep: set[str]) -> None:
         elif entry.name.startswith(f".{CURRENT}."):
             entry.unlink(missing_ok=True)
 
+
 class IndexStore(IndexBackend):
     """Reads the current generation of an index folder.
 
@@ -259,10 +283,21 @@ class IndexStore(IndexBackend):
         """Why the current generation cannot be updated in place: never (a build always writes a whole new generation)."""
         return None
 
-    def write(self, vectors: np.ndarray, chunks: Sequence[Chunk], manifest: Manifest, rows: Sequence[int] | np.ndarray, *, incremental: bool,
-              writers: Sequence[GenerationWriter] = (), show_progress: bool = False) -> str:
+    def write(
+        self,
+        vectors: np.ndarray,
+        chunks: Sequence[Chunk],
+        manifest: Manifest,
+        rows: Sequence[int] | np.ndarray,
+        *,
+        incremental: bool,
+        writers: Sequence[GenerationWriter] = (),
+        show_progress: bool = False,
+    ) -> str:
         """Write a new generation (:func:`write_generation`; ``incremental`` changes nothing here) and return its name."""
-        return write_generation(self.root, vectors, chunks, manifest, rows, writers=writers, show_progress=show_progress).name
+        return write_generation(
+            self.root, vectors, chunks, manifest, rows, writers=writers, show_progress=show_progress
+        ).name
 
     def current_name(self) -> str | None:
         """Name of the current generation, or None when nothing is built.
@@ -296,6 +331,7 @@ class IndexStore(IndexBackend):
 
     def size_on_disk(self) -> dict[str, int]:
         """Bytes used by the current generation and by the whole index folder."""
+
         def du(path: Path) -> int:
             total = 0
             for f in path.rglob("*"):
@@ -307,20 +343,27 @@ class IndexStore(IndexBackend):
             return total
 
         name = self.current_name_or_none()
-        return {"current_bytes": du(self.root / name) if name else 0, "total_bytes": du(self.root) if self.root.is_dir() else 0}
+        return {
+            "current_bytes": du(self.root / name) if name else 0,
+            "total_bytes": du(self.root) if self.root.is_dir() else 0,
+        }
 
     def read_manifest(self) -> dict[str, Any]:
         """The current generation's manifest as its JSON object (:meth:`manifest` gives it typed)."""
         name = self.current_name()
         if name is None:
-            raise IndexNotFoundError(f"no index at {str(self.root)!r}; build one with: rag build ARTICLES_DIR --index {self.root}")
+            raise IndexNotFoundError(
+                f"no index at {str(self.root)!r}; build one with: rag build ARTICLES_DIR --index {self.root}"
+            )
         try:
             manifest = json.loads((self.root / name / MANIFEST).read_text(encoding="utf-8"))
             if not isinstance(manifest, dict):
                 raise ValueError(f"expected a JSON object, got {type(manifest).__name__}")
             return manifest
         except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, not an object
-            raise IndexCorruptError(f"index manifest {str(self.root / name / MANIFEST)!r} is unreadable ({exc}); rebuild with: rag build ARTICLES_DIR --index {self.root}") from exc
+            raise IndexCorruptError(
+                f"index manifest {str(self.root / name / MANIFEST)!r} is unreadable ({exc}); rebuild with: rag build ARTICLES_DIR --index {self.root}"
+            ) from exc
 
     def manifest(self) -> Manifest:
         """The current generation's :class:`Manifest`.
@@ -333,8 +376,10 @@ class IndexStore(IndexBackend):
         try:
             return Manifest.from_dict(raw)
         except ValueError as exc:
-            raise IndexCorruptError(f"index manifest in {str(self.root / str(raw.get('generation')))!r} is damaged ({exc}); "
-                                    f"rebuild with: rag build ARTICLES_DIR --index {self.root} --full") from exc
+            raise IndexCorruptError(
+                f"index manifest in {str(self.root / str(raw.get('generation')))!r} is damaged ({exc}); "
+                f"rebuild with: rag build ARTICLES_DIR --index {self.root} --full"
+            ) from exc
 
     def load(self, expect_embedder: str | None = None, expect_chunker: Mapping[str, Any] | None = None) -> LoadedIndex:
         """Load the current generation and check it was built with the expected settings.
@@ -353,9 +398,15 @@ class IndexStore(IndexBackend):
         try:
             index = faiss.read_index(str(path / VECTORS))
         except RuntimeError as exc:
-            raise IndexCorruptError(f"FAISS file {str(path / VECTORS)!r} is unreadable; rebuild with: rag build ARTICLES_DIR --index {self.root} --full") from exc
+            raise IndexCorruptError(
+                f"FAISS file {str(path / VECTORS)!r} is unreadable; rebuild with: rag build ARTICLES_DIR --index {self.root} --full"
+            ) from exc
         if not (path / CHUNKS).is_file():
-            raise IndexCorruptError(f"chunk store {str(path / CHUNKS)!r} is missing; rebuild with: rag build ARTICLES_DIR --index {self.root} --full")
+            raise IndexCorruptError(
+                f"chunk store {str(path / CHUNKS)!r} is missing; rebuild with: rag build ARTICLES_DIR --index {self.root} --full"
+            )
         if index.ntotal != manifest.chunks:
-            raise IndexCorruptError(f"index at {str(path)!r} holds {index.ntotal} vectors but its manifest lists {manifest.chunks} chunks; rebuild with --full")
+            raise IndexCorruptError(
+                f"index at {str(path)!r} holds {index.ntotal} vectors but its manifest lists {manifest.chunks} chunks; rebuild with --full"
+            )
         return LoadedIndex(path, manifest, index)

@@ -123,8 +123,10 @@ class LoadedIndex:
         self._columns = ",".join(c if c in have else f"'' AS {c}" for c in CHUNK_COLUMNS)
 
     def _damaged(self, exc: BaseException) -> IndexCorruptError:
-        return IndexCorruptError(f"chunk store {str(self.path / CHUNKS)!r} is unreadable ({exc}); "
-                                 f"rebuild with: rag build ARTICLES_DIR --index {self.path.parent} --full")
+        return IndexCorruptError(
+            f"chunk store {str(self.path / CHUNKS)!r} is unreadable ({exc}); "
+            f"rebuild with: rag build ARTICLES_DIR --index {self.path.parent} --full"
+        )
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Rows of a read on the chunk store; a damaged file raises :class:`IndexCorruptError`."""
@@ -151,7 +153,9 @@ class LoadedIndex:
         """Row, article, offset, source and date of every chunk, read on first use."""
         with self._state_lock:
             if self._table is None:
-                self._table = ChunkTable(self._query("SELECT row, doc_id, start, source, date FROM chunks ORDER BY row"))
+                self._table = ChunkTable(
+                    self._query("SELECT row, doc_id, start, source, date FROM chunks ORDER BY row")
+                )
             return self._table
 
     def keyword_index(self) -> KeywordIndex:

@@ -62,6 +62,7 @@ from .milvus_write import write_full, write_in_place
 if TYPE_CHECKING:
     from ..config import IndexConfig
 
+
 class MilvusStore(IndexBackend):
     """An index kept in Milvus; the same interface as the FAISS folder's :class:`rag.store.IndexStore`.
 
@@ -132,8 +133,12 @@ class MilvusStore(IndexBackend):
         if not c.has_collection(self.meta):
             return []
         self.ensure_loaded(self.meta)
-        return c.query(self.meta, filter=f"physical == {json.dumps(physical)} and {parts}", output_fields=["part", "value"],
-                       consistency_level="Strong")
+        return c.query(
+            self.meta,
+            filter=f"physical == {json.dumps(physical)} and {parts}",
+            output_fields=["part", "value"],
+            consistency_level="Strong",
+        )
 
     def current_name(self) -> str | None:
         """The live manifest's generation (it changes with every build, incremental ones too), or None.
@@ -161,7 +166,9 @@ class MilvusStore(IndexBackend):
         """The manifest of ``physical`` (default: the live collection) as its JSON object."""
         physical = physical or self.live_collection()
         if physical is None:
-            raise IndexNotFoundError(f"no index in Milvus at {self.label}; build one with: rag build ARTICLES_DIR (index.backend: milvus)")
+            raise IndexNotFoundError(
+                f"no index in Milvus at {self.label}; build one with: rag build ARTICLES_DIR (index.backend: milvus)"
+            )
         parts = sorted(self._meta_rows(physical), key=lambda r: r["part"])
         try:
             raw = json.loads("".join(r["value"] for r in parts))
@@ -169,14 +176,18 @@ class MilvusStore(IndexBackend):
                 raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
             return raw
         except ValueError as exc:
-            raise IndexCorruptError(f"the manifest of Milvus collection {physical!r} is unreadable ({exc}); rebuild with: rag build ARTICLES_DIR --full") from exc
+            raise IndexCorruptError(
+                f"the manifest of Milvus collection {physical!r} is unreadable ({exc}); rebuild with: rag build ARTICLES_DIR --full"
+            ) from exc
 
     def manifest(self) -> Manifest:
         raw = self.read_manifest()
         try:
             return Manifest.from_dict(raw)
         except ValueError as exc:
-            raise IndexCorruptError(f"the manifest in Milvus at {self.label} is damaged ({exc}); rebuild with: rag build ARTICLES_DIR --full") from exc
+            raise IndexCorruptError(
+                f"the manifest in Milvus at {self.label} is damaged ({exc}); rebuild with: rag build ARTICLES_DIR --full"
+            ) from exc
 
     def size_on_disk(self) -> dict[str, int]:
         """Bytes of the embedded ``.db`` folder (0 for a server: its storage is not ours to measure)."""
@@ -195,15 +206,26 @@ class MilvusStore(IndexBackend):
         """
         physical = self.live_collection()
         if physical is None:
-            raise IndexNotFoundError(f"no index in Milvus at {self.label}; build one with: rag build ARTICLES_DIR (index.backend: milvus)")
+            raise IndexNotFoundError(
+                f"no index in Milvus at {self.label}; build one with: rag build ARTICLES_DIR (index.backend: milvus)"
+            )
         manifest = Manifest.from_dict(self.read_manifest(physical))
         check_compatible(manifest, expect_embedder, expect_chunker, self.label)
         self.ensure_loaded(physical)
         return MilvusIndex(self, physical, manifest)
 
     # -- writing -------------------------------------------------------------------------
-    def write(self, vectors: np.ndarray, chunks: Sequence[Chunk], manifest: Manifest, rows: Sequence[int] | np.ndarray, *, incremental: bool,
-              writers: Sequence[GenerationWriter] = (), show_progress: bool = False) -> str:
+    def write(
+        self,
+        vectors: np.ndarray,
+        chunks: Sequence[Chunk],
+        manifest: Manifest,
+        rows: Sequence[int] | np.ndarray,
+        *,
+        incremental: bool,
+        writers: Sequence[GenerationWriter] = (),
+        show_progress: bool = False,
+    ) -> str:
         """Make the index hold exactly ``chunks`` at ``rows`` with ``vectors``; return the new generation.
 
         ``incremental``: update the live collection in place (delete rows that are gone,
@@ -231,22 +253,44 @@ class MilvusStore(IndexBackend):
     def finished_manifest(self, manifest: Manifest, physical: str, n: int, generation: str) -> dict[str, Any]:
         """The manifest object stored for ``physical`` once written."""
         built = {"backend": "milvus", "type": self.milvus_index_type(n), "collection": physical}
-        return manifest.to_dict() | {"index": {**manifest.index_settings, "built": built}, "format_version": FORMAT_VERSION, "chunks": n,
-                                     "generation": generation}
+        return manifest.to_dict() | {
+            "index": {**manifest.index_settings, "built": built},
+            "format_version": FORMAT_VERSION,
+            "chunks": n,
+            "generation": generation,
+        }
 
     def write_manifest(self, physical: str, manifest: Mapping[str, Any]) -> None:
         """Replace the stored manifest of ``physical`` (in parts: Milvus caps a VARCHAR at 64 KiB)."""
         c = self.client()
         text = json.dumps(manifest, ensure_ascii=False)
-        parts = [text[i:i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
+        parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
         c.delete(self.meta, filter=f"physical == {json.dumps(physical)} and part >= 0")
-        c.insert(self.meta, [{"key": f"{physical}/{i}", "physical": physical, "part": i, "value": p, "v": [0.0, 0.0]} for i, p in enumerate(parts)])
-        c.upsert(self.meta, [{"key": f"{physical}/generation", "physical": physical, "part": -2, "value": str(manifest.get("generation", "")),
-                              "v": [0.0, 0.0]}])
+        c.insert(
+            self.meta,
+            [
+                {"key": f"{physical}/{i}", "physical": physical, "part": i, "value": p, "v": [0.0, 0.0]}
+                for i, p in enumerate(parts)
+            ],
+        )
+        c.upsert(
+            self.meta,
+            [
+                {
+                    "key": f"{physical}/generation",
+                    "physical": physical,
+                    "part": -2,
+                    "value": str(manifest.get("generation", "")),
+                    "v": [0.0, 0.0],
+                }
+            ],
+        )
 
     def set_state(self, physical: str, state: str) -> None:
         """Mark ``physical`` clean, or dirty while it is changed in place."""
-        self.client().upsert(self.meta, [{"key": f"{physical}/state", "physical": physical, "part": -1, "value": state, "v": [0.0, 0.0]}])
+        self.client().upsert(
+            self.meta, [{"key": f"{physical}/state", "physical": physical, "part": -1, "value": state, "v": [0.0, 0.0]}]
+        )
 
     def ensure_meta(self) -> None:
         """Create the manifest collection when missing."""
@@ -282,12 +326,24 @@ class MilvusStore(IndexBackend):
         s.add_field("meta", dt.VARCHAR, max_length=65535)
         s.add_field("vector", dt.FLOAT_VECTOR, dim=dim)
         s.add_field("sparse", dt.SPARSE_FLOAT_VECTOR)
-        s.add_function(pymilvus.Function(name="bm25", function_type=pymilvus.FunctionType.BM25, input_field_names=["indexed"],
-                                         output_field_names=["sparse"]))
+        s.add_function(
+            pymilvus.Function(
+                name="bm25",
+                function_type=pymilvus.FunctionType.BM25,
+                input_field_names=["indexed"],
+                output_field_names=["sparse"],
+            )
+        )
         c = self.client()
         ip = c.prepare_index_params()
         kind = self.milvus_index_type(n)
-        params = {"M": 32, "efConstruction": 200} if kind == "HNSW" else {"nlist": max(1, int(4 * math.sqrt(max(n, 1))))} if kind == "IVF_FLAT" else {}
+        params = (
+            {"M": 32, "efConstruction": 200}
+            if kind == "HNSW"
+            else {"nlist": max(1, int(4 * math.sqrt(max(n, 1))))}
+            if kind == "IVF_FLAT"
+            else {}
+        )
         ip.add_index("vector", index_type=kind, metric_type="IP", params=params)
         ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         ip.add_index("doc_id", index_type="INVERTED")

@@ -26,11 +26,11 @@ from .base import Hit
 from .milvus_schema import CHUNK_FIELDS, chunk_from_record
 
 
-
 class MilvusConnection(Protocol):
     """What a loaded collection asks of the store it came from (:class:`rag.store.milvus.MilvusStore`)."""
 
     def client(self) -> Any: ...
+
 
 # Milvus caps limit (top-k) and a query's result window at 16384.
 MAX_LIMIT = 16384
@@ -38,14 +38,18 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")
 _NEIGHBOUR_CACHE = 256
 
 
-def iterate(client: Any, collection: str, fields: list[str], expr: str = "", batch: int = 1000) -> Iterator[dict[str, Any]]:
+def iterate(
+    client: Any, collection: str, fields: list[str], expr: str = "", batch: int = 1000
+) -> Iterator[dict[str, Any]]:
     """Every entity of ``collection`` matching ``expr`` (all when empty), in batches."""
     # Milvus Lite has no MVCC timestamp to hand out (AllocTimestamp is not implemented): pymilvus
     # warns and uses a client-side one, and embedded Lite's in-process gRPC server logs the
     # unimplemented call as an error. Both are noise: reads stay Strong.
     logging.getLogger("pymilvus").setLevel(logging.ERROR)
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-    it = client.query_iterator(collection, batch_size=batch, filter=expr, output_fields=fields, consistency_level="Strong")
+    it = client.query_iterator(
+        collection, batch_size=batch, filter=expr, output_fields=fields, consistency_level="Strong"
+    )
     try:
         while True:
             page = it.next()
@@ -115,19 +119,32 @@ class MilvusIndex:
             return False
         return not any(filters.matches(d.source, d.date) for d in self.manifest.documents)
 
-    def _search(self, data: list[Any], field: str, top_k: int, filters: MetadataFilter | None, fields: list[str]) -> list[dict[str, Any]]:
+    def _search(
+        self, data: list[Any], field: str, top_k: int, filters: MetadataFilter | None, fields: list[str]
+    ) -> list[dict[str, Any]]:
         n = min(top_k, self.size, MAX_LIMIT)
         if n <= 0:
             return []
         params = {"metric_type": "IP", "params": {"ef": max(64, n)}} if field == "vector" else {"metric_type": "BM25"}
-        res = self._client.search(self.collection, data=data, anns_field=field, limit=n, filter=filter_expr(filters, self.manifest),
-                                  search_params=params, output_fields=["row", *fields], consistency_level="Strong")
+        res = self._client.search(
+            self.collection,
+            data=data,
+            anns_field=field,
+            limit=n,
+            filter=filter_expr(filters, self.manifest),
+            search_params=params,
+            output_fields=["row", *fields],
+            consistency_level="Strong",
+        )
         return list(res[0]) if res else []
 
     def dense_search(self, vector: np.ndarray, top_k: int, filters: MetadataFilter | None = None) -> list[Hit]:
         """The ``top_k`` rows most similar (inner product) to ``vector`` among those passing ``filters``."""
         q = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
-        return [Hit(int(h["entity"]["row"]), float(h["distance"]), float(h["distance"])) for h in self._search([q], "vector", top_k, filters, [])]
+        return [
+            Hit(int(h["entity"]["row"]), float(h["distance"]), float(h["distance"]))
+            for h in self._search([q], "vector", top_k, filters, [])
+        ]
 
     def term_weights(self, query: str) -> dict[str, float]:
         """``{}``: Milvus does not expose the corpus statistics, so the term-coverage decline does not apply."""
@@ -147,7 +164,9 @@ class MilvusIndex:
         out = []
         for h in hits:
             have = set(_WORD.findall(str(h["entity"].get("indexed", "")).lower()))
-            out.append(Hit(int(h["entity"]["row"]), float(h["distance"]), len(words & have) / len(words) if words else 0.0))
+            out.append(
+                Hit(int(h["entity"]["row"]), float(h["distance"]), len(words & have) / len(words) if words else 0.0)
+            )
         return out
 
     def _query(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
@@ -158,7 +177,7 @@ class MilvusIndex:
         out: dict[int, Chunk] = {}
         wanted = sorted({int(r) for r in rows})
         for i in range(0, len(wanted), MAX_LIMIT):
-            for r in self._query(f"row in {wanted[i:i + MAX_LIMIT]}", CHUNK_FIELDS):
+            for r in self._query(f"row in {wanted[i : i + MAX_LIMIT]}", CHUNK_FIELDS):
                 out[int(r["row"])] = chunk_from_record(r)
         return out
 
@@ -171,7 +190,10 @@ class MilvusIndex:
         """Stored (normalised) vectors of ``rows``, in that order."""
         if not len(rows):
             return np.zeros((0, self.dimension), dtype=np.float32)
-        got = {int(r["row"]): r["vector"] for r in self._query(f"row in {sorted({int(r) for r in rows})}", ["row", "vector"])}
+        got = {
+            int(r["row"]): r["vector"]
+            for r in self._query(f"row in {sorted({int(r) for r in rows})}", ["row", "vector"])
+        }
         return np.asarray([got[int(r)] for r in rows], dtype=np.float32)
 
     def neighbours(self, row: int, distance: int) -> tuple[list[int], list[int]]:
@@ -196,14 +218,20 @@ class MilvusIndex:
 
     def rows_and_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every row with its stored vector, in row order."""
-        got = sorted(((int(r["row"]), r["vector"]) for r in iterate(self._client, self.collection, ["row", "vector"])), key=lambda p: p[0])
+        got = sorted(
+            ((int(r["row"]), r["vector"]) for r in iterate(self._client, self.collection, ["row", "vector"])),
+            key=lambda p: p[0],
+        )
         if not got:
             return np.zeros(0, dtype=np.int64), np.zeros((0, self.dimension), dtype=np.float32)
         return np.array([r for r, _ in got], dtype=np.int64), np.asarray([v for _, v in got], dtype=np.float32)
 
     def iter_rows(self) -> Iterator[tuple[int, Chunk]]:
         """``(row, chunk)`` for every chunk, in row order."""
-        got = sorted(((int(r["row"]), chunk_from_record(r)) for r in iterate(self._client, self.collection, CHUNK_FIELDS)), key=lambda p: p[0])
+        got = sorted(
+            ((int(r["row"]), chunk_from_record(r)) for r in iterate(self._client, self.collection, CHUNK_FIELDS)),
+            key=lambda p: p[0],
+        )
         yield from got
 
     def iter_chunks(self) -> Iterator[Chunk]:

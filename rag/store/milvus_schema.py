@@ -38,17 +38,44 @@ def pymilvus_module():
 def chunk_record(row: int, c: Chunk, vector: np.ndarray) -> dict[str, Any]:
     """The Milvus entity that stores chunk ``c`` at ``row`` (``day``: its ISO day, for date filters)."""
     day = (c.date or "")[:10]
-    meta = {"title": c.title, "source": c.source, "url": c.url, "date": c.date, "pages": list(c.pages), "headings": list(c.headings)}
-    return {"row": int(row), "id": c.id, "doc_id": c.doc_id, "start": int(c.start), "end_": int(c.end), "text": c.text,
-            "indexed": c.indexed_text, "day": day if len(day) == 10 else "", "meta": json.dumps(meta, ensure_ascii=False),
-            "vector": np.asarray(vector, dtype=np.float32).tolist()}
+    meta = {
+        "title": c.title,
+        "source": c.source,
+        "url": c.url,
+        "date": c.date,
+        "pages": list(c.pages),
+        "headings": list(c.headings),
+    }
+    return {
+        "row": int(row),
+        "id": c.id,
+        "doc_id": c.doc_id,
+        "start": int(c.start),
+        "end_": int(c.end),
+        "text": c.text,
+        "indexed": c.indexed_text,
+        "day": day if len(day) == 10 else "",
+        "meta": json.dumps(meta, ensure_ascii=False),
+        "vector": np.asarray(vector, dtype=np.float32).tolist(),
+    }
 
 
 def chunk_from_record(r: Mapping[str, Any]) -> Chunk:
     """The chunk a Milvus entity stores (the inverse of :func:`chunk_record`)."""
     m = json.loads(r["meta"])
-    return Chunk(id=r["id"], doc_id=r["doc_id"], title=m["title"], source=m["source"], text=r["text"], start=int(r["start"]), end=int(r["end_"]),
-                 url=m["url"], date=m["date"], pages=tuple(m["pages"]), headings=tuple(m["headings"]))
+    return Chunk(
+        id=r["id"],
+        doc_id=r["doc_id"],
+        title=m["title"],
+        source=m["source"],
+        text=r["text"],
+        start=int(r["start"]),
+        end=int(r["end_"]),
+        url=m["url"],
+        date=m["date"],
+        pages=tuple(m["pages"]),
+        headings=tuple(m["headings"]),
+    )
 
 
 CHUNK_FIELDS = ["row", "id", "doc_id", "start", "end_", "text", "meta"]

@@ -18,7 +18,6 @@ from .milvus_schema import BATCH, chunk_record
 from .milvus_index import iterate
 
 
-
 class MilvusCollections(Protocol):
     """What the writers ask of the store (:class:`rag.store.milvus.MilvusStore` fits)."""
 
@@ -51,19 +50,34 @@ def _bar(total: int, desc: str, show: bool):
     return tqdm(total=total, desc=desc, unit="chunk", disable=not show, delay=0.5)
 
 
-def _insert(store: MilvusCollections, name: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, picks: Sequence[int],
-            show_progress: bool, upsert: bool) -> None:
+def _insert(
+    store: MilvusCollections,
+    name: str,
+    vectors: np.ndarray,
+    chunks: Sequence[Chunk],
+    rows: np.ndarray,
+    picks: Sequence[int],
+    show_progress: bool,
+    upsert: bool,
+) -> None:
     c = store.client()
     put = c.upsert if upsert else c.insert
     with _bar(len(picks), f"Writing to Milvus ({name})", show_progress) as bar:
         for i in range(0, len(picks), BATCH):
-            batch = picks[i:i + BATCH]
+            batch = picks[i : i + BATCH]
             put(name, [chunk_record(int(rows[j]), chunks[j], vectors[j]) for j in batch])
             bar.update(len(batch))
 
 
-def write_full(store: MilvusCollections, name: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, manifest: Manifest,
-               show_progress: bool) -> None:
+def write_full(
+    store: MilvusCollections,
+    name: str,
+    vectors: np.ndarray,
+    chunks: Sequence[Chunk],
+    rows: np.ndarray,
+    manifest: Manifest,
+    show_progress: bool,
+) -> None:
     """Write every chunk into the new collection ``name``, then point the alias at it.
 
     Collections newer than the live one (left by an interrupted build) are dropped first;
@@ -78,7 +92,9 @@ def write_full(store: MilvusCollections, name: str, vectors: np.ndarray, chunks:
             store.drop(leftover)  # never made live: an interrupted build's
     c = store.client()
     try:
-        store.create_physical(name, int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else manifest.dimension, len(chunks))
+        store.create_physical(
+            name, int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[1] else manifest.dimension, len(chunks)
+        )
         _insert(store, name, vectors, chunks, rows, range(len(chunks)), show_progress, upsert=False)
         c.flush(name)
         store.write_manifest(name, store.finished_manifest(manifest, name, len(chunks), name))
@@ -103,8 +119,15 @@ def write_full(store: MilvusCollections, name: str, vectors: np.ndarray, chunks:
             store.drop(old)
 
 
-def write_in_place(store: MilvusCollections, live: str, vectors: np.ndarray, chunks: Sequence[Chunk], rows: np.ndarray, manifest: Manifest,
-                   show_progress: bool) -> None:
+def write_in_place(
+    store: MilvusCollections,
+    live: str,
+    vectors: np.ndarray,
+    chunks: Sequence[Chunk],
+    rows: np.ndarray,
+    manifest: Manifest,
+    show_progress: bool,
+) -> None:
     """Update ``live`` to hold exactly ``chunks``: delete rows that are gone, upsert new and changed rows.
 
     Rows the builder kept carry the same chunk id and are not touched, so an update costs
@@ -120,7 +143,7 @@ def write_in_place(store: MilvusCollections, live: str, vectors: np.ndarray, chu
     generation = f"{live}@{time.strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
     store.set_state(live, f"dirty: updating to {generation}")
     for i in range(0, len(gone), BATCH):
-        c.delete(live, ids=gone[i:i + BATCH])
+        c.delete(live, ids=gone[i : i + BATCH])
     pause_point("update")
     _insert(store, live, vectors, chunks, rows, changed, show_progress, upsert=True)
     c.flush(live)
