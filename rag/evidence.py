@@ -203,7 +203,7 @@ def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candida
 
 
 # Weights of the sentence score and of the answerability logit, and the decline threshold.
-# Fitted with `python eval/calibrate_evidence.py` on the sets with unanswerable questions
+# Fitted with `python -m eval.calibrate_evidence` on the sets with unanswerable questions
 # (sample, searchbox, pdf); the threshold (rag.config.CALIBRATED_ANSWERABILITY) declines at
 # most 5% of the answerable questions of every set, rgb-en-fact and squad included. README "Quality".
 # ``gives``: the sentence holds the asked-for thing itself (a number, date, name, place or
