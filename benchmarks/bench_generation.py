@@ -51,8 +51,8 @@ from rag.generation import (
     default_threads,
     make_generator,
 )  # noqa: E402
-from rag.evidence import select_evidence  # noqa: E402
-from rag.prompting import build_evidence_prompt, build_prompt  # noqa: E402
+from rag.answering.evidence import select_evidence  # noqa: E402
+from rag.answering.prompting import build_evidence_prompt, build_prompt  # noqa: E402
 
 QUESTION = "How much market value did Nvidia lose on 27 January 2025?"
 # Other questions over data/articles for the warm-prefix runs (each retrieves its own passages).

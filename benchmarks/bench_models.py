@@ -11,8 +11,8 @@ default config, as ``generation.model: <it>`` would.
 
 The prompts are the pipeline's own: for each answerable question of ``eval/sample-qa.jsonl``
 the passages are retrieved from a fresh index of ``data/articles`` (default configuration),
-the evidence sentences chosen with ``rag.evidence.select_evidence`` and the messages built
-with ``rag.prompting.build_evidence_prompt`` and the model's ``use_system_prompt`` /
+the evidence sentences chosen with ``rag.answering.evidence.select_evidence`` and the messages built
+with ``rag.answering.prompting.build_evidence_prompt`` and the model's ``use_system_prompt`` /
 ``few_shot`` (as ``RAG._draft_stream`` does). Greedy, the config's ``max_new_tokens`` and stop
 strings. Per model, question by question and in rotating order (so load hits every path
 alike), three paths run on the same prompts:
@@ -52,7 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # so the raw reference runs llama.cpp in a process as clean as the llama_server child.
 from rag.config import Config  # noqa: E402
 from rag.generation import LlamaServerGenerator, default_threads, prepared_gguf  # noqa: E402
-from rag.prompting import build_evidence_prompt  # noqa: E402
+from rag.answering.prompting import build_evidence_prompt  # noqa: E402
 
 EVAL_MODEL = Path.home() / ".cache" / "rag-eval-models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
@@ -68,7 +68,7 @@ def load() -> str:
 def evidence_prompts(qa: Path, articles: Path, limit: int, workdir: Path) -> list[tuple[str, list[tuple[int, str]]]]:
     """(question, evidence sentences) of the answerable questions, retrieved as the pipeline does (loads torch)."""
     from rag import RAG
-    from rag.evidence import select_evidence
+    from rag.answering.evidence import select_evidence
 
     rag = RAG(Config.load(None, {"index.path": str(workdir / "index"), "generation.backend": "none"}))
     rag.build(str(articles), show_progress=False)

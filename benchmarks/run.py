@@ -529,7 +529,7 @@ def _forget_prompt(gen: Any) -> None:
 
 def section_answer(p: dict[str, Any], embedders: dict[str, Any], work: Path) -> dict[str, Any]:
     from rag import RAG, Config
-    from rag.prompting import build_prompt
+    from rag.answering.prompting import build_prompt
 
     articles = SAMPLE if SAMPLE.is_dir() else None
     if articles is None:

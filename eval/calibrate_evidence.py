@@ -1,10 +1,10 @@
-"""Calibrate the answerability score of evidence-first answers (rag/evidence.py).
+"""Calibrate the answerability score of evidence-first answers (rag/answering/evidence.py).
 
 For every question of the development sets this retrieves with the default retriever,
 selects the evidence and records its features (top passage relevance, and the best
 sentence's similarity, overlap, key-term and answer-type signals). It then
 
-1. fits the logistic weights of ``rag.evidence.CALIBRATION`` on the sets that have
+1. fits the logistic weights of ``rag.answering.evidence.CALIBRATION`` on the sets that have
    unanswerable questions (``--fit``), by plain gradient descent with L2 (numpy only);
 2. picks the ``balanced`` threshold of ``evidence.min_answerability`` (the pipeline's one decline
    decision: the relevance threshold only chooses the wording of a decline) as the highest
@@ -15,7 +15,7 @@ sentence's similarity, overlap, key-term and answer-type signals). It then
    keeps declining precision >= ``--min-precision`` (0.8); ``--loso`` also reports it leave one
    set out (threshold chosen on the other sets, measured on the one left out).
 
-It prints the weights and the threshold to paste into rag/evidence.py and
+It prints the weights and the threshold to paste into rag/answering/evidence.py and
 configs/default.yaml, and a table per set. Nothing is changed by the script itself.
 
     python -m eval.calibrate_evidence                 # all sets found
@@ -48,7 +48,7 @@ def dev_sets() -> dict[str, tuple[Path, Path]]:
 def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dict]:
     from rag import RAG, Config
     from rag.evaluation import QueryCache, contains_answer, default_eval_index, ensure_index, load_qa, token_f1
-    from rag.evidence import evidence_answer, select_evidence
+    from rag.answering.evidence import evidence_answer, select_evidence
 
     base = Config.load(config)
     backend = {"embedding_backend": base.embedding.backend} if base.embedding.backend != "torch" else {}
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dump:
         Path(args.dump).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     from rag.config import EvidenceConfig
-    from rag.evidence import CALIBRATION
+    from rag.answering.evidence import CALIBRATION
 
     if args.current:
         weights, t = dict(CALIBRATION), EvidenceConfig().min_answerability_for("all-MiniLM-L6-v2")

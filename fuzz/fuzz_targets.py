@@ -18,9 +18,9 @@ import atheris
 
 with atheris.instrument_imports():
     from rag.records import Chunk
-    from rag.citations import attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
+    from rag.answering.citations import attribute_citations, parse_markers, resolve_citations, strip_invalid_markers
     from rag.documents import UnreadableFile, load_file
-    from rag.prompting import quote_passage_text
+    from rag.answering.prompting import quote_passage_text
     from rag.records import Passage
 
 SUFFIXES = [".txt", ".md", ".html", ".json", ".jsonl", ".pdf"]

@@ -8,14 +8,14 @@ Example:
 """
 
 from .chunking import Chunker
-from .citations import parse_markers, resolve_citations
+from .answering.citations import parse_markers, resolve_citations
 from .config import Config, ConfigError
 from .conversation import Conversation
 from .rewriting import QueryRewriter, Rewrite, Turn, heuristic_rewrite, is_follow_up
 from .documents import DEFAULT_EXTENSIONS, LoadResult, SkippedFile, load_documents
 from .errors import InputError, RagError
 from .embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
-from .evidence import SUPPORT_LABEL, EvidenceSet, evidence_answer, extractive_answer, select_evidence
+from .answering.evidence import SUPPORT_LABEL, EvidenceSet, evidence_answer, extractive_answer, select_evidence
 from .generation import (
     BACKENDS,
     AnswerStream,
@@ -34,8 +34,8 @@ from .indexing import BuildLockedError, DiskFullError, IndexBuilder, NearDuplica
 from .indexing import BuildError
 from .models import FALLBACK_WARNING, ModelInUse, model_in_use
 from .pipeline import RAG, BuildSummary, StreamEvent
-from .verification import CitationVerifier
-from .prompting import NOT_FOUND, build_prompt
+from .answering.verification import CitationVerifier
+from .answering.prompting import NOT_FOUND, build_prompt
 from .records import (
     Answer,
     Chunk,

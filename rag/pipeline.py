@@ -15,23 +15,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .answering.citations import resolve_citations
+from .answering.draft import draft_rejection, without_cut_sentence
+from .answering.evidence import EvidenceSet, select_evidence, term_coverage
+from .answering.lead import compose, evidence_lead, lead_span
+from .answering.prompting import NOT_FOUND, build_evidence_prompt
+from .answering.verification import check_draft
 from .chunking import Chunker
-from .citations import resolve_citations
 from .config import Config, EvidenceConfig
 from .embedding import ENGINES, Embedder, make_embedder, model_of
-from .evidence import EvidenceSet, draft_shortfall, select_evidence, term_coverage
 from .generation import AnswerStream, Generator, GeneratorError, make_generator
-from .inputs import check_question
 from .indexing import BuildSummary, IndexBuilder
-from .lead import compose, disagrees, evidence_lead, lead_span, unresponsive
-from .prompting import NOT_FOUND, build_evidence_prompt
+from .inputs import check_question
 from .records import Answer, Chunk, Passage
 from .retrieval import MetadataFilter, make_retriever, not_covered_text
 from .store import IndexBackend, SearchableIndex, make_store
 from .store.calibration import read_calibration
 from .store.loaded import assemble_text
-from .text import repeats_a_line, sentence_spans
-from .verification import CheckedDraft, check_draft
+from .text import repeats_a_line
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,7 @@ class RAG:
 
     def _uncovered(self, search_text: str, passages: Sequence[Passage], top: float, ev_cfg: EvidenceConfig) -> bool:
         """Whether the top passage is below ``evidence.term_coverage_relevance`` and the top passages hold less than
-        ``evidence.min_term_coverage`` of the question's idf (:func:`rag.evidence.term_coverage`)."""
+        ``evidence.min_term_coverage`` of the question's idf (:func:`rag.answering.evidence.term_coverage`)."""
         min_cov, below = ev_cfg.term_coverage_rule_for(self.embedder.name)
         if min_cov <= 0 or top >= below or not self.store.keeps_term_statistics:
             return False
@@ -350,11 +351,11 @@ class RAG:
     ) -> Iterator[StreamEvent]:
         """Evidence first: choose the answering sentences, decline or let the model write the lead, check, fall back.
 
-        1. :func:`rag.evidence.select_evidence` picks the sentences that answer and scores
+        1. :func:`rag.answering.evidence.select_evidence` picks the sentences that answer and scores
            answerability; below ``evidence.min_answerability``, or with the top passage below the
            relevance floor, the question is declined without calling the generator (``mode="declined"``).
         2. The generator sees only those sentences and writes a short cited answer.
-        3. :func:`rag.verification.check_draft` verifies it and :mod:`rag.lead` checks that it
+        3. :func:`rag.answering.verification.check_draft` verifies it and :mod:`rag.answering.lead` checks that it
            answers; an accepted draft is the lead (``mode="generated"``). Otherwise (unsupported,
            miscited, unresponsive, looping, empty, or the generator failed) the best evidence
            sentence leads (``mode="evidence"``). Either way the evidence sentences are quoted under it.
@@ -440,8 +441,7 @@ class RAG:
         """Check the model's draft: faithful and responsive, it leads; otherwise the best evidence sentence does."""
         draft = run.answer
         if looped:  # the last sentence was still being written when the loop was cut
-            spans = sentence_spans(draft)
-            draft = draft[: spans[-2][1]] if len(spans) > 1 else draft
+            draft = without_cut_sentence(draft)
         notes: list[str] = []
         if run.continued:
             budget = self.config.generation.max_thinking_tokens
@@ -452,7 +452,11 @@ class RAG:
         base = {**base, "reasoning": run.reasoning}
         question = base["query"] or base["question"]
         checked = check_draft(draft, question, base["passages"], self.embedder, self.config.citations)
-        why_not = self._draft_rejection(checked, evidence, question) if checked.accepted else checked.reason
+        why_not = (
+            draft_rejection(checked.text, evidence, question, self.config.evidence)
+            if checked.accepted
+            else checked.reason
+        )
         if why_not:
             reason = "the model reasoned but gave no answer" if not run.answer.strip() and run.reasoning else why_not
             notes.append(f"evidence lead: the model's draft was not used ({reason})")
@@ -480,28 +484,6 @@ class RAG:
         )
         yield StreamEvent("answer", text=text)
         yield StreamEvent("done", answer=answer)
-
-    def _draft_rejection(self, checked: CheckedDraft, evidence: EvidenceSet, question: str) -> str:
-        """Why a faithful draft is not the lead: it does not answer (``evidence.draft_must_answer``), its answer
-        is not the best evidence sentence's (``evidence.draft_must_agree``), or, where the completeness rules
-        are on (``evidence.draft_must_keep``), it says less than the evidence."""
-        ev_cfg = self.config.evidence
-        if ev_cfg.draft_must_answer:
-            why = unresponsive(checked.text, question, evidence)
-            if why:
-                return why
-        if ev_cfg.draft_must_agree:
-            why = disagrees(checked.text, question, evidence)
-            if why:
-                return why
-        return draft_shortfall(
-            checked.text,
-            evidence,
-            question,
-            keep=ev_cfg.draft_must_keep,
-            sentences=ev_cfg.draft_must_keep_from,
-            words=ev_cfg.draft_must_keep_words,
-        )
 
     def _evidence_events(self, evidence: EvidenceSet, base: dict[str, Any], notes: list[str]) -> Iterator[StreamEvent]:
         """The evidence answer: the best sentence leads, the other chosen sentences are quoted under it (``mode="evidence"``)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-# The one citation-marker grammar: what the answer parser reads (rag.citations.parse_markers)
+# The one citation-marker grammar: what the answer parser reads (rag.answering.citations.parse_markers)
 # is exactly what article text is neutralised of before it reaches a prompt or an answer
 # (neutralise_markers). Forms: [1], [1, 3], [1;2], [1-3], [1–3], [2 - 3], full-width digits,
 # brackets and separators ([３-４], ［1］, [1，2]).
@@ -28,7 +28,7 @@ def neutralise_markers(text: str) -> str:
 
 
 # Number words and month names, in one place for every stage that reads numbers and dates
-# (rag.facts, rag.retrieval.term_match, rag.evidence); each takes the subset it needs.
+# (rag.answering.facts, rag.retrieval.term_match, rag.answering.evidence); each takes the subset it needs.
 CARDINALS: dict[str, int] = {
     w: i
     for i, w in enumerate(

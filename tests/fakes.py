@@ -95,6 +95,6 @@ class FakeGenerator:
 
 def leads_with_evidence(answer) -> bool:
     """The answer is the evidence answer's shape: the best evidence sentence leads (cited), the text starts with it."""
-    from rag.evidence import quotes
+    from rag.answering.evidence import quotes
 
     return bool(answer.evidence) and answer.lead == quotes(answer.evidence[:1]) and answer.text.startswith(answer.lead)

@@ -1,10 +1,10 @@
-"""Tests for rag/asked.py: what a question asks for, and the phrase of a sentence that gives it."""
+"""Tests for rag/answering/asked.py: what a question asks for, and the phrase of a sentence that gives it."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.asked import answer_phrase, answer_type, has_type
+from rag.answering.asked import answer_phrase, answer_type, has_type
 
 
 @pytest.mark.parametrize(

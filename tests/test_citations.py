@@ -1,8 +1,8 @@
-"""Tests for rag/citations.py: marker parsing, resolution, attribution."""
+"""Tests for rag/answering/citations.py: marker parsing, resolution, attribution."""
 
 from rag import parse_markers, resolve_citations
 from rag.records import Chunk
-from rag.citations import attribute_citations, lexical_support, strip_invalid_markers
+from rag.answering.citations import attribute_citations, lexical_support, strip_invalid_markers
 from rag.records import Passage
 
 
@@ -40,7 +40,7 @@ def test_parse_malformed_ranges_are_ignored_not_raised():
 
 def test_stripping_a_dead_marker_cannot_leave_a_new_one():
     """Guards against "[[0]0]" becoming "[0]" (found by atheris): only valid markers remain."""
-    from rag.citations import strip_invalid_markers
+    from rag.answering.citations import strip_invalid_markers
 
     assert strip_invalid_markers("x [[\t0\x1f\t]0\x1f] y [2] [[[9]9]9] z", {1, 2, 3}) == "x  y [2]  z"
 

@@ -1,4 +1,4 @@
-"""Tests for rag/evidence.py (evidence selection, answerability) and the evidence-first pipeline."""
+"""Tests for rag/answering/evidence.py (evidence selection, answerability) and the evidence-first pipeline."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from fakes import FakeEmbedder, FakeGenerator, leads_with_evidence
 from rag import RAG, Config
-from rag.citations import parse_markers
-from rag.evidence import (
+from rag.answering.citations import parse_markers
+from rag.answering.evidence import (
     SUPPORT_LABEL,
     answer_type,
     evidence_answer,
@@ -19,7 +19,7 @@ from rag.evidence import (
     sentence_units,
     unit_text,
 )
-from rag.prompting import NOT_FOUND
+from rag.answering.prompting import NOT_FOUND
 from rag.records import Chunk, Passage
 
 
@@ -308,7 +308,7 @@ def test_server_down_gives_the_evidence_answer_with_real_models(tmp_path, articl
 
 
 def _evidence_set(*texts):
-    from rag.evidence import EvidenceSet
+    from rag.answering.evidence import EvidenceSet
     from rag.records import Evidence
 
     return EvidenceSet(
@@ -323,7 +323,7 @@ def _evidence_set(*texts):
 
 def test_a_draft_that_only_repeats_the_question_says_less_than_the_evidence():
     """Seen on the searchbox set: "States of matter how many [1]." passed every check."""
-    from rag.evidence import draft_shortfall
+    from rag.answering.evidence import draft_shortfall
 
     ev = _evidence_set("Matter commonly exists in four states (or phases): solid, liquid and gas, and plasma.")
     assert (
@@ -339,7 +339,7 @@ def test_a_draft_that_only_repeats_the_question_says_less_than_the_evidence():
 
 def test_a_draft_without_the_asked_for_year_gives_way_when_the_evidence_has_one():
     """Seen on the searchbox set: "union of utrecht year" answered without 1579, which the second sentence gives."""
-    from rag.evidence import draft_shortfall
+    from rag.answering.evidence import draft_shortfall
 
     ev = _evidence_set(
         "The Union of Utrecht is seen as the beginning of the Dutch Republic.",
@@ -366,7 +366,7 @@ def test_a_draft_without_the_asked_for_year_gives_way_when_the_evidence_has_one(
 
 def test_a_draft_about_something_else_than_the_question_names_gives_way():
     """Seen on the pdf set: asked what error E3 means, the draft quoted the warranty sentence of the same evidence."""
-    from rag.evidence import draft_shortfall
+    from rag.answering.evidence import draft_shortfall
 
     ev = _evidence_set(
         "The Aurora K2 comes with a 2-year warranty from the date of purchase.", "E3: the thermoblock has overheated."
@@ -386,7 +386,7 @@ def test_a_draft_about_something_else_than_the_question_names_gives_way():
 
 def test_a_reworded_copy_that_drops_the_evidence_words_gives_way_at_the_words_share():
     """Seen on the pdf set: "found in 2 of the 1,460 samples" for "detected in 2 of the 1,460 routine samples"."""
-    from rag.evidence import draft_shortfall
+    from rag.answering.evidence import draft_shortfall
 
     ev = _evidence_set(
         "Total coliform bacteria were detected in 2 of the 1,460 routine samples taken from the distribution network."
@@ -521,7 +521,7 @@ def test_a_sentence_announcing_a_list_brings_the_sentence_that_gives_it():
 
 
 def test_term_coverage_is_the_share_of_the_questions_idf_the_passages_hold():
-    from rag.evidence import term_coverage
+    from rag.answering.evidence import term_coverage
 
     weights = {"tesla": 1.0, "model": 3.0, "rang": 4.0, "mile": 2.0}  # tokens as rag.keyword.tokenize makes them
     near = [passage(1, "For exercise, Tesla walked between 8 to 10 miles per day.")]

@@ -1,10 +1,10 @@
-"""Tests for rag/facts.py: names and numbers a cited passage must contain."""
+"""Tests for rag/answering/facts.py: names and numbers a cited passage must contain."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.facts import missing_facts, names_in, numbers_in
+from rag.answering.facts import missing_facts, names_in, numbers_in
 
 DEEPSEEK = "DeepSeek released DeepSeek-R1, a reasoning model that rivals OpenAI's o1, on 20 January 2025 under the MIT licence."
 NVIDIA = "On 27 January 2025 the share price of Nvidia fell about 17 percent, wiping $589 billion (2,048 GPUs aside) from its value."
@@ -72,7 +72,7 @@ def test_a_near_miss_spelling_is_a_different_name():
 
 
 def test_dropped_facts_lists_what_a_draft_leaves_out_of_the_evidence():
-    from rag.facts import dropped_facts
+    from rag.answering.facts import dropped_facts
 
     source = (
         "On 27 January 2025 the share price of Nvidia fell about 17 percent, wiping 600 billion dollars off its value."

@@ -173,8 +173,8 @@ sys.exit(1 if failed else 0)
 
 def test_every_rag_module_imports_first():
     """Guards against a circle through a package's ``__init__`` (not an edge above): importing a submodule runs
-    its package first, so ``rag.evidence`` -> ``rag.retrieval.keyword`` ran ``rag/retrieval/__init__``, whose
-    retrievers imported ``rag.evidence`` back, half-initialised. Each module is imported first, on its own."""
+    its package first, so ``rag.answering.evidence`` -> ``rag.retrieval.keyword`` ran ``rag/retrieval/__init__``, whose
+    retrievers imported ``rag.answering.evidence`` back, half-initialised. Each module is imported first, on its own."""
     import subprocess
     import sys
 

@@ -1,12 +1,12 @@
-"""Tests for rag/lead.py: a faithful draft leads only when it answers (responsiveness per question kind)."""
+"""Tests for rag/answering/lead.py: a faithful draft leads only when it answers (responsiveness per question kind)."""
 
 from __future__ import annotations
 
 import pytest
 
 from fakes import FakeEmbedder
-from rag.evidence import SUPPORT_LABEL, select_evidence
-from rag.lead import compose, evidence_lead, lead_span, unresponsive
+from rag.answering.evidence import SUPPORT_LABEL, select_evidence
+from rag.answering.lead import compose, evidence_lead, lead_span, unresponsive
 from rag.records import Chunk, Passage
 
 
@@ -135,7 +135,7 @@ def test_lead_span_skips_the_citation_marker():
 
 def test_a_draft_answering_from_a_worse_line_disagrees_with_the_best_sentence():
     """Seen on rgb-en-fact with SmolLM2: "Bianca Andreescu won ... in 2019 [2]" beside the best sentence naming Simona Halep."""
-    from rag.lead import disagrees
+    from rag.answering.lead import disagrees
 
     ps = [
         passage(1, "Simona Halep defeated Serena Williams to win the 2019 Wimbledon title."),

@@ -1,8 +1,8 @@
-"""Tests for rag/prompting.py: numbered passages, instructions, and fitting the context window."""
+"""Tests for rag/answering/prompting.py: numbered passages, instructions, and fitting the context window."""
 
 from rag import NOT_FOUND, build_prompt
 from rag.records import Chunk
-from rag.prompting import quote_passage_text
+from rag.answering.prompting import quote_passage_text
 from rag.records import Passage
 
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from rag import Chunker, parse_markers, resolve_citations
 from rag.records import Chunk
 from rag.text import sentence_spans
-from rag.citations import attribute_citations, strip_invalid_markers
+from rag.answering.citations import attribute_citations, strip_invalid_markers
 from rag.documents import UnreadableFile, decode_bytes, load_file, make_document
-from rag.prompting import quote_passage_text
+from rag.answering.prompting import quote_passage_text
 from rag.records import Passage
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -139,7 +139,7 @@ def marker_forms(draw):
 @given(st.text(max_size=60), marker_forms(), st.text(max_size=60))
 def test_every_marker_form_the_parser_reads_is_neutralised_in_quoted_text(before, marker, after):
     """What parse_markers can read in an answer, article text (and titles) can never carry into one."""
-    from rag.prompting import format_passage
+    from rag.answering.prompting import format_passage
     from rag.text import MARKER, neutralise_markers
 
     text = before + marker + after

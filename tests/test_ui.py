@@ -292,7 +292,7 @@ def test_bad_settings_are_chat_messages(tmp_path, settings, message):
 def test_the_cautious_box_declines_what_balanced_answers(tmp_path, monkeypatch):
     """The side panel's Cautious box reaches the pipeline as evidence.abstention for that question."""
     from rag.config import CALIBRATED_ANSWERABILITY
-    from rag.prompting import NOT_FOUND
+    from rag.answering.prompting import NOT_FOUND
 
     rag = make_rag(tmp_path)
     monkeypatch.setitem(CALIBRATED_ANSWERABILITY, rag.embedder.name, {"balanced": 0.0, "cautious": 0.999})

@@ -165,7 +165,7 @@ def _wait_answered(page, turn: int) -> None:
 def test_sample_questions_on_the_page_are_shown_once_checked(sample_server, browser, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
 
-    from rag.lead import lead_span
+    from rag.answering.lead import lead_span
     from ui.render import CHECKING, MODE_LABELS
 
     url, _ = sample_server

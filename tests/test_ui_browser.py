@@ -345,8 +345,8 @@ def test_sample_questions_show_no_invented_name_or_number_as_cited(sample_server
     names and numbers are in the passage it cites, as the page shows that passage."""
     from playwright.sync_api import expect
 
-    from rag.citations import parse_markers
-    from rag.facts import missing_facts
+    from rag.answering.citations import parse_markers
+    from rag.answering.facts import missing_facts
     from rag.text import sentence_spans
 
     url, _ = sample_server

@@ -1,4 +1,4 @@
-"""Tests for rag/verification.py: supported, weak, unsupported, out-of-range and uncited
+"""Tests for rag/answering/verification.py: supported, weak, unsupported, out-of-range and uncited
 sentences with hand-checked scores; strict mode; the real MiniLM embedder on labelled claims."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from fakes import FakeEmbedder, FakeGenerator, leads_with_evidence
 from rag import NOT_FOUND, RAG, Config
 from rag.records import Chunk
 from rag.records import Passage
-from rag.evidence import SUPPORT_LABEL
-from rag.verification import CitationVerifier, is_factual
+from rag.answering.evidence import SUPPORT_LABEL
+from rag.answering.verification import CitationVerifier, is_factual
 
 
 class WordEmbedder:

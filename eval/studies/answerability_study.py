@@ -9,7 +9,7 @@ It reads the per-question features that ``eval/calibrate_evidence.py --dump`` wr
 default retriever's passages and the selected evidence of every development set) and reports,
 for the sets with unanswerable questions (sample, searchbox, pdf):
 
-1. the ROC AUC of each shipped feature (``rag.evidence.CALIBRATION``) and of two new signals:
+1. the ROC AUC of each shipped feature (``rag.answering.evidence.CALIBRATION``) and of two new signals:
    - ``soft_sentence`` / ``soft_passages``: MiniLM word-to-word soft coverage, the mean over the
      question's content words of their best cosine to a word of the best evidence sentence (of
      the top passages), so "grown-ups" can match "adults";
@@ -35,7 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from rag.evidence import _GENERIC, CALIBRATION, stem
+from rag.answering.evidence import _GENERIC, CALIBRATION, stem
 from rag.text import content_words
 
 UNANSWERABLE_SETS = ("sample", "searchbox", "pdf")

@@ -1,6 +1,6 @@
 """The evidence lead without a generator: which sentence leads, and does it hold the answer?
 
-For every set, retrieve as the pipeline does and run :func:`rag.evidence.select_evidence` with
+For every set, retrieve as the pipeline does and run :func:`rag.answering.evidence.select_evidence` with
 each variant of the sentence weights; print, over the answerable questions, how often the
 first evidence sentence (the lead when no draft is accepted) contains a gold answer, its token
 F1, the F1 of the marked answer phrase, and how often the whole evidence does. Also prints the
@@ -38,9 +38,9 @@ VARIANTS = {
 
 def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, embedder, limit: int | None):
     from rag import RAG, Config
-    from rag.asked import answer_phrase
+    from rag.answering.asked import answer_phrase
     from rag.evaluation import QueryCache, default_eval_index, ensure_index, load_qa
-    from rag.evidence import SENTENCE_WEIGHTS, select_evidence
+    from rag.answering.evidence import SENTENCE_WEIGHTS, select_evidence
     from rag.evaluation.qa import contains_answer, token_f1
 
     items = load_qa(eval_set.qa_file)[:limit]

@@ -16,7 +16,7 @@ MRR@10 over the source files of the first 10 passages. The reference, ``dense``,
 Features (each in [0, 1] per candidate): ``numbers`` and ``date`` are
 :func:`rag.retrieval.term_match.number_match` and :func:`rag.retrieval.term_match.date_match`; ``phrase`` the
 share of the question's adjacent word pairs holding a number found adjacent in the text;
-``keys`` the share of the question's names and numbers (:func:`rag.evidence.key_terms`);
+``keys`` the share of the question's names and numbers (:func:`rag.answering.evidence.key_terms`);
 ``content`` the share of its stemmed content words; ``-idf`` weights terms by their
 inverse document frequency among the question's candidates.
 """
@@ -74,7 +74,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def chunk_tokens(text: str, number_words: bool = True) -> set[str]:
-    from rag.evidence import stem
+    from rag.answering.evidence import stem
     from rag.retrieval.term_match import NUMBER_WORDS
 
     low = text.lower()
@@ -84,7 +84,7 @@ def chunk_tokens(text: str, number_words: bool = True) -> set[str]:
 
 
 def q_keys(q: str) -> set[str]:
-    from rag.evidence import key_terms
+    from rag.answering.evidence import key_terms
 
     out = set()
     for t in key_terms(q):
@@ -96,7 +96,7 @@ def q_keys(q: str) -> set[str]:
 
 
 def q_content(q: str) -> set[str]:
-    from rag.evidence import stem
+    from rag.answering.evidence import stem
     from rag.text import content_words
 
     return {stem(w) for w in content_words(q)}

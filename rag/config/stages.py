@@ -416,7 +416,7 @@ class CitationsConfig(_Section):
 
 
 class EvidenceConfig(_Section):
-    """Evidence-first answering (rag.evidence): which sentences answer, and whether any do."""
+    """Evidence-first answering (rag.answering.evidence): which sentences answer, and whether any do."""
 
     section: ClassVar[str] = "evidence"
     max_sentences: int = Field(3, ge=1, le=10, description="Most evidence sentences kept.")
@@ -462,7 +462,7 @@ class EvidenceConfig(_Section):
         True,
         description="The model's draft leads only if it answers: it gives the kind of thing asked "
         "for (a number for how many, a date for when, a name for who, a place for where, an expansion for "
-        "'stand for'), taken from the evidence, and more than the question's own words (rag.lead). Otherwise "
+        "'stand for'), taken from the evidence, and more than the question's own words (rag.answering.lead). Otherwise "
         "the best evidence sentence leads.",
     )
     # SmolLM2-135M often answered from a worse evidence line: with this rule its leads held the gold answer

@@ -30,7 +30,7 @@ Metrics (see :func:`summarize`):
   (not scored) when its gold file is in the top 5 but none of those passages carries page
   numbers (an index built without them); a gold file missing from the top 5 scores 0. None
   when no question was scored.
-- ``modes``: how many answers were made in each :attr:`~rag.citations.Answer.mode`
+- ``modes``: how many answers were made in each :attr:`~rag.answering.citations.Answer.mode`
   (``generated``, ``evidence``, ``declined``), and ``by_mode``: per mode, the questions,
   answerable questions and their ``token_f1`` / ``answer_containment``. None with
   ``retrieval_only``.

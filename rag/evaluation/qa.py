@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RagError
-from ..prompting import NOT_FOUND
+from ..answering.prompting import NOT_FOUND
 from ..records import Passage
 from ..retrieval import NOT_COVERED
 from ..text import MARKER

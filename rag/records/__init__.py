@@ -7,7 +7,7 @@ would bring the store and FAISS with it). All records are frozen dataclasses.
 - :class:`Chunk`: a span of a document, embedded and retrieved as a unit (``rag.chunking``).
 - :class:`Passage`: a retrieved chunk with its citation number and scores (``rag.retrieval``).
 - :class:`Citation`, :class:`CitationCheck`, :class:`SentenceCheck`, :class:`Verification`:
-  what an answer cites and how well each cited passage supports it (``rag.citations``).
+  what an answer cites and how well each cited passage supports it (``rag.answering.citations``).
 - :class:`Answer`: the answer with its evidence (``rag.pipeline``).
 - :class:`Manifest` (with :class:`ManifestDocument`, :class:`NearDuplicate` and
   :class:`SkippedFile`): what an index generation holds and how it was built (``rag.store``).

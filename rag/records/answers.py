@@ -25,7 +25,7 @@ class Citation:
     support: float = 0.0
     # True when the marker was placed by attribution rather than written by the model.
     added: bool = False
-    # Verification (rag.verification): embedding similarity of the citing sentence to the
+    # Verification (rag.answering.verification): embedding similarity of the citing sentence to the
     # passage, the combined support score (None: not verified), and the verdict:
     # "supported", "weak" or "unsupported" ("" when not verified).
     similarity: float = 0.0
@@ -163,7 +163,7 @@ class Answer:
         query: the text used for retrieval (differs from ``question`` after rewriting).
         draft: the model's own text when it was not used (unsupported, miscited or empty): the
             evidence answer replaced it.
-        checks: per-sentence verification of the answer (see :mod:`rag.verification`).
+        checks: per-sentence verification of the answer (see :mod:`rag.answering.verification`).
         out_of_range: citation numbers the model wrote that match no passage (removed from ``text``).
         extractive: ``text`` is the evidence answer (article sentences), not generated; same as ``mode == "evidence"``.
         notes: what the pipeline did that a reader should know (budget cut, removals, fallback).

@@ -127,7 +127,7 @@ class Passage:
 
 @dataclass(frozen=True)
 class Evidence:
-    """One article sentence chosen to answer the question (see :mod:`rag.evidence`).
+    """One article sentence chosen to answer the question (see :mod:`rag.answering.evidence`).
 
     Attributes:
         n: the passage it comes from, as cited.

@@ -9,7 +9,7 @@ and weighted by the config, are added to a candidate's fused score before de-dup
   "93rd") that the candidate's text holds; "fourth" counts as 4 and "93rd" as 93.
   A question without numbers gets no bonus, and a number every candidate holds shifts all
   scores alike, so only numbers that tell candidates apart change the order.
-- :func:`date_match`: for a question asking when (:func:`rag.asked.answer_type` is
+- :func:`date_match`: for a question asking when (:func:`rag.answering.asked.answer_type` is
   ``date``, or it says "date"), 1 for a candidate holding a full date (day, month, year)
   past its first character: an opening date is a dateline, not an answer.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..asked import answer_type, key_terms
+from ..answering.asked import answer_type, key_terms
 from ..text import CARDINALS, MONTH, ORDINALS
 
 __all__ = [
@@ -76,7 +76,7 @@ def number_match(question: str, texts: Sequence[str]) -> list[float]:
 
 
 def asks_date(question: str) -> bool:
-    """True for a question asking when (:func:`rag.asked.answer_type` ``date``) or saying "date"."""
+    """True for a question asking when (:func:`rag.answering.asked.answer_type` ``date``) or saying "date"."""
     return answer_type(question) == "date" or bool(_SAYS_DATE.search(question))
 
 

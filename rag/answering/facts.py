@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .text import CARDINALS, MARKER
+from ..text import CARDINALS, MARKER
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?")
 _WORD = re.compile(r"[A-Za-z\u00c0-\u024f][\w'\u2019\-]*")

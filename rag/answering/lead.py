@@ -4,7 +4,7 @@ Every answer that is not declined starts with a lead and carries the evidence qu
 (:func:`compose`), so it never holds less than the evidence:
 
 - a model draft is the lead when it is **faithful** (every sentence supported by the passage
-  it cites, its names and numbers there: :func:`rag.verification.check_draft`) and
+  it cites, its names and numbers there: :func:`rag.answering.verification.check_draft`) and
   **responsive** (:func:`unresponsive` finds nothing: it gives the kind of thing asked for,
   taken from the evidence, and more than the question's own words);
 - otherwise the lead is the best answer-bearing evidence sentence (:func:`evidence_lead`),
@@ -24,7 +24,7 @@ import re
 from .asked import answer_phrase, answer_spans, answer_type, stems
 from .evidence import SUPPORT_LABEL, EvidenceSet, compose, key_terms, quotes
 from .facts import numbers_in
-from .text import CARDINALS, MARKER
+from ..text import CARDINALS, MARKER
 
 
 def _words(text: str) -> set[str]:

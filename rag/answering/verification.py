@@ -4,7 +4,7 @@ Each answer sentence is checked against each passage it cites with two signals t
 new model:
 
 - **lexical**: the share of the sentence's content words found in the passage
-  (:func:`rag.citations.lexical_support`);
+  (:func:`rag.answering.citations.lexical_support`);
 - **similarity**: cosine similarity, with the already-loaded embedder, between the sentence
   and the passage, taking the best of the whole passage and each of its sentences (a
   claim usually restates one sentence, which the whole-passage vector dilutes).
@@ -12,7 +12,7 @@ new model:
 The support score is their mean (negative cosines count as 0). A citation is
 ``supported`` at or above ``supported_threshold``, ``weak`` at or above ``weak_threshold``
 and ``unsupported`` below. A name, number or date in the sentence that the passage does not
-contain (:func:`rag.facts.missing_facts`) makes the verdict ``unsupported`` whatever the
+contain (:func:`rag.answering.facts.missing_facts`) makes the verdict ``unsupported`` whatever the
 scores: a wrong name or figure with otherwise matching words is the commonest unfaithful
 citation ("DeepMind" for "DeepSeek", "17.7%" for "about 17 percent"), and neither signal
 sees it. Neither sees negation either ("rose" for "fell"); that is left to the reader, who
@@ -41,15 +41,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .config import CitationsConfig
+    from ..config import CitationsConfig
 
 from .citations import attribute_citations, lexical_support, parse_markers, resolve_citations, strip_invalid_markers
 from .facts import missing_facts
-from .records import Citation, CitationCheck, SentenceCheck, Verification
-from .text import MARKER, content_words, drop_repeated_lines, sentence_spans
-from .embedding import Embedder
+from ..records import Citation, CitationCheck, SentenceCheck, Verification
+from ..text import MARKER, content_words, drop_repeated_lines, sentence_spans
+from ..embedding import Embedder
 from .prompting import NOT_FOUND
-from .records import Passage
+from ..records import Passage
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -87,7 +87,7 @@ class CitationVerifier:
     def verify(self, text: str, passages: Sequence[Passage], question: str = "") -> Verification:
         """Check every sentence of ``text``; citations of numbers with no passage are ``out_of_range``.
 
-        A sentence whose names or numbers (see :mod:`rag.facts`) are missing from the cited
+        A sentence whose names or numbers (see :mod:`rag.answering.facts`) are missing from the cited
         passage is ``unsupported`` whatever its scores; names in ``question`` count as present.
         """
         allowed = (question,) if question else ()

@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 
 from .facts import missing_facts
-from .records import Citation, Passage
-from .text import LIST_SEPARATORS, MARKER, RANGE_DASHES, content_words, sentence_spans
+from ..records import Citation, Passage
+from ..text import LIST_SEPARATORS, MARKER, RANGE_DASHES, content_words, sentence_spans
 
 
 def parse_markers(text: str) -> list[int]:
@@ -101,7 +101,7 @@ def attribute_citations(
     the best ``lexical_support`` and at least ``min_support / 2``); otherwise, when some
     passage supports it with at least ``min_support``, its markers are replaced by that
     passage's number. Unsupported sentences, and sentences with a name or number the best
-    passage lacks (:func:`rag.facts.missing_facts`; names in ``question`` count as present),
+    passage lacks (:func:`rag.answering.facts.missing_facts`; names in ``question`` count as present),
     are left as they are.
 
     Returns:

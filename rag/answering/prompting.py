@@ -16,8 +16,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .records import Passage
-from .text import neutralise_markers
+from ..records import Passage
+from ..text import neutralise_markers
 
 NOT_FOUND = "I could not find the answer in the articles."
 
@@ -156,7 +156,7 @@ def _fit_passages(
     return blocks, used
 
 
-# -- evidence-first prompts (rag.evidence) ------------------------------------------------
+# -- evidence-first prompts (rag.answering.evidence) ------------------------------------------------
 EVIDENCE_INSTRUCTIONS = (
     "Answer the question in one short sentence using only the numbered evidence below, and end the sentence "
     "with the number of the evidence you used in square brackets, like [2]. "

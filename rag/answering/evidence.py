@@ -43,12 +43,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from .embedding import Embedder
+from ..embedding import Embedder
 from .facts import dropped_facts
-from .retrieval.keyword import tokenize
-from .records import Evidence, Passage
+from ..retrieval.keyword import tokenize
+from ..records import Evidence, Passage
 from .asked import answer_spans, answer_type, has_type, key_terms, stem, stems
-from .text import MARKER, STOPWORDS, content_words, neutralise_markers, sentence_spans
+from ..text import MARKER, STOPWORDS, content_words, neutralise_markers, sentence_spans
 
 __all__ = [
     "SUPPORT_LABEL",

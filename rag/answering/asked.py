@@ -4,7 +4,7 @@
 date for "when", a name for "who", a place for "where", an expansion for "what does X stand
 for"); :func:`has_type` says whether a sentence holds that kind; :func:`answer_phrase`
 finds it in the sentence, so the reader's eye lands on it (the lead's ``lead_span``) and a
-model's draft can be checked for it (:mod:`rag.lead`).
+model's draft can be checked for it (:mod:`rag.answering.lead`).
 
 Example:
     >>> answer_type("How many parameters does DeepSeek-V3 have?")
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from .text import CARDINALS, MONTH, content_words
+from ..text import CARDINALS, MONTH, content_words
 
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-3][0-9])\b")  # 2048 is a count (H800 GPUs), not a year
 _MONTH = re.compile(rf"\b{MONTH}\b", re.I)
