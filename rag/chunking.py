@@ -44,12 +44,7 @@ class Chunker:
     """
 
     def __init__(self, chunk_tokens: int = 160, overlap_tokens: int = 32, encoding: str = "cl100k_base") -> None:
-        if chunk_tokens < 16:
-            raise ValueError(f"chunk_tokens must be >= 16, got {chunk_tokens}")
-        if not 0 <= overlap_tokens < chunk_tokens:
-            raise ValueError(
-                f"overlap_tokens must be >= 0 and below chunk_tokens ({chunk_tokens}), got {overlap_tokens}"
-            )
+        # Values come checked from ChunkingConfig (rag/config/stages.py): no second check here.
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self.encoding_name = encoding

@@ -68,9 +68,12 @@ def test_abbreviations_do_not_split_sentences():
     assert len(spans) == 2
 
 
-def test_bad_settings_name_the_value():
-    with pytest.raises(ValueError, match="overlap_tokens must be"):
-        Chunker(chunk_tokens=32, overlap_tokens=32)
+def test_bad_settings_name_the_value_once_at_the_config():
+    """Checked once, where settings enter (ChunkingConfig), with the key's name; the Chunker does not check again."""
+    from rag.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match="chunking.overlap_tokens must be >= 0 and below chunk_tokens"):
+        Config.load(None, {"chunking.chunk_tokens": 32, "chunking.overlap_tokens": 32})
 
 
 def test_empty_document_has_no_chunks():

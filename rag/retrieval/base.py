@@ -81,16 +81,7 @@ class RankedRetriever:
         neighbour_budget_tokens: int = 1200,
         article_weight: float = 0.0,
     ) -> None:
-        if dedup not in DEDUP_METHODS:
-            raise ValueError(f"unknown dedup method {dedup!r}; choose from {sorted(DEDUP_METHODS)}")
-        if not 0.0 < dedup_threshold <= 1.0:
-            raise ValueError(f"dedup_threshold must be in (0, 1], got {dedup_threshold}")
-        if not 0.0 <= mmr_lambda <= 1.0:
-            raise ValueError(f"mmr_lambda must be between 0 and 1, got {mmr_lambda}")
-        if pool < 1:
-            raise ValueError(f"candidates must be >= 1, got {pool}")
-        if neighbours < 0:
-            raise ValueError(f"neighbours must be >= 0, got {neighbours}")
+        # Values come checked from RetrievalConfig (rag/config/stages.py): no second check here.
         self.index = index
         self.dedup = dedup
         self.dedup_threshold = dedup_threshold

@@ -13,7 +13,7 @@ from ..embedding.base import Embedder
 from ..store.base import Hit, SearchableIndex
 from .base import RankedRetriever
 from .filters import MetadataFilter
-from .fusion import FUSION_METHODS, convex_score_fusion, reciprocal_rank_fusion
+from .fusion import convex_score_fusion, reciprocal_rank_fusion
 from .term_match import bonus_applies, match_bonus
 
 # The dense side "agrees" with BM25's best hit when it ranks it this high itself.
@@ -68,26 +68,15 @@ class HybridRetriever(RankedRetriever):
         **options,
     ) -> None:
         super().__init__(index, pool=candidates, **options)
-        if fusion not in FUSION_METHODS:
-            raise ValueError(f"unknown fusion {fusion!r}; choose from {sorted(FUSION_METHODS)}")
+        # Values come checked from RetrievalConfig (rag/config/stages.py): no second check here.
         self.fusion = fusion
         self.dense_share = dense_share
         # A store whose BM25 scores are only good for their order (Milvus Lite) is fused by rank.
         self.score_is_similarity = fusion == "convex" and index.bm25_scores_comparable
-        if dense_weight < 0 or bm25_weight < 0 or dense_weight + bm25_weight == 0:
-            raise ValueError(
-                f"dense_weight and bm25_weight must be >= 0 and not both 0, got {dense_weight} and {bm25_weight}"
-            )
-        if rrf_k < 0:
-            raise ValueError(f"rrf_k must be >= 0, got {rrf_k}")
         self.embedder = embedder
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
         self.rrf_k = rrf_k
-        if number_match_weight < 0 or date_match_weight < 0:
-            raise ValueError(
-                f"number_match_weight and date_match_weight must be >= 0, got {number_match_weight} and {date_match_weight}"
-            )
         self.number_match_weight = number_match_weight
         self.date_match_weight = date_match_weight
         self.candidates = candidates
