@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..records import Passage
+from ..registry import Registry
 from .base import DEDUP_METHODS, NOT_COVERED, RankedRetriever, Retriever, not_covered_text
 from .bm25 import BM25Retriever
 from .dense import DenseRetriever
@@ -108,11 +109,16 @@ def _hybrid(config: RetrievalConfig, index: SearchableIndex, embedder: Embedder)
 
 # name -> factory taking the validated ``retrieval`` section, the loaded index and the embedder.
 # Config validation, the CLI and ``rag eval`` take the allowed names from here.
-RETRIEVERS: dict[str, Callable[[RetrievalConfig, SearchableIndex, Embedder], Retriever]] = {
-    "dense": lambda cfg, index, embedder: DenseRetriever(index, embedder, pool=cfg.candidates, **ranking_options(cfg)),
-    "bm25": lambda cfg, index, embedder: BM25Retriever(index, pool=cfg.candidates, **ranking_options(cfg)),
-    "hybrid": _hybrid,
-}
+RETRIEVERS: Registry[Callable[[RetrievalConfig, SearchableIndex, Embedder], Retriever]] = Registry(
+    "retriever",
+    {
+        "dense": lambda cfg, index, embedder: DenseRetriever(
+            index, embedder, pool=cfg.candidates, **ranking_options(cfg)
+        ),
+        "bm25": lambda cfg, index, embedder: BM25Retriever(index, pool=cfg.candidates, **ranking_options(cfg)),
+        "hybrid": _hybrid,
+    },
+)
 
 
 def make_retriever(
@@ -121,9 +127,6 @@ def make_retriever(
     """The retriever named by ``retriever`` (default ``config.retriever``) with the config's settings.
 
     Raises:
-        ValueError: unknown retriever name (the message lists :data:`RETRIEVERS`).
+        ConfigError: unknown retriever name (a ValueError; the message lists :data:`RETRIEVERS`).
     """
-    name = retriever or config.retriever
-    if name not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {name!r}; choose from {sorted(RETRIEVERS)}")
-    return RETRIEVERS[name](config, index, embedder)
+    return RETRIEVERS[retriever or config.retriever](config, index, embedder)

@@ -41,6 +41,7 @@ from .base import (
 )
 from .faiss import IndexStore, write_generation
 from .loaded import ChunkTable, LoadedIndex
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..config import IndexConfig
@@ -80,20 +81,19 @@ def _milvus(config: IndexConfig) -> IndexBackend:
 
 
 # index.backend -> the store; one line adds a backend. pymilvus is imported only when used.
-BACKENDS: dict[str, Callable[[IndexConfig], IndexBackend]] = {
-    "faiss": lambda config: IndexStore(config.path),
-    "milvus": _milvus,
-}
+BACKENDS: Registry[Callable[[IndexConfig], IndexBackend]] = Registry(
+    "index backend",
+    {
+        "faiss": lambda config: IndexStore(config.path),
+        "milvus": _milvus,
+    },
+)
 
 
 def make_store(config: IndexConfig) -> IndexBackend:
     """The store ``config.backend`` names (:data:`BACKENDS`), for ``config``.
 
     Raises:
-        ValueError: unknown backend.
+        ConfigError: unknown backend (a ValueError; the message lists the names).
     """
-    try:
-        make = BACKENDS[config.backend]
-    except KeyError:
-        raise ValueError(f"unknown index backend {config.backend!r}; choose from {sorted(BACKENDS)}") from None
-    return make(config)
+    return BACKENDS[config.backend](config)
