@@ -190,7 +190,7 @@ def test_evaluate_full_metrics_hand_computed(qa_file):
 def test_evaluate_retrieval_only_uses_the_threshold_and_never_asks(qa_file):
     rag = ScriptedRAG()
     run = evaluate(rag, load_qa(qa_file), retrieval_only=True, progress=False)
-    assert rag.answering.asked == []
+    assert rag.asked == []
     s = run.summary
     assert s["answer_containment"] is None and s["citation_precision"] is None
     # top-2 best relevance: q1 0.9, q2 0.4, q3 0.8, q4 0.2, q5 0.6; threshold 0.5 declines q2 and q4.

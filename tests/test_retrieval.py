@@ -422,8 +422,8 @@ def test_number_match_lifts_the_snippet_about_the_asked_year(tmp_path):
     assert {p.source: p.relevance for p in plain} == pytest.approx(
         {p.source: p.relevance for p in matched}
     )  # cosine, unchanged
-    with pytest.raises(ValueError, match="number_match_weight and date_match_weight must be >= 0"):
-        HybridRetriever(rag.index(), rag.embedder, number_match_weight=-1)
+    with pytest.raises(ValueError, match="number_match_weight must be >= 0"):  # checked once, at the config
+        Config.load(None, {"retrieval.number_match_weight": -1})
 
 
 def test_a_question_without_numbers_or_when_reads_no_chunk_for_the_bonus(tmp_path, monkeypatch):
