@@ -136,7 +136,11 @@ def bench_query(n: int, queries: int, tmp: Path) -> list[dict]:
     index.close()
     cfg = Config.load(
         None,
-        {"index.path": str(tmp / f"lock-{n}"), "index.backend": "milvus", "index.uri": str(tmp / f"milvus-{n}.db")},
+        {
+            "index.path": str(tmp / f"lock-{n}"),
+            "index.backend": "milvus",
+            "index.milvus.uri": str(tmp / f"milvus-{n}.db"),
+        },
     ).index
     store = MilvusStore(cfg)
     t0 = time.perf_counter()

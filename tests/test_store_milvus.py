@@ -124,7 +124,9 @@ def milvus_server(tmp_path_factory):
 
 
 def _config(tmp: Path, **index) -> Config:
-    return Config.load(None, {f"index.{k}": v for k, v in index.items()} | {"retrieval.dedup": "none"})
+    milvus = {"uri", "collection", "token_env"}  # the milvus backend's own settings: index.milvus.*
+    keys = {(f"index.milvus.{k}" if k in milvus else f"index.{k}"): v for k, v in index.items()}
+    return Config.load(None, keys | {"retrieval.dedup": "none"})
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +229,7 @@ def test_rag_index_info_and_remove_work_against_milvus(built, milvus_server, tmp
             {
                 "index": {
                     "backend": "milvus",
-                    "uri": milvus_server,
-                    "collection": "sample",
+                    "milvus": {"uri": milvus_server, "collection": "sample"},
                     "path": str(milvus.store.root),
                 }
             }
@@ -288,12 +289,12 @@ def test_a_process_reads_an_embedded_db_another_process_built(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
     writer = (
         "import sys; from fakes import FakeEmbedder; from rag import RAG; from rag.config import Config; "
-        "RAG(Config.load(None, {'index.backend': 'milvus', 'index.uri': sys.argv[1], 'index.path': sys.argv[2]}), "
+        "RAG(Config.load(None, {'index.backend': 'milvus', 'index.milvus.uri': sys.argv[1], 'index.path': sys.argv[2]}), "
         "embedder=FakeEmbedder()).build(sys.argv[3])"
     )
     reader = (
         "import sys; from rag.config import Config; from rag.store import make_store; "
-        "s = make_store(Config.load(None, {'index.backend': 'milvus', 'index.uri': sys.argv[1]}).index); "
+        "s = make_store(Config.load(None, {'index.backend': 'milvus', 'index.milvus.uri': sys.argv[1]}).index); "
         "i = s.load(); print(sorted(c.source for c in i.chunks_by_rows([r for r, _ in i.iter_rows()]).values()))"
     )
     for code, args in ((writer, [db, str(tmp_path / "lock"), str(arts)]), (reader, [db])):
@@ -333,8 +334,7 @@ def test_build_killed_before_the_alias_switch_leaves_the_old_collection_answerin
             {
                 "index": {
                     "backend": "milvus",
-                    "uri": milvus_server,
-                    "collection": "killed",
+                    "milvus": {"uri": milvus_server, "collection": "killed"},
                     "path": str(tmp_path / "lock"),
                 }
             }
@@ -382,12 +382,22 @@ def test_milvus_backend_without_pymilvus_says_which_extra_to_install(tmp_path, m
     from rag.store import make_store
 
     monkeypatch.setitem(sys.modules, "pymilvus", None)
-    store = make_store(Config.load(None, {"index.backend": "milvus", "index.uri": str(tmp_path / "m.db")}).index)
+    store = make_store(Config.load(None, {"index.backend": "milvus", "index.milvus.uri": str(tmp_path / "m.db")}).index)
     with pytest.raises(ImportError, match=r"pip install '\.\[milvus\]'"):
         store.exists()
 
 
 def test_milvus_uri_must_be_a_db_file_or_a_url():
-    """A typo such as a folder path for index.uri is caught when the config is loaded."""
-    with pytest.raises(ValueError, match=r"index\.uri.*\.db file .* or an http"):
-        Config.load(None, {"index.backend": "milvus", "index.uri": "index/milvus"})
+    """A typo such as a folder path for index.milvus.uri is caught when the config is loaded."""
+    with pytest.raises(ValueError, match=r"index\.milvus\.uri.*\.db file .* or an http"):
+        Config.load(None, {"index.backend": "milvus", "index.milvus.uri": "index/milvus"})
+
+
+def test_old_flat_milvus_keys_still_load_with_a_warning_naming_the_new_key():
+    """index.uri / collection / token_env moved to index.milvus.* (the backend owns its settings); the old keys
+    still work, in a file and as overrides, and say where the key went."""
+    with pytest.warns(FutureWarning, match=r"index\.uri is deprecated; write index\.milvus\.uri"):
+        cfg = Config.load(None, {"index.backend": "milvus", "index.uri": "old/place.db"})
+    assert cfg.index.options_for("milvus").uri == "old/place.db"
+    with pytest.raises(ValueError, match=r"index\.milvus\.colour"):
+        Config.load(None, {"index.milvus.colour": "red"})

