@@ -50,7 +50,6 @@ class ChatHistory(gr.Chatbot):
     data_model = CheckedMessages
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
-
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
@@ -70,7 +69,6 @@ class SettingSlider(gr.Slider):
         return super().preprocess(payload)
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
-
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
