@@ -8,7 +8,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import ConfigError
 
@@ -16,6 +16,21 @@ from ..errors import ConfigError
 def _registry(module: str, name: str) -> list[str]:
     """The names a registry holds, imported when a value is checked (the config must not pull in FAISS or torch)."""
     return list(getattr(importlib.import_module(f"rag.{module}"), name))
+
+
+def registered(module: str, name: str, *, sort: bool = False, first: Sequence[str] = ()) -> AfterValidator:
+    """A field's check that its value is a name in the registry ``rag.<module>.<name>`` (or one of ``first``),
+    imported when a value is checked; the message lists the names (sorted with ``sort``). One shape for every
+    "which backend / retriever / method" field::
+
+        backend: Annotated[str, registered("store", "BACKENDS", sort=True)] = Field("faiss", ...)
+    """
+
+    def check(value: str) -> str:
+        names = _registry(module, name)
+        return _one_of(value, [*first, *(sorted(names) if sort else names)])
+
+    return AfterValidator(check)
 
 
 def _one_of(value: str, names: Sequence[str]) -> str:

