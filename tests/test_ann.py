@@ -176,8 +176,10 @@ def test_probe_queries_sit_at_the_requested_cosine():
 
 
 def test_bad_arguments_name_the_value():
-    with pytest.raises(ValueError, match="recall_target must be in"):
-        ann.build_index(clustered(50), None, "hnsw", recall_target=0.0)
+    from rag.config import Config
+
+    with pytest.raises(ValueError, match="index.recall_target must be > 0"):  # checked once, at the config
+        Config.load(None, {"index.recall_target": 0.0})
     with pytest.raises(ValueError, match="got 3 ids for 50 vectors"):
         ann.build_index(clustered(50), np.arange(3), "flat")
 

@@ -185,12 +185,9 @@ def build_index(
         A :class:`BuiltIndex`.
 
     Raises:
-        ValueError: unknown type, bad ``pq_bytes`` or ``recall_target``, or misshapen input.
+        ValueError: unknown type, a ``pq_bytes`` that does not divide the dimension, or misshapen input.
     """
-    if not 0.0 < recall_target <= 1.0:
-        raise ValueError(f"recall_target must be in (0, 1], got {recall_target!r}")
-    if pq_bytes < 0:
-        raise ValueError(f"pq_bytes must be >= 0, got {pq_bytes!r}")
+    # recall_target and pq_bytes come checked from IndexConfig (the edge); not checked again here.
     with _all_cores():
         return _build(vectors, ids, index_type, pq_bytes, recall_target, seed)
 
