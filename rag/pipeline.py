@@ -331,6 +331,23 @@ class RAG:
             return
         yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature), ev_cfg)
 
+    def _decline_text(
+        self, evidence: EvidenceSet, passages: Sequence[Passage], search_text: str, ev_cfg: EvidenceConfig
+    ) -> str:
+        """The reply when the question is declined without the generator ("" when it is answered).
+
+        "Not covered" (naming the closest sources) when the top passage is far off (below the relevance
+        floor: configured, calibrated for this index by rag calibrate, or shipped per embedder model),
+        whatever the word overlap, or only loosely related and missing most of the question's rare words
+        (:meth:`_uncovered`); NOT_FOUND when the answerability score says the passages do not answer.
+        """
+        top = max(p.relevance_or_score for p in passages)
+        if top < self.relevance_threshold()[0] or self._uncovered(search_text, passages, top, ev_cfg):
+            return not_covered_text(passages)
+        if not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name):
+            return NOT_FOUND
+        return ""
+
     def _uncovered(self, search_text: str, passages: Sequence[Passage], top: float, ev_cfg: EvidenceConfig) -> bool:
         """Whether the top passage is below ``evidence.term_coverage_relevance`` and the top passages hold less than
         ``evidence.min_term_coverage`` of the question's idf (:func:`rag.answering.evidence.term_coverage`)."""
@@ -352,8 +369,9 @@ class RAG:
         """Evidence first: choose the answering sentences, decline or let the model write the lead, check, fall back.
 
         1. :func:`rag.answering.evidence.select_evidence` picks the sentences that answer and scores
-           answerability; below ``evidence.min_answerability``, or with the top passage below the
-           relevance floor, the question is declined without calling the generator (``mode="declined"``).
+           answerability; below ``evidence.min_answerability``, with the top passage below the
+           relevance floor, or with loosely related passages missing the question's rare words
+           (:meth:`_decline_text`), the question is declined without calling the generator (``mode="declined"``).
         2. The generator sees only those sentences and writes a short cited answer.
         3. :func:`rag.answering.verification.check_draft` verifies it and :mod:`rag.answering.lead` checks that it
            answers; an accepted draft is the lead (``mode="generated"``). Otherwise (unsupported,
@@ -375,20 +393,10 @@ class RAG:
             evidence=list(evidence.sentences),
             answerability=evidence.answerability,
         )
-        top = max(p.relevance_or_score for p in passages)
-        floor = self.relevance_threshold()[0]
-        # Two ways to decline: the top passage is far off (below the relevance floor: configured,
-        # calibrated for this index by rag calibrate, or shipped per embedder model), whatever the
-        # word overlap, and the reply says "not covered" and names the closest sources; or the
-        # answerability score says the passages do not answer.
-        weak = not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name)
-        # Or: only loosely related passages that lack most of the question's rare words (an
-        # off-topic question sharing a common word with an article).
-        uncovered = top < floor or self._uncovered(search_text, passages, top, ev_cfg)
-        if weak or uncovered:
-            text = not_covered_text(passages) if uncovered else NOT_FOUND
-            yield StreamEvent("answer", text=text)
-            yield StreamEvent("done", answer=Answer(text=text, mode="declined", **base))
+        declined = self._decline_text(evidence, passages, search_text, ev_cfg)
+        if declined:
+            yield StreamEvent("answer", text=declined)
+            yield StreamEvent("done", answer=Answer(text=declined, mode="declined", **base))
             return
         if self.config.generation.backend == "none":
             yield from self._evidence_events(evidence, base, notes=[])
