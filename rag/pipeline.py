@@ -17,7 +17,8 @@ from typing import Any
 
 from .answering.citations import resolve_citations
 from .answering.draft import draft_rejection, without_cut_sentence
-from .answering.evidence import EvidenceSet, select_evidence, term_coverage
+from .answering.evidence import EvidenceSet, select_evidence
+from .answering.terms import term_coverage
 from .answering.lead import compose, evidence_lead, lead_span
 from .answering.prompting import NOT_FOUND, build_evidence_prompt
 from .answering.verification import check_draft
@@ -332,7 +333,11 @@ class RAG:
         yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature), ev_cfg)
 
     def _decline_text(
-        self, evidence: EvidenceSet, passages: Sequence[Passage], search_text: str, ev_cfg: EvidenceConfig
+        self,
+        evidence: EvidenceSet,
+        passages: Sequence[Passage],
+        term_weights: Mapping[str, float],
+        ev_cfg: EvidenceConfig,
     ) -> str:
         """The reply when the question is declined without the generator ("" when it is answered).
 
@@ -342,20 +347,22 @@ class RAG:
         (:meth:`_uncovered`); NOT_FOUND when the answerability score says the passages do not answer.
         """
         top = max(p.relevance_or_score for p in passages)
-        if top < self.relevance_threshold()[0] or self._uncovered(search_text, passages, top, ev_cfg):
+        if top < self.relevance_threshold()[0] or self._uncovered(term_weights, passages, top, ev_cfg):
             return not_covered_text(passages)
         if not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name):
             return NOT_FOUND
         return ""
 
-    def _uncovered(self, search_text: str, passages: Sequence[Passage], top: float, ev_cfg: EvidenceConfig) -> bool:
+    def _uncovered(
+        self, term_weights: Mapping[str, float], passages: Sequence[Passage], top: float, ev_cfg: EvidenceConfig
+    ) -> bool:
         """Whether the top passage is below ``evidence.term_coverage_relevance`` and the top passages hold less than
-        ``evidence.min_term_coverage`` of the question's idf (:func:`rag.answering.evidence.term_coverage`)."""
+        ``evidence.min_term_coverage`` of the question's idf (``term_weights``, {} without term statistics:
+        :func:`rag.answering.terms.term_coverage`)."""
         min_cov, below = ev_cfg.term_coverage_rule_for(self.embedder.name)
-        if min_cov <= 0 or top >= below or not self.store.keeps_term_statistics:
+        if min_cov <= 0 or top >= below or not term_weights:
             return False
-        weights = self.index().term_weights(search_text)
-        return bool(weights) and term_coverage(weights, passages[: ev_cfg.max_passages]) < min_cov
+        return term_coverage(term_weights, passages[: ev_cfg.max_passages]) < min_cov
 
     def _answer_events(
         self,
@@ -378,6 +385,8 @@ class RAG:
            miscited, unresponsive, looping, empty, or the generator failed) the best evidence
            sentence leads (``mode="evidence"``). Either way the evidence sentences are quoted under it.
         """
+        # The question's idf in this index ({} where the backend keeps no term statistics).
+        term_weights = self.index().term_weights(search_text) if self.store.keeps_term_statistics else {}
         evidence = select_evidence(
             search_text,
             passages,
@@ -385,6 +394,7 @@ class RAG:
             max_sentences=ev_cfg.max_sentences,
             max_passages=ev_cfg.max_passages,
             relative=ev_cfg.relative,
+            term_weights=term_weights,
         )
         base = dict(
             question=question,
@@ -393,7 +403,7 @@ class RAG:
             evidence=list(evidence.sentences),
             answerability=evidence.answerability,
         )
-        declined = self._decline_text(evidence, passages, search_text, ev_cfg)
+        declined = self._decline_text(evidence, passages, term_weights, ev_cfg)
         if declined:
             yield StreamEvent("answer", text=declined)
             yield StreamEvent("done", answer=Answer(text=declined, mode="declined", **base))

@@ -520,20 +520,6 @@ def test_a_sentence_announcing_a_list_brings_the_sentence_that_gives_it():
     ].endswith("memory.")
 
 
-def test_term_coverage_is_the_share_of_the_questions_idf_the_passages_hold():
-    from rag.answering.evidence import term_coverage
-
-    weights = {"tesla": 1.0, "model": 3.0, "rang": 4.0, "mile": 2.0}  # tokens as rag.keyword.tokenize makes them
-    near = [passage(1, "For exercise, Tesla walked between 8 to 10 miles per day.")]
-    assert term_coverage(weights, near) == pytest.approx(3.0 / 10.0)  # tesla + mile; the rare words are missing
-    both = near + [passage(2, "The Model 3 has a range of 300 miles.")]
-    assert term_coverage(weights, both) == pytest.approx(1.0)
-    assert term_coverage({}, near) == 1.0  # no corpus statistics: nothing is missing
-    assert term_coverage(weights, [passage(1, "Unrelated words.", title="Model range")]) == pytest.approx(
-        7.0 / 10.0
-    )  # titles count
-
-
 def test_the_term_coverage_rule_declines_an_unanswerable_sample_question_with_real_models(tmp_path, real_embedder):
     """The real sample articles, FAISS index (its BM25 statistics) and MiniLM, the shipped defaults: "office cafeteria"
     is in no article, so the passages about DeepSeek's offices hold little of the question's idf and it is declined as

@@ -1,7 +1,7 @@
 """Choose the term-coverage decline: loosely related passages that lack the question's rare words.
 
 For every question of every set, retrieve as the pipeline does and record the top passage's
-relevance and :func:`rag.answering.evidence.term_coverage` (the share of the question's idf the top
+relevance and :func:`rag.answering.terms.term_coverage` (the share of the question's idf the top
 passages hold). Then, for each candidate rule "decline when coverage < C and top relevance < R",
 print the share of each set's answerable questions it declines and the share of each set's
 unanswerable ones, on top of what the relevance floor and the answerability score decline
@@ -36,7 +36,8 @@ def measure_set(eval_set, cfg: str | None) -> list[dict]:
     """One row per question: set, answerable, top relevance, term coverage, and whether today's rules decline it."""
     from rag import RAG, Config
     from rag.evaluation import default_eval_index, ensure_index, load_qa
-    from rag.answering.evidence import select_evidence, term_coverage
+    from rag.answering.evidence import select_evidence
+    from rag.answering.terms import term_coverage
 
     items = load_qa(eval_set.qa_file)
     articles = eval_set.articles_dir()

@@ -25,15 +25,47 @@ ROOT = Path(__file__).resolve().parents[2]
 from eval.evalsets import DEFAULT_SHARED, eval_sets  # noqa: E402
 from eval.run_all import config_path, index_key  # noqa: E402
 
+# Changes to SENTENCE_WEIGHTS. Before 2026-12-07 (afternoon) the default was overlap 0.5, keys 0.3 and no
+# idf_overlap: "overlap-0.5-keys-0.3" below; the idf variants were measured against it.
 VARIANTS = {
     "default": {},
+    "overlap-0.5-keys-0.3": {"overlap": 0.5, "idf_overlap": 0.0, "keys": 0.3},
     "no-gives-no-fragment": {"gives": 0.0, "fragment": 0.0},
     "no-fragment": {"fragment": 0.0},
     "no-gives": {"gives": 0.0},
     "gives-0.6": {"gives": 0.6},
     "fragment-0.6": {"fragment": -0.6},
     "gives-0.6-fragment-0.6": {"gives": 0.6, "fragment": -0.6},
+    # the share of the question's idf (the index's BM25 statistics) the sentence holds
+    "idf-0.3": {"idf_overlap": 0.3, "overlap": 0.5, "keys": 0.3},
+    "idf-0.5": {"idf_overlap": 0.5, "overlap": 0.5, "keys": 0.3},
+    "idf-0.5-no-overlap": {"idf_overlap": 0.5, "overlap": 0.0, "keys": 0.3},
+    "idf-1.0-no-overlap": {"idf_overlap": 1.0, "overlap": 0.0, "keys": 0.3},
+    "idf-1.0": {"idf_overlap": 1.0, "overlap": 0.5, "keys": 0.3},
+    "idf-0.75-no-overlap": {"idf_overlap": 0.75, "overlap": 0.0, "keys": 0.3},
+    "idf-1.5-no-overlap": {"idf_overlap": 1.5, "overlap": 0.0, "keys": 0.3},
+    "idf-1.0-overlap-0.25": {"idf_overlap": 1.0, "overlap": 0.25, "keys": 0.3},
+    "idf-1.0-no-overlap-no-keys": {"idf_overlap": 1.0, "overlap": 0.0, "keys": 0.0},
+    "idf-1.0-no-overlap-keys-0.15": {"idf_overlap": 1.0, "overlap": 0.0, "keys": 0.15},
+    "idf-0.75-no-overlap-keys-0.15": {"idf_overlap": 0.75, "overlap": 0.0, "keys": 0.15},
+    "idf-1.0-no-overlap-rank-0.2": {"idf_overlap": 1.0, "overlap": 0.0, "rank": 0.2, "keys": 0.3},
+    "idf-1.0-no-overlap-gives-0.45": {"idf_overlap": 1.0, "overlap": 0.0, "gives": 0.45, "keys": 0.3},
+    "idf-1.25-no-overlap-no-keys": {"idf_overlap": 1.25, "overlap": 0.0, "keys": 0.0},
 }
+
+
+class _LastCall:
+    """The embedder, remembering its last call: every variant encodes the same question and sentences."""
+
+    def __init__(self, embedder) -> None:
+        self.inner, self.name = embedder, embedder.name
+        self._key, self._vectors = None, None
+
+    def encode(self, texts, show_progress: bool = False):
+        key = tuple(texts)
+        if key != self._key:
+            self._key, self._vectors = key, self.inner.encode(texts, show_progress=show_progress)
+        return self._vectors
 
 
 def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, embedder, limit: int | None):
@@ -66,15 +98,18 @@ def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, 
         if not item.answerable:
             continue
         answerable += 1
+        term_weights = rag.index().term_weights(item.question) if rag.store.keeps_term_statistics else None
+        remembering = _LastCall(cached)
         for name, change in variants.items():
             ev = select_evidence(
                 item.question,
                 passages,
-                cached,
+                remembering,
                 max_sentences=ev_cfg.max_sentences,
                 max_passages=ev_cfg.max_passages,
                 relative=ev_cfg.relative,
                 weights={**SENTENCE_WEIGHTS, **change},
+                term_weights=term_weights,
             )
             if not ev.sentences:
                 continue

@@ -39,16 +39,15 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 import numpy as np
 
 from ..embedding import Embedder
 from .facts import dropped_facts
-from ..retrieval.keyword import tokenize
 from ..records import Evidence, Passage
+from .terms import GENERIC_WORDS, idf_share, rare_weights
 from .asked import answer_spans, answer_type, has_type, key_terms, stem, stems
-from ..text import MARKER, STOPWORDS, content_words, neutralise_markers, sentence_spans
+from ..text import MARKER, content_words, neutralise_markers, sentence_spans
 
 __all__ = [
     "SUPPORT_LABEL",
@@ -58,7 +57,6 @@ __all__ = [
     "answer_type",
     "answerability_score",
     "cite",
-    "term_coverage",
     "draft_shortfall",
     "evidence_answer",
     "extractive_answer",
@@ -210,10 +208,16 @@ def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candida
 # expansion the question does not already give), so the sentence that answers leads.
 # ``fragment``: fewer than six words ("2021 Wimbledon Championships."): a heading or caption
 # that echoes the question without answering it.
+# ``idf_overlap``: the share of the question's idf (the index's BM25 statistics) the sentence
+# holds, in place of the plain word ``overlap`` (kept for answerability): the sentence naming
+# the question's rarest words leads. Chosen with ``python -m eval.studies.lead_study``: of the
+# variants tried, the one whose evidence lead holds the answer at least as often as before on
+# all seven answerable sets (README "Quality").
 SENTENCE_WEIGHTS = {
     "similarity": 1.0,
-    "overlap": 0.5,
-    "keys": 0.3,
+    "overlap": 0.0,
+    "idf_overlap": 0.75,
+    "keys": 0.15,
     "answer_type": 0.15,
     "rank": 0.1,
     "gives": 0.3,
@@ -240,6 +244,7 @@ def select_evidence(
     relative: float = 0.75,
     duplicate_overlap: float = 0.7,
     weights: dict[str, float] | None = None,
+    term_weights: Mapping[str, float] | None = None,
 ) -> EvidenceSet:
     """Choose the sentences that answer ``question`` from the top passages.
 
@@ -252,6 +257,8 @@ def select_evidence(
         relative: other sentences must score at least this share of the best one.
         duplicate_overlap: a sentence sharing this share of content words with a kept one is dropped.
         weights: the sentence score's weights (default :data:`SENTENCE_WEIGHTS`; eval studies vary them).
+        term_weights: the question's idf in the index (:meth:`rag.store.SearchableIndex.term_weights`), for
+            the ``idf_overlap`` feature; without them (an index with no term statistics) it is ``overlap``.
 
     Returns:
         The evidence, best first (empty when the passages have no sentences), and its answerability.
@@ -263,9 +270,11 @@ def select_evidence(
     sims = vectors[1:] @ vectors[0]
     q_stems, q_keys, kind = stems(question), key_terms(question), answer_type(question)
     weights = SENTENCE_WEIGHTS if weights is None else weights
+    rare = rare_weights(term_weights or {})
     scored: list[tuple[float, dict[str, float], _Candidate]] = []
     for cand, sim in zip(cands, sims):
         feats = _features(cand.text, float(sim), q_stems, q_keys, kind, question, cand.n)
+        feats["idf_overlap"] = idf_share(rare, cand.text) if rare else feats["overlap"]
         score = sum(w * feats[k] for k, w in weights.items())
         scored.append((score, feats, cand))
     scored.sort(key=lambda t: (-t[0], t[2].n, t[2].start))
@@ -303,48 +312,19 @@ def select_evidence(
     return EvidenceSet(tuple(chosen), answerability_score(feats), feats)
 
 
-# Words of a question that say what kind of answer is wanted, not what it is about.
-_GENERIC = frozenset("many much year name number call use first long time kind type mean happen make".split())
-
-
 def _coverage(q_stems: set[str], passages: Sequence[Passage]) -> float:
     """Share of the question's content words found anywhere in the top passages.
 
     An on-topic question the articles cannot answer usually asks about something they never
     mention ("How many employees..."): its focus word is missing from every passage.
     """
-    wanted = q_stems - _GENERIC
+    wanted = q_stems - GENERIC_WORDS
     if not wanted:
         return 1.0
     seen: set[str] = set()
     for p in passages:
         seen |= stems(p.chunk.text)
     return len(wanted & seen) / len(wanted)
-
-
-@lru_cache(maxsize=1)
-def _ignored_tokens() -> frozenset[str]:
-    """Question and stop words as :func:`rag.retrieval.keyword.tokenize` stems them ("how", "much", "did"): never the rare words."""
-    return frozenset(t for w in (*STOPWORDS, *_GENERIC) for t in tokenize(w))
-
-
-def term_coverage(weights: Mapping[str, float], passages: Sequence[Passage]) -> float:
-    """Share of the question's idf (``weights``: :meth:`rag.store.SearchableIndex.term_weights`) that ``passages`` hold.
-
-    An off-topic question that shares a common word with the articles ("What is Tesla's Model 3
-    range in miles?" beside an article on Nikola Tesla) has its rare words ("model", "range")
-    missing from every passage: most of its idf is not covered. Question and stop words do not count.
-    1.0 without weights.
-    """
-    ignored = _ignored_tokens()
-    weights = {t: w for t, w in weights.items() if t not in ignored}
-    total = sum(weights.values())
-    if total <= 0:
-        return 1.0
-    seen: set[str] = set()
-    for p in passages:
-        seen.update(tokenize(p.chunk.indexed_text))
-    return sum(w for t, w in weights.items() if t in seen) / total
 
 
 def _features(
