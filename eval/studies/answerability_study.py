@@ -35,7 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from rag.answering.evidence import _GENERIC, CALIBRATION, stem
+from rag.answering.evidence import CALIBRATION, stem
+from rag.answering.terms import GENERIC_WORDS
 from rag.text import content_words
 
 UNANSWERABLE_SETS = ("sample", "searchbox", "pdf")
@@ -59,7 +60,7 @@ def add_soft_coverage(rows: list[dict]) -> None:
     vectors = np.asarray(embedder.encode(words), dtype=np.float32)
     index = {w: i for i, w in enumerate(words)}
     for r in rows:
-        asked = [w for w in content_words(r["question"]) if stem(w) not in _GENERIC] or sorted(
+        asked = [w for w in content_words(r["question"]) if stem(w) not in GENERIC_WORDS] or sorted(
             content_words(r["question"])
         )
         q = vectors[[index[w] for w in asked]] if asked else None
