@@ -470,6 +470,11 @@ class RAG:
         base = {**base, "reasoning": run.reasoning}
         question = base["query"] or base["question"]
         checked = check_draft(draft, question, base["passages"], self.embedder, self.config.citations)
+        if checked.found_nothing and self.config.evidence.trust_model_decline and run.answer.strip():
+            notes.append("declined: the model found no answer in the evidence (evidence.trust_model_decline)")
+            yield StreamEvent("answer", text=NOT_FOUND)
+            yield StreamEvent("done", answer=Answer(text=NOT_FOUND, mode="declined", notes=notes, **base))
+            return
         why_not = (
             draft_rejection(checked.text, evidence, question, self.config.evidence)
             if checked.accepted

@@ -72,6 +72,35 @@ def test_unsupported_answer_is_replaced_by_the_evidence(tmp_path, articles_dir):
     assert "France" in answer.draft
 
 
+def test_the_models_own_not_found_declines_only_where_its_profile_trusts_it(tmp_path, articles_dir):
+    """A 1B+ model replying "I could not find the answer in the articles." is followed
+    (``evidence.trust_model_decline``, on in the 1B+ profiles): the answer is declined, not quoted.
+    Off (the SmolLM2 default), the evidence is quoted as before."""
+    from rag.answering.prompting import NOT_FOUND
+
+    trusting = make_rag(tmp_path, generator=FakeGenerator(NOT_FOUND), **{"evidence.trust_model_decline": True})
+    trusting.build(articles_dir)
+    answer = trusting.ask("How much did Nvidia shares fall?")
+    assert answer.mode == "declined" and answer.text == NOT_FOUND and answer.lead == ""
+    assert any("the model found no answer" in n for n in answer.notes), answer.notes
+    default = make_rag(tmp_path, generator=FakeGenerator(NOT_FOUND))
+    answer = default.ask("How much did Nvidia shares fall?")
+    assert answer.mode == "evidence" and leads_with_evidence(answer)
+
+
+def test_the_bigger_models_profiles_trust_their_decline_and_smollm2_does_not():
+    from rag.models.catalogue import PROFILES
+
+    trusted = {name for name, p in PROFILES.items() if p.evidence.get("trust_model_decline")}
+    assert trusted == {
+        "qwen2.5-1.5b",
+        "deepseek-r1-distill-qwen-1.5b",
+        "smollm2-1.7b",
+        "llama-3.2-1b",
+        "qwen2.5-coder-1.5b-eval",
+    }  # not the packaged SmolLM2-135M, not Qwen2.5-0.5B
+
+
 def test_a_short_correct_draft_leads_and_the_evidence_stays_under_it(tmp_path, articles_dir):
     """Every word of "Nvidia shares fell about 17 percent [1]." is in the passage and it gives the number asked for:
     it leads, and the evidence sentences (with the date and the 600 billion dollars it leaves out) are quoted under it.

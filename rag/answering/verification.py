@@ -175,6 +175,7 @@ class CheckedDraft:
         out_of_range: numbers the model cited that match no passage.
         accepted: every factual sentence is supported by the passage it cites.
         reason: why the draft was not accepted ("" when it was).
+        found_nothing: the model replied that the evidence does not answer (or nothing at all).
     """
 
     text: str
@@ -184,6 +185,7 @@ class CheckedDraft:
     out_of_range: list[int]
     accepted: bool
     reason: str = ""
+    found_nothing: bool = False
 
 
 def check_draft(
@@ -202,7 +204,7 @@ def check_draft(
     text = strip_invalid_markers(drop_repeated_lines(draft).strip(), valid)
     if not text or text.rstrip(".") == NOT_FOUND.rstrip("."):
         return CheckedDraft(
-            text, [], Verification(), set(), out_of_range, False, "the model found no answer in the evidence"
+            text, [], Verification(), set(), out_of_range, False, "the model found no answer in the evidence", True
         )
     added: set[int] = set()
     if config.attribute:

@@ -418,6 +418,14 @@ class EvidenceConfig(_Section):
         "expansion) is the one the best evidence sentence gives, when that sentence gives one. A model "
         "that picks the right line itself (1.5B and up) does better without it (its profile turns it off).",
     )
+    # SmolLM2-135M never replied NOT_FOUND in the 2026-12-07 runs; the 1.5B evaluation model did on 5 of 140
+    # questions, all unanswerable (README "Quality"), so the 1B+ profiles trust it.
+    trust_model_decline: bool = Field(
+        False,
+        description="When the model replies that the evidence does not answer the question, decline "
+        "(mode declined) instead of quoting the evidence. Off for the packaged SmolLM2-135M; the profiles of "
+        "1B+ models turn it on.",
+    )
     # The completeness rules of 2026-12-02: off by default since the lead/quotes answer (the
     # quotes stay under every lead, so a short correct draft loses nothing; README "Quality").
     draft_must_keep: Literal["all", "half", "any", "none"] = Field(

@@ -98,7 +98,9 @@ class ModelEntry:
 # sentence's (evidence.draft_must_agree, on for SmolLM2-135M) cost the evaluation model lead
 # containment on rgb-en-fact (0.55 -> 0.50, simulated on its answers; README "Quality"). Measured on
 # the evaluation model only; the catalogue's 1B+ models share it as the nearest evidence.
-_BIGGER = {"draft_must_agree": False}
+# Such a model's "I could not find the answer" is a judgement worth following (evidence.trust_model_decline):
+# the evaluation model said so only on unanswerable questions (README "Quality").
+_BIGGER = {"draft_must_agree": False, "trust_model_decline": True}
 
 SMOLLM2_135M = Profile(
     name="smollm2",
