@@ -2,10 +2,12 @@
 
 After retrieval, :func:`select_evidence` ranks the sentences of the top passages and keeps a
 few, each with its passage number and its exact character offsets in the article. Its score
-mixes four signals that need no new model:
+mixes signals that need no new model (weights in :data:`SENTENCE_WEIGHTS`):
 
 - ``similarity``: cosine of the sentence and the question (the retrieval embedder, already loaded);
-- ``overlap``: the share of the question's content words (lightly stemmed) the sentence has;
+- ``idf_overlap``: the share of the question's idf (the index's BM25 statistics,
+  :mod:`rag.answering.terms`) the sentence holds, so its rarest words count most; ``overlap``,
+  the share of its content words (lightly stemmed), where the index keeps no term statistics;
 - ``keys``: the share of the question's names and numbers the sentence has (what the
   embedder blurs: "DeepSeek" vs "DeepMind", "2023" vs "2024");
 - ``answer_type``: the sentence holds the kind of thing the question asks for (a number that
