@@ -29,6 +29,13 @@ from rag.answering.asked import answer_phrase, answer_type, has_type
         ("What is the context window of DeepSeek-V3?", "other"),  # an attribute of something, not what a term is
         ("Why did Nvidia shares fall?", "other"),
         ("What is the capital city of the country where DeepSeek is based?", "place"),
+        # search-box queries naming a measured quantity ask for a number
+        ("beidou satellite weight kg", "number"),
+        ("goodison park capacity", "number"),
+        ("appalachian trail length miles", "number"),
+        ("area 51 location", "other"),  # a place word: not a number
+        ("first web browser name", "other"),
+        ("Why is the weight of gold given in troy ounces?", "other"),  # a question: its own rules decide
     ],
 )
 def test_answer_type_names_the_kind_asked_for(question, kind):

@@ -62,6 +62,15 @@ _NUMBER_Q = re.compile(
     r"|\bwhat (?:is|was|were|are)\b.{0,40}\b(revenue|price|cost|population|budget|salary|net worth|market value|capacity)\b",
     re.I,
 )
+# Search-box queries ("beidou satellite weight kg", "goodison park capacity"): no question word, no
+# question mark, and a word that names a measured quantity.
+_NUMBER_KEYWORDS = re.compile(
+    r"^(?!.*\b(?:who|whom|whose|what|when|where|which|why|how|location|located|named?|year|date)\b)(?!.*\?)"
+    r".*\b(weight|mass|area|capacity|population|height|length|depth|elevation|altitude|price|cost|funding|budget|"
+    r"revenue|income|salary|speed|temperature|distance|diameter|size|market share|percentage|kg|km|metres|meters|"
+    r"miles|tons|tonnes)\b",
+    re.I,
+)
 _DATE_Q = re.compile(
     r"\bwhen\b|\bwhat (year|date|day|month|decade|century)\b|\bwhich year\b|\b(year|date)\W*$"
     r"|\b(release|premiere|launch|opening|air|publication|founding) date\b|\bdate of\b",
@@ -114,7 +123,7 @@ def answer_type(question: str) -> str:
     of thing the question asks for (search-box style too: "union of utrecht year" asks for a date)."""
     if _EXPANSION_Q.search(question):
         return "expansion"
-    if _NUMBER_Q.search(question):
+    if _NUMBER_Q.search(question) or _NUMBER_KEYWORDS.search(question):
         return "number"
     if _DATE_Q.search(question):
         return "date"
