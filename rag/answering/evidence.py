@@ -280,7 +280,26 @@ def select_evidence(
         score = sum(w * feats[k] for k, w in weights.items())
         scored.append((score, feats, cand))
     scored.sort(key=lambda t: (-t[0], t[2].n, t[2].start))
-    best_score, best_feats, _ = scored[0]
+    best_feats = scored[0][1]
+    chosen = _distinct(scored, max_sentences, relative, duplicate_overlap)
+    relevance = max((p.relevance_or_score for p in passages), default=0.0)
+    feats = {
+        "relevance": relevance,
+        "coverage": _coverage(q_stems, passages[:max_passages]),
+        **{k: best_feats[k] for k in ("similarity", "overlap", "keys", "answer_type")},
+    }
+    return EvidenceSet(tuple(chosen), answerability_score(feats), feats)
+
+
+def _distinct(
+    scored: list[tuple[float, dict[str, float], _Candidate]],
+    max_sentences: int,
+    relative: float,
+    duplicate_overlap: float,
+) -> list[Evidence]:
+    """The best-scored sentences (``scored`` is sorted best first), at most ``max_sentences``, none scoring
+    below ``relative`` of the best, none repeating article text or most of a kept sentence's words."""
+    best_score = scored[0][0]
     chosen: list[Evidence] = []
     kept_words: list[set[str]] = []
     for score, _feats, cand in scored:
@@ -305,13 +324,7 @@ def select_evidence(
         chosen.append(ev)
         if len(chosen) == max_sentences:
             break
-    relevance = max((p.relevance_or_score for p in passages), default=0.0)
-    feats = {
-        "relevance": relevance,
-        "coverage": _coverage(q_stems, passages[:max_passages]),
-        **{k: best_feats[k] for k in ("similarity", "overlap", "keys", "answer_type")},
-    }
-    return EvidenceSet(tuple(chosen), answerability_score(feats), feats)
+    return chosen
 
 
 def _coverage(q_stems: set[str], passages: Sequence[Passage]) -> float:
