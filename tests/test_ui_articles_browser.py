@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, write_articles, write_pdf
-from test_ui_browser import browser, start_server  # noqa: F401  (the module-scoped Chromium fixture)
+from test_ui_browser import browser, send, start_server  # noqa: F401  (the module-scoped Chromium fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -98,8 +98,7 @@ def test_upload_ask_view_rate_reload(server, browser, tmp_path):  # noqa: F811
 
     # 3. Ask about the PDF; the citation's source shows its page.
     box = page.locator("#question textarea")
-    box.fill(QUESTION)
-    box.press("Enter")
+    send(box, QUESTION)
     expect(page.locator("#sources .rag-cited")).to_have_count(1, timeout=120_000)
     expect(page.locator("#chat .bot").last).to_contain_text("42 new steel cables")
     cited = page.locator("#sources .rag-cited li.rag-source").first
