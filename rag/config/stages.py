@@ -418,7 +418,7 @@ class EvidenceConfig(_Section):
         "expansion) is the one the best evidence sentence gives, when that sentence gives one. A model "
         "that picks the right line itself (1.5B and up) does better without it (its profile turns it off).",
     )
-    # SmolLM2-135M never replied NOT_FOUND in the 2026-12-07 runs; the 1.5B evaluation model did on 5 of 140
+    # SmolLM2-135M never replied NOT_FOUND in the 2026-12-07 runs; the 1.5B evaluation model did on 5 of 180
     # questions, all unanswerable (README "Quality"), so the 1B+ profiles trust it.
     trust_model_decline: bool = Field(
         False,
