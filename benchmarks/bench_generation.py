@@ -51,7 +51,6 @@ from rag.generation import (
     default_threads,
     make_generator,
 )  # noqa: E402
-from rag.answering.evidence import select_evidence  # noqa: E402
 from rag.answering.prompting import build_evidence_prompt, build_prompt  # noqa: E402
 
 QUESTION = "How much market value did Nvidia lose on 27 January 2025?"
@@ -183,7 +182,7 @@ def make_prompts(rag: RAG, cfg: Config, tf: TransformersGenerator) -> dict[str, 
     """``name -> (messages of the sample question, messages of the other questions)``: the
     whole-passage prompt of the previous version ("full", before) and the evidence-first prompt
     that ``RAG.ask`` sends now ("evidence-first", after), built from the same retrieval."""
-    g, ev = cfg.generation, cfg.evidence
+    g = cfg.generation
     out = {}
 
     def full(question: str) -> list[dict]:
@@ -199,14 +198,7 @@ def make_prompts(rag: RAG, cfg: Config, tf: TransformersGenerator) -> dict[str, 
         ).messages
 
     def evidence_first(question: str) -> list[dict]:
-        evidence = select_evidence(
-            question,
-            rag.retrieve(question),
-            rag.embedder,
-            max_sentences=ev.max_sentences,
-            max_passages=ev.max_passages,
-            relative=ev.relative,
-        )
+        evidence = rag.evidence(question, rag.retrieve(question))
         return build_evidence_prompt(
             question,
             [(e.n, e.text) for e in evidence.sentences],

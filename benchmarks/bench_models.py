@@ -11,7 +11,7 @@ default config, as ``generation.model: <it>`` would.
 
 The prompts are the pipeline's own: for each answerable question of ``eval/sample-qa.jsonl``
 the passages are retrieved from a fresh index of ``data/articles`` (default configuration),
-the evidence sentences chosen with ``rag.answering.evidence.select_evidence`` and the messages built
+the evidence sentences chosen with ``RAG.evidence`` (as ``rag ask``) and the messages built
 with ``rag.answering.prompting.build_evidence_prompt`` and the model's ``use_system_prompt`` /
 ``few_shot`` (as ``RAG._draft_stream`` does). Greedy, the config's ``max_new_tokens`` and stop
 strings. Per model, question by question and in rotating order (so load hits every path
@@ -68,24 +68,15 @@ def load() -> str:
 def evidence_prompts(qa: Path, articles: Path, limit: int, workdir: Path) -> list[tuple[str, list[tuple[int, str]]]]:
     """(question, evidence sentences) of the answerable questions, retrieved as the pipeline does (loads torch)."""
     from rag import RAG
-    from rag.answering.evidence import select_evidence
 
     rag = RAG(Config.load(None, {"index.path": str(workdir / "index"), "generation.backend": "none"}))
     rag.build(str(articles), show_progress=False)
-    ev = rag.config.evidence
     out = []
     for line in qa.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if not row.get("answerable", True):
             continue
-        chosen = select_evidence(
-            row["question"],
-            rag.retrieve(row["question"]),
-            rag.embedder,
-            max_sentences=ev.max_sentences,
-            max_passages=ev.max_passages,
-            relative=ev.relative,
-        )
+        chosen = rag.evidence(row["question"], rag.retrieve(row["question"]))
         if chosen.sentences:
             out.append((row["question"], [(e.n, e.text) for e in chosen.sentences]))
         if limit and len(out) >= limit:

@@ -48,7 +48,7 @@ def dev_sets() -> dict[str, tuple[Path, Path]]:
 def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dict]:
     from rag import RAG, Config
     from rag.evaluation import QueryCache, contains_answer, default_eval_index, ensure_index, load_qa, token_f1
-    from rag.answering.evidence import evidence_answer, select_evidence
+    from rag.answering.evidence import evidence_answer
 
     base = Config.load(config)
     backend = {"embedding_backend": base.embedding.backend} if base.embedding.backend != "torch" else {}
@@ -66,14 +66,7 @@ def collect(name: str, qa: Path, articles: Path, config: str | None) -> list[dic
     rows = []
     for it in items:
         passages = rag.retrieve(it.question)
-        ev = select_evidence(
-            it.question,
-            passages,
-            cache,
-            max_sentences=ev_cfg.max_sentences,
-            max_passages=ev_cfg.max_passages,
-            relative=ev_cfg.relative,
-        )
+        ev = rag.evidence(it.question, passages)
         text = evidence_answer(ev)
         top = max((p.relevance_or_score for p in passages), default=0.0)
         rows.append(

@@ -171,6 +171,33 @@ class RAG:
                 self._loaded = self.store.load(expect_embedder=self.embedder.name, expect_chunker=self.chunker.settings)
             return self._loaded
 
+    def term_weights(self, query: str) -> dict[str, float]:
+        """The idf of each word of ``query`` in the current index; ``{}`` where the backend keeps no term statistics."""
+        return self.index().term_weights(query) if self.store.keeps_term_statistics else {}
+
+    def evidence(
+        self,
+        query: str,
+        passages: Sequence[Passage],
+        *,
+        weights: dict[str, float] | None = None,
+        term_weights: Mapping[str, float] | None = None,
+    ) -> EvidenceSet:
+        """The evidence sentences for ``query`` as :meth:`ask` chooses them: :func:`select_evidence` with this
+        config's ``evidence`` settings and this index's idf (``term_weights``, when already at hand). Eval
+        studies pass other sentence ``weights``."""
+        ev_cfg = self.config.evidence
+        return select_evidence(
+            query,
+            passages,
+            self.embedder,
+            max_sentences=ev_cfg.max_sentences,
+            max_passages=ev_cfg.max_passages,
+            relative=ev_cfg.relative,
+            weights=weights,
+            term_weights=self.term_weights(query) if term_weights is None else term_weights,
+        )
+
     def info(self) -> dict[str, Any]:
         """Index status: articles, chunks, embedder, chunker, build time, generator, and the "not covered"
         threshold with its source (``configured``, ``calibrated`` or ``uncalibrated``: never declines)."""
@@ -385,17 +412,8 @@ class RAG:
            miscited, unresponsive, looping, empty, or the generator failed) the best evidence
            sentence leads (``mode="evidence"``). Either way the evidence sentences are quoted under it.
         """
-        # The question's idf in this index ({} where the backend keeps no term statistics).
-        term_weights = self.index().term_weights(search_text) if self.store.keeps_term_statistics else {}
-        evidence = select_evidence(
-            search_text,
-            passages,
-            self.embedder,
-            max_sentences=ev_cfg.max_sentences,
-            max_passages=ev_cfg.max_passages,
-            relative=ev_cfg.relative,
-            term_weights=term_weights,
-        )
+        term_weights = self.term_weights(search_text)
+        evidence = self.evidence(search_text, passages, term_weights=term_weights)
         base = dict(
             question=question,
             passages=list(passages),

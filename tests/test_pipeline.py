@@ -72,6 +72,23 @@ def test_unsupported_answer_is_replaced_by_the_evidence(tmp_path, articles_dir):
     assert "France" in answer.draft
 
 
+def test_rag_evidence_is_the_evidence_ask_uses_with_the_index_idf(tmp_path, articles_dir):
+    """RAG.evidence (what eval studies and benchmarks call) chooses the sentences ask() shows, with the
+    FAISS index's idf for the question; other sentence weights change the choice."""
+    from rag.answering.evidence import SENTENCE_WEIGHTS
+
+    rag = make_rag(tmp_path, generator=FakeGenerator(FULL_DRAFT))
+    rag.build(articles_dir)
+    question = "How much did Nvidia shares fall?"
+    weights = rag.term_weights(question)
+    assert weights["nvidia"] > 0 and set(weights) >= {"nvidia", "share", "fall"}, weights
+    answer = rag.ask(question)
+    chosen = rag.evidence(question, answer.passages)
+    assert chosen.sentences and list(chosen.sentences) == answer.evidence
+    only_rank = {k: 0.0 for k in SENTENCE_WEIGHTS} | {"rank": 1.0}
+    assert rag.evidence(question, answer.passages, weights=only_rank).sentences[0].n == 1
+
+
 def test_the_models_own_not_found_declines_only_where_its_profile_trusts_it(tmp_path, articles_dir):
     """A 1B+ model replying "I could not find the answer in the articles." is followed
     (``evidence.trust_model_decline``, on in the 1B+ profiles): the answer is declined, not quoted.

@@ -36,7 +36,6 @@ def measure_set(eval_set, cfg: str | None) -> list[dict]:
     """One row per question: set, answerable, top relevance, term coverage, and whether today's rules decline it."""
     from rag import RAG, Config
     from rag.evaluation import default_eval_index, ensure_index, load_qa
-    from rag.answering.evidence import select_evidence
     from rag.answering.terms import term_coverage
 
     items = load_qa(eval_set.qa_file)
@@ -49,15 +48,9 @@ def measure_set(eval_set, cfg: str | None) -> list[dict]:
     for item in items:
         passages = rag.retrieve(item.question)
         top = max((p.relevance_or_score for p in passages), default=0.0)
-        ev = select_evidence(
-            item.question,
-            passages,
-            rag.embedder,
-            max_sentences=ev_cfg.max_sentences,
-            max_passages=ev_cfg.max_passages,
-            relative=ev_cfg.relative,
-        )
-        coverage = term_coverage(rag.index().term_weights(item.question), passages[: ev_cfg.max_passages])
+        term_weights = rag.term_weights(item.question)
+        ev = rag.evidence(item.question, passages, term_weights=term_weights)
+        coverage = term_coverage(term_weights, passages[: ev_cfg.max_passages])
         declined = not passages or not ev.sentences or ev.answerability < min_answerability or top < floor
         rows.append(
             {

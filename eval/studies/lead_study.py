@@ -1,6 +1,6 @@
 """The evidence lead without a generator: which sentence leads, and does it hold the answer?
 
-For every set, retrieve as the pipeline does and run :func:`rag.answering.evidence.select_evidence` with
+For every set, retrieve as the pipeline does and choose the evidence as it does (:meth:`rag.RAG.evidence`) with
 each variant of the sentence weights; print, over the answerable questions, how often the
 first evidence sentence (the lead when no draft is accepted) contains a gold answer, its token
 F1, the F1 of the marked answer phrase, and how often the whole evidence does. Also prints the
@@ -67,12 +67,15 @@ class _LastCall:
             self._key, self._vectors = key, self.inner.encode(texts, show_progress=show_progress)
         return self._vectors
 
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
 
 def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, embedder, limit: int | None):
     from rag import RAG, Config
     from rag.answering.asked import answer_phrase
     from rag.evaluation import QueryCache, default_eval_index, ensure_index, load_qa
-    from rag.answering.evidence import SENTENCE_WEIGHTS, select_evidence
+    from rag.answering.evidence import SENTENCE_WEIGHTS
     from rag.evaluation.qa import contains_answer, token_f1
 
     items = load_qa(eval_set.qa_file)[:limit]
@@ -81,8 +84,7 @@ def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, 
     ensure_index(rag, articles, progress=False, log=lambda m: print(m, file=sys.stderr))
     cached = QueryCache(embedder)
     cached.prime([it.question for it in items])
-    rag = RAG.from_config(cfg, index=rag.store.root, embedder=cached)
-    ev_cfg = rag.config.evidence
+    rag = RAG.from_config(cfg, index=rag.store.root, embedder=_LastCall(cached))
     rows = {
         name: {"lead_contains": 0.0, "lead_f1": 0.0, "phrase_f1": 0.0, "phrase_contains": 0.0, "whole_contains": 0.0}
         for name in variants
@@ -98,18 +100,10 @@ def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, 
         if not item.answerable:
             continue
         answerable += 1
-        term_weights = rag.index().term_weights(item.question) if rag.store.keeps_term_statistics else None
-        remembering = _LastCall(cached)
+        term_weights = rag.term_weights(item.question)
         for name, change in variants.items():
-            ev = select_evidence(
-                item.question,
-                passages,
-                remembering,
-                max_sentences=ev_cfg.max_sentences,
-                max_passages=ev_cfg.max_passages,
-                relative=ev_cfg.relative,
-                weights={**SENTENCE_WEIGHTS, **change},
-                term_weights=term_weights,
+            ev = rag.evidence(
+                item.question, passages, weights={**SENTENCE_WEIGHTS, **change}, term_weights=term_weights
             )
             if not ev.sentences:
                 continue
