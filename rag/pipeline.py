@@ -18,6 +18,7 @@ from typing import Any
 from .answering.citations import resolve_citations
 from .answering.draft import draft_rejection, without_cut_sentence
 from .answering.evidence import EvidenceSet, select_evidence
+from .answering.facts import unmentioned_years
 from .answering.terms import term_coverage
 from .answering.lead import compose, evidence_lead, lead_span
 from .answering.prompting import NOT_FOUND, build_evidence_prompt
@@ -182,17 +183,18 @@ class RAG:
         *,
         weights: dict[str, float] | None = None,
         term_weights: Mapping[str, float] | None = None,
+        max_passages: int | None = None,
     ) -> EvidenceSet:
         """The evidence sentences for ``query`` as :meth:`ask` chooses them: :func:`select_evidence` with this
         config's ``evidence`` settings and this index's idf (``term_weights``, when already at hand). Eval
-        studies pass other sentence ``weights``."""
+        studies pass other sentence ``weights`` and ``max_passages``."""
         ev_cfg = self.config.evidence
         return select_evidence(
             query,
             passages,
             self.embedder,
             max_sentences=ev_cfg.max_sentences,
-            max_passages=ev_cfg.max_passages,
+            max_passages=ev_cfg.max_passages if max_passages is None else max_passages,
             relative=ev_cfg.relative,
             weights=weights,
             term_weights=self.term_weights(query) if term_weights is None else term_weights,
@@ -361,6 +363,7 @@ class RAG:
 
     def _decline_text(
         self,
+        question: str,
         evidence: EvidenceSet,
         passages: Sequence[Passage],
         term_weights: Mapping[str, float],
@@ -371,11 +374,16 @@ class RAG:
         "Not covered" (naming the closest sources) when the top passage is far off (below the relevance
         floor: configured, calibrated for this index by rag calibrate, or shipped per embedder model),
         whatever the word overlap, or only loosely related and missing most of the question's rare words
-        (:meth:`_uncovered`); NOT_FOUND when the answerability score says the passages do not answer.
+        (:meth:`_uncovered`), or when no passage writes a year the question names
+        (:func:`rag.answering.facts.unmentioned_years`: "Who won the 2022 FIFA World Cup final?" over
+        passages on other cups); NOT_FOUND when the answerability score says the passages do not answer.
         """
         top = max(p.relevance_or_score for p in passages)
         if top < self.relevance_threshold()[0] or self._uncovered(term_weights, passages, top, ev_cfg):
             return not_covered_text(passages)
+        years = unmentioned_years(question, (p.chunk.indexed_text for p in passages))
+        if years:
+            return not_covered_text(passages, why=f"No passage found mentions {' or '.join(years)}.")
         if not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name):
             return NOT_FOUND
         return ""
@@ -421,7 +429,7 @@ class RAG:
             evidence=list(evidence.sentences),
             answerability=evidence.answerability,
         )
-        declined = self._decline_text(evidence, passages, term_weights, ev_cfg)
+        declined = self._decline_text(search_text, evidence, passages, term_weights, ev_cfg)
         if declined:
             yield StreamEvent("answer", text=declined)
             yield StreamEvent("done", answer=Answer(text=declined, mode="declined", **base))

@@ -90,6 +90,17 @@ def test_answer_type_names_the_kind_asked_for(question, kind):
             "a Hopper-generation chip with far less power",
         ),
         ("FP8 is an 8-bit floating-point number format.", "what is FP8", "an 8-bit floating-point number format"),
+        # "when" is answered by a recurring time as much as by a date
+        (
+            "The board of directors meets on the second Tuesday of each month at 6:30 pm.",
+            "When does the water authority's board meet?",
+            "second Tuesday of each month",
+        ),
+        (
+            "The Lantern Festival takes place on the last weekend of August.",
+            "When is the Brennhaven Lantern Festival?",
+            "the last weekend of August",
+        ),
     ],
 )
 def test_answer_phrase_finds_what_is_asked_and_not_what_the_question_gives(sentence, question, phrase):

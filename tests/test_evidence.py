@@ -119,6 +119,21 @@ def test_a_sentence_leaning_on_its_predecessor_brings_it_along():
     assert p.chunk.text[ev.sentences[0].start : ev.sentences[0].end] == p.chunk.text
 
 
+def test_a_sentence_leaning_on_its_predecessor_is_scored_as_quoted_with_it():
+    """ "It is based in Hangzhou." names DeepSeek only through the sentence before it: scored alone it loses to a
+    sentence that names DeepSeek and a country; scored as it is quoted (with its predecessor) it leads."""
+    p = passage(
+        1,
+        "Liang Wenfeng set up DeepSeek in 2023 as a research lab. It is formally based in Hangzhou. "
+        "Regulators in Italy asked where DeepSeek stores data from China.",
+    )
+    ev = select_evidence("Where is DeepSeek based?", [p], FakeEmbedder(), max_sentences=1)
+    assert (
+        ev.sentences[0].text
+        == "Liang Wenfeng set up DeepSeek in 2023 as a research lab. It is formally based in Hangzhou."
+    )
+
+
 def test_a_predecessor_already_chosen_is_not_repeated():
     """ "This is commonly known as ..." brings its predecessor along; when that sentence is already evidence,
     the two are joined into one span instead of quoting the predecessor twice."""

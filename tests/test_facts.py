@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answering.facts import missing_facts, names_in, numbers_in
+from rag.answering.facts import missing_facts, names_in, numbers_in, unmentioned_years
 
 DEEPSEEK = "DeepSeek released DeepSeek-R1, a reasoning model that rivals OpenAI's o1, on 20 January 2025 under the MIT licence."
 NVIDIA = "On 27 January 2025 the share price of Nvidia fell about 17 percent, wiping $589 billion (2,048 GPUs aside) from its value."
@@ -88,3 +88,20 @@ def test_dropped_facts_lists_what_a_draft_leaves_out_of_the_evidence():
         )[1]
         == ()
     )
+
+
+@pytest.mark.parametrize(
+    ("question", "texts", "expected"),
+    [
+        ("Who won the 2019 Rugby World Cup?", ["Rugby union grew in popularity after 2007."], ("2019",)),
+        ("Who won the 2019 Rugby World Cup?", ["In 2019, South Africa won the Rugby World Cup."], ()),
+        ("liberia ebola deaths 2014 2015", ["The outbreak peaked in 2014."], ("2015",)),
+        # a decade, a count, a version and a range are not years the passages must write
+        ("Who showed in the 1840s that work produces heat?", ["Joule's experiments."], ()),
+        ("How many of 1,500 samples failed?", ["x"], ()),
+        ("What changed in release 2019.1?", ["x"], ()),
+        ("What happened in 1999-2001?", ["x"], ()),
+    ],
+)
+def test_unmentioned_years_are_the_questions_years_no_passage_writes(question, texts, expected):
+    assert unmentioned_years(question, texts) == expected

@@ -67,9 +67,22 @@ def test_unsupported_answer_is_replaced_by_the_evidence(tmp_path, articles_dir):
     """A draft no passage supports is never shown; the evidence answer is (declining is the answerability score's job)."""
     rag = make_rag(tmp_path, generator=FakeGenerator("The 2018 World Cup was won by France."))
     rag.build(articles_dir)
-    answer = rag.ask("Who won the 2018 World Cup?")
+    answer = rag.ask("Who won the World Cup?")
     assert answer.mode == "evidence" and leads_with_evidence(answer) and "France" not in answer.text
     assert "France" in answer.draft
+
+
+def test_a_year_no_passage_mentions_declines_the_question_as_not_covered(tmp_path, articles_dir):
+    """ "Who won the 2018 World Cup?" over articles that never write 2018: not covered, naming the year, and the
+    generator is not called; the same question without the year is answered."""
+    gen = FakeGenerator("The 2018 World Cup was won by France [1].")
+    rag = make_rag(tmp_path, generator=gen)
+    rag.build(articles_dir)
+    answer = rag.ask("Who won the 2018 World Cup?")
+    assert answer.mode == "declined"
+    assert answer.text.startswith(NOT_COVERED) and "No passage found mentions 2018." in answer.text
+    assert gen.calls == []
+    assert rag.ask("Who won the World Cup?").mode != "declined"
 
 
 def test_rag_evidence_is_the_evidence_ask_uses_with_the_index_idf(tmp_path, articles_dir):

@@ -51,6 +51,9 @@ VARIANTS = {
     "idf-1.0-no-overlap-rank-0.2": {"idf_overlap": 1.0, "overlap": 0.0, "rank": 0.2, "keys": 0.3},
     "idf-1.0-no-overlap-gives-0.45": {"idf_overlap": 1.0, "overlap": 0.0, "gives": 0.45, "keys": 0.3},
     "idf-1.25-no-overlap-no-keys": {"idf_overlap": 1.25, "overlap": 0.0, "keys": 0.0},
+    # sentences from more of the retrieved passages (evidence.max_passages; the default is 3 of top_k 4)
+    "passages-2": {"max_passages": 2},
+    "passages-4": {"max_passages": 4},
 }
 
 
@@ -102,8 +105,13 @@ def study_set(eval_set, variants: dict[str, dict[str, float]], cfg: str | None, 
         answerable += 1
         term_weights = rag.term_weights(item.question)
         for name, change in variants.items():
+            weights = {k: v for k, v in change.items() if k != "max_passages"}
             ev = rag.evidence(
-                item.question, passages, weights={**SENTENCE_WEIGHTS, **change}, term_weights=term_weights
+                item.question,
+                passages,
+                weights={**SENTENCE_WEIGHTS, **weights},
+                term_weights=term_weights,
+                max_passages=change.get("max_passages"),
             )
             if not ev.sentences:
                 continue

@@ -211,6 +211,17 @@ _DATE = re.compile(
     rf"|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\d{{1,2}}\s+{MONTH}\b|(?:1[0-9]{{3}}|20[0-3][0-9])s?)\b",
     re.I,
 )
+# When something recurs or happens within a day ("on the second Tuesday of each month at 6:30 pm",
+# "every spring", "at weekends"): an answer to "when" as much as a date is.
+_WEEKDAY = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+_RECURRING = re.compile(
+    rf"\b(?:(?:(?:first|second|third|fourth|last)\s+)?{_WEEKDAY}s?(?:\s+of\s+(?:each|every|the)\s+month)?"
+    r"|(?:the\s+)?(?:last\s+|first\s+)?weekends?(?:\s+(?:of|in)\s+[A-Z]\w+)?"
+    r"|(?:each|every)\s+(?:day|week|month|year|morning|evening|night|spring|summer|autumn|fall|winter)"
+    r"|daily|weekly|fortnightly|monthly|quarterly|annually|yearly"
+    r"|\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)(?!\w)|noon|midnight)",
+    re.IGNORECASE,
+)
 _NAME_RUN = re.compile(r"\b[A-Z][\w\-'\u2019.]*(?:\s+(?:of|de|da|von|van|the|and|al|bin)?\s*[A-Z][\w\-'\u2019.]*)*")
 _PLACE_CUE = re.compile(r"\b(?:in|at|based in|headquartered in|located in|from|near|to)\s+(?:the\s+)?$", re.I)
 _COMMON_OPENERS = {
@@ -323,7 +334,8 @@ def answer_spans(sentence: str, question: str, kind: str | None = None) -> list[
     if kind == "number":
         return _numbers(sentence, question)
     if kind == "date":
-        return [(m.start(), m.end()) for m in _DATE.finditer(sentence) if _not_in_question(m.group(0), question)]
+        found = [m for m in _DATE.finditer(sentence)] or [m for m in _RECURRING.finditer(sentence)]
+        return [(m.start(), m.end()) for m in found if _not_in_question(m.group(0), question)]
     if kind == "place":
         return _names(sentence, question, place=True) or _names(sentence, question, place=False)
     if kind == "name":
@@ -365,7 +377,7 @@ def has_type(sentence: str, kind: str, question: str) -> float:
             return 1.0 if stem(focus.group(1).lower()) in stems(sentence) else 0.5
         return 1.0
     if kind == "date":
-        return float(bool(_YEAR.search(sentence) or _MONTH.search(sentence)))
+        return float(bool(_YEAR.search(sentence) or _MONTH.search(sentence) or _RECURRING.search(sentence)))
     if kind in ("name", "place"):
         asked = {w.lower() for w in _CAPITALISED.findall(question)}
         return float(any(w.lower() not in asked for w in _CAPITALISED.findall(sentence[1:])))

@@ -190,6 +190,15 @@ class _Candidate:
     def text(self) -> str:
         return unit_text(self.passage.chunk.text[self.start : self.end])
 
+    @property
+    def shown_text(self) -> str:
+        """The text quoted for this sentence: with the sentence before it when it opens with "it", "they",
+        "the company"... (:func:`_evidence`); scored as shown, so "It is based in Hangzhou." counts as
+        the sentence naming DeepSeek before it."""
+        if self.prev is not None and _ANAPHORA.match(self.text):
+            return unit_text(self.passage.chunk.text[self.prev[0] : self.end])
+        return self.text
+
 
 def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candidate]:
     out: list[_Candidate] = []
@@ -268,15 +277,16 @@ def select_evidence(
     cands = _candidates(passages, max_passages)
     if not cands:
         return EvidenceSet((), 0.0, {})
-    vectors = np.asarray(embedder.encode([question] + [c.text for c in cands]), dtype=np.float32)
+    texts = [c.shown_text for c in cands]
+    vectors = np.asarray(embedder.encode([question, *texts]), dtype=np.float32)
     sims = vectors[1:] @ vectors[0]
     q_stems, q_keys, kind = stems(question), key_terms(question), answer_type(question)
     weights = SENTENCE_WEIGHTS if weights is None else weights
     rare = rare_weights(term_weights or {})
     scored: list[tuple[float, dict[str, float], _Candidate]] = []
-    for cand, sim in zip(cands, sims):
-        feats = _features(cand.text, float(sim), q_stems, q_keys, kind, question, cand.n)
-        feats["idf_overlap"] = idf_share(rare, cand.text) if rare else feats["overlap"]
+    for cand, text, sim in zip(cands, texts, sims):
+        feats = _features(cand.text, text, float(sim), q_stems, q_keys, kind, question, cand.n)
+        feats["idf_overlap"] = idf_share(rare, text) if rare else feats["overlap"]
         score = sum(w * feats[k] for k, w in weights.items())
         scored.append((score, feats, cand))
     scored.sort(key=lambda t: (-t[0], t[2].n, t[2].start))
@@ -343,10 +353,12 @@ def _coverage(q_stems: set[str], passages: Sequence[Passage]) -> float:
 
 
 def _features(
-    text: str, sim: float, q_stems: set[str], q_keys: set[str], kind: str, question: str, n: int
+    text: str, shown: str, sim: float, q_stems: set[str], q_keys: set[str], kind: str, question: str, n: int
 ) -> dict[str, float]:
-    s_stems = stems(text)
-    lower = text.lower()
+    """The sentence's score features. What it is about (words, names: ``shown``, with the sentence an "it"
+    refers to) and what it gives (the asked-for kind of thing: ``text``, the sentence itself)."""
+    s_stems = stems(shown)
+    lower = shown.lower()
     return {
         "similarity": max(sim, 0.0),
         "overlap": len(q_stems & s_stems) / len(q_stems) if q_stems else 0.0,

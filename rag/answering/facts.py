@@ -58,6 +58,30 @@ def numbers_in(text: str) -> set[float]:
     return values
 
 
+# A year written in a question ("the 2019 Rugby World Cup"): four digits, not a decade ("1840s"),
+# not part of a longer number or a version ("2019.1", "1,000").
+_YEAR = re.compile(r"(?<![\w.,\-])(1\d{3}|20\d{2})(?![\w\-]|[.,]\d)")
+
+
+def unmentioned_years(question: str, texts: Iterable[str]) -> tuple[str, ...]:
+    """The years of ``question`` that none of ``texts`` (the retrieved passages) writes.
+
+    A year in a question is part of what it asks ("Who won the 2022 FIFA World Cup final?"):
+    passages that never mention it are about something else, however many other words they share.
+
+    Example:
+        >>> unmentioned_years("Who won the 2019 Rugby World Cup?", ["Rugby union grew in popularity in 2007."])
+        ('2019',)
+    """
+    years = list(dict.fromkeys(_YEAR.findall(MARKER.sub(" ", question))))
+    if not years:
+        return ()
+    present = set()
+    for text in texts:
+        present |= numbers_in(text)
+    return tuple(y for y in years if float(y) not in present)
+
+
 def names_in(sentence: str) -> list[str]:
     """Capitalised words that look like names (a sentence's common first word is not one)."""
     text = MARKER.sub(" ", sentence)

@@ -207,14 +207,15 @@ DEDUP_METHODS: dict[str, Callable[[RankedRetriever, list[Hit], int], list[Hit]]]
 }
 
 
-def not_covered_text(passages: Sequence[Passage], limit: int = 3) -> str:
-    """The reply when no passage is relevant enough: says so and names the closest sources."""
+def not_covered_text(passages: Sequence[Passage], limit: int = 3, why: str = "") -> str:
+    """The reply when no passage is relevant enough: says so (and ``why``, a sentence) and names the closest sources."""
     seen: dict[str, str] = {}
     for p in passages:
         if p.chunk.source not in seen:
             seen[p.chunk.source] = f"{p.chunk.title} ({p.chunk.source})"
         if len(seen) == limit:
             break
+    head = f"{NOT_COVERED} {why}" if why else NOT_COVERED
     if not seen:
-        return NOT_COVERED
-    return f"{NOT_COVERED} The closest sources are: " + "; ".join(seen.values()) + "."
+        return head
+    return f"{head} The closest sources are: " + "; ".join(seen.values()) + "."
