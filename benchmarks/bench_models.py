@@ -197,22 +197,32 @@ def bench_model(model: str, prompts, args) -> dict:
     for b in args.sweep_batch:
         paths[f"raw n_batch={b}"] = Raw(path, n_ctx, threads, batch_threads, n_batch=b)
     counter = paths["raw"]
-    messages = [
-        build_evidence_prompt(q, ev, use_system_prompt=g.use_system_prompt, few_shot=g.few_shot) for q, ev in prompts
-    ]
-    names = list(paths)
+
+    def prompt_messages(most: int | None) -> list:
+        return [
+            build_evidence_prompt(q, ev[:most], use_system_prompt=g.use_system_prompt, few_shot=g.few_shot)
+            for q, ev in prompts
+        ]
+
+    full = prompt_messages(None)
+    # (generator, messages per question) for every row; "library, N sentences" sends only the best N evidence sentences
+    runs = {name: (gen, full) for name, gen in paths.items()}
+    for most in args.prompt_sentences:
+        runs[f"library, {most} sentence{'s' if most > 1 else ''}"] = (paths["library"], prompt_messages(most))
+    names = list(runs)
     rows: dict[str, list] = {name: [] for name in names}
     texts: dict[str, list[str]] = {name: [] for name in names}
     try:
-        for i, msgs in enumerate(messages):
+        for i in range(len(full)):
             order = names[i % len(names) :] + names[: i % len(names)]  # rotate, so load hits every path alike
             for name in order:
-                first, whole, text = timed(paths[name], msgs, g.max_new_tokens, g.stop)
+                gen, messages = runs[name]
+                first, whole, text = timed(gen, messages[i], g.max_new_tokens, g.stop)
                 if i == 0:
                     continue  # warm-up: loads the model and fills the prefix cache
                 rows[name].append((first, whole, counter.count_tokens(text)))
                 texts[name].append(text.strip())
-            print(f"  {model}: question {i + 1}/{len(messages)} done ({load()})", file=sys.stderr)
+            print(f"  {model}: question {i + 1}/{len(full)} done ({load()})", file=sys.stderr)
     finally:
         for gen in paths.values():
             gen.close()
@@ -221,6 +231,9 @@ def bench_model(model: str, prompts, args) -> dict:
     for name, s in out.items():
         s["vs_raw_tokens_per_s"] = round(s["tokens_per_s"] / base, 2)
         s["same_answers_as_raw"] = sum(a == b for a, b in zip(texts[name], texts["raw"]))
+        # the question's own part of the prompt (its evidence and question; the instructions and example are cached)
+        asked = [counter.count_tokens(m[-1]["content"]) for m in runs[name][1][1:]]
+        s["question_prompt_tokens"] = round(sum(asked) / max(1, len(asked)), 1)
     return {
         "model": model,
         "gguf": str(path),
@@ -239,11 +252,12 @@ def print_table(result: dict) -> None:
         f"max_new_tokens {result['max_new_tokens']})"
     )
     print(
-        f"{'path':<20}{'TTFT p50':>9}{'p90':>7}{'whole p50':>10}{'p90':>7}{'tok/s':>7}{'vs raw':>8}{'tokens':>8}{'same':>6}"
+        f"{'path':<24}{'prompt':>7}{'TTFT p50':>9}{'p90':>7}{'whole p50':>10}{'p90':>7}{'tok/s':>7}{'vs raw':>8}"
+        f"{'tokens':>8}{'same':>6}"
     )
     for name, s in result["paths"].items():
         print(
-            f"{name:<20}{s['ttft_p50']:>8.2f}s{s['ttft_p90']:>6.2f}s{s['whole_p50']:>9.2f}s{s['whole_p90']:>6.2f}s"
+            f"{name:<24}{s['question_prompt_tokens']:>7.0f}{s['ttft_p50']:>8.2f}s{s['ttft_p90']:>6.2f}s{s['whole_p50']:>9.2f}s{s['whole_p90']:>6.2f}s"
             f"{s['tokens_per_s']:>7.1f}"
             f"{s['vs_raw_tokens_per_s']:>8.2f}{s['tokens_mean']:>8.1f}{s['same_answers_as_raw']:>4}/{s['n']}"
         )
@@ -267,6 +281,12 @@ def main() -> int:
     )
     ap.add_argument("--sweep-threads", default="", help="extra raw rows with these thread counts, e.g. 1,2")
     ap.add_argument("--sweep-batch", default="", help="extra raw rows with these n_batch values, e.g. 32,512")
+    ap.add_argument(
+        "--prompt-sentences",
+        default="",
+        help="extra library rows whose prompts hold only the best N evidence sentences, e.g. 1,2 (a shorter prompt: "
+        "time to first token against what the model is shown)",
+    )
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     ap.add_argument(
         "--dump-prompts", metavar="OUT", help=argparse.SUPPRESS
@@ -274,6 +294,7 @@ def main() -> int:
     args = ap.parse_args()
     args.sweep_threads = [int(x) for x in args.sweep_threads.split(",") if x]
     args.sweep_batch = [int(x) for x in args.sweep_batch.split(",") if x]
+    args.prompt_sentences = [int(x) for x in args.prompt_sentences.split(",") if x]
     models = [m for m in args.models.split(",") if m]
     missing = [m for m in models if m.endswith(".gguf") and not Path(m).is_file()]
     if missing:

@@ -36,6 +36,7 @@ from rag.answering.asked import answer_phrase, answer_type, has_type
         ("area 51 location", "other"),  # a place word: not a number
         ("first web browser name", "other"),
         ("Why is the weight of gold given in troy ounces?", "other"),  # a question: its own rules decide
+        ("Who was named the 2021 National Teacher of the Year?", "name"),  # "who" asks for a person, not a year
     ],
 )
 def test_answer_type_names_the_kind_asked_for(question, kind):
@@ -114,6 +115,8 @@ def test_no_phrase_where_the_sentence_only_repeats_the_question():
     assert answer_phrase("DeepSeek is a company.", "Who founded DeepSeek?") is None
     assert answer_phrase("GRPO removes the critic.", "what does GRPO stand for") is None
     assert answer_phrase("Nvidia fell for three reasons.", "Why did Nvidia fall?") is None  # "other": no phrase to mark
+    # a name that is mostly the question's own ("FIFA World Cup" for "the World Cup") names no winner
+    assert answer_phrase("The 2014 FIFA World Cup has come to an end.", "Who won the World Cup Final in 2014?") is None
 
 
 def test_has_type_is_unchanged_for_the_answerability_features():

@@ -76,6 +76,7 @@ _DATE_Q = re.compile(
     r"|\b(release|premiere|launch|opening|air|publication|founding) date\b|\bdate of\b",
     re.I,
 )
+_WHO_Q = re.compile(r"\s*(?:and\s+|so\s+)?(?:who|whom|whose)\b", re.IGNORECASE)
 _PLACE_Q = re.compile(
     r"\bwhere\b|\bwhich (country|city|town|province|state|region|continent)\b|\b(based|headquartered|located)\b", re.I
 )
@@ -125,6 +126,8 @@ def answer_type(question: str) -> str:
         return "expansion"
     if _NUMBER_Q.search(question) or _NUMBER_KEYWORDS.search(question):
         return "number"
+    if _WHO_Q.match(question):
+        return "name"  # "Who was named the 2021 National Teacher of the Year?" asks for a person, not a year
     if _DATE_Q.search(question):
         return "date"
     if _NAME_Q.search(question):
@@ -222,6 +225,7 @@ _RECURRING = re.compile(
     r"|\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)(?!\w)|noon|midnight)",
     re.IGNORECASE,
 )
+_CONNECTORS = frozenset("of de da von van the and al bin".split())  # inside a name run (_NAME_RUN)
 _NAME_RUN = re.compile(r"\b[A-Z][\w\-'\u2019.]*(?:\s+(?:of|de|da|von|van|the|and|al|bin)?\s*[A-Z][\w\-'\u2019.]*)*")
 _PLACE_CUE = re.compile(r"\b(?:in|at|based in|headquartered in|located in|from|near|to)\s+(?:the\s+)?$", re.I)
 _COMMON_OPENERS = {
@@ -302,6 +306,16 @@ def _numbers(sentence: str, question: str) -> list[tuple[int, int]]:
     return [(a, b) for _, a, b in sorted(out)]
 
 
+def _new_name(run: str, question: str) -> bool:
+    """Whether a run of capitalised words names something the question does not: two or more of its words
+    are new, or at least half. "The 2014 FIFA World Cup has come to an end." names the question's
+    World Cup, not who won it; "Abigail Johnson Named CEO of Fidelity Investments" names Abigail Johnson."""
+    q = question.lower()
+    words = [w for w in re.findall(r"\w+", run.lower()) if w not in _QUESTION_WORDS and w not in _CONNECTORS]
+    new = [w for w in words if w not in q]
+    return len(new) >= 2 or (bool(new) and 2 * len(new) >= len(words))
+
+
 def _names(sentence: str, question: str, place: bool) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for m in _NAME_RUN.finditer(sentence):
@@ -316,7 +330,7 @@ def _names(sentence: str, question: str, place: bool) -> list[tuple[int, int]]:
                 start += len(text) - len(rest[1])
                 text = rest[1]
         end = start + len(text)
-        if not _not_in_question(text, question) or _MONTH.fullmatch(text) or text.lower() in _COMMON_OPENERS:
+        if not _new_name(text, question) or _MONTH.fullmatch(text) or text.lower() in _COMMON_OPENERS:
             continue
         if place and not _PLACE_CUE.search(sentence[max(0, start - 24) : start]):
             continue
