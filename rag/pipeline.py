@@ -18,8 +18,7 @@ from typing import Any
 from .answering.citations import resolve_citations
 from .answering.draft import draft_rejection, without_cut_sentence
 from .answering.evidence import EvidenceSet, select_evidence
-from .answering.facts import unmentioned_years
-from .answering.terms import term_coverage
+from .answering.declining import DeclineRule, decline_text
 from .answering.lead import compose, evidence_lead, lead_span
 from .answering.prompting import NOT_FOUND, build_evidence_prompt
 from .answering.verification import check_draft
@@ -30,7 +29,7 @@ from .generation import AnswerStream, Generator, GeneratorError, make_generator
 from .indexing import BuildSummary, IndexBuilder
 from .inputs import check_question
 from .records import Answer, Chunk, Passage
-from .retrieval import MetadataFilter, make_retriever, not_covered_text
+from .retrieval import MetadataFilter, make_retriever
 from .store import IndexBackend, SearchableIndex, make_store
 from .store.calibration import read_calibration
 from .store.loaded import assemble_text
@@ -361,43 +360,18 @@ class RAG:
             return
         yield from self._answer_events(question, passages, search_text, max_new_tokens, float(temperature), ev_cfg)
 
-    def _decline_text(
-        self,
-        question: str,
-        evidence: EvidenceSet,
-        passages: Sequence[Passage],
-        term_weights: Mapping[str, float],
-        ev_cfg: EvidenceConfig,
-    ) -> str:
-        """The reply when the question is declined without the generator ("" when it is answered).
-
-        "Not covered" (naming the closest sources) when the top passage is far off (below the relevance
-        floor: configured, calibrated for this index by rag calibrate, or shipped per embedder model),
-        whatever the word overlap, or only loosely related and missing most of the question's rare words
-        (:meth:`_uncovered`), or when no passage writes a year the question names
-        (:func:`rag.answering.facts.unmentioned_years`: "Who won the 2022 FIFA World Cup final?" over
-        passages on other cups); NOT_FOUND when the answerability score says the passages do not answer.
-        """
-        top = max(p.relevance_or_score for p in passages)
-        if top < self.relevance_threshold()[0] or self._uncovered(term_weights, passages, top, ev_cfg):
-            return not_covered_text(passages)
-        years = unmentioned_years(question, (p.chunk.indexed_text for p in passages))
-        if years:
-            return not_covered_text(passages, why=f"No passage found mentions {' or '.join(years)}.")
-        if not evidence.sentences or evidence.answerability < ev_cfg.min_answerability_for(self.embedder.name):
-            return NOT_FOUND
-        return ""
-
-    def _uncovered(
-        self, term_weights: Mapping[str, float], passages: Sequence[Passage], top: float, ev_cfg: EvidenceConfig
-    ) -> bool:
-        """Whether the top passage is below ``evidence.term_coverage_relevance`` and the top passages hold less than
-        ``evidence.min_term_coverage`` of the question's idf (``term_weights``, {} without term statistics:
-        :func:`rag.answering.terms.term_coverage`)."""
+    def decline_rule(self, ev_cfg: EvidenceConfig | None = None) -> DeclineRule:
+        """The decline thresholds in force for this index and embedder (:mod:`rag.answering.declining`), with
+        ``ev_cfg`` in place of the config's ``evidence`` settings (one question's ``abstention``)."""
+        ev_cfg = ev_cfg or self.config.evidence
         min_cov, below = ev_cfg.term_coverage_rule_for(self.embedder.name)
-        if min_cov <= 0 or top >= below or not term_weights:
-            return False
-        return term_coverage(term_weights, passages[: ev_cfg.max_passages]) < min_cov
+        return DeclineRule(
+            floor=self.relevance_threshold()[0],
+            min_answerability=ev_cfg.min_answerability_for(self.embedder.name),
+            min_coverage=min_cov,
+            below_relevance=below,
+            max_passages=ev_cfg.max_passages,
+        )
 
     def _answer_events(
         self,
@@ -413,7 +387,7 @@ class RAG:
         1. :func:`rag.answering.evidence.select_evidence` picks the sentences that answer and scores
            answerability; below ``evidence.min_answerability``, with the top passage below the
            relevance floor, or with loosely related passages missing the question's rare words
-           (:meth:`_decline_text`), the question is declined without calling the generator (``mode="declined"``).
+           (:func:`rag.answering.declining.decline_text`), the question is declined without calling the generator (``mode="declined"``).
         2. The generator sees only those sentences and writes a short cited answer.
         3. :func:`rag.answering.verification.check_draft` verifies it and :mod:`rag.answering.lead` checks that it
            answers; an accepted draft is the lead (``mode="generated"``). Otherwise (unsupported,
@@ -429,7 +403,7 @@ class RAG:
             evidence=list(evidence.sentences),
             answerability=evidence.answerability,
         )
-        declined = self._decline_text(search_text, evidence, passages, term_weights, ev_cfg)
+        declined = decline_text(search_text, evidence, passages, term_weights, self.decline_rule(ev_cfg))
         if declined:
             yield StreamEvent("answer", text=declined)
             yield StreamEvent("done", answer=Answer(text=declined, mode="declined", **base))

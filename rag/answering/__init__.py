@@ -9,6 +9,7 @@
   there), and its ``[n]`` markers.
 - :mod:`rag.answering.lead`: is a faithful draft responsive; the evidence lead otherwise.
 - :mod:`rag.answering.draft`: the draft decision (the ``evidence.draft_must_*`` rules).
+- :mod:`rag.answering.declining`: whether a question is declined before the model is called.
 
 :mod:`rag.pipeline` only orchestrates these steps.
 """
