@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answering.asked import answer_phrase, answer_type, has_type
+from rag.answering.asked import asked_kinds, answer_phrase, answer_type, has_type
 
 
 @pytest.mark.parametrize(
@@ -133,3 +133,17 @@ def test_a_definition_cut_by_its_length_limit_ends_at_a_whole_word():
     )
     span = answer_phrase(sentence, "What is High-Flyer?")
     assert span is not None and sentence[span[0] : span[1]].endswith("human stock")
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("Who founded DeepSeek and when?", ("name", "date")),
+        ("When was R1 released and where?", ("date", "place")),
+        ("Who founded DeepSeek?", ("name",)),
+        ("Who developed DeepSeek-R1 and what does it rival?", ("name",)),  # "what does it rival": no kind of its own
+        ("When and when again?", ("date",)),
+    ],
+)
+def test_asked_kinds_adds_a_second_thing_asked_after_and(question, kinds):
+    assert asked_kinds(question) == kinds

@@ -134,6 +134,13 @@ def test_a_sentence_leaning_on_its_predecessor_is_scored_as_quoted_with_it():
     )
 
 
+def test_a_sentence_giving_both_things_asked_leads():
+    """ "Who founded DeepSeek and when?": the sentence with a name and a date beats one with a name only."""
+    p = passage(1, "High-Flyer founded DeepSeek. Liang set up DeepSeek in July 2023.")
+    ev = select_evidence("Who founded DeepSeek and when?", [p], FakeEmbedder(), max_sentences=1)
+    assert ev.sentences[0].text == "Liang set up DeepSeek in July 2023."
+
+
 def test_a_predecessor_already_chosen_is_not_repeated():
     """ "This is commonly known as ..." brings its predecessor along; when that sentence is already evidence,
     the two are joined into one span instead of quoting the predecessor twice."""

@@ -226,6 +226,7 @@ def build_app(ui: ChatUI) -> gr.Blocks:
                 chatbot = ChatHistory(
                     elem_id="chat",
                     label="Chat",
+                    show_label=False,  # the label box sat over the first line of a scrolled chat
                     height=560,
                     latex_delimiters=[],
                     sanitize_html=True,

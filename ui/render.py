@@ -446,7 +446,7 @@ mark.rag-evidence { background: var(--color-accent-soft); color: inherit; paddin
 .rag-status { font-size: 0.88em; width: 100%; }
 .rag-status th, .rag-status td { padding: 2px 6px; }
 .rag-status th { text-align: left; font-weight: 600; }
-.rag-status td { word-break: break-all; }
+.rag-status td { word-break: normal; overflow-wrap: anywhere; }  /* long paths wrap; words stay whole where they fit */
 .rag-sources-empty { opacity: 0.7; font-size: 0.95em; padding: 8px; }
 .rag-quotes { font-size: 0.9em; opacity: 0.8; }
 .rag-checking { font-style: italic; opacity: 0.75; }

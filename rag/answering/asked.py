@@ -141,6 +141,21 @@ def answer_type(question: str) -> str:
     return "other"
 
 
+# A second thing asked after "and": "Who founded DeepSeek and when?", "When was it released and where?"
+_SECOND_ASK = re.compile(r"\band\s+(when|where|who|how (?:many|much)|which year|what year)\b", re.IGNORECASE)
+
+
+def asked_kinds(question: str) -> tuple[str, ...]:
+    """The kinds of thing ``question`` asks for: :func:`answer_type`, then a second one asked after "and"
+    ("Who founded DeepSeek and when?" -> ``("name", "date")``)."""
+    first = answer_type(question)
+    m = _SECOND_ASK.search(question)
+    if not m:
+        return (first,)
+    second = answer_type(f"{m.group(1)}?")
+    return (first,) if second in (first, "other") else (first, second)
+
+
 def _definition_spans(sentence: str, question: str) -> list[tuple[int, int]]:
     """What a sentence says the asked term is: "the H20, a Hopper-generation chip with ..." -> "a Hopper-generation chip"."""
     m = _DEFINITION_Q.match(question)

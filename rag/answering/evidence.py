@@ -48,7 +48,7 @@ from ..embedding import Embedder
 from .facts import dropped_facts
 from ..records import Evidence, Passage
 from .terms import GENERIC_WORDS, idf_share, rare_weights
-from .asked import answer_spans, answer_type, has_type, key_terms, stem, stems
+from .asked import answer_spans, answer_type, asked_kinds, has_type, key_terms, stem, stems
 from ..text import MARKER, content_words, neutralise_markers, sentence_spans
 
 __all__ = [
@@ -280,12 +280,12 @@ def select_evidence(
     texts = [c.shown_text for c in cands]
     vectors = np.asarray(embedder.encode([question, *texts]), dtype=np.float32)
     sims = vectors[1:] @ vectors[0]
-    q_stems, q_keys, kind = stems(question), key_terms(question), answer_type(question)
+    q_stems, q_keys, kinds = stems(question), key_terms(question), asked_kinds(question)
     weights = SENTENCE_WEIGHTS if weights is None else weights
     rare = rare_weights(term_weights or {})
     scored: list[tuple[float, dict[str, float], _Candidate]] = []
     for cand, text, sim in zip(cands, texts, sims):
-        feats = _features(cand.text, text, float(sim), q_stems, q_keys, kind, question, cand.n)
+        feats = _features(cand.text, text, float(sim), q_stems, q_keys, kinds, question, cand.n)
         feats["idf_overlap"] = idf_share(rare, text) if rare else feats["overlap"]
         score = sum(w * feats[k] for k, w in weights.items())
         scored.append((score, feats, cand))
@@ -353,19 +353,27 @@ def _coverage(q_stems: set[str], passages: Sequence[Passage]) -> float:
 
 
 def _features(
-    text: str, shown: str, sim: float, q_stems: set[str], q_keys: set[str], kind: str, question: str, n: int
+    text: str,
+    shown: str,
+    sim: float,
+    q_stems: set[str],
+    q_keys: set[str],
+    kinds: tuple[str, ...],
+    question: str,
+    n: int,
 ) -> dict[str, float]:
     """The sentence's score features. What it is about (words, names: ``shown``, with the sentence an "it"
-    refers to) and what it gives (the asked-for kind of thing: ``text``, the sentence itself)."""
+    refers to) and what it gives (the asked-for kinds of thing, :func:`asked_kinds`: ``text``, the sentence
+    itself; for "Who founded DeepSeek and when?" a name and a date count half each)."""
     s_stems = stems(shown)
     lower = shown.lower()
     return {
         "similarity": max(sim, 0.0),
         "overlap": len(q_stems & s_stems) / len(q_stems) if q_stems else 0.0,
         "keys": sum(1 for k in q_keys if k in lower) / len(q_keys) if q_keys else 1.0,
-        "answer_type": has_type(text, kind, question),
+        "answer_type": sum(has_type(text, kind, question) for kind in kinds) / len(kinds),
         "rank": 1.0 / n,
-        "gives": float(bool(answer_spans(text, question, kind))),
+        "gives": sum(bool(answer_spans(text, question, kind)) for kind in kinds) / len(kinds),
         "fragment": float(len(text.split()) < 6),
     }
 
