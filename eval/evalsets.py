@@ -309,6 +309,12 @@ def eval_sets(shared: Path = DEFAULT_SHARED) -> dict[str, EvalSet]:
             description="51 short questions a new user would type (11 unanswerable) over the sample articles",
         ),
         EvalSet(
+            "compound",
+            EVAL / "compound-qa.jsonl",
+            ROOT / "data" / "articles",
+            description="13 two-part questions ('Who founded DeepSeek and when?'; 2 unanswerable) over the sample articles",
+        ),
+        EvalSet(
             "offtopic",
             EVAL / "offtopic-qa.jsonl",
             ROOT / "data" / "articles",

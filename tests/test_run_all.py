@@ -59,6 +59,7 @@ def test_registered_sets_point_at_files_of_this_repository():
         "sample",
         "pdf",
         "users",
+        "compound",
         "offtopic",
         "offtopic-squad",
         "rare",
@@ -66,7 +67,7 @@ def test_registered_sets_point_at_files_of_this_repository():
     registered = {s.qa_file.resolve() for s in sets.values()}
     registered |= {s.additions.resolve() for s in sets.values() if s.additions}
     assert all(p.resolve() in registered for p in (ROOT / "eval").glob("*.jsonl"))
-    for name in ("sample", "pdf", "users", "offtopic"):
+    for name in ("sample", "pdf", "users", "compound", "offtopic"):
         assert sets[name].unavailable() is None
     for name in ("rgb-en-fact", "offtopic-squad", "rare"):
         assert "pass --shared DIR" in sets[name].unavailable()
