@@ -60,6 +60,7 @@ def evidence(question):
             "What is High-Flyer?",
             "High-Flyer is a hedge fund that relies on computer models [4].",
         ),  # a definition in fewer words
+        ("Who founded DeepSeek and when?", "Liang Wenfeng founded DeepSeek in July 2023 [2]."),
     ],
 )
 def test_a_correct_short_draft_answers(question, draft):
@@ -110,6 +111,11 @@ def test_a_correct_short_draft_answers(question, draft):
             "High-Flyer is a Beijing bank owned by the state [4].",
             "its definition (a Beijing bank owned by the state",
         ),
+        (
+            "Who founded DeepSeek and when?",
+            "Liang Wenfeng founded DeepSeek [2].",
+            "it gives no date, which the question also asks for and the evidence gives",
+        ),  # a compound question: both things, where the evidence has both
     ],
 )
 def test_an_echo_or_a_wrong_kind_or_value_is_refused(question, draft, why):

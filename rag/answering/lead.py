@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from .asked import answer_phrase, answer_spans, answer_type, stems
+from .asked import answer_phrase, answer_spans, answer_type, asked_kinds, stems
 from .evidence import SUPPORT_LABEL, EvidenceSet, compose, key_terms, quotes
 from .facts import numbers_in
 from ..text import CARDINALS, MARKER
@@ -71,7 +71,8 @@ def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
 
     - it only repeats the question ("States of matter how many [1].");
     - the question asks for a number, date, name, place or expansion and the draft gives none
-      that is not already in the question;
+      that is not already in the question (for a second thing asked after "and", as in "Who
+      founded it and when?": none where the evidence gives one);
     - what it gives is not in the evidence (a year from elsewhere in the passage is no answer
       to what the evidence sentences are about);
     - for other questions (what, why, how), it adds fewer than two words of the evidence to the
@@ -91,6 +92,9 @@ def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
         found = _in_evidence_loosely if kind == "definition" else _in_evidence
         if not any(found(plain[a:b], evidence_text) for a, b in spans):
             return f"its {_KINDS[kind]} ({plain[spans[0][0] : spans[0][1]]}) is not in the evidence"
+        for also in asked_kinds(question)[1:]:  # "Who founded DeepSeek and when?": the date too, where the evidence has one
+            if answer_spans(evidence_text, question, also) and not answer_spans(plain, question, also):
+                return f"it gives no {_KINDS[also]}, which the question also asks for and the evidence gives"
         return ""
     if len(new & stems(evidence_text)) < 2:
         return "it says too little beyond the question"
