@@ -210,6 +210,12 @@ def bench_model(model: str, prompts, args) -> dict:
     for most in args.prompt_sentences:
         runs[f"library, {most} sentence{'s' if most > 1 else ''}"] = (paths["library"], prompt_messages(most))
     names = list(runs)
+    # the question's own part of each prompt (its evidence and question; the instructions and example are cached),
+    # counted before the models are closed
+    prompt_tokens = {
+        name: round(sum(counter.count_tokens(m[-1]["content"]) for m in msgs[1:]) / max(1, len(msgs) - 1), 1)
+        for name, (_gen, msgs) in runs.items()
+    }
     rows: dict[str, list] = {name: [] for name in names}
     texts: dict[str, list[str]] = {name: [] for name in names}
     try:
@@ -231,9 +237,7 @@ def bench_model(model: str, prompts, args) -> dict:
     for name, s in out.items():
         s["vs_raw_tokens_per_s"] = round(s["tokens_per_s"] / base, 2)
         s["same_answers_as_raw"] = sum(a == b for a, b in zip(texts[name], texts["raw"]))
-        # the question's own part of the prompt (its evidence and question; the instructions and example are cached)
-        asked = [counter.count_tokens(m[-1]["content"]) for m in runs[name][1][1:]]
-        s["question_prompt_tokens"] = round(sum(asked) / max(1, len(asked)), 1)
+        s["question_prompt_tokens"] = prompt_tokens[name]
     return {
         "model": model,
         "gguf": str(path),
