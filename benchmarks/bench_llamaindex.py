@@ -107,7 +107,7 @@ def quality(set_names: list[str], embed_model: Any, log: Any, ours_too: bool = T
     from eval.run_all import run_set
 
     from rag.embedding import make_embedder
-    from rag.evaluation import load_qa
+    from rag.evaluation import load_qa, parse_variant
 
     sets = eval_sets()
     embedder = make_embedder()
@@ -120,7 +120,7 @@ def quality(set_names: list[str], embed_model: Any, log: Any, ours_too: bool = T
         ours = (
             run_set(
                 eval_set,
-                {"hybrid": {}},
+                dict([parse_variant("hybrid")]),  # the default retriever, as `rag eval --retriever hybrid`
                 config=None,
                 retrieval_only=True,
                 limit=None,
