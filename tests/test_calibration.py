@@ -178,3 +178,5 @@ def test_ui_status_shows_which_threshold_is_in_force(built):
     assert "rare words" not in html  # no term-coverage rule is calibrated for that embedder either
     ruled = status_html({**built.info(), "term_coverage_rule": (0.5, 0.45)})
     assert "below relevance 0.45 when the passages hold under 50% of the question&#x27;s rare words" in ruled
+    # the year rule needs no calibration: it is named with every threshold, and without one
+    assert "a year the question names that no retrieved passage writes" in ruled and "that no retrieved passage" in html

@@ -284,15 +284,16 @@ def _threshold_text(info: dict[str, Any]) -> str | None:
     source = info.get("min_relevance_source")
     if source is None:
         return None
+    years = "; a year the question names that no retrieved passage writes"  # always in force (rag.answering.declining)
     if source == "uncalibrated":
-        return "off: no threshold is calibrated for this embedder (run rag calibrate)"
+        return "off: no threshold is calibrated for this embedder (run rag calibrate)" + years
     text = f"relevance {info.get('min_relevance', 0):.3f} ({_THRESHOLD_SOURCES.get(source, source)})"
     rule = info.get("term_coverage_rule")
     if rule:  # (min_term_coverage, below_relevance): only when in force
         text += (
             f"; below relevance {rule[1]:.2f} when the passages hold under {rule[0]:.0%} of the question's rare words"
         )
-    return text
+    return text + years
 
 
 def status_html(info: dict[str, Any] | None, error: str | None = None, note: str = "") -> str:
