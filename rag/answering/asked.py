@@ -240,8 +240,9 @@ _RECURRING = re.compile(
     r"|\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)(?!\w)|noon|midnight)",
     re.IGNORECASE,
 )
-_CONNECTORS = frozenset("of de da von van the and al bin".split())  # inside a name run (_NAME_RUN)
-_NAME_RUN = re.compile(r"\b[A-Z][\w\-'\u2019.]*(?:\s+(?:of|de|da|von|van|the|and|al|bin)?\s*[A-Z][\w\-'\u2019.]*)*")
+_CONNECTOR_WORDS = ("of", "de", "da", "von", "van", "the", "and", "al", "bin")  # lower-case words inside a name
+_CONNECTORS = frozenset(_CONNECTOR_WORDS)
+_NAME_RUN = re.compile(rf"\b[A-Z][\w\-'\u2019.]*(?:\s+(?:{'|'.join(_CONNECTOR_WORDS)})?\s*[A-Z][\w\-'\u2019.]*)*")
 _PLACE_CUE = re.compile(r"\b(?:in|at|based in|headquartered in|located in|from|near|to)\s+(?:the\s+)?$", re.I)
 _COMMON_OPENERS = {
     "the",
@@ -363,7 +364,7 @@ def answer_spans(sentence: str, question: str, kind: str | None = None) -> list[
     if kind == "number":
         return _numbers(sentence, question)
     if kind == "date":
-        found = [m for m in _DATE.finditer(sentence)] or [m for m in _RECURRING.finditer(sentence)]
+        found = list(_DATE.finditer(sentence)) or list(_RECURRING.finditer(sentence))
         return [(m.start(), m.end()) for m in found if _not_in_question(m.group(0), question)]
     if kind == "place":
         return _names(sentence, question, place=True) or _names(sentence, question, place=False)

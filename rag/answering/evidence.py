@@ -191,13 +191,17 @@ class _Candidate:
         return unit_text(self.passage.chunk.text[self.start : self.end])
 
     @property
+    def shown_start(self) -> int:
+        """Where the quote of this sentence starts: at the sentence before it when it opens with "it",
+        "they", "the company"... ("It was founded in 2023." needs the sentence naming "it")."""
+        return self.prev[0] if self.prev is not None and _ANAPHORA.match(self.text) else self.start
+
+    @property
     def shown_text(self) -> str:
-        """The text quoted for this sentence: with the sentence before it when it opens with "it", "they",
-        "the company"... (:func:`_evidence`); scored as shown, so "It is based in Hangzhou." counts as
-        the sentence naming DeepSeek before it."""
-        if self.prev is not None and _ANAPHORA.match(self.text):
-            return unit_text(self.passage.chunk.text[self.prev[0] : self.end])
-        return self.text
+        """The text quoted for this sentence (from :attr:`shown_start`); scored as shown, so "It is based in
+        Hangzhou." counts as the sentence naming DeepSeek before it."""
+        start = self.shown_start
+        return self.text if start == self.start else unit_text(self.passage.chunk.text[start : self.end])
 
 
 def _candidates(passages: Sequence[Passage], max_passages: int) -> list[_Candidate]:
@@ -379,9 +383,7 @@ def _features(
 
 
 def _evidence(cand: _Candidate, score: float) -> Evidence:
-    start, end = cand.start, cand.end
-    if cand.prev is not None and _ANAPHORA.match(cand.text):
-        start = cand.prev[0]  # "It was founded in 2023." needs the sentence naming "it"
+    start, end = cand.shown_start, cand.end
     if cand.next is not None and _ANNOUNCES.search(cand.text):
         end = cand.next[1]  # "Two dark clouds hang over Chinese AI." is only answered by what follows
     chunk = cand.passage.chunk

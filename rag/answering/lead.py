@@ -92,9 +92,8 @@ def unresponsive(draft: str, question: str, evidence: EvidenceSet) -> str:
         found = _in_evidence_loosely if kind == "definition" else _in_evidence
         if not any(found(plain[a:b], evidence_text) for a, b in spans):
             return f"its {_KINDS[kind]} ({plain[spans[0][0] : spans[0][1]]}) is not in the evidence"
-        for also in asked_kinds(question)[
-            1:
-        ]:  # "Who founded DeepSeek and when?": the date too, where the evidence has one
+        # "Who founded DeepSeek and when?": the date too, where the evidence has one
+        for also in asked_kinds(question)[1:]:
             if answer_spans(evidence_text, question, also) and not answer_spans(plain, question, also):
                 return f"it gives no {_KINDS[also]}, which the question also asks for and the evidence gives"
         return ""
