@@ -561,3 +561,26 @@ def test_the_term_coverage_rule_declines_an_unanswerable_sample_question_with_re
     assert off.mode == "declined" and off.text.startswith(NOT_COVERED), off.text
     on = rag.ask("What does GRPO stand for?")
     assert on.mode != "declined" and "Group Relative Policy Optimization" in on.text
+
+
+def test_a_year_no_article_writes_is_declined_and_a_two_part_question_leads_with_both_with_real_models(
+    tmp_path, real_embedder
+):
+    """The real sample articles, FAISS index and MiniLM: "What did DeepSeek release in 2019?" is declined as not
+    covered, naming 2019 (no article writes it); "Who founded DeepSeek and when?" leads with the sentence giving the
+    founder and the year, not "DeepSeek is financed by High-Flyer" (a name only)."""
+    from pathlib import Path
+
+    from rag.retrieval import NOT_COVERED
+
+    articles = Path(__file__).resolve().parent.parent / "data" / "articles"
+    if not articles.is_dir():
+        pytest.skip(f"sample articles missing: {articles}")
+    rag = RAG(
+        Config.load(None, {"index.path": str(tmp_path / "index"), "generation.backend": "none"}), embedder=real_embedder
+    )
+    rag.build(articles)
+    year = rag.ask("What did DeepSeek release in 2019?")
+    assert year.mode == "declined" and year.text.startswith(f"{NOT_COVERED} No passage found mentions 2019."), year.text
+    both = rag.ask("Who founded DeepSeek and when?")
+    assert both.mode == "evidence" and "Liang set up DeepSeek" in both.lead and "2023" in both.lead, both.lead
